@@ -1,0 +1,365 @@
+//! Building and signing X.509 certificates with x509-cert's builder and our own profile.
+//!
+//! x509-cert rather than rcgen: rcgen loses repeated DN attributes, also in the issuer it copies
+//! from an existing CA certificate (reference/crates.md P1), which silently breaks chains under
+//! AD CS-style CA names. The built-in `cabf` profiles reject repeated attributes (P4), so the
+//! profile here sets issuer, subject and every extension itself.
+
+use std::time::{Duration, SystemTime};
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5280;
+use der::asn1::{BitString, Ia5String, OctetString, SetOfVec};
+use der::{Any, Decode, Encode, Tag};
+use sha1::{Digest, Sha1};
+use signature::Keypair;
+use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey};
+use x509_cert::Certificate;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier, certpolicy::PolicyInformation,
+};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use super::{Attribute, CaError, Signer, Subject};
+
+/// Microsoft's User Principal Name otherName (used for smart-card logon).
+const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
+const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+
+/// What a certificate should contain, apart from issuer and signature.
+pub struct CertificateProfile<'a> {
+    pub subject: &'a Subject,
+    /// RDN order; empty means the default order of SPEC §6.
+    pub subject_order: &'a [Attribute],
+    /// The subject's public key, DER SubjectPublicKeyInfo.
+    pub spki_der: &'a [u8],
+    pub validity: Duration,
+    pub key_usage: KeyUsage,
+    pub extended_key_usage: &'a [ObjectIdentifier],
+    pub policies: &'a [ObjectIdentifier],
+    /// `Some(path_len)` for a CA certificate.
+    pub ca: Option<Option<u8>>,
+    pub crl_url: Option<String>,
+    pub ocsp_url: Option<String>,
+}
+
+/// A signed certificate and the facts the database records about it.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub der: Vec<u8>,
+    /// Serial number, big-endian bytes as in the certificate.
+    pub serial: Vec<u8>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+/// A random positive 20-byte serial (RFC 5280 §4.1.2.2 allows 20 octets; the first bit is
+/// cleared so that the INTEGER stays positive and exactly 20 bytes long).
+pub fn random_serial() -> Result<[u8; 20], CaError> {
+    let mut bytes = [0u8; 20];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CaError::Encoding("no randomness".into()))?;
+    bytes[0] &= 0x7f;
+    if bytes[0] == 0 {
+        bytes[0] = 0x01;
+    }
+    Ok(bytes)
+}
+
+/// Issues a certificate signed by `signer` under `issuer` (the CA's subject) with
+/// `issuer_key_id` as authority key identifier. For a self-signed certificate pass the
+/// subject's own name and key identifier.
+pub fn issue_certificate(
+    issuer: &Name,
+    issuer_key_id: &[u8],
+    signer: &dyn Signer,
+    profile: &CertificateProfile<'_>,
+) -> Result<IssuedCertificate, CaError> {
+    let subject = encode_subject(profile.subject, profile.subject_order)?;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(profile.spki_der)?;
+    let serial = random_serial()?;
+    // One minute of back-dating absorbs clock skew between us and relying parties.
+    let not_before = SystemTime::now() - Duration::from_secs(60);
+    let not_after = not_before + profile.validity + Duration::from_secs(60);
+    let validity = Validity::new(
+        Time::try_from(not_before)?,
+        Time::try_from(not_after)?,
+    );
+    let extensions = extensions(profile, &spki, issuer_key_id, subject.is_empty())?;
+    let fixed = FixedProfile { issuer: issuer.clone(), subject, extensions };
+    let serial_number = SerialNumber::new(&serial).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let mut builder = CertificateBuilder::new(fixed, serial_number, validity, spki)
+        .map_err(|e| CaError::Encoding(e.to_string()))?;
+    let adapter = SignerAdapter { spki: signer.public_key_der().to_vec(), algorithm: signer.algorithm().identifier() };
+    let tbs = builder.finalize(&adapter).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let signature = signer.sign(&tbs)?;
+    let signature = BitString::from_bytes(&signature)?;
+    let certificate = builder.assemble(signature, &adapter).map_err(|e| CaError::Encoding(e.to_string()))?;
+    // Re-read the validity as encoded (UTCTime has whole seconds).
+    let validity = certificate.tbs_certificate().validity();
+    Ok(IssuedCertificate {
+        der: certificate.to_der()?,
+        serial: serial.to_vec(),
+        not_before: validity.not_before.to_system_time(),
+        not_after: validity.not_after.to_system_time(),
+    })
+}
+
+/// The subject key identifier of a certificate: its SKI extension, else the RFC 5280
+/// §4.2.1.2 method (1) hash of its public key.
+pub(super) fn subject_key_identifier(certificate: &Certificate) -> Result<Vec<u8>, CaError> {
+    if let Some(extensions) = certificate.tbs_certificate().extensions() {
+        for ext in extensions.iter() {
+            if ext.extn_id == rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER {
+                let ski = SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes())?;
+                return Ok(ski.0.as_bytes().to_vec());
+            }
+        }
+    }
+    Ok(key_identifier(certificate.tbs_certificate().subject_public_key_info()))
+}
+
+fn key_identifier(spki: &spki::SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec()
+}
+
+/// Encodes the DN attribute by attribute: never through a DN string, so `Alice, O=Evil` stays
+/// one CN. PrintableString for C and serialNumber, IA5String for emailAddress (RFC 5280
+/// Appendix A), UTF8String otherwise (RFC 5280 §4.1.2.6).
+pub(super) fn encode_subject(subject: &Subject, order: &[Attribute]) -> Result<Name, CaError> {
+    let mut rdns: Vec<SetOfVec<AttributeTypeAndValue>> = Vec::new();
+    for (attribute, value) in subject.dn_values(order) {
+        let bad = |message: String| CaError::Value { attribute: attribute.name(), message };
+        if value.is_empty() {
+            return Err(bad("the value is empty".into()));
+        }
+        let (tag, value) = match attribute {
+            Attribute::CountryName => {
+                if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(bad("must be two upper-case letters (ISO 3166 alpha-2)".into()));
+                }
+                (Tag::PrintableString, value)
+            }
+            Attribute::SerialNumber => {
+                if !value.bytes().all(is_printable) {
+                    return Err(bad("may contain only letters, digits, space and ' ( ) + , - . / : = ?".into()));
+                }
+                (Tag::PrintableString, value)
+            }
+            Attribute::EmailAddress => {
+                if !value.is_ascii() {
+                    return Err(bad("must be ASCII".into()));
+                }
+                (Tag::Ia5String, value)
+            }
+            _ => (Tag::Utf8String, value),
+        };
+        let oid = attribute.oid().ok_or_else(|| bad("not a DN attribute".into()))?;
+        let atv = AttributeTypeAndValue { oid, value: Any::new(tag, value.as_bytes())? };
+        let mut set = SetOfVec::new();
+        set.insert(atv)?;
+        rdns.push(set);
+    }
+    Ok(Name::from_der(&rdns.to_der()?)?)
+}
+
+fn is_printable(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
+}
+
+fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension, CaError> {
+    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+}
+
+fn ia5(attribute: Attribute, value: &str) -> Result<Ia5String, CaError> {
+    Ia5String::new(value).map_err(|_| CaError::Value { attribute: attribute.name(), message: "must be ASCII".into() })
+}
+
+fn extensions(
+    profile: &CertificateProfile<'_>,
+    spki: &spki::SubjectPublicKeyInfoOwned,
+    issuer_key_id: &[u8],
+    empty_subject: bool,
+) -> Result<Vec<Extension>, CaError> {
+    let mut out = Vec::with_capacity(9);
+    let basic = BasicConstraints { ca: profile.ca.is_some(), path_len_constraint: profile.ca.flatten() };
+    out.push(extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &basic)?);
+    out.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &profile.key_usage)?);
+    if !profile.extended_key_usage.is_empty() {
+        let eku = ExtendedKeyUsage(profile.extended_key_usage.to_vec());
+        out.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &eku)?);
+    }
+    let ski = SubjectKeyIdentifier(OctetString::new(key_identifier(spki))?);
+    out.push(extension(rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER, false, &ski)?);
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(issuer_key_id)?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
+    out.push(extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
+
+    let mut sans = Vec::new();
+    for (attribute, value) in profile.subject.san_values() {
+        if value.is_empty() {
+            return Err(CaError::Value { attribute: attribute.name(), message: "the value is empty".into() });
+        }
+        sans.push(match attribute {
+            Attribute::Rfc822Name => GeneralName::Rfc822Name(ia5(attribute, value)?),
+            Attribute::DnsName => GeneralName::DnsName(ia5(attribute, value)?),
+            Attribute::Uri => GeneralName::UniformResourceIdentifier(ia5(attribute, value)?),
+            _ => GeneralName::OtherName(OtherName {
+                type_id: UPN_OID,
+                value: Any::new(Tag::Utf8String, value.as_bytes())?,
+            }),
+        });
+    }
+    if !sans.is_empty() {
+        // RFC 5280 §4.2.1.6: critical when the subject is empty.
+        out.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, empty_subject, &SubjectAltName(sans))?);
+    }
+    if !profile.policies.is_empty() {
+        let policies = CertificatePolicies(
+            profile
+                .policies
+                .iter()
+                .map(|oid| PolicyInformation { policy_identifier: *oid, policy_qualifiers: None })
+                .collect(),
+        );
+        out.push(extension(rfc5280::ID_CE_CERTIFICATE_POLICIES, false, &policies)?);
+    }
+    if let Some(url) = &profile.crl_url {
+        let uri = Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?;
+        let dp = CrlDistributionPoints(vec![DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(uri)])),
+            reasons: None,
+            crl_issuer: None,
+        }]);
+        out.push(extension(rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS, false, &dp)?);
+    }
+    if let Some(url) = &profile.ocsp_url {
+        let uri = Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?;
+        let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+            access_method: OCSP_OID,
+            access_location: GeneralName::UniformResourceIdentifier(uri),
+        }]);
+        out.push(extension(rfc5280::ID_PE_AUTHORITY_INFO_ACCESS, false, &aia)?);
+    }
+    Ok(out)
+}
+
+/// Parses key usage names (RFC 5280 §4.2.1.3; `contentCommitment` = `nonRepudiation`).
+pub fn parse_key_usage(names: &[String]) -> Result<KeyUsage, String> {
+    let mut flags = der::flagset::FlagSet::<KeyUsages>::default();
+    for name in names {
+        flags |= match name.as_str() {
+            "digitalSignature" => KeyUsages::DigitalSignature,
+            "nonRepudiation" | "contentCommitment" => KeyUsages::NonRepudiation,
+            "keyEncipherment" => KeyUsages::KeyEncipherment,
+            "dataEncipherment" => KeyUsages::DataEncipherment,
+            "keyAgreement" => KeyUsages::KeyAgreement,
+            "keyCertSign" => KeyUsages::KeyCertSign,
+            "cRLSign" => KeyUsages::CRLSign,
+            "encipherOnly" => KeyUsages::EncipherOnly,
+            "decipherOnly" => KeyUsages::DecipherOnly,
+            other => {
+                return Err(format!(
+                    "unknown key usage `{other}`; expected digitalSignature, nonRepudiation, keyEncipherment, \
+                     dataEncipherment, keyAgreement, keyCertSign, cRLSign, encipherOnly or decipherOnly"
+                ));
+            }
+        };
+    }
+    if flags.is_empty() {
+        return Err("at least one key usage is needed".into());
+    }
+    Ok(KeyUsage(flags))
+}
+
+/// Parses an extended key usage given by name or dotted OID.
+pub fn parse_extended_key_usage(name: &str) -> Result<ObjectIdentifier, String> {
+    let oid = match name {
+        "serverAuth" => "1.3.6.1.5.5.7.3.1",
+        "clientAuth" => "1.3.6.1.5.5.7.3.2",
+        "codeSigning" => "1.3.6.1.5.5.7.3.3",
+        "emailProtection" => "1.3.6.1.5.5.7.3.4",
+        "timeStamping" => "1.3.6.1.5.5.7.3.8",
+        "OCSPSigning" | "ocspSigning" => "1.3.6.1.5.5.7.3.9",
+        "smartcardLogon" | "msSmartcardLogin" => "1.3.6.1.4.1.311.20.2.2",
+        "documentSigning" => "1.3.6.1.5.5.7.3.36",
+        other => other,
+    };
+    ObjectIdentifier::new(oid).map_err(|_| {
+        format!(
+            "unknown extended key usage `{name}`; use serverAuth, clientAuth, codeSigning, emailProtection, \
+             timeStamping, OCSPSigning, smartcardLogon, documentSigning or a dotted OID"
+        )
+    })
+}
+
+/// Parses a dotted OID (certificate policies).
+pub fn parse_oid(s: &str) -> Result<ObjectIdentifier, String> {
+    ObjectIdentifier::new(s).map_err(|_| format!("`{s}` is not a dotted object identifier"))
+}
+
+/// A profile that hands the builder exactly what we computed.
+struct FixedProfile {
+    issuer: Name,
+    subject: Name,
+    extensions: Vec<Extension>,
+}
+
+impl BuilderProfile for FixedProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        _spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        Ok(self.extensions.clone())
+    }
+}
+
+/// Lets x509-cert's builder produce the to-be-signed bytes for any of our `Signer`s (file or
+/// HSM) without requiring them to implement the RustCrypto signer traits.
+struct SignerAdapter {
+    spki: Vec<u8>,
+    algorithm: AlgorithmIdentifierOwned,
+}
+
+#[derive(Clone)]
+struct SpkiBytes(Vec<u8>);
+
+impl EncodePublicKey for SpkiBytes {
+    fn to_public_key_der(&self) -> spki::Result<der::Document> {
+        Ok(der::Document::try_from(self.0.as_slice())?)
+    }
+}
+
+impl Keypair for SignerAdapter {
+    type VerifyingKey = SpkiBytes;
+    fn verifying_key(&self) -> SpkiBytes {
+        SpkiBytes(self.spki.clone())
+    }
+}
+
+impl DynSignatureAlgorithmIdentifier for SignerAdapter {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(self.algorithm.clone())
+    }
+}

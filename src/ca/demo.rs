@@ -1,0 +1,148 @@
+//! The demo CA hierarchy written by `init` / first `serve` (SPEC §2): `root` → `issuing` (user
+//! tokens) and `root` → `officers` (officer client certificates), plus a TLS server
+//! certificate. Keys are written with mode 0600. For evaluation only: a production deployment
+//! brings its own CA (docs in README).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use der::Decode;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+use x509_cert::name::Name;
+
+use super::{Attribute, CaError, CertificateProfile, FileSigner, Signer, Subject, issue_certificate, write_private_key_pem};
+use crate::token::{KeyType, generate_key};
+
+const YEAR: u64 = 365 * 24 * 3600;
+
+/// Where the demo files went (paths relative to the root's parent are not used: all absolute).
+#[derive(Debug, Clone)]
+pub struct DemoCa {
+    pub root_cert: PathBuf,
+    pub issuing_cert: PathBuf,
+    pub officers_cert: PathBuf,
+}
+
+struct Made {
+    name: Name,
+    key_id: Vec<u8>,
+    signer: FileSigner,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> CaError + '_ {
+    move |e| CaError::File { path: path.display().to_string(), message: e.to_string() }
+}
+
+fn make_ca(
+    dir: &Path,
+    file: &str,
+    common_name: &str,
+    key_type: KeyType,
+    parent: Option<&Made>,
+    years: u64,
+) -> Result<Made, CaError> {
+    let key = generate_key(key_type).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let signer = FileSigner::from_pkcs8(file, key.pkcs8_der()).map_err(CaError::Encoding)?;
+    let subject = Subject {
+        values: vec![
+            (Attribute::CountryName, "SE".into()),
+            (Attribute::OrganizationName, "ast-gateway demo".into()),
+            (Attribute::CommonName, common_name.into()),
+        ],
+    };
+    let order = [Attribute::CountryName, Attribute::OrganizationName, Attribute::CommonName];
+    let key_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature);
+    let profile = CertificateProfile {
+        subject: &subject,
+        subject_order: &order,
+        spki_der: key.spki_der(),
+        validity: Duration::from_secs(years * YEAR),
+        key_usage,
+        extended_key_usage: &[],
+        policies: &[],
+        ca: Some(if parent.is_some() { Some(0) } else { None }),
+        crl_url: None,
+        ocsp_url: None,
+    };
+    // Self-signed: issuer = own subject, AKI = own key identifier.
+    let issued = match parent {
+        Some(p) => issue_certificate(&p.name, &p.key_id, &p.signer, &profile)?,
+        None => {
+            let own_id = sha1_key_id(key.spki_der())?;
+            let name = super::certificate::encode_subject(&subject, &order)?;
+            issue_certificate(&name, &own_id, &signer, &profile)?
+        }
+    };
+    let cert = Certificate::from_der(&issued.der)?;
+    let key_path = dir.join(format!("{file}.key"));
+    write_private_key_pem(&key_path, key.pkcs8_der()).map_err(io(&key_path))?;
+    let cert_path = dir.join(format!("{file}.pem"));
+    std::fs::write(&cert_path, super::pem_certificate(&issued.der)).map_err(io(&cert_path))?;
+    Ok(Made {
+        name: cert.tbs_certificate().subject().clone(),
+        key_id: super::certificate::subject_key_identifier(&cert)?,
+        signer,
+    })
+}
+
+fn sha1_key_id(spki_der: &[u8]) -> Result<Vec<u8>, CaError> {
+    use sha1::Digest;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(spki_der)?;
+    Ok(sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
+}
+
+/// Writes the demo hierarchy into `dir` (created if missing). Refuses to overwrite.
+pub fn write_demo_hierarchy(dir: &Path) -> Result<DemoCa, CaError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let root = make_ca(dir, "root", "ast-gateway Demo Root CA", KeyType::EcP384, None, 20)?;
+    make_ca(dir, "issuing", "ast-gateway Demo Issuing CA", KeyType::EcP256, Some(&root), 10)?;
+    make_ca(dir, "officers", "ast-gateway Demo Officers CA", KeyType::EcP256, Some(&root), 10)?;
+    Ok(DemoCa {
+        root_cert: dir.join("root.pem"),
+        issuing_cert: dir.join("issuing.pem"),
+        officers_cert: dir.join("officers.pem"),
+    })
+}
+
+/// Writes a TLS server certificate for `localhost` signed by the demo root, with the root in
+/// the chain file, and its key (0600).
+pub fn write_self_signed_tls(ca_dir: &Path, tls_dir: &Path) -> Result<(), CaError> {
+    std::fs::create_dir_all(tls_dir).map_err(io(tls_dir))?;
+    let root_pem_path = ca_dir.join("root.pem");
+    let root_der = super::read_certificate_file(&root_pem_path)?;
+    let root_cert = Certificate::from_der(&root_der)?;
+    let root_signer = FileSigner::from_file(&ca_dir.join("root.key"))?;
+    let key = generate_key(KeyType::EcP256).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let subject = Subject {
+        values: vec![
+            (Attribute::CommonName, "localhost".into()),
+            (Attribute::DnsName, "localhost".into()),
+        ],
+    };
+    let eku = [const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1")];
+    let profile = CertificateProfile {
+        subject: &subject,
+        subject_order: &[],
+        spki_der: key.spki_der(),
+        validity: Duration::from_secs(2 * YEAR),
+        key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
+        extended_key_usage: &eku,
+        policies: &[],
+        ca: None,
+        crl_url: None,
+        ocsp_url: None,
+    };
+    let issued = issue_certificate(
+        root_cert.tbs_certificate().subject(),
+        &super::certificate::subject_key_identifier(&root_cert)?,
+        &root_signer as &dyn Signer,
+        &profile,
+    )?;
+    let key_path = tls_dir.join("server.key");
+    write_private_key_pem(&key_path, key.pkcs8_der()).map_err(io(&key_path))?;
+    let cert_path = tls_dir.join("server.pem");
+    let chain = format!("{}{}", super::pem_certificate(&issued.der), super::pem_certificate(&root_der));
+    std::fs::write(&cert_path, chain).map_err(io(&cert_path))?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Certificate authorities: signers, certificate building, the demo hierarchy.
+//!
+//! Owns: CA certificates and their signing keys, the encoding of every certificate we issue.
+//! Must not: generate user keys (that is `token`), decide what goes into a subject (that is
+//! `policy`), touch HTTP or the database. Invariants: a CA key never leaves its `Signer`; every
+//! value is encoded attribute by attribute in DER, never spliced into a DN string; a CA key
+//! file readable by group or others is refused at load.
+
+mod certificate;
+mod demo;
+mod signer;
+mod subject;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use certificate::{CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage, parse_key_usage, parse_oid, random_serial};
+pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
+pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
+pub use subject::{Attribute, Subject};
+
+use der::{Decode, DecodePem};
+use x509_cert::Certificate;
+
+/// Errors of this module. Messages name files and CAs, never key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("CA `{0}` is not configured")]
+    UnknownCa(String),
+    #[error("signing failed with the key of CA `{0}`")]
+    Signing(String),
+    #[error("certificate encoding failed: {0}")]
+    Encoding(String),
+    #[error("field `{attribute}`: {message}")]
+    Value { attribute: &'static str, message: String },
+}
+
+impl From<der::Error> for CaError {
+    fn from(e: der::Error) -> Self {
+        CaError::Encoding(e.to_string())
+    }
+}
+
+/// One CA: its certificate, its chain and its signer.
+pub struct Ca {
+    name: String,
+    certificate: Certificate,
+    certificate_der: Vec<u8>,
+    /// This CA's certificate first, then its parents up to the root (DER).
+    chain: Vec<Vec<u8>>,
+    key_identifier: Vec<u8>,
+    signer: Arc<dyn Signer>,
+}
+
+impl Ca {
+    /// Builds a CA from its certificate (DER), the chain above it (DER, parent first) and a signer.
+    /// Checks that the signer's public key is the certificate's.
+    pub fn new(
+        name: &str,
+        certificate_der: Vec<u8>,
+        parents: Vec<Vec<u8>>,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Self, CaError> {
+        let certificate = Certificate::from_der(&certificate_der)?;
+        let spki = der::Encode::to_der(certificate.tbs_certificate().subject_public_key_info())?;
+        if spki != signer.public_key_der() {
+            return Err(CaError::File {
+                path: name.to_string(),
+                message: "the CA key does not match the CA certificate (different public keys)".into(),
+            });
+        }
+        let key_identifier = certificate::subject_key_identifier(&certificate)?;
+        let mut chain = vec![certificate_der.clone()];
+        chain.extend(parents);
+        Ok(Ca { name: name.to_string(), certificate, certificate_der, chain, key_identifier, signer })
+    }
+
+    /// The configured name (`issuing`, …).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The CA certificate, DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+    /// The parsed CA certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+    /// This CA's certificate first, then its parents up to the root.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+    /// The subject key identifier of the CA certificate (the AKI of what it issues).
+    pub fn key_identifier(&self) -> &[u8] {
+        &self.key_identifier
+    }
+    /// The signer.
+    pub fn signer(&self) -> &dyn Signer {
+        self.signer.as_ref()
+    }
+    /// The chain as PEM, this CA first.
+    pub fn chain_pem(&self) -> String {
+        self.chain.iter().map(|der| pem_certificate(der)).collect()
+    }
+}
+
+/// PEM-encodes one DER certificate.
+pub fn pem_certificate(der: &[u8]) -> String {
+    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// Reads a certificate from a PEM or DER file.
+pub fn read_certificate_file(path: &Path) -> Result<Vec<u8>, CaError> {
+    let bytes = std::fs::read(path).map_err(|e| CaError::File {
+        path: path.display().to_string(),
+        message: format!("cannot read the certificate: {e}"),
+    })?;
+    let cert = if bytes.starts_with(b"-----") {
+        Certificate::from_pem(&bytes)
+    } else {
+        Certificate::from_der(&bytes)
+    };
+    let cert = cert.map_err(|e| CaError::File {
+        path: path.display().to_string(),
+        message: format!("not an X.509 certificate in PEM or DER: {e}"),
+    })?;
+    Ok(der::Encode::to_der(&cert)?)
+}

@@ -1,0 +1,188 @@
+//! The attributes a format may set (SPEC §6) and their DER encoding.
+
+use std::fmt;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc4519;
+
+/// A certificate attribute: a subject DN attribute or a subject alternative name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Attribute {
+    CommonName,
+    GivenName,
+    Surname,
+    SerialNumber,
+    Title,
+    CountryName,
+    LocalityName,
+    StateOrProvinceName,
+    OrganizationName,
+    OrganizationalUnitName,
+    EmailAddress,
+    Uid,
+    Pseudonym,
+    Rfc822Name,
+    DnsName,
+    Upn,
+    Uri,
+}
+
+impl Attribute {
+    /// Every attribute; the DN ones in the default RDN order of SPEC §6.
+    pub const ALL: [Attribute; 17] = [
+        Attribute::CommonName,
+        Attribute::GivenName,
+        Attribute::Surname,
+        Attribute::SerialNumber,
+        Attribute::Title,
+        Attribute::CountryName,
+        Attribute::LocalityName,
+        Attribute::StateOrProvinceName,
+        Attribute::OrganizationName,
+        Attribute::OrganizationalUnitName,
+        Attribute::EmailAddress,
+        Attribute::Uid,
+        Attribute::Pseudonym,
+        Attribute::Rfc822Name,
+        Attribute::DnsName,
+        Attribute::Upn,
+        Attribute::Uri,
+    ];
+
+    /// The name used in format targets (`commonname`, `rfc822name`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Attribute::CommonName => "commonname",
+            Attribute::GivenName => "givenname",
+            Attribute::Surname => "surname",
+            Attribute::SerialNumber => "serialnumber",
+            Attribute::Title => "title",
+            Attribute::CountryName => "countryname",
+            Attribute::LocalityName => "localityname",
+            Attribute::StateOrProvinceName => "stateorprovincename",
+            Attribute::OrganizationName => "organizationname",
+            Attribute::OrganizationalUnitName => "organizationalunitname",
+            Attribute::EmailAddress => "emailaddress",
+            Attribute::Uid => "uid",
+            Attribute::Pseudonym => "pseudonym",
+            Attribute::Rfc822Name => "rfc822name",
+            Attribute::DnsName => "dnsname",
+            Attribute::Upn => "upn",
+            Attribute::Uri => "uri",
+        }
+    }
+
+    /// Looks an attribute up by its format name (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Attribute> {
+        let lower = name.to_ascii_lowercase();
+        Attribute::ALL.into_iter().find(|a| a.name() == lower)
+    }
+
+    /// True for subject alternative names, false for DN attributes.
+    pub fn is_san(self) -> bool {
+        matches!(self, Attribute::Rfc822Name | Attribute::DnsName | Attribute::Upn | Attribute::Uri)
+    }
+
+    /// The OID of a DN attribute (None for SANs).
+    pub fn oid(self) -> Option<ObjectIdentifier> {
+        Some(match self {
+            Attribute::CommonName => rfc4519::CN,
+            Attribute::GivenName => rfc4519::GIVEN_NAME,
+            Attribute::Surname => rfc4519::SN,
+            Attribute::SerialNumber => rfc4519::SERIAL_NUMBER,
+            Attribute::Title => rfc4519::TITLE,
+            Attribute::CountryName => rfc4519::C,
+            Attribute::LocalityName => rfc4519::L,
+            Attribute::StateOrProvinceName => rfc4519::ST,
+            Attribute::OrganizationName => rfc4519::O,
+            Attribute::OrganizationalUnitName => rfc4519::OU,
+            Attribute::EmailAddress => const_oid::db::rfc3280::EMAIL_ADDRESS,
+            Attribute::Uid => rfc4519::UID,
+            Attribute::Pseudonym => ObjectIdentifier::new_unwrap("2.5.4.65"),
+            _ => return None,
+        })
+    }
+
+    /// The short label used when a DN is shown to people (RFC 4514 where it has one).
+    pub fn label(self) -> &'static str {
+        match self {
+            Attribute::CommonName => "CN",
+            Attribute::GivenName => "GN",
+            Attribute::Surname => "SN",
+            Attribute::SerialNumber => "serialNumber",
+            Attribute::Title => "title",
+            Attribute::CountryName => "C",
+            Attribute::LocalityName => "L",
+            Attribute::StateOrProvinceName => "ST",
+            Attribute::OrganizationName => "O",
+            Attribute::OrganizationalUnitName => "OU",
+            Attribute::EmailAddress => "emailAddress",
+            Attribute::Uid => "UID",
+            Attribute::Pseudonym => "pseudonym",
+            Attribute::Rfc822Name => "email",
+            Attribute::DnsName => "DNS",
+            Attribute::Upn => "UPN",
+            Attribute::Uri => "URI",
+        }
+    }
+}
+
+impl fmt::Display for Attribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The values one certificate gets, in the order they should appear.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub values: Vec<(Attribute, String)>,
+}
+
+impl Subject {
+    /// The first value of an attribute.
+    pub fn first(&self, attribute: Attribute) -> Option<&str> {
+        self.values.iter().find(|(a, _)| *a == attribute).map(|(_, v)| v.as_str())
+    }
+
+    /// The DN attributes in RDN order: `order` first (attributes in the order listed), then, if
+    /// `order` is empty, the default order of SPEC §6.
+    pub fn dn_values<'a>(&'a self, order: &'a [Attribute]) -> Vec<(Attribute, &'a str)> {
+        let order: &[Attribute] = if order.is_empty() { &Attribute::ALL } else { order };
+        let mut out = Vec::new();
+        for attribute in order.iter().filter(|a| !a.is_san()) {
+            for (a, v) in &self.values {
+                if a == attribute {
+                    out.push((*a, v.as_str()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The SAN values in the order they were set.
+    pub fn san_values(&self) -> impl Iterator<Item = (Attribute, &str)> {
+        self.values.iter().filter(|(a, _)| a.is_san()).map(|(a, v)| (*a, v.as_str()))
+    }
+
+    /// A human-readable one-line DN (RFC 4514 style, most significant RDN last as in our order),
+    /// for listings and logs only; certificates are always encoded attribute by attribute.
+    pub fn display_dn(&self, order: &[Attribute]) -> String {
+        self.dn_values(order)
+            .iter()
+            .map(|(a, v)| format!("{}={}", a.label(), escape_rfc4514(v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn escape_rfc4514(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.chars().enumerate() {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') || (i == 0 && (c == '#' || c == ' ')) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

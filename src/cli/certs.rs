@@ -1,0 +1,107 @@
+//! `certs list` and `certs show`.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::config::Root;
+use crate::store::{CertificateFilter, CertificateRecord, CertificateStatus, Store};
+
+/// `certs …`
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// List issued certificates, newest first.
+    List {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Only certificates whose subject contains this text.
+        #[arg(long)]
+        subject: Option<String>,
+        /// good or revoked.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Show one certificate (serial in hex, any case, colons and leading zeros allowed).
+    Show {
+        serial: String,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn to_json(c: &CertificateRecord) -> serde_json::Value {
+    serde_json::json!({
+        "serial": c.serial,
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "ca": c.ca,
+        "sans": c.sans,
+        "purpose": c.purpose,
+        "status": c.status,
+        "notBefore": rfc3339(c.not_before),
+        "notAfter": rfc3339(c.not_after),
+        "tokenId": c.token_id,
+        "revokedAt": c.revoked_at.map(rfc3339),
+        "revocationReason": c.revocation_reason,
+    })
+}
+
+pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(root)?;
+    let store = Store::open(&config.gateway.database_url, 2).await?;
+    match command {
+        CertsCommand::List { json, subject, status, limit } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("good") => Some(CertificateStatus::Good),
+                Some("revoked") => Some(CertificateStatus::Revoked),
+                Some(other) => anyhow::bail!("unknown status `{other}`; use good or revoked"),
+            };
+            let filter = CertificateFilter { subject, status, limit: Some(limit), ..Default::default() };
+            let list = store.certificates(&filter).await?;
+            if json {
+                let rows: Vec<_> = list.iter().map(to_json).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<42} {:<8} {:<15} {:<21} SUBJECT", "SERIAL", "STATUS", "PURPOSE", "NOT AFTER");
+                for c in &list {
+                    println!("{:<42} {:<8} {:<15} {:<21} {}", c.serial, c.status.name(), c.purpose, rfc3339(c.not_after), c.subject);
+                }
+                eprintln!("{} certificate(s)", list.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CertsCommand::Show { serial, json } => match store.certificate(&serial).await? {
+            None => {
+                eprintln!("no certificate with serial `{serial}`");
+                Ok(ExitCode::FAILURE)
+            }
+            Some(c) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&to_json(&c))?);
+                } else {
+                    let v = to_json(&c);
+                    if let Some(map) = v.as_object() {
+                        for (k, val) in map {
+                            println!("{k:<17} {}", if let Some(s) = val.as_str() { s.to_string() } else { val.to_string() });
+                        }
+                    }
+                    print!("{}", crate::ca::pem_certificate(&c.der));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+    }
+}

@@ -1,0 +1,252 @@
+//! The command line (SPEC §2). Every subcommand is a thin call into the library.
+
+mod certs;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Root};
+use crate::http::{Listeners, start};
+use crate::issuance::Gateway;
+
+/// Authenticated Soft Token gateway.
+#[derive(Debug, Parser)]
+#[command(name = "ast-gateway", version, about)]
+pub struct Cli {
+    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data.
+    #[arg(long, global = true, env = "AST_GATEWAY_ROOT", default_value = "ast-gateway-data")]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (writes the embedded default configuration first on an empty root).
+    Serve {
+        /// Plain-HTTP listen address, overriding [server] http.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+    },
+    /// Write the default configuration and demo CA without serving. Refuses to overwrite.
+    Init,
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// The certificate database.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
+    /// The configured CAs.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load everything, report every problem, print the effective handlers.
+    Check,
+}
+
+/// `ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// List the configured CAs.
+    List {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a CA's chain as PEM, the CA first.
+    Export { name: String },
+}
+
+/// `audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit trail's hash chain end to end.
+    Verify,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = Root::new(cli.root);
+    match cli.command {
+        Command::Serve { http } => serve(&root, http).await,
+        Command::Init => {
+            config::write_default(&root)?;
+            println!("wrote a default configuration and a demo CA to {}", root.dir().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
+        Command::Certs { command } => certs::run(&root, command).await,
+        Command::Ca { command } => ca(&root, command),
+        Command::Audit { command: AuditCommand::Verify } => {
+            let config = load_config(&root)?;
+            let store = crate::store::Store::open(&config.gateway.database_url, 2).await?;
+            let result = store.verify_audit().await?;
+            match result.first_bad {
+                None => {
+                    println!("audit trail intact: {} rows", result.rows);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(seq) => {
+                    println!("audit trail BROKEN at row {seq} (of {} rows)", result.rows);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// Loads the configuration or fails with every problem listed.
+pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
+    config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
+}
+
+async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    if !root.is_initialised() {
+        config::write_default(root).context("writing the default configuration")?;
+        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
+    }
+    let config = load_config(root)?;
+    let proxies = config.gateway.trusted_proxies.clone();
+    if proxies.iter().all(|p| p.addr().is_loopback()) {
+        tracing::warn!(
+            "[trust] proxies lists only loopback addresses: identity headers are believed from this machine only. \
+             Put your authenticating reverse proxy's address there."
+        );
+    }
+    let gateway = Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    let server = start(gateway.clone(), Listeners { http }).await.context("binding the listeners")?;
+    if let Some(addr) = server.http_addr {
+        tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
+        tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
+    }
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    server.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
+    let config = match config::load(root) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            println!("{} problem(s) found", errors.0.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(errors) = crate::issuance::load_cas(&config) {
+        for e in &errors.0 {
+            println!("{e}");
+        }
+        println!("{} problem(s) found", errors.0.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("configuration OK ({})", root.dir().display());
+    println!("AST service: {}", if config.ast.enabled { "enabled" } else { "disabled (start = false)" });
+    for h in &config.ast.handlers {
+        println!();
+        println!(
+            "handler.{}: filter \"{}\", format {}, token procedure {}, roles {}",
+            h.number,
+            h.filter_source,
+            h.format,
+            h.token_procedure,
+            match &h.required_roles {
+                None => "- (trusted proxies)".to_string(),
+                Some(config::RequiredRoles::AnyCertificate) => "none (any client certificate)".to_string(),
+                Some(config::RequiredRoles::All(r)) => r.join(","),
+            }
+        );
+        println!(
+            "  PIN {}..{} chars; PKCS#12 {} (offered: {})",
+            h.password_policy.min_length,
+            h.password_policy.max_length,
+            h.pkcs12_profile,
+            h.pkcs12_profiles.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+        );
+        for f in &h.fields {
+            let source = f.source.as_ref().map_or("(disabled)".to_string(), |s| s.to_string());
+            let modules = f.modules.iter().map(|m| m.describe()).collect::<Vec<_>>().join(" | ");
+            println!("  {:>3}  {:<48} <- {:<28} {}", f.index, f.target.to_string(), source, modules);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
+    let config = load_config(root)?;
+    let cas = crate::issuance::load_cas(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match command {
+        CaCommand::List { json } => {
+            let rows: Vec<serde_json::Value> = cas
+                .values()
+                .map(|ca| {
+                    let tbs = ca.certificate().tbs_certificate();
+                    serde_json::json!({
+                        "name": ca.name(),
+                        "subject": tbs.subject().to_string(),
+                        "issuer": tbs.issuer().to_string(),
+                        "notAfter": tbs.validity().not_after.to_string(),
+                        "chainLength": ca.chain().len(),
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!("{:<12} {}  (until {})", r["name"].as_str().unwrap_or(""), r["subject"].as_str().unwrap_or(""), r["notAfter"].as_str().unwrap_or(""));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::Export { name } => match cas.get(&name) {
+            Some(ca) => {
+                print!("{}", ca.chain_pem());
+                Ok(ExitCode::SUCCESS)
+            }
+            None => anyhow::bail!("no CA named `{name}`; configured: {}", cas.keys().cloned().collect::<Vec<_>>().join(", ")),
+        },
+    }
+}

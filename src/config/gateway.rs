@@ -1,0 +1,401 @@
+//! `conf/gateway.toml`: the raw file (every key documented in the default file) and the
+//! resolved, typed configuration the code uses.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use const_oid::ObjectIdentifier;
+use ipnet::IpNet;
+use serde::Deserialize;
+use x509_cert::ext::pkix::KeyUsage;
+
+use super::{ConfigError, ConfigErrors, Root};
+use crate::ca::{Attribute, parse_extended_key_usage, parse_key_usage, parse_oid};
+use crate::token::KeyType;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayFile {
+    server: ServerFile,
+    #[serde(default)]
+    trust: TrustFile,
+    database: DatabaseFile,
+    #[serde(default)]
+    pkcs12: Pkcs12File,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default, rename = "ca")]
+    cas: Vec<CaFile>,
+    #[serde(default, rename = "token_procedure")]
+    token_procedures: Vec<TokenProcedureFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    http: Option<String>,
+    https: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    client_ca: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustFile {
+    #[serde(default)]
+    proxies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFile {
+    url: String,
+    max_connections: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pkcs12File {
+    #[serde(default = "default_iterations")]
+    iterations: u32,
+}
+
+impl Default for Pkcs12File {
+    fn default() -> Self {
+        Pkcs12File { iterations: default_iterations() }
+    }
+}
+
+fn default_iterations() -> u32 {
+    10_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    #[serde(default = "default_body")]
+    max_body_bytes: usize,
+    #[serde(default = "default_timeout")]
+    request_timeout_secs: u64,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile { max_body_bytes: default_body(), request_timeout_secs: default_timeout() }
+    }
+}
+
+fn default_body() -> usize {
+    16 * 1024
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaFile {
+    name: String,
+    certificate: String,
+    key: String,
+    parent: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenProcedureFile {
+    name: String,
+    #[serde(default)]
+    certificate: Vec<CertificateFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateFile {
+    purpose: String,
+    ca: String,
+    key: String,
+    validity: String,
+    key_usage: Vec<String>,
+    #[serde(default)]
+    extended_key_usage: Vec<String>,
+    #[serde(default)]
+    policies: Vec<String>,
+    /// The DN attributes this certificate carries, in RDN order (default: all, SPEC §6 order).
+    #[serde(default)]
+    subject: Vec<String>,
+}
+
+/// Listeners and TLS.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    /// Base URL for CRL distribution points, without a trailing slash.
+    pub public_url: String,
+}
+
+/// Request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// A configured CA.
+#[derive(Debug, Clone)]
+pub struct CaConfig {
+    pub name: String,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub parent: Option<String>,
+}
+
+/// One certificate of a token procedure.
+#[derive(Debug, Clone)]
+pub struct CertificateTemplate {
+    pub purpose: String,
+    pub ca: String,
+    pub key: KeyType,
+    pub validity: Duration,
+    pub key_usage: KeyUsage,
+    pub extended_key_usage: Vec<ObjectIdentifier>,
+    pub policies: Vec<ObjectIdentifier>,
+    pub subject_order: Vec<Attribute>,
+}
+
+/// A named list of certificates (SPEC §7.1).
+#[derive(Debug, Clone)]
+pub struct TokenProcedure {
+    pub name: String,
+    pub certificates: Vec<CertificateTemplate>,
+}
+
+/// The resolved gateway.toml.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub server: ServerConfig,
+    pub trusted_proxies: Vec<IpNet>,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub pkcs12_iterations: u32,
+    pub limits: Limits,
+    pub cas: Vec<CaConfig>,
+    pub token_procedures: BTreeMap<String, TokenProcedure>,
+}
+
+/// Parses `365d`, `12h`, `1y`, `30m` (minutes).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 365d, 12h or 2y"))?;
+    let secs = match unit {
+        "y" => n * 365 * 86_400,
+        "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use y, d, h or m")),
+    };
+    if secs == 0 {
+        return Err("a validity must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Reads and resolves gateway.toml.
+pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
+    let path = root.gateway_toml();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::at(
+            &path,
+            None,
+            None,
+            format!("cannot read the file: {e}; run `ast-gateway init` to create a default configuration"),
+        )])
+    })?;
+    let file: GatewayFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        ConfigErrors(vec![ConfigError::at(&path, line, None, e.message().to_string())])
+    })?;
+    let mut errors = Vec::new();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
+    let mut err = |key: &str, needle: &str, message: String| {
+        errors.push(ConfigError::at(&path, line_of(needle), Some(key), message));
+    };
+
+    let addr = |key: &str, v: &Option<String>, err: &mut dyn FnMut(&str, &str, String)| -> Option<SocketAddr> {
+        let v = v.as_ref()?;
+        v.parse()
+            .map_err(|_| err(key, v, format!("`{v}` is not an address:port such as 127.0.0.1:8080")))
+            .ok()
+    };
+    let http = addr("server.http", &file.server.http, &mut err);
+    let https = addr("server.https", &file.server.https, &mut err);
+    if https.is_some() && (file.server.tls_cert.is_none() || file.server.tls_key.is_none()) {
+        err("server.https", "https", "an HTTPS listener needs server.tls_cert and server.tls_key".into());
+    }
+    let public_url = file
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", http.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1:8080".into())));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || !public_url.is_ascii() {
+        err("server.public_url", "public_url", format!("`{public_url}` is not an http:// or https:// URL"));
+    }
+
+    let mut trusted_proxies = Vec::new();
+    for p in &file.trust.proxies {
+        let parsed = p.parse::<IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => err("trust.proxies", p, format!("`{p}` is not an IP address or CIDR such as 10.0.0.0/24")),
+        }
+    }
+
+    let database_url = resolve_database_url(root, &file.database.url);
+    if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+        err("database.url", "url", format!("`{}` is not a sqlite:// or postgres:// URL", file.database.url));
+    }
+
+    if file.pkcs12.iterations < 1_000 || file.pkcs12.iterations > 1_000_000 {
+        err(
+            "pkcs12.iterations",
+            "iterations",
+            format!("{} is out of range; use 1000 to 1000000 (readers refuse more)", file.pkcs12.iterations),
+        );
+    }
+
+    let mut cas = Vec::new();
+    for ca in &file.cas {
+        if cas.iter().any(|c: &CaConfig| c.name == ca.name) {
+            err("ca.name", &format!("\"{}\"", ca.name), format!("CA `{}` is defined twice", ca.name));
+        }
+        cas.push(CaConfig {
+            name: ca.name.clone(),
+            certificate: root.resolve(&ca.certificate),
+            key: root.resolve(&ca.key),
+            parent: ca.parent.clone(),
+        });
+    }
+    for ca in &cas {
+        if let Some(parent) = &ca.parent {
+            if !cas.iter().any(|c| &c.name == parent) {
+                err("ca.parent", &format!("\"{parent}\""), format!("CA `{}` names parent `{parent}`, which is not configured", ca.name));
+            }
+        }
+    }
+
+    let mut token_procedures = BTreeMap::new();
+    for tp in &file.token_procedures {
+        let mut certificates = Vec::new();
+        if tp.certificate.is_empty() {
+            err("token_procedure", &tp.name, format!("token procedure `{}` has no [[token_procedure.certificate]]", tp.name));
+        }
+        for c in &tp.certificate {
+            let key_name = format!("token_procedure.{}.certificate.{}", tp.name, c.purpose);
+            let needle = format!("\"{}\"", c.purpose);
+            if !cas.iter().any(|ca| ca.name == c.ca) {
+                err(&key_name, &needle, format!("CA `{}` is not configured (see [[ca]])", c.ca));
+            }
+            let key = c.key.parse::<KeyType>().map_err(|m| err(&key_name, &needle, m)).ok();
+            let validity = parse_duration(&c.validity).map_err(|m| err(&key_name, &needle, m)).ok();
+            let key_usage = parse_key_usage(&c.key_usage).map_err(|m| err(&key_name, &needle, m)).ok();
+            let mut eku = Vec::new();
+            for e in &c.extended_key_usage {
+                match parse_extended_key_usage(e) {
+                    Ok(o) => eku.push(o),
+                    Err(m) => err(&key_name, &needle, m),
+                }
+            }
+            let mut policies = Vec::new();
+            for p in &c.policies {
+                match parse_oid(p) {
+                    Ok(o) => policies.push(o),
+                    Err(m) => err(&key_name, &needle, m),
+                }
+            }
+            let mut subject_order = Vec::new();
+            for a in &c.subject {
+                match Attribute::from_name(a).filter(|a| !a.is_san()) {
+                    Some(a) => subject_order.push(a),
+                    None => err(&key_name, &needle, format!("`{a}` is not a subject DN attribute")),
+                }
+            }
+            if let (Some(key), Some(validity), Some(key_usage)) = (key, validity, key_usage) {
+                certificates.push(CertificateTemplate {
+                    purpose: c.purpose.clone(),
+                    ca: c.ca.clone(),
+                    key,
+                    validity,
+                    key_usage,
+                    extended_key_usage: eku,
+                    policies,
+                    subject_order,
+                });
+            }
+        }
+        if token_procedures.insert(tp.name.clone(), TokenProcedure { name: tp.name.clone(), certificates }).is_some() {
+            err("token_procedure.name", &tp.name, format!("token procedure `{}` is defined twice", tp.name));
+        }
+    }
+    if file.limits.max_body_bytes < 256 {
+        err("limits.max_body_bytes", "max_body_bytes", "must be at least 256 bytes".into());
+    }
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(GatewayConfig {
+        server: ServerConfig {
+            http,
+            https,
+            tls_cert: file.server.tls_cert.as_deref().map(|p| root.resolve(p)),
+            tls_key: file.server.tls_key.as_deref().map(|p| root.resolve(p)),
+            client_ca: file.server.client_ca.as_deref().map(|p| root.resolve(p)),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        },
+        trusted_proxies,
+        database_url,
+        database_max_connections: file.database.max_connections.unwrap_or(8),
+        pkcs12_iterations: file.pkcs12.iterations,
+        limits: Limits {
+            max_body_bytes: file.limits.max_body_bytes,
+            request_timeout: Duration::from_secs(file.limits.request_timeout_secs.max(1)),
+        },
+        cas,
+        token_procedures,
+    })
+}
+
+/// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.
+fn resolve_database_url(root: &Root, url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_string();
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = root.resolve(path);
+    let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
+    format!("sqlite://{}?{}", path.display(), query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("365d").unwrap(), Duration::from_secs(365 * 86_400));
+        assert_eq!(parse_duration("1y").unwrap(), Duration::from_secs(365 * 86_400));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+}

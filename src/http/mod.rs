@@ -1,0 +1,15 @@
+//! HTTP: routes, extractors, and the one mapping from domain errors to responses.
+//!
+//! Owns: everything axum/hyper/tower. Must not: contain issuance logic — each handler extracts
+//! state, connection and body, makes one call into `issuance`, and converts the result.
+//! Invariants: the peer address comes from the TCP connection (never `X-Forwarded-For`);
+//! internal error text is logged once and never sent; every response carries `X-Request-Id`.
+
+mod error;
+mod page;
+mod routes;
+mod server;
+
+pub use error::ErrorFormat;
+pub use routes::router;
+pub use server::{RunningServer, Listeners, start};

@@ -1,0 +1,125 @@
+//! The use cases shared by HTTP and the CLI; the only module that composes the others.
+//!
+//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline of SPEC §1
+//! and the one domain error type. Must not: know HTTP types (handlers in `http` make one call
+//! here and convert the result). Invariants: a certificate is committed to the database before
+//! the token that holds it leaves this module; every refusal is audited and issues nothing;
+//! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
+
+mod error;
+mod soft_token;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+
+pub use error::IssuanceError;
+pub use soft_token::{SoftToken, SoftTokenRequest};
+
+use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
+use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::identity::TrustPolicy;
+use crate::store::{Store, StoreError};
+
+/// The running service's state.
+pub struct Gateway {
+    config: ArcSwap<Config>,
+    cas: BTreeMap<String, Arc<Ca>>,
+    store: Store,
+    trust: TrustPolicy,
+    /// Bounds concurrent CPU-heavy issuance work to the number of cores.
+    crypto_slots: Semaphore,
+}
+
+/// Loads every configured CA (certificate, chain, key), reporting every problem at once.
+pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut cas = BTreeMap::new();
+    let toml = config.root.gateway_toml();
+    for ca in &config.gateway.cas {
+        let result = (|| -> Result<Ca, CaError> {
+            let certificate = read_certificate_file(&ca.certificate)?;
+            let mut parents = Vec::new();
+            let mut next = ca.parent.clone();
+            let mut guard = 0;
+            while let Some(name) = next {
+                guard += 1;
+                let parent = config
+                    .gateway
+                    .cas
+                    .iter()
+                    .find(|c| c.name == name)
+                    .filter(|_| guard < 16)
+                    .ok_or_else(|| CaError::UnknownCa(name.clone()))?;
+                parents.push(read_certificate_file(&parent.certificate)?);
+                next = parent.parent.clone();
+            }
+            let signer = FileSigner::from_file(&ca.key)?;
+            Ca::new(&ca.name, certificate, parents, Arc::new(signer))
+        })();
+        match result {
+            Ok(loaded) => {
+                cas.insert(ca.name.clone(), Arc::new(loaded));
+            }
+            Err(e) => errors.push(ConfigError::at(&toml, None, Some(&format!("ca.{}", ca.name)), e.to_string())),
+        }
+    }
+    if errors.is_empty() { Ok(cas) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl Gateway {
+    /// Loads CAs, opens the database (running migrations) and builds the gateway.
+    pub async fn open(config: Config) -> Result<Arc<Gateway>, StartError> {
+        let cas = load_cas(&config)?;
+        let store = Store::open(&config.gateway.database_url, config.gateway.database_max_connections).await?;
+        Ok(Self::from_parts(config, cas, store))
+    }
+
+    /// Builds a gateway from loaded parts.
+    pub fn from_parts(config: Config, cas: BTreeMap<String, Arc<Ca>>, store: Store) -> Arc<Gateway> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Arc::new(Gateway {
+            trust: TrustPolicy::new(config.gateway.trusted_proxies.clone()),
+            config: ArcSwap::from_pointee(config),
+            cas,
+            store,
+            crypto_slots: Semaphore::new(cores),
+        })
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A CA by name.
+    pub fn ca(&self, name: &str) -> Option<&Arc<Ca>> {
+        self.cas.get(name)
+    }
+
+    /// All CAs by name.
+    pub fn cas(&self) -> &BTreeMap<String, Arc<Ca>> {
+        &self.cas
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ready(&self) -> Result<(), IssuanceError> {
+        self.store.ping().await.map_err(|e| IssuanceError::Unavailable(e.to_string()))
+    }
+}

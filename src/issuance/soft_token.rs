@@ -1,0 +1,275 @@
+//! The soft-token pipeline (SPEC §1 steps 4–7).
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use serde_json::json;
+
+use super::{Gateway, IssuanceError};
+use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
+use crate::config::{CertificateTemplate, Handler};
+use crate::identity::{Caller, Connection};
+use crate::policy::{IdentityHeaders, evaluate};
+use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, TokenRecord};
+use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
+
+/// A request for a soft token, as the HTTP layer hands it over.
+#[derive(Debug)]
+pub struct SoftTokenRequest {
+    pub connection: Connection,
+    /// The path after `/pgwy/ast/` (empty for `/pgwy/ast`).
+    pub path_remainder: String,
+    pub headers: IdentityHeaders,
+    pub pin: Pin,
+    /// The form field `profile`, if sent.
+    pub profile: Option<String>,
+    pub request_id: String,
+}
+
+/// A delivered soft token.
+#[derive(Debug)]
+pub struct SoftToken {
+    pub token_id: String,
+    /// The PKCS#12 file.
+    pub pkcs12: Vec<u8>,
+    /// Suggested file name: `<commonname>.p12`, sanitised.
+    pub filename: String,
+    pub profile: Pkcs12Profile,
+    pub certificates: Vec<CertificateRecord>,
+}
+
+/// One certificate to make: its template, its CA and its subject.
+struct Planned {
+    template: CertificateTemplate,
+    ca: Arc<Ca>,
+    subject: Subject,
+}
+
+impl Gateway {
+    /// Issues a soft token, or refuses with an audited error. Nothing is issued on refusal;
+    /// nothing is returned before the certificates are committed.
+    pub async fn issue_soft_token(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+        let request_id = request.request_id.clone();
+        let peer = request.connection.peer.ip().to_string();
+        let handler_path = request.path_remainder.clone();
+        match self.issue_inner(request).await {
+            Ok(token) => Ok(token),
+            Err(error) => {
+                let detail = json!({
+                    "code": error.code(),
+                    "reason": error.to_string(),
+                    "path": handler_path,
+                    "peer": peer,
+                });
+                let event = AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
+                if let Err(e) = self.store.record_audit(&event).await {
+                    tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+        let config = self.config();
+        if !config.ast.enabled {
+            return Err(IssuanceError::Disabled);
+        }
+        let handler = config.ast.select(&request.path_remainder).ok_or(IssuanceError::NoHandler)?;
+        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
+        handler.password_policy.check(&request.pin)?;
+        let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
+        let plan = self.plan(handler, &request.headers, &caller)?;
+        let iterations = config.gateway.pkcs12_iterations;
+        let public_url = config.gateway.server.public_url.clone();
+
+        let _slot = self
+            .crypto_slots
+            .acquire()
+            .await
+            .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
+        let pin = request.pin;
+        let (issued, pkcs12) = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url))
+            .await
+            .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
+        drop(_slot);
+
+        let created_at = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let token_id = uuid::Uuid::new_v4().to_string();
+        let token = TokenRecord {
+            id: token_id.clone(),
+            created_at,
+            handler: format!("handler.{}", handler.number),
+            token_procedure: handler.token_procedure.clone(),
+            caller: caller.to_string(),
+            request_id: request.request_id.clone(),
+            profile: profile.name().into(),
+        };
+        let records: Vec<CertificateRecord> = issued
+            .iter()
+            .map(|(planned, cert)| CertificateRecord {
+                serial: hex::encode(&cert.serial),
+                ca: planned.ca.name().to_string(),
+                issuer: issuer_dn(&planned.ca),
+                subject: planned.subject.display_dn(&planned.template.subject_order),
+                sans: planned.subject.san_values().map(|(a, v)| format!("{}:{v}", a.label())).collect(),
+                not_before: unix(cert.not_before),
+                not_after: unix(cert.not_after),
+                purpose: planned.template.purpose.clone(),
+                token_id: token_id.clone(),
+                status: CertificateStatus::Good,
+                revoked_at: None,
+                revocation_reason: None,
+                der: cert.der.clone(),
+            })
+            .collect();
+        let event = AuditEvent::now(
+            "issued",
+            &caller.to_string(),
+            &request.request_id,
+            json!({
+                "token": token_id,
+                "handler": token.handler,
+                "tokenProcedure": token.token_procedure,
+                "profile": token.profile,
+                "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
+            }),
+        );
+        // SPEC §9: commit before anything leaves. On failure the PKCS#12 is dropped here.
+        self.store
+            .record_issuance(&token, &records, &event)
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        let common_name = issued
+            .first()
+            .and_then(|(p, _)| p.subject.first(crate::ca::Attribute::CommonName).map(str::to_string))
+            .unwrap_or_else(|| "token".into());
+        Ok(SoftToken { token_id, pkcs12, filename: sanitise_filename(&common_name), profile, certificates: records })
+    }
+
+    /// Evaluates the handler's format and pairs each certificate of the token procedure with its
+    /// CA and subject. Pure: no keys, no signatures.
+    fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
+        let config = self.config();
+        let procedure = config
+            .gateway
+            .token_procedures
+            .get(&handler.token_procedure)
+            .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
+        let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
+        let mut plan = Vec::with_capacity(procedure.certificates.len());
+        for (index, template) in procedure.certificates.iter().enumerate() {
+            let subject = fields.subject_for(index);
+            if subject.dn_values(&template.subject_order).is_empty() {
+                return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
+                    field: "subject".into(),
+                    index: 0,
+                    source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
+                }));
+            }
+            let ca = self
+                .cas
+                .get(&template.ca)
+                .cloned()
+                .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
+            plan.push(Planned { template: template.clone(), ca, subject });
+        }
+        Ok(plan)
+    }
+}
+
+/// Keys, certificates and the PKCS#12, on a blocking thread.
+fn make_token(
+    plan: Vec<Planned>,
+    pin: &Pin,
+    profile: Pkcs12Profile,
+    iterations: u32,
+    public_url: &str,
+) -> Result<(Vec<(Planned, IssuedCertificate)>, Vec<u8>), IssuanceError> {
+    let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
+    let mut issued = Vec::with_capacity(plan.len());
+    for planned in plan {
+        let key = generate_key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        let template = &planned.template;
+        let certificate_profile = CertificateProfile {
+            subject: &planned.subject,
+            subject_order: &template.subject_order,
+            spki_der: key.spki_der(),
+            validity: template.validity,
+            key_usage: template.key_usage,
+            extended_key_usage: &template.extended_key_usage,
+            policies: &template.policies,
+            ca: None,
+            crl_url: Some(format!("{public_url}/pgwy/crl/{}.crl", planned.ca.name())),
+            ocsp_url: None,
+        };
+        let ca = &planned.ca;
+        let certificate = issue_certificate(
+            ca.certificate().tbs_certificate().subject(),
+            ca.key_identifier(),
+            ca.signer(),
+            &certificate_profile,
+        )
+        .map_err(|e| match e {
+            CaError::Value { attribute, message } => IssuanceError::FieldEncoding { attribute, message },
+            CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
+            other => IssuanceError::Internal(other.to_string()),
+        })?;
+        keys.push(key);
+        issued.push((planned, certificate));
+    }
+    let pkcs12 = {
+        let entries: Vec<TokenEntry<'_>> = issued
+        .iter()
+        .zip(&keys)
+        .map(|((planned, certificate), key)| TokenEntry {
+            friendly_name: format!(
+                "{} {}",
+                planned.subject.first(crate::ca::Attribute::CommonName).unwrap_or("token"),
+                planned.template.purpose
+            ),
+            key,
+            certificate_der: &certificate.der,
+            chain: planned.ca.chain(),
+        })
+        .collect();
+        write_pkcs12(&entries, pin, profile, iterations).map_err(|e| IssuanceError::Internal(e.to_string()))?
+    };
+    Ok((issued, pkcs12))
+}
+
+fn issuer_dn(ca: &Ca) -> String {
+    ca.certificate().tbs_certificate().subject().to_string()
+}
+
+fn unix(t: std::time::SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
+/// the name is safe in a Content-Disposition header and on every file system.
+pub fn sanitise_filename(common_name: &str) -> String {
+    let cleaned: String = common_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') { c } else { '_' })
+        .take(64)
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.');
+    if cleaned.is_empty() { "token.p12".into() } else { format!("{cleaned}.p12") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitise_filename;
+
+    #[test]
+    fn filenames() {
+        assert_eq!(sanitise_filename("Alice Andersson"), "Alice Andersson.p12");
+        assert_eq!(sanitise_filename("a\"b\r\nc/../d"), "a_b__c_.._d.p12");
+        assert_eq!(sanitise_filename("Åsa Öberg"), "_sa _berg.p12");
+        assert_eq!(sanitise_filename(".."), "token.p12");
+    }
+}

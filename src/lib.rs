@@ -1,0 +1,17 @@
+//! ast-gateway: an Authenticated Soft Token gateway.
+//!
+//! The modules mirror the flow of SPEC §1: `http` receives a request, `identity` decides whether
+//! its identity headers may be trusted, `config` holds the handlers and formats, `policy` turns
+//! headers into certificate fields, `token` generates keys and writes the PKCS#12, `ca` signs,
+//! `store` records, and `issuance` is the one module that composes them. `cli` is the command
+//! line. See ARCHITECTURE.md for the invariants each module keeps.
+
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod issuance;
+pub mod policy;
+pub mod store;
+pub mod token;

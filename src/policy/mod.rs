@@ -1,0 +1,29 @@
+//! Format fields: from identity headers (or the caller's certificate) to certificate fields,
+//! with modifiers and verifiers (SPEC §6).
+//!
+//! Owns: the field expression language (`<target> = <source> | module | …`), its evaluation and
+//! the header hygiene of the headers it reads. Must not: know HTTP types, sign, or store.
+//! Invariants: a header is read only through `IdentityHeaders`, which refuses duplicates, `_`
+//! spellings, invalid UTF-8 and control characters; refusal messages name the field and the
+//! rule, never the value.
+
+mod evaluate;
+mod expression;
+mod headers;
+
+pub use evaluate::{CertificateFacts, EvaluatedFields, evaluate};
+pub use expression::{FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field, parse_target};
+pub use headers::IdentityHeaders;
+
+/// Why a request's fields were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("required field `{field}` is missing (format field {index}, source {source_name})")]
+    FieldMissing { field: String, index: u32, source_name: String },
+    #[error("field `{field}` (format field {index}) fails the rule {rule}")]
+    FieldInvalid { field: String, index: u32, rule: String },
+    #[error("the identity header `{0}` appears more than once")]
+    DuplicateHeader(String),
+    #[error("the identity header `{name}` is not acceptable: {reason}")]
+    BadHeader { name: String, reason: String },
+}

@@ -1,0 +1,108 @@
+//! The tamper-evident audit trail: each row's hash covers the previous row's hash.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use super::StoreError;
+
+/// One audit event. `detail` is JSON without secrets (no PIN, no key, no header values beyond
+/// what identifies the request).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    /// Unix milliseconds.
+    pub at: i64,
+    /// `issued`, `refused`, `revoked`, …
+    pub event: String,
+    /// Who: officer fingerprint, proxy address, or `cli`.
+    pub actor: String,
+    pub request_id: String,
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// An event happening now.
+    pub fn now(event: &str, actor: &str, request_id: &str, detail: serde_json::Value) -> Self {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        AuditEvent { at, event: event.into(), actor: actor.into(), request_id: request_id.into(), detail }
+    }
+}
+
+/// Result of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditVerification {
+    pub rows: i64,
+    /// The first sequence number whose hash does not match, if any.
+    pub first_bad: Option<i64>,
+}
+
+fn chain_hash(prev: &str, seq: i64, at: i64, event: &str, actor: &str, request_id: &str, detail: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [prev, &seq.to_string(), &at.to_string(), event, actor, request_id, detail] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Appends inside the caller's transaction. The first statement updates the head row, which
+/// takes its lock (PostgreSQL row lock, SQLite write lock) before anything is read.
+pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEvent) -> Result<(), StoreError> {
+    let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = row.try_get(0)?;
+    let prev: String = row.try_get(1)?;
+    let detail = event.detail.to_string();
+    tracing::info!(target: "audit", seq, event = %event.event, actor = %event.actor, request_id = %event.request_id, detail = %detail);
+    let hash = chain_hash(&prev, seq, event.at, &event.event, &event.actor, &event.request_id, &detail);
+    sqlx::query(
+        "INSERT INTO audit (seq, at, event, actor, request_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(event.at)
+    .bind(&event.event)
+    .bind(&event.actor)
+    .bind(&event.request_id)
+    .bind(&detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub(super) async fn verify(pool: &AnyPool) -> Result<AuditVerification, StoreError> {
+    let rows = sqlx::query("SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit ORDER BY seq")
+        .fetch_all(pool)
+        .await?;
+    let mut prev = "0".repeat(64);
+    let mut expected_seq = 1;
+    for row in &rows {
+        let seq: i64 = row.try_get(0)?;
+        let at: i64 = row.try_get(1)?;
+        let event: String = row.try_get(2)?;
+        let actor: String = row.try_get(3)?;
+        let request_id: String = row.try_get(4)?;
+        let detail: String = row.try_get(5)?;
+        let prev_hash: String = row.try_get(6)?;
+        let hash: String = row.try_get(7)?;
+        let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
+        if seq != expected_seq || prev_hash != prev || hash != computed {
+            return Ok(AuditVerification { rows: rows.len() as i64, first_bad: Some(seq) });
+        }
+        prev = hash;
+        expected_seq += 1;
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+    let head_seq: i64 = head.try_get(0)?;
+    let head_hash: String = head.try_get(1)?;
+    if head_seq != rows.len() as i64 || head_hash != prev {
+        return Ok(AuditVerification { rows: rows.len() as i64, first_bad: Some(head_seq) });
+    }
+    Ok(AuditVerification { rows: rows.len() as i64, first_bad: None })
+}

@@ -1,0 +1,176 @@
+//! Token and certificate records.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+use super::StoreError;
+
+/// A delivered (or about to be delivered) token.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub created_at: i64,
+    pub handler: String,
+    pub token_procedure: String,
+    /// Officer certificate fingerprint or proxy address.
+    pub caller: String,
+    pub request_id: String,
+    pub profile: String,
+}
+
+/// Certificate status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateStatus {
+    Good,
+    Revoked,
+}
+
+impl CertificateStatus {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CertificateStatus::Good => "good",
+            CertificateStatus::Revoked => "revoked",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "good" => Ok(CertificateStatus::Good),
+            "revoked" => Ok(CertificateStatus::Revoked),
+            other => Err(StoreError::Corrupt(format!("unknown certificate status `{other}`"))),
+        }
+    }
+}
+
+/// One issued certificate, as stored.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRecord {
+    /// Lower-case hex, even length, no sign padding.
+    pub serial: String,
+    /// The CA's configured name.
+    pub ca: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Subject DN.
+    pub subject: String,
+    pub sans: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub purpose: String,
+    pub token_id: String,
+    pub status: CertificateStatus,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+/// Listing filter.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateFilter {
+    /// Substring of the subject.
+    pub subject: Option<String>,
+    pub status: Option<CertificateStatus>,
+    pub token_id: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// Normalises a serial given by a person: hex in any case, with or without colons, spaces or
+/// leading zeros. `None` when it is not hex.
+pub fn normalise_serial(input: &str) -> Option<String> {
+    let hex: String = input
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let trimmed = hex.trim_start_matches('0');
+    let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
+    Some(if trimmed.len() % 2 == 1 { format!("0{trimmed}") } else { trimmed.to_string() })
+}
+
+const COLUMNS: &str = "serial, ca, issuer, subject, sans, not_before, not_after, purpose, token_id, status, \
+                       revoked_at, revocation_reason, der";
+
+fn from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
+    let sans: String = row.try_get("sans")?;
+    Ok(CertificateRecord {
+        serial: row.try_get("serial")?,
+        ca: row.try_get("ca")?,
+        issuer: row.try_get("issuer")?,
+        subject: row.try_get("subject")?,
+        sans: serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        not_before: row.try_get("not_before")?,
+        not_after: row.try_get("not_after")?,
+        purpose: row.try_get("purpose")?,
+        token_id: row.try_get("token_id")?,
+        status: CertificateStatus::parse(&row.try_get::<String, _>("status")?)?,
+        revoked_at: row.try_get("revoked_at")?,
+        revocation_reason: row.try_get("revocation_reason")?,
+        der: row.try_get("der")?,
+    })
+}
+
+pub(super) async fn get(pool: &AnyPool, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM certificates WHERE serial = $1")))
+        .bind(serial)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1 = 1");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if filter.subject.is_some() {
+        sql += &format!(" AND subject LIKE {}", next());
+    }
+    if filter.status.is_some() {
+        sql += &format!(" AND status = {}", next());
+    }
+    if filter.token_id.is_some() {
+        sql += &format!(" AND token_id = {}", next());
+    }
+    sql += &format!(" ORDER BY created_at DESC, serial LIMIT {} OFFSET {}", next(), next());
+    // Safe: `sql` is built from constant fragments and numbered placeholders only.
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    if let Some(s) = &filter.subject {
+        query = query.bind(format!("%{}%", s.replace('%', "").replace('_', "")));
+    }
+    if let Some(s) = filter.status {
+        query = query.bind(s.name());
+    }
+    if let Some(t) = &filter.token_id {
+        query = query.bind(t.clone());
+    }
+    query = query.bind(filter.limit.unwrap_or(1000)).bind(filter.offset.unwrap_or(0));
+    query.fetch_all(pool).await?.iter().map(from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_forms() {
+        assert_eq!(normalise_serial("0A:bC:01").as_deref(), Some("0abc01"));
+        assert_eq!(normalise_serial("000abc01").as_deref(), Some("0abc01"));
+        assert_eq!(normalise_serial("ABC01").as_deref(), Some("0abc01"));
+        assert_eq!(normalise_serial("7f").as_deref(), Some("7f"));
+        assert_eq!(normalise_serial("xyz"), None);
+        assert_eq!(normalise_serial(""), None);
+    }
+}

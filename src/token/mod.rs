@@ -1,0 +1,24 @@
+//! Key generation, PINs and PKCS#12 soft tokens.
+//!
+//! Owns: private keys from their birth until they are sealed in a PKCS#12, the PIN from the form
+//! until the PKCS#12 is written. Must not: sign certificates (that is `ca`), know about HTTP or
+//! the database. Invariants: private keys and PINs are zeroised on drop and print as
+//! `[redacted]`; Ed25519 keys enter a PKCS#12 as PKCS#8 v1 (OpenSSL 3.0 and GnuTLS cannot read
+//! v2, see reference/crates.md P5).
+
+mod key;
+mod pin;
+mod pkcs12;
+
+pub use key::{GeneratedKey, KeyType, generate_key};
+pub use pin::{DEFAULT_PIN_PATTERN, PasswordPolicy, Pin, PinError};
+pub use pkcs12::{Pkcs12Profile, TokenEntry, write_pkcs12};
+
+/// Errors of this module. None of them carries key material or a PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("key generation failed for {0}")]
+    KeyGeneration(KeyType),
+    #[error("PKCS#12 encoding failed: {0}")]
+    Pkcs12(String),
+}
