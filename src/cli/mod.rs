@@ -1,5 +1,6 @@
 //! The command line (SPEC §2). Every subcommand is a thin call into the library.
 
+mod bench;
 mod certs;
 
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ pub enum Command {
         /// Plain-HTTP listen address, overriding [server] http.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Admin (metrics) listen address, overriding [server] admin.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
     },
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
     Init,
@@ -55,6 +59,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// In-process issuance benchmark: keygen + certificates + PKCS#12 on all cores (SPEC §12).
+    Bench(bench::BenchArgs),
 }
 
 /// `config …`
@@ -88,7 +94,8 @@ pub enum AuditCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = Root::new(cli.root);
     match cli.command {
-        Command::Serve { http } => serve(&root, http).await,
+        Command::Serve { http, admin } => serve(&root, http, admin).await,
+        Command::Bench(args) => bench::run(&root, args).await,
         Command::Init => {
             config::write_default(&root)?;
             println!("wrote a default configuration and a demo CA to {}", root.dir().display());
@@ -120,7 +127,7 @@ pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
     config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
 }
 
-async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+async fn serve(root: &Root, http: Option<SocketAddr>, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
         config::write_default(root).context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
@@ -138,6 +145,10 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
+    }
+    if let Some(addr) = admin.or(gateway.config().gateway.server.admin) {
+        let admin = crate::http::start_admin(gateway.clone(), addr).await.context("binding the admin listener")?;
+        tracing::info!("metrics:       http://{}/metrics", admin.addr);
     }
     let stop = server.shutdown_handle();
     tokio::spawn(async move {

@@ -26,6 +26,7 @@ struct GatewayFile {
     pkcs12: Pkcs12File,
     #[serde(default)]
     limits: LimitsFile,
+    key_pool: Option<KeyPoolFile>,
     #[serde(default, rename = "ca")]
     cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
@@ -41,7 +42,55 @@ struct ServerFile {
     tls_key: Option<String>,
     client_ca: Option<String>,
     public_url: Option<String>,
+    /// Admin listener (`/metrics`); `""` turns it off.
+    admin: Option<String>,
 }
+
+/// `[key_pool]`: pre-generated keys per key type (SPEC §12). A type left out gets its default
+/// size when a token procedure uses it; `0` turns pooling off for that type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyPoolFile {
+    #[serde(rename = "rsa-2048")]
+    rsa_2048: Option<usize>,
+    #[serde(rename = "rsa-3072")]
+    rsa_3072: Option<usize>,
+    #[serde(rename = "rsa-4096")]
+    rsa_4096: Option<usize>,
+    #[serde(rename = "ec-p256")]
+    ec_p256: Option<usize>,
+    #[serde(rename = "ec-p384")]
+    ec_p384: Option<usize>,
+    #[serde(rename = "ed25519")]
+    ed25519: Option<usize>,
+}
+
+impl KeyPoolFile {
+    fn get(&self, key_type: KeyType) -> Option<usize> {
+        match key_type {
+            KeyType::Rsa2048 => self.rsa_2048,
+            KeyType::Rsa3072 => self.rsa_3072,
+            KeyType::Rsa4096 => self.rsa_4096,
+            KeyType::EcP256 => self.ec_p256,
+            KeyType::EcP384 => self.ec_p384,
+            KeyType::Ed25519 => self.ed25519,
+        }
+    }
+}
+
+/// Default pool size for a key type a token procedure uses and `[key_pool]` does not mention.
+/// Only RSA is pooled by default: EC and Ed25519 keys take microseconds to make.
+pub fn default_key_pool_size(key_type: KeyType) -> usize {
+    match key_type {
+        KeyType::Rsa2048 => 32,
+        KeyType::Rsa3072 => 16,
+        KeyType::Rsa4096 => 8,
+        KeyType::EcP256 | KeyType::EcP384 | KeyType::Ed25519 => 0,
+    }
+}
+
+/// Largest accepted pool size per key type.
+pub const MAX_KEY_POOL_SIZE: usize = 4096;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +189,8 @@ pub struct ServerConfig {
     pub client_ca: Option<PathBuf>,
     /// Base URL for CRL distribution points, without a trailing slash.
     pub public_url: String,
+    /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
+    pub admin: Option<SocketAddr>,
 }
 
 /// Request limits.
@@ -187,6 +238,8 @@ pub struct GatewayConfig {
     pub database_max_connections: u32,
     pub pkcs12_iterations: u32,
     pub limits: Limits,
+    /// Pre-generated keys per key type (only types with a size above 0).
+    pub key_pool: BTreeMap<KeyType, usize>,
     pub cas: Vec<CaConfig>,
     pub token_procedures: BTreeMap<String, TokenProcedure>,
 }
@@ -242,6 +295,11 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
     if https.is_some() && (file.server.tls_cert.is_none() || file.server.tls_key.is_none()) {
         err("server.https", "https", "an HTTPS listener needs server.tls_cert and server.tls_key".into());
     }
+    let admin = match file.server.admin.as_deref() {
+        None => "127.0.0.1:9102".parse().ok(),
+        Some("") => None,
+        Some(_) => addr("server.admin", &file.server.admin, &mut err),
+    };
     let public_url = file
         .server
         .public_url
@@ -346,6 +404,23 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             err("token_procedure.name", &tp.name, format!("token procedure `{}` is defined twice", tp.name));
         }
     }
+    let mut key_pool = BTreeMap::new();
+    let pool_file = file.key_pool.unwrap_or_default();
+    for key_type in KeyType::ALL {
+        let used = token_procedures
+            .values()
+            .any(|tp: &TokenProcedure| tp.certificates.iter().any(|c| c.key == key_type));
+        let size = pool_file.get(key_type).unwrap_or(if used { default_key_pool_size(key_type) } else { 0 });
+        if size > MAX_KEY_POOL_SIZE {
+            err(
+                &format!("key_pool.{key_type}"),
+                key_type.name(),
+                format!("{size} keys is too many; use 0 to {MAX_KEY_POOL_SIZE}"),
+            );
+        } else if size > 0 {
+            key_pool.insert(key_type, size);
+        }
+    }
     if file.limits.max_body_bytes < 256 {
         err("limits.max_body_bytes", "max_body_bytes", "must be at least 256 bytes".into());
     }
@@ -361,6 +436,7 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             tls_key: file.server.tls_key.as_deref().map(|p| root.resolve(p)),
             client_ca: file.server.client_ca.as_deref().map(|p| root.resolve(p)),
             public_url: public_url.trim_end_matches('/').to_string(),
+            admin,
         },
         trusted_proxies,
         database_url,
@@ -370,6 +446,7 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             max_body_bytes: file.limits.max_body_bytes,
             request_timeout: Duration::from_secs(file.limits.request_timeout_secs.max(1)),
         },
+        key_pool,
         cas,
         token_procedures,
     })

@@ -5,11 +5,13 @@
 //! Invariants: the peer address comes from the TCP connection (never `X-Forwarded-For`);
 //! internal error text is logged once and never sent; every response carries `X-Request-Id`.
 
+mod admin;
 mod error;
 mod page;
 mod routes;
 mod server;
 
+pub use admin::{AdminServer, admin_router, prometheus, start_admin};
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{RunningServer, Listeners, start};

@@ -6,7 +6,9 @@
 //! the token that holds it leaves this module; every refusal is audited and issues nothing;
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
+pub mod bench;
 mod error;
+pub mod metrics;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -16,12 +18,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
-pub use soft_token::{SoftToken, SoftTokenRequest};
+pub use soft_token::{SoftToken, SoftTokenRequest, StageTimes};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::identity::TrustPolicy;
 use crate::store::{Store, StoreError};
+use crate::token::KeyPool;
 
 /// The running service's state.
 pub struct Gateway {
@@ -31,6 +34,8 @@ pub struct Gateway {
     trust: TrustPolicy,
     /// Bounds concurrent CPU-heavy issuance work to the number of cores.
     crypto_slots: Semaphore,
+    /// Pre-generated keys (SPEC §12); its refill thread stops when the gateway is dropped.
+    key_pool: KeyPool,
 }
 
 /// Loads every configured CA (certificate, chain, key), reporting every problem at once.
@@ -89,13 +94,20 @@ impl Gateway {
     /// Builds a gateway from loaded parts.
     pub fn from_parts(config: Config, cas: BTreeMap<String, Arc<Ca>>, store: Store) -> Arc<Gateway> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let key_pool = KeyPool::start(config.gateway.key_pool.clone());
         Arc::new(Gateway {
+            key_pool,
             trust: TrustPolicy::new(config.gateway.trusted_proxies.clone()),
             config: ArcSwap::from_pointee(config),
             cas,
             store,
             crypto_slots: Semaphore::new(cores),
         })
+    }
+
+    /// The key pool.
+    pub fn key_pool(&self) -> &KeyPool {
+        &self.key_pool
     }
 
     /// The current configuration.

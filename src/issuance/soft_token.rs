@@ -1,17 +1,17 @@
 //! The soft-token pipeline (SPEC §1 steps 4–7).
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::json;
 
 use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
-use crate::config::{CertificateTemplate, Handler};
+use crate::config::{CertificateTemplate, Config, Handler};
 use crate::identity::{Caller, Connection};
-use crate::policy::{IdentityHeaders, evaluate};
+use crate::policy::{EvaluatedFields, IdentityHeaders, evaluate};
 use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, TokenRecord};
-use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
+use crate::token::{GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12};
 
 /// A request for a soft token, as the HTTP layer hands it over.
 #[derive(Debug)]
@@ -39,10 +39,32 @@ pub struct SoftToken {
 }
 
 /// One certificate to make: its template, its CA and its subject.
-struct Planned {
+pub(crate) struct Planned {
     template: CertificateTemplate,
     ca: Arc<Ca>,
     subject: Subject,
+}
+
+/// Where the time of one token went (metrics, `bench`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Taking keys from the pool or generating them inline.
+    pub keygen: Duration,
+    /// Building and signing the certificates.
+    pub sign: Duration,
+    /// Writing the PKCS#12 (PBKDF2 dominates).
+    pub pkcs12: Duration,
+    /// Keys taken from the pool.
+    pub pooled_keys: u32,
+    /// Keys generated inline because the pool was empty.
+    pub inline_keys: u32,
+}
+
+/// The output of [`make_token`].
+pub(crate) struct MadeToken {
+    pub(crate) issued: Vec<(Planned, IssuedCertificate)>,
+    pub(crate) pkcs12: Vec<u8>,
+    pub(crate) stages: StageTimes,
 }
 
 impl Gateway {
@@ -55,6 +77,8 @@ impl Gateway {
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
             Err(error) => {
+                let handler = self.config().ast.select(&handler_path).map(|h| format!("handler.{}", h.number));
+                super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code());
                 let detail = json!({
                     "code": error.code(),
                     "reason": error.to_string(),
@@ -89,10 +113,12 @@ impl Gateway {
             .await
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
         let pin = request.pin;
-        let (issued, pkcs12) = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url))
+        let pool = self.key_pool.clone();
+        let made = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url, &pool))
             .await
             .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
+        let MadeToken { issued, pkcs12, stages } = made;
 
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -139,10 +165,12 @@ impl Gateway {
             }),
         );
         // SPEC §9: commit before anything leaves. On failure the PKCS#12 is dropped here.
+        let store_started = Instant::now();
         self.store
             .record_issuance(&token, &records, &event)
             .await
             .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        super::metrics::issued(&token.handler, &token.token_procedure, &stages, store_started.elapsed());
         let common_name = issued
             .first()
             .and_then(|(p, _)| p.subject.first(crate::ca::Attribute::CommonName).map(str::to_string))
@@ -153,46 +181,64 @@ impl Gateway {
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
     /// CA and subject. Pure: no keys, no signatures.
     fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
-        let config = self.config();
-        let procedure = config
-            .gateway
-            .token_procedures
-            .get(&handler.token_procedure)
-            .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
         let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
-        let mut plan = Vec::with_capacity(procedure.certificates.len());
-        for (index, template) in procedure.certificates.iter().enumerate() {
-            let subject = fields.subject_for(index);
-            if subject.dn_values(&template.subject_order).is_empty() {
-                return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
-                    field: "subject".into(),
-                    index: 0,
-                    source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
-                }));
-            }
-            let ca = self
-                .cas
-                .get(&template.ca)
-                .cloned()
-                .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
-            plan.push(Planned { template: template.clone(), ca, subject });
-        }
-        Ok(plan)
+        plan_certificates(&self.config(), &self.cas, &handler.token_procedure, &fields)
     }
 }
 
-/// Keys, certificates and the PKCS#12, on a blocking thread.
-fn make_token(
+/// Pairs each certificate of a token procedure with its CA and its subject from the evaluated
+/// fields. Pure: no keys, no signatures.
+pub(crate) fn plan_certificates(
+    config: &Config,
+    cas: &std::collections::BTreeMap<String, Arc<Ca>>,
+    procedure: &str,
+    fields: &EvaluatedFields,
+) -> Result<Vec<Planned>, IssuanceError> {
+    let procedure = config
+        .gateway
+        .token_procedures
+        .get(procedure)
+        .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{procedure}` vanished")))?;
+    let mut plan = Vec::with_capacity(procedure.certificates.len());
+    for (index, template) in procedure.certificates.iter().enumerate() {
+        let subject = fields.subject_for(index);
+        if subject.dn_values(&template.subject_order).is_empty() {
+            return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
+                field: "subject".into(),
+                index: 0,
+                source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
+            }));
+        }
+        let ca = cas
+            .get(&template.ca)
+            .cloned()
+            .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
+        plan.push(Planned { template: template.clone(), ca, subject });
+    }
+    Ok(plan)
+}
+
+/// Keys (from the pool, else inline), certificates and the PKCS#12, on a blocking thread.
+pub(crate) fn make_token(
     plan: Vec<Planned>,
     pin: &Pin,
     profile: Pkcs12Profile,
     iterations: u32,
     public_url: &str,
-) -> Result<(Vec<(Planned, IssuedCertificate)>, Vec<u8>), IssuanceError> {
+    pool: &KeyPool,
+) -> Result<MadeToken, IssuanceError> {
+    let mut stages = StageTimes::default();
     let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
     let mut issued = Vec::with_capacity(plan.len());
     for planned in plan {
-        let key = generate_key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        let started = Instant::now();
+        let (key, source) = pool.key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        match source {
+            KeySource::Pool => stages.pooled_keys += 1,
+            KeySource::Inline => stages.inline_keys += 1,
+        }
+        let signing = Instant::now();
+        stages.keygen += signing - started;
         let template = &planned.template;
         let certificate_profile = CertificateProfile {
             subject: &planned.subject,
@@ -218,9 +264,11 @@ fn make_token(
             CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
             other => IssuanceError::Internal(other.to_string()),
         })?;
+        stages.sign += signing.elapsed();
         keys.push(key);
         issued.push((planned, certificate));
     }
+    let writing = Instant::now();
     let pkcs12 = {
         let entries: Vec<TokenEntry<'_>> = issued
         .iter()
@@ -238,7 +286,8 @@ fn make_token(
         .collect();
         write_pkcs12(&entries, pin, profile, iterations).map_err(|e| IssuanceError::Internal(e.to_string()))?
     };
-    Ok((issued, pkcs12))
+    stages.pkcs12 = writing.elapsed();
+    Ok(MadeToken { issued, pkcs12, stages })
 }
 
 fn issuer_dn(ca: &Ca) -> String {

@@ -67,6 +67,11 @@ impl Store {
         self.backend == Backend::Postgres
     }
 
+    /// Connection-pool occupancy, for metrics.
+    pub fn pool_status(&self) -> PoolStatus {
+        PoolStatus { size: self.pool.size(), idle: self.pool.num_idle() as u32, max: self.pool.options().get_max_connections() }
+    }
+
     /// Cheap reachability check for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
@@ -156,4 +161,12 @@ impl Store {
         let row = sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
+}
+
+/// Connection-pool occupancy (open connections, idle ones, the configured maximum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
 }

@@ -1,0 +1,55 @@
+//! `ast-gateway bench`: a thin wrapper over `issuance::bench`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Root;
+use crate::issuance::bench::{BenchOptions, run as run_bench};
+
+/// `bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Token procedure to measure.
+    #[arg(long, default_value = "default")]
+    procedure: String,
+    /// Tokens to make (timed).
+    #[arg(long, default_value_t = 200)]
+    tokens: usize,
+    /// Generate every key inline instead of taking it from a pre-filled key pool.
+    #[arg(long)]
+    no_pool: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the benchmark on the root's configuration (writing the embedded default on an empty
+/// root, as `serve` does).
+pub async fn run(root: &Root, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if !root.is_initialised() {
+        crate::config::write_default(root).context("writing the default configuration")?;
+    }
+    let config = super::load_config(root)?;
+    let options = BenchOptions {
+        procedure: args.procedure,
+        tokens: args.tokens,
+        pool: !args.no_pool,
+        threads: args.threads,
+    };
+    let report = tokio::task::spawn_blocking(move || run_bench(&config, &options))
+        .await
+        .context("the benchmark task failed")?
+        // Debug, not Display: the operator running a bench wants the internal detail.
+        .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,363 @@
+//! `ast-gateway bench`: the in-process issuance floor (SPEC §12).
+//!
+//! Makes N tokens of one token procedure with the same code path as a request — key pool (or
+//! inline keygen), certificate building and signing by the configured CA, PKCS#12 under a PIN —
+//! on one OS thread per core, and reports tokens/s, latency percentiles and the mean time per
+//! stage. It leaves out HTTP, policy evaluation and the database: it is the ceiling the HTTP
+//! service can approach, not a load test (bench/run.sh drives the server with `wrk`).
+//!
+//! With the pool (the default) the pool is filled first, untimed, and its refill thread keeps
+//! running during the timed part exactly as in the server; for N well above the pool size the
+//! result converges to the `--no-pool` number, because a saturated server is keygen-bound.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::soft_token::{make_token, plan_certificates};
+use super::{IssuanceError, StageTimes, load_cas};
+use crate::ca::{Attribute, Subject};
+use crate::config::Config;
+use crate::policy::EvaluatedFields;
+use crate::token::{KeyPool, Pin, Pkcs12Profile};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Token procedure name (gateway.toml `[[token_procedure]] name`).
+    pub procedure: String,
+    /// Tokens to make (timed).
+    pub tokens: usize,
+    /// Use the key pool as configured (filled before the timed part).
+    pub pool: bool,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+}
+
+/// Milliseconds at the usual percentiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Mean milliseconds per token and stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageMeans {
+    pub keygen: f64,
+    pub sign: f64,
+    pub pkcs12: f64,
+}
+
+/// The result of a run (also the `--json` output).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub procedure: String,
+    pub key_types: Vec<String>,
+    pub pkcs12_iterations: u32,
+    pub tokens: usize,
+    pub threads: usize,
+    pub pool: bool,
+    /// Pool size per key type (empty without the pool).
+    pub pool_capacity: BTreeMap<String, usize>,
+    /// Seconds spent filling the pool before timing.
+    pub pool_fill_seconds: f64,
+    pub elapsed_seconds: f64,
+    pub tokens_per_second: f64,
+    pub keys_per_second: f64,
+    /// Latency of one token (keygen + sign + PKCS#12) in milliseconds.
+    pub latency_ms: Percentiles,
+    pub stage_mean_ms: StageMeans,
+    pub pooled_keys: u64,
+    pub inline_keys: u64,
+    /// CPU model and core count, for the record.
+    pub machine: String,
+}
+
+/// Runs the benchmark. Blocking and CPU-bound: call it from a blocking context.
+pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, IssuanceError> {
+    let cas = load_cas(config).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+    let procedure = config
+        .gateway
+        .token_procedures
+        .get(&options.procedure)
+        .ok_or_else(|| {
+            let names: Vec<&str> = config
+                .gateway
+                .token_procedures
+                .keys()
+                .map(String::as_str)
+                .collect();
+            IssuanceError::BadRequest(format!(
+                "no token procedure named `{}`; configured: {}",
+                options.procedure,
+                names.join(", ")
+            ))
+        })?;
+    let key_types: Vec<String> = procedure
+        .certificates
+        .iter()
+        .map(|c| c.key.name().to_string())
+        .collect();
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        options.threads
+    };
+    let fields = bench_fields();
+    // Fail before timing if the procedure cannot be planned (unknown CA, empty subject).
+    plan_certificates(config, &cas, &options.procedure, &fields)?;
+
+    let capacity = if options.pool {
+        config.gateway.key_pool.clone()
+    } else {
+        BTreeMap::new()
+    };
+    let fill_started = Instant::now();
+    let pool = if options.pool {
+        KeyPool::start(capacity.clone())
+    } else {
+        KeyPool::without_refill(BTreeMap::new())
+    };
+    // Fill on every core (the refill thread alone is one low-priority thread).
+    std::thread::scope(|scope| {
+        let fillers: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| pool.fill_now()))
+            .collect();
+        fillers
+            .into_iter()
+            .try_for_each(|f| f.join().unwrap_or(Ok(())))
+    })
+    .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+    let pool_fill_seconds = fill_started.elapsed().as_secs_f64();
+
+    let iterations = config.gateway.pkcs12_iterations;
+    let public_url = config.gateway.server.public_url.as_str();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let results: Vec<Result<Vec<(Duration, StageTimes)>, IssuanceError>> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut samples = Vec::new();
+                        while next.fetch_add(1, Ordering::Relaxed) < options.tokens {
+                            let token_started = Instant::now();
+                            let plan =
+                                plan_certificates(config, &cas, &options.procedure, &fields)?;
+                            let pin = Pin::new("bench-pin-000000".into());
+                            let made = make_token(
+                                plan,
+                                &pin,
+                                Pkcs12Profile::Modern,
+                                iterations,
+                                public_url,
+                                &pool,
+                            )?;
+                            std::hint::black_box(&made.pkcs12);
+                            samples.push((token_started.elapsed(), made.stages));
+                        }
+                        Ok(samples)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(IssuanceError::Internal("a bench worker panicked".into()))
+                    })
+                })
+                .collect()
+        });
+    let elapsed = started.elapsed();
+    drop(pool);
+
+    let mut samples = Vec::with_capacity(options.tokens);
+    for r in results {
+        samples.extend(r?);
+    }
+    let n = samples.len().max(1) as f64;
+    let mut latencies: Vec<f64> = samples.iter().map(|(d, _)| ms(*d)).collect();
+    latencies.sort_by(f64::total_cmp);
+    let sum =
+        |f: fn(&StageTimes) -> Duration| samples.iter().map(|(_, s)| ms(f(s))).sum::<f64>() / n;
+    let pooled_keys = samples.iter().map(|(_, s)| u64::from(s.pooled_keys)).sum();
+    let inline_keys = samples.iter().map(|(_, s)| u64::from(s.inline_keys)).sum();
+    let secs = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+    Ok(BenchReport {
+        procedure: options.procedure.clone(),
+        key_types,
+        pkcs12_iterations: iterations,
+        tokens: samples.len(),
+        threads,
+        pool: options.pool,
+        pool_capacity: capacity
+            .iter()
+            .map(|(k, v)| (k.name().to_string(), *v))
+            .collect(),
+        pool_fill_seconds,
+        elapsed_seconds: secs,
+        tokens_per_second: samples.len() as f64 / secs,
+        keys_per_second: (pooled_keys + inline_keys) as f64 / secs,
+        latency_ms: Percentiles {
+            p50: percentile(&latencies, 0.50),
+            p90: percentile(&latencies, 0.90),
+            p99: percentile(&latencies, 0.99),
+            max: latencies.last().copied().unwrap_or(0.0),
+        },
+        stage_mean_ms: StageMeans {
+            keygen: sum(|s| s.keygen),
+            sign: sum(|s| s.sign),
+            pkcs12: sum(|s| s.pkcs12),
+        },
+        pooled_keys,
+        inline_keys,
+        machine: machine(),
+    })
+}
+
+impl BenchReport {
+    /// The human-readable summary `bench` prints.
+    pub fn summary(&self) -> String {
+        let pool = if self.pool {
+            let caps: Vec<String> = self
+                .pool_capacity
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(
+                "pool {} (filled in {:.1} s, untimed)",
+                if caps.is_empty() {
+                    "-".into()
+                } else {
+                    caps.join(" ")
+                },
+                self.pool_fill_seconds
+            )
+        } else {
+            "no pool (every key generated inline)".into()
+        };
+        format!(
+            "procedure {} [{}], PKCS#12 {} iterations, {} threads, {}\n\
+             machine: {}\n\
+             {} tokens in {:.2} s: {:.1} tokens/s, {:.1} keys/s ({} from the pool, {} inline)\n\
+             latency per token ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}\n\
+             mean per token ms: keygen {:.2}  sign {:.2}  pkcs12 {:.2}",
+            self.procedure,
+            self.key_types.join(", "),
+            self.pkcs12_iterations,
+            self.threads,
+            pool,
+            self.machine,
+            self.tokens,
+            self.elapsed_seconds,
+            self.tokens_per_second,
+            self.keys_per_second,
+            self.pooled_keys,
+            self.inline_keys,
+            self.latency_ms.p50,
+            self.latency_ms.p90,
+            self.latency_ms.p99,
+            self.latency_ms.max,
+            self.stage_mean_ms.keygen,
+            self.stage_mean_ms.sign,
+            self.stage_mean_ms.pkcs12,
+        )
+    }
+}
+
+/// A realistic subject: what the default format makes of typical proxy headers.
+fn bench_fields() -> EvaluatedFields {
+    let values = [
+        (Attribute::CommonName, "Bench User"),
+        (Attribute::GivenName, "Bench"),
+        (Attribute::Surname, "User"),
+        (Attribute::CountryName, "SE"),
+        (Attribute::OrganizationName, "Example AB"),
+        (Attribute::SerialNumber, "19800101-1234"),
+        (Attribute::Rfc822Name, "bench.user@example.com"),
+    ];
+    EvaluatedFields {
+        common: Subject {
+            values: values.iter().map(|(a, v)| (*a, v.to_string())).collect(),
+        },
+        requests: BTreeMap::new(),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cpu}, {cores} logical CPUs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn bench_makes_tokens_of_the_default_procedure() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::config::Root::new(dir.path());
+        crate::config::write_default(&root).unwrap();
+        let config = crate::config::load(&root).unwrap();
+        let options = BenchOptions {
+            procedure: "default".into(),
+            tokens: 2,
+            pool: false,
+            threads: 2,
+        };
+        let report = run(&config, &options).unwrap();
+        assert_eq!(report.tokens, 2);
+        assert_eq!(report.key_types, ["rsa-2048", "rsa-2048"]);
+        assert_eq!((report.pooled_keys, report.inline_keys), (0, 4));
+        assert!(report.tokens_per_second > 0.0);
+        assert!(report.stage_mean_ms.keygen > 0.0 && report.stage_mean_ms.pkcs12 > 0.0);
+
+        let missing = BenchOptions {
+            procedure: "nope".into(),
+            ..options
+        };
+        let err = run(&config, &missing).unwrap_err();
+        assert!(err.to_string().contains("default"), "{err}");
+    }
+}
