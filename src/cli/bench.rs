@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Only generate the procedure's keys (no certificates, no PKCS#12): raw keygen rate.
+    #[arg(long)]
+    keygen_only: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -40,6 +43,7 @@ pub async fn run(root: &Root, args: BenchArgs) -> anyhow::Result<ExitCode> {
         tokens: args.tokens,
         pool: !args.no_pool,
         threads: args.threads,
+        keygen_only: args.keygen_only,
     };
     let report = tokio::task::spawn_blocking(move || run_bench(&config, &options))
         .await

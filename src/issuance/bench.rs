@@ -21,7 +21,7 @@ use super::{IssuanceError, StageTimes, load_cas};
 use crate::ca::{Attribute, Subject};
 use crate::config::Config;
 use crate::policy::EvaluatedFields;
-use crate::token::{KeyPool, Pin, Pkcs12Profile};
+use crate::token::{KeyPool, Pin, Pkcs12Profile, generate_key};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -34,6 +34,9 @@ pub struct BenchOptions {
     pub pool: bool,
     /// Worker threads; 0 means one per core.
     pub threads: usize,
+    /// Only generate the procedure's keys (inline, no certificates, no PKCS#12): the raw
+    /// key-generation rate, to compare with other libraries' keygen.
+    pub keygen_only: bool,
 }
 
 /// Milliseconds at the usual percentiles.
@@ -62,6 +65,7 @@ pub struct BenchReport {
     pub tokens: usize,
     pub threads: usize,
     pub pool: bool,
+    pub keygen_only: bool,
     /// Pool size per key type (empty without the pool).
     pub pool_capacity: BTreeMap<String, usize>,
     /// Seconds spent filling the pool before timing.
@@ -114,13 +118,13 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
     // Fail before timing if the procedure cannot be planned (unknown CA, empty subject).
     plan_certificates(config, &cas, &options.procedure, &fields)?;
 
-    let capacity = if options.pool {
+    let capacity = if options.pool && !options.keygen_only {
         config.gateway.key_pool.clone()
     } else {
         BTreeMap::new()
     };
     let fill_started = Instant::now();
-    let pool = if options.pool {
+    let pool = if options.pool && !options.keygen_only {
         KeyPool::start(capacity.clone())
     } else {
         KeyPool::without_refill(BTreeMap::new())
@@ -149,6 +153,18 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
                         let mut samples = Vec::new();
                         while next.fetch_add(1, Ordering::Relaxed) < options.tokens {
                             let token_started = Instant::now();
+                            if options.keygen_only {
+                                let mut stages = StageTimes::default();
+                                for template in &procedure.certificates {
+                                    let key = generate_key(template.key)
+                                        .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+                                    std::hint::black_box(key.spki_der());
+                                    stages.inline_keys += 1;
+                                }
+                                stages.keygen = token_started.elapsed();
+                                samples.push((stages.keygen, stages));
+                                continue;
+                            }
                             let plan =
                                 plan_certificates(config, &cas, &options.procedure, &fields)?;
                             let pin = Pin::new("bench-pin-000000".into());
@@ -198,6 +214,7 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
         tokens: samples.len(),
         threads,
         pool: options.pool,
+        keygen_only: options.keygen_only,
         pool_capacity: capacity
             .iter()
             .map(|(k, v)| (k.name().to_string(), *v))
@@ -226,7 +243,9 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
 impl BenchReport {
     /// The human-readable summary `bench` prints.
     pub fn summary(&self) -> String {
-        let pool = if self.pool {
+        let pool = if self.keygen_only {
+            "keygen only (no certificates, no PKCS#12)".to_string()
+        } else if self.pool {
             let caps: Vec<String> = self
                 .pool_capacity
                 .iter()
@@ -345,6 +364,7 @@ mod tests {
             tokens: 2,
             pool: false,
             threads: 2,
+            keygen_only: false,
         };
         let report = run(&config, &options).unwrap();
         assert_eq!(report.tokens, 2);
