@@ -110,7 +110,10 @@ mod tests {
 
     fn request(pin: &str) -> SoftTokenRequest {
         SoftTokenRequest {
-            connection: Connection { peer: "127.0.0.1:40000".parse().unwrap(), client_certificate: None },
+            connection: Connection {
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                client_certificate: None,
+            },
             path_remainder: String::new(),
             headers: IdentityHeaders::new([
                 ("commonname", "Metrics Test"),
@@ -125,19 +128,28 @@ mod tests {
 
     /// The value of the first sample line starting with `prefix`.
     fn sample(text: &str, prefix: &str) -> Option<f64> {
-        text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 
     #[tokio::test]
     async fn metrics_after_one_issued_and_one_refused_token() {
-        assert!(prometheus().is_some(), "the recorder could not be installed");
+        assert!(
+            prometheus().is_some(),
+            "the recorder could not be installed"
+        );
         let dir = tempfile::tempdir().unwrap();
         let root = crate::config::Root::new(dir.path());
         crate::config::write_default(&root).unwrap();
         let config = crate::config::load(&root).unwrap();
         let gateway = Gateway::open(config).await.unwrap();
 
-        let token = gateway.issue_soft_token(request("metrics-pin-1")).await.unwrap();
+        let token = gateway
+            .issue_soft_token(request("metrics-pin-1"))
+            .await
+            .unwrap();
         assert!(!token.pkcs12.is_empty());
         let refused = gateway.issue_soft_token(request("123")).await.unwrap_err();
         assert_eq!(refused.code(), "password-policy");
@@ -147,24 +159,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
 
-        let issued = sample(&text, "ast_tokens_issued_total{handler=\"handler.1\",token_procedure=\"default\"}");
+        let issued = sample(
+            &text,
+            "ast_tokens_issued_total{handler=\"handler.1\",token_procedure=\"default\"}",
+        );
         assert!(issued.is_some_and(|v| v >= 1.0), "{text}");
-        let refused = sample(&text, "ast_tokens_refused_total{handler=\"handler.1\",code=\"password-policy\"}");
+        let refused = sample(
+            &text,
+            "ast_tokens_refused_total{handler=\"handler.1\",code=\"password-policy\"}",
+        );
         assert!(refused.is_some_and(|v| v >= 1.0), "{text}");
         for stage in ["keygen", "sign", "pkcs12", "store"] {
-            let count = sample(&text, &format!("ast_issuance_stage_seconds_count{{stage=\"{stage}\"}}"));
+            let count = sample(
+                &text,
+                &format!("ast_issuance_stage_seconds_count{{stage=\"{stage}\"}}"),
+            );
             assert!(count.is_some_and(|v| v >= 1.0), "stage {stage}: {text}");
         }
-        assert!(text.contains("ast_issuance_stage_seconds_bucket{stage=\"pkcs12\",le=\"0.005\"}"), "{text}");
+        assert!(
+            text.contains("ast_issuance_stage_seconds_bucket{stage=\"pkcs12\",le=\"0.005\"}"),
+            "{text}"
+        );
         let capacity = sample(&text, "ast_key_pool_capacity{key_type=\"rsa-2048\"}");
         assert_eq!(capacity, Some(32.0), "{text}");
-        assert!(sample(&text, "ast_key_pool_keys{key_type=\"rsa-2048\"}").is_some(), "{text}");
+        assert!(
+            sample(&text, "ast_key_pool_keys{key_type=\"rsa-2048\"}").is_some(),
+            "{text}"
+        );
         assert_eq!(sample(&text, "ast_db_max_connections"), Some(8.0), "{text}");
-        assert!(sample(&text, "ast_db_connections{state=\"idle\"}").is_some(), "{text}");
-        let build = format!("ast_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+        assert!(
+            sample(&text, "ast_db_connections{state=\"idle\"}").is_some(),
+            "{text}"
+        );
+        let build = format!(
+            "ast_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
         assert_eq!(sample(&text, &build), Some(1.0), "{text}");
         // No secret ever reaches a label.
         assert!(!text.contains("metrics-pin-1"));

@@ -14,4 +14,4 @@ mod server;
 pub use admin::{AdminServer, admin_router, prometheus, start_admin};
 pub use error::ErrorFormat;
 pub use routes::router;
-pub use server::{RunningServer, Listeners, start};
+pub use server::{Listeners, RunningServer, start};

@@ -11,7 +11,9 @@ use crate::config::{CertificateTemplate, Config, Handler};
 use crate::identity::{Caller, Connection};
 use crate::policy::{EvaluatedFields, IdentityHeaders, evaluate};
 use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, TokenRecord};
-use crate::token::{GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12};
+use crate::token::{
+    GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12,
+};
 
 /// A request for a soft token, as the HTTP layer hands it over.
 #[derive(Debug)]
@@ -70,28 +72,45 @@ pub(crate) struct MadeToken {
 impl Gateway {
     /// Issues a soft token, or refuses with an audited error. Nothing is issued on refusal;
     /// nothing is returned before the certificates are committed.
-    pub async fn issue_soft_token(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+    pub async fn issue_soft_token(
+        &self,
+        request: SoftTokenRequest,
+    ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
-        let peer = request.connection.peer.ip().to_string();
+        let peer = request.connection.peer.ip();
         let handler_path = request.path_remainder.clone();
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
-            Err(error) => {
-                let handler = self.config().ast.select(&handler_path).map(|h| format!("handler.{}", h.number));
-                super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code());
-                let detail = json!({
-                    "code": error.code(),
-                    "reason": error.to_string(),
-                    "path": handler_path,
-                    "peer": peer,
-                });
-                let event = AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
-                if let Err(e) = self.store.record_audit(&event).await {
-                    tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
-                }
-                Err(error)
-            }
+            Err(error) => Err(self.refuse(peer, &handler_path, &request_id, error).await),
         }
+    }
+
+    /// Audits a refusal of a soft-token request (also those the HTTP layer detects before the
+    /// request reaches `issue_soft_token`, such as a malformed form) and returns the error.
+    pub async fn refuse(
+        &self,
+        peer: std::net::IpAddr,
+        path: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
+        let handler = self
+            .config()
+            .ast
+            .select(path)
+            .map(|h| format!("handler.{}", h.number));
+        super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code());
+        let detail = json!({
+            "code": error.code(),
+            "reason": error.to_string(),
+            "path": path,
+            "peer": peer.to_string(),
+        });
+        let event = AuditEvent::now("refused", &format!("peer:{peer}"), request_id, detail);
+        if let Err(e) = self.store.record_audit(&event).await {
+            tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+        }
+        error
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
@@ -99,10 +118,17 @@ impl Gateway {
         if !config.ast.enabled {
             return Err(IssuanceError::Disabled);
         }
-        let handler = config.ast.select(&request.path_remainder).ok_or(IssuanceError::NoHandler)?;
-        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
+        let handler = config
+            .ast
+            .select(&request.path_remainder)
+            .ok_or(IssuanceError::NoHandler)?;
+        let caller = self
+            .trust
+            .authorize(handler.required_roles.as_ref(), &request.connection)?;
         handler.password_policy.check(&request.pin)?;
-        let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
+        let profile = handler
+            .choose_profile(request.profile.as_deref())
+            .map_err(IssuanceError::BadRequest)?;
         let plan = self.plan(handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
@@ -114,11 +140,17 @@ impl Gateway {
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
         let pin = request.pin;
         let pool = self.key_pool.clone();
-        let made = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url, &pool))
-            .await
-            .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
+        let made = tokio::task::spawn_blocking(move || {
+            make_token(plan, &pin, profile, iterations, &public_url, &pool)
+        })
+        .await
+        .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
-        let MadeToken { issued, pkcs12, stages } = made;
+        let MadeToken {
+            issued,
+            pkcs12,
+            stages,
+        } = made;
 
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -141,7 +173,11 @@ impl Gateway {
                 ca: planned.ca.name().to_string(),
                 issuer: issuer_dn(&planned.ca),
                 subject: planned.subject.display_dn(&planned.template.subject_order),
-                sans: planned.subject.san_values().map(|(a, v)| format!("{}:{v}", a.label())).collect(),
+                sans: planned
+                    .subject
+                    .san_values()
+                    .map(|(a, v)| format!("{}:{v}", a.label()))
+                    .collect(),
                 not_before: unix(cert.not_before),
                 not_after: unix(cert.not_after),
                 purpose: planned.template.purpose.clone(),
@@ -170,17 +206,37 @@ impl Gateway {
             .record_issuance(&token, &records, &event)
             .await
             .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
-        super::metrics::issued(&token.handler, &token.token_procedure, &stages, store_started.elapsed());
+        super::metrics::issued(
+            &token.handler,
+            &token.token_procedure,
+            &stages,
+            store_started.elapsed(),
+        );
         let common_name = issued
             .first()
-            .and_then(|(p, _)| p.subject.first(crate::ca::Attribute::CommonName).map(str::to_string))
+            .and_then(|(p, _)| {
+                p.subject
+                    .first(crate::ca::Attribute::CommonName)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "token".into());
-        Ok(SoftToken { token_id, pkcs12, filename: sanitise_filename(&common_name), profile, certificates: records })
+        Ok(SoftToken {
+            token_id,
+            pkcs12,
+            filename: sanitise_filename(&common_name),
+            profile,
+            certificates: records,
+        })
     }
 
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
     /// CA and subject. Pure: no keys, no signatures.
-    fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
+    fn plan(
+        &self,
+        handler: &Handler,
+        headers: &IdentityHeaders,
+        caller: &Caller,
+    ) -> Result<Vec<Planned>, IssuanceError> {
         let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
         plan_certificates(&self.config(), &self.cas, &handler.token_procedure, &fields)
     }
@@ -198,25 +254,37 @@ pub(crate) fn plan_certificates(
         .gateway
         .token_procedures
         .get(procedure)
-        .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{procedure}` vanished")))?;
+        .ok_or_else(|| {
+            IssuanceError::Internal(format!("token procedure `{procedure}` vanished"))
+        })?;
     let mut plan = Vec::with_capacity(procedure.certificates.len());
     for (index, template) in procedure.certificates.iter().enumerate() {
         let subject = fields.subject_for(index);
         if subject.dn_values(&template.subject_order).is_empty() {
-            return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
-                field: "subject".into(),
-                index: 0,
-                source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
-            }));
+            return Err(IssuanceError::Policy(
+                crate::policy::PolicyError::FieldMissing {
+                    field: "subject".into(),
+                    index: 0,
+                    source_name: format!(
+                        "certificate {index} ({}) would have an empty subject",
+                        template.purpose
+                    ),
+                },
+            ));
         }
-        let ca = cas
-            .get(&template.ca)
-            .cloned()
-            .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
-        plan.push(Planned { template: template.clone(), ca, subject });
+        let ca = cas.get(&template.ca).cloned().ok_or_else(|| {
+            IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
+        })?;
+        plan.push(Planned {
+            template: template.clone(),
+            ca,
+            subject,
+        });
     }
     Ok(plan)
 }
+
+/// The certificates made (with their plan) and the PKCS#12 holding them.
 
 /// Keys (from the pool, else inline), certificates and the PKCS#12, on a blocking thread.
 pub(crate) fn make_token(
@@ -232,7 +300,9 @@ pub(crate) fn make_token(
     let mut issued = Vec::with_capacity(plan.len());
     for planned in plan {
         let started = Instant::now();
-        let (key, source) = pool.key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        let (key, source) = pool
+            .key(planned.template.key)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?;
         match source {
             KeySource::Pool => stages.pooled_keys += 1,
             KeySource::Inline => stages.inline_keys += 1,
@@ -260,7 +330,9 @@ pub(crate) fn make_token(
             &certificate_profile,
         )
         .map_err(|e| match e {
-            CaError::Value { attribute, message } => IssuanceError::FieldEncoding { attribute, message },
+            CaError::Value { attribute, message } => {
+                IssuanceError::FieldEncoding { attribute, message }
+            }
             CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
             other => IssuanceError::Internal(other.to_string()),
         })?;
@@ -271,23 +343,31 @@ pub(crate) fn make_token(
     let writing = Instant::now();
     let pkcs12 = {
         let entries: Vec<TokenEntry<'_>> = issued
-        .iter()
-        .zip(&keys)
-        .map(|((planned, certificate), key)| TokenEntry {
-            friendly_name: format!(
-                "{} {}",
-                planned.subject.first(crate::ca::Attribute::CommonName).unwrap_or("token"),
-                planned.template.purpose
-            ),
-            key,
-            certificate_der: &certificate.der,
-            chain: planned.ca.chain(),
-        })
-        .collect();
-        write_pkcs12(&entries, pin, profile, iterations).map_err(|e| IssuanceError::Internal(e.to_string()))?
+            .iter()
+            .zip(&keys)
+            .map(|((planned, certificate), key)| TokenEntry {
+                friendly_name: format!(
+                    "{} {}",
+                    planned
+                        .subject
+                        .first(crate::ca::Attribute::CommonName)
+                        .unwrap_or("token"),
+                    planned.template.purpose
+                ),
+                key,
+                certificate_der: &certificate.der,
+                chain: planned.ca.chain(),
+            })
+            .collect();
+        write_pkcs12(&entries, pin, profile, iterations)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?
     };
     stages.pkcs12 = writing.elapsed();
-    Ok(MadeToken { issued, pkcs12, stages })
+    Ok(MadeToken {
+        issued,
+        pkcs12,
+        stages,
+    })
 }
 
 fn issuer_dn(ca: &Ca) -> String {
@@ -295,7 +375,9 @@ fn issuer_dn(ca: &Ca) -> String {
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
@@ -303,11 +385,21 @@ fn unix(t: std::time::SystemTime) -> i64 {
 pub fn sanitise_filename(common_name: &str) -> String {
     let cleaned: String = common_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
-    if cleaned.is_empty() { "token.p12".into() } else { format!("{cleaned}.p12") }
+    if cleaned.is_empty() {
+        "token.p12".into()
+    } else {
+        format!("{cleaned}.p12")
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,5 @@
+//! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
+
+mod kit;
+mod page;
+mod soft_token;
