@@ -29,7 +29,7 @@ OUT=${OUT:-$here/last-run.md}
 POOL_WAIT=${POOL_WAIT:-180}
 if [ -n "${QUICK:-}" ]; then DURATION=${DURATION_QUICK:-8s}; TOKENS=${TOKENS_QUICK:-20}; POOL_WAIT=20; fi
 P256_TOKENS=$((TOKENS * 10))
-OPENSSL_TOKENS=$((TOKENS / 10))
+OPENSSL_TOKENS=$((TOKENS / 10 > 4 ? TOKENS / 10 : 4))
 
 [ -x "$BIN" ] || { echo "no binary at $BIN: run cargo build --release first" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
@@ -114,6 +114,8 @@ PY
     log "light load: 40 requests, one every 0.5 s (pool holds ${fill:-?} RSA-2048 keys at the start)"
     local light
     light=$(python3 "$here/light.py" 127.0.0.1 "$port" /pgwy/ast 40 0.5 | python3 -c 'import json,sys; d=json.load(sys.stdin); d["pool_keys_at_start"]=sys.argv[1]; print(json.dumps(d))' "${fill:-?}")
+    fill=$(curl -fsS "http://127.0.0.1:$aport/metrics" | awk '/^ast_key_pool_keys\{key_type="rsa-2048"\}/ {print $2}')
+    light=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["pool_keys_at_end"]=sys.argv[2]; print(json.dumps(d))' "$light" "${fill:-?}")
     echo "$light" >&2
     record "ast-gateway HTTP, light load (warm pool)" "$job-light" "$light"
   fi

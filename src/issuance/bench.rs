@@ -213,7 +213,7 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
         pkcs12_iterations: iterations,
         tokens: samples.len(),
         threads,
-        pool: options.pool,
+        pool: options.pool && !options.keygen_only,
         keygen_only: options.keygen_only,
         pool_capacity: capacity
             .iter()

@@ -2,4 +2,5 @@
 
 mod kit;
 mod page;
+mod performance;
 mod soft_token;
