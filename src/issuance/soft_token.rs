@@ -284,8 +284,6 @@ pub(crate) fn plan_certificates(
     Ok(plan)
 }
 
-/// The certificates made (with their plan) and the PKCS#12 holding them.
-
 /// Keys (from the pool, else inline), certificates and the PKCS#12, on a blocking thread.
 pub(crate) fn make_token(
     plan: Vec<Planned>,
