@@ -599,4 +599,46 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("d").is_err());
     }
+    /// The embedded default gateway.toml with `edit` applied, loaded.
+    fn load_edited(edit: impl FnOnce(String) -> String) -> Result<GatewayConfig, ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::config::write_default(&root).unwrap();
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        std::fs::write(root.gateway_toml(), edit(text)).unwrap();
+        load_gateway(&root)
+    }
+
+    #[test]
+    fn key_pool_and_admin_defaults() {
+        let config = load_edited(|t| t).unwrap();
+        assert_eq!(config.key_pool, BTreeMap::from([(KeyType::Rsa2048, 32)]));
+        assert_eq!(config.server.admin, "127.0.0.1:9102".parse().ok());
+
+        // No [key_pool] at all: types the procedures use get their default size.
+        let config =
+            load_edited(|t| t.replace("[key_pool]", "").replace("rsa-2048 = 32", "")).unwrap();
+        assert_eq!(config.key_pool, BTreeMap::from([(KeyType::Rsa2048, 32)]));
+
+        // 0 turns a type off; an unused type can be pooled explicitly; "" turns admin off.
+        let config = load_edited(|t| {
+            t.replace("rsa-2048 = 32", "rsa-2048 = 0\nec-p256 = 8")
+                .replace("admin = \"127.0.0.1:9102\"", "admin = \"\"")
+        })
+        .unwrap();
+        assert_eq!(config.key_pool, BTreeMap::from([(KeyType::EcP256, 8)]));
+        assert_eq!(config.server.admin, None);
+    }
+
+    #[test]
+    fn key_pool_and_admin_errors_name_the_key() {
+        let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-1024 = 4")).unwrap_err();
+        assert!(e.to_string().contains("rsa-1024"), "{e}");
+        let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-2048 = 5000")).unwrap_err();
+        assert!(e.to_string().contains("key_pool.rsa-2048"), "{e}");
+        assert!(e.to_string().contains("0 to 4096"), "{e}");
+        let e = load_edited(|t| t.replace("admin = \"127.0.0.1:9102\"", "admin = \"nowhere\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("server.admin"), "{e}");
+    }
 }
