@@ -7,7 +7,9 @@
 //! file readable by group or others is refused at load.
 
 mod certificate;
+mod crl;
 mod demo;
+pub mod ocsp;
 mod signer;
 mod subject;
 
@@ -15,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use certificate::{CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage, parse_key_usage, parse_oid, random_serial};
+pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
 pub use subject::{Attribute, Subject};

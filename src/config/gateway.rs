@@ -26,6 +26,10 @@ struct GatewayFile {
     pkcs12: Pkcs12File,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    crl: CrlFile,
+    #[serde(default)]
+    ocsp: OcspFile,
     #[serde(default, rename = "ca")]
     cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
@@ -98,6 +102,46 @@ fn default_timeout() -> u64 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CrlFile {
+    #[serde(default = "default_crl_validity")]
+    validity: String,
+}
+
+impl Default for CrlFile {
+    fn default() -> Self {
+        CrlFile { validity: default_crl_validity() }
+    }
+}
+
+fn default_crl_validity() -> String {
+    "7d".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OcspFile {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_ocsp_validity")]
+    validity: String,
+}
+
+impl Default for OcspFile {
+    fn default() -> Self {
+        OcspFile { enabled: true, validity: default_ocsp_validity() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_ocsp_validity() -> String {
+    "1h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CaFile {
     name: String,
     certificate: String,
@@ -154,8 +198,28 @@ pub struct Limits {
 pub struct CaConfig {
     pub name: String,
     pub certificate: PathBuf,
+    /// The key file (unused when `pkcs11` is set).
     pub key: PathBuf,
+    /// The key as a `pkcs11:` URI (RFC 7512), when the key lives in a PKCS#11 token.
+    pub pkcs11: Option<String>,
     pub parent: Option<String>,
+}
+
+/// CRL issuing (SPEC §3).
+#[derive(Debug, Clone)]
+pub struct CrlConfig {
+    /// nextUpdate − thisUpdate. A new CRL is issued when half of it has passed, or at once
+    /// when a revocation changed.
+    pub validity: Duration,
+}
+
+/// The OCSP responder.
+#[derive(Debug, Clone)]
+pub struct OcspConfig {
+    /// Serve `/pgwy/ocsp` and write the AIA OCSP URL into issued certificates.
+    pub enabled: bool,
+    /// nextUpdate − thisUpdate of responses (and the HTTP max-age, RFC 5019 §6).
+    pub validity: Duration,
 }
 
 /// One certificate of a token procedure.
@@ -189,6 +253,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     pub cas: Vec<CaConfig>,
     pub token_procedures: BTreeMap<String, TokenProcedure>,
+    pub crl: CrlConfig,
+    pub ocsp: OcspConfig,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -282,6 +348,7 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             name: ca.name.clone(),
             certificate: root.resolve(&ca.certificate),
             key: root.resolve(&ca.key),
+            pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
             parent: ca.parent.clone(),
         });
     }
@@ -346,6 +413,11 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             err("token_procedure.name", &tp.name, format!("token procedure `{}` is defined twice", tp.name));
         }
     }
+    let crl_validity = parse_duration(&file.crl.validity).map_err(|m| err("crl.validity", "validity", m)).ok();
+    if crl_validity.is_some_and(|v| v < Duration::from_secs(600)) {
+        err("crl.validity", "validity", "a CRL validity below 10 minutes leaves relying parties no time; use e.g. 1d or 7d".into());
+    }
+    let ocsp_validity = parse_duration(&file.ocsp.validity).map_err(|m| err("ocsp.validity", "validity", m)).ok();
     if file.limits.max_body_bytes < 256 {
         err("limits.max_body_bytes", "max_body_bytes", "must be at least 256 bytes".into());
     }
@@ -372,6 +444,8 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
         },
         cas,
         token_procedures,
+        crl: CrlConfig { validity: crl_validity.unwrap_or(Duration::from_secs(7 * 86_400)) },
+        ocsp: OcspConfig { enabled: file.ocsp.enabled, validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)) },
     })
 }
 

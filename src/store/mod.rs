@@ -8,6 +8,7 @@
 
 mod audit;
 mod records;
+mod revocation;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
+pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
