@@ -1,6 +1,7 @@
 //! The command line (SPEC §2). Every subcommand is a thin call into the library.
 
 mod certs;
+mod crl;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,15 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Issue a fresh CRL now (every CA unless --ca). PEM on stdout, or DER to --out.
+    Crl {
+        /// The CA (default: every configured CA).
+        #[arg(long)]
+        ca: Option<String>,
+        /// Write the DER CRL to this file (needs --ca when more than one CA is configured).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -97,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
+        Command::Crl { ca, out } => crl::run(&root, ca, out).await,
         Command::Audit { command: AuditCommand::Verify } => {
             let config = load_config(&root)?;
             let store = crate::store::Store::open(&config.gateway.database_url, 2).await?;
@@ -134,6 +145,7 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         );
     }
     let gateway = Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    let _crl_refresher = gateway.spawn_crl_refresher();
     let server = start(gateway.clone(), Listeners { http }).await.context("binding the listeners")?;
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");

@@ -7,6 +7,7 @@
 
 mod error;
 mod page;
+mod revocation;
 mod routes;
 mod server;
 

@@ -22,6 +22,12 @@ pub enum IssuanceError {
     /// The value of a field cannot be encoded (e.g. a serialNumber outside PrintableString).
     #[error("field `{attribute}`: {message}")]
     FieldEncoding { attribute: &'static str, message: String },
+    /// The certificate or CA named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the current state (e.g. reinstating a certificate not on hold).
+    #[error("{0}")]
+    Conflict(String),
     /// Database or CA unavailable; the text is for the log only.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
@@ -45,6 +51,8 @@ impl IssuanceError {
             IssuanceError::FieldEncoding { .. } => "field-invalid",
             IssuanceError::Password(_) => "password-policy",
             IssuanceError::BadRequest(_) => "bad-request",
+            IssuanceError::NotFound(_) => "not-found",
+            IssuanceError::Conflict(_) => "conflict",
             IssuanceError::Unavailable(_) => "unavailable",
             IssuanceError::Internal(_) => "internal",
         }

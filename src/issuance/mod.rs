@@ -7,6 +7,7 @@
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
 mod error;
+mod revocation;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
+pub use revocation::OcspAnswer;
 pub use soft_token::{SoftToken, SoftTokenRequest};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
@@ -31,6 +33,8 @@ pub struct Gateway {
     trust: TrustPolicy,
     /// Bounds concurrent CPU-heavy issuance work to the number of cores.
     crypto_slots: Semaphore,
+    /// One CRL build at a time on this node (see `revocation`).
+    crl_lock: tokio::sync::Mutex<()>,
 }
 
 /// Loads every configured CA (certificate, chain, key), reporting every problem at once.
@@ -95,6 +99,7 @@ impl Gateway {
             cas,
             store,
             crypto_slots: Semaphore::new(cores),
+            crl_lock: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -82,6 +82,7 @@ impl Gateway {
         let plan = self.plan(handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
+        let ocsp = config.gateway.ocsp.enabled;
 
         let _slot = self
             .crypto_slots
@@ -89,7 +90,7 @@ impl Gateway {
             .await
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
         let pin = request.pin;
-        let (issued, pkcs12) = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url))
+        let (issued, pkcs12) = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url, ocsp))
             .await
             .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
@@ -188,6 +189,7 @@ fn make_token(
     profile: Pkcs12Profile,
     iterations: u32,
     public_url: &str,
+    ocsp: bool,
 ) -> Result<(Vec<(Planned, IssuedCertificate)>, Vec<u8>), IssuanceError> {
     let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
     let mut issued = Vec::with_capacity(plan.len());
@@ -204,7 +206,8 @@ fn make_token(
             policies: &template.policies,
             ca: None,
             crl_url: Some(format!("{public_url}/pgwy/crl/{}.crl", planned.ca.name())),
-            ocsp_url: None,
+            // SPEC §7.1: AIA pointing at our own responder when OCSP is on.
+            ocsp_url: ocsp.then(|| format!("{public_url}/pgwy/ocsp")),
         };
         let ca = &planned.ca;
         let certificate = issue_certificate(
