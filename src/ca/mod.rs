@@ -7,9 +7,11 @@
 //! file readable by group or others is refused at load.
 
 mod certificate;
+mod create;
 mod crl;
 mod demo;
 pub mod ocsp;
+mod pkcs11;
 mod signer;
 mod subject;
 
@@ -17,8 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use certificate::{CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage, parse_key_usage, parse_oid, random_serial};
+pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
+pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
 pub use subject::{Attribute, Subject};
 

@@ -1,5 +1,6 @@
 //! The command line (SPEC §2). Every subcommand is a thin call into the library.
 
+mod ca_admin;
 mod certs;
 mod crl;
 
@@ -85,6 +86,12 @@ pub enum CaCommand {
     },
     /// Print a CA's chain as PEM, the CA first.
     Export { name: String },
+    /// Create a CA: a new key (file or PKCS#11 token) and a certificate signed by a parent
+    /// (or self-signed); appends a [[ca]] block to gateway.toml.
+    Create(ca_admin::CreateArgs),
+    /// Bring an existing CA (certificate + key file or pkcs11: URI) into gateway.toml, after
+    /// checking that the key matches the certificate.
+    Import(ca_admin::ImportArgs),
 }
 
 /// `audit …`
@@ -227,6 +234,11 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
 }
 
 fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
+    let command = match command {
+        CaCommand::Create(args) => return ca_admin::create(root, args),
+        CaCommand::Import(args) => return ca_admin::import(root, args),
+        other => other,
+    };
     let config = load_config(root)?;
     let cas = crate::issuance::load_cas(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     match command {
@@ -260,5 +272,6 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
             }
             None => anyhow::bail!("no CA named `{name}`; configured: {}", cas.keys().cloned().collect::<Vec<_>>().join(", ")),
         },
+        CaCommand::Create(_) | CaCommand::Import(_) => Ok(ExitCode::FAILURE),
     }
 }

@@ -60,8 +60,11 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
                 parents.push(read_certificate_file(&parent.certificate)?);
                 next = parent.parent.clone();
             }
-            let signer = FileSigner::from_file(&ca.key)?;
-            Ca::new(&ca.name, certificate, parents, Arc::new(signer))
+            let signer: Arc<dyn crate::ca::Signer> = match &ca.pkcs11 {
+                Some(uri) => Arc::new(crate::ca::Pkcs11Signer::open(uri)?),
+                None => Arc::new(FileSigner::from_file(&ca.key)?),
+            };
+            Ca::new(&ca.name, certificate, parents, signer)
         })();
         match result {
             Ok(loaded) => {
