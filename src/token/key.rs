@@ -153,6 +153,7 @@ pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_parser::prelude::FromDer;
 
     #[test]
     fn every_key_type_generates_parsable_spki() {
