@@ -7,7 +7,10 @@ use der::Decode;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
-use super::{Attribute, Ca, CaError, CertificateProfile, IssuedCertificate, Signer, Subject, issue_certificate};
+use super::{
+    Attribute, Ca, CaError, CertificateProfile, IssuedCertificate, Signer, Subject,
+    issue_certificate,
+};
 
 /// Issues a CA certificate (basicConstraints CA, pathLen 0 under a parent; keyCertSign,
 /// cRLSign) for `signer`'s public key with subject `CN=<common_name>[, O=<organization>]`.
@@ -34,7 +37,9 @@ pub fn issue_ca_certificate(
         subject_order: &order,
         spki_der: signer.public_key_der(),
         validity,
-        key_usage: KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature),
+        key_usage: KeyUsage(
+            KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
+        ),
         extended_key_usage: &[],
         policies: &[],
         ca: Some(parent.map(|_| 0)),
@@ -42,7 +47,12 @@ pub fn issue_ca_certificate(
         ocsp_url: None,
     };
     match parent {
-        Some(p) => issue_certificate(p.certificate().tbs_certificate().subject(), p.key_identifier(), p.signer(), &profile),
+        Some(p) => issue_certificate(
+            p.certificate().tbs_certificate().subject(),
+            p.key_identifier(),
+            p.signer(),
+            &profile,
+        ),
         None => {
             let name = super::certificate::encode_subject(&subject, &order)?;
             let spki = spki::SubjectPublicKeyInfoOwned::from_der(signer.public_key_der())?;

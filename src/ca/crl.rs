@@ -10,15 +10,15 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use const_oid::db::rfc5280;
-use der::asn1::{BitString, OctetString, Uint};
 use der::Encode;
+use der::asn1::{BitString, OctetString, Uint};
+use x509_cert::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::CrlReason;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
-use x509_cert::Version;
 
 use super::{Ca, CaError};
 
@@ -96,11 +96,21 @@ impl FromStr for RevocationReason {
     type Err = String;
     /// Accepts the RFC names in any case (`keyCompromise`, `keycompromise`, `KEY_COMPROMISE`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted: String = s.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_ascii_lowercase();
-        RevocationReason::ALL.into_iter().find(|r| r.name().to_ascii_lowercase() == wanted).ok_or_else(|| {
-            let names: Vec<&str> = RevocationReason::ALL.iter().map(|r| r.name()).collect();
-            format!("unknown revocation reason `{s}`; use one of {}", names.join(", "))
-        })
+        let wanted: String = s
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        RevocationReason::ALL
+            .into_iter()
+            .find(|r| r.name().to_ascii_lowercase() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<&str> = RevocationReason::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "unknown revocation reason `{s}`; use one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -122,24 +132,39 @@ pub struct CrlParameters {
     pub next_update: SystemTime,
 }
 
-fn extension<T: Encode>(oid: const_oid::ObjectIdentifier, critical: bool, value: &T) -> Result<Extension, CaError> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+fn extension<T: Encode>(
+    oid: const_oid::ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> Result<Extension, CaError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 /// Builds and signs a v2 CRL for `ca`. Returns DER.
-pub fn issue_crl(ca: &Ca, parameters: &CrlParameters, entries: &[CrlEntry]) -> Result<Vec<u8>, CaError> {
+pub fn issue_crl(
+    ca: &Ca,
+    parameters: &CrlParameters,
+    entries: &[CrlEntry],
+) -> Result<Vec<u8>, CaError> {
     let signer = ca.signer();
     let mut revoked: Vec<RevokedCert> = Vec::with_capacity(entries.len());
     for entry in entries {
         // RFC 5280 §5.3.1: the reasonCode extension should be absent rather than `unspecified`.
         let extensions = match entry.reason {
-            Some(reason) if reason != RevocationReason::Unspecified => {
-                Some(vec![extension(rfc5280::ID_CE_CRL_REASONS, false, &reason.crl_reason())?])
-            }
+            Some(reason) if reason != RevocationReason::Unspecified => Some(vec![extension(
+                rfc5280::ID_CE_CRL_REASONS,
+                false,
+                &reason.crl_reason(),
+            )?]),
             _ => None,
         };
         revoked.push(RevokedCert {
-            serial_number: SerialNumber::new(&entry.serial).map_err(|e| CaError::Encoding(e.to_string()))?,
+            serial_number: SerialNumber::new(&entry.serial)
+                .map_err(|e| CaError::Encoding(e.to_string()))?,
             revocation_date: Time::try_from(entry.revoked_at)?,
             crl_entry_extensions: extensions,
         });
@@ -163,11 +188,19 @@ pub fn issue_crl(ca: &Ca, parameters: &CrlParameters, entries: &[CrlEntry]) -> R
         this_update: Time::try_from(parameters.this_update)?,
         next_update: Some(Time::try_from(parameters.next_update)?),
         // §5.1.2.6: when there are no revoked certificates the list is absent, not empty.
-        revoked_certificates: if revoked.is_empty() { None } else { Some(revoked) },
+        revoked_certificates: if revoked.is_empty() {
+            None
+        } else {
+            Some(revoked)
+        },
         crl_extensions: Some(crl_extensions),
     };
     let signature = signer.sign(&tbs.to_der()?)?;
-    let crl = CertificateList { tbs_cert_list: tbs, signature_algorithm: algorithm, signature: BitString::from_bytes(&signature)? };
+    let crl = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: algorithm,
+        signature: BitString::from_bytes(&signature)?,
+    };
     Ok(crl.to_der()?)
 }
 
@@ -177,11 +210,30 @@ mod tests {
 
     #[test]
     fn reason_names() {
-        assert_eq!("keyCompromise".parse::<RevocationReason>(), Ok(RevocationReason::KeyCompromise));
-        assert_eq!("KEY_COMPROMISE".parse::<RevocationReason>(), Ok(RevocationReason::KeyCompromise));
-        assert_eq!("cACompromise".parse::<RevocationReason>(), Ok(RevocationReason::CaCompromise));
-        assert_eq!("certificateHold".parse::<RevocationReason>().map(|r| r.code()), Ok(6));
-        assert_eq!("privilegeWithdrawn".parse::<RevocationReason>().map(|r| r.code()), Ok(9));
+        assert_eq!(
+            "keyCompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            "KEY_COMPROMISE".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            "cACompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::CaCompromise)
+        );
+        assert_eq!(
+            "certificateHold"
+                .parse::<RevocationReason>()
+                .map(|r| r.code()),
+            Ok(6)
+        );
+        assert_eq!(
+            "privilegeWithdrawn"
+                .parse::<RevocationReason>()
+                .map(|r| r.code()),
+            Ok(9)
+        );
         assert!("removeFromCRL".parse::<RevocationReason>().is_err());
         assert!("stolen".parse::<RevocationReason>().is_err());
         for r in RevocationReason::ALL {

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use x509_cert02::ext::Extension;
 use x509_cert02::spki::AlgorithmIdentifierOwned;
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponderId,
-    ResponseData, RevokedInfo, SingleResponse, Version,
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
+    ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
 use super::{Ca, CaError, RevocationReason};
@@ -44,7 +44,10 @@ pub struct OcspQuery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OcspStatus {
     Good,
-    Revoked { at: SystemTime, reason: Option<RevocationReason> },
+    Revoked {
+        at: SystemTime,
+        reason: Option<RevocationReason>,
+    },
     Unknown,
 }
 
@@ -72,7 +75,10 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedOcspRequest, OcspFailure> {
         .tbs_request
         .request_list
         .into_iter()
-        .map(|r| OcspQuery { serial_hex: serial_hex(r.req_cert.serial_number.as_bytes()), cert_id: r.req_cert })
+        .map(|r| OcspQuery {
+            serial_hex: serial_hex(r.req_cert.serial_number.as_bytes()),
+            cert_id: r.req_cert,
+        })
         .collect();
     Ok(ParsedOcspRequest { queries, nonce })
 }
@@ -81,7 +87,11 @@ fn serial_hex(bytes: &[u8]) -> String {
     let hex = hex::encode(bytes);
     let trimmed = hex.trim_start_matches('0');
     let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
-    if trimmed.len() % 2 == 1 { format!("0{trimmed}") } else { trimmed.to_string() }
+    if trimmed.len() % 2 == 1 {
+        format!("0{trimmed}")
+    } else {
+        trimmed.to_string()
+    }
 }
 
 impl OcspQuery {
@@ -89,14 +99,25 @@ impl OcspQuery {
     /// (RFC 6960 §4.1.1) match, with SHA-1 or SHA-256.
     pub fn is_issued_by(&self, ca: &Ca) -> bool {
         let id = &self.cert_id;
-        let Ok(name_der) = der::Encode::to_der(ca.certificate().tbs_certificate().subject()) else { return false };
-        let key = ca.certificate().tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
+        let Ok(name_der) = der::Encode::to_der(ca.certificate().tbs_certificate().subject()) else {
+            return false;
+        };
+        let key = ca
+            .certificate()
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes();
         let (name_hash, key_hash) = match id.hash_algorithm.oid.to_string().as_str() {
             SHA1_OID => (Sha1::digest(&name_der).to_vec(), Sha1::digest(key).to_vec()),
-            SHA256_OID => (Sha256::digest(&name_der).to_vec(), Sha256::digest(key).to_vec()),
+            SHA256_OID => (
+                Sha256::digest(&name_der).to_vec(),
+                Sha256::digest(key).to_vec(),
+            ),
             _ => return false,
         };
-        id.issuer_name_hash.as_bytes() == name_hash.as_slice() && id.issuer_key_hash.as_bytes() == key_hash.as_slice()
+        id.issuer_name_hash.as_bytes() == name_hash.as_slice()
+            && id.issuer_key_hash.as_bytes() == key_hash.as_slice()
     }
 }
 
@@ -133,8 +154,14 @@ pub fn sign_response(
     this_update: SystemTime,
     next_update: SystemTime,
 ) -> Result<Vec<u8>, CaError> {
-    let key = ca.certificate().tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
-    let responder_id = ResponderId::ByKey(OctetString::new(Sha1::digest(key).to_vec()).map_err(failure)?);
+    let key = ca
+        .certificate()
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    let responder_id =
+        ResponderId::ByKey(OctetString::new(Sha1::digest(key).to_vec()).map_err(failure)?);
     let mut responses = Vec::with_capacity(answers.len());
     for (query, status) in answers {
         let cert_status = match status {
@@ -158,8 +185,13 @@ pub fn sign_response(
             extn_id: der07::asn1::ObjectIdentifier::new_unwrap(NONCE_OID),
             critical: false,
             // The extension value is the DER OCTET STRING holding the nonce (RFC 6960 §4.4.1).
-            extn_value: OctetString::new(OctetString::new(value.to_vec()).map_err(failure)?.to_der().map_err(failure)?)
-                .map_err(failure)?,
+            extn_value: OctetString::new(
+                OctetString::new(value.to_vec())
+                    .map_err(failure)?
+                    .to_der()
+                    .map_err(failure)?,
+            )
+            .map_err(failure)?,
         }]),
         None => None,
     };
@@ -180,7 +212,10 @@ pub fn sign_response(
         signature: der07::asn1::BitString::from_bytes(&signature).map_err(failure)?,
         certs: None,
     };
-    OcspResponse::successful(basic).map_err(failure)?.to_der().map_err(failure)
+    OcspResponse::successful(basic)
+        .map_err(failure)?
+        .to_der()
+        .map_err(failure)
 }
 
 /// An unsigned OCSPResponse carrying only an error status.
@@ -192,7 +227,9 @@ pub fn failure_response(why: OcspFailure) -> Vec<u8> {
         OcspFailure::Unauthorized => (OcspResponse::unauthorized(), 6),
     };
     // Encoding an ENUMERATED in a SEQUENCE cannot fail; the fallback is the same bytes.
-    response.to_der().unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, code])
+    response
+        .to_der()
+        .unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, code])
 }
 
 #[cfg(test)]
@@ -201,9 +238,18 @@ mod tests {
 
     #[test]
     fn failure_responses_are_der() {
-        assert_eq!(failure_response(OcspFailure::MalformedRequest), vec![0x30, 0x03, 0x0a, 0x01, 0x01]);
-        assert_eq!(failure_response(OcspFailure::Unauthorized), vec![0x30, 0x03, 0x0a, 0x01, 0x06]);
-        assert!(matches!(parse_request(b"\x30\x00"), Err(OcspFailure::MalformedRequest)));
+        assert_eq!(
+            failure_response(OcspFailure::MalformedRequest),
+            vec![0x30, 0x03, 0x0a, 0x01, 0x01]
+        );
+        assert_eq!(
+            failure_response(OcspFailure::Unauthorized),
+            vec![0x30, 0x03, 0x0a, 0x01, 0x06]
+        );
+        assert!(matches!(
+            parse_request(b"\x30\x00"),
+            Err(OcspFailure::MalformedRequest)
+        ));
     }
 
     #[test]

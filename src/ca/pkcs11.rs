@@ -65,8 +65,12 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("bad percent escape in `{s}`"))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape in `{s}`"))?);
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("bad percent escape in `{s}`"))?;
+            out.push(
+                u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape in `{s}`"))?,
+            );
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -83,25 +87,44 @@ fn text(s: &str) -> Result<String, String> {
 impl Pkcs11Uri {
     /// Parses an RFC 7512 URI (the subset above).
     pub fn parse(uri: &str) -> Result<Self, String> {
-        let rest = uri.strip_prefix("pkcs11:").ok_or("a PKCS#11 key must be a `pkcs11:` URI")?;
+        let rest = uri
+            .strip_prefix("pkcs11:")
+            .ok_or("a PKCS#11 key must be a `pkcs11:` URI")?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let mut parsed =
-            Pkcs11Uri { token: None, object: None, id: None, module: PathBuf::new(), pin_value: None, pin_env: None };
+        let mut parsed = Pkcs11Uri {
+            token: None,
+            object: None,
+            id: None,
+            module: PathBuf::new(),
+            pin_value: None,
+            pin_env: None,
+        };
         for part in path.split(';').filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| format!("`{part}` is not key=value"))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not key=value"))?;
             match key {
                 "token" => parsed.token = Some(text(value)?),
                 "object" => parsed.object = Some(text(value)?),
                 "id" => parsed.id = Some(percent_decode(value)?),
                 "type" if value == "private" => {}
                 // Other RFC 7512 path attributes narrow the search; we rely on token + object/id.
-                "manufacturer" | "model" | "serial" | "library-manufacturer" | "library-description"
-                | "library-version" | "slot-description" | "slot-manufacturer" | "slot-id" => {}
+                "manufacturer"
+                | "model"
+                | "serial"
+                | "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer"
+                | "slot-id" => {}
                 other => return Err(format!("unsupported pkcs11 URI attribute `{other}`")),
             }
         }
         for part in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| format!("`{part}` is not key=value"))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not key=value"))?;
             match key {
                 "module-path" => parsed.module = PathBuf::from(text(value)?),
                 "pin-value" => parsed.pin_value = Some(text(value)?),
@@ -126,34 +149,52 @@ impl Pkcs11Uri {
             return Ok(AuthPin::from(pin.clone()));
         }
         let var = self.pin_env.as_deref().unwrap_or(PIN_ENV);
-        std::env::var(var).map(AuthPin::from).map_err(|_| format!("no PIN: set pin-value in the URI or the environment variable {var}"))
+        std::env::var(var).map(AuthPin::from).map_err(|_| {
+            format!("no PIN: set pin-value in the URI or the environment variable {var}")
+        })
     }
 }
 
 /// One initialised context per module path: C_Initialize may run once per process.
 fn context(module: &Path) -> Result<Arc<Pkcs11>, String> {
     static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Arc<Pkcs11>>>> = OnceLock::new();
-    let mut map = CONTEXTS.get_or_init(|| Mutex::new(HashMap::new())).lock().map_err(|_| "PKCS#11 context lock poisoned")?;
+    let mut map = CONTEXTS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .map_err(|_| "PKCS#11 context lock poisoned")?;
     if let Some(ctx) = map.get(module) {
         return Ok(ctx.clone());
     }
-    let ctx = Pkcs11::new(module).map_err(|e| format!("cannot load the PKCS#11 module {}: {e}", module.display()))?;
+    let ctx = Pkcs11::new(module)
+        .map_err(|e| format!("cannot load the PKCS#11 module {}: {e}", module.display()))?;
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(|e| format!("cannot initialise the PKCS#11 module {}: {e}", module.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot initialise the PKCS#11 module {}: {e}",
+                module.display()
+            )
+        })?;
     let ctx = Arc::new(ctx);
     map.insert(module.to_path_buf(), ctx.clone());
     Ok(ctx)
 }
 
 fn find_slot(ctx: &Pkcs11, token: Option<&str>) -> Result<Slot, String> {
-    let slots = ctx.get_slots_with_token().map_err(|e| format!("cannot list PKCS#11 slots: {e}"))?;
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| format!("cannot list PKCS#11 slots: {e}"))?;
     for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(|e| format!("cannot read token info: {e}"))?;
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(|e| format!("cannot read token info: {e}"))?;
         if token.is_none_or(|t| info.label().trim_end() == t) {
             return Ok(slot);
         }
     }
-    Err(format!("no PKCS#11 token labelled `{}`", token.unwrap_or("(any)")))
+    Err(format!(
+        "no PKCS#11 token labelled `{}`",
+        token.unwrap_or("(any)")
+    ))
 }
 
 /// Key pairs `generate` can make inside a token.
@@ -182,7 +223,9 @@ pub struct Pkcs11Signer {
 
 impl fmt::Debug for Pkcs11Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pkcs11Signer").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("Pkcs11Signer")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,10 +243,14 @@ fn key_template(class: ObjectClass, uri: &Pkcs11Uri) -> Vec<Attribute> {
 fn logged_in_session(uri: &Pkcs11Uri) -> Result<(Arc<Pkcs11>, Session), String> {
     let ctx = context(&uri.module)?;
     let slot = find_slot(&ctx, uri.token.as_deref())?;
-    let session = ctx.open_rw_session(slot).map_err(|e| format!("cannot open a PKCS#11 session: {e}"))?;
+    let session = ctx
+        .open_rw_session(slot)
+        .map_err(|e| format!("cannot open a PKCS#11 session: {e}"))?;
     let pin = uri.pin()?;
     match session.login(UserType::User, Some(&pin)) {
-        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+        }
         Err(e) => return Err(format!("PKCS#11 login failed (check the PIN): {e}")),
     }
     Ok((ctx, session))
@@ -219,18 +266,34 @@ impl Pkcs11Signer {
     fn open_parsed(uri: &Pkcs11Uri) -> Result<Self, String> {
         let (ctx, session) = logged_in_session(uri)?;
         let find_one = |class: ObjectClass, what: &str| -> Result<ObjectHandle, String> {
-            let found = session.find_objects(&key_template(class, uri)).map_err(|e| format!("cannot search the token: {e}"))?;
+            let found = session
+                .find_objects(&key_template(class, uri))
+                .map_err(|e| format!("cannot search the token: {e}"))?;
             match found.as_slice() {
                 [one] => Ok(*one),
-                [] => Err(format!("no {what} `{}` in the token", uri.object.as_deref().unwrap_or("(by id)"))),
+                [] => Err(format!(
+                    "no {what} `{}` in the token",
+                    uri.object.as_deref().unwrap_or("(by id)")
+                )),
                 _ => Err(format!("more than one {what} matches; add id= to the URI")),
             }
         };
         let key = find_one(ObjectClass::PRIVATE_KEY, "private key")?;
         let public = find_one(ObjectClass::PUBLIC_KEY, "public key object")?;
         let (kind, spki) = public_key_info(&session, public)?;
-        let label = format!("pkcs11:{}/{}", uri.token.as_deref().unwrap_or(""), uri.object.as_deref().unwrap_or(""));
-        Ok(Pkcs11Signer { label, session: Mutex::new(session), key, kind, spki, _context: ctx })
+        let label = format!(
+            "pkcs11:{}/{}",
+            uri.token.as_deref().unwrap_or(""),
+            uri.object.as_deref().unwrap_or("")
+        );
+        Ok(Pkcs11Signer {
+            label,
+            session: Mutex::new(session),
+            key,
+            kind,
+            spki,
+            _context: ctx,
+        })
     }
 
     /// Generates a non-extractable, sensitive key pair inside the token, labelled with the
@@ -242,9 +305,18 @@ impl Pkcs11Signer {
             let label = uri.object.clone().unwrap_or_default().into_bytes();
             let id = uri.id.clone().unwrap_or_else(|| label.clone());
             let common = |private: bool| {
-                let mut t = vec![Attribute::Token(true), Attribute::Label(label.clone()), Attribute::Id(id.clone())];
+                let mut t = vec![
+                    Attribute::Token(true),
+                    Attribute::Label(label.clone()),
+                    Attribute::Id(id.clone()),
+                ];
                 if private {
-                    t.extend([Attribute::Private(true), Attribute::Sensitive(true), Attribute::Extractable(false), Attribute::Sign(true)]);
+                    t.extend([
+                        Attribute::Private(true),
+                        Attribute::Sensitive(true),
+                        Attribute::Extractable(false),
+                        Attribute::Sign(true),
+                    ]);
                 } else {
                     t.push(Attribute::Verify(true));
                 }
@@ -253,11 +325,23 @@ impl Pkcs11Signer {
             let (mechanism, mut public) = match kind {
                 Pkcs11KeyKind::Rsa(bits) => (
                     Mechanism::RsaPkcsKeyPairGen,
-                    vec![Attribute::ModulusBits(bits.into()), Attribute::PublicExponent(vec![0x01, 0x00, 0x01])],
+                    vec![
+                        Attribute::ModulusBits(bits.into()),
+                        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                    ],
                 ),
                 Pkcs11KeyKind::EcP256 | Pkcs11KeyKind::EcP384 => {
-                    let curve = if kind == Pkcs11KeyKind::EcP256 { P256 } else { P384 };
-                    (Mechanism::EccKeyPairGen, vec![Attribute::EcParams(curve.to_der().map_err(|e| e.to_string())?)])
+                    let curve = if kind == Pkcs11KeyKind::EcP256 {
+                        P256
+                    } else {
+                        P384
+                    };
+                    (
+                        Mechanism::EccKeyPairGen,
+                        vec![Attribute::EcParams(
+                            curve.to_der().map_err(|e| e.to_string())?,
+                        )],
+                    )
                 }
             };
             public.extend(common(false));
@@ -274,7 +358,10 @@ impl Pkcs11Signer {
 fn file_error(uri: &str, message: String) -> CaError {
     // The URI may hold a PIN: name the key by everything before the query.
     let shown = uri.split('?').next().unwrap_or("pkcs11:");
-    CaError::File { path: shown.to_string(), message }
+    CaError::File {
+        path: shown.to_string(),
+        message,
+    }
 }
 
 #[derive(Sequence)]
@@ -283,11 +370,20 @@ struct RsaPublicKey<'a> {
     public_exponent: UintRef<'a>,
 }
 
-fn attribute_bytes(session: &Session, object: ObjectHandle, kind: AttributeType) -> Result<Vec<u8>, String> {
-    let attrs = session.get_attributes(object, &[kind]).map_err(|e| format!("cannot read {kind:?}: {e}"))?;
+fn attribute_bytes(
+    session: &Session,
+    object: ObjectHandle,
+    kind: AttributeType,
+) -> Result<Vec<u8>, String> {
+    let attrs = session
+        .get_attributes(object, &[kind])
+        .map_err(|e| format!("cannot read {kind:?}: {e}"))?;
     for a in attrs {
         match a {
-            Attribute::Modulus(v) | Attribute::PublicExponent(v) | Attribute::EcParams(v) | Attribute::EcPoint(v) => return Ok(v),
+            Attribute::Modulus(v)
+            | Attribute::PublicExponent(v)
+            | Attribute::EcParams(v)
+            | Attribute::EcPoint(v) => return Ok(v),
             _ => {}
         }
     }
@@ -296,23 +392,39 @@ fn attribute_bytes(session: &Session, object: ObjectHandle, kind: AttributeType)
 
 /// Builds the SubjectPublicKeyInfo from the public key object.
 fn public_key_info(session: &Session, public: ObjectHandle) -> Result<(Kind, Vec<u8>), String> {
-    let attrs = session.get_attributes(public, &[AttributeType::KeyType]).map_err(|e| format!("cannot read the key type: {e}"))?;
-    let key_type = attrs.iter().find_map(|a| if let Attribute::KeyType(k) = a { Some(*k) } else { None });
+    let attrs = session
+        .get_attributes(public, &[AttributeType::KeyType])
+        .map_err(|e| format!("cannot read the key type: {e}"))?;
+    let key_type = attrs.iter().find_map(|a| {
+        if let Attribute::KeyType(k) = a {
+            Some(*k)
+        } else {
+            None
+        }
+    });
     let enc = |e: der::Error| e.to_string();
     match key_type {
         Some(k) if k == KeyType::RSA => {
             let n = attribute_bytes(session, public, AttributeType::Modulus)?;
             let e = attribute_bytes(session, public, AttributeType::PublicExponent)?;
-            let key = RsaPublicKey { modulus: UintRef::new(&n).map_err(enc)?, public_exponent: UintRef::new(&e).map_err(enc)? };
+            let key = RsaPublicKey {
+                modulus: UintRef::new(&n).map_err(enc)?,
+                public_exponent: UintRef::new(&e).map_err(enc)?,
+            };
             let spki = SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(Null.into()) },
-                subject_public_key: BitString::from_bytes(&key.to_der().map_err(enc)?).map_err(enc)?,
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: RSA_ENCRYPTION,
+                    parameters: Some(Null.into()),
+                },
+                subject_public_key: BitString::from_bytes(&key.to_der().map_err(enc)?)
+                    .map_err(enc)?,
             };
             Ok((Kind::Rsa, spki.to_der().map_err(enc)?))
         }
         Some(k) if k == KeyType::EC => {
             let params = attribute_bytes(session, public, AttributeType::EcParams)?;
-            let curve = ObjectIdentifier::from_der(&params).map_err(|_| "EC parameters are not a named curve".to_string())?;
+            let curve = ObjectIdentifier::from_der(&params)
+                .map_err(|_| "EC parameters are not a named curve".to_string())?;
             let algorithm = match curve {
                 c if c == P256 => SignatureAlgorithm::EcdsaSha256,
                 c if c == P384 => SignatureAlgorithm::EcdsaSha384,
@@ -320,9 +432,14 @@ fn public_key_info(session: &Session, public: ObjectHandle) -> Result<(Kind, Vec
             };
             let point_der = attribute_bytes(session, public, AttributeType::EcPoint)?;
             // CKA_EC_POINT is DER OCTET STRING(point); some modules return the bare point.
-            let point = OctetString::from_der(&point_der).map(|o| o.as_bytes().to_vec()).unwrap_or(point_der);
+            let point = OctetString::from_der(&point_der)
+                .map(|o| o.as_bytes().to_vec())
+                .unwrap_or(point_der);
             let spki = SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(Any::from(&curve)) },
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: EC_PUBLIC_KEY,
+                    parameters: Some(Any::from(&curve)),
+                },
                 subject_public_key: BitString::from_bytes(&point).map_err(enc)?,
             };
             Ok((Kind::Ec(algorithm), spki.to_der().map_err(enc)?))
@@ -347,7 +464,12 @@ fn der_length(len: usize, out: &mut Vec<u8>) {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -378,19 +500,26 @@ impl Signer for Pkcs11Signer {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        let session = self.session.lock().map_err(|_| CaError::Signing(self.label.clone()))?;
+        let session = self
+            .session
+            .lock()
+            .map_err(|_| CaError::Signing(self.label.clone()))?;
         let fail = |e: cryptoki::error::Error| {
             tracing::error!(key = %self.label, error = %e, "PKCS#11 signing failed");
             CaError::Signing(self.label.clone())
         };
         match self.kind {
-            Kind::Rsa => session.sign(&Mechanism::Sha256RsaPkcs, self.key, message).map_err(fail),
+            Kind::Rsa => session
+                .sign(&Mechanism::Sha256RsaPkcs, self.key, message)
+                .map_err(fail),
             Kind::Ec(alg) => {
                 let digest = match alg {
                     SignatureAlgorithm::EcdsaSha384 => Sha384::digest(message).to_vec(),
                     _ => Sha256::digest(message).to_vec(),
                 };
-                let raw = session.sign(&Mechanism::Ecdsa, self.key, &digest).map_err(fail)?;
+                let raw = session
+                    .sign(&Mechanism::Ecdsa, self.key, &digest)
+                    .map_err(fail)?;
                 Ok(ecdsa_der(&raw))
             }
         }
@@ -399,11 +528,15 @@ impl Signer for Pkcs11Signer {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn uris() {
-        let uri = Pkcs11Uri::parse("pkcs11:token=My%20CA;object=issuing?module-path=/usr/lib/x.so&pin-value=12%2634").unwrap();
+        let uri = Pkcs11Uri::parse(
+            "pkcs11:token=My%20CA;object=issuing?module-path=/usr/lib/x.so&pin-value=12%2634",
+        )
+        .unwrap();
         assert_eq!(uri.token.as_deref(), Some("My CA"));
         assert_eq!(uri.object.as_deref(), Some("issuing"));
         assert_eq!(uri.module, PathBuf::from("/usr/lib/x.so"));

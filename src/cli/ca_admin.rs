@@ -9,7 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use crate::ca::{Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, Signer, issue_ca_certificate, pem_certificate, read_certificate_file, write_private_key_pem};
+use crate::ca::{
+    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, Signer, issue_ca_certificate, pem_certificate,
+    read_certificate_file, write_private_key_pem,
+};
 use crate::config::{Root, parse_duration};
 use crate::token::{KeyType, generate_key};
 
@@ -67,7 +70,13 @@ fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
-fn append_ca(root: &Root, name: &str, certificate: &str, key: &str, parent: Option<&str>) -> anyhow::Result<()> {
+fn append_ca(
+    root: &Root,
+    name: &str,
+    certificate: &str,
+    key: &str,
+    parent: Option<&str>,
+) -> anyhow::Result<()> {
     let mut block = format!(
         "\n[[ca]]\nname = {}\ncertificate = {}\nkey = {}\n",
         toml_string(name),
@@ -78,7 +87,8 @@ fn append_ca(root: &Root, name: &str, certificate: &str, key: &str, parent: Opti
         block += &format!("parent = {}\n", toml_string(p));
     }
     let path = root.gateway_toml();
-    let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     // Append after the existing [[ca]] blocks would need a TOML editor; at the end of the
     // file is equally valid TOML (arrays of tables may be split).
     text += &block;
@@ -90,22 +100,39 @@ fn check_new_name(config: &crate::config::Config, name: &str) -> anyhow::Result<
     if config.gateway.cas.iter().any(|c| c.name == name) {
         anyhow::bail!("a CA named `{name}` is already configured");
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        anyhow::bail!("a CA name may contain only letters, digits, `-` and `_` (it is part of the CRL URL)");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!(
+            "a CA name may contain only letters, digits, `-` and `_` (it is part of the CRL URL)"
+        );
     }
     Ok(())
 }
 
-fn parent_ca(config: &crate::config::Config, parent: Option<&str>) -> anyhow::Result<Option<Arc<Ca>>> {
-    let Some(parent) = parent else { return Ok(None) };
+fn parent_ca(
+    config: &crate::config::Config,
+    parent: Option<&str>,
+) -> anyhow::Result<Option<Arc<Ca>>> {
+    let Some(parent) = parent else {
+        return Ok(None);
+    };
     let cas = crate::issuance::load_cas(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    cas.get(parent).cloned().map(Some).ok_or_else(|| anyhow::anyhow!("no CA named `{parent}` is configured"))
+    cas.get(parent)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| anyhow::anyhow!("no CA named `{parent}` is configured"))
 }
 
 pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
     check_new_name(&config, &args.name)?;
-    let key_type: KeyType = args.key_type.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let key_type: KeyType = args
+        .key_type
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
     let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
     let parent = parent_ca(&config, args.parent.as_deref())?;
     let cert_rel = format!("data/ca/{}.pem", args.name);
@@ -120,26 +147,55 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
             KeyType::Rsa4096 => Pkcs11KeyKind::Rsa(4096),
             KeyType::EcP256 => Pkcs11KeyKind::EcP256,
             KeyType::EcP384 => Pkcs11KeyKind::EcP384,
-            KeyType::Ed25519 => anyhow::bail!("ed25519 CA keys in PKCS#11 tokens are not supported; use ec-p256"),
+            KeyType::Ed25519 => {
+                anyhow::bail!("ed25519 CA keys in PKCS#11 tokens are not supported; use ec-p256")
+            }
         };
         Arc::new(Pkcs11Signer::generate(&args.key, kind)?)
     } else {
         let key_path = root.resolve(&args.key);
         let key = generate_key(key_type)?;
-        write_private_key_pem(&key_path, key.pkcs8_der()).with_context(|| format!("writing {}", key_path.display()))?;
+        write_private_key_pem(&key_path, key.pkcs8_der())
+            .with_context(|| format!("writing {}", key_path.display()))?;
         Arc::new(FileSigner::from_file(&key_path)?)
     };
-    let crl_url = args.parent.as_ref().map(|p| format!("{}/pgwy/crl/{p}.crl", config.gateway.server.public_url));
-    let issued = issue_ca_certificate(parent.as_deref(), signer.as_ref(), &args.common_name, args.organization.as_deref(), validity, crl_url)?;
+    let crl_url = args
+        .parent
+        .as_ref()
+        .map(|p| format!("{}/pgwy/crl/{p}.crl", config.gateway.server.public_url));
+    let issued = issue_ca_certificate(
+        parent.as_deref(),
+        signer.as_ref(),
+        &args.common_name,
+        args.organization.as_deref(),
+        validity,
+        crl_url,
+    )?;
     // Re-check the way `serve` will: the key must match the certificate.
-    let parents: Vec<Vec<u8>> = parent.as_ref().map(|p| p.chain().to_vec()).unwrap_or_default();
+    let parents: Vec<Vec<u8>> = parent
+        .as_ref()
+        .map(|p| p.chain().to_vec())
+        .unwrap_or_default();
     Ca::new(&args.name, issued.der.clone(), parents, signer)?;
     if let Some(dir) = cert_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&cert_path, pem_certificate(&issued.der)).with_context(|| format!("writing {}", cert_path.display()))?;
-    append_ca(root, &args.name, &cert_rel, &args.key, args.parent.as_deref())?;
-    println!("created CA `{}` ({}), certificate {}, added to {}", args.name, key_type, cert_path.display(), root.gateway_toml().display());
+    std::fs::write(&cert_path, pem_certificate(&issued.der))
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    append_ca(
+        root,
+        &args.name,
+        &cert_rel,
+        &args.key,
+        args.parent.as_deref(),
+    )?;
+    println!(
+        "created CA `{}` ({}), certificate {}, added to {}",
+        args.name,
+        key_type,
+        cert_path.display(),
+        root.gateway_toml().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -149,15 +205,30 @@ pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> 
     let der = read_certificate_file(&args.certificate)?;
     let signer = open_signer(root, &args.key)?;
     let parent = parent_ca(&config, args.parent.as_deref())?;
-    let parents: Vec<Vec<u8>> = parent.as_ref().map(|p| p.chain().to_vec()).unwrap_or_default();
+    let parents: Vec<Vec<u8>> = parent
+        .as_ref()
+        .map(|p| p.chain().to_vec())
+        .unwrap_or_default();
     Ca::new(&args.name, der, parents, signer)?;
     let certificate = absolute(&args.certificate)?;
-    append_ca(root, &args.name, &certificate, &args.key, args.parent.as_deref())?;
-    println!("imported CA `{}`: the key matches the certificate; added to {}", args.name, root.gateway_toml().display());
+    append_ca(
+        root,
+        &args.name,
+        &certificate,
+        &args.key,
+        args.parent.as_deref(),
+    )?;
+    println!(
+        "imported CA `{}`: the key matches the certificate; added to {}",
+        args.name,
+        root.gateway_toml().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn absolute(path: &Path) -> anyhow::Result<String> {
     let p = std::fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
-    p.to_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
 }

@@ -25,24 +25,43 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/pgwy/ocsp/{*request}", get(ocsp_get))
 }
 
-async fn crl(State(gateway): State<Arc<Gateway>>, RequestId(request_id): RequestId, Path(file): Path<String>) -> Response {
+async fn crl(
+    State(gateway): State<Arc<Gateway>>,
+    RequestId(request_id): RequestId,
+    Path(file): Path<String>,
+) -> Response {
     let Some(name) = file.strip_suffix(".crl") else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     match gateway.crl(name).await {
         // Short max-age: a revocation must reach fetchers within seconds (issue #5).
-        Ok(der) => ([(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=5")], der)
+        Ok(der) => (
+            [
+                (header::CONTENT_TYPE, "application/pkix-crl"),
+                (header::CACHE_CONTROL, "public, max-age=5"),
+            ],
+            der,
+        )
             .into_response(),
         Err(e) => respond(&e, &request_id, ErrorFormat::Json),
     }
 }
 
-async fn ocsp_post(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ocsp_post(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !gateway.config().gateway.ocsp.enabled {
         return (StatusCode::NOT_FOUND, "OCSP is disabled\n").into_response();
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.eq_ignore_ascii_case("application/ocsp-request") || body.len() > MAX_OCSP_REQUEST {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.eq_ignore_ascii_case("application/ocsp-request")
+        || body.len() > MAX_OCSP_REQUEST
+    {
         return ocsp_malformed();
     }
     ocsp_response(gateway.ocsp(&body).await)
@@ -68,7 +87,11 @@ async fn ocsp_get(State(gateway): State<Arc<Gateway>>, Path(request): Path<Strin
 }
 
 fn ocsp_malformed() -> Response {
-    ocsp_response(OcspAnswer { der: crate::ca::ocsp::failure_response(crate::ca::ocsp::OcspFailure::MalformedRequest), max_age: None, this_update: None })
+    ocsp_response(OcspAnswer {
+        der: crate::ca::ocsp::failure_response(crate::ca::ocsp::OcspFailure::MalformedRequest),
+        max_age: None,
+        this_update: None,
+    })
 }
 
 /// RFC 6960 answers errors inside a 200 OCSPResponse. Caching per RFC 5019 §6.2.
@@ -77,7 +100,16 @@ fn ocsp_response(answer: OcspAnswer) -> Response {
         Some(age) => format!("max-age={age}, public, no-transform, must-revalidate"),
         None => "no-store".to_string(),
     };
-    let mut response = ([(header::CONTENT_TYPE, "application/ocsp-response".to_string()), (header::CACHE_CONTROL, cache)], answer.der)
+    let mut response = (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/ocsp-response".to_string(),
+            ),
+            (header::CACHE_CONTROL, cache),
+        ],
+        answer.der,
+    )
         .into_response();
     if let Some(this_update) = answer.this_update {
         if let Ok(v) = httpdate(this_update).parse() {
@@ -98,5 +130,7 @@ fn httpdate(t: std::time::SystemTime) -> String {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    time::OffsetDateTime::from(t).format(&format).unwrap_or_default()
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_default()
 }

@@ -14,7 +14,9 @@ use serde_json::json;
 use super::{Gateway, IssuanceError};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
 use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, issue_crl};
-use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome};
+use crate::store::{
+    AuditEvent, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome, StoredCrl,
+};
 
 /// An OCSP answer for the HTTP layer.
 #[derive(Debug, Clone)]
@@ -28,7 +30,9 @@ pub struct OcspAnswer {
 }
 
 fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn from_unix(secs: i64) -> SystemTime {
@@ -50,41 +54,78 @@ impl Gateway {
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
         let now = unix(SystemTime::now());
-        let event = AuditEvent::now("revoked", actor, request_id, json!({"serial": serial, "reason": reason.name()}));
-        let outcome = self.store.revoke_certificate(serial, reason.name(), now, &event).await.map_err(unavailable)?;
+        let event = AuditEvent::now(
+            "revoked",
+            actor,
+            request_id,
+            json!({"serial": serial, "reason": reason.name()}),
+        );
+        let outcome = self
+            .store
+            .revoke_certificate(serial, reason.name(), now, &event)
+            .await
+            .map_err(unavailable)?;
         let result = match outcome {
-            RevocationOutcome::Changed(record) => return Ok(record),
-            RevocationOutcome::NotFound => IssuanceError::NotFound(format!("no certificate with serial `{serial}`")),
+            RevocationOutcome::Changed(record) => return Ok(*record),
+            RevocationOutcome::NotFound => {
+                IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+            }
             RevocationOutcome::AlreadyRevoked(current) => IssuanceError::Conflict(format!(
                 "certificate `{serial}` is already revoked ({current}); only a certificate on hold can be revoked again"
             )),
-            RevocationOutcome::NotRevoked => IssuanceError::Internal("revoke reported `not revoked`".into()),
+            RevocationOutcome::NotRevoked => {
+                IssuanceError::Internal("revoke reported `not revoked`".into())
+            }
         };
-        self.audit_refusal("revoke-refused", actor, request_id, serial, &result).await;
+        self.audit_refusal("revoke-refused", actor, request_id, serial, &result)
+            .await;
         Err(result)
     }
 
     /// Takes a certificate off hold. Only `certificateHold` can be undone (RFC 5280 §5.3.1).
-    pub async fn reinstate(&self, serial: &str, actor: &str, request_id: &str) -> Result<CertificateRecord, IssuanceError> {
+    pub async fn reinstate(
+        &self,
+        serial: &str,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<CertificateRecord, IssuanceError> {
         let event = AuditEvent::now("reinstated", actor, request_id, json!({"serial": serial}));
-        let outcome = self.store.reinstate_certificate(serial, &event).await.map_err(unavailable)?;
+        let outcome = self
+            .store
+            .reinstate_certificate(serial, &event)
+            .await
+            .map_err(unavailable)?;
         let result = match outcome {
-            RevocationOutcome::Changed(record) => return Ok(record),
-            RevocationOutcome::NotFound => IssuanceError::NotFound(format!("no certificate with serial `{serial}`")),
+            RevocationOutcome::Changed(record) => return Ok(*record),
+            RevocationOutcome::NotFound => {
+                IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+            }
             RevocationOutcome::AlreadyRevoked(reason) => IssuanceError::Conflict(format!(
                 "certificate `{serial}` is revoked permanently ({reason}); only {HOLD} can be reinstated"
             )),
-            RevocationOutcome::NotRevoked => {
-                IssuanceError::Conflict(format!("certificate `{serial}` is not revoked; nothing to reinstate"))
-            }
+            RevocationOutcome::NotRevoked => IssuanceError::Conflict(format!(
+                "certificate `{serial}` is not revoked; nothing to reinstate"
+            )),
         };
-        self.audit_refusal("reinstate-refused", actor, request_id, serial, &result).await;
+        self.audit_refusal("reinstate-refused", actor, request_id, serial, &result)
+            .await;
         Err(result)
     }
 
-    async fn audit_refusal(&self, event: &str, actor: &str, request_id: &str, serial: &str, error: &IssuanceError) {
+    async fn audit_refusal(
+        &self,
+        event: &str,
+        actor: &str,
+        request_id: &str,
+        serial: &str,
+        error: &IssuanceError,
+    ) {
         let detail = json!({"serial": serial, "code": error.code(), "reason": error.to_string()});
-        if let Err(e) = self.store.record_audit(&AuditEvent::now(event, actor, request_id, detail)).await {
+        if let Err(e) = self
+            .store
+            .record_audit(&AuditEvent::now(event, actor, request_id, detail))
+            .await
+        {
             tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
         }
     }
@@ -106,22 +147,32 @@ impl Gateway {
     }
 
     /// Issues a new CRL now, whatever the stored one (`ast-gateway crl`).
-    pub async fn issue_crl_now(&self, ca_name: &str, actor: &str) -> Result<Vec<u8>, IssuanceError> {
+    pub async fn issue_crl_now(
+        &self,
+        ca_name: &str,
+        actor: &str,
+    ) -> Result<Vec<u8>, IssuanceError> {
         let ca = self.ca_named(ca_name)?;
         let _guard = self.crl_lock.lock().await;
         self.build_crl(ca, actor).await
     }
 
     fn ca_named(&self, name: &str) -> Result<Arc<Ca>, IssuanceError> {
-        self.cas.get(name).cloned().ok_or_else(|| IssuanceError::NotFound(format!("no CA named `{name}`")))
+        self.cas
+            .get(name)
+            .cloned()
+            .ok_or_else(|| IssuanceError::NotFound(format!("no CA named `{name}`")))
     }
 
     async fn fresh_stored_crl(&self, ca_name: &str) -> Result<Option<Vec<u8>>, IssuanceError> {
         let state = self.store.crl_state(ca_name).await.map_err(unavailable)?;
         let now = unix(SystemTime::now());
-        let (Some(der), Some(revision), Some(this_update), Some(next_update)) =
-            (state.der, state.crl_revision, state.this_update, state.next_update)
-        else {
+        let (Some(der), Some(revision), Some(this_update), Some(next_update)) = (
+            state.der,
+            state.crl_revision,
+            state.this_update,
+            state.next_update,
+        ) else {
             return Ok(None);
         };
         let half_way = this_update + (next_update - this_update) / 2;
@@ -129,15 +180,24 @@ impl Gateway {
     }
 
     async fn build_crl(&self, ca: Arc<Ca>, actor: &str) -> Result<Vec<u8>, IssuanceError> {
-        let (number, revision) = self.store.next_crl_number(ca.name()).await.map_err(unavailable)?;
+        let (number, revision) = self
+            .store
+            .next_crl_number(ca.name())
+            .await
+            .map_err(unavailable)?;
         let now = SystemTime::now();
         // Entries are read after the number and revision were taken: the CRL holds at least
         // every revocation up to `revision`.
-        let revoked = self.store.revoked_certificates(ca.name(), unix(now)).await.map_err(unavailable)?;
+        let revoked = self
+            .store
+            .revoked_certificates(ca.name(), unix(now))
+            .await
+            .map_err(unavailable)?;
         let mut entries = Vec::with_capacity(revoked.len());
         for r in &revoked {
-            let serial = hex::decode(&r.serial)
-                .map_err(|_| IssuanceError::Internal(format!("stored serial `{}` is not hex", r.serial)))?;
+            let serial = hex::decode(&r.serial).map_err(|_| {
+                IssuanceError::Internal(format!("stored serial `{}` is not hex", r.serial))
+            })?;
             entries.push(CrlEntry {
                 serial,
                 revoked_at: from_unix(r.revoked_at),
@@ -147,12 +207,17 @@ impl Gateway {
         // Whole seconds: the encoded times are whole seconds and the store keeps seconds.
         let this_update = from_unix(unix(now) - 60);
         let validity = self.config().gateway.crl.validity;
-        let parameters = CrlParameters { number: number.max(0) as u64, this_update, next_update: this_update + validity };
+        let parameters = CrlParameters {
+            number: number.max(0) as u64,
+            this_update,
+            next_update: this_update + validity,
+        };
         let signing_ca = ca.clone();
-        let der = tokio::task::spawn_blocking(move || issue_crl(&signing_ca, &parameters, &entries))
-            .await
-            .map_err(|e| IssuanceError::Internal(format!("CRL task failed: {e}")))?
-            .map_err(unavailable)?;
+        let der =
+            tokio::task::spawn_blocking(move || issue_crl(&signing_ca, &parameters, &entries))
+                .await
+                .map_err(|e| IssuanceError::Internal(format!("CRL task failed: {e}")))?
+                .map_err(unavailable)?;
         let event = AuditEvent::now(
             "crl-issued",
             actor,
@@ -160,7 +225,17 @@ impl Gateway {
             json!({"ca": ca.name(), "number": number, "entries": revoked.len(), "revision": revision}),
         );
         self.store
-            .save_crl(ca.name(), number, revision, unix(this_update), unix(parameters.next_update), &der, &event)
+            .save_crl(
+                ca.name(),
+                &StoredCrl {
+                    number,
+                    revision,
+                    this_update: unix(this_update),
+                    next_update: unix(parameters.next_update),
+                    der: &der,
+                },
+                &event,
+            )
             .await
             .map_err(unavailable)?;
         Ok(der)
@@ -175,7 +250,9 @@ impl Gateway {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                let Some(gateway) = gateway.upgrade() else { return };
+                let Some(gateway) = gateway.upgrade() else {
+                    return;
+                };
                 let names: Vec<String> = gateway.cas.keys().cloned().collect();
                 for name in names {
                     if let Err(e) = gateway.crl(&name).await {
@@ -190,16 +267,28 @@ impl Gateway {
     pub async fn ocsp(&self, request_der: &[u8]) -> OcspAnswer {
         match self.ocsp_inner(request_der).await {
             Ok(answer) => answer,
-            Err(why) => OcspAnswer { der: ocsp::failure_response(why), max_age: None, this_update: None },
+            Err(why) => OcspAnswer {
+                der: ocsp::failure_response(why),
+                max_age: None,
+                this_update: None,
+            },
         }
     }
 
     async fn ocsp_inner(&self, request_der: &[u8]) -> Result<OcspAnswer, OcspFailure> {
         let request = ocsp::parse_request(request_der)?;
-        let first = request.queries.first().ok_or(OcspFailure::MalformedRequest)?;
+        let first = request
+            .queries
+            .first()
+            .ok_or(OcspFailure::MalformedRequest)?;
         // Signed by the CA that issued the first certificate asked about; queries about other
         // issuers are answered `unknown`.
-        let ca = self.cas.values().find(|ca| first.is_issued_by(ca)).cloned().ok_or(OcspFailure::Unauthorized)?;
+        let ca = self
+            .cas
+            .values()
+            .find(|ca| first.is_issued_by(ca))
+            .cloned()
+            .ok_or(OcspFailure::Unauthorized)?;
         let mut statuses = Vec::with_capacity(request.queries.len());
         for query in &request.queries {
             let status = if !query.is_issued_by(&ca) {
@@ -214,7 +303,10 @@ impl Gateway {
                         CertificateStatus::Good => OcspStatus::Good,
                         CertificateStatus::Revoked => OcspStatus::Revoked {
                             at: from_unix(record.revoked_at.unwrap_or(0)),
-                            reason: record.revocation_reason.as_deref().and_then(|s| s.parse().ok()),
+                            reason: record
+                                .revocation_reason
+                                .as_deref()
+                                .and_then(|s| s.parse().ok()),
                         },
                     },
                     Ok(_) => OcspStatus::Unknown,
@@ -227,7 +319,13 @@ impl Gateway {
         let next_update = this_update + validity;
         let der = tokio::task::spawn_blocking(move || {
             let answers: Vec<_> = request.queries.iter().zip(statuses).collect();
-            ocsp::sign_response(&ca, &answers, request.nonce.as_deref(), this_update, next_update)
+            ocsp::sign_response(
+                &ca,
+                &answers,
+                request.nonce.as_deref(),
+                this_update,
+                next_update,
+            )
         })
         .await
         .map_err(|_| OcspFailure::InternalError)?
@@ -235,6 +333,10 @@ impl Gateway {
             tracing::error!(error = %e, "OCSP: signing failed");
             OcspFailure::InternalError
         })?;
-        Ok(OcspAnswer { der, max_age: Some(validity.as_secs()), this_update: Some(this_update) })
+        Ok(OcspAnswer {
+            der,
+            max_age: Some(validity.as_secs()),
+            this_update: Some(this_update),
+        })
     }
 }

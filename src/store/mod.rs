@@ -16,7 +16,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
-pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry};
+pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.

@@ -12,7 +12,7 @@ pub const HOLD: &str = "certificateHold";
 #[derive(Debug, Clone)]
 pub enum RevocationOutcome {
     /// Done; the record as it now is.
-    Changed(CertificateRecord),
+    Changed(Box<CertificateRecord>),
     /// No certificate with that serial.
     NotFound,
     /// Revoke: it is already revoked with this (non-hold) reason. Reinstate: it is revoked
@@ -46,6 +46,18 @@ pub struct CrlState {
     pub der: Option<Vec<u8>>,
 }
 
+/// A freshly signed CRL to store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredCrl<'a> {
+    pub number: i64,
+    /// The revocation revision it reflects.
+    pub revision: i64,
+    /// Unix seconds.
+    pub this_update: i64,
+    pub next_update: i64,
+    pub der: &'a [u8],
+}
+
 async fn ensure_row(tx: &mut Transaction<'static, Any>, ca: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO crl_state (ca, crl_number, revision) VALUES ($1, 0, 0) ON CONFLICT (ca) DO NOTHING")
         .bind(ca)
@@ -65,7 +77,9 @@ impl Store {
         revoked_at: i64,
         event: &AuditEvent,
     ) -> Result<RevocationOutcome, StoreError> {
-        let Some(serial) = normalise_serial(serial) else { return Ok(RevocationOutcome::NotFound) };
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(RevocationOutcome::NotFound);
+        };
         let mut tx = self.pool.begin().await?;
         // Lock the row first (PostgreSQL row lock; SQLite takes the write lock) so two nodes
         // revoking at once serialise.
@@ -83,20 +97,32 @@ impl Store {
             tx.rollback().await?;
             return Ok(match records::get(&self.pool, &serial).await? {
                 None => RevocationOutcome::NotFound,
-                Some(c) => RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default()),
+                Some(c) => {
+                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
+                }
             });
         };
         let ca: String = row.try_get(0)?;
         bump_revision(&mut tx, &ca).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(records::get(&self.pool, &serial).await?.map_or(RevocationOutcome::NotFound, RevocationOutcome::Changed))
+        Ok(records::get(&self.pool, &serial)
+            .await?
+            .map_or(RevocationOutcome::NotFound, |r| {
+                RevocationOutcome::Changed(Box::new(r))
+            }))
     }
 
     /// Takes a certificate off hold (only from `certificateHold`), auditing it in the same
     /// transaction.
-    pub async fn reinstate_certificate(&self, serial: &str, event: &AuditEvent) -> Result<RevocationOutcome, StoreError> {
-        let Some(serial) = normalise_serial(serial) else { return Ok(RevocationOutcome::NotFound) };
+    pub async fn reinstate_certificate(
+        &self,
+        serial: &str,
+        event: &AuditEvent,
+    ) -> Result<RevocationOutcome, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(RevocationOutcome::NotFound);
+        };
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
@@ -120,12 +146,20 @@ impl Store {
         bump_revision(&mut tx, &ca).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(records::get(&self.pool, &serial).await?.map_or(RevocationOutcome::NotFound, RevocationOutcome::Changed))
+        Ok(records::get(&self.pool, &serial)
+            .await?
+            .map_or(RevocationOutcome::NotFound, |r| {
+                RevocationOutcome::Changed(Box::new(r))
+            }))
     }
 
     /// Every revoked certificate of a CA that has not expired before `now` (RFC 5280 §3.3:
     /// an expired certificate may leave the CRL), serial order.
-    pub async fn revoked_certificates(&self, ca: &str, now: i64) -> Result<Vec<RevokedEntry>, StoreError> {
+    pub async fn revoked_certificates(
+        &self,
+        ca: &str,
+        now: i64,
+    ) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, revoked_at, revocation_reason FROM certificates \
              WHERE ca = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial",
@@ -153,7 +187,9 @@ impl Store {
         .bind(ca)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(CrlState::default()) };
+        let Some(row) = row else {
+            return Ok(CrlState::default());
+        };
         Ok(CrlState {
             crl_number: row.try_get(0)?,
             revision: row.try_get(1)?,
@@ -185,11 +221,7 @@ impl Store {
     pub async fn save_crl(
         &self,
         ca: &str,
-        number: i64,
-        revision: i64,
-        this_update: i64,
-        next_update: i64,
-        der: &[u8],
+        crl: &StoredCrl<'_>,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -199,11 +231,11 @@ impl Store {
             "UPDATE crl_state SET crl_revision = $1, this_update = $2, next_update = $3, der = $4, der_number = $5 \
              WHERE ca = $6 AND (der_number IS NULL OR der_number < $5)",
         )
-        .bind(revision)
-        .bind(this_update)
-        .bind(next_update)
-        .bind(der.to_vec())
-        .bind(number)
+        .bind(crl.revision)
+        .bind(crl.this_update)
+        .bind(crl.next_update)
+        .bind(crl.der.to_vec())
+        .bind(crl.number)
         .bind(ca)
         .execute(&mut *tx)
         .await?;
@@ -214,6 +246,9 @@ impl Store {
 
 async fn bump_revision(tx: &mut Transaction<'static, Any>, ca: &str) -> Result<(), StoreError> {
     ensure_row(tx, ca).await?;
-    sqlx::query("UPDATE crl_state SET revision = revision + 1 WHERE ca = $1").bind(ca).execute(&mut **tx).await?;
+    sqlx::query("UPDATE crl_state SET revision = revision + 1 WHERE ca = $1")
+        .bind(ca)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! These tests drive the real binary (`serve`, `certs`, `crl`, `ca`) on a temporary root, so
 //! a CLI and a server process share the database exactly as an operator's would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,7 +20,12 @@ fn bin() -> &'static str {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// A temporary root with the embedded default, plus extra environment for every process.
@@ -30,9 +37,16 @@ struct Root {
 impl Root {
     fn new() -> Root {
         let dir = tempfile::tempdir().unwrap();
-        let root = Root { dir, env: Vec::new() };
+        let root = Root {
+            dir,
+            env: Vec::new(),
+        };
         let out = root.cli(&["init"]);
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         root
     }
     fn path(&self) -> &Path {
@@ -43,7 +57,10 @@ impl Root {
     }
     fn command(&self) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--root").arg(self.path()).env("RUST_LOG", "warn").env_remove("AST_GATEWAY_ROOT");
+        c.arg("--root")
+            .arg(self.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("AST_GATEWAY_ROOT");
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -58,12 +75,22 @@ impl Root {
         std::fs::write(&path, f(text)).unwrap();
     }
     fn serve(&self) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let base = format!("http://127.0.0.1:{port}");
         // Certificates must point at this server: public_url follows the port.
         self.edit("conf/gateway.toml", |t| {
             t.lines()
-                .map(|l| if l.starts_with("public_url") { format!("public_url = \"{base}\"") } else { l.to_string() })
+                .map(|l| {
+                    if l.starts_with("public_url") {
+                        format!("public_url = \"{base}\"")
+                    } else {
+                        l.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         });
@@ -100,7 +127,10 @@ impl Drop for Server {
 
 impl Server {
     fn client() -> reqwest::Client {
-        reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
     }
     async fn issue(&self, path: &str, common_name: &str) -> Vec<u8> {
         let response = Self::client()
@@ -111,11 +141,20 @@ impl Server {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200, "issuance failed: {:?}", response.headers().get("x-ast-error"));
+        assert_eq!(
+            response.status(),
+            200,
+            "issuance failed: {:?}",
+            response.headers().get("x-ast-error")
+        );
         response.bytes().await.unwrap().to_vec()
     }
     async fn get(&self, path: &str) -> reqwest::Response {
-        Self::client().get(format!("{}{path}", self.base)).send().await.unwrap()
+        Self::client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -124,34 +163,57 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Writes the PKCS#12's end-entity certificates as `leaf1.pem`, `leaf2.pem`, … and returns them.
 fn leaves(dir: &Path, p12: &[u8]) -> Vec<PathBuf> {
     let p12_path = dir.join("token.p12");
     std::fs::write(&p12_path, p12).unwrap();
-    let out = run(Command::new("openssl").args(["pkcs12", "-nokeys", "-clcerts", "-passin"]).arg(format!("pass:{PIN}")).arg("-in").arg(&p12_path));
+    let out = run(Command::new("openssl")
+        .args(["pkcs12", "-nokeys", "-clcerts", "-passin"])
+        .arg(format!("pass:{PIN}"))
+        .arg("-in")
+        .arg(&p12_path));
     assert!(out.status.success(), "openssl pkcs12: {}", text(&out));
     let pem = String::from_utf8_lossy(&out.stdout).to_string();
     let mut files = Vec::new();
     for (i, block) in pem.split("-----BEGIN CERTIFICATE-----").skip(1).enumerate() {
         let end = block.find("-----END CERTIFICATE-----").unwrap();
         let path = dir.join(format!("leaf{}.pem", i + 1));
-        std::fs::write(&path, format!("-----BEGIN CERTIFICATE-----{}-----END CERTIFICATE-----\n", &block[..end])).unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "-----BEGIN CERTIFICATE-----{}-----END CERTIFICATE-----\n",
+                &block[..end]
+            ),
+        )
+        .unwrap();
         files.push(path);
     }
     files
 }
 
 fn serial(cert: &Path) -> String {
-    let out = run(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(cert));
-    String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_string()
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string()
 }
 
 fn chain_file(root: &Root, cas: &[&str]) -> PathBuf {
     let path = root.file(&format!("chain-{}.pem", cas.join("-")));
-    let text: String = cas.iter().map(|ca| std::fs::read_to_string(root.file(&format!("data/ca/{ca}.pem"))).unwrap()).collect();
+    let text: String = cas
+        .iter()
+        .map(|ca| std::fs::read_to_string(root.file(&format!("data/ca/{ca}.pem"))).unwrap())
+        .collect();
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -160,23 +222,45 @@ fn chain_file(root: &Root, cas: &[&str]) -> PathBuf {
 fn crl_text(dir: &Path, der: &[u8], chain: &Path) -> String {
     let path = dir.join("check.crl");
     std::fs::write(&path, der).unwrap();
-    let out = run(Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-verify", "-CAfile"]).arg(chain).arg("-in").arg(&path));
+    let out = run(Command::new("openssl")
+        .args([
+            "crl", "-inform", "DER", "-noout", "-text", "-verify", "-CAfile",
+        ])
+        .arg(chain)
+        .arg("-in")
+        .arg(&path));
     let all = text(&out);
-    assert!(out.status.success() && all.contains("verify OK"), "CRL signature does not verify: {all}");
+    assert!(
+        out.status.success() && all.contains("verify OK"),
+        "CRL signature does not verify: {all}"
+    );
     all
 }
 
 /// `openssl verify -crl_check` of `cert` with the CRL; Ok(()) or the error text.
 fn verify_with_crl(dir: &Path, der: &[u8], chain: &Path, cert: &Path) -> Result<(), String> {
     let pem = dir.join("check-crl.pem");
-    let out = run(Command::new("openssl").args(["crl", "-inform", "DER", "-out"]).arg(&pem).arg("-in").arg({
-        let p = dir.join("check2.crl");
-        std::fs::write(&p, der).unwrap();
-        p
-    }));
+    let out = run(Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-out"])
+        .arg(&pem)
+        .arg("-in")
+        .arg({
+            let p = dir.join("check2.crl");
+            std::fs::write(&p, der).unwrap();
+            p
+        }));
     assert!(out.status.success());
-    let out = run(Command::new("openssl").args(["verify", "-crl_check", "-CAfile"]).arg(chain).arg("-CRLfile").arg(&pem).arg(cert));
-    if out.status.success() { Ok(()) } else { Err(text(&out)) }
+    let out = run(Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(chain)
+        .arg("-CRLfile")
+        .arg(&pem)
+        .arg(cert));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out))
+    }
 }
 
 fn crl_number(crl_text: &str) -> u64 {
@@ -199,9 +283,23 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     let serial = serial(cert);
 
     // The certificate points at our CRL; the first CRL is empty and verifies.
-    let ext = text(&run(Command::new("openssl").args(["x509", "-noout", "-ext", "crlDistributionPoints,authorityInfoAccess", "-in"]).arg(cert)));
-    assert!(ext.contains(&format!("{}/pgwy/crl/issuing.crl", server.base)), "{ext}");
-    assert!(ext.contains(&format!("OCSP - URI:{}/pgwy/ocsp", server.base)), "{ext}");
+    let ext = text(&run(Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "crlDistributionPoints,authorityInfoAccess",
+            "-in",
+        ])
+        .arg(cert)));
+    assert!(
+        ext.contains(&format!("{}/pgwy/crl/issuing.crl", server.base)),
+        "{ext}"
+    );
+    assert!(
+        ext.contains(&format!("OCSP - URI:{}/pgwy/ocsp", server.base)),
+        "{ext}"
+    );
     let response = server.get("/pgwy/crl/issuing.crl").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/pkix-crl");
@@ -212,7 +310,9 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     assert!(verify_with_crl(root.path(), &crl0, &chain, cert).is_ok());
     let n0 = crl_number(&t0);
     // The AKI of the CRL is the issuing CA's SKI (crates.md P3), which is how openssl found it.
-    let ski = text(&run(Command::new("openssl").args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"]).arg(root.file("data/ca/issuing.pem"))));
+    let ski = text(&run(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"])
+        .arg(root.file("data/ca/issuing.pem"))));
     let ski = ski.lines().last().unwrap().trim().to_string();
     assert!(t0.contains(&ski), "CRL AKI should be {ski}: {t0}");
 
@@ -221,25 +321,46 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     assert!(out.status.success(), "{}", text(&out));
     let started = Instant::now();
     let (crl1, t1) = loop {
-        let der = server.get("/pgwy/crl/issuing.crl").await.bytes().await.unwrap().to_vec();
+        let der = server
+            .get("/pgwy/crl/issuing.crl")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
         let t = crl_text(root.path(), &der, &chain);
         if t.contains(&serial) {
             break (der, t);
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "revocation not on the CRL after 5 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "revocation not on the CRL after 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    println!("revocation visible on the CRL after {:?}", started.elapsed());
+    println!(
+        "revocation visible on the CRL after {:?}",
+        started.elapsed()
+    );
     assert!(t1.contains("Certificate Hold"), "{t1}");
     assert!(crl_number(&t1) > n0);
     let err = verify_with_crl(root.path(), &crl1, &chain, cert).unwrap_err();
     assert!(err.contains("certificate revoked"), "{err}");
-    assert!(verify_with_crl(root.path(), &crl1, &chain, &leaf[1]).is_ok(), "the other certificate stays good");
+    assert!(
+        verify_with_crl(root.path(), &crl1, &chain, &leaf[1]).is_ok(),
+        "the other certificate stays good"
+    );
 
     // Reinstate: the entry leaves the CRL.
     let out = root.cli(&["certs", "reinstate", &serial]);
     assert!(out.status.success(), "{}", text(&out));
-    let crl2 = server.get("/pgwy/crl/issuing.crl").await.bytes().await.unwrap().to_vec();
+    let crl2 = server
+        .get("/pgwy/crl/issuing.crl")
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
     let t2 = crl_text(root.path(), &crl2, &chain);
     assert!(!t2.contains(&serial), "{t2}");
     assert!(crl_number(&t2) > crl_number(&t1));
@@ -248,26 +369,62 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     // Refusals: reinstating a good certificate, unknown serials and reasons, reinstating a
     // permanent revocation.
     let out = root.cli(&["certs", "reinstate", &serial]);
-    assert!(!out.status.success() && text(&out).contains("conflict"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("conflict"),
+        "{}",
+        text(&out)
+    );
     let out = root.cli(&["certs", "revoke", "01:23", "--reason", "keyCompromise"]);
-    assert!(!out.status.success() && text(&out).contains("not-found"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("not-found"),
+        "{}",
+        text(&out)
+    );
     let out = root.cli(&["certs", "revoke", &serial, "--reason", "stolen"]);
-    assert!(!out.status.success() && text(&out).contains("unknown revocation reason"), "{}", text(&out));
-    let out = root.cli(&["certs", "revoke", &serial, "--reason", "keyCompromise", "--json"]);
+    assert!(
+        !out.status.success() && text(&out).contains("unknown revocation reason"),
+        "{}",
+        text(&out)
+    );
+    let out = root.cli(&[
+        "certs",
+        "revoke",
+        &serial,
+        "--reason",
+        "keyCompromise",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["revocationReason"], "keyCompromise");
     let out = root.cli(&["certs", "reinstate", &serial]);
-    assert!(!out.status.success() && text(&out).contains("revoked permanently"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("revoked permanently"),
+        "{}",
+        text(&out)
+    );
     let out = root.cli(&["certs", "revoke", &serial, "--reason", "superseded"]);
-    assert!(!out.status.success() && text(&out).contains("already revoked"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("already revoked"),
+        "{}",
+        text(&out)
+    );
 
     // `crl --ca --out` issues a fresh CRL with a higher number and the permanent reason.
     let out_file = root.file("issuing.crl");
-    let out = root.cli(&["crl", "--ca", "issuing", "--out", out_file.to_str().unwrap()]);
+    let out = root.cli(&[
+        "crl",
+        "--ca",
+        "issuing",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let t3 = crl_text(root.path(), &std::fs::read(&out_file).unwrap(), &chain);
-    assert!(t3.contains(&serial) && t3.contains("Key Compromise"), "{t3}");
+    assert!(
+        t3.contains(&serial) && t3.contains("Key Compromise"),
+        "{t3}"
+    );
     assert!(crl_number(&t3) > crl_number(&t2));
     let out = root.cli(&["crl", "--ca", "nope"]);
     assert!(!out.status.success());
@@ -279,8 +436,16 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     assert!(out.status.success(), "{}", text(&out));
     let db = root.file("data/ast-gateway.db");
     if have("sqlite3") {
-        let events = text(&run(Command::new("sqlite3").arg(&db).arg("SELECT event FROM audit ORDER BY seq")));
-        for e in ["revoked", "reinstated", "revoke-refused", "reinstate-refused", "crl-issued"] {
+        let events = text(&run(Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT event FROM audit ORDER BY seq")));
+        for e in [
+            "revoked",
+            "reinstated",
+            "revoke-refused",
+            "reinstate-refused",
+            "crl-issued",
+        ] {
             assert!(events.lines().any(|l| l == e), "audit lacks {e}: {events}");
         }
     }
@@ -288,7 +453,11 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
 
 fn ocsp(root: &Root, server: &Server, issuer: &Path, chain: &Path, extra: &[&str]) -> String {
     let mut cmd = Command::new("openssl");
-    cmd.args(["ocsp", "-issuer"]).arg(issuer).args(["-CAfile"]).arg(chain).args(["-url", &format!("{}/pgwy/ocsp", server.base)]);
+    cmd.args(["ocsp", "-issuer"])
+        .arg(issuer)
+        .args(["-CAfile"])
+        .arg(chain)
+        .args(["-url", &format!("{}/pgwy/ocsp", server.base)]);
     cmd.args(extra).current_dir(root.path());
     text(&run(&mut cmd))
 }
@@ -306,35 +475,90 @@ async fn ocsp_good_revoked_unknown_checked_by_openssl() {
     let issuer = root.file("data/ca/issuing.pem");
     let (a, b) = (leaf[0].to_str().unwrap(), leaf[1].to_str().unwrap());
 
-    let out = ocsp(&root, &server, &issuer, &chain, &["-cert", a, "-cert", b, "-serial", "0x1234"]);
+    let out = ocsp(
+        &root,
+        &server,
+        &issuer,
+        &chain,
+        &["-cert", a, "-cert", b, "-serial", "0x1234"],
+    );
     assert!(out.contains("Response verify OK"), "{out}");
     assert!(!out.contains("WARNING"), "nonce must be echoed: {out}");
-    assert!(out.contains(&format!("{a}: good")) && out.contains(&format!("{b}: good")), "{out}");
+    assert!(
+        out.contains(&format!("{a}: good")) && out.contains(&format!("{b}: good")),
+        "{out}"
+    );
     assert!(out.contains("0x1234: unknown"), "{out}");
 
-    let out = root.cli(&["certs", "revoke", &serial(&leaf[0]), "--reason", "keyCompromise"]);
+    let out = root.cli(&[
+        "certs",
+        "revoke",
+        &serial(&leaf[0]),
+        "--reason",
+        "keyCompromise",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let out = ocsp(&root, &server, &issuer, &chain, &["-cert", a, "-cert", b]);
     assert!(out.contains("Response verify OK"), "{out}");
-    assert!(out.contains(&format!("{a}: revoked")) && out.contains("Reason: keyCompromise"), "{out}");
+    assert!(
+        out.contains(&format!("{a}: revoked")) && out.contains("Reason: keyCompromise"),
+        "{out}"
+    );
     assert!(out.contains("Revocation Time:"), "{out}");
     assert!(out.contains(&format!("{b}: good")), "{out}");
 
     // GET form (RFC 6960 A.1) with the request openssl wrote; caching headers per RFC 5019.
-    let out = ocsp(&root, &server, &issuer, &chain, &["-cert", b, "-reqout", "req.der", "-no_nonce"]);
+    let out = ocsp(
+        &root,
+        &server,
+        &issuer,
+        &chain,
+        &["-cert", b, "-reqout", "req.der", "-no_nonce"],
+    );
     assert!(out.contains("good"), "{out}");
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(root.file("req.der")).unwrap());
-    let encoded: String = b64.chars().map(|c| match c { '+' => "%2B".into(), '/' => "%2F".into(), '=' => "%3D".into(), c => c.to_string() }).collect();
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(root.file("req.der")).unwrap());
+    let encoded: String = b64
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".into(),
+            '/' => "%2F".into(),
+            '=' => "%3D".into(),
+            c => c.to_string(),
+        })
+        .collect();
     let response = server.get(&format!("/pgwy/ocsp/{encoded}")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/ocsp-response");
-    let cache = response.headers()["cache-control"].to_str().unwrap().to_string();
-    assert!(cache.contains("max-age=") && cache.contains("public"), "{cache}");
-    assert!(response.headers().contains_key("last-modified") && response.headers().contains_key("expires"));
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/ocsp-response"
+    );
+    let cache = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cache.contains("max-age=") && cache.contains("public"),
+        "{cache}"
+    );
+    assert!(
+        response.headers().contains_key("last-modified")
+            && response.headers().contains_key("expires")
+    );
     std::fs::write(root.file("resp.der"), response.bytes().await.unwrap()).unwrap();
-    let out = text(&run(Command::new("openssl").args(["ocsp", "-respin"]).arg(root.file("resp.der")).args(["-issuer"]).arg(&issuer).arg("-CAfile").arg(&chain).args(["-cert", b, "-no_nonce"])));
-    assert!(out.contains("Response verify OK") && out.contains(&format!("{b}: good")), "{out}");
+    let out = text(&run(Command::new("openssl")
+        .args(["ocsp", "-respin"])
+        .arg(root.file("resp.der"))
+        .args(["-issuer"])
+        .arg(&issuer)
+        .arg("-CAfile")
+        .arg(&chain)
+        .args(["-cert", b, "-no_nonce"])));
+    assert!(
+        out.contains("Response verify OK") && out.contains(&format!("{b}: good")),
+        "{out}"
+    );
 
     // A malformed request gets an unsigned malformedRequest (RFC 6960 §2.3), not an HTTP error.
     let response = Server::client()
@@ -345,16 +569,40 @@ async fn ocsp_good_revoked_unknown_checked_by_openssl() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().to_vec(), vec![0x30, 0x03, 0x0a, 0x01, 0x01]);
+    assert_eq!(
+        response.bytes().await.unwrap().to_vec(),
+        vec![0x30, 0x03, 0x0a, 0x01, 0x01]
+    );
 
     // A certificate from a CA we do not run: unauthorized.
     let out = run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=Foreign CA", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Foreign CA",
+            "-days",
+            "1",
+        ])
         .args(["-keyout", "foreign.key", "-out", "foreign.pem"])
         .current_dir(root.path()));
     assert!(out.status.success(), "{}", text(&out));
-    let out = ocsp(&root, &server, &root.file("foreign.pem"), &chain, &["-serial", "0x01"]);
-    assert!(out.contains("unauthorized") || out.contains("Unauthorized"), "{out}");
+    let out = ocsp(
+        &root,
+        &server,
+        &root.file("foreign.pem"),
+        &chain,
+        &["-serial", "0x01"],
+    );
+    assert!(
+        out.contains("unauthorized") || out.contains("Unauthorized"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -371,18 +619,49 @@ async fn pkcs11_softhsm_ca_issues_token_and_crl() {
     let tokens = root.file("softhsm-tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = root.file("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).unwrap();
-    root.env.push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    root.env
+        .push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
     root.env.push(("CA_PIN".into(), "4321".into()));
     let out = run(Command::new("softhsm2-util")
         .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "ast-ca", "--pin", "4321", "--so-pin", "87654321"]));
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "ast-ca",
+            "--pin",
+            "4321",
+            "--so-pin",
+            "87654321",
+        ]));
     assert!(out.status.success(), "{}", text(&out));
 
     // The CA keys are generated inside the token (never in a file); EC and RSA.
     for (name, key_type) in [("hsm", "ec-p256"), ("hsmrsa", "rsa-3072")] {
-        let uri = format!("pkcs11:token=ast-ca;object={name}-key?module-path={SOFTHSM_MODULE}&pin-source=env:CA_PIN");
-        let out = root.cli(&["ca", "create", name, "--key", &uri, "--key-type", key_type, "--parent", "root", "--common-name", &format!("HSM {key_type} CA")]);
+        let uri = format!(
+            "pkcs11:token=ast-ca;object={name}-key?module-path={SOFTHSM_MODULE}&pin-source=env:CA_PIN"
+        );
+        let out = root.cli(&[
+            "ca",
+            "create",
+            name,
+            "--key",
+            &uri,
+            "--key-type",
+            key_type,
+            "--parent",
+            "root",
+            "--common-name",
+            &format!("HSM {key_type} CA"),
+        ]);
         assert!(out.status.success(), "ca create {name}: {}", text(&out));
     }
     // No private key material was written for them.
@@ -395,24 +674,49 @@ async fn pkcs11_softhsm_ca_issues_token_and_crl() {
 
     // The default token procedure now signs with the HSM keys.
     root.edit("conf/gateway.toml", |t| {
-        t.replacen("ca = \"issuing\"", "ca = \"hsm\"", 1).replacen("ca = \"issuing\"", "ca = \"hsmrsa\"", 1)
+        t.replacen("ca = \"issuing\"", "ca = \"hsm\"", 1).replacen(
+            "ca = \"issuing\"",
+            "ca = \"hsmrsa\"",
+            1,
+        )
     });
     let server = root.serve();
     let leaf = leaves(root.path(), &server.issue("", "Harald Hsm").await);
     let ec_chain = chain_file(&root, &["hsm", "root"]);
     let rsa_chain = chain_file(&root, &["hsmrsa", "root"]);
     for (cert, chain) in [(&leaf[0], &ec_chain), (&leaf[1], &rsa_chain)] {
-        let out = run(Command::new("openssl").args(["verify", "-CAfile"]).arg(chain).arg(cert));
-        assert!(out.status.success(), "HSM-signed certificate does not verify: {}", text(&out));
+        let out = run(Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(chain)
+            .arg(cert));
+        assert!(
+            out.status.success(),
+            "HSM-signed certificate does not verify: {}",
+            text(&out)
+        );
     }
 
     // Revoke one; the HSM-signed CRLs verify and list it.
     let s = serial(&leaf[0]);
-    assert!(root.cli(&["certs", "revoke", &s, "--reason", "keyCompromise"]).status.success());
-    let crl = server.get("/pgwy/crl/hsm.crl").await.bytes().await.unwrap().to_vec();
+    assert!(
+        root.cli(&["certs", "revoke", &s, "--reason", "keyCompromise"])
+            .status
+            .success()
+    );
+    let crl = server
+        .get("/pgwy/crl/hsm.crl")
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
     let t = crl_text(root.path(), &crl, &ec_chain);
     assert!(t.contains(&s), "{t}");
-    assert!(verify_with_crl(root.path(), &crl, &ec_chain, &leaf[0]).unwrap_err().contains("certificate revoked"));
+    assert!(
+        verify_with_crl(root.path(), &crl, &ec_chain, &leaf[0])
+            .unwrap_err()
+            .contains("certificate revoked")
+    );
     let out_file = root.file("rsa.crl");
     let out = root.cli(&["crl", "--ca", "hsmrsa", "--out", out_file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -422,15 +726,28 @@ async fn pkcs11_softhsm_ca_issues_token_and_crl() {
     assert!(verify_with_crl(root.path(), &der, &rsa_chain, &leaf[1]).is_ok());
 
     // OCSP answers signed in the token.
-    let out = ocsp(&root, &server, &root.file("data/ca/hsm.pem"), &ec_chain, &["-cert", leaf[0].to_str().unwrap()]);
-    assert!(out.contains("Response verify OK") && out.contains("revoked"), "{out}");
+    let out = ocsp(
+        &root,
+        &server,
+        &root.file("data/ca/hsm.pem"),
+        &ec_chain,
+        &["-cert", leaf[0].to_str().unwrap()],
+    );
+    assert!(
+        out.contains("Response verify OK") && out.contains("revoked"),
+        "{out}"
+    );
 
     // A wrong PIN is reported at config check, without the PIN.
     root.env.retain(|(k, _)| k != "CA_PIN");
     root.env.push(("CA_PIN".into(), "0000".into()));
     let out = root.cli(&["config", "check"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("login failed") && !text(&out).contains("0000"), "{}", text(&out));
+    assert!(
+        text(&out).contains("login failed") && !text(&out).contains("0000"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test]
@@ -444,7 +761,9 @@ async fn every_key_type_opens_in_openssl_and_keytool() {
         println!("note: keytool not installed; checking with openssl only");
     }
     let root = Root::new();
-    let types = ["rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ed25519"];
+    let types = [
+        "rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ed25519",
+    ];
     root.edit("conf/gateway.toml", |mut t| {
         for k in types {
             t += &format!(
@@ -472,12 +791,21 @@ async fn every_key_type_opens_in_openssl_and_keytool() {
         let p12 = server.issue(&format!("/{k}"), &format!("Key {k}")).await;
         let p12_path = dir.join("token.p12");
         std::fs::write(&p12_path, &p12).unwrap();
-        let out = run(Command::new("openssl").args(["pkcs12", "-nodes", "-passin"]).arg(format!("pass:{PIN}")).arg("-in").arg(&p12_path));
+        let out = run(Command::new("openssl")
+            .args(["pkcs12", "-nodes", "-passin"])
+            .arg(format!("pass:{PIN}"))
+            .arg("-in")
+            .arg(&p12_path));
         let all = text(&out);
-        assert!(out.status.success() && all.contains("PRIVATE KEY"), "{k}: openssl cannot open the key: {all}");
+        assert!(
+            out.status.success() && all.contains("PRIVATE KEY"),
+            "{k}: openssl cannot open the key: {all}"
+        );
         let key_path = dir.join("key.pem");
         std::fs::write(&key_path, &out.stdout).unwrap();
-        let described = text(&run(Command::new("openssl").args(["pkey", "-noout", "-text", "-in"]).arg(&key_path)));
+        let described = text(&run(Command::new("openssl")
+            .args(["pkey", "-noout", "-text", "-in"])
+            .arg(&key_path)));
         let expect = match k {
             "rsa-2048" => "2048 bit",
             "rsa-3072" => "3072 bit",
@@ -486,21 +814,59 @@ async fn every_key_type_opens_in_openssl_and_keytool() {
             "ec-p384" => "secp384r1",
             _ => "ED25519",
         };
-        assert!(described.contains(expect), "{k}: expected {expect}: {described}");
+        assert!(
+            described.contains(expect),
+            "{k}: expected {expect}: {described}"
+        );
         let leaf = &leaves(&dir, &p12)[0];
-        let out = run(Command::new("openssl").args(["verify", "-CAfile"]).arg(&chain).arg(leaf));
+        let out = run(Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(&chain)
+            .arg(leaf));
         assert!(out.status.success(), "{k}: {}", text(&out));
-        let shown = text(&run(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(leaf)));
-        assert!(shown.contains("1.3.6.1.4.1.311.20.2.2") || shown.contains("Microsoft Smartcard Login"), "{k}: {shown}");
+        let shown = text(&run(Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(leaf)));
+        assert!(
+            shown.contains("1.3.6.1.4.1.311.20.2.2") || shown.contains("Microsoft Smartcard Login"),
+            "{k}: {shown}"
+        );
         assert!(shown.contains("Policy: 1.2.3.4.5"), "{k}: {shown}");
         if keytool {
-            let out = run(Command::new("keytool").args(["-list", "-v", "-storetype", "PKCS12", "-storepass", PIN, "-keystore"]).arg(&p12_path));
+            let out = run(Command::new("keytool")
+                .args([
+                    "-list",
+                    "-v",
+                    "-storetype",
+                    "PKCS12",
+                    "-storepass",
+                    PIN,
+                    "-keystore",
+                ])
+                .arg(&p12_path));
             let all = text(&out);
-            assert!(out.status.success() && all.contains("PrivateKeyEntry") && all.contains("Certificate chain length: 3"), "{k}: keytool: {all}");
+            assert!(
+                out.status.success()
+                    && all.contains("PrivateKeyEntry")
+                    && all.contains("Certificate chain length: 3"),
+                "{k}: keytool: {all}"
+            );
             // Importing forces Java to decrypt the private key.
             let dest = dir.join("copy.p12");
             let out = run(Command::new("keytool")
-                .args(["-importkeystore", "-noprompt", "-srcstoretype", "PKCS12", "-srcstorepass", PIN, "-deststoretype", "PKCS12", "-deststorepass", PIN, "-srckeystore"])
+                .args([
+                    "-importkeystore",
+                    "-noprompt",
+                    "-srcstoretype",
+                    "PKCS12",
+                    "-srcstorepass",
+                    PIN,
+                    "-deststoretype",
+                    "PKCS12",
+                    "-deststorepass",
+                    PIN,
+                    "-srckeystore",
+                ])
                 .arg(&p12_path)
                 .arg("-destkeystore")
                 .arg(&dest));
@@ -514,28 +880,74 @@ fn config_check_reports_a_key_that_does_not_match_its_certificate() {
     let root = Root::new();
     // Point the issuing CA at the officers CA's key.
     let good = std::fs::read_to_string(root.file("conf/gateway.toml")).unwrap();
-    root.edit("conf/gateway.toml", |t| t.replace("key = \"data/ca/issuing.key\"", "key = \"data/ca/officers.key\""));
+    root.edit("conf/gateway.toml", |t| {
+        t.replace(
+            "key = \"data/ca/issuing.key\"",
+            "key = \"data/ca/officers.key\"",
+        )
+    });
     let out = root.cli(&["config", "check"]);
     assert!(!out.status.success());
     let all = text(&out);
-    assert!(all.contains("ca.issuing") && all.contains("does not match the CA certificate"), "{all}");
+    assert!(
+        all.contains("ca.issuing") && all.contains("does not match the CA certificate"),
+        "{all}"
+    );
     std::fs::write(root.file("conf/gateway.toml"), good).unwrap();
-    assert!(root.cli(&["config", "check"]).status.success(), "restored config should pass");
+    assert!(
+        root.cli(&["config", "check"]).status.success(),
+        "restored config should pass"
+    );
     // `ca import` refuses the same mismatch, and accepts the right key.
     let cert = root.file("data/ca/issuing.pem");
-    let out = root.cli(&["ca", "import", "other", "--certificate", cert.to_str().unwrap(), "--key", "data/ca/officers.key"]);
-    assert!(!out.status.success() && text(&out).contains("does not match"), "{}", text(&out));
-    let out = root.cli(&["ca", "import", "other", "--certificate", cert.to_str().unwrap(), "--key", "data/ca/issuing.key", "--parent", "root"]);
+    let out = root.cli(&[
+        "ca",
+        "import",
+        "other",
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--key",
+        "data/ca/officers.key",
+    ]);
+    assert!(
+        !out.status.success() && text(&out).contains("does not match"),
+        "{}",
+        text(&out)
+    );
+    let out = root.cli(&[
+        "ca",
+        "import",
+        "other",
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--key",
+        "data/ca/issuing.key",
+        "--parent",
+        "root",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let out = root.cli(&["ca", "export", "other"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("BEGIN CERTIFICATE").count(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
     // A file key readable by others is refused.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(root.file("data/ca/issuing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            root.file("data/ca/issuing.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let out = root.cli(&["config", "check"]);
-        assert!(!out.status.success() && text(&out).contains("chmod 600"), "{}", text(&out));
+        assert!(
+            !out.status.success() && text(&out).contains("chmod 600"),
+            "{}",
+            text(&out)
+        );
     }
 }
 
@@ -550,15 +962,24 @@ async fn crl_numbers_are_unique_across_nodes_on_postgres() {
         return;
     };
     let db = format!("ast_issue5_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
     let result = async {
         let node_a = ast_gateway::store::Store::open(&url, 4).await.unwrap();
         let node_b = ast_gateway::store::Store::open(&url, 4).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..40 {
-            let store = if i % 2 == 0 { node_a.clone() } else { node_b.clone() };
-            tasks.push(tokio::spawn(async move { store.next_crl_number("issuing").await.unwrap().0 }));
+            let store = if i % 2 == 0 {
+                node_a.clone()
+            } else {
+                node_b.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                store.next_crl_number("issuing").await.unwrap().0
+            }));
         }
         let mut numbers = Vec::new();
         for t in tasks {
@@ -567,12 +988,33 @@ async fn crl_numbers_are_unique_across_nodes_on_postgres() {
         numbers.sort();
         assert_eq!(numbers, (1..=40).collect::<Vec<i64>>());
         // A stored CRL is replaced only by a higher number.
-        let event = ast_gateway::store::AuditEvent::now("crl-issued", "test", "", serde_json::json!({}));
-        node_a.save_crl("issuing", 40, 0, 100, 200, b"forty", &event).await.unwrap();
-        node_b.save_crl("issuing", 39, 0, 100, 200, b"thirty-nine", &event).await.unwrap();
-        assert_eq!(node_a.crl_state("issuing").await.unwrap().der.as_deref(), Some(&b"forty"[..]));
+        let event =
+            ast_gateway::store::AuditEvent::now("crl-issued", "test", "", serde_json::json!({}));
+        let crl = |number, der| ast_gateway::store::StoredCrl {
+            number,
+            revision: 0,
+            this_update: 100,
+            next_update: 200,
+            der,
+        };
+        node_a
+            .save_crl("issuing", &crl(40, b"forty"), &event)
+            .await
+            .unwrap();
+        node_b
+            .save_crl("issuing", &crl(39, b"thirty-nine"), &event)
+            .await
+            .unwrap();
+        assert_eq!(
+            node_a.crl_state("issuing").await.unwrap().der.as_deref(),
+            Some(&b"forty"[..])
+        );
         assert_eq!(node_a.verify_audit().await.unwrap().first_bad, None);
     };
     result.await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)"))).execute(&mut admin).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {db} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
 }
