@@ -56,14 +56,29 @@ pub struct ImportArgs {
     /// The CA that issued this CA's certificate, if it is configured too.
     #[arg(long)]
     pub parent: Option<String>,
+    /// For an encrypted PKCS#8 or PKCS#12 key: the environment variable with its passphrase.
+    #[arg(long)]
+    pub key_passphrase_env: Option<String>,
 }
 
-fn open_signer(root: &Root, key: &str) -> anyhow::Result<Arc<dyn Signer>> {
-    Ok(if key.starts_with("pkcs11:") {
-        Arc::new(Pkcs11Signer::open(key)?)
-    } else {
-        Arc::new(FileSigner::from_file(&root.resolve(key))?)
-    })
+fn open_signer(
+    root: &Root,
+    key: &str,
+    passphrase_env: Option<&str>,
+) -> anyhow::Result<Arc<dyn Signer>> {
+    if key.starts_with("pkcs11:") {
+        return Ok(Arc::new(Pkcs11Signer::open(key)?));
+    }
+    let passphrase = match passphrase_env {
+        Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
+            |_| anyhow::anyhow!("the environment variable {var} is not set"),
+        )?)),
+        None => None,
+    };
+    Ok(Arc::new(FileSigner::from_file_with_passphrase(
+        &root.resolve(key),
+        passphrase.as_deref().map(String::as_str),
+    )?))
 }
 
 fn toml_string(s: &str) -> String {
@@ -76,6 +91,7 @@ fn append_ca(
     certificate: &str,
     key: &str,
     parent: Option<&str>,
+    passphrase_env: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut block = format!(
         "\n[[ca]]\nname = {}\ncertificate = {}\nkey = {}\n",
@@ -85,6 +101,9 @@ fn append_ca(
     );
     if let Some(p) = parent {
         block += &format!("parent = {}\n", toml_string(p));
+    }
+    if let Some(v) = passphrase_env {
+        block += &format!("key_passphrase_env = {}\n", toml_string(v));
     }
     let path = root.gateway_toml();
     let mut text =
@@ -188,6 +207,7 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
         &cert_rel,
         &args.key,
         args.parent.as_deref(),
+        None,
     )?;
     println!(
         "created CA `{}` ({}), certificate {}, added to {}",
@@ -203,7 +223,7 @@ pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> 
     let config = super::load_config(root)?;
     check_new_name(&config, &args.name)?;
     let der = read_certificate_file(&args.certificate)?;
-    let signer = open_signer(root, &args.key)?;
+    let signer = open_signer(root, &args.key, args.key_passphrase_env.as_deref())?;
     let parent = parent_ca(&config, args.parent.as_deref())?;
     let parents: Vec<Vec<u8>> = parent
         .as_ref()
@@ -217,6 +237,7 @@ pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> 
         &certificate,
         &args.key,
         args.parent.as_deref(),
+        args.key_passphrase_env.as_deref(),
     )?;
     println!(
         "imported CA `{}`: the key matches the certificate; added to {}",

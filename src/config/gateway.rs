@@ -147,6 +147,7 @@ struct CaFile {
     certificate: String,
     key: String,
     parent: Option<String>,
+    key_passphrase_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +204,8 @@ pub struct CaConfig {
     /// The key as a `pkcs11:` URI (RFC 7512), when the key lives in a PKCS#11 token.
     pub pkcs11: Option<String>,
     pub parent: Option<String>,
+    /// The environment variable holding the passphrase of an encrypted PKCS#8 or PKCS#12 key.
+    pub key_passphrase_env: Option<String>,
 }
 
 /// CRL issuing (SPEC §3).
@@ -350,6 +353,7 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             key: root.resolve(&ca.key),
             pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
             parent: ca.parent.clone(),
+            key_passphrase_env: ca.key_passphrase_env.clone(),
         });
     }
     for ca in &cas {

@@ -62,7 +62,16 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
             }
             let signer: Arc<dyn crate::ca::Signer> = match &ca.pkcs11 {
                 Some(uri) => Arc::new(crate::ca::Pkcs11Signer::open(uri)?),
-                None => Arc::new(FileSigner::from_file(&ca.key)?),
+                None => {
+                    let passphrase = match &ca.key_passphrase_env {
+                        Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(|_| CaError::File {
+                            path: ca.key.display().to_string(),
+                            message: format!("the environment variable {var} (key_passphrase_env) is not set"),
+                        })?)),
+                        None => None,
+                    };
+                    Arc::new(FileSigner::from_file_with_passphrase(&ca.key, passphrase.as_deref().map(String::as_str))?)
+                }
             };
             Ca::new(&ca.name, certificate, parents, signer)
         })();

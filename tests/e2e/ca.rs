@@ -1018,3 +1018,84 @@ async fn crl_numbers_are_unique_across_nodes_on_postgres() {
     .execute(&mut admin)
     .await;
 }
+
+/// The issuing CA's key as encrypted PKCS#8 (PBES2) and as PKCS#12, both made by openssl:
+/// loaded with the passphrase from the environment, refused without it or with a wrong one,
+/// and the CRL signed with each verifies.
+#[test]
+fn encrypted_pkcs8_and_pkcs12_ca_keys() {
+    if !have("openssl") {
+        println!("skipped: openssl not installed");
+        return;
+    }
+    let mut root = Root::new();
+    let key = root.file("data/ca/issuing.key");
+    let cert = root.file("data/ca/issuing.pem");
+    let chain = chain_file(&root, &["issuing", "root"]);
+    let enc = root.file("data/ca/issuing-enc.key");
+    let p12 = root.file("data/ca/issuing.p12");
+    let out = run(Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:ca-pass-1",
+            "-in",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&enc));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "pass:ca-pass-2", "-inkey"])
+        .arg(&key)
+        .arg("-in")
+        .arg(&cert)
+        .arg("-out")
+        .arg(&p12));
+    assert!(out.status.success(), "{}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&enc, &p12] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let good = std::fs::read_to_string(root.file("conf/gateway.toml")).unwrap();
+    for (file, var, pass) in [
+        ("issuing-enc.key", "ENC_PASS", "ca-pass-1"),
+        ("issuing.p12", "P12_PASS", "ca-pass-2"),
+    ] {
+        std::fs::write(
+            root.file("conf/gateway.toml"),
+            good.replace(
+                "key = \"data/ca/issuing.key\"",
+                &format!("key = \"data/ca/{file}\"\nkey_passphrase_env = \"{var}\""),
+            ),
+        )
+        .unwrap();
+        // Variable missing, then wrong: config check names the problem, never the passphrase.
+        let out = root.cli(&["config", "check"]);
+        assert!(
+            !out.status.success() && text(&out).contains(var),
+            "{file}: {}",
+            text(&out)
+        );
+        root.env = vec![(var.to_string(), "wrong-pass".to_string())];
+        let out = root.cli(&["config", "check"]);
+        assert!(
+            !out.status.success(),
+            "{file}: a wrong passphrase must fail"
+        );
+        assert!(!text(&out).contains("wrong-pass"), "{}", text(&out));
+        root.env = vec![(var.to_string(), pass.to_string())];
+        let out = root.cli(&["config", "check"]);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+        let crl = root.file(&format!("{file}.crl"));
+        let out = root.cli(&["crl", "--ca", "issuing", "--out", crl.to_str().unwrap()]);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+        crl_text(root.path(), &std::fs::read(&crl).unwrap(), &chain);
+    }
+}
