@@ -1099,3 +1099,143 @@ fn encrypted_pkcs8_and_pkcs12_ca_keys() {
         crl_text(root.path(), &std::fs::read(&crl).unwrap(), &chain);
     }
 }
+
+async fn store_revocation_suite(store: &ast_gateway::store::Store) {
+    use ast_gateway::store::{
+        AuditEvent, CertificateRecord, CertificateStatus, RevocationOutcome, TokenRecord,
+    };
+    let token = TokenRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        created_at: 1_000,
+        handler: "handler.1".into(),
+        token_procedure: "default".into(),
+        caller: "test".into(),
+        request_id: "r".into(),
+        profile: "modern".into(),
+    };
+    let cert = |serial: &str| CertificateRecord {
+        serial: serial.into(),
+        ca: "issuing".into(),
+        issuer: "CN=Issuing".into(),
+        subject: "CN=Store".into(),
+        sans: vec![],
+        not_before: 0,
+        not_after: i64::MAX / 2,
+        purpose: "authentication".into(),
+        token_id: token.id.clone(),
+        status: CertificateStatus::Good,
+        revoked_at: None,
+        revocation_reason: None,
+        der: vec![0x30, 0x00],
+    };
+    let (a, b) = ("0a01", "0b02");
+    let event = |e: &str| AuditEvent::now(e, "test", "r", serde_json::json!({}));
+    store
+        .record_issuance(&token, &[cert(a), cert(b)], &event("issued"))
+        .await
+        .unwrap();
+    let revision = |s: ast_gateway::store::CrlState| s.revision;
+    let r0 = revision(store.crl_state("issuing").await.unwrap());
+
+    let hold = store
+        .revoke_certificate("0A:01", "certificateHold", 2_000, &event("revoked"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(hold, RevocationOutcome::Changed(ref c) if c.revocation_reason.as_deref() == Some("certificateHold")),
+        "{hold:?}"
+    );
+    let again = store
+        .revoke_certificate(a, "certificateHold", 2_001, &event("revoked"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, RevocationOutcome::AlreadyRevoked(ref r) if r == "certificateHold"),
+        "{again:?}"
+    );
+    let permanent = store
+        .revoke_certificate(a, "keyCompromise", 2_002, &event("revoked"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(permanent, RevocationOutcome::Changed(ref c) if c.revoked_at == Some(2_002)),
+        "{permanent:?}"
+    );
+    let reinstate = store
+        .reinstate_certificate(a, &event("reinstated"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(reinstate, RevocationOutcome::AlreadyRevoked(ref r) if r == "keyCompromise"),
+        "{reinstate:?}"
+    );
+    let good = store
+        .reinstate_certificate(b, &event("reinstated"))
+        .await
+        .unwrap();
+    assert!(matches!(good, RevocationOutcome::NotRevoked), "{good:?}");
+    assert!(matches!(
+        store
+            .revoke_certificate("ffff", "superseded", 1, &event("revoked"))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotFound
+    ));
+
+    store
+        .revoke_certificate(b, "certificateHold", 3_000, &event("revoked"))
+        .await
+        .unwrap();
+    let listed = store.revoked_certificates("issuing", 10_000).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.serial.as_str()).collect::<Vec<_>>(),
+        vec![a, b]
+    );
+    let back = store
+        .reinstate_certificate(b, &event("reinstated"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(back, RevocationOutcome::Changed(ref c) if c.status == CertificateStatus::Good && c.revoked_at.is_none()),
+        "{back:?}"
+    );
+    let listed = store.revoked_certificates("issuing", 10_000).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reason.as_deref(), Some("keyCompromise"));
+    // hold, keyCompromise, hold, reinstate: four changes.
+    assert_eq!(revision(store.crl_state("issuing").await.unwrap()), r0 + 4);
+    assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
+}
+
+/// The same revocation store suite on SQLite and PostgreSQL.
+#[tokio::test]
+async fn store_revocation_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let sqlite = ast_gateway::store::Store::open(&url, 2).await.unwrap();
+    store_revocation_suite(&sqlite).await;
+
+    use sqlx::Connection;
+    let Ok(mut admin) =
+        sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test").await
+    else {
+        println!("skipped: PostgreSQL not reachable at 127.0.0.1:5432 (SQLite part passed)");
+        return;
+    };
+    let db = format!("ast_issue5_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let pg =
+        ast_gateway::store::Store::open(&format!("postgres://postgres@127.0.0.1:5432/{db}"), 4)
+            .await
+            .unwrap();
+    store_revocation_suite(&pg).await;
+    drop(pg);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {db} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
