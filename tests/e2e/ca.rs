@@ -1239,3 +1239,55 @@ async fn store_revocation_on_sqlite_and_postgres() {
     .execute(&mut admin)
     .await;
 }
+
+/// A stored CRL is served as is while it is young and reflects every revocation; once half
+/// of its validity has passed it is re-issued (so always before nextUpdate).
+#[tokio::test]
+async fn crl_is_reissued_when_half_its_validity_has_passed() {
+    use sqlx::Connection;
+    let root = Root::new();
+    let config = ast_gateway::config::load(&ast_gateway::config::Root::new(root.path())).unwrap();
+    let gateway = ast_gateway::issuance::Gateway::open(config).await.unwrap();
+    let first = gateway.crl("issuing").await.unwrap();
+    let again = gateway.crl("issuing").await.unwrap();
+    assert_eq!(first, again, "a fresh stored CRL is served unchanged");
+    let number = |der: &[u8]| {
+        let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+        crl.crl_number().unwrap().clone()
+    };
+    // Age the stored CRL: thisUpdate 4 days ago, nextUpdate in 3 days (7-day validity).
+    let db = root.file("data/ast-gateway.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE crl_state SET this_update = this_update - 345600, next_update = next_update - 345600")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let renewed = gateway.crl("issuing").await.unwrap();
+    assert_ne!(renewed, first);
+    assert!(number(&renewed) > number(&first));
+    let (_, crl) = x509_parser::parse_x509_crl(&renewed).unwrap();
+    let next = crl.next_update().unwrap().timestamp();
+    let this = crl.last_update().timestamp();
+    assert_eq!(
+        next - this,
+        7 * 86_400,
+        "nextUpdate = thisUpdate + [crl] validity"
+    );
+    // The background refresher does the same for every CA without a request.
+    let handle = gateway.spawn_crl_refresher();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = gateway.store().crl_state("root").await.unwrap();
+        if state.der.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refresher did not issue the root CA's CRL"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    handle.abort();
+}
