@@ -154,14 +154,21 @@ pub fn sign_response(
     this_update: SystemTime,
     next_update: SystemTime,
 ) -> Result<Vec<u8>, CaError> {
-    let key = ca
-        .certificate()
-        .tbs_certificate()
-        .subject_public_key_info()
-        .subject_public_key
-        .raw_bytes();
+    // Signed by the CA itself, or by its delegated responder whose certificate then travels
+    // in `certs` (RFC 6960 §4.2.2.2). ResponderID byKey: SHA-1 of the signer's public key.
+    let delegate = ca.ocsp_delegate();
+    let signer = delegate.map_or(ca.signer(), |d| d.signer.as_ref());
+    let signer_spki =
+        <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(signer.public_key_der())?;
+    let key = signer_spki.subject_public_key.raw_bytes();
     let responder_id =
         ResponderId::ByKey(OctetString::new(Sha1::digest(key).to_vec()).map_err(failure)?);
+    let certs = match delegate {
+        Some(d) => Some(vec![
+            x509_cert02::Certificate::from_der(&d.certificate_der).map_err(failure)?,
+        ]),
+        None => None,
+    };
     let mut responses = Vec::with_capacity(answers.len());
     for (query, status) in answers {
         let cert_status = match status {
@@ -202,7 +209,6 @@ pub fn sign_response(
         responses,
         response_extensions,
     };
-    let signer = ca.signer();
     let algorithm_der = der::Encode::to_der(&signer.algorithm().identifier())?;
     let algorithm = AlgorithmIdentifierOwned::from_der(&algorithm_der).map_err(failure)?;
     let signature = signer.sign(&tbs.to_der().map_err(failure)?)?;
@@ -210,7 +216,7 @@ pub fn sign_response(
         tbs_response_data: tbs,
         signature_algorithm: algorithm,
         signature: der07::asn1::BitString::from_bytes(&signature).map_err(failure)?,
-        certs: None,
+        certs,
     };
     OcspResponse::successful(basic)
         .map_err(failure)?

@@ -148,6 +148,8 @@ struct CaFile {
     key: String,
     parent: Option<String>,
     key_passphrase_env: Option<String>,
+    ocsp_certificate: Option<String>,
+    ocsp_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +208,9 @@ pub struct CaConfig {
     pub parent: Option<String>,
     /// The environment variable holding the passphrase of an encrypted PKCS#8 or PKCS#12 key.
     pub key_passphrase_env: Option<String>,
+    /// A delegated OCSP responder: its certificate (issued by this CA, EKU OCSPSigning) and
+    /// its PKCS#8 key file.
+    pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
 }
 
 /// CRL issuing (SPEC §3).
@@ -354,6 +359,18 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
             parent: ca.parent.clone(),
             key_passphrase_env: ca.key_passphrase_env.clone(),
+            ocsp_delegate: match (&ca.ocsp_certificate, &ca.ocsp_key) {
+                (Some(c), Some(k)) => Some((root.resolve(c), root.resolve(k))),
+                (None, None) => None,
+                _ => {
+                    err(
+                        &format!("ca.{}.ocsp_certificate", ca.name),
+                        "ocsp_",
+                        "ocsp_certificate and ocsp_key go together (a delegated OCSP responder needs both)".into(),
+                    );
+                    None
+                }
+            },
         });
     }
     for ca in &cas {

@@ -73,7 +73,14 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
                     Arc::new(FileSigner::from_file_with_passphrase(&ca.key, passphrase.as_deref().map(String::as_str))?)
                 }
             };
-            Ca::new(&ca.name, certificate, parents, signer)
+            let loaded = Ca::new(&ca.name, certificate, parents, signer)?;
+            match &ca.ocsp_delegate {
+                Some((cert, key)) => {
+                    let delegate = FileSigner::from_file(key)?;
+                    loaded.with_ocsp_delegate(read_certificate_file(cert)?, Arc::new(delegate))
+                }
+                None => Ok(loaded),
+            }
         })();
         match result {
             Ok(loaded) => {

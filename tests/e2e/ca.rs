@@ -1291,3 +1291,110 @@ async fn crl_is_reissued_when_half_its_validity_has_passed() {
     }
     handle.abort();
 }
+
+/// A delegated OCSP responder (RFC 6960 §4.2.2.2) made with openssl: answers are signed by
+/// it, carry its certificate, and openssl accepts them; a certificate without OCSPSigning is
+/// refused at config check.
+#[tokio::test]
+async fn delegated_ocsp_responder() {
+    if !have("openssl") {
+        println!("skipped: openssl not installed");
+        return;
+    }
+    let root = Root::new();
+    let dir = root.file("data/ca");
+    let make = |name: &str, ext: &str| {
+        let out = run(Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args([
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ])
+            .current_dir(&dir));
+        assert!(out.status.success(), "{}", text(&out));
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let out = run(Command::new("openssl")
+            .args([
+                "x509",
+                "-req",
+                "-days",
+                "30",
+                "-CA",
+                "issuing.pem",
+                "-CAkey",
+                "issuing.key",
+            ])
+            .args([
+                "-in",
+                &format!("{name}.csr"),
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ])
+            .current_dir(&dir));
+        assert!(out.status.success(), "{}", text(&out));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join(format!("{name}.key")),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+    };
+    make(
+        "ocsp-responder",
+        "extendedKeyUsage = OCSPSigning\nbasicConstraints = CA:FALSE\n",
+    );
+    make("not-ocsp", "extendedKeyUsage = clientAuth\n");
+    let with = |name: &str| {
+        root.edit("conf/gateway.toml", |t| {
+            let cleaned: String = t.lines().filter(|l| !l.starts_with("ocsp_")).map(|l| format!("{l}\n")).collect();
+            cleaned.replace(
+                "key = \"data/ca/issuing.key\"\n",
+                &format!("key = \"data/ca/issuing.key\"\nocsp_certificate = \"data/ca/{name}.pem\"\nocsp_key = \"data/ca/{name}.key\"\n"),
+            )
+        })
+    };
+    with("not-ocsp");
+    let out = root.cli(&["config", "check"]);
+    assert!(
+        !out.status.success() && text(&out).contains("OCSPSigning"),
+        "{}",
+        text(&out)
+    );
+    with("ocsp-responder");
+    let out = root.cli(&["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let server = root.serve();
+    let leaf = leaves(root.path(), &server.issue("", "Dag Delegate").await);
+    let chain = chain_file(&root, &["issuing", "root"]);
+    let out = ocsp(
+        &root,
+        &server,
+        &dir.join("issuing.pem"),
+        &chain,
+        &["-cert", leaf[0].to_str().unwrap(), "-resp_text"],
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("good"), "{out}");
+    assert!(
+        out.contains("CN = ocsp-responder") || out.contains("CN=ocsp-responder"),
+        "the delegate's certificate travels in the response: {out}"
+    );
+}
