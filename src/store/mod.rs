@@ -3,8 +3,11 @@
 //! Owns: the schema, migrations, and every SQL statement. Must not: know HTTP, sign, or hold
 //! private keys or PINs (there are no columns for them). Invariants: an issuance (token row,
 //! its certificate rows and its audit row) is one transaction; the audit chain is linear
-//! because every audit write first updates the single `audit_head` row; methods speak domain
-//! types, never rows.
+//! because every audit write first updates the single `audit_head` row (on PostgreSQL its row
+//! lock queues writers of every node; on SQLite the write lock does); methods speak domain
+//! types, never rows. Availability: acquiring a connection is bounded by a short timeout, so a
+//! request fails fast with `unavailable` while the database is away, and the pool reconnects
+//! by itself when it returns (idle connections are tested before use).
 
 mod audit;
 mod records;
@@ -26,7 +29,31 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A certificate with this serial is already recorded (random serials: astronomically
+    /// unlikely). Nothing of the transaction was written; the caller re-signs with a new serial.
+    #[error("a certificate with serial {0} is already recorded")]
+    DuplicateSerial(String),
 }
+
+/// Connection-pool settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Largest number of open connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails with `unavailable`. Short, so
+    /// that during a database outage requests fail fast instead of piling up.
+    pub acquire_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// `max_connections` with the default acquire timeout.
+    pub fn new(max_connections: u32) -> StoreOptions {
+        StoreOptions { max_connections, acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT }
+    }
+}
+
+/// Default bound on waiting for a connection.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -45,11 +72,19 @@ impl Store {
     /// Connects (creating a SQLite file if needed) and runs the embedded migrations. On
     /// PostgreSQL the migrator holds an advisory lock, so nodes starting together do not race.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Store::open_with(url, StoreOptions::new(max_connections)).await
+    }
+
+    /// As [`Store::open`], with explicit pool settings.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            // A connection cut while idle (database restart, failover, network) is detected
+            // here and replaced, so the node recovers without a restart.
+            .test_before_acquire(true)
             .connect(url)
             .await?;
         match backend {
@@ -67,10 +102,14 @@ impl Store {
         self.backend == Backend::Postgres
     }
 
-    /// Cheap reachability check for `/readyz`.
+    /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeout
+    /// (and the same again for the query itself, in case the network swallows packets).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
-        Ok(())
+        let limit = self.pool.options().get_acquire_timeout() * 2;
+        match tokio::time::timeout(limit, sqlx::query("SELECT 1").fetch_one(&self.pool)).await {
+            Ok(result) => result.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
     }
 
     /// Records a token, its certificates and the audit event in one transaction. Returns only
@@ -115,7 +154,8 @@ impl Store {
             .bind(c.der.clone())
             .bind(token.created_at)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| duplicate_serial(e, &c.serial))?;
         }
         tx.commit().await?;
         Ok(())
@@ -134,9 +174,10 @@ impl Store {
         audit::verify(&self.pool).await
     }
 
-    /// Certificates matching a filter, newest first.
+    /// Certificates matching a filter, newest first. The subject filter is a case-insensitive
+    /// substring match on both backends (ASCII case only on SQLite).
     pub async fn certificates(&self, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
-        records::list(&self.pool, filter).await
+        records::list(&self.pool, self.backend == Backend::Postgres, filter).await
     }
 
     /// One certificate by serial (hex in any case, with or without colons or leading zeros).
@@ -151,9 +192,32 @@ impl Store {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
+    /// Number of token rows.
+    pub async fn count_tokens(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM tokens").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Closes every connection (tests; a node shutting down).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Number of audit rows.
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
+}
+
+/// Maps a unique violation on the certificate's serial to [`StoreError::DuplicateSerial`];
+/// every other error passes through. PostgreSQL names the constraint, SQLite the column.
+fn duplicate_serial(error: sqlx::Error, serial: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &error
+        && db.is_unique_violation()
+        && (db.constraint() == Some("certificates_pkey") || db.message().contains("certificates.serial"))
+    {
+        return StoreError::DuplicateSerial(serial.to_string());
+    }
+    StoreError::Database(error)
 }

@@ -128,7 +128,11 @@ pub(super) async fn get(pool: &AnyPool, serial: &str) -> Result<Option<Certifica
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+pub(super) async fn list(
+    pool: &AnyPool,
+    postgres: bool,
+    filter: &CertificateFilter,
+) -> Result<Vec<CertificateRecord>, StoreError> {
     let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1 = 1");
     let mut n = 0;
     let mut next = || {
@@ -136,7 +140,10 @@ pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<V
         format!("${n}")
     };
     if filter.subject.is_some() {
-        sql += &format!(" AND subject LIKE {}", next());
+        // ILIKE on PostgreSQL; SQLite's LIKE ignores ASCII case already. A backslash escapes `%`,
+        // `_` and itself on both, so the text is matched literally.
+        let like = if postgres { "ILIKE" } else { "LIKE" };
+        sql += &format!(" AND subject {like} {} ESCAPE '\\'", next());
     }
     if filter.status.is_some() {
         sql += &format!(" AND status = {}", next());
@@ -148,7 +155,7 @@ pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<V
     // Safe: `sql` is built from constant fragments and numbered placeholders only.
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some(s) = &filter.subject {
-        query = query.bind(format!("%{}%", s.replace('%', "").replace('_', "")));
+        query = query.bind(format!("%{}%", like_literal(s)));
     }
     if let Some(s) = filter.status {
         query = query.bind(s.name());
@@ -158,6 +165,18 @@ pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<V
     }
     query = query.bind(filter.limit.unwrap_or(1000)).bind(filter.offset.unwrap_or(0));
     query.fetch_all(pool).await?.iter().map(from_row).collect()
+}
+
+/// Escapes backslash, `%` and `_` for a `LIKE … ESCAPE` pattern whose escape is a backslash.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -172,5 +191,11 @@ mod tests {
         assert_eq!(normalise_serial("7f").as_deref(), Some("7f"));
         assert_eq!(normalise_serial("xyz"), None);
         assert_eq!(normalise_serial(""), None);
+    }
+
+    #[test]
+    fn like_escapes() {
+        assert_eq!(like_literal("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        assert_eq!(like_literal("Alice"), "Alice");
     }
 }
