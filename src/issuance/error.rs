@@ -21,7 +21,10 @@ pub enum IssuanceError {
     BadRequest(String),
     /// The value of a field cannot be encoded (e.g. a serialNumber outside PrintableString).
     #[error("field `{attribute}`: {message}")]
-    FieldEncoding { attribute: &'static str, message: String },
+    FieldEncoding {
+        attribute: &'static str,
+        message: String,
+    },
     /// Database or CA unavailable; the text is for the log only.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),

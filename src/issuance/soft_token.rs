@@ -61,7 +61,10 @@ struct Planned {
 impl Gateway {
     /// Issues a soft token, or refuses with an audited error. Nothing is issued on refusal;
     /// nothing is returned before the certificates are committed.
-    pub async fn issue_soft_token(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+    pub async fn issue_soft_token(
+        &self,
+        request: SoftTokenRequest,
+    ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
         let peer = request.connection.peer.ip().to_string();
         let handler_path = request.path_remainder.clone();
@@ -74,7 +77,8 @@ impl Gateway {
                     "path": handler_path,
                     "peer": peer,
                 });
-                let event = AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
+                let event =
+                    AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
                 if let Err(e) = self.store.record_audit(&event).await {
                     tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
                 }
@@ -88,10 +92,17 @@ impl Gateway {
         if !config.ast.enabled {
             return Err(IssuanceError::Disabled);
         }
-        let handler = config.ast.select(&request.path_remainder).ok_or(IssuanceError::NoHandler)?;
-        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
+        let handler = config
+            .ast
+            .select(&request.path_remainder)
+            .ok_or(IssuanceError::NoHandler)?;
+        let caller = self
+            .trust
+            .authorize(handler.required_roles.as_ref(), &request.connection)?;
         handler.password_policy.check(&request.pin)?;
-        let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
+        let profile = handler
+            .choose_profile(request.profile.as_deref())
+            .map_err(IssuanceError::BadRequest)?;
         let plan = self.plan(handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
@@ -113,23 +124,45 @@ impl Gateway {
     }
 
     /// Makes the token (keys, certificates, PKCS#12) and records it.
-    async fn attempt(&self, attempt: u32, order: &Order<'_>) -> Result<Attempt<SoftToken>, IssuanceError> {
+    async fn attempt(
+        &self,
+        attempt: u32,
+        order: &Order<'_>,
+    ) -> Result<Attempt<SoftToken>, IssuanceError> {
         if attempt > 1 {
-            tracing::warn!(request_id = order.request_id, attempt, "serial collision: making the token again with new serials");
+            tracing::warn!(
+                request_id = order.request_id,
+                attempt,
+                "serial collision: making the token again with new serials"
+            );
         }
         let _slot = self
             .crypto_slots
             .acquire()
             .await
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
-        let (plan, pin, profile, iterations) = (order.plan.to_vec(), order.pin.clone(), order.profile, order.iterations);
+        let (plan, pin, profile, iterations) = (
+            order.plan.to_vec(),
+            order.pin.clone(),
+            order.profile,
+            order.iterations,
+        );
         let public_url = order.public_url.to_string();
-        let (issued, pkcs12) =
-            tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url))
-                .await
-                .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
+        let (issued, pkcs12) = tokio::task::spawn_blocking(move || {
+            make_token(plan, &pin, profile, iterations, &public_url)
+        })
+        .await
+        .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
-        self.record(order.handler, order.caller, order.request_id, order.profile, issued, pkcs12).await
+        self.record(
+            order.handler,
+            order.caller,
+            order.request_id,
+            order.profile,
+            issued,
+            pkcs12,
+        )
+        .await
     }
 
     /// Records a made token (SPEC §9: commit before anything leaves) and hands it out. On
@@ -164,7 +197,11 @@ impl Gateway {
                 ca: planned.ca.name().to_string(),
                 issuer: issuer_dn(&planned.ca),
                 subject: planned.subject.display_dn(&planned.template.subject_order),
-                sans: planned.subject.san_values().map(|(a, v)| format!("{}:{v}", a.label())).collect(),
+                sans: planned
+                    .subject
+                    .san_values()
+                    .map(|(a, v)| format!("{}:{v}", a.label()))
+                    .collect(),
                 not_before: unix(cert.not_before),
                 not_after: unix(cert.not_after),
                 purpose: planned.template.purpose.clone(),
@@ -194,7 +231,11 @@ impl Gateway {
         }
         let common_name = issued
             .first()
-            .and_then(|(p, _)| p.subject.first(crate::ca::Attribute::CommonName).map(str::to_string))
+            .and_then(|(p, _)| {
+                p.subject
+                    .first(crate::ca::Attribute::CommonName)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "token".into());
         Ok(Attempt::Done(SoftToken {
             token_id,
@@ -207,30 +248,47 @@ impl Gateway {
 
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
     /// CA and subject. Pure: no keys, no signatures.
-    fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
+    fn plan(
+        &self,
+        handler: &Handler,
+        headers: &IdentityHeaders,
+        caller: &Caller,
+    ) -> Result<Vec<Planned>, IssuanceError> {
         let config = self.config();
         let procedure = config
             .gateway
             .token_procedures
             .get(&handler.token_procedure)
-            .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
+            .ok_or_else(|| {
+                IssuanceError::Internal(format!(
+                    "token procedure `{}` vanished",
+                    handler.token_procedure
+                ))
+            })?;
         let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
         let mut plan = Vec::with_capacity(procedure.certificates.len());
         for (index, template) in procedure.certificates.iter().enumerate() {
             let subject = fields.subject_for(index);
             if subject.dn_values(&template.subject_order).is_empty() {
-                return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
-                    field: "subject".into(),
-                    index: 0,
-                    source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
-                }));
+                return Err(IssuanceError::Policy(
+                    crate::policy::PolicyError::FieldMissing {
+                        field: "subject".into(),
+                        index: 0,
+                        source_name: format!(
+                            "certificate {index} ({}) would have an empty subject",
+                            template.purpose
+                        ),
+                    },
+                ));
             }
-            let ca = self
-                .cas
-                .get(&template.ca)
-                .cloned()
-                .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
-            plan.push(Planned { template: template.clone(), ca, subject });
+            let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
+                IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
+            })?;
+            plan.push(Planned {
+                template: template.clone(),
+                ca,
+                subject,
+            });
         }
         Ok(plan)
     }
@@ -277,7 +335,8 @@ fn make_token(
     let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
     let mut issued = Vec::with_capacity(plan.len());
     for planned in plan {
-        let key = generate_key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        let key = generate_key(planned.template.key)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?;
         let template = &planned.template;
         let certificate_profile = CertificateProfile {
             subject: &planned.subject,
@@ -299,7 +358,9 @@ fn make_token(
             &certificate_profile,
         )
         .map_err(|e| match e {
-            CaError::Value { attribute, message } => IssuanceError::FieldEncoding { attribute, message },
+            CaError::Value { attribute, message } => {
+                IssuanceError::FieldEncoding { attribute, message }
+            }
             CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
             other => IssuanceError::Internal(other.to_string()),
         })?;
@@ -308,20 +369,24 @@ fn make_token(
     }
     let pkcs12 = {
         let entries: Vec<TokenEntry<'_>> = issued
-        .iter()
-        .zip(&keys)
-        .map(|((planned, certificate), key)| TokenEntry {
-            friendly_name: format!(
-                "{} {}",
-                planned.subject.first(crate::ca::Attribute::CommonName).unwrap_or("token"),
-                planned.template.purpose
-            ),
-            key,
-            certificate_der: &certificate.der,
-            chain: planned.ca.chain(),
-        })
-        .collect();
-        write_pkcs12(&entries, pin, profile, iterations).map_err(|e| IssuanceError::Internal(e.to_string()))?
+            .iter()
+            .zip(&keys)
+            .map(|((planned, certificate), key)| TokenEntry {
+                friendly_name: format!(
+                    "{} {}",
+                    planned
+                        .subject
+                        .first(crate::ca::Attribute::CommonName)
+                        .unwrap_or("token"),
+                    planned.template.purpose
+                ),
+                key,
+                certificate_der: &certificate.der,
+                chain: planned.ca.chain(),
+            })
+            .collect();
+        write_pkcs12(&entries, pin, profile, iterations)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?
     };
     Ok((issued, pkcs12))
 }
@@ -331,7 +396,9 @@ fn issuer_dn(ca: &Ca) -> String {
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
@@ -339,11 +406,21 @@ fn unix(t: std::time::SystemTime) -> i64 {
 pub fn sanitise_filename(common_name: &str) -> String {
     let cleaned: String = common_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
-    if cleaned.is_empty() { "token.p12".into() } else { format!("{cleaned}.p12") }
+    if cleaned.is_empty() {
+        "token.p12".into()
+    } else {
+        format!("{cleaned}.p12")
+    }
 }
 
 #[cfg(test)]
@@ -355,7 +432,11 @@ mod tests {
         let mut calls = Vec::new();
         let result = with_fresh_serials(3, |n| {
             calls.push(n);
-            std::future::ready(Ok(if n < 3 { Attempt::Collision(format!("{n:02x}")) } else { Attempt::Done("token") }))
+            std::future::ready(Ok(if n < 3 {
+                Attempt::Collision(format!("{n:02x}"))
+            } else {
+                Attempt::Done("token")
+            }))
         })
         .await;
         assert_eq!(result.ok(), Some("token"));
@@ -370,7 +451,9 @@ mod tests {
             std::future::ready(Ok(Attempt::Collision("01".into())))
         })
         .await;
-        assert!(matches!(result, Err(IssuanceError::Internal(ref m)) if m.contains("3 serial collisions")));
+        assert!(
+            matches!(result, Err(IssuanceError::Internal(ref m)) if m.contains("3 serial collisions"))
+        );
         assert_eq!(calls, 3);
     }
 

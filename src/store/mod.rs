@@ -18,7 +18,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
-pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial};
+pub use records::{
+    CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial,
+};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,10 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// `max_connections` with the default acquire timeout.
     pub fn new(max_connections: u32) -> StoreOptions {
-        StoreOptions { max_connections, acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT }
+        StoreOptions {
+            max_connections,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+        }
     }
 }
 
@@ -78,7 +83,11 @@ impl Store {
     /// As [`Store::open`], with explicit pool settings.
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -89,7 +98,9 @@ impl Store {
             .await?;
         match backend {
             Backend::Sqlite => {
-                sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await?;
+                sqlx::query("PRAGMA journal_mode=WAL")
+                    .fetch_optional(&pool)
+                    .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
@@ -176,25 +187,34 @@ impl Store {
 
     /// Certificates matching a filter, newest first. The subject filter is a case-insensitive
     /// substring match on both backends (ASCII case only on SQLite).
-    pub async fn certificates(&self, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+    pub async fn certificates(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
         records::list(&self.pool, self.backend == Backend::Postgres, filter).await
     }
 
     /// One certificate by serial (hex in any case, with or without colons or leading zeros).
     pub async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else { return Ok(None) };
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
         records::get(&self.pool, &serial).await
     }
 
     /// Number of certificate rows (tests and metrics).
     pub async fn count_certificates(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM certificates").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM certificates")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
     /// Number of token rows.
     pub async fn count_tokens(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM tokens").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM tokens")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
@@ -205,7 +225,9 @@ impl Store {
 
     /// Number of audit rows.
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 }
@@ -215,7 +237,8 @@ impl Store {
 fn duplicate_serial(error: sqlx::Error, serial: &str) -> StoreError {
     if let sqlx::Error::Database(db) = &error
         && db.is_unique_violation()
-        && (db.constraint() == Some("certificates_pkey") || db.message().contains("certificates.serial"))
+        && (db.constraint() == Some("certificates_pkey")
+            || db.message().contains("certificates.serial"))
     {
         return StoreError::DuplicateSerial(serial.to_string());
     }

@@ -9,14 +9,21 @@ use sqlx::{Connection, PgConnection};
 
 /// The PostgreSQL server the tests use (trust authentication). `AST_TEST_POSTGRES` overrides it.
 pub fn postgres_server() -> String {
-    std::env::var("AST_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("AST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// The server's address, for the outage proxy.
 pub fn postgres_addr() -> SocketAddr {
     let server = postgres_server();
-    let host_port = server.rsplit('@').next().unwrap_or("127.0.0.1:5432").trim_end_matches('/');
-    host_port.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432)))
+    let host_port = server
+        .rsplit('@')
+        .next()
+        .unwrap_or("127.0.0.1:5432")
+        .trim_end_matches('/');
+    host_port
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432)))
 }
 
 /// Which backend a test database is.
@@ -40,8 +47,16 @@ impl TestDatabase {
     /// A SQLite file in a fresh temporary directory.
     pub fn sqlite() -> TestDatabase {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("store.db").display());
-        TestDatabase { backend: Backend::Sqlite, url, name: None, _dir: Some(dir) }
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("store.db").display()
+        );
+        TestDatabase {
+            backend: Backend::Sqlite,
+            url,
+            name: None,
+            _dir: Some(dir),
+        }
     }
 
     /// A fresh PostgreSQL database, or `None` (after printing why) when no server answers at
@@ -53,11 +68,21 @@ impl TestDatabase {
             return None;
         }
         let name = format!("ast_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+        let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_server()))
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         admin.close().await.unwrap();
         let url = format!("{}/{name}", postgres_server());
-        Some(TestDatabase { backend: Backend::Postgres, url, name: Some(name), _dir: None })
+        Some(TestDatabase {
+            backend: Backend::Postgres,
+            url,
+            name: Some(name),
+            _dir: None,
+        })
     }
 
     /// SQLite, and PostgreSQL when a server answers: the backends a store test runs on.
@@ -80,13 +105,19 @@ impl Drop for TestDatabase {
         // Drop may run inside a runtime: use a thread with its own.
         let admin_url = format!("{}/postgres", postgres_server());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await.map_err(std::io::Error::other)?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut admin)
+                let mut admin = PgConnection::connect(&admin_url)
                     .await
                     .map_err(std::io::Error::other)?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await
+                .map_err(std::io::Error::other)?;
                 admin.close().await.map_err(std::io::Error::other)
             })
         })

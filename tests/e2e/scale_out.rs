@@ -31,7 +31,11 @@ struct Node {
 
 impl Node {
     fn start(name: &'static str, root: &Path) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = root.join("serve.log");
         let child = Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
             .args(["serve", "--root"])
@@ -42,7 +46,12 @@ impl Node {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Node { name, base: format!("http://127.0.0.1:{port}"), child, log }
+        Node {
+            name,
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        }
     }
 
     fn log(&self) -> String {
@@ -56,7 +65,12 @@ impl Node {
     }
 
     async fn readyz(&self, client: &reqwest::Client) -> Option<u16> {
-        client.get(format!("{}/readyz", self.base)).send().await.ok().map(|r| r.status().as_u16())
+        client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
     }
 
     async fn wait_ready(&mut self, client: &reqwest::Client, within: Duration) -> Duration {
@@ -66,7 +80,12 @@ impl Node {
             if self.readyz(client).await == Some(200) {
                 return started.elapsed();
             }
-            assert!(started.elapsed() < within, "node {} not ready after {within:?}; log:\n{}", self.name, self.log());
+            assert!(
+                started.elapsed() < within,
+                "node {} not ready after {within:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -97,7 +116,9 @@ fn leaves(p12: &[u8]) -> Vec<Vec<u8>> {
     keystore
         .entries()
         .filter_map(|(_, entry)| match entry {
-            KeyStoreEntry::PrivateKeyChain(chain) => chain.certs().first().map(|c| c.as_der().to_vec()),
+            KeyStoreEntry::PrivateKeyChain(chain) => {
+                chain.certs().first().map(|c| c.as_der().to_vec())
+            }
             _ => None,
         })
         .collect()
@@ -105,7 +126,11 @@ fn leaves(p12: &[u8]) -> Vec<Vec<u8>> {
 
 fn serial_and_subject(der: &[u8]) -> (String, String, bool) {
     let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    (hex::encode(cert.tbs_certificate.raw_serial()), cert.subject().to_string(), cert.is_ca())
+    (
+        hex::encode(cert.tbs_certificate.raw_serial()),
+        cert.subject().to_string(),
+        cert.is_ca(),
+    )
 }
 
 /// `ast-gateway audit verify`, run without blocking the runtime (the outage proxy lives on it).
@@ -116,33 +141,62 @@ async fn audit_verify(root: &Path) -> (bool, String) {
         .output()
         .await
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 /// Writes the embedded default into `root` and points it at `database_url`. EC keys keep the
 /// test about the database rather than RSA key generation (which only lowers concurrency).
 fn init_root(root: &Path, database_url: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ast-gateway")).args(["init", "--root"]).arg(root).output().unwrap();
-    assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
+        .args(["init", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let toml_path = root.join("conf/gateway.toml");
     let toml = std::fs::read_to_string(&toml_path).unwrap();
-    assert!(toml.contains("url = \"sqlite://data/ast-gateway.db\""), "the default database line changed");
+    assert!(
+        toml.contains("url = \"sqlite://data/ast-gateway.db\""),
+        "the default database line changed"
+    );
     let toml = toml
-        .replace("url = \"sqlite://data/ast-gateway.db\"", &format!("url = \"{database_url}\"\nmax_connections = 4"))
+        .replace(
+            "url = \"sqlite://data/ast-gateway.db\"",
+            &format!("url = \"{database_url}\"\nmax_connections = 4"),
+        )
         .replace("key = \"rsa-2048\"", "key = \"ec-p256\"");
     std::fs::write(&toml_path, toml).unwrap();
 }
 
 /// Copies a root (configuration and CA files, modes kept): the second node has the same CA.
 fn copy_root(from: &Path, to: &Path) {
-    let out = Command::new("cp").arg("-a").arg(from).arg(to).output().unwrap();
-    assert!(out.status.success(), "cp -a failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp -a failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
 async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
-    let Some(db) = TestDatabase::postgres().await else { return };
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
     let proxy = TcpProxy::start(postgres_addr()).await;
     let dir = tempfile::tempdir().unwrap();
     let (root_a, root_b) = (dir.path().join("node-a"), dir.path().join("node-b"));
@@ -156,7 +210,10 @@ async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
 
     // Both nodes start at once on an empty database: migrations must not race.
     let mut nodes = [Node::start("A", &root_a), Node::start("B", &root_b)];
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
     for node in &mut nodes {
         node.wait_ready(&client, Duration::from_secs(60)).await;
     }
@@ -171,7 +228,10 @@ async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
         tasks.spawn(async move {
             let response = issue(&client, &base, i).await;
             let status = response.status().as_u16();
-            let error = response.headers().get("x-ast-error").map(|v| v.to_str().unwrap_or("?").to_string());
+            let error = response
+                .headers()
+                .get("x-ast-error")
+                .map(|v| v.to_str().unwrap_or("?").to_string());
             (i, status, error, response.bytes().await.unwrap().to_vec())
         });
     }
@@ -179,68 +239,154 @@ async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
     let mut certificates = 0;
     while let Some(result) = tasks.join_next().await {
         let (i, status, error, body) = result.unwrap();
-        assert_eq!(status, 200, "token {i} on node {}: {error:?}", ["A", "B"][i % 2]);
+        assert_eq!(
+            status,
+            200,
+            "token {i} on node {}: {error:?}",
+            ["A", "B"][i % 2]
+        );
         let leaves = leaves(&body);
-        assert_eq!(leaves.len(), 2, "token {i}: an authentication and a signing certificate");
+        assert_eq!(
+            leaves.len(),
+            2,
+            "token {i}: an authentication and a signing certificate"
+        );
         for der in leaves {
             let (serial, subject, is_ca) = serial_and_subject(&der);
-            assert!(!is_ca && subject.contains(&format!("CN=User {i}")), "token {i}: unexpected leaf {subject}");
+            assert!(
+                !is_ca && subject.contains(&format!("CN=User {i}")),
+                "token {i}: unexpected leaf {subject}"
+            );
             certificates += 1;
-            assert!(delivered.insert(serial.clone(), (i, der)).is_none(), "serial {serial} delivered twice");
+            assert!(
+                delivered.insert(serial.clone(), (i, der)).is_none(),
+                "serial {serial} delivered twice"
+            );
         }
     }
     let elapsed = started.elapsed();
-    println!("scale-out: {TOKENS} tokens across two nodes in {elapsed:?} ({:.1} tokens/s)", TOKENS as f64 / elapsed.as_secs_f64());
+    println!(
+        "scale-out: {TOKENS} tokens across two nodes in {elapsed:?} ({:.1} tokens/s)",
+        TOKENS as f64 / elapsed.as_secs_f64()
+    );
     assert_eq!(certificates, 2 * TOKENS, "certificates delivered");
     assert_eq!(delivered.len(), 2 * TOKENS, "unique serials");
     for (serial, (i, der)) in &delivered {
-        let record = direct.certificate(serial).await.unwrap().unwrap_or_else(|| panic!("token {i}: delivered serial {serial} is not recorded"));
-        assert_eq!(&record.der, der, "token {i}: the recorded DER differs from the delivered one");
+        let record = direct
+            .certificate(serial)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("token {i}: delivered serial {serial} is not recorded"));
+        assert_eq!(
+            &record.der, der,
+            "token {i}: the recorded DER differs from the delivered one"
+        );
     }
-    assert_eq!(direct.count_certificates().await.unwrap(), 2 * TOKENS as i64, "recorded, and nothing more");
+    assert_eq!(
+        direct.count_certificates().await.unwrap(),
+        2 * TOKENS as i64,
+        "recorded, and nothing more"
+    );
     assert_eq!(direct.count_tokens().await.unwrap(), TOKENS as i64);
     let (ok, text) = audit_verify(&root_b).await;
-    assert!(ok && text.contains(&format!("audit trail intact: {TOKENS} rows")), "audit verify: {text}");
+    assert!(
+        ok && text.contains(&format!("audit trail intact: {TOKENS} rows")),
+        "audit verify: {text}"
+    );
 
     // The outage.
-    let (certs_before, audit_before) = (direct.count_certificates().await.unwrap(), direct.count_audit().await.unwrap());
+    let (certs_before, audit_before) = (
+        direct.count_certificates().await.unwrap(),
+        direct.count_audit().await.unwrap(),
+    );
     proxy.cut().await;
     for (n, node) in nodes.iter().enumerate() {
         let started = Instant::now();
         let response = issue(&client, &node.base, 1000 + n).await;
         let failed_after = started.elapsed();
-        assert_eq!(response.status().as_u16(), 503, "node {} during the outage", node.name);
-        assert_eq!(response.headers().get("x-ast-error").and_then(|v| v.to_str().ok()), Some("unavailable"));
-        assert!(response.headers().get("content-type").is_none_or(|v| v.to_str().unwrap_or("") != "application/x-pkcs12"));
+        assert_eq!(
+            response.status().as_u16(),
+            503,
+            "node {} during the outage",
+            node.name
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("x-ast-error")
+                .and_then(|v| v.to_str().ok()),
+            Some("unavailable")
+        );
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .is_none_or(|v| v.to_str().unwrap_or("") != "application/x-pkcs12")
+        );
         let started = Instant::now();
-        assert_eq!(node.readyz(&client).await, Some(503), "node {} /readyz during the outage", node.name);
-        println!("scale-out: node {} refused issuance after {failed_after:?}, /readyz 503 after {:?}", node.name, started.elapsed());
-        assert!(failed_after < Duration::from_secs(10), "node {}: must fail fast, took {failed_after:?}", node.name);
+        assert_eq!(
+            node.readyz(&client).await,
+            Some(503),
+            "node {} /readyz during the outage",
+            node.name
+        );
+        println!(
+            "scale-out: node {} refused issuance after {failed_after:?}, /readyz 503 after {:?}",
+            node.name,
+            started.elapsed()
+        );
+        assert!(
+            failed_after < Duration::from_secs(10),
+            "node {}: must fail fast, took {failed_after:?}",
+            node.name
+        );
     }
-    assert_eq!(direct.count_certificates().await.unwrap(), certs_before, "nothing recorded during the outage");
+    assert_eq!(
+        direct.count_certificates().await.unwrap(),
+        certs_before,
+        "nothing recorded during the outage"
+    );
     assert_eq!(direct.count_audit().await.unwrap(), audit_before);
 
     // The database returns: both nodes recover by themselves, same processes.
     proxy.restore().await;
     for node in &mut nodes {
         let after = node.wait_ready(&client, Duration::from_secs(20)).await;
-        println!("scale-out: node {} ready again {after:?} after the database returned", node.name);
+        println!(
+            "scale-out: node {} ready again {after:?} after the database returned",
+            node.name
+        );
     }
     for (n, node) in nodes.iter().enumerate() {
         let response = issue(&client, &node.base, 2000 + n).await;
-        assert_eq!(response.status().as_u16(), 200, "node {} after the outage", node.name);
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "node {} after the outage",
+            node.name
+        );
         for der in leaves(&response.bytes().await.unwrap()) {
             let (serial, _, _) = serial_and_subject(&der);
-            assert!(direct.certificate(&serial).await.unwrap().is_some(), "serial {serial} after the outage not recorded");
+            assert!(
+                direct.certificate(&serial).await.unwrap().is_some(),
+                "serial {serial} after the outage not recorded"
+            );
         }
     }
-    assert_eq!(nodes.iter().map(|n| n.child.id()).collect::<Vec<_>>(), pids, "no restart");
+    assert_eq!(
+        nodes.iter().map(|n| n.child.id()).collect::<Vec<_>>(),
+        pids,
+        "no restart"
+    );
     for node in &mut nodes {
         node.assert_alive();
     }
     assert_eq!(direct.count_certificates().await.unwrap(), certs_before + 4);
     let (ok, text) = audit_verify(&root_a).await;
-    assert!(ok && text.contains(&format!("audit trail intact: {} rows", TOKENS + 2)), "audit verify: {text}");
+    assert!(
+        ok && text.contains(&format!("audit trail intact: {} rows", TOKENS + 2)),
+        "audit verify: {text}"
+    );
     direct.close().await;
     drop(nodes);
 }

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use ast_gateway::store::{
-    AuditEvent, CertificateFilter, CertificateRecord, CertificateStatus, Store, StoreError, StoreOptions, TokenRecord,
+    AuditEvent, CertificateFilter, CertificateRecord, CertificateStatus, Store, StoreError,
+    StoreOptions, TokenRecord,
 };
 use serde_json::json;
 use sqlx::AnyPool;
@@ -36,7 +37,10 @@ fn certificate(serial: &str, token_id: &str, subject: &str, purpose: &str) -> Ce
         ca: "issuing".into(),
         issuer: "CN=Demo Issuing CA,O=Demo".into(),
         subject: subject.into(),
-        sans: vec!["rfc822name:alice@example.com".into(), "upn:alice@corp.example".into()],
+        sans: vec![
+            "rfc822name:alice@example.com".into(),
+            "upn:alice@corp.example".into(),
+        ],
         not_before: 1_700_000_000,
         not_after: 1_731_536_000,
         purpose: purpose.into(),
@@ -50,11 +54,18 @@ fn certificate(serial: &str, token_id: &str, subject: &str, purpose: &str) -> Ce
 }
 
 fn issued(token_id: &str, serials: &[&str]) -> AuditEvent {
-    AuditEvent::now("issued", "proxy:127.0.0.1", &format!("req-{token_id}"), json!({"token": token_id, "serials": serials}))
+    AuditEvent::now(
+        "issued",
+        "proxy:127.0.0.1",
+        &format!("req-{token_id}"),
+        json!({"token": token_id, "serials": serials}),
+    )
 }
 
 async fn open(db: &TestDatabase) -> Store {
-    Store::open(&db.url, 4).await.unwrap_or_else(|e| panic!("{:?}: open: {e}", db.backend))
+    Store::open(&db.url, 4)
+        .await
+        .unwrap_or_else(|e| panic!("{:?}: open: {e}", db.backend))
 }
 
 #[tokio::test]
@@ -64,21 +75,57 @@ async fn store_records_an_issuance_and_reads_it_back() {
         let (a, b) = (random_serial(), random_serial());
         let mut signing = certificate(&b, "t1", "CN=Alice Andersson,C=SE", "signing");
         signing.der = vec![0x30, 0x00];
-        let written = [certificate(&a, "t1", "CN=Alice Andersson,C=SE", "authentication"), signing];
-        store.record_issuance(&token("t1", 1_700_000_100), &written, &issued("t1", &[&a, &b])).await.unwrap();
+        let written = [
+            certificate(&a, "t1", "CN=Alice Andersson,C=SE", "authentication"),
+            signing,
+        ];
+        store
+            .record_issuance(
+                &token("t1", 1_700_000_100),
+                &written,
+                &issued("t1", &[&a, &b]),
+            )
+            .await
+            .unwrap();
 
         for w in &written {
             // Lookup takes a serial as a person types it: upper case, colons.
-            let typed = w.serial.to_uppercase().as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":");
-            let r = store.certificate(&typed).await.unwrap().unwrap_or_else(|| panic!("{:?}: {typed} not found", db.backend));
+            let typed = w
+                .serial
+                .to_uppercase()
+                .as_bytes()
+                .chunks(2)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(":");
+            let r = store
+                .certificate(&typed)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{:?}: {typed} not found", db.backend));
             assert_eq!(r.serial, w.serial, "{:?}", db.backend);
-            assert_eq!((r.ca.as_str(), r.issuer.as_str(), r.subject.as_str()), (w.ca.as_str(), w.issuer.as_str(), w.subject.as_str()));
+            assert_eq!(
+                (r.ca.as_str(), r.issuer.as_str(), r.subject.as_str()),
+                (w.ca.as_str(), w.issuer.as_str(), w.subject.as_str())
+            );
             assert_eq!(r.sans, w.sans, "{:?}", db.backend);
-            assert_eq!((r.not_before, r.not_after), (w.not_before, w.not_after), "{:?}", db.backend);
-            assert_eq!((r.purpose.as_str(), r.token_id.as_str()), (w.purpose.as_str(), "t1"));
+            assert_eq!(
+                (r.not_before, r.not_after),
+                (w.not_before, w.not_after),
+                "{:?}",
+                db.backend
+            );
+            assert_eq!(
+                (r.purpose.as_str(), r.token_id.as_str()),
+                (w.purpose.as_str(), "t1")
+            );
             assert_eq!(r.status, CertificateStatus::Good);
             assert_eq!((r.revoked_at, r.revocation_reason.clone()), (None, None));
-            assert_eq!(r.der, w.der, "{:?}: DER must round-trip byte for byte", db.backend);
+            assert_eq!(
+                r.der, w.der,
+                "{:?}: DER must round-trip byte for byte",
+                db.backend
+            );
         }
         assert!(store.certificate(&random_serial()).await.unwrap().is_none());
         assert!(store.certificate("not hex").await.unwrap().is_none());
@@ -96,35 +143,114 @@ async fn store_records_an_issuance_and_reads_it_back() {
 async fn store_filters_and_pages_the_same_on_both_backends() {
     for db in TestDatabase::all().await {
         let store = open(&db).await;
-        let subjects = ["CN=Alice Andersson,C=SE", "CN=bob_100%,C=SE", "CN=Bobby,C=NO", "CN=back\\slash,C=SE"];
+        let subjects = [
+            "CN=Alice Andersson,C=SE",
+            "CN=bob_100%,C=SE",
+            "CN=Bobby,C=NO",
+            "CN=back\\slash,C=SE",
+        ];
         for (i, subject) in subjects.iter().enumerate() {
             let id = format!("t{i}");
             let serial = random_serial();
             let certs = [certificate(&serial, &id, subject, "authentication")];
-            store.record_issuance(&token(&id, 1_700_000_000 + i as i64), &certs, &issued(&id, &[&serial])).await.unwrap();
+            store
+                .record_issuance(
+                    &token(&id, 1_700_000_000 + i as i64),
+                    &certs,
+                    &issued(&id, &[&serial]),
+                )
+                .await
+                .unwrap();
         }
         let subjects_of = |filter: CertificateFilter| {
             let store = store.clone();
-            async move { store.certificates(&filter).await.unwrap().into_iter().map(|c| c.subject).collect::<Vec<_>>() }
+            async move {
+                store
+                    .certificates(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.subject)
+                    .collect::<Vec<_>>()
+            }
         };
-        let by = |s: &str| CertificateFilter { subject: Some(s.into()), ..Default::default() };
+        let by = |s: &str| CertificateFilter {
+            subject: Some(s.into()),
+            ..Default::default()
+        };
         // Newest first.
-        assert_eq!(subjects_of(CertificateFilter::default()).await, subjects.iter().rev().map(|s| s.to_string()).collect::<Vec<_>>(), "{:?}", db.backend);
+        assert_eq!(
+            subjects_of(CertificateFilter::default()).await,
+            subjects
+                .iter()
+                .rev()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            "{:?}",
+            db.backend
+        );
         // Case-insensitive substring; `%`, `_` and `\` are literal.
-        assert_eq!(subjects_of(by("ALICE")).await, ["CN=Alice Andersson,C=SE"], "{:?}", db.backend);
-        assert_eq!(subjects_of(by("bob")).await, ["CN=Bobby,C=NO", "CN=bob_100%,C=SE"], "{:?}", db.backend);
-        assert_eq!(subjects_of(by("_100%")).await, ["CN=bob_100%,C=SE"], "{:?}", db.backend);
-        assert_eq!(subjects_of(by("%")).await, ["CN=bob_100%,C=SE"], "{:?}", db.backend);
-        assert!(subjects_of(by("b_b")).await.is_empty(), "{:?}: `_` must not be a wildcard", db.backend);
-        assert_eq!(subjects_of(by("k\\s")).await, ["CN=back\\slash,C=SE"], "{:?}", db.backend);
-        let good = CertificateFilter { status: Some(CertificateStatus::Good), ..Default::default() };
+        assert_eq!(
+            subjects_of(by("ALICE")).await,
+            ["CN=Alice Andersson,C=SE"],
+            "{:?}",
+            db.backend
+        );
+        assert_eq!(
+            subjects_of(by("bob")).await,
+            ["CN=Bobby,C=NO", "CN=bob_100%,C=SE"],
+            "{:?}",
+            db.backend
+        );
+        assert_eq!(
+            subjects_of(by("_100%")).await,
+            ["CN=bob_100%,C=SE"],
+            "{:?}",
+            db.backend
+        );
+        assert_eq!(
+            subjects_of(by("%")).await,
+            ["CN=bob_100%,C=SE"],
+            "{:?}",
+            db.backend
+        );
+        assert!(
+            subjects_of(by("b_b")).await.is_empty(),
+            "{:?}: `_` must not be a wildcard",
+            db.backend
+        );
+        assert_eq!(
+            subjects_of(by("k\\s")).await,
+            ["CN=back\\slash,C=SE"],
+            "{:?}",
+            db.backend
+        );
+        let good = CertificateFilter {
+            status: Some(CertificateStatus::Good),
+            ..Default::default()
+        };
         assert_eq!(subjects_of(good).await.len(), 4);
-        let revoked = CertificateFilter { status: Some(CertificateStatus::Revoked), ..Default::default() };
+        let revoked = CertificateFilter {
+            status: Some(CertificateStatus::Revoked),
+            ..Default::default()
+        };
         assert!(subjects_of(revoked).await.is_empty());
-        let of_token = CertificateFilter { token_id: Some("t2".into()), ..Default::default() };
+        let of_token = CertificateFilter {
+            token_id: Some("t2".into()),
+            ..Default::default()
+        };
         assert_eq!(subjects_of(of_token).await, ["CN=Bobby,C=NO"]);
-        let page = CertificateFilter { limit: Some(2), offset: Some(1), ..Default::default() };
-        assert_eq!(subjects_of(page).await, ["CN=Bobby,C=NO", "CN=bob_100%,C=SE"], "{:?}", db.backend);
+        let page = CertificateFilter {
+            limit: Some(2),
+            offset: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            subjects_of(page).await,
+            ["CN=Bobby,C=NO", "CN=bob_100%,C=SE"],
+            "{:?}",
+            db.backend
+        );
         store.close().await;
     }
 }
@@ -135,26 +261,48 @@ async fn store_refuses_a_duplicate_serial_and_records_nothing_of_it() {
         let store = open(&db).await;
         let taken = random_serial();
         let first = [certificate(&taken, "t1", "CN=First", "authentication")];
-        store.record_issuance(&token("t1", 1), &first, &issued("t1", &[&taken])).await.unwrap();
+        store
+            .record_issuance(&token("t1", 1), &first, &issued("t1", &[&taken]))
+            .await
+            .unwrap();
 
         // A second token whose second certificate collides with the first token's serial.
         let fresh = random_serial();
-        let second = [certificate(&fresh, "t2", "CN=Second", "authentication"), certificate(&taken, "t2", "CN=Second", "signing")];
-        let result = store.record_issuance(&token("t2", 2), &second, &issued("t2", &[&fresh, &taken])).await;
+        let second = [
+            certificate(&fresh, "t2", "CN=Second", "authentication"),
+            certificate(&taken, "t2", "CN=Second", "signing"),
+        ];
+        let result = store
+            .record_issuance(&token("t2", 2), &second, &issued("t2", &[&fresh, &taken]))
+            .await;
         match result {
             Err(StoreError::DuplicateSerial(s)) => assert_eq!(s, taken, "{:?}", db.backend),
             other => panic!("{:?}: expected DuplicateSerial, got {other:?}", db.backend),
         }
         // The whole transaction rolled back: no token, no certificate, no audit row, chain intact.
         assert_eq!(store.count_tokens().await.unwrap(), 1, "{:?}", db.backend);
-        assert_eq!(store.count_certificates().await.unwrap(), 1, "{:?}", db.backend);
+        assert_eq!(
+            store.count_certificates().await.unwrap(),
+            1,
+            "{:?}",
+            db.backend
+        );
         assert!(store.certificate(&fresh).await.unwrap().is_none());
-        assert_eq!(store.certificate(&taken).await.unwrap().map(|c| c.subject), Some("CN=First".into()));
+        assert_eq!(
+            store.certificate(&taken).await.unwrap().map(|c| c.subject),
+            Some("CN=First".into())
+        );
         let v = store.verify_audit().await.unwrap();
         assert_eq!((v.rows, v.first_bad), (1, None), "{:?}", db.backend);
         // The retry with a new serial goes through.
-        let again = [certificate(&fresh, "t2", "CN=Second", "authentication"), certificate(&random_serial(), "t2", "CN=Second", "signing")];
-        store.record_issuance(&token("t2", 2), &again, &issued("t2", &[])).await.unwrap();
+        let again = [
+            certificate(&fresh, "t2", "CN=Second", "authentication"),
+            certificate(&random_serial(), "t2", "CN=Second", "signing"),
+        ];
+        store
+            .record_issuance(&token("t2", 2), &again, &issued("t2", &[]))
+            .await
+            .unwrap();
         assert_eq!(store.count_certificates().await.unwrap(), 3);
         assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
         store.close().await;
@@ -174,12 +322,21 @@ async fn store_audit_chain_stays_linear_with_two_nodes_writing_concurrently() {
             let store = nodes[i % 2].clone();
             tasks.spawn(async move {
                 if i % 3 == 0 {
-                    store.record_audit(&AuditEvent::now("refused", "peer:10.0.0.1", &format!("r{i}"), json!({"i": i}))).await
+                    store
+                        .record_audit(&AuditEvent::now(
+                            "refused",
+                            "peer:10.0.0.1",
+                            &format!("r{i}"),
+                            json!({"i": i}),
+                        ))
+                        .await
                 } else {
                     let id = format!("t{i}");
                     let serial = random_serial();
                     let certs = [certificate(&serial, &id, "CN=Load", "authentication")];
-                    store.record_issuance(&token(&id, i as i64), &certs, &issued(&id, &[&serial])).await
+                    store
+                        .record_issuance(&token(&id, i as i64), &certs, &issued(&id, &[&serial]))
+                        .await
                 }
             });
         }
@@ -189,10 +346,25 @@ async fn store_audit_chain_stays_linear_with_two_nodes_writing_concurrently() {
                 failures.push(e.to_string());
             }
         }
-        assert!(failures.is_empty(), "{:?}: {} of {WRITES} writes failed, first: {}", db.backend, failures.len(), failures[0]);
-        println!("{:?}: {WRITES} concurrent audit writes from two pools in {:?}", db.backend, started.elapsed());
+        assert!(
+            failures.is_empty(),
+            "{:?}: {} of {WRITES} writes failed, first: {}",
+            db.backend,
+            failures.len(),
+            failures[0]
+        );
+        println!(
+            "{:?}: {WRITES} concurrent audit writes from two pools in {:?}",
+            db.backend,
+            started.elapsed()
+        );
         let v = nodes[1].verify_audit().await.unwrap();
-        assert_eq!((v.rows, v.first_bad), (WRITES as i64, None), "{:?}: chain must be linear", db.backend);
+        assert_eq!(
+            (v.rows, v.first_bad),
+            (WRITES as i64, None),
+            "{:?}: chain must be linear",
+            db.backend
+        );
         let issuances = (0..WRITES).filter(|i| i % 3 != 0).count() as i64;
         assert_eq!(nodes[0].count_certificates().await.unwrap(), issuances);
         for node in &nodes {
@@ -206,16 +378,33 @@ async fn store_audit_verification_finds_tampering() {
     for db in TestDatabase::all().await {
         let store = open(&db).await;
         for i in 0..5 {
-            store.record_audit(&AuditEvent::now("refused", "peer:10.0.0.1", &format!("r{i}"), json!({"i": i}))).await.unwrap();
+            store
+                .record_audit(&AuditEvent::now(
+                    "refused",
+                    "peer:10.0.0.1",
+                    &format!("r{i}"),
+                    json!({"i": i}),
+                ))
+                .await
+                .unwrap();
         }
         assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
         let raw = AnyPool::connect(&db.url).await.unwrap();
-        sqlx::query("UPDATE audit SET actor = 'mallory' WHERE seq = 3").execute(&raw).await.unwrap();
+        sqlx::query("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
+            .execute(&raw)
+            .await
+            .unwrap();
         let v = store.verify_audit().await.unwrap();
         assert_eq!((v.rows, v.first_bad), (5, Some(3)), "{:?}", db.backend);
         // Deleting the last row is caught by the head.
-        sqlx::query("UPDATE audit SET actor = 'peer:10.0.0.1' WHERE seq = 3").execute(&raw).await.unwrap();
-        sqlx::query("DELETE FROM audit WHERE seq = 5").execute(&raw).await.unwrap();
+        sqlx::query("UPDATE audit SET actor = 'peer:10.0.0.1' WHERE seq = 3")
+            .execute(&raw)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit WHERE seq = 5")
+            .execute(&raw)
+            .await
+            .unwrap();
         let v = store.verify_audit().await.unwrap();
         assert_eq!((v.rows, v.first_bad), (4, Some(5)), "{:?}", db.backend);
         raw.close().await;
@@ -228,14 +417,23 @@ async fn store_audit_verification_finds_tampering() {
 #[tokio::test]
 async fn store_migrations_are_idempotent_and_race_free() {
     for db in TestDatabase::all().await {
-        let starts = if db.backend == Backend::Postgres { 6 } else { 1 };
+        let starts = if db.backend == Backend::Postgres {
+            6
+        } else {
+            1
+        };
         let opened = futures_join_all((0..starts).map(|_| {
             let url = db.url.clone();
             async move { Store::open(&url, 2).await }
         }))
         .await;
         for (i, store) in opened.iter().enumerate() {
-            assert!(store.is_ok(), "{:?}: node {i} failed to start: {:?}", db.backend, store.as_ref().err());
+            assert!(
+                store.is_ok(),
+                "{:?}: node {i} failed to start: {:?}",
+                db.backend,
+                store.as_ref().err()
+            );
         }
         let again = open(&db).await;
         assert_eq!(again.is_postgres(), db.backend == Backend::Postgres);
@@ -248,7 +446,9 @@ async fn store_migrations_are_idempotent_and_race_free() {
     }
 }
 
-async fn futures_join_all<F: Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {
@@ -264,35 +464,83 @@ where
 /// nothing is written, and the same pool works again once the database is back.
 #[tokio::test]
 async fn store_fails_fast_during_an_outage_and_reconnects_by_itself() {
-    let Some(db) = TestDatabase::postgres().await else { return };
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
     let proxy = TcpProxy::start(crate::databases::postgres_addr()).await;
-    let options = StoreOptions { max_connections: 4, acquire_timeout: Duration::from_secs(2) };
-    let store = Store::open_with(&db.url_via(proxy.addr), options).await.unwrap();
+    let options = StoreOptions {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(2),
+    };
+    let store = Store::open_with(&db.url_via(proxy.addr), options)
+        .await
+        .unwrap();
     let direct = open(&db).await;
     let serial = random_serial();
-    store.record_issuance(&token("t0", 0), &[certificate(&serial, "t0", "CN=Before", "authentication")], &issued("t0", &[&serial])).await.unwrap();
+    store
+        .record_issuance(
+            &token("t0", 0),
+            &[certificate(&serial, "t0", "CN=Before", "authentication")],
+            &issued("t0", &[&serial]),
+        )
+        .await
+        .unwrap();
 
     proxy.cut().await;
     let started = Instant::now();
-    assert!(store.ping().await.is_err(), "ping must fail during the outage");
+    assert!(
+        store.ping().await.is_err(),
+        "ping must fail during the outage"
+    );
     let serial = random_serial();
-    let result = store.record_issuance(&token("t1", 1), &[certificate(&serial, "t1", "CN=During", "authentication")], &issued("t1", &[&serial])).await;
+    let result = store
+        .record_issuance(
+            &token("t1", 1),
+            &[certificate(&serial, "t1", "CN=During", "authentication")],
+            &issued("t1", &[&serial]),
+        )
+        .await;
     assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
-    assert!(store.record_audit(&AuditEvent::now("refused", "x", "r", json!({}))).await.is_err());
+    assert!(
+        store
+            .record_audit(&AuditEvent::now("refused", "x", "r", json!({})))
+            .await
+            .is_err()
+    );
     let elapsed = started.elapsed();
     println!("outage: ping + issuance + audit failed after {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(10), "three operations must fail within their acquire timeouts, took {elapsed:?}");
-    assert_eq!(direct.count_certificates().await.unwrap(), 1, "nothing recorded during the outage");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "three operations must fail within their acquire timeouts, took {elapsed:?}"
+    );
+    assert_eq!(
+        direct.count_certificates().await.unwrap(),
+        1,
+        "nothing recorded during the outage"
+    );
     assert_eq!(direct.count_audit().await.unwrap(), 1);
 
     proxy.restore().await;
     let started = Instant::now();
     while store.ping().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(15), "the pool did not reconnect");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the pool did not reconnect"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("outage: pool reconnected {:?} after the database returned", started.elapsed());
-    store.record_issuance(&token("t1", 1), &[certificate(&serial, "t1", "CN=After", "authentication")], &issued("t1", &[&serial])).await.unwrap();
+    println!(
+        "outage: pool reconnected {:?} after the database returned",
+        started.elapsed()
+    );
+    store
+        .record_issuance(
+            &token("t1", 1),
+            &[certificate(&serial, "t1", "CN=After", "authentication")],
+            &issued("t1", &[&serial]),
+        )
+        .await
+        .unwrap();
     assert_eq!(direct.count_certificates().await.unwrap(), 2);
     assert_eq!(direct.verify_audit().await.unwrap().first_bad, None);
     store.close().await;

@@ -25,7 +25,12 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (up, _) = watch::channel(true);
-        let proxy = TcpProxy { addr, target, up: Arc::new(up), listener: Mutex::new(None) };
+        let proxy = TcpProxy {
+            addr,
+            target,
+            up: Arc::new(up),
+            listener: Mutex::new(None),
+        };
         proxy.serve(listener);
         proxy
     }
@@ -36,7 +41,9 @@ impl TcpProxy {
             while let Ok((client, _)) = listener.accept().await {
                 let mut down = up.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else { return };
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     let mut client = client;
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
