@@ -324,6 +324,9 @@ where
     )))
 }
 
+/// The certificates of a token (with what they were made from) and its PKCS#12.
+type MadeToken = (Vec<(Planned, IssuedCertificate)>, Vec<u8>);
+
 /// Keys, certificates and the PKCS#12, on a blocking thread.
 fn make_token(
     plan: Vec<Planned>,
@@ -331,7 +334,7 @@ fn make_token(
     profile: Pkcs12Profile,
     iterations: u32,
     public_url: &str,
-) -> Result<(Vec<(Planned, IssuedCertificate)>, Vec<u8>), IssuanceError> {
+) -> Result<MadeToken, IssuanceError> {
     let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
     let mut issued = Vec::with_capacity(plan.len());
     for planned in plan {

@@ -6,16 +6,20 @@
 //! because every audit write first updates the single `audit_head` row (on PostgreSQL its row
 //! lock queues writers of every node; on SQLite the write lock does); methods speak domain
 //! types, never rows. Availability: acquiring a connection is bounded by a short timeout, so a
-//! request fails fast with `unavailable` while the database is away, and the pool reconnects
-//! by itself when it returns (idle connections are tested before use).
+//! request fails fast with `unavailable` while the database is away (shorter still once an
+//! outage has been noticed), and the pool reconnects by itself when it returns (idle
+//! connections are tested before use).
 
 mod audit;
 mod records;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
 pub use records::{
@@ -42,23 +46,24 @@ pub enum StoreError {
 pub struct StoreOptions {
     /// Largest number of open connections.
     pub max_connections: u32,
-    /// How long a request waits for a connection before it fails with `unavailable`. Short, so
-    /// that during a database outage requests fail fast instead of piling up.
+    /// How long a write waits for a connection while the database looks healthy (all
+    /// connections may be busy under load) before it fails with `unavailable`.
     pub acquire_timeout: Duration,
+    /// The same while the database looks unreachable (the last attempt to get a connection
+    /// failed): short, so that during an outage requests fail fast instead of piling up.
+    pub unreachable_timeout: Duration,
 }
 
 impl StoreOptions {
-    /// `max_connections` with the default acquire timeout.
+    /// `max_connections` with the default timeouts.
     pub fn new(max_connections: u32) -> StoreOptions {
         StoreOptions {
             max_connections,
-            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            acquire_timeout: Duration::from_secs(5),
+            unreachable_timeout: Duration::from_secs(1),
         }
     }
 }
-
-/// Default bound on waiting for a connection.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -71,6 +76,14 @@ enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    health: Arc<Health>,
+}
+
+/// Whether the last attempt to get a connection failed, shared by the clones of a store.
+#[derive(Debug)]
+struct Health {
+    unreachable: AtomicBool,
+    unreachable_timeout: Duration,
 }
 
 impl Store {
@@ -105,7 +118,15 @@ impl Store {
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        let health = Arc::new(Health {
+            unreachable: AtomicBool::new(false),
+            unreachable_timeout: options.unreachable_timeout.min(options.acquire_timeout),
+        });
+        Ok(Store {
+            pool,
+            backend,
+            health,
+        })
     }
 
     /// True for PostgreSQL.
@@ -113,11 +134,39 @@ impl Store {
         self.backend == Backend::Postgres
     }
 
-    /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeout
-    /// (and the same again for the query itself, in case the network swallows packets).
+    /// A connection for a write. While the database looks healthy this waits up to the acquire
+    /// timeout (the pool may be busy); once getting a connection has failed, only up to the
+    /// short unreachable timeout, until a connection is obtained again. Connections are tested
+    /// before use, so a database that returns is noticed on the next call.
+    async fn connection(&self) -> Result<PoolConnection<Any>, StoreError> {
+        let acquired = if self.health.unreachable.load(Ordering::Relaxed) {
+            tokio::time::timeout(self.health.unreachable_timeout, self.pool.acquire())
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        } else {
+            self.pool.acquire().await
+        };
+        let failed = acquired.is_err();
+        if self.health.unreachable.swap(failed, Ordering::Relaxed) != failed {
+            if failed {
+                tracing::error!(
+                    "the database is unreachable: requests that need it fail with `unavailable`"
+                );
+            } else {
+                tracing::info!("the database is reachable again");
+            }
+        }
+        Ok(acquired?)
+    }
+
+    /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeouts
+    /// (and the acquire timeout again for the query itself, in case the network swallows
+    /// packets).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let limit = self.pool.options().get_acquire_timeout() * 2;
-        match tokio::time::timeout(limit, sqlx::query("SELECT 1").fetch_one(&self.pool)).await {
+        let limit = self.pool.options().get_acquire_timeout();
+        let mut connection = self.connection().await?;
+        match tokio::time::timeout(limit, sqlx::query("SELECT 1").fetch_one(&mut *connection)).await
+        {
             Ok(result) => result.map(|_| ()).map_err(StoreError::from),
             Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
         }
@@ -131,7 +180,8 @@ impl Store {
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut connection = self.connection().await?;
+        let mut tx = connection.begin().await?;
         audit::append(&mut tx, event).await?;
         sqlx::query(
             "INSERT INTO tokens (id, created_at, handler, token_procedure, caller, request_id, profile) \
@@ -174,13 +224,15 @@ impl Store {
 
     /// Appends an audit event on its own (refusals, CLI actions).
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut connection = self.connection().await?;
+        let mut tx = connection.begin().await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Walks the audit chain from the first row and reports the first break.
+    /// Walks the audit chain from the first row to the head as it is now (other nodes may keep
+    /// appending meanwhile) and reports the first break: a changed or missing row.
     pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
         audit::verify(&self.pool).await
     }
