@@ -1,6 +1,7 @@
 //! Test databases: a SQLite file in a temporary directory, or a fresh PostgreSQL database on
 //! the local server (`CREATE DATABASE ast_test_<random>`, dropped again when the value is
 //! dropped). PostgreSQL is skipped, with a message, only when no server answers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The store test suite. Every test runs the same code against SQLite and PostgreSQL (a fresh
 //! database per test run; PostgreSQL is skipped with a message only when no server answers).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,7 @@
 //! outage without stopping the shared server. Cutting closes every open connection and the
 //! listening socket (new connections are refused, as with a stopped server); restoring binds
 //! the same address again.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
