@@ -96,8 +96,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { http } => serve(&root, http).await,
         Command::Init => {
             config::write_default(&root)?;
+            let config = load_config(&root)?;
+            crate::store::Store::open(&config.gateway.database_url, 1).await?;
             println!(
-                "wrote a default configuration and a demo CA to {}",
+                "wrote a default configuration, a demo CA and the database to {}",
                 root.dir().display()
             );
             Ok(ExitCode::SUCCESS)

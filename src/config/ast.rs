@@ -281,8 +281,10 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 }
                 Some(tp) => {
                     for f in &fields {
-                        if let crate::policy::Scope::Request(i) = f.target.scope {
-                            if i >= tp.certificates.len() {
+                        if let crate::policy::Scope::Request(i) = f.target.scope
+                            && i >= tp.certificates.len()
+                        {
+                            {
                                 late.push(ConfigError::at(
                                     Path::new(&f.origin.file),
                                     Some(f.origin.line),

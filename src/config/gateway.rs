@@ -344,8 +344,10 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
         });
     }
     for ca in &cas {
-        if let Some(parent) = &ca.parent {
-            if !cas.iter().any(|c| &c.name == parent) {
+        if let Some(parent) = &ca.parent
+            && !cas.iter().any(|c| &c.name == parent)
+        {
+            {
                 err(
                     "ca.parent",
                     &format!("\"{parent}\""),

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use zeroize::Zeroizing;
 
-use super::error::{ErrorFormat, respond, respond_with};
+use super::error::{ErrorFormat, respond};
 use super::page;
 use crate::identity::Connection;
 use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest};
@@ -107,15 +107,19 @@ async fn issue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let path_remainder = rest.map(|Path(p)| p).unwrap_or_default();
     let form = match parse_form(&headers, body) {
         Ok(form) => form,
-        Err((status, code, message)) => {
-            return respond_with(status, code, &message, &request_id, ErrorFormat::Html, None);
+        Err(error) => {
+            let error = gateway
+                .refuse(connection.peer.ip(), &path_remainder, &request_id, error)
+                .await;
+            return respond(&error, &request_id, ErrorFormat::Html);
         }
     };
     let request = SoftTokenRequest {
         connection,
-        path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
+        path_remainder,
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         pin: form.pin,
         profile: form.profile,
@@ -155,23 +159,14 @@ struct Form {
 fn parse_form(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Form, (StatusCode, &'static str, String)> {
+) -> Result<Form, IssuanceError> {
+    let bad = |m: &str| IssuanceError::BadRequest(m.to_string());
     let body = match body {
         Ok(b) => Zeroizing::new(Vec::from(b)),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "The request body is too large.".into(),
-            ));
+            return Err(IssuanceError::TooLarge);
         }
-        Err(rejection) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                rejection.body_text(),
-            ));
-        }
+        Err(rejection) => return Err(IssuanceError::BadRequest(rejection.body_text())),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -181,10 +176,8 @@ fn parse_form(
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded")
     {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Send the form as application/x-www-form-urlencoded with the field `password`.".into(),
+        return Err(bad(
+            "Send the form as application/x-www-form-urlencoded with the field `password`.",
         ));
     }
     let mut pin = None;
@@ -193,11 +186,7 @@ fn parse_form(
         match key.as_ref() {
             "password" => {
                 if pin.is_some() {
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        "bad-request",
-                        "The field `password` was sent twice.".into(),
-                    ));
+                    return Err(bad("The field `password` was sent twice."));
                 }
                 pin = Some(Pin::new(value.into_owned()));
             }
@@ -205,11 +194,7 @@ fn parse_form(
             _ => {}
         }
     }
-    let pin = pin.ok_or((
-        StatusCode::BAD_REQUEST,
-        "bad-request",
-        "The form field `password` is missing.".into(),
-    ))?;
+    let pin = pin.ok_or_else(|| bad("The form field `password` is missing."))?;
     Ok(Form { pin, profile })
 }
 

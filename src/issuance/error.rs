@@ -19,6 +19,8 @@ pub enum IssuanceError {
     Password(#[from] PinError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is too large")]
+    TooLarge,
     /// The value of a field cannot be encoded (e.g. a serialNumber outside PrintableString).
     #[error("field `{attribute}`: {message}")]
     FieldEncoding {
@@ -48,6 +50,7 @@ impl IssuanceError {
             IssuanceError::FieldEncoding { .. } => "field-invalid",
             IssuanceError::Password(_) => "password-policy",
             IssuanceError::BadRequest(_) => "bad-request",
+            IssuanceError::TooLarge => "too-large",
             IssuanceError::Unavailable(_) => "unavailable",
             IssuanceError::Internal(_) => "internal",
         }

@@ -66,25 +66,34 @@ impl Gateway {
         request: SoftTokenRequest,
     ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
-        let peer = request.connection.peer.ip().to_string();
+        let peer = request.connection.peer.ip();
         let handler_path = request.path_remainder.clone();
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
-            Err(error) => {
-                let detail = json!({
-                    "code": error.code(),
-                    "reason": error.to_string(),
-                    "path": handler_path,
-                    "peer": peer,
-                });
-                let event =
-                    AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
-                if let Err(e) = self.store.record_audit(&event).await {
-                    tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
-                }
-                Err(error)
-            }
+            Err(error) => Err(self.refuse(peer, &handler_path, &request_id, error).await),
         }
+    }
+
+    /// Audits a refusal of a soft-token request (also those the HTTP layer detects before the
+    /// request reaches `issue_soft_token`, such as a malformed form) and returns the error.
+    pub async fn refuse(
+        &self,
+        peer: std::net::IpAddr,
+        path: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
+        let detail = json!({
+            "code": error.code(),
+            "reason": error.to_string(),
+            "path": path,
+            "peer": peer.to_string(),
+        });
+        let event = AuditEvent::now("refused", &format!("peer:{peer}"), request_id, detail);
+        if let Err(e) = self.store.record_audit(&event).await {
+            tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+        }
+        error
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {

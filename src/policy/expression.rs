@@ -164,8 +164,9 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     if let Some(rest) = s
         .strip_prefix("certrequests:")
         .and_then(|r| r.strip_suffix(".value"))
+        && let Some((index, name)) = rest.split_once(':')
     {
-        if let Some((index, name)) = rest.split_once(':') {
+        {
             let index: usize = index
                 .parse()
                 .map_err(|_| format!("`{index}` is not a certificate request index (0, 1, …)"))?;

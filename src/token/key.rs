@@ -156,6 +156,7 @@ pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_parser::prelude::FromDer;
 
     #[test]
     fn every_key_type_generates_parsable_spki() {
@@ -166,7 +167,8 @@ mod tests {
             KeyType::Rsa2048,
         ] {
             let key = generate_key(kt).unwrap();
-            let (_, spki) = <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(key.spki_der()).unwrap();
+            let (_, spki) =
+                x509_parser::x509::SubjectPublicKeyInfo::from_der(key.spki_der()).unwrap();
             assert!(!spki.subject_public_key.data.is_empty(), "{kt}");
             // PKCS#8 v1: version INTEGER 0 right after the outer SEQUENCE header.
             let der = key.pkcs8_der();

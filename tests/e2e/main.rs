@@ -1,6 +1,9 @@
-//! End-to-end tests: one integration binary.
+//! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
 
 mod databases;
+mod kit;
+mod page;
 mod scale_out;
+mod soft_token;
 mod store;
 mod tcp_proxy;
