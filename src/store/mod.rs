@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Connection, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
 pub use records::{
@@ -39,6 +39,9 @@ pub enum StoreError {
     /// unlikely). Nothing of the transaction was written; the caller re-signs with a new serial.
     #[error("a certificate with serial {0} is already recorded")]
     DuplicateSerial(String),
+    /// A write did not finish within the operation timeout; its outcome is unknown.
+    #[error("the database did not finish a write within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Connection-pool settings.
@@ -52,6 +55,11 @@ pub struct StoreOptions {
     /// The same while the database looks unreachable (the last attempt to get a connection
     /// failed): short, so that during an outage requests fail fast instead of piling up.
     pub unreachable_timeout: Duration,
+    /// How long a write may take once it has its connection (including waiting for the audit
+    /// chain's lock). Bounds a database that stops answering mid-transaction (a network
+    /// partition, a stuck writer); the transaction's outcome is then unknown, so the request
+    /// fails and its token is not delivered.
+    pub operation_timeout: Duration,
 }
 
 impl StoreOptions {
@@ -61,6 +69,7 @@ impl StoreOptions {
             max_connections,
             acquire_timeout: Duration::from_secs(5),
             unreachable_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -79,11 +88,25 @@ pub struct Store {
     health: Arc<Health>,
 }
 
-/// Whether the last attempt to get a connection failed, shared by the clones of a store.
-#[derive(Debug)]
+/// Whether the database looked unreachable at the last attempt to get a connection, shared by
+/// the clones of a store.
 struct Health {
     unreachable: AtomicBool,
     unreachable_timeout: Duration,
+    operation_timeout: Duration,
+    /// For the reachability probe.
+    url: String,
+}
+
+impl std::fmt::Debug for Health {
+    // Without the URL: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("unreachable", &self.unreachable)
+            .field("unreachable_timeout", &self.unreachable_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -121,6 +144,8 @@ impl Store {
         let health = Arc::new(Health {
             unreachable: AtomicBool::new(false),
             unreachable_timeout: options.unreachable_timeout.min(options.acquire_timeout),
+            operation_timeout: options.operation_timeout,
+            url: url.to_string(),
         });
         Ok(Store {
             pool,
@@ -135,8 +160,8 @@ impl Store {
     }
 
     /// A connection for a write. While the database looks healthy this waits up to the acquire
-    /// timeout (the pool may be busy); once getting a connection has failed, only up to the
-    /// short unreachable timeout, until a connection is obtained again. Connections are tested
+    /// timeout (the pool may be busy); once it looks unreachable, only up to the short
+    /// unreachable timeout, until a connection is obtained again. Connections are tested
     /// before use, so a database that returns is noticed on the next call.
     async fn connection(&self) -> Result<PoolConnection<Any>, StoreError> {
         let acquired = if self.health.unreachable.load(Ordering::Relaxed) {
@@ -146,9 +171,35 @@ impl Store {
         } else {
             self.pool.acquire().await
         };
-        let failed = acquired.is_err();
-        if self.health.unreachable.swap(failed, Ordering::Relaxed) != failed {
-            if failed {
+        match &acquired {
+            Ok(_) => self.set_unreachable(false),
+            Err(_) => self.check_reachable().await,
+        }
+        Ok(acquired?)
+    }
+
+    /// After a failure: is the database unreachable, or only busy (every pooled connection in
+    /// use, a lock held)? A fresh connection outside the pool tells, within the unreachable
+    /// timeout. Only unreachability shortens later waits, so load does not turn into refusals.
+    async fn check_reachable(&self) {
+        let probe = tokio::time::timeout(
+            self.health.unreachable_timeout,
+            AnyConnection::connect(&self.health.url),
+        )
+        .await;
+        let reachable = match probe {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                true
+            }
+            _ => false,
+        };
+        self.set_unreachable(!reachable);
+    }
+
+    fn set_unreachable(&self, unreachable: bool) {
+        if self.health.unreachable.swap(unreachable, Ordering::Relaxed) != unreachable {
+            if unreachable {
                 tracing::error!(
                     "the database is unreachable: requests that need it fail with `unavailable`"
                 );
@@ -156,7 +207,6 @@ impl Store {
                 tracing::info!("the database is reachable again");
             }
         }
-        Ok(acquired?)
     }
 
     /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeouts
@@ -181,6 +231,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
+        self.bounded(async {
         let mut tx = connection.begin().await?;
         audit::append(&mut tx, event).await?;
         sqlx::query(
@@ -220,15 +271,35 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+        })
+        .await
     }
 
     /// Appends an audit event on its own (refusals, CLI actions).
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        let mut tx = connection.begin().await?;
-        audit::append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(())
+        self.bounded(async {
+            let mut tx = connection.begin().await?;
+            audit::append(&mut tx, event).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs a write under the operation timeout.
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.health.operation_timeout;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.check_reachable().await;
+                Err(StoreError::TimedOut(limit))
+            }
+        }
     }
 
     /// Walks the audit chain from the first row to the head as it is now (other nodes may keep

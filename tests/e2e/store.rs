@@ -316,7 +316,16 @@ async fn store_refuses_a_duplicate_serial_and_records_nothing_of_it() {
 async fn store_audit_chain_stays_linear_with_two_nodes_writing_concurrently() {
     const WRITES: usize = 200;
     for db in TestDatabase::all().await {
-        let nodes = [open(&db).await, open(&db).await];
+        // Generous waits: this is about the chain, not about how fast a loaded machine is.
+        let options = StoreOptions {
+            acquire_timeout: Duration::from_secs(60),
+            operation_timeout: Duration::from_secs(60),
+            ..StoreOptions::new(4)
+        };
+        let nodes = [
+            Store::open_with(&db.url, options).await.unwrap(),
+            Store::open_with(&db.url, options).await.unwrap(),
+        ];
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..WRITES {
@@ -499,6 +508,7 @@ async fn store_fails_fast_during_an_outage_and_reconnects_by_itself() {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(3),
         unreachable_timeout: Duration::from_millis(500),
+        operation_timeout: Duration::from_secs(5),
     };
     let store = Store::open_with(&db.url_via(proxy.addr), options)
         .await
@@ -587,4 +597,88 @@ async fn store_fails_fast_during_an_outage_and_reconnects_by_itself() {
     assert_eq!(direct.verify_audit().await.unwrap().first_bad, None);
     store.close().await;
     direct.close().await;
+}
+
+/// A database that stops answering in the middle of a write (here: another session holds the
+/// audit chain's lock and never lets go) fails the write within the operation timeout,
+/// records nothing, and the store works again once the lock is released.
+#[tokio::test]
+async fn store_write_stuck_on_the_chain_lock_times_out_and_records_nothing() {
+    use sqlx::Connection;
+    for db in TestDatabase::all().await {
+        let options = StoreOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(3),
+            unreachable_timeout: Duration::from_millis(500),
+            operation_timeout: Duration::from_secs(2),
+        };
+        let store = Store::open_with(&db.url, options).await.unwrap();
+        store
+            .record_audit(&AuditEvent::now("refused", "x", "r0", json!({})))
+            .await
+            .unwrap();
+
+        let mut blocker = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        let lock = match db.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        sqlx::raw_sql(lock).execute(&mut blocker).await.unwrap();
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+
+        let started = Instant::now();
+        let serial = random_serial();
+        let result = store
+            .record_issuance(
+                &token("t1", 1),
+                &[certificate(&serial, "t1", "CN=Stuck", "authentication")],
+                &issued("t1", &[&serial]),
+            )
+            .await;
+        let took = started.elapsed();
+        println!(
+            "{:?}: stuck write failed after {took:?}: {result:?}",
+            db.backend
+        );
+        assert!(result.is_err(), "{:?}: the write must fail", db.backend);
+        assert!(
+            took < Duration::from_secs(4),
+            "{:?}: took {took:?}",
+            db.backend
+        );
+
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        blocker.close().await.unwrap();
+        // Nothing of the failed write; the next one goes through and the chain is intact.
+        let mut recovered = false;
+        for _ in 0..50 {
+            let serial = random_serial();
+            let certs = [certificate(&serial, "t2", "CN=After", "authentication")];
+            if store
+                .record_issuance(&token("t2", 2), &certs, &issued("t2", &[&serial]))
+                .await
+                .is_ok()
+            {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "{:?}: writes did not work again", db.backend);
+        assert!(
+            store.certificate(&serial).await.unwrap().is_none(),
+            "{:?}: the stuck write was recorded",
+            db.backend
+        );
+        assert_eq!(store.count_tokens().await.unwrap(), 1, "{:?}", db.backend);
+        let v = store.verify_audit().await.unwrap();
+        assert_eq!((v.rows, v.first_bad), (2, None), "{:?}", db.backend);
+        store.close().await;
+    }
 }
