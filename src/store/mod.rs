@@ -209,16 +209,33 @@ impl Store {
         }
     }
 
-    /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeouts
-    /// (and the acquire timeout again for the query itself, in case the network swallows
-    /// packets).
+    /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeout.
+    /// When every pooled connection is busy (a node under load), it uses a fresh connection
+    /// instead of queueing behind the requests, so a busy node does not report itself unready
+    /// and get taken out of the load balancer exactly when it is needed.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let limit = self.pool.options().get_acquire_timeout();
+        let exhausted = self.pool.num_idle() == 0
+            && self.pool.size() >= self.pool.options().get_max_connections();
+        if exhausted {
+            let probe = async {
+                let mut connection = AnyConnection::connect(&self.health.url).await?;
+                sqlx::query("SELECT 1").fetch_one(&mut connection).await?;
+                let _ = connection.close().await;
+                Ok::<(), sqlx::Error>(())
+            };
+            return match tokio::time::timeout(limit, probe).await {
+                Ok(result) => result.map_err(StoreError::from),
+                Err(_) => Err(StoreError::TimedOut(limit)),
+            };
+        }
+        // The wait for a pooled connection is bounded by `connection` itself, which also notices
+        // an outage; the round trip gets the acquire timeout on top.
         let mut connection = self.connection().await?;
-        match tokio::time::timeout(limit, sqlx::query("SELECT 1").fetch_one(&mut *connection)).await
-        {
+        let round_trip = sqlx::query("SELECT 1").fetch_one(&mut *connection);
+        match tokio::time::timeout(limit, round_trip).await {
             Ok(result) => result.map(|_| ()).map_err(StoreError::from),
-            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            Err(_) => Err(StoreError::TimedOut(limit)),
         }
     }
 

@@ -682,3 +682,72 @@ async fn store_write_stuck_on_the_chain_lock_times_out_and_records_nothing() {
         store.close().await;
     }
 }
+
+/// `/readyz` on a busy node: every pooled connection is waiting on the chain lock, yet the
+/// readiness check answers at once (it does not queue behind the requests).
+#[tokio::test]
+async fn store_ping_answers_while_every_connection_is_busy() {
+    use sqlx::Connection;
+    for db in TestDatabase::all().await {
+        let options = StoreOptions {
+            acquire_timeout: Duration::from_secs(3),
+            operation_timeout: Duration::from_secs(30),
+            ..StoreOptions::new(2)
+        };
+        let store = Store::open_with(&db.url, options).await.unwrap();
+        let mut blocker = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        let lock = match db.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        sqlx::raw_sql(lock).execute(&mut blocker).await.unwrap();
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        // Two writers take both pooled connections and wait for the lock.
+        let writers: Vec<_> = (0..2)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .record_audit(&AuditEvent::now(
+                            "refused",
+                            "x",
+                            &format!("w{i}"),
+                            json!({}),
+                        ))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let ping = store.ping().await;
+        let took = started.elapsed();
+        println!(
+            "{:?}: ping with every connection busy: {ping:?} after {took:?}",
+            db.backend
+        );
+        assert!(ping.is_ok(), "{:?}: {ping:?}", db.backend);
+        assert!(
+            took < Duration::from_secs(2),
+            "{:?}: ping queued behind the writers ({took:?})",
+            db.backend
+        );
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        blocker.close().await.unwrap();
+        for writer in writers {
+            let result = writer.await.unwrap();
+            // SQLite's own busy timeout (5 s) may give up first; PostgreSQL waits for the lock.
+            if db.backend == Backend::Postgres {
+                assert!(result.is_ok(), "{result:?}");
+            }
+        }
+        assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
+        store.close().await;
+    }
+}
