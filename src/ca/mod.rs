@@ -18,7 +18,10 @@ mod subject;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use certificate::{CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage, parse_key_usage, parse_oid, random_serial};
+pub use certificate::{
+    CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage,
+    parse_key_usage, parse_oid, random_serial,
+};
 pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
@@ -41,7 +44,10 @@ pub enum CaError {
     #[error("certificate encoding failed: {0}")]
     Encoding(String),
     #[error("field `{attribute}`: {message}")]
-    Value { attribute: &'static str, message: String },
+    Value {
+        attribute: &'static str,
+        message: String,
+    },
 }
 
 impl From<der::Error> for CaError {
@@ -84,28 +90,48 @@ impl Ca {
         if spki != signer.public_key_der() {
             return Err(CaError::File {
                 path: name.to_string(),
-                message: "the CA key does not match the CA certificate (different public keys)".into(),
+                message: "the CA key does not match the CA certificate (different public keys)"
+                    .into(),
             });
         }
         let key_identifier = certificate::subject_key_identifier(&certificate)?;
         let mut chain = vec![certificate_der.clone()];
         chain.extend(parents);
-        Ok(Ca { name: name.to_string(), certificate, certificate_der, chain, key_identifier, signer, ocsp_delegate: None })
+        Ok(Ca {
+            name: name.to_string(),
+            certificate,
+            certificate_der,
+            chain,
+            key_identifier,
+            signer,
+            ocsp_delegate: None,
+        })
     }
 
     /// Lets a delegated responder sign this CA's OCSP answers. Checks that the certificate
     /// was issued by this CA (issuer name and signature key), carries OCSPSigning, and
     /// matches the signer's key.
-    pub fn with_ocsp_delegate(mut self, certificate_der: Vec<u8>, signer: Arc<dyn Signer>) -> Result<Self, CaError> {
-        let bad = |message: &str| CaError::File { path: format!("{} (ocsp_certificate)", self.name), message: message.to_string() };
+    pub fn with_ocsp_delegate(
+        mut self,
+        certificate_der: Vec<u8>,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Self, CaError> {
+        let bad = |message: &str| CaError::File {
+            path: format!("{} (ocsp_certificate)", self.name),
+            message: message.to_string(),
+        };
         let certificate = Certificate::from_der(&certificate_der)?;
         let tbs = certificate.tbs_certificate();
         if tbs.issuer() != self.certificate.tbs_certificate().subject() {
-            return Err(bad("the OCSP signing certificate was not issued by this CA (issuer differs)"));
+            return Err(bad(
+                "the OCSP signing certificate was not issued by this CA (issuer differs)",
+            ));
         }
         let spki = der::Encode::to_der(tbs.subject_public_key_info())?;
         if spki != signer.public_key_der() {
-            return Err(bad("the OCSP signing key does not match the OCSP signing certificate"));
+            return Err(bad(
+                "the OCSP signing key does not match the OCSP signing certificate",
+            ));
         }
         let ocsp_signing = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
         let has_eku = tbs.extensions().is_some_and(|exts| {
@@ -116,9 +142,14 @@ impl Ca {
             })
         });
         if !has_eku {
-            return Err(bad("the OCSP signing certificate lacks extendedKeyUsage OCSPSigning (1.3.6.1.5.5.7.3.9)"));
+            return Err(bad(
+                "the OCSP signing certificate lacks extendedKeyUsage OCSPSigning (1.3.6.1.5.5.7.3.9)",
+            ));
         }
-        self.ocsp_delegate = Some(OcspDelegate { certificate_der, signer });
+        self.ocsp_delegate = Some(OcspDelegate {
+            certificate_der,
+            signer,
+        });
         Ok(self)
     }
 

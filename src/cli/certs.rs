@@ -55,7 +55,10 @@ pub enum CertsCommand {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -79,14 +82,26 @@ fn to_json(c: &CertificateRecord) -> serde_json::Value {
 /// `revoke` / `reinstate` go through the gateway so that they are audited like the API's.
 async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    let gateway = crate::issuance::Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
+    let gateway = crate::issuance::Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
     let request_id = uuid::Uuid::new_v4().to_string();
     let (result, json) = match command {
-        CertsCommand::Revoke { serial, reason, json } => {
-            let reason: crate::ca::RevocationReason = reason.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            (gateway.revoke(&serial, reason, "cli", &request_id).await, json)
+        CertsCommand::Revoke {
+            serial,
+            reason,
+            json,
+        } => {
+            let reason: crate::ca::RevocationReason =
+                reason.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            (
+                gateway.revoke(&serial, reason, "cli", &request_id).await,
+                json,
+            )
         }
-        CertsCommand::Reinstate { serial, json } => (gateway.reinstate(&serial, "cli", &request_id).await, json),
+        CertsCommand::Reinstate { serial, json } => {
+            (gateway.reinstate(&serial, "cli", &request_id).await, json)
+        }
         _ => anyhow::bail!("not a change"),
     };
     match result {
@@ -109,28 +124,51 @@ async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> 
 }
 
 pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
-    if matches!(command, CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. }) {
+    if matches!(
+        command,
+        CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. }
+    ) {
         return change(root, command).await;
     }
     let config = super::load_config(root)?;
     let store = Store::open(&config.gateway.database_url, 2).await?;
     match command {
-        CertsCommand::List { json, subject, status, limit } => {
+        CertsCommand::List {
+            json,
+            subject,
+            status,
+            limit,
+        } => {
             let status = match status.as_deref() {
                 None => None,
                 Some("good") => Some(CertificateStatus::Good),
                 Some("revoked") => Some(CertificateStatus::Revoked),
                 Some(other) => anyhow::bail!("unknown status `{other}`; use good or revoked"),
             };
-            let filter = CertificateFilter { subject, status, limit: Some(limit), ..Default::default() };
+            let filter = CertificateFilter {
+                subject,
+                status,
+                limit: Some(limit),
+                ..Default::default()
+            };
             let list = store.certificates(&filter).await?;
             if json {
                 let rows: Vec<_> = list.iter().map(to_json).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<42} {:<8} {:<15} {:<21} SUBJECT", "SERIAL", "STATUS", "PURPOSE", "NOT AFTER");
+                println!(
+                    "{:<42} {:<8} {:<15} {:<21} SUBJECT",
+                    "SERIAL", "STATUS", "PURPOSE", "NOT AFTER"
+                );
                 for c in &list {
-                    println!("{:<42} {:<8} {:<15} {:<21} {}", c.serial, c.status.name(), c.purpose, rfc3339(c.not_after), c.subject);
+                    println!(
+                        "{:<42} {:<8} {:<15} {:<21} {}",
+                        c.serial,
+                        c.status.name(),
+                        c.purpose,
+                        rfc3339(c.not_after),
+                        c.subject
+                    );
                 }
                 eprintln!("{} certificate(s)", list.len());
             }
@@ -149,7 +187,14 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
                     let v = to_json(&c);
                     if let Some(map) = v.as_object() {
                         for (k, val) in map {
-                            println!("{k:<17} {}", if let Some(s) = val.as_str() { s.to_string() } else { val.to_string() });
+                            println!(
+                                "{k:<17} {}",
+                                if let Some(s) = val.as_str() {
+                                    s.to_string()
+                                } else {
+                                    val.to_string()
+                                }
+                            );
                         }
                     }
                     print!("{}", crate::ca::pem_certificate(&c.der));

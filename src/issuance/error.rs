@@ -19,9 +19,14 @@ pub enum IssuanceError {
     Password(#[from] PinError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is too large")]
+    TooLarge,
     /// The value of a field cannot be encoded (e.g. a serialNumber outside PrintableString).
     #[error("field `{attribute}`: {message}")]
-    FieldEncoding { attribute: &'static str, message: String },
+    FieldEncoding {
+        attribute: &'static str,
+        message: String,
+    },
     /// The certificate or CA named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -53,6 +58,7 @@ impl IssuanceError {
             IssuanceError::BadRequest(_) => "bad-request",
             IssuanceError::NotFound(_) => "not-found",
             IssuanceError::Conflict(_) => "conflict",
+            IssuanceError::TooLarge => "too-large",
             IssuanceError::Unavailable(_) => "unavailable",
             IssuanceError::Internal(_) => "internal",
         }

@@ -10,7 +10,7 @@ use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, iss
 use crate::config::{CertificateTemplate, Handler};
 use crate::identity::{Caller, Connection};
 use crate::policy::{IdentityHeaders, evaluate};
-use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, TokenRecord};
+use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, StoreError, TokenRecord};
 use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
 
 /// A request for a soft token, as the HTTP layer hands it over.
@@ -38,7 +38,22 @@ pub struct SoftToken {
     pub certificates: Vec<CertificateRecord>,
 }
 
+/// Everything one issuance attempt needs; the same for every attempt of a request.
+struct Order<'a> {
+    handler: &'a Handler,
+    caller: &'a Caller,
+    request_id: &'a str,
+    profile: Pkcs12Profile,
+    plan: &'a [Planned],
+    pin: Arc<Pin>,
+    iterations: u32,
+    public_url: &'a str,
+    /// Write the AIA OCSP URL (SPEC §7.1, when `[ocsp] enabled`).
+    ocsp: bool,
+}
+
 /// One certificate to make: its template, its CA and its subject.
+#[derive(Clone)]
 struct Planned {
     template: CertificateTemplate,
     ca: Arc<Ca>,
@@ -48,26 +63,39 @@ struct Planned {
 impl Gateway {
     /// Issues a soft token, or refuses with an audited error. Nothing is issued on refusal;
     /// nothing is returned before the certificates are committed.
-    pub async fn issue_soft_token(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+    pub async fn issue_soft_token(
+        &self,
+        request: SoftTokenRequest,
+    ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
-        let peer = request.connection.peer.ip().to_string();
+        let peer = request.connection.peer.ip();
         let handler_path = request.path_remainder.clone();
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
-            Err(error) => {
-                let detail = json!({
-                    "code": error.code(),
-                    "reason": error.to_string(),
-                    "path": handler_path,
-                    "peer": peer,
-                });
-                let event = AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
-                if let Err(e) = self.store.record_audit(&event).await {
-                    tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
-                }
-                Err(error)
-            }
+            Err(error) => Err(self.refuse(peer, &handler_path, &request_id, error).await),
         }
+    }
+
+    /// Audits a refusal of a soft-token request (also those the HTTP layer detects before the
+    /// request reaches `issue_soft_token`, such as a malformed form) and returns the error.
+    pub async fn refuse(
+        &self,
+        peer: std::net::IpAddr,
+        path: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
+        let detail = json!({
+            "code": error.code(),
+            "reason": error.to_string(),
+            "path": path,
+            "peer": peer.to_string(),
+        });
+        let event = AuditEvent::now("refused", &format!("peer:{peer}"), request_id, detail);
+        if let Err(e) = self.store.record_audit(&event).await {
+            tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+        }
+        error
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
@@ -75,26 +103,93 @@ impl Gateway {
         if !config.ast.enabled {
             return Err(IssuanceError::Disabled);
         }
-        let handler = config.ast.select(&request.path_remainder).ok_or(IssuanceError::NoHandler)?;
-        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
+        let handler = config
+            .ast
+            .select(&request.path_remainder)
+            .ok_or(IssuanceError::NoHandler)?;
+        let caller = self
+            .trust
+            .authorize(handler.required_roles.as_ref(), &request.connection)?;
         handler.password_policy.check(&request.pin)?;
-        let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
+        let profile = handler
+            .choose_profile(request.profile.as_deref())
+            .map_err(IssuanceError::BadRequest)?;
         let plan = self.plan(handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
         let ocsp = config.gateway.ocsp.enabled;
 
+        // Serials are random and unique-constrained; on the astronomically unlikely collision
+        // (with a certificate issued earlier, on any node) the whole token is made again with
+        // fresh keys and serials. Nothing of the failed attempt was recorded or delivered.
+        let order = Order {
+            handler,
+            caller: &caller,
+            request_id: &request.request_id,
+            profile,
+            plan: &plan,
+            pin: Arc::new(request.pin),
+            iterations,
+            public_url: &public_url,
+            ocsp,
+        };
+        with_fresh_serials(SERIAL_ATTEMPTS, |attempt| self.attempt(attempt, &order)).await
+    }
+
+    /// Makes the token (keys, certificates, PKCS#12) and records it.
+    async fn attempt(
+        &self,
+        attempt: u32,
+        order: &Order<'_>,
+    ) -> Result<Attempt<SoftToken>, IssuanceError> {
+        if attempt > 1 {
+            tracing::warn!(
+                request_id = order.request_id,
+                attempt,
+                "serial collision: making the token again with new serials"
+            );
+        }
         let _slot = self
             .crypto_slots
             .acquire()
             .await
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
-        let pin = request.pin;
-        let (issued, pkcs12) = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url, ocsp))
-            .await
-            .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
+        let (plan, pin, profile, iterations) = (
+            order.plan.to_vec(),
+            order.pin.clone(),
+            order.profile,
+            order.iterations,
+        );
+        let public_url = order.public_url.to_string();
+        let ocsp = order.ocsp;
+        let (issued, pkcs12) = tokio::task::spawn_blocking(move || {
+            make_token(plan, &pin, profile, iterations, &public_url, ocsp)
+        })
+        .await
+        .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
+        self.record(
+            order.handler,
+            order.caller,
+            order.request_id,
+            order.profile,
+            issued,
+            pkcs12,
+        )
+        .await
+    }
 
+    /// Records a made token (SPEC §9: commit before anything leaves) and hands it out. On
+    /// failure the PKCS#12 is dropped here.
+    async fn record(
+        &self,
+        handler: &Handler,
+        caller: &Caller,
+        request_id: &str,
+        profile: Pkcs12Profile,
+        issued: Vec<(Planned, IssuedCertificate)>,
+        pkcs12: Vec<u8>,
+    ) -> Result<Attempt<SoftToken>, IssuanceError> {
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -106,7 +201,7 @@ impl Gateway {
             handler: format!("handler.{}", handler.number),
             token_procedure: handler.token_procedure.clone(),
             caller: caller.to_string(),
-            request_id: request.request_id.clone(),
+            request_id: request_id.to_string(),
             profile: profile.name().into(),
         };
         let records: Vec<CertificateRecord> = issued
@@ -116,7 +211,11 @@ impl Gateway {
                 ca: planned.ca.name().to_string(),
                 issuer: issuer_dn(&planned.ca),
                 subject: planned.subject.display_dn(&planned.template.subject_order),
-                sans: planned.subject.san_values().map(|(a, v)| format!("{}:{v}", a.label())).collect(),
+                sans: planned
+                    .subject
+                    .san_values()
+                    .map(|(a, v)| format!("{}:{v}", a.label()))
+                    .collect(),
                 not_before: unix(cert.not_before),
                 not_after: unix(cert.not_after),
                 purpose: planned.template.purpose.clone(),
@@ -130,7 +229,7 @@ impl Gateway {
         let event = AuditEvent::now(
             "issued",
             &caller.to_string(),
-            &request.request_id,
+            request_id,
             json!({
                 "token": token_id,
                 "handler": token.handler,
@@ -139,48 +238,108 @@ impl Gateway {
                 "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
             }),
         );
-        // SPEC §9: commit before anything leaves. On failure the PKCS#12 is dropped here.
-        self.store
-            .record_issuance(&token, &records, &event)
-            .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        match self.store.record_issuance(&token, &records, &event).await {
+            Ok(()) => {}
+            Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
+            Err(e) => return Err(IssuanceError::Unavailable(e.to_string())),
+        }
         let common_name = issued
             .first()
-            .and_then(|(p, _)| p.subject.first(crate::ca::Attribute::CommonName).map(str::to_string))
+            .and_then(|(p, _)| {
+                p.subject
+                    .first(crate::ca::Attribute::CommonName)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "token".into());
-        Ok(SoftToken { token_id, pkcs12, filename: sanitise_filename(&common_name), profile, certificates: records })
+        Ok(Attempt::Done(SoftToken {
+            token_id,
+            pkcs12,
+            filename: sanitise_filename(&common_name),
+            profile,
+            certificates: records,
+        }))
     }
 
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
     /// CA and subject. Pure: no keys, no signatures.
-    fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
+    fn plan(
+        &self,
+        handler: &Handler,
+        headers: &IdentityHeaders,
+        caller: &Caller,
+    ) -> Result<Vec<Planned>, IssuanceError> {
         let config = self.config();
         let procedure = config
             .gateway
             .token_procedures
             .get(&handler.token_procedure)
-            .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
+            .ok_or_else(|| {
+                IssuanceError::Internal(format!(
+                    "token procedure `{}` vanished",
+                    handler.token_procedure
+                ))
+            })?;
         let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
         let mut plan = Vec::with_capacity(procedure.certificates.len());
         for (index, template) in procedure.certificates.iter().enumerate() {
             let subject = fields.subject_for(index);
             if subject.dn_values(&template.subject_order).is_empty() {
-                return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
-                    field: "subject".into(),
-                    index: 0,
-                    source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
-                }));
+                return Err(IssuanceError::Policy(
+                    crate::policy::PolicyError::FieldMissing {
+                        field: "subject".into(),
+                        index: 0,
+                        source_name: format!(
+                            "certificate {index} ({}) would have an empty subject",
+                            template.purpose
+                        ),
+                    },
+                ));
             }
-            let ca = self
-                .cas
-                .get(&template.ca)
-                .cloned()
-                .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
-            plan.push(Planned { template: template.clone(), ca, subject });
+            let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
+                IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
+            })?;
+            plan.push(Planned {
+                template: template.clone(),
+                ca,
+                subject,
+            });
         }
         Ok(plan)
     }
 }
+
+/// How often a token is made again after a serial collision before giving up.
+const SERIAL_ATTEMPTS: u32 = 3;
+
+/// The outcome of one issuance attempt.
+#[derive(Debug)]
+enum Attempt<T> {
+    Done(T),
+    /// The database already holds a certificate with this serial; nothing was recorded.
+    Collision(String),
+}
+
+/// Runs `attempt` (numbered from 1) until it is done, at most `attempts` times. Repeated
+/// collisions mean the random number generator is broken: that is an internal error.
+async fn with_fresh_serials<T, F, Fut>(attempts: u32, mut attempt: F) -> Result<T, IssuanceError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<Attempt<T>, IssuanceError>>,
+{
+    let mut last = String::new();
+    for n in 1..=attempts {
+        match attempt(n).await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Collision(serial) => last = serial,
+        }
+    }
+    Err(IssuanceError::Internal(format!(
+        "{attempts} serial collisions in a row (last {last}): is the random number generator broken?"
+    )))
+}
+
+/// The certificates of a token (with what they were made from) and its PKCS#12.
+type MadeToken = (Vec<(Planned, IssuedCertificate)>, Vec<u8>);
 
 /// Keys, certificates and the PKCS#12, on a blocking thread.
 fn make_token(
@@ -190,11 +349,12 @@ fn make_token(
     iterations: u32,
     public_url: &str,
     ocsp: bool,
-) -> Result<(Vec<(Planned, IssuedCertificate)>, Vec<u8>), IssuanceError> {
+) -> Result<MadeToken, IssuanceError> {
     let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
     let mut issued = Vec::with_capacity(plan.len());
     for planned in plan {
-        let key = generate_key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        let key = generate_key(planned.template.key)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?;
         let template = &planned.template;
         let certificate_profile = CertificateProfile {
             subject: &planned.subject,
@@ -217,7 +377,9 @@ fn make_token(
             &certificate_profile,
         )
         .map_err(|e| match e {
-            CaError::Value { attribute, message } => IssuanceError::FieldEncoding { attribute, message },
+            CaError::Value { attribute, message } => {
+                IssuanceError::FieldEncoding { attribute, message }
+            }
             CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
             other => IssuanceError::Internal(other.to_string()),
         })?;
@@ -226,20 +388,24 @@ fn make_token(
     }
     let pkcs12 = {
         let entries: Vec<TokenEntry<'_>> = issued
-        .iter()
-        .zip(&keys)
-        .map(|((planned, certificate), key)| TokenEntry {
-            friendly_name: format!(
-                "{} {}",
-                planned.subject.first(crate::ca::Attribute::CommonName).unwrap_or("token"),
-                planned.template.purpose
-            ),
-            key,
-            certificate_der: &certificate.der,
-            chain: planned.ca.chain(),
-        })
-        .collect();
-        write_pkcs12(&entries, pin, profile, iterations).map_err(|e| IssuanceError::Internal(e.to_string()))?
+            .iter()
+            .zip(&keys)
+            .map(|((planned, certificate), key)| TokenEntry {
+                friendly_name: format!(
+                    "{} {}",
+                    planned
+                        .subject
+                        .first(crate::ca::Attribute::CommonName)
+                        .unwrap_or("token"),
+                    planned.template.purpose
+                ),
+                key,
+                certificate_der: &certificate.der,
+                chain: planned.ca.chain(),
+            })
+            .collect();
+        write_pkcs12(&entries, pin, profile, iterations)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?
     };
     Ok((issued, pkcs12))
 }
@@ -249,7 +415,9 @@ fn issuer_dn(ca: &Ca) -> String {
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
@@ -257,16 +425,68 @@ fn unix(t: std::time::SystemTime) -> i64 {
 pub fn sanitise_filename(common_name: &str) -> String {
     let cleaned: String = common_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
-    if cleaned.is_empty() { "token.p12".into() } else { format!("{cleaned}.p12") }
+    if cleaned.is_empty() {
+        "token.p12".into()
+    } else {
+        format!("{cleaned}.p12")
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sanitise_filename;
+    use super::{Attempt, IssuanceError, sanitise_filename, with_fresh_serials};
+
+    #[tokio::test]
+    async fn collision_is_retried_with_fresh_serials() {
+        let mut calls = Vec::new();
+        let result = with_fresh_serials(3, |n| {
+            calls.push(n);
+            std::future::ready(Ok(if n < 3 {
+                Attempt::Collision(format!("{n:02x}"))
+            } else {
+                Attempt::Done("token")
+            }))
+        })
+        .await;
+        assert_eq!(result.ok(), Some("token"));
+        assert_eq!(calls, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn endless_collisions_are_an_internal_error() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_fresh_serials(3, |_| {
+            calls += 1;
+            std::future::ready(Ok(Attempt::Collision("01".into())))
+        })
+        .await;
+        assert!(
+            matches!(result, Err(IssuanceError::Internal(ref m)) if m.contains("3 serial collisions"))
+        );
+        assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_fresh_serials(3, |_| {
+            calls += 1;
+            std::future::ready(Err(IssuanceError::Unavailable("database down".into())))
+        })
+        .await;
+        assert_eq!(result.err().map(|e| e.code()), Some("unavailable"));
+        assert_eq!(calls, 1);
+    }
 
     #[test]
     fn filenames() {

@@ -27,7 +27,13 @@ impl AuditEvent {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        AuditEvent { at, event: event.into(), actor: actor.into(), request_id: request_id.into(), detail }
+        AuditEvent {
+            at,
+            event: event.into(),
+            actor: actor.into(),
+            request_id: request_id.into(),
+            detail,
+        }
     }
 }
 
@@ -39,9 +45,25 @@ pub struct AuditVerification {
     pub first_bad: Option<i64>,
 }
 
-fn chain_hash(prev: &str, seq: i64, at: i64, event: &str, actor: &str, request_id: &str, detail: &str) -> String {
+fn chain_hash(
+    prev: &str,
+    seq: i64,
+    at: i64,
+    event: &str,
+    actor: &str,
+    request_id: &str,
+    detail: &str,
+) -> String {
     let mut h = Sha256::new();
-    for part in [prev, &seq.to_string(), &at.to_string(), event, actor, request_id, detail] {
+    for part in [
+        prev,
+        &seq.to_string(),
+        &at.to_string(),
+        event,
+        actor,
+        request_id,
+        detail,
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -50,7 +72,10 @@ fn chain_hash(prev: &str, seq: i64, at: i64, event: &str, actor: &str, request_i
 
 /// Appends inside the caller's transaction. The first statement updates the head row, which
 /// takes its lock (PostgreSQL row lock, SQLite write lock) before anything is read.
-pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEvent) -> Result<(), StoreError> {
+pub(super) async fn append(
+    tx: &mut Transaction<'_, Any>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
     let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
@@ -58,7 +83,15 @@ pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEven
     let prev: String = row.try_get(1)?;
     let detail = event.detail.to_string();
     tracing::info!(target: "audit", seq, event = %event.event, actor = %event.actor, request_id = %event.request_id, detail = %detail);
-    let hash = chain_hash(&prev, seq, event.at, &event.event, &event.actor, &event.request_id, &detail);
+    let hash = chain_hash(
+        &prev,
+        seq,
+        event.at,
+        &event.event,
+        &event.actor,
+        &event.request_id,
+        &detail,
+    );
     sqlx::query(
         "INSERT INTO audit (seq, at, event, actor, request_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -72,37 +105,75 @@ pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEven
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
+/// Rows read per query while verifying, so the trail never has to fit in memory.
+const VERIFY_PAGE: i64 = 1000;
+
+/// Verifies the chain up to the head as it is when the check starts. Other nodes may append
+/// while it runs: the head row is committed in the same transaction as its audit row, so every
+/// row up to the head read first is visible, and later rows are simply not part of this check.
 pub(super) async fn verify(pool: &AnyPool) -> Result<AuditVerification, StoreError> {
-    let rows = sqlx::query("SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit ORDER BY seq")
-        .fetch_all(pool)
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(pool)
         .await?;
-    let mut prev = "0".repeat(64);
-    let mut expected_seq = 1;
-    for row in &rows {
-        let seq: i64 = row.try_get(0)?;
-        let at: i64 = row.try_get(1)?;
-        let event: String = row.try_get(2)?;
-        let actor: String = row.try_get(3)?;
-        let request_id: String = row.try_get(4)?;
-        let detail: String = row.try_get(5)?;
-        let prev_hash: String = row.try_get(6)?;
-        let hash: String = row.try_get(7)?;
-        let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
-        if seq != expected_seq || prev_hash != prev || hash != computed {
-            return Ok(AuditVerification { rows: rows.len() as i64, first_bad: Some(seq) });
-        }
-        prev = hash;
-        expected_seq += 1;
-    }
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
     let head_seq: i64 = head.try_get(0)?;
     let head_hash: String = head.try_get(1)?;
-    if head_seq != rows.len() as i64 || head_hash != prev {
-        return Ok(AuditVerification { rows: rows.len() as i64, first_bad: Some(head_seq) });
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM audit WHERE seq <= $1")
+        .bind(head_seq)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    let broken = |seq: i64| {
+        Ok(AuditVerification {
+            rows,
+            first_bad: Some(seq),
+        })
+    };
+    let mut prev = "0".repeat(64);
+    let mut expected_seq: i64 = 1;
+    while expected_seq <= head_seq {
+        let page = sqlx::query(
+            "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit \
+             WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(expected_seq)
+        .bind(head_seq)
+        .bind(VERIFY_PAGE)
+        .fetch_all(pool)
+        .await?;
+        if page.is_empty() {
+            // Rows missing at the end.
+            return broken(expected_seq);
+        }
+        for row in &page {
+            let seq: i64 = row.try_get(0)?;
+            let at: i64 = row.try_get(1)?;
+            let event: String = row.try_get(2)?;
+            let actor: String = row.try_get(3)?;
+            let request_id: String = row.try_get(4)?;
+            let detail: String = row.try_get(5)?;
+            let prev_hash: String = row.try_get(6)?;
+            let hash: String = row.try_get(7)?;
+            let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
+            if seq != expected_seq || prev_hash != prev || hash != computed {
+                // A gap reports the first missing row.
+                return broken(expected_seq);
+            }
+            prev = hash;
+            expected_seq += 1;
+        }
     }
-    Ok(AuditVerification { rows: rows.len() as i64, first_bad: None })
+    if head_hash != prev {
+        return broken(head_seq);
+    }
+    Ok(AuditVerification {
+        rows,
+        first_bad: None,
+    })
 }

@@ -1,7 +1,7 @@
 //! Revocation state: revoking and reinstating certificates, the revoked list per CA, and the
 //! per-CA CRL state (monotonic CRL number, revision counter, last CRL).
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Connection, Row, Transaction};
 
 use super::{AuditEvent, CertificateRecord, Store, StoreError, audit, normalise_serial, records};
 
@@ -58,7 +58,7 @@ pub struct StoredCrl<'a> {
     pub der: &'a [u8],
 }
 
-async fn ensure_row(tx: &mut Transaction<'static, Any>, ca: &str) -> Result<(), StoreError> {
+async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO crl_state (ca, crl_number, revision) VALUES ($1, 0, 0) ON CONFLICT (ca) DO NOTHING")
         .bind(ca)
         .execute(&mut **tx)
@@ -80,32 +80,42 @@ impl Store {
         let Some(serial) = normalise_serial(serial) else {
             return Ok(RevocationOutcome::NotFound);
         };
-        let mut tx = self.pool.begin().await?;
-        // Lock the row first (PostgreSQL row lock; SQLite takes the write lock) so two nodes
-        // revoking at once serialise.
-        let updated = sqlx::query(
-            "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 \
-             WHERE serial = $3 AND (status = 'good' OR (revocation_reason = $4 AND $2 <> $4)) RETURNING ca",
-        )
-        .bind(revoked_at)
-        .bind(reason)
-        .bind(&serial)
-        .bind(HOLD)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = updated else {
-            tx.rollback().await?;
+        let mut connection = self.connection().await?;
+        let changed = self
+            .bounded(async {
+                let mut tx = connection.begin().await?;
+                // The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock
+                // (SQLite), so two nodes revoking at once serialise.
+                let updated = sqlx::query(
+                    "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 \
+                     WHERE serial = $3 AND (status = 'good' OR (revocation_reason = $4 AND $2 <> $4)) RETURNING ca",
+                )
+                .bind(revoked_at)
+                .bind(reason)
+                .bind(&serial)
+                .bind(HOLD)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = updated else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let ca: String = row.try_get(0)?;
+                bump_revision(&mut tx, &ca).await?;
+                audit::append(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await?;
+        drop(connection);
+        if !changed {
             return Ok(match records::get(&self.pool, &serial).await? {
                 None => RevocationOutcome::NotFound,
                 Some(c) => {
                     RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
                 }
             });
-        };
-        let ca: String = row.try_get(0)?;
-        bump_revision(&mut tx, &ca).await?;
-        audit::append(&mut tx, event).await?;
-        tx.commit().await?;
+        }
         Ok(records::get(&self.pool, &serial)
             .await?
             .map_or(RevocationOutcome::NotFound, |r| {
@@ -123,17 +133,31 @@ impl Store {
         let Some(serial) = normalise_serial(serial) else {
             return Ok(RevocationOutcome::NotFound);
         };
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
-             WHERE serial = $1 AND status = 'revoked' AND revocation_reason = $2 RETURNING ca",
-        )
-        .bind(&serial)
-        .bind(HOLD)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = updated else {
-            tx.rollback().await?;
+        let mut connection = self.connection().await?;
+        let changed = self
+            .bounded(async {
+                let mut tx = connection.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
+                     WHERE serial = $1 AND status = 'revoked' AND revocation_reason = $2 RETURNING ca",
+                )
+                .bind(&serial)
+                .bind(HOLD)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = updated else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let ca: String = row.try_get(0)?;
+                bump_revision(&mut tx, &ca).await?;
+                audit::append(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await?;
+        drop(connection);
+        if !changed {
             return Ok(match records::get(&self.pool, &serial).await? {
                 None => RevocationOutcome::NotFound,
                 Some(c) if c.revocation_reason.is_some() => {
@@ -141,11 +165,7 @@ impl Store {
                 }
                 Some(_) => RevocationOutcome::NotRevoked,
             });
-        };
-        let ca: String = row.try_get(0)?;
-        bump_revision(&mut tx, &ca).await?;
-        audit::append(&mut tx, event).await?;
-        tx.commit().await?;
+        }
         Ok(records::get(&self.pool, &serial)
             .await?
             .map_or(RevocationOutcome::NotFound, |r| {
@@ -204,16 +224,22 @@ impl Store {
     /// must reflect. `UPDATE … RETURNING` is atomic on both back ends, so concurrent nodes
     /// never get the same number.
     pub async fn next_crl_number(&self, ca: &str) -> Result<(i64, i64), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        ensure_row(&mut tx, ca).await?;
-        let row = sqlx::query("UPDATE crl_state SET crl_number = crl_number + 1 WHERE ca = $1 RETURNING crl_number, revision")
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+            let mut tx = connection.begin().await?;
+            ensure_row(&mut tx, ca).await?;
+            let row = sqlx::query(
+                "UPDATE crl_state SET crl_number = crl_number + 1 WHERE ca = $1 RETURNING crl_number, revision",
+            )
             .bind(ca)
             .fetch_one(&mut *tx)
             .await?;
-        let number: i64 = row.try_get(0)?;
-        let revision: i64 = row.try_get(1)?;
-        tx.commit().await?;
-        Ok((number, revision))
+            let number: i64 = row.try_get(0)?;
+            let revision: i64 = row.try_get(1)?;
+            tx.commit().await?;
+            Ok((number, revision))
+        })
+        .await
     }
 
     /// Stores a freshly signed CRL unless a newer one (higher number) is already stored, and
@@ -224,7 +250,9 @@ impl Store {
         crl: &StoredCrl<'_>,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+        let mut tx = connection.begin().await?;
         ensure_row(&mut tx, ca).await?;
         audit::append(&mut tx, event).await?;
         sqlx::query(
@@ -241,10 +269,12 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+        })
+        .await
     }
 }
 
-async fn bump_revision(tx: &mut Transaction<'static, Any>, ca: &str) -> Result<(), StoreError> {
+async fn bump_revision(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
     ensure_row(tx, ca).await?;
     sqlx::query("UPDATE crl_state SET revision = revision + 1 WHERE ca = $1")
         .bind(ca)
