@@ -241,9 +241,11 @@ impl Gateway {
         Ok(der)
     }
 
-    /// Re-issues, in the background, every CRL whose stored copy is due (half its validity
-    /// passed) or behind a revocation, so a CRL is always issued before its nextUpdate even
-    /// when nobody fetches it. Checks once a minute.
+    /// Re-issues, in the background, every published CRL whose stored copy is due (half its
+    /// validity passed) or behind a revocation, so a CRL is always re-issued before its
+    /// nextUpdate even when nobody fetches it. Checks once a minute. A CA whose CRL was never
+    /// issued (never fetched, never `ast-gateway crl`) gets none: nothing is written, or
+    /// audited, for CRLs nobody uses.
     pub fn spawn_crl_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let gateway = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -255,6 +257,14 @@ impl Gateway {
                 };
                 let names: Vec<String> = gateway.cas.keys().cloned().collect();
                 for name in names {
+                    match gateway.store.crl_state(&name).await {
+                        Ok(state) if state.der.is_some() => {}
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::warn!(ca = %name, error = %e, "could not read the CRL state");
+                            continue;
+                        }
+                    }
                     if let Err(e) = gateway.crl(&name).await {
                         tracing::warn!(ca = %name, error = %e, "could not refresh the CRL");
                     }

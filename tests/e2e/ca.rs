@@ -1275,20 +1275,42 @@ async fn crl_is_reissued_when_half_its_validity_has_passed() {
         7 * 86_400,
         "nextUpdate = thisUpdate + [crl] validity"
     );
-    // The background refresher does the same for every CA without a request.
+    // The background refresher does the same without a request, for published CRLs only.
+    sqlx::query(
+        "UPDATE crl_state SET this_update = this_update - 345600, next_update = next_update - 345600",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let aged = gateway
+        .store()
+        .crl_state("issuing")
+        .await
+        .unwrap()
+        .this_update;
     let handle = gateway.spawn_crl_refresher();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let state = gateway.store().crl_state("root").await.unwrap();
-        if state.der.is_some() {
+        let state = gateway.store().crl_state("issuing").await.unwrap();
+        if state.this_update > aged {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the refresher did not issue the root CA's CRL"
+            "the refresher did not re-issue the aged CRL"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        gateway
+            .store()
+            .crl_state("root")
+            .await
+            .unwrap()
+            .der
+            .is_none(),
+        "no CRL is made for a CA whose CRL was never published"
+    );
     handle.abort();
 }
 
