@@ -39,6 +39,11 @@ fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
 
+/// The serial as the database stores it (lower-case hex), or as typed when it is not hex.
+fn normalised(serial: &str) -> String {
+    crate::store::normalise_serial(serial).unwrap_or_else(|| serial.to_string())
+}
+
 fn unavailable(e: impl std::fmt::Display) -> IssuanceError {
     IssuanceError::Unavailable(e.to_string())
 }
@@ -58,7 +63,7 @@ impl Gateway {
             "revoked",
             actor,
             request_id,
-            json!({"serial": serial, "reason": reason.name()}),
+            json!({"serial": normalised(serial), "reason": reason.name()}),
         );
         let outcome = self
             .store
@@ -89,7 +94,12 @@ impl Gateway {
         actor: &str,
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
-        let event = AuditEvent::now("reinstated", actor, request_id, json!({"serial": serial}));
+        let event = AuditEvent::now(
+            "reinstated",
+            actor,
+            request_id,
+            json!({"serial": normalised(serial)}),
+        );
         let outcome = self
             .store
             .reinstate_certificate(serial, &event)
@@ -120,7 +130,7 @@ impl Gateway {
         serial: &str,
         error: &IssuanceError,
     ) {
-        let detail = json!({"serial": serial, "code": error.code(), "reason": error.to_string()});
+        let detail = json!({"serial": normalised(serial), "code": error.code(), "reason": error.to_string()});
         if let Err(e) = self
             .store
             .record_audit(&AuditEvent::now(event, actor, request_id, detail))
