@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use const_oid::ObjectIdentifier;
@@ -45,7 +46,7 @@ pub struct Pkcs11Uri {
     pub object: Option<String>,
     pub id: Option<Vec<u8>>,
     pub module: PathBuf,
-    pin_value: Option<String>,
+    pin_value: Option<zeroize::Zeroizing<String>>,
     pin_env: Option<String>,
 }
 
@@ -127,7 +128,7 @@ impl Pkcs11Uri {
                 .ok_or_else(|| format!("`{part}` is not key=value"))?;
             match key {
                 "module-path" => parsed.module = PathBuf::from(text(value)?),
-                "pin-value" => parsed.pin_value = Some(text(value)?),
+                "pin-value" => parsed.pin_value = Some(zeroize::Zeroizing::new(text(value)?)),
                 "pin-source" => match text(value)?.strip_prefix("env:") {
                     Some(var) => parsed.pin_env = Some(var.to_string()),
                     None => return Err("pin-source must be env:VARIABLE".into()),
@@ -146,7 +147,7 @@ impl Pkcs11Uri {
 
     fn pin(&self) -> Result<AuthPin, String> {
         if let Some(pin) = &self.pin_value {
-            return Ok(AuthPin::from(pin.clone()));
+            return Ok(AuthPin::from(pin.to_string()));
         }
         let var = self.pin_env.as_deref().unwrap_or(PIN_ENV);
         std::env::var(var).map(AuthPin::from).map_err(|_| {
@@ -213,11 +214,14 @@ enum Kind {
 /// A CA key in a PKCS#11 token.
 pub struct Pkcs11Signer {
     label: String,
-    session: Mutex<Session>,
-    key: ObjectHandle,
+    uri: Pkcs11Uri,
+    /// A small pool of logged-in sessions with the private key's handle (a `Session` is not
+    /// `Sync`, P10). `None` after a session broke; it is reopened on next use.
+    sessions: Vec<Mutex<Option<(Session, ObjectHandle)>>>,
+    next: AtomicUsize,
     kind: Kind,
     spki: Vec<u8>,
-    /// Keeps the module initialised while the session lives.
+    /// Keeps the module initialised while the sessions live.
     _context: Arc<Pkcs11>,
 }
 
@@ -286,14 +290,50 @@ impl Pkcs11Signer {
             uri.token.as_deref().unwrap_or(""),
             uri.object.as_deref().unwrap_or("")
         );
+        let pool = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 4);
+        let mut sessions = vec![Mutex::new(Some((session, key)))];
+        sessions.extend((1..pool).map(|_| Mutex::new(None)));
         Ok(Pkcs11Signer {
             label,
-            session: Mutex::new(session),
-            key,
+            uri: uri.clone(),
+            sessions,
+            next: AtomicUsize::new(0),
             kind,
             spki,
             _context: ctx,
         })
+    }
+
+    /// A fresh logged-in session and the private key's handle in it.
+    fn reopen(&self) -> Result<(Session, ObjectHandle), String> {
+        let (_ctx, session) = logged_in_session(&self.uri)?;
+        let found = session
+            .find_objects(&key_template(ObjectClass::PRIVATE_KEY, &self.uri))
+            .map_err(|e| format!("cannot search the token: {e}"))?;
+        match found.as_slice() {
+            [one] => Ok((session, *one)),
+            _ => Err("the private key is no longer in the token".into()),
+        }
+    }
+
+    fn sign_in(
+        &self,
+        session: &Session,
+        key: ObjectHandle,
+        message: &[u8],
+    ) -> cryptoki::error::Result<Vec<u8>> {
+        match self.kind {
+            Kind::Rsa => session.sign(&Mechanism::Sha256RsaPkcs, key, message),
+            Kind::Ec(alg) => {
+                let digest = match alg {
+                    SignatureAlgorithm::EcdsaSha384 => Sha384::digest(message).to_vec(),
+                    _ => Sha256::digest(message).to_vec(),
+                };
+                Ok(ecdsa_der(&session.sign(&Mechanism::Ecdsa, key, &digest)?))
+            }
+        }
     }
 
     /// Generates a non-extractable, sensitive key pair inside the token, labelled with the
@@ -499,30 +539,34 @@ impl Signer for Pkcs11Signer {
         &self.spki
     }
 
+    /// Signs on one of the pooled sessions. A session that broke (token removed, HSM
+    /// restarted, session closed) is reopened and the signature tried once more.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        let session = self
-            .session
-            .lock()
-            .map_err(|_| CaError::Signing(self.label.clone()))?;
-        let fail = |e: cryptoki::error::Error| {
-            tracing::error!(key = %self.label, error = %e, "PKCS#11 signing failed");
+        let fail = |what: String| {
+            tracing::error!(key = %self.label, error = %what, "PKCS#11 signing failed");
             CaError::Signing(self.label.clone())
         };
-        match self.kind {
-            Kind::Rsa => session
-                .sign(&Mechanism::Sha256RsaPkcs, self.key, message)
-                .map_err(fail),
-            Kind::Ec(alg) => {
-                let digest = match alg {
-                    SignatureAlgorithm::EcdsaSha384 => Sha384::digest(message).to_vec(),
-                    _ => Sha256::digest(message).to_vec(),
-                };
-                let raw = session
-                    .sign(&Mechanism::Ecdsa, self.key, &digest)
-                    .map_err(fail)?;
-                Ok(ecdsa_der(&raw))
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let mut slot = self.sessions[index]
+            .lock()
+            .map_err(|_| fail("session lock poisoned".into()))?;
+        for attempt in 0..2 {
+            if slot.is_none() {
+                *slot = Some(self.reopen().map_err(fail)?);
+            }
+            let Some((session, key)) = slot.as_ref() else {
+                continue;
+            };
+            match self.sign_in(session, *key, message) {
+                Ok(signature) => return Ok(signature),
+                Err(e) if attempt == 0 => {
+                    tracing::warn!(key = %self.label, error = %e, "PKCS#11 signing failed; reopening the session");
+                    *slot = None;
+                }
+                Err(e) => return Err(fail(e.to_string())),
             }
         }
+        Err(fail("no session".into()))
     }
 }
 
@@ -540,7 +584,7 @@ mod tests {
         assert_eq!(uri.token.as_deref(), Some("My CA"));
         assert_eq!(uri.object.as_deref(), Some("issuing"));
         assert_eq!(uri.module, PathBuf::from("/usr/lib/x.so"));
-        assert_eq!(uri.pin_value.as_deref(), Some("12&34"));
+        assert_eq!(uri.pin_value.as_deref().map(String::as_str), Some("12&34"));
         assert!(!format!("{uri:?}").contains("12&34"));
         assert!(Pkcs11Uri::parse("pkcs11:token=a;object=b").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=a?module-path=/x.so").is_err());
