@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use der07::asn1::{GeneralizedTime, Null, OctetString};
 use der07::{Decode, Encode};
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_cert02::ext::Extension;
 use x509_cert02::spki::AlgorithmIdentifierOwned;
 use x509_ocsp::{
@@ -22,6 +22,8 @@ use super::{Ca, CaError, RevocationReason};
 
 const SHA1_OID: &str = "1.3.14.3.2.26";
 const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
+const SHA384_OID: &str = "2.16.840.1.101.3.4.2.2";
+const SHA512_OID: &str = "2.16.840.1.101.3.4.2.3";
 const NONCE_OID: &str = "1.3.6.1.5.5.7.48.1.2";
 
 /// A parsed OCSP request: the certificates asked about and the nonce to echo.
@@ -96,7 +98,7 @@ fn serial_hex(bytes: &[u8]) -> String {
 
 impl OcspQuery {
     /// True when this query names `ca` as issuer: the issuer name hash and issuer key hash
-    /// (RFC 6960 §4.1.1) match, with SHA-1 or SHA-256.
+    /// (RFC 6960 §4.1.1) match, with SHA-1, SHA-256, SHA-384 or SHA-512.
     pub fn is_issued_by(&self, ca: &Ca) -> bool {
         let id = &self.cert_id;
         let Ok(name_der) = der::Encode::to_der(ca.certificate().tbs_certificate().subject()) else {
@@ -113,6 +115,14 @@ impl OcspQuery {
             SHA256_OID => (
                 Sha256::digest(&name_der).to_vec(),
                 Sha256::digest(key).to_vec(),
+            ),
+            SHA384_OID => (
+                Sha384::digest(&name_der).to_vec(),
+                Sha384::digest(key).to_vec(),
+            ),
+            SHA512_OID => (
+                Sha512::digest(&name_der).to_vec(),
+                Sha512::digest(key).to_vec(),
             ),
             _ => return false,
         };

@@ -489,6 +489,14 @@ async fn ocsp_good_revoked_unknown_checked_by_openssl() {
         "{out}"
     );
     assert!(out.contains("0x1234: unknown"), "{out}");
+    // CertIDs hashed with SHA-256 and SHA-384 name the issuer too.
+    for digest in ["-sha256", "-sha384"] {
+        let out = ocsp(&root, &server, &issuer, &chain, &[digest, "-cert", b]);
+        assert!(
+            out.contains("Response verify OK") && out.contains(&format!("{b}: good")),
+            "{digest}: {out}"
+        );
+    }
 
     let out = root.cli(&[
         "certs",
