@@ -207,6 +207,96 @@ pub fn issue_crl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use x509_parser::extensions::ParsedExtension;
+
+    /// The demo intermediate `issuing` (under `root`), loaded like `serve` does.
+    fn issuing_ca(dir: &std::path::Path) -> Ca {
+        super::super::write_demo_hierarchy(dir).unwrap();
+        let certificate = super::super::read_certificate_file(&dir.join("issuing.pem")).unwrap();
+        let root = super::super::read_certificate_file(&dir.join("root.pem")).unwrap();
+        let signer = super::super::FileSigner::from_file(&dir.join("issuing.key")).unwrap();
+        Ca::new("issuing", certificate, vec![root], Arc::new(signer)).unwrap()
+    }
+
+    /// Checked with an independent parser (x509-parser): version, number, times, AKI = the
+    /// CA's SKI and not the CA certificate's own AKI (P3), entries and reason codes.
+    #[test]
+    fn crl_fields_read_back_with_x509_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = issuing_ca(dir.path());
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let parameters = CrlParameters {
+            number: 7,
+            this_update: now,
+            next_update: now + Duration::from_secs(86_400),
+        };
+        let entries = [
+            CrlEntry {
+                serial: vec![0x0a, 0x01],
+                revoked_at: now,
+                reason: Some(RevocationReason::KeyCompromise),
+            },
+            CrlEntry {
+                serial: vec![0x7f, 0xff, 0x00],
+                revoked_at: now,
+                reason: Some(RevocationReason::Unspecified),
+            },
+        ];
+        let der = issue_crl(&ca, &parameters, &entries).unwrap();
+        let (rest, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(crl.version(), Some(x509_parser::x509::X509Version::V2));
+        assert_eq!(
+            crl.crl_number().map(|n| n.to_string()),
+            Some("7".to_string())
+        );
+        assert_eq!(crl.last_update().timestamp(), 1_900_000_000);
+        assert_eq!(
+            crl.next_update().map(|t| t.timestamp()),
+            Some(1_900_086_400)
+        );
+        let aki = crl
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(aki, ca.key_identifier());
+        let (_, issuing) = x509_parser::parse_x509_certificate(ca.certificate_der()).unwrap();
+        let own_aki = issuing
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_ne!(aki, own_aki, "the CRL must not carry the parent's key id");
+        let revoked: Vec<_> = crl.iter_revoked_certificates().collect();
+        assert_eq!(revoked.len(), 2);
+        assert_eq!(revoked[0].raw_serial(), &[0x0a, 0x01]);
+        assert_eq!(revoked[0].reason_code().map(|(_, c)| c.0), Some(1));
+        assert_eq!(revoked[1].raw_serial(), &[0x7f, 0xff, 0x00]);
+        assert!(
+            revoked[1].reason_code().is_none(),
+            "unspecified is left out (RFC 5280 §5.3.1)"
+        );
+        assert_eq!(crl.issuer(), issuing.subject());
+
+        // No entries: revokedCertificates is absent, not an empty SEQUENCE.
+        let empty = issue_crl(&ca, &parameters, &[]).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(&empty).unwrap();
+        assert_eq!(crl.iter_revoked_certificates().count(), 0);
+        assert!(empty.len() < der.len());
+    }
 
     #[test]
     fn reason_names() {
