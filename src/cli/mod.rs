@@ -32,6 +32,9 @@ pub enum Command {
         /// Plain-HTTP listen address, overriding [server] http.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// HTTPS listen address, overriding [server] https (uses tls_cert, tls_key, client_ca).
+        #[arg(long)]
+        https: Option<SocketAddr>,
     },
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
     Init,
@@ -88,7 +91,7 @@ pub enum AuditCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = Root::new(cli.root);
     match cli.command {
-        Command::Serve { http } => serve(&root, http).await,
+        Command::Serve { http, https } => serve(&root, Listeners { http, https }).await,
         Command::Init => {
             config::write_default(&root)?;
             println!("wrote a default configuration and a demo CA to {}", root.dir().display());
@@ -120,7 +123,7 @@ pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
     config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
 }
 
-async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+async fn serve(root: &Root, listeners: Listeners) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
         config::write_default(root).context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
@@ -134,10 +137,13 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         );
     }
     let gateway = Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
-    let server = start(gateway.clone(), Listeners { http }).await.context("binding the listeners")?;
+    let server = start(gateway.clone(), listeners).await.context("binding the listeners")?;
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
+    }
+    if let Some(addr) = server.https_addr {
+        tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
     }
     let stop = server.shutdown_handle();
     tokio::spawn(async move {

@@ -9,7 +9,9 @@ mod error;
 mod page;
 mod routes;
 mod server;
+mod tls;
 
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{RunningServer, Listeners, start};
+pub use tls::{TlsError, server_config};

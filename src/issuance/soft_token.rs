@@ -8,9 +8,9 @@ use serde_json::json;
 use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
 use crate::config::{CertificateTemplate, Handler};
-use crate::identity::{Caller, Connection};
+use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{IdentityHeaders, evaluate};
-use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, TokenRecord};
+use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, TokenRecord};
 use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
 
 /// A request for a soft token, as the HTTP layer hands it over.
@@ -50,24 +50,71 @@ impl Gateway {
     /// nothing is returned before the certificates are committed.
     pub async fn issue_soft_token(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
-        let peer = request.connection.peer.ip().to_string();
+        let connection = request.connection.clone();
         let handler_path = request.path_remainder.clone();
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
             Err(error) => {
-                let detail = json!({
-                    "code": error.code(),
-                    "reason": error.to_string(),
-                    "path": handler_path,
-                    "peer": peer,
-                });
-                let event = AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
-                if let Err(e) = self.store.record_audit(&event).await {
-                    tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
-                }
+                let rule = match &error {
+                    IssuanceError::Trust(trust) => trust.rule(),
+                    other => other.code(),
+                };
+                self.record_refusal(&connection, &request_id, &handler_path, error.code(), rule, &error.to_string())
+                    .await;
                 Err(error)
             }
         }
+    }
+
+    /// Records a refused request in the audit trail: who (the client certificate's fingerprint
+    /// if one verified, else the peer), from where (the TCP peer), which rule, and the
+    /// operator message. Never a PIN or a header value. Also for refusals decided before the
+    /// domain call (malformed form, body too large).
+    pub async fn record_refusal(
+        &self,
+        connection: &Connection,
+        request_id: &str,
+        path: &str,
+        code: &str,
+        rule: &str,
+        reason: &str,
+    ) {
+        let peer = connection.peer.ip().to_string();
+        let certificate = connection.client_certificate.as_ref().map(|c| c.fingerprint().to_string());
+        let actor = match &certificate {
+            Some(fingerprint) => format!("certificate:{fingerprint}"),
+            None => format!("peer:{peer}"),
+        };
+        let detail = json!({
+            "code": code,
+            "rule": rule,
+            "reason": reason,
+            "path": path,
+            "peer": peer,
+            "clientCertificate": certificate,
+        });
+        let event = AuditEvent::now("refused", &actor, request_id, detail);
+        if let Err(e) = self.store.record_audit(&event).await {
+            tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+        }
+    }
+
+    /// The registry entry of the connection's client certificate, when the handler needs one.
+    async fn officer_standing(&self, handler: &Handler, connection: &Connection) -> Result<Option<OfficerStanding>, IssuanceError> {
+        let (Some(_), Some(certificate)) = (&handler.required_roles, &connection.client_certificate) else {
+            return Ok(None);
+        };
+        let record = self
+            .store
+            .officer_by_fingerprint(certificate.fingerprint())
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        Ok(record.map(|r| OfficerStanding {
+            serial: r.serial,
+            name: r.name,
+            roles: r.roles,
+            revoked: r.status != OfficerStatus::Active,
+        }))
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
@@ -76,7 +123,9 @@ impl Gateway {
             return Err(IssuanceError::Disabled);
         }
         let handler = config.ast.select(&request.path_remainder).ok_or(IssuanceError::NoHandler)?;
-        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
+        // Looked up per request: a revoked officer is refused from the next request on.
+        let officer = self.officer_standing(handler, &request.connection).await?;
+        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection, officer.as_ref())?;
         handler.password_policy.check(&request.pin)?;
         let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
         let plan = self.plan(handler, &request.headers, &caller)?;

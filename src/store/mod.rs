@@ -7,6 +7,7 @@
 //! types, never rows.
 
 mod audit;
+mod officers;
 mod records;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
+pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
@@ -149,6 +151,28 @@ impl Store {
     pub async fn count_certificates(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM certificates").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Registers an officer certificate and records the audit event, in one transaction.
+    pub async fn register_officer(&self, officer: &OfficerRecord, event: &AuditEvent) -> Result<(), StoreError> {
+        officers::insert(&self.pool, officer, event).await
+    }
+
+    /// The officer holding the certificate with this SHA-256 fingerprint (lower-case hex).
+    pub async fn officer_by_fingerprint(&self, fingerprint: &str) -> Result<Option<OfficerRecord>, StoreError> {
+        officers::by_fingerprint(&self.pool, fingerprint).await
+    }
+
+    /// Every registered officer, oldest first.
+    pub async fn officers(&self) -> Result<Vec<OfficerRecord>, StoreError> {
+        officers::list(&self.pool).await
+    }
+
+    /// Revokes an officer by certificate serial (any hex form). `Ok(None)`: no such officer.
+    /// The audit event is recorded only when the status changes.
+    pub async fn revoke_officer(&self, serial: &str, at: i64, event: &AuditEvent) -> Result<Option<OfficerRecord>, StoreError> {
+        let Some(serial) = normalise_serial(serial) else { return Ok(None) };
+        officers::revoke(&self.pool, &serial, at, event).await
     }
 
     /// Number of audit rows.
