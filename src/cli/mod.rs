@@ -1,6 +1,7 @@
 //! The command line (SPEC §2). Every subcommand is a thin call into the library.
 
 mod certs;
+mod officer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Officer client certificates and their roles.
+    Officer {
+        #[command(subcommand)]
+        command: officer::OfficerCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -99,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
         Command::Certs { command } => certs::run(&root, command).await,
+        Command::Officer { command } => officer::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
         Command::Audit { command: AuditCommand::Verify } => {
             let config = load_config(&root)?;

@@ -7,6 +7,7 @@
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
 mod error;
+mod officers;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
+pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use soft_token::{SoftToken, SoftTokenRequest};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
