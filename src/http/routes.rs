@@ -100,15 +100,17 @@ async fn issue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let path_remainder = rest.map(|Path(p)| p).unwrap_or_default();
     let form = match parse_form(&headers, body) {
         Ok(form) => form,
         Err((status, code, message)) => {
+            gateway.record_refusal(&connection, &request_id, &path_remainder, code, code, &message).await;
             return respond_with(status, code, &message, &request_id, ErrorFormat::Html, None);
         }
     };
     let request = SoftTokenRequest {
         connection,
-        path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
+        path_remainder,
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         pin: form.pin,
         profile: form.profile,

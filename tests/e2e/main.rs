@@ -1,0 +1,3 @@
+//! End-to-end tests: one integration binary.
+
+mod trust;
