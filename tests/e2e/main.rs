@@ -1,3 +1,4 @@
 //! End-to-end tests: one integration binary.
 
+mod nginx;
 mod trust;

@@ -57,6 +57,11 @@ impl Env {
     /// A gateway on a temp root with HTTPS + client_ca = officers, fast keys, the handlers
     /// above and `[trust] proxies = <proxies>`.
     pub async fn start(proxies: &str) -> Env {
+        Env::start_with(proxies, "").await
+    }
+
+    /// As `start`, with more ast.properties lines appended.
+    pub async fn start_with(proxies: &str, extra_properties: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path().join("root"));
         config::write_default(&root).unwrap();
@@ -74,6 +79,7 @@ impl Env {
         std::fs::write(root.gateway_toml(), toml).unwrap();
         let mut ast = std::fs::read_to_string(root.ast_properties()).unwrap();
         ast.push_str(HANDLERS);
+        ast.push_str(extra_properties);
         std::fs::write(root.ast_properties(), ast).unwrap();
         let config = config::load(&root).unwrap();
         let gateway = Gateway::open(config).await.unwrap();
