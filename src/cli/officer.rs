@@ -46,13 +46,20 @@ pub enum OfficerCommand {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
 fn prompt_password() -> anyhow::Result<Pin> {
-    let first = zeroize::Zeroizing::new(rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?);
-    let second = zeroize::Zeroizing::new(rpassword::prompt_password("again: ").context("reading the password")?);
+    let first = zeroize::Zeroizing::new(
+        rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?,
+    );
+    let second = zeroize::Zeroizing::new(
+        rpassword::prompt_password("again: ").context("reading the password")?,
+    );
     if *first != *second {
         anyhow::bail!("the two passwords differ");
     }
@@ -68,14 +75,26 @@ fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).with_context(|| format!("creating {} (an existing file is never overwritten)", path.display()))
+    options.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing file is never overwritten)",
+            path.display()
+        )
+    })
 }
 
 pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    let gateway = Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
+    let gateway = Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
     match command {
-        OfficerCommand::Issue { name, roles, out, password } => {
+        OfficerCommand::Issue {
+            name,
+            roles,
+            out,
+            password,
+        } => {
             let roles = parse_roles(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
             let password = match password {
                 Some(p) => Pin::new(p),
@@ -91,10 +110,17 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                     anyhow::bail!("officer not issued: {e} ({})", e.code());
                 }
             };
-            if let Err(e) = file.write_all(&issued.pkcs12).and_then(|()| file.sync_all()) {
+            if let Err(e) = file
+                .write_all(&issued.pkcs12)
+                .and_then(|()| file.sync_all())
+            {
                 // Registered but not delivered: revoke, so no unknown certificate stays active.
                 let _ = gateway.revoke_officer(&issued.record.serial).await;
-                anyhow::bail!("writing {}: {e}; the certificate {} was revoked", out.display(), issued.record.serial);
+                anyhow::bail!(
+                    "writing {}: {e}; the certificate {} was revoked",
+                    out.display(),
+                    issued.record.serial
+                );
             }
             println!(
                 "issued officer `{}` serial {} roles {} -> {}",
@@ -126,7 +152,13 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
             } else {
                 println!("{:<42} {:<8} {:<30} NAME", "SERIAL", "STATUS", "ROLES");
                 for o in &officers {
-                    println!("{:<42} {:<8} {:<30} {}", o.serial, o.status.name(), o.roles.join(","), o.name);
+                    println!(
+                        "{:<42} {:<8} {:<30} {}",
+                        o.serial,
+                        o.status.name(),
+                        o.roles.join(","),
+                        o.name
+                    );
                 }
                 eprintln!("{} officer(s)", officers.len());
             }
@@ -134,7 +166,12 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
         }
         OfficerCommand::Revoke { serial } => match gateway.revoke_officer(&serial).await? {
             Some(o) => {
-                println!("officer `{}` serial {} is {}", o.name, o.serial, o.status.name());
+                println!(
+                    "officer `{}` serial {} is {}",
+                    o.name,
+                    o.serial,
+                    o.status.name()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             None => {

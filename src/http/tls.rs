@@ -35,12 +35,19 @@ pub enum TlsError {
 }
 
 fn file_error(path: &Path, message: impl std::fmt::Display) -> TlsError {
-    TlsError::File { path: path.display().to_string(), message: message.to_string() }
+    TlsError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// Builds the rustls server configuration: `cert` is the chain (PEM, leaf first), `key` its
 /// PKCS#8/PKCS#1/SEC1 key (PEM), `client_ca` the CA(s) client certificates must chain to.
-pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| file_error(cert, format!("cannot read the server certificate: {e}")))?
         .collect::<Result<_, _>>()
@@ -48,7 +55,8 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
     if chain.is_empty() {
         return Err(file_error(cert, "no certificate in the file"));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, format!("cannot read the server key (PEM): {e}")))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| file_error(key, format!("cannot read the server key (PEM): {e}")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = match client_ca {
         Some(path) => {
@@ -58,7 +66,12 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| file_error(path, format!("client_ca is not PEM: {e}")))?;
             for ca in cas {
-                roots.add(ca).map_err(|e| file_error(path, format!("client_ca holds an unusable certificate: {e}")))?;
+                roots.add(ca).map_err(|e| {
+                    file_error(
+                        path,
+                        format!("client_ca holds an unusable certificate: {e}"),
+                    )
+                })?;
             }
             if roots.is_empty() {
                 return Err(file_error(path, "client_ca holds no certificate"));
@@ -83,14 +96,20 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
 /// Middleware of the HTTPS listener: attaches the `Connection` (TCP peer and, if rustls
 /// verified one, the client certificate — the leaf, as sent first).
 pub async fn attach_connection(mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
     let certificate = request
         .extensions()
         .get::<Arc<TlsInfo>>()
         .and_then(|info| info.peer_certificates.first().cloned())
         .map(VerifiedClientCertificate::from_verified_handshake);
     if let Some(peer) = peer {
-        request.extensions_mut().insert(Connection { peer, client_certificate: certificate });
+        request.extensions_mut().insert(Connection {
+            peer,
+            client_certificate: certificate,
+        });
     }
     next.run(request).await
 }

@@ -54,7 +54,11 @@ pub enum Caller {
     Proxy(IpAddr),
     /// An officer (or, for `requiredRoRoles = none`, any verified client certificate).
     /// `name` is the registered officer name, if the certificate is registered.
-    Officer { fingerprint: String, name: Option<String>, facts: CertificateFacts },
+    Officer {
+        fingerprint: String,
+        name: Option<String>,
+        facts: CertificateFacts,
+    },
     /// The command line on this machine.
     Cli,
 }
@@ -84,7 +88,9 @@ impl Caller {
 pub enum TrustError {
     #[error("peer {0} is not a trusted proxy ([trust] proxies)")]
     UntrustedPeer(IpAddr),
-    #[error("this handler requires an officer client certificate over HTTPS, and none was presented")]
+    #[error(
+        "this handler requires an officer client certificate over HTTPS, and none was presented"
+    )]
     NoClientCertificate,
     #[error("the client certificate does not hold the required roles: {0}")]
     MissingRole(String),
@@ -147,7 +153,11 @@ impl TrustPolicy {
         let Some(roles) = required else {
             // Only the TCP peer counts; X-Forwarded-For is never read.
             let ip = connection.peer.ip();
-            return if self.is_trusted_proxy(ip) { Ok(Caller::Proxy(ip)) } else { Err(TrustError::UntrustedPeer(ip)) };
+            return if self.is_trusted_proxy(ip) {
+                Ok(Caller::Proxy(ip))
+            } else {
+                Err(TrustError::UntrustedPeer(ip))
+            };
         };
         let Some(certificate) = &connection.client_certificate else {
             return Err(TrustError::NoClientCertificate);
@@ -157,10 +167,21 @@ impl TrustPolicy {
         }
         if let RequiredRoles::All(required) = roles {
             let held: &[String] = officer.map(|o| o.roles.as_slice()).unwrap_or(&[]);
-            let missing: Vec<&str> = required.iter().filter(|r| !held.contains(r)).map(String::as_str).collect();
+            let missing: Vec<&str> = required
+                .iter()
+                .filter(|r| !held.contains(r))
+                .map(String::as_str)
+                .collect();
             if !missing.is_empty() {
-                let registered = if officer.is_some() { "" } else { " (the certificate is not a registered officer)" };
-                return Err(TrustError::MissingRole(format!("{}{registered}", missing.join(", "))));
+                let registered = if officer.is_some() {
+                    ""
+                } else {
+                    " (the certificate is not a registered officer)"
+                };
+                return Err(TrustError::MissingRole(format!(
+                    "{}{registered}",
+                    missing.join(", ")
+                )));
             }
         }
         Ok(Caller::Officer {
@@ -176,10 +197,14 @@ impl TrustPolicy {
 fn certificate_facts(der: &[u8]) -> CertificateFacts {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let mut facts = CertificateFacts::default();
-    let Ok((_, certificate)) = X509Certificate::from_der(der) else { return facts };
+    let Ok((_, certificate)) = X509Certificate::from_der(der) else {
+        return facts;
+    };
     for attribute in certificate.subject().iter_attributes() {
         let oid = attribute.attr_type().to_id_string();
-        let known = Attribute::ALL.into_iter().find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
+        let known = Attribute::ALL
+            .into_iter()
+            .find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
         if let (Some(known), Ok(value)) = (known, attribute.as_str()) {
             facts.subject.push((known, value.to_string()));
         }
@@ -187,10 +212,14 @@ fn certificate_facts(der: &[u8]) -> CertificateFacts {
     if let Ok(Some(san)) = certificate.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
-                GeneralName::RFC822Name(v) => facts.sans.push((Attribute::Rfc822Name, v.to_string())),
+                GeneralName::RFC822Name(v) => {
+                    facts.sans.push((Attribute::Rfc822Name, v.to_string()))
+                }
                 GeneralName::DNSName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
                 GeneralName::URI(v) => facts.sans.push((Attribute::Uri, v.to_string())),
-                GeneralName::OtherName(oid, value) if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" => {
+                GeneralName::OtherName(oid, value)
+                    if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" =>
+                {
                     if let Some(upn) = upn_value(value) {
                         facts.sans.push((Attribute::Upn, upn));
                     }
@@ -207,8 +236,14 @@ fn certificate_facts(der: &[u8]) -> CertificateFacts {
 fn upn_value(value: &[u8]) -> Option<String> {
     use der::Decode;
     let any = der::asn1::AnyRef::from_der(value).ok()?;
-    let inner = if der::Tagged::tag(&any).is_context_specific() { der::asn1::AnyRef::from_der(any.value()).ok()? } else { any };
-    der::asn1::Utf8StringRef::try_from(inner).ok().map(|s| s.as_str().to_string())
+    let inner = if der::Tagged::tag(&any).is_context_specific() {
+        der::asn1::AnyRef::from_der(any.value()).ok()?
+    } else {
+        any
+    };
+    der::asn1::Utf8StringRef::try_from(inner)
+        .ok()
+        .map(|s| s.as_str().to_string())
 }
 
 #[cfg(test)]
@@ -217,14 +252,29 @@ mod tests {
 
     #[test]
     fn proxies_and_mapped_addresses() {
-        let p = TrustPolicy::new(vec!["127.0.0.1/32".parse().unwrap(), "10.1.0.0/16".parse().unwrap()]);
+        let p = TrustPolicy::new(vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.1.0.0/16".parse().unwrap(),
+        ]);
         assert!(p.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(p.is_trusted_proxy("::ffff:10.1.2.3".parse().unwrap()));
         assert!(!p.is_trusted_proxy("10.2.0.1".parse().unwrap()));
-        let conn = Connection { peer: "192.0.2.1:5000".parse().unwrap(), client_certificate: None };
-        assert!(matches!(p.authorize(None, &conn, None), Err(TrustError::UntrustedPeer(_))));
-        let conn = Connection { peer: "127.0.0.1:5000".parse().unwrap(), client_certificate: None };
-        assert!(matches!(p.authorize(None, &conn, None), Ok(Caller::Proxy(_))));
+        let conn = Connection {
+            peer: "192.0.2.1:5000".parse().unwrap(),
+            client_certificate: None,
+        };
+        assert!(matches!(
+            p.authorize(None, &conn, None),
+            Err(TrustError::UntrustedPeer(_))
+        ));
+        let conn = Connection {
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            client_certificate: None,
+        };
+        assert!(matches!(
+            p.authorize(None, &conn, None),
+            Ok(Caller::Proxy(_))
+        ));
         assert!(matches!(
             p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, None),
             Err(TrustError::NoClientCertificate)
@@ -234,8 +284,12 @@ mod tests {
     #[test]
     fn officer_roles_and_revocation() {
         let p = TrustPolicy::new(vec![]);
-        let certificate = VerifiedClientCertificate::from_verified_handshake(b"not a certificate".to_vec());
-        let conn = Connection { peer: "192.0.2.9:443".parse().unwrap(), client_certificate: Some(certificate) };
+        let certificate =
+            VerifiedClientCertificate::from_verified_handshake(b"not a certificate".to_vec());
+        let conn = Connection {
+            peer: "192.0.2.9:443".parse().unwrap(),
+            client_certificate: Some(certificate),
+        };
         let officer = OfficerStanding {
             serial: "01".into(),
             name: "Olga".into(),
@@ -244,17 +298,50 @@ mod tests {
         };
         let needs = |r: &[&str]| RequiredRoles::All(r.iter().map(|s| s.to_string()).collect());
         // A proxy-only handler ignores certificates.
-        assert!(matches!(p.authorize(None, &conn, Some(&officer)), Err(TrustError::UntrustedPeer(_))));
-        assert!(matches!(p.authorize(Some(&needs(&["ast-requester"])), &conn, Some(&officer)), Ok(Caller::Officer { .. })));
-        assert!(matches!(p.authorize(Some(&needs(&["ast-requester", "audit"])), &conn, Some(&officer)), Ok(_)));
+        assert!(matches!(
+            p.authorize(None, &conn, Some(&officer)),
+            Err(TrustError::UntrustedPeer(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&needs(&["ast-requester"])), &conn, Some(&officer)),
+            Ok(Caller::Officer { .. })
+        ));
+        assert!(matches!(
+            p.authorize(
+                Some(&needs(&["ast-requester", "audit"])),
+                &conn,
+                Some(&officer)
+            ),
+            Ok(_)
+        ));
         assert_eq!(
-            p.authorize(Some(&needs(&["ast-requester", "admin"])), &conn, Some(&officer)).err(),
+            p.authorize(
+                Some(&needs(&["ast-requester", "admin"])),
+                &conn,
+                Some(&officer)
+            )
+            .err(),
             Some(TrustError::MissingRole("admin".into()))
         );
-        assert!(matches!(p.authorize(Some(&needs(&["ast-requester"])), &conn, None), Err(TrustError::MissingRole(_))));
-        assert!(matches!(p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, None), Ok(_)));
-        let revoked = OfficerStanding { revoked: true, ..officer };
-        assert!(matches!(p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, Some(&revoked)), Err(TrustError::Revoked(_))));
-        assert!(matches!(p.authorize(Some(&needs(&["audit"])), &conn, Some(&revoked)), Err(TrustError::Revoked(_))));
+        assert!(matches!(
+            p.authorize(Some(&needs(&["ast-requester"])), &conn, None),
+            Err(TrustError::MissingRole(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, None),
+            Ok(_)
+        ));
+        let revoked = OfficerStanding {
+            revoked: true,
+            ..officer
+        };
+        assert!(matches!(
+            p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, Some(&revoked)),
+            Err(TrustError::Revoked(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&needs(&["audit"])), &conn, Some(&revoked)),
+            Err(TrustError::Revoked(_))
+        ));
     }
 }

@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 use super::{Gateway, IssuanceError};
-use crate::ca::{Attribute, CertificateProfile, Subject, issue_certificate, parse_extended_key_usage};
+use crate::ca::{
+    Attribute, CertificateProfile, Subject, issue_certificate, parse_extended_key_usage,
+};
 use crate::store::{AuditEvent, OfficerRecord, OfficerStatus};
 use crate::token::{KeyType, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
 
@@ -29,12 +31,24 @@ pub struct IssuedOfficer {
 /// "any certificate" in `requiredRoRoles`).
 pub fn parse_roles(text: &str) -> Result<Vec<String>, String> {
     let mut roles: Vec<String> = Vec::new();
-    for role in text.split([',', ' ']).map(str::trim).filter(|r| !r.is_empty()) {
+    for role in text
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
         if role.eq_ignore_ascii_case("none") {
-            return Err("`none` is not a role (in requiredRoRoles it means: any officer certificate)".into());
+            return Err(
+                "`none` is not a role (in requiredRoRoles it means: any officer certificate)"
+                    .into(),
+            );
         }
-        if !role.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-            return Err(format!("role `{role}`: use letters, digits, `.`, `_` and `-` only"));
+        if !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(format!(
+                "role `{role}`: use letters, digits, `.`, `_` and `-` only"
+            ));
         }
         if !roles.iter().any(|r| r == role) {
             roles.push(role.to_string());
@@ -47,31 +61,43 @@ pub fn parse_roles(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Gateway {
     /// Issues an officer client certificate (CN = `name`, clientAuth) from the `officers` CA,
     /// registers it with `roles` (committed, and audited, before the PKCS#12 is returned) and
     /// seals key and chain in a PKCS#12 under `password`.
-    pub async fn issue_officer(&self, name: &str, roles: Vec<String>, password: Pin) -> Result<IssuedOfficer, IssuanceError> {
+    pub async fn issue_officer(
+        &self,
+        name: &str,
+        roles: Vec<String>,
+        password: Pin,
+    ) -> Result<IssuedOfficer, IssuanceError> {
         let name = name.trim();
         if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(IssuanceError::BadRequest("the officer name must be non-empty, without control characters".into()));
+            return Err(IssuanceError::BadRequest(
+                "the officer name must be non-empty, without control characters".into(),
+            ));
         }
         crate::token::PasswordPolicy::new(6, 128, crate::token::DEFAULT_PIN_PATTERN)
             .map_err(|e| IssuanceError::Internal(e.to_string()))?
             .check(&password)?;
-        let ca = self
-            .ca(OFFICERS_CA)
-            .cloned()
-            .ok_or_else(|| IssuanceError::Unavailable(format!("no CA named `{OFFICERS_CA}` is configured")))?;
+        let ca = self.ca(OFFICERS_CA).cloned().ok_or_else(|| {
+            IssuanceError::Unavailable(format!("no CA named `{OFFICERS_CA}` is configured"))
+        })?;
         let iterations = self.config().gateway.pkcs12_iterations;
         let subject_name = name.to_string();
         let (der, serial, pkcs12) = tokio::task::spawn_blocking(move || {
-            let key = generate_key(KeyType::EcP256).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+            let key = generate_key(KeyType::EcP256)
+                .map_err(|e| IssuanceError::Internal(e.to_string()))?;
             // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
-            let subject = Subject { values: vec![(Attribute::CommonName, subject_name.clone())] };
+            let subject = Subject {
+                values: vec![(Attribute::CommonName, subject_name.clone())],
+            };
             let eku = [parse_extended_key_usage("clientAuth").map_err(IssuanceError::Internal)?];
             let profile = CertificateProfile {
                 subject: &subject,
@@ -85,8 +111,13 @@ impl Gateway {
                 crl_url: None,
                 ocsp_url: None,
             };
-            let certificate = issue_certificate(ca.certificate().tbs_certificate().subject(), ca.key_identifier(), ca.signer(), &profile)
-                .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+            let certificate = issue_certificate(
+                ca.certificate().tbs_certificate().subject(),
+                ca.key_identifier(),
+                ca.signer(),
+                &profile,
+            )
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
             let entry = TokenEntry {
                 friendly_name: format!("{subject_name} officer"),
                 key: &key,
@@ -114,20 +145,32 @@ impl Gateway {
             "",
             json!({"serial": record.serial, "fingerprint": record.fingerprint, "name": record.name, "roles": record.roles}),
         );
-        self.store.register_officer(&record, &event).await.map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        self.store
+            .register_officer(&record, &event)
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
         Ok(IssuedOfficer { record, pkcs12 })
     }
 
     /// Revokes an officer certificate by serial; new requests with it are refused from now on.
     /// `Ok(None)`: no officer has this serial.
-    pub async fn revoke_officer(&self, serial: &str) -> Result<Option<OfficerRecord>, IssuanceError> {
+    pub async fn revoke_officer(
+        &self,
+        serial: &str,
+    ) -> Result<Option<OfficerRecord>, IssuanceError> {
         let event = AuditEvent::now("officer-revoked", "cli", "", json!({"serial": serial}));
-        self.store.revoke_officer(serial, now(), &event).await.map_err(|e| IssuanceError::Unavailable(e.to_string()))
+        self.store
+            .revoke_officer(serial, now(), &event)
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))
     }
 
     /// Every registered officer.
     pub async fn officers(&self) -> Result<Vec<OfficerRecord>, IssuanceError> {
-        self.store.officers().await.map_err(|e| IssuanceError::Unavailable(e.to_string()))
+        self.store
+            .officers()
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))
     }
 }
 

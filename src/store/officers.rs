@@ -26,7 +26,9 @@ impl OfficerStatus {
         match s {
             "active" => Ok(OfficerStatus::Active),
             "revoked" => Ok(OfficerStatus::Revoked),
-            other => Err(StoreError::Corrupt(format!("unknown officer status `{other}`"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown officer status `{other}`"
+            ))),
         }
     }
 }
@@ -59,7 +61,11 @@ fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
     })
 }
 
-pub(super) async fn insert(pool: &AnyPool, officer: &OfficerRecord, event: &AuditEvent) -> Result<(), StoreError> {
+pub(super) async fn insert(
+    pool: &AnyPool,
+    officer: &OfficerRecord,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     audit::append(&mut tx, event).await?;
     sqlx::query(
@@ -79,7 +85,10 @@ pub(super) async fn insert(pool: &AnyPool, officer: &OfficerRecord, event: &Audi
     Ok(())
 }
 
-pub(super) async fn by_fingerprint(pool: &AnyPool, fingerprint: &str) -> Result<Option<OfficerRecord>, StoreError> {
+pub(super) async fn by_fingerprint(
+    pool: &AnyPool,
+    fingerprint: &str,
+) -> Result<Option<OfficerRecord>, StoreError> {
     let row = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers WHERE fingerprint = $1")
         .bind(fingerprint)
         .fetch_optional(pool)

@@ -22,20 +22,33 @@ impl Drop for Nginx {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The first ```nginx block of the document.
 fn documented_config() -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy-nginx.md")).unwrap();
-    let start = doc.find("```nginx\n").expect("docs/deploy-nginx.md has an nginx block") + "```nginx\n".len();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy-nginx.md"))
+        .unwrap();
+    let start = doc
+        .find("```nginx\n")
+        .expect("docs/deploy-nginx.md has an nginx block")
+        + "```nginx\n".len();
     let end = start + doc[start..].find("```").unwrap();
     doc[start..end].to_string()
 }
 
 fn htpasswd_line(user: &str, password: &str) -> String {
-    match Command::new("openssl").args(["passwd", "-apr1", password]).output() {
-        Ok(out) if out.status.success() => format!("{user}:{}", String::from_utf8_lossy(&out.stdout).trim()),
+    match Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            format!("{user}:{}", String::from_utf8_lossy(&out.stdout).trim())
+        }
         _ => format!("{user}:{{PLAIN}}{password}"),
     }
 }
@@ -53,11 +66,17 @@ fn wait_for_port(addr: SocketAddr, nginx: &mut Child, log: &Path) {
             return;
         }
         if let Ok(Some(status)) = nginx.try_wait() {
-            panic!("nginx exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "nginx exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("nginx did not listen on {addr}: {}", std::fs::read_to_string(log).unwrap_or_default());
+    panic!(
+        "nginx did not listen on {addr}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +121,11 @@ async fn nginx_front_with_officer_mtls() {
                 "http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
             ),
         );
-    assert!(config.contains(&format!("server {};", env.https)) && config.contains(&format!("127.0.0.1:{port}")), "document changed: {config}");
+    assert!(
+        config.contains(&format!("server {};", env.https))
+            && config.contains(&format!("127.0.0.1:{port}")),
+        "document changed: {config}"
+    );
     std::fs::write(dir.join("nginx.conf"), &config).unwrap();
     let log = dir.join("ast-error.log");
     let child = Command::new(NGINX)
@@ -143,11 +166,23 @@ async fn nginx_front_with_officer_mtls() {
     };
 
     // Alice, authenticated: the token carries the identity nginx set.
-    let r = submit(Some(("alice", "alice-password")), &[]).await.unwrap();
+    let r = submit(Some(("alice", "alice-password")), &[])
+        .await
+        .unwrap();
     let error = r.headers().get("x-ast-error").cloned();
-    assert_eq!(r.status(), 200, "{error:?} / nginx log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(
+        r.status(),
+        200,
+        "{error:?} / nginx log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert_eq!(r.headers()["content-type"], "application/x-pkcs12");
-    assert!(r.headers()["set-cookie"].to_str().unwrap().starts_with("downloaded=true"));
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("downloaded=true")
+    );
     let subject = token_subject(&r.bytes().await.unwrap());
     assert!(subject.contains("CN=Alice Andersson"), "{subject}");
 
@@ -160,19 +195,50 @@ async fn nginx_front_with_officer_mtls() {
         ("email", "mallory@evil.example"),
         ("x-forwarded-for", "10.0.0.1"),
     ];
-    let r = submit(Some(("alice", "alice-password")), &spoof).await.unwrap();
+    let r = submit(Some(("alice", "alice-password")), &spoof)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.headers().get("x-ast-error"));
     let subject = token_subject(&r.bytes().await.unwrap());
-    assert!(subject.contains("CN=Alice Andersson") && !subject.contains("Mallory"), "{subject}");
+    assert!(
+        subject.contains("CN=Alice Andersson") && !subject.contains("Mallory"),
+        "{subject}"
+    );
 
     // Not authenticated, or wrong password: nginx answers 401, the gateway sees nothing.
     let before = env.gateway.store().count_certificates().await.unwrap();
-    assert_eq!(submit(None, &[("commonname", "Mallory")]).await.unwrap().status(), 401);
-    assert_eq!(submit(Some(("alice", "wrong")), &[]).await.unwrap().status(), 401);
+    assert_eq!(
+        submit(None, &[("commonname", "Mallory")])
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        submit(Some(("alice", "wrong")), &[])
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // Carol is authenticated but has no directory entry: no header, the gateway refuses.
-    let r = submit(Some(("carol", "carol-password")), &[("commonname", "Carol Spoof")]).await.unwrap();
-    assert_eq!((r.status().as_u16(), r.headers()["x-ast-error"].to_str().unwrap()), (400, "field-missing"));
-    assert_eq!(env.gateway.store().count_certificates().await.unwrap(), before);
+    let r = submit(
+        Some(("carol", "carol-password")),
+        &[("commonname", "Carol Spoof")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["x-ast-error"].to_str().unwrap()
+        ),
+        (400, "field-missing")
+    );
+    assert_eq!(
+        env.gateway.store().count_certificates().await.unwrap(),
+        before
+    );
 
     // Bypassing nginx (straight to the gateway, from this very host) is refused.
     let r = env
@@ -199,11 +265,17 @@ async fn nginx_front_with_officer_mtls() {
     let rows = env.audit_rows().await;
     let issued: Vec<_> = rows.iter().filter(|(e, _, _)| e == "issued").collect();
     assert_eq!(issued.len(), 2);
-    assert!(issued.iter().all(|(_, actor, _)| actor.starts_with("officer:")));
+    assert!(
+        issued
+            .iter()
+            .all(|(_, actor, _)| actor.starts_with("officer:"))
+    );
 
     // Revoking nginx's officer certificate cuts it off for the next request.
     env.gateway.revoke_officer(&serial).await.unwrap().unwrap();
-    let r = submit(Some(("alice", "alice-password")), &[]).await.unwrap();
+    let r = submit(Some(("alice", "alice-password")), &[])
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 }
 
@@ -211,7 +283,12 @@ async fn nginx_front_with_officer_mtls() {
 /// prints it.
 fn token_subject(pkcs12: &[u8]) -> String {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let store = p12_keystore::KeyStore::from_pkcs12(pkcs12, "secret-123", p12_keystore::Pkcs12ImportPolicy::Strict).unwrap();
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        pkcs12,
+        "secret-123",
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .unwrap();
     let (_, chain) = store.private_key_chain().unwrap();
     let (_, cert) = X509Certificate::from_der(chain.certs()[0].as_der()).unwrap();
     cert.subject().to_string()

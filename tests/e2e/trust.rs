@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ast_gateway::ca::{Attribute, Ca, CertificateProfile, FileSigner, Subject, issue_certificate, parse_extended_key_usage, pem_certificate, read_certificate_file, write_demo_hierarchy};
+use ast_gateway::ca::{
+    Attribute, Ca, CertificateProfile, FileSigner, Subject, issue_certificate,
+    parse_extended_key_usage, pem_certificate, read_certificate_file, write_demo_hierarchy,
+};
 use ast_gateway::config::{self, Root};
 use ast_gateway::http::{Listeners, RunningServer, start};
 use ast_gateway::issuance::Gateway;
@@ -72,10 +75,16 @@ impl Env {
             .replace("# tls_cert", "tls_cert")
             .replace("# tls_key", "tls_key")
             .replace("# client_ca", "client_ca")
-            .replace("proxies = [\"127.0.0.1/32\", \"::1/128\"]", &format!("proxies = {proxies}"))
+            .replace(
+                "proxies = [\"127.0.0.1/32\", \"::1/128\"]",
+                &format!("proxies = {proxies}"),
+            )
             .replace("iterations = 10000", "iterations = 1000")
             .replace("key = \"rsa-2048\"", "key = \"ec-p256\"");
-        assert!(toml.contains("client_ca = ") && toml.contains("https = \"127.0.0.1:0\""), "default gateway.toml changed");
+        assert!(
+            toml.contains("client_ca = ") && toml.contains("https = \"127.0.0.1:0\""),
+            "default gateway.toml changed"
+        );
         std::fs::write(root.gateway_toml(), toml).unwrap();
         let mut ast = std::fs::read_to_string(root.ast_properties()).unwrap();
         ast.push_str(HANDLERS);
@@ -87,7 +96,15 @@ impl Env {
         let http = server.http_addr.unwrap();
         let https = server.https_addr.unwrap();
         let root_ca_pem = std::fs::read(root.data().join("ca/root.pem")).unwrap();
-        Env { dir, root, gateway, server: Some(server), http, https, root_ca_pem }
+        Env {
+            dir,
+            root,
+            gateway,
+            server: Some(server),
+            http,
+            https,
+            root_ca_pem,
+        }
     }
 
     /// An HTTPS client trusting the demo root, presenting `identity` (PEM: cert + key).
@@ -114,10 +131,17 @@ impl Env {
     pub async fn officer(&self, name: &str, roles: &[&str]) -> (String, Vec<u8>) {
         let issued = self
             .gateway
-            .issue_officer(name, roles.iter().map(|r| r.to_string()).collect(), Pin::new("officer-pw".into()))
+            .issue_officer(
+                name,
+                roles.iter().map(|r| r.to_string()).collect(),
+                Pin::new("officer-pw".into()),
+            )
             .await
             .unwrap();
-        (issued.record.serial.clone(), identity_pem(&issued.pkcs12, "officer-pw"))
+        (
+            issued.record.serial.clone(),
+            identity_pem(&issued.pkcs12, "officer-pw"),
+        )
     }
 
     /// Audit rows (event, actor, detail) in order.
@@ -125,9 +149,14 @@ impl Env {
         let url = config::load(&self.root).unwrap().gateway.database_url;
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT event, actor, detail FROM audit ORDER BY seq").fetch_all(&pool).await.unwrap();
+            sqlx::query_as("SELECT event, actor, detail FROM audit ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
         pool.close().await;
-        rows.into_iter().map(|(e, a, d)| (e, a, serde_json::from_str(&d).unwrap())).collect()
+        rows.into_iter()
+            .map(|(e, a, d)| (e, a, serde_json::from_str(&d).unwrap()))
+            .collect()
     }
 }
 
@@ -141,10 +170,22 @@ impl Drop for Env {
 
 /// Leaf certificate + PKCS#8 key of a PKCS#12, as PEM.
 pub fn identity_pem(pkcs12: &[u8], password: &str) -> Vec<u8> {
-    let store = p12_keystore::KeyStore::from_pkcs12(pkcs12, password, p12_keystore::Pkcs12ImportPolicy::Strict).unwrap();
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        pkcs12,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .unwrap();
     let (_, chain) = store.private_key_chain().unwrap();
     let mut pem = pem_certificate(chain.certs()[0].as_der());
-    pem.push_str(&der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, chain.key().as_der()).unwrap());
+    pem.push_str(
+        &der::pem::encode_string(
+            "PRIVATE KEY",
+            der::pem::LineEnding::LF,
+            chain.key().as_der(),
+        )
+        .unwrap(),
+    );
     pem.into_bytes()
 }
 
@@ -153,25 +194,45 @@ fn form(pin: &str) -> String {
 }
 
 async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &[u8])]) -> reqwest::Response {
-    let mut request = client.post(url).header("content-type", "application/x-www-form-urlencoded").body(form("secret-123"));
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("secret-123"));
     for (name, value) in headers {
-        request = request.header(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
+        request = request.header(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value).unwrap(),
+        );
     }
     request.send().await.unwrap()
 }
 
 fn code(response: &reqwest::Response) -> String {
-    response.headers().get("x-ast-error").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    response
+        .headers()
+        .get("x-ast-error")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 /// The subject CNs and O values of the first certificate in a PKCS#12, via x509-parser.
 fn subject_of_token(pkcs12: &[u8], pin: &str) -> (Vec<String>, Vec<String>) {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let store = p12_keystore::KeyStore::from_pkcs12(pkcs12, pin, p12_keystore::Pkcs12ImportPolicy::Strict).unwrap();
+    let store =
+        p12_keystore::KeyStore::from_pkcs12(pkcs12, pin, p12_keystore::Pkcs12ImportPolicy::Strict)
+            .unwrap();
     let (_, chain) = store.private_key_chain().unwrap();
     let (_, cert) = X509Certificate::from_der(chain.certs()[0].as_der()).unwrap();
-    let cns = cert.subject().iter_common_name().map(|a| a.as_str().unwrap().to_string()).collect();
-    let orgs = cert.subject().iter_organization().map(|a| a.as_str().unwrap().to_string()).collect();
+    let cns = cert
+        .subject()
+        .iter_common_name()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let orgs = cert
+        .subject()
+        .iter_organization()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
     (cns, orgs)
 }
 
@@ -184,7 +245,9 @@ fn foreign_identity(dir: &std::path::Path) -> Vec<u8> {
     let signer = FileSigner::from_file(&dir.join("foreign-ca/officers.key")).unwrap();
     let ca = Ca::new("officers", ca_der, vec![root_der], Arc::new(signer)).unwrap();
     let key = generate_key(KeyType::EcP256).unwrap();
-    let subject = Subject { values: vec![(Attribute::CommonName, "Mallory".into())] };
+    let subject = Subject {
+        values: vec![(Attribute::CommonName, "Mallory".into())],
+    };
     let eku = [parse_extended_key_usage("clientAuth").unwrap()];
     let profile = CertificateProfile {
         subject: &subject,
@@ -198,9 +261,17 @@ fn foreign_identity(dir: &std::path::Path) -> Vec<u8> {
         crl_url: None,
         ocsp_url: None,
     };
-    let cert = issue_certificate(ca.certificate().tbs_certificate().subject(), ca.key_identifier(), ca.signer(), &profile).unwrap();
+    let cert = issue_certificate(
+        ca.certificate().tbs_certificate().subject(),
+        ca.key_identifier(),
+        ca.signer(),
+        &profile,
+    )
+    .unwrap();
     let mut pem = pem_certificate(&cert.der);
-    pem.push_str(&der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, key.pkcs8_der()).unwrap());
+    pem.push_str(
+        &der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, key.pkcs8_der()).unwrap(),
+    );
     pem.into_bytes()
 }
 
@@ -208,7 +279,8 @@ fn foreign_identity(dir: &std::path::Path) -> Vec<u8> {
 async fn raw_request(addr: SocketAddr, head_lines: &[&[u8]]) -> (u16, String) {
     let body = b"password=secret-123";
     let mut request = Vec::new();
-    request.extend_from_slice(b"POST /pgwy/ast HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    request
+        .extend_from_slice(b"POST /pgwy/ast HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     request.extend_from_slice(b"Content-Type: application/x-www-form-urlencoded\r\n");
     request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
     for line in head_lines {
@@ -220,12 +292,23 @@ async fn raw_request(addr: SocketAddr, head_lines: &[&[u8]]) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(&request).await.unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let code = text
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-ast-error:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-ast-error:")
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_default();
     (status, code)
 }
@@ -239,31 +322,91 @@ async fn officers_over_mtls() {
     let alice: &[(&str, &[u8])] = &[("commonname", b"Alice Andersson")];
 
     // Officer with the role.
-    let r = post(&env.client(Some(&requester)), &env.https_url("/pgwy/ast/officer"), alice).await;
+    let r = post(
+        &env.client(Some(&requester)),
+        &env.https_url("/pgwy/ast/officer"),
+        alice,
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", code(&r));
     assert_eq!(r.headers()["content-type"], "application/x-pkcs12");
     // All listed roles are needed.
-    let r = post(&env.client(Some(&requester)), &env.https_url("/pgwy/ast/two"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "missing-role".into()));
-    let r = post(&env.client(Some(&both)), &env.https_url("/pgwy/ast/two"), alice).await;
+    let r = post(
+        &env.client(Some(&requester)),
+        &env.https_url("/pgwy/ast/two"),
+        alice,
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "missing-role".into())
+    );
+    let r = post(
+        &env.client(Some(&both)),
+        &env.https_url("/pgwy/ast/two"),
+        alice,
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", code(&r));
     // Officer without the role.
-    let r = post(&env.client(Some(&auditor)), &env.https_url("/pgwy/ast/officer"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "missing-role".into()));
+    let r = post(
+        &env.client(Some(&auditor)),
+        &env.https_url("/pgwy/ast/officer"),
+        alice,
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "missing-role".into())
+    );
     // `none`: any certificate chaining to client_ca, whatever its roles.
-    let r = post(&env.client(Some(&auditor)), &env.https_url("/pgwy/ast/anycert"), alice).await;
+    let r = post(
+        &env.client(Some(&auditor)),
+        &env.https_url("/pgwy/ast/anycert"),
+        alice,
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", code(&r));
     // No certificate: the handshake succeeds (optional client auth) and the handler refuses.
-    let r = post(&env.client(None), &env.https_url("/pgwy/ast/officer"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
-    let r = post(&env.client(None), &env.https_url("/pgwy/ast/anycert"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    let r = post(
+        &env.client(None),
+        &env.https_url("/pgwy/ast/officer"),
+        alice,
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
+    let r = post(
+        &env.client(None),
+        &env.https_url("/pgwy/ast/anycert"),
+        alice,
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
     // A requiredRoRoles handler over plain HTTP (no TLS at all), even from a trusted proxy.
-    let r = post(&reqwest::Client::new(), &env.http_url("/pgwy/ast/officer"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    let r = post(
+        &reqwest::Client::new(),
+        &env.http_url("/pgwy/ast/officer"),
+        alice,
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
 
     // cert: sources read the officer's verified certificate.
-    let r = post(&env.client(Some(&auditor)), &env.https_url("/pgwy/ast/fromcert"), &[("commonname", b"Not Used")]).await;
+    let r = post(
+        &env.client(Some(&auditor)),
+        &env.https_url("/pgwy/ast/fromcert"),
+        &[("commonname", b"Not Used")],
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", code(&r));
     let (cns, _) = subject_of_token(&r.bytes().await.unwrap(), "secret-123");
     assert_eq!(cns, vec!["Ada Auditor".to_string()]);
@@ -272,13 +415,20 @@ async fn officers_over_mtls() {
     let rows = env.audit_rows().await;
     let refusals: Vec<_> = rows.iter().filter(|(e, _, _)| e == "refused").collect();
     assert_eq!(refusals.len(), 5, "{refusals:?}");
-    let missing = refusals.iter().find(|(_, _, d)| d["code"] == "missing-role").unwrap();
+    let missing = refusals
+        .iter()
+        .find(|(_, _, d)| d["code"] == "missing-role")
+        .unwrap();
     assert!(missing.1.starts_with("certificate:"), "{missing:?}");
     assert_eq!(missing.2["peer"], "127.0.0.1");
     assert_eq!(missing.2["rule"], "requiredRoRoles: roles");
-    assert!(refusals.iter().any(|(_, a, d)| a == "peer:127.0.0.1" && d["rule"] == "requiredRoRoles: client certificate required"));
+    assert!(refusals.iter().any(|(_, a, d)| a == "peer:127.0.0.1"
+        && d["rule"] == "requiredRoRoles: client certificate required"));
     let all = serde_json::to_string(&rows.iter().map(|r| &r.2).collect::<Vec<_>>()).unwrap();
-    assert!(!all.contains("secret-123") && !all.contains("Alice"), "PIN or header value in the audit trail");
+    assert!(
+        !all.contains("secret-123") && !all.contains("Alice"),
+        "PIN or header value in the audit trail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,16 +444,32 @@ async fn foreign_ca_certificate_is_refused_in_the_handshake() {
         .body(form("secret-123"))
         .send()
         .await;
-    assert!(result.is_err(), "a certificate from another CA got an HTTP answer: {:?}", result.map(|r| r.status()));
+    assert!(
+        result.is_err(),
+        "a certificate from another CA got an HTTP answer: {:?}",
+        result.map(|r| r.status())
+    );
     // The same CA's proxy-only handler is not reachable either: the connection never exists.
-    let result = env.client(Some(&foreign)).get(env.https_url("/healthz")).send().await;
+    let result = env
+        .client(Some(&foreign))
+        .get(env.https_url("/healthz"))
+        .send()
+        .await;
     assert!(result.is_err());
     // openssl s_client confirms that the server aborts the handshake with an alert
     // (independent client; TLS 1.2, where client authentication is part of the handshake proper).
     let cert = env.dir.path().join("foreign.pem");
     std::fs::write(&cert, &foreign).unwrap();
     match std::process::Command::new("openssl")
-        .args(["s_client", "-tls1_2", "-connect", &env.https.to_string(), "-servername", "localhost", "-cert"])
+        .args([
+            "s_client",
+            "-tls1_2",
+            "-connect",
+            &env.https.to_string(),
+            "-servername",
+            "localhost",
+            "-cert",
+        ])
         .arg(&cert)
         .arg("-key")
         .arg(&cert)
@@ -311,12 +477,19 @@ async fn foreign_ca_certificate_is_refused_in_the_handshake() {
         .output()
     {
         Ok(out) => {
-            let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("alert") && !out.status.success(), "openssl s_client: {text}");
+            let text = String::from_utf8_lossy(&out.stderr).to_string()
+                + &String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("alert") && !out.status.success(),
+                "openssl s_client: {text}"
+            );
         }
         Err(_) => println!("skipped: openssl not installed (s_client check)"),
     }
-    assert_eq!(env.gateway.store().count_certificates().await.unwrap(), before);
+    assert_eq!(
+        env.gateway.store().count_certificates().await.unwrap(),
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,14 +509,28 @@ async fn revoked_officer_is_refused_on_the_next_request() {
         .args(["officer", "revoke", &serial.to_uppercase()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let revoked_at = Instant::now();
     let r = post(&client, &env.https_url("/pgwy/ast/officer"), alice).await;
     // SPEC: effective for new requests within one second, without restart.
-    assert!(revoked_at.elapsed() < Duration::from_secs(1), "refusal came {:?} after the revocation", revoked_at.elapsed());
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(1),
+        "refusal came {:?} after the revocation",
+        revoked_at.elapsed()
+    );
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
     let r = post(&client, &env.https_url("/pgwy/ast/anycert"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
 
     // officer list --json shows it revoked.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
@@ -353,13 +540,24 @@ async fn revoked_officer_is_refused_on_the_next_request() {
         .output()
         .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let entry = list.as_array().unwrap().iter().find(|o| o["serial"] == serial.as_str()).unwrap();
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["serial"] == serial.as_str())
+        .unwrap();
     assert_eq!(entry["status"], "revoked");
     assert_eq!(entry["name"], "Rita Revoked");
     assert_eq!(entry["roles"], serde_json::json!(["ast-requester"]));
     let rows = env.audit_rows().await;
-    assert!(rows.iter().any(|(e, a, d)| e == "officer-revoked" && a == "cli" && d["serial"].is_string()));
-    assert!(rows.iter().any(|(e, _, d)| e == "refused" && d["rule"] == "officer revoked"));
+    assert!(
+        rows.iter()
+            .any(|(e, a, d)| e == "officer-revoked" && a == "cli" && d["serial"].is_string())
+    );
+    assert!(
+        rows.iter()
+            .any(|(e, _, d)| e == "refused" && d["rule"] == "officer revoked")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,24 +567,56 @@ async fn cli_officer_issue_writes_a_private_pkcs12_that_logs_in() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
         .arg("--root")
         .arg(env.root.dir())
-        .args(["officer", "issue", "--name", "Carl CLI", "--roles", "ast-requester,admin", "--password", "cli-pass-1", "--out"])
+        .args([
+            "officer",
+            "issue",
+            "--name",
+            "Carl CLI",
+            "--roles",
+            "ast-requester,admin",
+            "--password",
+            "cli-pass-1",
+            "--out",
+        ])
         .arg(&out_file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let identity = identity_pem(&std::fs::read(&out_file).unwrap(), "cli-pass-1");
-    let r = post(&env.client(Some(&identity)), &env.https_url("/pgwy/ast/two"), &[("commonname", b"Alice")]).await;
+    let r = post(
+        &env.client(Some(&identity)),
+        &env.https_url("/pgwy/ast/two"),
+        &[("commonname", b"Alice")],
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", code(&r));
     // Refuses to overwrite.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
         .arg("--root")
         .arg(env.root.dir())
-        .args(["officer", "issue", "--name", "X", "--roles", "a", "--password", "cli-pass-1", "--out"])
+        .args([
+            "officer",
+            "issue",
+            "--name",
+            "X",
+            "--roles",
+            "a",
+            "--password",
+            "cli-pass-1",
+            "--out",
+        ])
         .arg(&out_file)
         .output()
         .unwrap();
@@ -400,24 +630,71 @@ async fn untrusted_plain_http_peer_and_x_forwarded_for() {
     let client = reqwest::Client::new();
     let alice: &[(&str, &[u8])] = &[("commonname", b"Alice")];
     let r = post(&client, &env.http_url("/pgwy/ast"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
     // X-Forwarded-For naming a trusted proxy (or anything else) changes nothing.
-    for xff in ["192.0.2.10", "127.0.0.1, 192.0.2.10", "192.0.2.10, 10.0.0.1"] {
-        let r = post(&client, &env.http_url("/pgwy/ast"), &[("commonname", b"Alice"), ("x-forwarded-for", xff.as_bytes())]).await;
-        assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()), "X-Forwarded-For: {xff}");
-        let r = post(&client, &env.http_url("/pgwy/ast"), &[("commonname", b"Alice"), ("forwarded", b"for=192.0.2.10"), ("x-real-ip", b"192.0.2.10")]).await;
+    for xff in [
+        "192.0.2.10",
+        "127.0.0.1, 192.0.2.10",
+        "192.0.2.10, 10.0.0.1",
+    ] {
+        let r = post(
+            &client,
+            &env.http_url("/pgwy/ast"),
+            &[
+                ("commonname", b"Alice"),
+                ("x-forwarded-for", xff.as_bytes()),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (r.status().as_u16(), code(&r)),
+            (403, "untrusted-caller".into()),
+            "X-Forwarded-For: {xff}"
+        );
+        let r = post(
+            &client,
+            &env.http_url("/pgwy/ast"),
+            &[
+                ("commonname", b"Alice"),
+                ("forwarded", b"for=192.0.2.10"),
+                ("x-real-ip", b"192.0.2.10"),
+            ],
+        )
+        .await;
         assert_eq!(r.status(), 403);
     }
     // Over HTTPS without a certificate, a proxy-only handler also looks only at the TCP peer.
-    let r = post(&env.client(None), &env.https_url("/pgwy/ast"), &[("commonname", b"Alice"), ("x-forwarded-for", b"192.0.2.10")]).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    let r = post(
+        &env.client(None),
+        &env.https_url("/pgwy/ast"),
+        &[("commonname", b"Alice"), ("x-forwarded-for", b"192.0.2.10")],
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
     // An officer certificate does not open a proxy-only handler either.
     let (_, officer) = env.officer("Olga", &["ast-requester"]).await;
-    let r = post(&env.client(Some(&officer)), &env.https_url("/pgwy/ast"), alice).await;
-    assert_eq!((r.status().as_u16(), code(&r)), (403, "untrusted-caller".into()));
+    let r = post(
+        &env.client(Some(&officer)),
+        &env.https_url("/pgwy/ast"),
+        alice,
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), code(&r)),
+        (403, "untrusted-caller".into())
+    );
     assert_eq!(env.gateway.store().count_certificates().await.unwrap(), 0);
     let rows = env.audit_rows().await;
-    let refusals: Vec<_> = rows.iter().filter(|(e, _, d)| e == "refused" && d["rule"] == "trust.proxies").collect();
+    let refusals: Vec<_> = rows
+        .iter()
+        .filter(|(e, _, d)| e == "refused" && d["rule"] == "trust.proxies")
+        .collect();
     assert_eq!(refusals.len(), 9);
     assert!(refusals.iter().all(|(_, _, d)| d["peer"] == "127.0.0.1"));
 }
@@ -429,19 +706,56 @@ async fn header_hygiene() {
     let url = env.http_url("/pgwy/ast");
     let dash = env.http_url("/pgwy/ast/dash");
     let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
-        ("duplicate", vec![("commonname", b"Alice"), ("commonname", b"Mallory")], "duplicate-header"),
-        ("duplicate, other case", vec![("commonname", b"Alice"), ("CommonName", b"Alice")], "duplicate-header"),
-        ("control character (tab)", vec![("commonname", b"Alice\tAndersson")], "bad-header"),
-        ("C1 control character", vec![("commonname", "Alice\u{85}".as_bytes())], "bad-header"),
-        ("invalid UTF-8", vec![("commonname", b"Alice \xff\xfe")], "bad-header"),
-        ("duplicate optional header", vec![("commonname", b"Alice"), ("email", b"a@example.com"), ("email", b"b@example.com")], "duplicate-header"),
+        (
+            "duplicate",
+            vec![("commonname", b"Alice"), ("commonname", b"Mallory")],
+            "duplicate-header",
+        ),
+        (
+            "duplicate, other case",
+            vec![("commonname", b"Alice"), ("CommonName", b"Alice")],
+            "duplicate-header",
+        ),
+        (
+            "control character (tab)",
+            vec![("commonname", b"Alice\tAndersson")],
+            "bad-header",
+        ),
+        (
+            "C1 control character",
+            vec![("commonname", "Alice\u{85}".as_bytes())],
+            "bad-header",
+        ),
+        (
+            "invalid UTF-8",
+            vec![("commonname", b"Alice \xff\xfe")],
+            "bad-header",
+        ),
+        (
+            "duplicate optional header",
+            vec![
+                ("commonname", b"Alice"),
+                ("email", b"a@example.com"),
+                ("email", b"b@example.com"),
+            ],
+            "duplicate-header",
+        ),
     ];
     for (what, headers, expected) in &cases {
         let r = post(&client, &url, headers).await;
-        assert_eq!((r.status().as_u16(), code(&r)), (400, expected.to_string()), "{what}");
+        assert_eq!(
+            (r.status().as_u16(), code(&r)),
+            (400, expected.to_string()),
+            "{what}"
+        );
     }
     // `_` twin of a mapped `-` header: with the real one, and alone.
-    let r = post(&client, &dash, &[("x-common-name", b"Alice"), ("x_common_name", b"Mallory")]).await;
+    let r = post(
+        &client,
+        &dash,
+        &[("x-common-name", b"Alice"), ("x_common_name", b"Mallory")],
+    )
+    .await;
     assert_eq!((r.status().as_u16(), code(&r)), (400, "bad-header".into()));
     let r = post(&client, &dash, &[("x_common_name", b"Mallory")]).await;
     assert_eq!((r.status().as_u16(), code(&r)), (400, "bad-header".into()));
@@ -449,14 +763,35 @@ async fn header_hygiene() {
     assert_eq!(r.status(), 200);
 
     // The same over a raw socket, byte for byte (no client library normalising anything).
-    assert_eq!(raw_request(env.http, &[b"commonname: Alice\xc3\x28"]).await, (400, "bad-header".into()));
-    assert_eq!(raw_request(env.http, &[b"commonname: Alice", b"COMMONNAME: Bob"]).await, (400, "duplicate-header".into()));
-    assert_eq!(raw_request(env.http, &[b"commonname: Al\x01ice"]).await.0, 400);
-    assert_eq!(raw_request(env.http, &[b"commonname: Alice"]).await, (200, String::new()));
+    assert_eq!(
+        raw_request(env.http, &[b"commonname: Alice\xc3\x28"]).await,
+        (400, "bad-header".into())
+    );
+    assert_eq!(
+        raw_request(env.http, &[b"commonname: Alice", b"COMMONNAME: Bob"]).await,
+        (400, "duplicate-header".into())
+    );
+    assert_eq!(
+        raw_request(env.http, &[b"commonname: Al\x01ice"]).await.0,
+        400
+    );
+    assert_eq!(
+        raw_request(env.http, &[b"commonname: Alice"]).await,
+        (200, String::new())
+    );
 
-    assert_eq!(env.gateway.store().count_certificates().await.unwrap(), 4, "only the two good requests issued (2 certificates each)");
+    assert_eq!(
+        env.gateway.store().count_certificates().await.unwrap(),
+        4,
+        "only the two good requests issued (2 certificates each)"
+    );
     let rows = env.audit_rows().await;
-    let hygiene = rows.iter().filter(|(e, _, d)| e == "refused" && (d["code"] == "bad-header" || d["code"] == "duplicate-header")).count();
+    let hygiene = rows
+        .iter()
+        .filter(|(e, _, d)| {
+            e == "refused" && (d["code"] == "bad-header" || d["code"] == "duplicate-header")
+        })
+        .count();
     assert!(hygiene >= 10, "{hygiene} hygiene refusals audited");
     let all = serde_json::to_string(&rows.iter().map(|r| &r.2).collect::<Vec<_>>()).unwrap();
     assert!(!all.contains("Mallory") && !all.contains("secret-123"));
@@ -465,7 +800,15 @@ async fn header_hygiene() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dn_injection_stays_one_common_name() {
     let env = Env::start("[\"127.0.0.1/32\"]").await;
-    let r = post(&reqwest::Client::new(), &env.http_url("/pgwy/ast"), &[("commonname", b"Alice, O=Evil"), ("organization", b"Good Org")]).await;
+    let r = post(
+        &reqwest::Client::new(),
+        &env.http_url("/pgwy/ast"),
+        &[
+            ("commonname", b"Alice, O=Evil"),
+            ("organization", b"Good Org"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", code(&r));
     let token = r.bytes().await.unwrap();
     let (cns, orgs) = subject_of_token(&token, "secret-123");
@@ -475,7 +818,14 @@ async fn dn_injection_stays_one_common_name() {
     let p12 = env.dir.path().join("inj.p12");
     std::fs::write(&p12, &token).unwrap();
     let Ok(out) = std::process::Command::new("openssl")
-        .args(["pkcs12", "-nokeys", "-clcerts", "-passin", "pass:secret-123", "-in"])
+        .args([
+            "pkcs12",
+            "-nokeys",
+            "-clcerts",
+            "-passin",
+            "pass:secret-123",
+            "-in",
+        ])
         .arg(&p12)
         .output()
     else {
@@ -490,7 +840,12 @@ async fn dn_injection_stays_one_common_name() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
     let subject = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
     assert!(subject.contains("CN=Alice\\, O=Evil"), "{subject}");
     assert!(!subject.contains(",O=Evil"), "{subject}");
@@ -499,7 +854,15 @@ async fn dn_injection_stays_one_common_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officer_name_injection_stays_one_common_name() {
     let env = Env::start("[\"127.0.0.1/32\"]").await;
-    let issued = env.gateway.issue_officer("Olga, O=Evil, CN=root", vec!["a".into()], Pin::new("officer-pw".into())).await.unwrap();
+    let issued = env
+        .gateway
+        .issue_officer(
+            "Olga, O=Evil, CN=root",
+            vec!["a".into()],
+            Pin::new("officer-pw".into()),
+        )
+        .await
+        .unwrap();
     let (cns, orgs) = subject_of_token(&issued.pkcs12, "officer-pw");
     assert_eq!(cns, vec!["Olga, O=Evil, CN=root".to_string()]);
     assert!(orgs.is_empty());
@@ -509,7 +872,12 @@ async fn officer_name_injection_stays_one_common_name() {
 async fn audit_tampering_is_detected() {
     let env = Env::start("[\"192.0.2.10/32\"]").await;
     for _ in 0..3 {
-        let r = post(&reqwest::Client::new(), &env.http_url("/pgwy/ast"), &[("commonname", b"Alice")]).await;
+        let r = post(
+            &reqwest::Client::new(),
+            &env.http_url("/pgwy/ast"),
+            &[("commonname", b"Alice")],
+        )
+        .await;
         assert_eq!(r.status(), 403);
     }
     let verify = || {
@@ -521,34 +889,66 @@ async fn audit_tampering_is_detected() {
             .unwrap()
     };
     let out = verify();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(env.gateway.store().verify_audit().await.unwrap().first_bad, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        env.gateway.store().verify_audit().await.unwrap().first_bad,
+        None
+    );
 
     // Edit the second refusal so that it looks like a trusted peer.
     let url = config::load(&env.root).unwrap().gateway.database_url;
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let changed = sqlx::query("UPDATE audit SET detail = replace(detail, '127.0.0.1', '192.0.2.10') WHERE seq = 2")
-        .execute(&pool)
-        .await
-        .unwrap()
-        .rows_affected();
+    let changed = sqlx::query(
+        "UPDATE audit SET detail = replace(detail, '127.0.0.1', '192.0.2.10') WHERE seq = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
     assert_eq!(changed, 1);
     pool.close().await;
-    assert_eq!(env.gateway.store().verify_audit().await.unwrap().first_bad, Some(2));
+    assert_eq!(
+        env.gateway.store().verify_audit().await.unwrap().first_bad,
+        Some(2)
+    );
     let out = verify();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at row 2"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("BROKEN at row 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_row_deletion_is_detected() {
     let env = Env::start("[\"192.0.2.10/32\"]").await;
     for _ in 0..3 {
-        post(&reqwest::Client::new(), &env.http_url("/pgwy/ast"), &[("commonname", b"Alice")]).await;
+        post(
+            &reqwest::Client::new(),
+            &env.http_url("/pgwy/ast"),
+            &[("commonname", b"Alice")],
+        )
+        .await;
     }
     let url = config::load(&env.root).unwrap().gateway.database_url;
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("DELETE FROM audit WHERE seq = 3").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM audit WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
-    assert!(env.gateway.store().verify_audit().await.unwrap().first_bad.is_some());
+    assert!(
+        env.gateway
+            .store()
+            .verify_audit()
+            .await
+            .unwrap()
+            .first_bad
+            .is_some()
+    );
 }
