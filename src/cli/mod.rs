@@ -19,7 +19,12 @@ use crate::issuance::Gateway;
 #[command(name = "ast-gateway", version, about)]
 pub struct Cli {
     /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data.
-    #[arg(long, global = true, env = "AST_GATEWAY_ROOT", default_value = "ast-gateway-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "AST_GATEWAY_ROOT",
+        default_value = "ast-gateway-data"
+    )]
     pub root: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -100,14 +105,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { http, https } => serve(&root, Listeners { http, https }).await,
         Command::Init => {
             config::write_default(&root)?;
-            println!("wrote a default configuration and a demo CA to {}", root.dir().display());
+            let config = load_config(&root)?;
+            crate::store::Store::open(&config.gateway.database_url, 1).await?;
+            println!(
+                "wrote a default configuration, a demo CA and the database to {}",
+                root.dir().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(&root).await,
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Officer { command } => officer::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let config = load_config(&root)?;
             let store = crate::store::Store::open(&config.gateway.database_url, 2).await?;
             let result = store.verify_audit().await?;
@@ -143,8 +157,12 @@ async fn serve(root: &Root, listeners: Listeners) -> anyhow::Result<ExitCode> {
              Put your authenticating reverse proxy's address there."
         );
     }
-    let gateway = Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
-    let server = start(gateway.clone(), listeners).await.context("binding the listeners")?;
+    let gateway = Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    let server = start(gateway.clone(), listeners)
+        .await
+        .context("binding the listeners")?;
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
@@ -196,7 +214,14 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     println!("configuration OK ({})", root.dir().display());
-    println!("AST service: {}", if config.ast.enabled { "enabled" } else { "disabled (start = false)" });
+    println!(
+        "AST service: {}",
+        if config.ast.enabled {
+            "enabled"
+        } else {
+            "disabled (start = false)"
+        }
+    );
     for h in &config.ast.handlers {
         println!();
         println!(
@@ -207,7 +232,8 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             h.token_procedure,
             match &h.required_roles {
                 None => "- (trusted proxies)".to_string(),
-                Some(config::RequiredRoles::AnyCertificate) => "none (any client certificate)".to_string(),
+                Some(config::RequiredRoles::AnyCertificate) =>
+                    "none (any client certificate)".to_string(),
                 Some(config::RequiredRoles::All(r)) => r.join(","),
             }
         );
@@ -216,12 +242,30 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             h.password_policy.min_length,
             h.password_policy.max_length,
             h.pkcs12_profile,
-            h.pkcs12_profiles.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            h.pkcs12_profiles
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for f in &h.fields {
-            let source = f.source.as_ref().map_or("(disabled)".to_string(), |s| s.to_string());
-            let modules = f.modules.iter().map(|m| m.describe()).collect::<Vec<_>>().join(" | ");
-            println!("  {:>3}  {:<48} <- {:<28} {}", f.index, f.target.to_string(), source, modules);
+            let source = f
+                .source
+                .as_ref()
+                .map_or("(disabled)".to_string(), |s| s.to_string());
+            let modules = f
+                .modules
+                .iter()
+                .map(|m| m.describe())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            println!(
+                "  {:>3}  {:<48} <- {:<28} {}",
+                f.index,
+                f.target.to_string(),
+                source,
+                modules
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -249,7 +293,12 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
-                    println!("{:<12} {}  (until {})", r["name"].as_str().unwrap_or(""), r["subject"].as_str().unwrap_or(""), r["notAfter"].as_str().unwrap_or(""));
+                    println!(
+                        "{:<12} {}  (until {})",
+                        r["name"].as_str().unwrap_or(""),
+                        r["subject"].as_str().unwrap_or(""),
+                        r["notAfter"].as_str().unwrap_or("")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -259,7 +308,10 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 print!("{}", ca.chain_pem());
                 Ok(ExitCode::SUCCESS)
             }
-            None => anyhow::bail!("no CA named `{name}`; configured: {}", cas.keys().cloned().collect::<Vec<_>>().join(", ")),
+            None => anyhow::bail!(
+                "no CA named `{name}`; configured: {}",
+                cas.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         },
     }
 }

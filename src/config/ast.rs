@@ -47,7 +47,9 @@ impl Handler {
                 if self.pkcs12_profiles.contains(&p) || p == self.pkcs12_profile {
                     Ok(p)
                 } else {
-                    Err(format!("this handler does not offer the PKCS#12 profile `{name}`"))
+                    Err(format!(
+                        "this handler does not offer the PKCS#12 profile `{name}`"
+                    ))
                 }
             }
         }
@@ -101,7 +103,8 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     let mut start = true;
 
     for Entry { key, value, line } in entries {
-        let mut err = |message: String| errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
+        let mut err =
+            |message: String| errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
         if key.ends_with(".encrypted") {
             err("encrypted parameters are not supported yet; write the value in clear text in a file readable only by the service".into());
             continue;
@@ -121,7 +124,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 Some((n, param)) => match n.parse::<u32>() {
                     Ok(n) => (Some(n), param.to_string()),
                     Err(_) => {
-                        err(format!("`{n}` is not a handler number; write handler.<number>.<parameter>"));
+                        err(format!(
+                            "`{n}` is not a handler number; write handler.<number>.<parameter>"
+                        ));
                         continue;
                     }
                 },
@@ -146,7 +151,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 Ok(n) => {
                     params.fields.insert(n, (value, line));
                 }
-                Err(_) => err(format!("`{n}` is not a field number; write formatFields.<number>")),
+                Err(_) => err(format!(
+                    "`{n}` is not a field number; write formatFields.<number>"
+                )),
             }
             continue;
         }
@@ -165,19 +172,37 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     let mut out = Vec::new();
     for (number, params) in &handlers {
         let mut late: Vec<ConfigError> = Vec::new();
-        let get = |name: &str| params.values.get(name).or_else(|| defaults.values.get(name));
-        let mut err = |name: &str, line: usize, message: String| {
-            errors.push(ConfigError::at(&path, Some(line), Some(&format!("handler.{number}.{name}")), message))
+        let get = |name: &str| {
+            params
+                .values
+                .get(name)
+                .or_else(|| defaults.values.get(name))
         };
-        let filter_source = get("filter").map(|(v, _)| v.trim().to_string()).unwrap_or_default();
+        let mut err = |name: &str, line: usize, message: String| {
+            errors.push(ConfigError::at(
+                &path,
+                Some(line),
+                Some(&format!("handler.{number}.{name}")),
+                message,
+            ))
+        };
+        let filter_source = get("filter")
+            .map(|(v, _)| v.trim().to_string())
+            .unwrap_or_default();
         let filter = match Regex::new(&format!("^(?:{filter_source})$")) {
             Ok(r) => Some(r),
             Err(e) => {
-                err("filter", get("filter").map_or(0, |(_, l)| *l), format!("bad regular expression: {e}"));
+                err(
+                    "filter",
+                    get("filter").map_or(0, |(_, l)| *l),
+                    format!("bad regular expression: {e}"),
+                );
                 None
             }
         };
-        let format = get("format").map(|(v, _)| v.trim().to_string()).unwrap_or_else(|| "ast-default.format".into());
+        let format = get("format")
+            .map(|(v, _)| v.trim().to_string())
+            .unwrap_or_else(|| "ast-default.format".into());
         let format_line = get("format").map_or(0, |(_, l)| *l);
         let format_fields = formats
             .entry(format.clone())
@@ -190,15 +215,37 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             })
             .clone();
         let mut err = |name: &str, line: usize, message: String| {
-            errors.push(ConfigError::at(&path, Some(line), Some(&format!("handler.{number}.{name}")), message))
+            errors.push(ConfigError::at(
+                &path,
+                Some(line),
+                Some(&format!("handler.{number}.{name}")),
+                message,
+            ))
         };
         if format_fields.is_none() && !root.formats().join(&format).exists() {
-            err("format", format_line, format!("format file `{format}` not found in {}", root.formats().display()));
+            err(
+                "format",
+                format_line,
+                format!(
+                    "format file `{format}` not found in {}",
+                    root.formats().display()
+                ),
+            );
         }
-        let mut fields: BTreeMap<u32, FieldSpec> =
-            format_fields.unwrap_or_default().into_iter().map(|f| (f.index, f)).collect();
+        let mut fields: BTreeMap<u32, FieldSpec> = format_fields
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| (f.index, f))
+            .collect();
         for (n, (value, line)) in defaults.fields.iter().chain(params.fields.iter()) {
-            match parse_field(*n, value, Origin { file: path.display().to_string(), line: *line }) {
+            match parse_field(
+                *n,
+                value,
+                Origin {
+                    file: path.display().to_string(),
+                    line: *line,
+                },
+            ) {
                 Ok(f) => {
                     fields.insert(*n, f);
                 }
@@ -210,7 +257,11 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         let token_procedure = match get("tokenprocedure") {
             Some((v, _)) => v.trim().to_string(),
             None => {
-                err("tokenprocedure", 0, "missing; name a [[token_procedure]] of gateway.toml".into());
+                err(
+                    "tokenprocedure",
+                    0,
+                    "missing; name a [[token_procedure]] of gateway.toml".into(),
+                );
                 String::new()
             }
         };
@@ -230,8 +281,10 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 }
                 Some(tp) => {
                     for f in &fields {
-                        if let crate::policy::Scope::Request(i) = f.target.scope {
-                            if i >= tp.certificates.len() {
+                        if let crate::policy::Scope::Request(i) = f.target.scope
+                            && i >= tp.certificates.len()
+                        {
+                            {
                                 late.push(ConfigError::at(
                                     Path::new(&f.origin.file),
                                     Some(f.origin.line),
@@ -251,7 +304,11 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         }
 
         let required_roles = get("requiredRoRoles").and_then(|(v, _)| {
-            let roles: Vec<String> = v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let roles: Vec<String> = v
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
             match roles.as_slice() {
                 [] => None,
                 [one] if one.eq_ignore_ascii_case("none") => Some(RequiredRoles::AnyCertificate),
@@ -259,23 +316,37 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             }
         });
 
-        let number_param = |name: &str, default: usize, err: &mut dyn FnMut(&str, usize, String)| match get(name) {
-            None => default,
-            Some((v, line)) => v.trim().parse().unwrap_or_else(|_| {
-                err(name, *line, format!("`{v}` is not a number"));
-                default
-            }),
+        let number_param = |name: &str,
+                            default: usize,
+                            err: &mut dyn FnMut(&str, usize, String)| {
+            match get(name) {
+                None => default,
+                Some((v, line)) => v.trim().parse().unwrap_or_else(|_| {
+                    err(name, *line, format!("`{v}` is not a number"));
+                    default
+                }),
+            }
         };
         let min = number_param("password.minLength", 6, &mut err);
         let max = number_param("password.maxLength", 128, &mut err);
-        let pattern = get("password.pattern").map(|(v, _)| v.clone()).unwrap_or_else(|| DEFAULT_PIN_PATTERN.into());
+        let pattern = get("password.pattern")
+            .map(|(v, _)| v.clone())
+            .unwrap_or_else(|| DEFAULT_PIN_PATTERN.into());
         if min > max {
-            err("password.minLength", 0, format!("minLength {min} is greater than maxLength {max}"));
+            err(
+                "password.minLength",
+                0,
+                format!("minLength {min} is greater than maxLength {max}"),
+            );
         }
         let password_policy = match PasswordPolicy::new(min, max, &pattern) {
             Ok(p) => p,
             Err(e) => {
-                err("password.pattern", get("password.pattern").map_or(0, |(_, l)| *l), format!("bad regular expression: {e}"));
+                err(
+                    "password.pattern",
+                    get("password.pattern").map_or(0, |(_, l)| *l),
+                    format!("bad regular expression: {e}"),
+                );
                 PasswordPolicy::default()
             }
         };
@@ -300,7 +371,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 err(
                     "pkcs12.profiles",
                     *line,
-                    format!("the default profile `{pkcs12_profile}` (pkcs12.profile) must be one of the offered profiles"),
+                    format!(
+                        "the default profile `{pkcs12_profile}` (pkcs12.profile) must be one of the offered profiles"
+                    ),
                 );
             }
         }
@@ -332,7 +405,10 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    Ok(AstConfig { enabled: start, handlers: out })
+    Ok(AstConfig {
+        enabled: start,
+        handlers: out,
+    })
 }
 
 /// Reads a format file: only `formatFields.<N>` keys.
@@ -341,7 +417,10 @@ fn load_format(path: &Path) -> Result<Vec<FieldSpec>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut fields = BTreeMap::new();
     for Entry { key, value, line } in entries {
-        let Some(n) = key.strip_prefix("formatFields.").and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(n) = key
+            .strip_prefix("formatFields.")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             errors.push(ConfigError::at(
                 path,
                 Some(line),
@@ -350,12 +429,23 @@ fn load_format(path: &Path) -> Result<Vec<FieldSpec>, Vec<ConfigError>> {
             ));
             continue;
         };
-        match parse_field(n, &value, Origin { file: path.display().to_string(), line }) {
+        match parse_field(
+            n,
+            &value,
+            Origin {
+                file: path.display().to_string(),
+                line,
+            },
+        ) {
             Ok(f) => {
                 fields.insert(n, f);
             }
             Err(m) => errors.push(ConfigError::at(path, Some(line), Some(&key), m)),
         }
     }
-    if errors.is_empty() { Ok(fields.into_values().collect()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(fields.into_values().collect())
+    } else {
+        Err(errors)
+    }
 }

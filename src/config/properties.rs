@@ -32,7 +32,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, (Option<usize>, String)> {
         let line = line.map_err(|e| (e.line_number(), e.to_string()))?;
         let number = line.line_number();
         if let LineContent::KVPair(key, value) = line.consume_content() {
-            out.push(Entry { key, value, line: number });
+            out.push(Entry {
+                key,
+                value,
+                line: number,
+            });
         }
     }
     Ok(out)
@@ -42,7 +46,14 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, (Option<usize>, String)> {
 pub fn read_file(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::at(path, None, None, format!("cannot read the file: {e}")))?;
-    parse(&bytes).map_err(|(line, message)| ConfigError::at(path, line, None, format!("not a valid properties file: {message}")))
+    parse(&bytes).map_err(|(line, message)| {
+        ConfigError::at(
+            path,
+            line,
+            None,
+            format!("not a valid properties file: {message}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -65,7 +76,10 @@ mod tests {
 
     #[test]
     fn utf8_and_latin1() {
-        assert_eq!(parse("l = München\n".as_bytes()).unwrap()[0].value, "München");
+        assert_eq!(
+            parse("l = München\n".as_bytes()).unwrap()[0].value,
+            "München"
+        );
         assert_eq!(parse(b"l = M\xfcnchen\n").unwrap()[0].value, "München");
     }
 }

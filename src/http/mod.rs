@@ -13,5 +13,5 @@ mod tls;
 
 pub use error::ErrorFormat;
 pub use routes::router;
-pub use server::{RunningServer, Listeners, start};
+pub use server::{Listeners, RunningServer, start};
 pub use tls::{TlsError, server_config};

@@ -82,9 +82,16 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
         tasks.push(task);
     }
     if tasks.is_empty() {
-        return Err(std::io::Error::other("no listener configured: set [server] http or https"));
+        return Err(std::io::Error::other(
+            "no listener configured: set [server] http or https",
+        ));
     }
-    Ok(RunningServer { http_addr, https_addr, shutdown, tasks })
+    Ok(RunningServer {
+        http_addr,
+        https_addr,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Binds the HTTPS listener: the same router, plus the middleware that attaches the verified
@@ -96,21 +103,29 @@ async fn start_https(
 ) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
     let server = gateway.config().gateway.server.clone();
     let (Some(cert), Some(key)) = (&server.tls_cert, &server.tls_key) else {
-        return Err(std::io::Error::other("an HTTPS listener needs [server] tls_cert and tls_key"));
+        return Err(std::io::Error::other(
+            "an HTTPS listener needs [server] tls_cert and tls_key",
+        ));
     };
-    let tls = tls::server_config(cert, key, server.client_ca.as_deref()).map_err(std::io::Error::other)?;
+    let tls = tls::server_config(cert, key, server.client_ca.as_deref())
+        .map_err(std::io::Error::other)?;
     if server.client_ca.is_none() {
-        tracing::warn!("HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in");
+        tracing::warn!(
+            "HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in"
+        );
     }
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls)).handshake_timeout(HANDSHAKE_TIMEOUT);
+    let acceptor =
+        RustlsAcceptor::new(RustlsConfig::from_config(tls)).handshake_timeout(HANDSHAKE_TIMEOUT);
     let handle: Handle<SocketAddr> = Handle::new();
     let app = router(gateway)
         .layer(middleware::from_fn(tls::attach_connection))
         .into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle.clone());
+    let server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     let task = tokio::spawn(async move {
         let on_stop = handle.clone();
         tokio::spawn(async move {

@@ -102,7 +102,10 @@ impl Module {
             Module::MinLen(n) => format!("minlen({n})"),
             Module::OneOf(v) => format!(
                 "oneof({})",
-                v.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")
+                v.iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             Module::Email => "email".into(),
             Module::Country => "country".into(),
@@ -111,7 +114,9 @@ impl Module {
 }
 
 fn unanchor(s: &str) -> &str {
-    s.strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(s)
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
 }
 
 /// One format field: `formatFields.<index> = <target> = <source> | modules`.
@@ -132,21 +137,43 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     let attribute = |name: &str| {
         Attribute::from_name(name).ok_or_else(|| {
             let names: Vec<&str> = Attribute::ALL.iter().map(|a| a.name()).collect();
-            format!("unknown attribute `{name}`; expected one of {}", names.join(", "))
+            format!(
+                "unknown attribute `{name}`; expected one of {}",
+                names.join(", ")
+            )
         })
     };
-    if let Some(rest) = s.strip_prefix("ast.valuetarget.").and_then(|r| r.strip_suffix(".value")) {
-        return Ok(Target { scope: Scope::Common, attribute: attribute(rest)? });
+    if let Some(rest) = s
+        .strip_prefix("ast.valuetarget.")
+        .and_then(|r| r.strip_suffix(".value"))
+    {
+        return Ok(Target {
+            scope: Scope::Common,
+            attribute: attribute(rest)?,
+        });
     }
-    if let Some(rest) = s.strip_prefix("commoncontext:").and_then(|r| r.strip_suffix(".value")) {
-        return Ok(Target { scope: Scope::Common, attribute: attribute(rest)? });
+    if let Some(rest) = s
+        .strip_prefix("commoncontext:")
+        .and_then(|r| r.strip_suffix(".value"))
+    {
+        return Ok(Target {
+            scope: Scope::Common,
+            attribute: attribute(rest)?,
+        });
     }
-    if let Some(rest) = s.strip_prefix("certrequests:").and_then(|r| r.strip_suffix(".value")) {
-        if let Some((index, name)) = rest.split_once(':') {
+    if let Some(rest) = s
+        .strip_prefix("certrequests:")
+        .and_then(|r| r.strip_suffix(".value"))
+        && let Some((index, name)) = rest.split_once(':')
+    {
+        {
             let index: usize = index
                 .parse()
                 .map_err(|_| format!("`{index}` is not a certificate request index (0, 1, …)"))?;
-            return Ok(Target { scope: Scope::Request(index), attribute: attribute(name)? });
+            return Ok(Target {
+                scope: Scope::Request(index),
+                attribute: attribute(name)?,
+            });
         }
     }
     Err(format!(
@@ -163,12 +190,21 @@ pub fn parse_field(index: u32, value: &str, origin: Origin) -> Result<FieldSpec,
     };
     let target = parse_target(target)?;
     let (source, modules) = parse_expression(expr)?;
-    Ok(FieldSpec { index, target, source, modules, origin })
+    Ok(FieldSpec {
+        index,
+        target,
+        source,
+        modules,
+        origin,
+    })
 }
 
 /// Parses `<source> | module | module(args)`; an empty expression disables the field.
 pub fn parse_expression(expr: &str) -> Result<(Option<Source>, Vec<Module>), String> {
-    let mut lexer = Lexer { chars: expr.chars().collect(), pos: 0 };
+    let mut lexer = Lexer {
+        chars: expr.chars().collect(),
+        pos: 0,
+    };
     lexer.skip_ws();
     if lexer.at_end() {
         return Ok((None, Vec::new()));
@@ -210,7 +246,9 @@ impl Lexer {
         }
     }
     fn rest(&self) -> String {
-        self.chars[self.pos.min(self.chars.len())..].iter().collect()
+        self.chars[self.pos.min(self.chars.len())..]
+            .iter()
+            .collect()
     }
     fn skip_ws(&mut self) {
         while self.peek().is_some_and(char::is_whitespace) {
@@ -219,7 +257,10 @@ impl Lexer {
     }
     fn word(&mut self) -> String {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
             self.pos += 1;
         }
         self.chars[start..self.pos].iter().collect()
@@ -255,7 +296,10 @@ impl Lexer {
         }
         let word = self.word();
         if word.is_empty() {
-            return Err(format!("expected a header name, a \"literal\" or cert:… at `{}`", self.rest()));
+            return Err(format!(
+                "expected a header name, a \"literal\" or cert:… at `{}`",
+                self.rest()
+            ));
         }
         if let Some(attr) = word.strip_prefix("cert:subject.") {
             let a = Attribute::from_name(attr)
@@ -266,13 +310,22 @@ impl Lexer {
         if let Some(attr) = word.strip_prefix("cert:san.") {
             let a = Attribute::from_name(attr)
                 .filter(|a| a.is_san())
-                .ok_or_else(|| format!("`{attr}` is not a SAN type for cert:san (rfc822name, dnsname, upn, uri)"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "`{attr}` is not a SAN type for cert:san (rfc822name, dnsname, upn, uri)"
+                    )
+                })?;
             return Ok(Source::CertSan(a));
         }
         if word.starts_with("cert:") {
-            return Err(format!("`{word}`: write cert:subject.<attribute> or cert:san.<type>"));
+            return Err(format!(
+                "`{word}`: write cert:subject.<attribute> or cert:san.<type>"
+            ));
         }
-        if !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(format!("`{word}` is not a valid header name"));
         }
         Ok(Source::Header(word.to_ascii_lowercase()))
@@ -296,7 +349,9 @@ impl Lexer {
                 args.push(Arg::Str(self.string()?));
             } else {
                 let w = self.word();
-                let n = w.parse::<usize>().map_err(|_| format!("expected a number or a \"string\", found `{w}`"))?;
+                let n = w
+                    .parse::<usize>()
+                    .map_err(|_| format!("expected a number or a \"string\", found `{w}`"))?;
                 args.push(Arg::Num(n));
             }
         }
@@ -313,9 +368,16 @@ impl Lexer {
             _ => Err(format!("`{name}` takes one \"string\"")),
         };
         let none = |args: &[Arg], m: Module| {
-            if args.is_empty() { Ok(m) } else { Err(format!("`{name}` takes no arguments")) }
+            if args.is_empty() {
+                Ok(m)
+            } else {
+                Err(format!("`{name}` takes no arguments"))
+            }
         };
-        let regex = |r: &str| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("bad regular expression in `{name}`: {e}"));
+        let regex = |r: &str| {
+            Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| format!("bad regular expression in `{name}`: {e}"))
+        };
         match name.as_str() {
             "trim" => none(&args, Module::Trim),
             "lower" => none(&args, Module::Lower),
@@ -330,7 +392,8 @@ impl Lexer {
             "match" => Ok(Module::Match(regex(&s(&args)?)?)),
             "replace" => match args.as_slice() {
                 [Arg::Str(r), Arg::Str(w)] => Ok(Module::Replace(
-                    Regex::new(r).map_err(|e| format!("bad regular expression in `replace`: {e}"))?,
+                    Regex::new(r)
+                        .map_err(|e| format!("bad regular expression in `replace`: {e}"))?,
                     w.clone(),
                 )),
                 _ => Err("`replace` takes two strings: replace(\"regex\",\"with\")".into()),
@@ -348,7 +411,10 @@ impl Lexer {
                 }
                 Ok(Module::OneOf(values))
             }
-            "" => Err(format!("expected a module name after `|` at `{}`", self.rest())),
+            "" => Err(format!(
+                "expected a module name after `|` at `{}`",
+                self.rest()
+            )),
             other => Err(format!(
                 "unknown module `{other}`{}; modules are trim, lower, upper, replace, truncate, default, required, \
                  match, maxlen, minlen, oneof, email, country",
@@ -359,8 +425,8 @@ impl Lexer {
 }
 
 const MODULE_NAMES: &[&str] = &[
-    "trim", "lower", "upper", "replace", "truncate", "default", "required", "match", "maxlen", "minlen",
-    "oneof", "email", "country",
+    "trim", "lower", "upper", "replace", "truncate", "default", "required", "match", "maxlen",
+    "minlen", "oneof", "email", "country",
 ];
 
 enum Arg {
@@ -372,7 +438,12 @@ enum Arg {
 pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     candidates
         .iter()
-        .map(|c| (edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, c)| format!(" (did you mean `{c}`?)"))
@@ -401,7 +472,12 @@ mod tests {
     fn documented_example() {
         let f = parse_field(4, "ast.valuetarget.countryname.value =", Origin::default()).unwrap();
         assert!(f.source.is_none());
-        let f = parse_field(5, "ast.valuetarget.localityname.value = myheader", Origin::default()).unwrap();
+        let f = parse_field(
+            5,
+            "ast.valuetarget.localityname.value = myheader",
+            Origin::default(),
+        )
+        .unwrap();
         assert_eq!(f.source, Some(Source::Header("myheader".into())));
         assert_eq!(f.target.attribute, Attribute::LocalityName);
     }
@@ -426,17 +502,35 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("certrequests:1:upn.value").unwrap().scope, Scope::Request(1));
-        assert_eq!(parse_target("commoncontext:surname.value").unwrap().scope, Scope::Common);
-        assert!(parse_target("ast.valuetarget.nosuch.value").unwrap_err().contains("unknown attribute"));
+        assert_eq!(
+            parse_target("certrequests:1:upn.value").unwrap().scope,
+            Scope::Request(1)
+        );
+        assert_eq!(
+            parse_target("commoncontext:surname.value").unwrap().scope,
+            Scope::Common
+        );
+        assert!(
+            parse_target("ast.valuetarget.nosuch.value")
+                .unwrap_err()
+                .contains("unknown attribute")
+        );
     }
 
     #[test]
     fn errors_are_clear() {
         let e = parse_expression("email | lowr").unwrap_err();
         assert!(e.contains("did you mean `lower`"), "{e}");
-        assert!(parse_expression("email | match(\"[\")").unwrap_err().contains("bad regular expression"));
-        assert!(parse_expression("\"open").unwrap_err().contains("unterminated"));
+        assert!(
+            parse_expression("email | match(\"[\")")
+                .unwrap_err()
+                .contains("bad regular expression")
+        );
+        assert!(
+            parse_expression("\"open")
+                .unwrap_err()
+                .contains("unterminated")
+        );
         assert!(parse_expression("cert:subject.rfc822name").is_err());
         let (s, m) = parse_expression("\"lit \\\"q\\\"\" | default(\"x\")").unwrap();
         assert_eq!(s, Some(Source::Literal("lit \"q\"".into())));

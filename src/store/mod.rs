@@ -17,7 +17,9 @@ use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
 pub use officers::{OfficerRecord, OfficerStatus};
-pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial};
+pub use records::{
+    CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial,
+};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,11 @@ impl Store {
     /// PostgreSQL the migrator holds an advisory lock, so nodes starting together do not race.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
@@ -56,7 +62,9 @@ impl Store {
             .await?;
         match backend {
             Backend::Sqlite => {
-                sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await?;
+                sqlx::query("PRAGMA journal_mode=WAL")
+                    .fetch_optional(&pool)
+                    .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
@@ -137,29 +145,43 @@ impl Store {
     }
 
     /// Certificates matching a filter, newest first.
-    pub async fn certificates(&self, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+    pub async fn certificates(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
         records::list(&self.pool, filter).await
     }
 
     /// One certificate by serial (hex in any case, with or without colons or leading zeros).
     pub async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else { return Ok(None) };
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
         records::get(&self.pool, &serial).await
     }
 
     /// Number of certificate rows (tests and metrics).
     pub async fn count_certificates(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM certificates").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM certificates")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
     /// Registers an officer certificate and records the audit event, in one transaction.
-    pub async fn register_officer(&self, officer: &OfficerRecord, event: &AuditEvent) -> Result<(), StoreError> {
+    pub async fn register_officer(
+        &self,
+        officer: &OfficerRecord,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         officers::insert(&self.pool, officer, event).await
     }
 
     /// The officer holding the certificate with this SHA-256 fingerprint (lower-case hex).
-    pub async fn officer_by_fingerprint(&self, fingerprint: &str) -> Result<Option<OfficerRecord>, StoreError> {
+    pub async fn officer_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
         officers::by_fingerprint(&self.pool, fingerprint).await
     }
 
@@ -170,14 +192,23 @@ impl Store {
 
     /// Revokes an officer by certificate serial (any hex form). `Ok(None)`: no such officer.
     /// The audit event is recorded only when the status changes.
-    pub async fn revoke_officer(&self, serial: &str, at: i64, event: &AuditEvent) -> Result<Option<OfficerRecord>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else { return Ok(None) };
+    pub async fn revoke_officer(
+        &self,
+        serial: &str,
+        at: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
         officers::revoke(&self.pool, &serial, at, event).await
     }
 
     /// Number of audit rows.
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 }

@@ -1,4 +1,7 @@
-//! End-to-end tests: one integration binary.
+//! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
 
+mod kit;
 mod nginx;
+mod page;
+mod soft_token;
 mod trust;

@@ -145,6 +145,7 @@ async fn nginx_front_with_officer_mtls() {
     wait_for_port(front, &mut nginx.0, &log);
 
     let browser = reqwest::Client::builder()
+        .no_proxy()
         .tls_certs_only([reqwest::Certificate::from_pem(&env.root_ca_pem).unwrap()])
         .resolve("localhost", front)
         .timeout(Duration::from_secs(60))
@@ -251,7 +252,7 @@ async fn nginx_front_with_officer_mtls() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let r = reqwest::Client::new()
+    let r = crate::kit::client()
         .post(env.http_url("/pgwy/ast"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("commonname", "Mallory")

@@ -110,6 +110,7 @@ impl Env {
     /// An HTTPS client trusting the demo root, presenting `identity` (PEM: cert + key).
     pub fn client(&self, identity: Option<&[u8]>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder()
+            .no_proxy()
             .tls_certs_only([reqwest::Certificate::from_pem(&self.root_ca_pem).unwrap()])
             .resolve("localhost", self.https)
             .timeout(Duration::from_secs(30));
@@ -390,7 +391,7 @@ async fn officers_over_mtls() {
     );
     // A requiredRoRoles handler over plain HTTP (no TLS at all), even from a trusted proxy.
     let r = post(
-        &reqwest::Client::new(),
+        &crate::kit::client(),
         &env.http_url("/pgwy/ast/officer"),
         alice,
     )
@@ -627,7 +628,7 @@ async fn cli_officer_issue_writes_a_private_pkcs12_that_logs_in() {
 async fn untrusted_plain_http_peer_and_x_forwarded_for() {
     // 127.0.0.1 is NOT a trusted proxy here; 192.0.2.10 is.
     let env = Env::start("[\"192.0.2.10/32\"]").await;
-    let client = reqwest::Client::new();
+    let client = crate::kit::client();
     let alice: &[(&str, &[u8])] = &[("commonname", b"Alice")];
     let r = post(&client, &env.http_url("/pgwy/ast"), alice).await;
     assert_eq!(
@@ -702,7 +703,7 @@ async fn untrusted_plain_http_peer_and_x_forwarded_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_hygiene() {
     let env = Env::start("[\"127.0.0.1/32\"]").await;
-    let client = reqwest::Client::new();
+    let client = crate::kit::client();
     let url = env.http_url("/pgwy/ast");
     let dash = env.http_url("/pgwy/ast/dash");
     let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
@@ -801,7 +802,7 @@ async fn header_hygiene() {
 async fn dn_injection_stays_one_common_name() {
     let env = Env::start("[\"127.0.0.1/32\"]").await;
     let r = post(
-        &reqwest::Client::new(),
+        &crate::kit::client(),
         &env.http_url("/pgwy/ast"),
         &[
             ("commonname", b"Alice, O=Evil"),
@@ -873,7 +874,7 @@ async fn audit_tampering_is_detected() {
     let env = Env::start("[\"192.0.2.10/32\"]").await;
     for _ in 0..3 {
         let r = post(
-            &reqwest::Client::new(),
+            &crate::kit::client(),
             &env.http_url("/pgwy/ast"),
             &[("commonname", b"Alice")],
         )
@@ -929,7 +930,7 @@ async fn audit_row_deletion_is_detected() {
     let env = Env::start("[\"192.0.2.10/32\"]").await;
     for _ in 0..3 {
         post(
-            &reqwest::Client::new(),
+            &crate::kit::client(),
             &env.http_url("/pgwy/ast"),
             &[("commonname", b"Alice")],
         )
