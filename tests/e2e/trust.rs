@@ -1,5 +1,6 @@
 //! SPEC §4 end to end: officers over mTLS (real rustls handshakes), trusted proxies,
 //! X-Forwarded-For, header hygiene, DN injection, refusal audit and the audit hash chain.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -189,6 +190,9 @@ pub fn identity_pem(pkcs12: &[u8], password: &str) -> Vec<u8> {
     );
     pem.into_bytes()
 }
+
+/// Header (name, raw value) pairs.
+type Headers<'a> = Vec<(&'a str, &'a [u8])>;
 
 fn form(pin: &str) -> String {
     format!("password={pin}")
@@ -706,7 +710,7 @@ async fn header_hygiene() {
     let client = crate::kit::client();
     let url = env.http_url("/pgwy/ast");
     let dash = env.http_url("/pgwy/ast/dash");
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<(&str, Headers, &str)> = vec![
         (
             "duplicate",
             vec![("commonname", b"Alice"), ("commonname", b"Mallory")],
