@@ -957,3 +957,91 @@ async fn audit_row_deletion_is_detected() {
             .is_some()
     );
 }
+
+/// The officer registry through the store, the same sequence on SQLite and on a fresh
+/// PostgreSQL database (migration 0002 on both back ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officer_registry_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("officers.db").display()
+    );
+    officer_registry_sequence(&sqlite).await;
+
+    let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
+    let Ok(admin) = sqlx::PgPool::connect(admin_url).await else {
+        println!("skipped: PostgreSQL not reachable at 127.0.0.1:5432 (SQLite part ran)");
+        return;
+    };
+    let name = format!("ast_officers_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    officer_registry_sequence(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+}
+
+async fn officer_registry_sequence(url: &str) {
+    use ast_gateway::store::{AuditEvent, OfficerRecord, OfficerStatus, Store};
+    let store = Store::open(url, 2).await.unwrap();
+    let event = |e: &str| AuditEvent::now(e, "cli", "", serde_json::json!({}));
+    let officer = OfficerRecord {
+        serial: "0abc01".into(),
+        fingerprint: "f".repeat(64),
+        name: "Olga, O=Evil".into(),
+        roles: vec!["ast-requester".into(), "admin".into()],
+        status: OfficerStatus::Active,
+        created: 1_700_000_000,
+        revoked: None,
+    };
+    store
+        .register_officer(&officer, &event("officer-issued"))
+        .await
+        .unwrap();
+    // Same serial or fingerprint twice is refused by the schema.
+    assert!(
+        store
+            .register_officer(&officer, &event("officer-issued"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.officer_by_fingerprint(&"f".repeat(64)).await.unwrap(),
+        Some(officer.clone())
+    );
+    assert_eq!(store.officer_by_fingerprint("00").await.unwrap(), None);
+    assert_eq!(store.officers().await.unwrap(), vec![officer.clone()]);
+    // Any hex form of the serial.
+    let revoked = store
+        .revoke_officer("0A:BC:01", 1_700_000_100, &event("officer-revoked"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.status, OfficerStatus::Revoked);
+    assert_eq!(revoked.revoked, Some(1_700_000_100));
+    // Revoking again changes nothing and writes no second audit row.
+    let audit_rows = store.count_audit().await.unwrap();
+    let again = store
+        .revoke_officer("0abc01", 1_800_000_000, &event("officer-revoked"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked, Some(1_700_000_100));
+    assert_eq!(store.count_audit().await.unwrap(), audit_rows);
+    assert_eq!(
+        store
+            .revoke_officer("99", 0, &event("officer-revoked"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(audit_rows, 2, "issue + revoke audited");
+    assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
+}
