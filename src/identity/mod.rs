@@ -47,17 +47,24 @@ pub struct Connection {
     pub client_certificate: Option<VerifiedClientCertificate>,
 }
 
+/// Proof that a `Caller::Officer` came out of `TrustPolicy::authorize`: its field is private
+/// to this module, so no other code can construct an officer identity (SPEC §4).
+#[derive(Debug, Clone)]
+pub struct Authorized(());
+
 /// The trusted caller of a request.
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// A peer inside `[trust] proxies`.
     Proxy(IpAddr),
     /// An officer (or, for `requiredRoRoles = none`, any verified client certificate).
-    /// `name` is the registered officer name, if the certificate is registered.
+    /// `name` is the registered officer name, if the certificate is registered. Only
+    /// `TrustPolicy::authorize` can build this variant (`proof` cannot be made elsewhere).
     Officer {
         fingerprint: String,
         name: Option<String>,
         facts: CertificateFacts,
+        proof: Authorized,
     },
     /// The command line on this machine.
     Cli,
@@ -188,6 +195,7 @@ impl TrustPolicy {
             fingerprint: certificate.fingerprint().to_string(),
             name: officer.map(|o| o.name.clone()),
             facts: certificate_facts(certificate.der()),
+            proof: Authorized(()),
         })
     }
 }
