@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::middleware;
 use axum_server::Handle;
@@ -22,9 +21,6 @@ pub struct Listeners {
     /// HTTPS listen address, overriding [server] https (needs tls_cert and tls_key).
     pub https: Option<SocketAddr>,
 }
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started server.
 pub struct RunningServer {
@@ -117,8 +113,8 @@ async fn start_https(
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let acceptor =
-        RustlsAcceptor::new(RustlsConfig::from_config(tls)).handshake_timeout(HANDSHAKE_TIMEOUT);
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
+        .handshake_timeout(server.handshake_timeout);
     let handle: Handle<SocketAddr> = Handle::new();
     let app = router(gateway)
         .layer(middleware::from_fn(tls::attach_connection))

@@ -77,13 +77,19 @@ impl Env {
             .replace("# tls_key", "tls_key")
             .replace("# client_ca", "client_ca")
             .replace(
+                "# handshake_timeout_secs = 10",
+                "handshake_timeout_secs = 1",
+            )
+            .replace(
                 "proxies = [\"127.0.0.1/32\", \"::1/128\"]",
                 &format!("proxies = {proxies}"),
             )
             .replace("iterations = 10000", "iterations = 1000")
             .replace("key = \"rsa-2048\"", "key = \"ec-p256\"");
         assert!(
-            toml.contains("client_ca = ") && toml.contains("https = \"127.0.0.1:0\""),
+            toml.contains("client_ca = ")
+                && toml.contains("\nhandshake_timeout_secs = 1")
+                && toml.contains("https = \"127.0.0.1:0\""),
             "default gateway.toml changed"
         );
         std::fs::write(root.gateway_toml(), toml).unwrap();
@@ -1044,4 +1050,34 @@ async fn officer_registry_sequence(url: &str) {
     );
     assert_eq!(audit_rows, 2, "issue + revoke audited");
     assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
+}
+
+/// A client that connects to the HTTPS port and never completes a handshake is dropped after
+/// `[server] handshake_timeout_secs` (1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshake_is_dropped() {
+    let env = Env::start("[\"127.0.0.1/32\"]").await;
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(env.https).await.unwrap();
+    // Half a ClientHello record header, then silence.
+    stream.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buffer)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "connection still open or answered: {read:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "dropped after {elapsed:?}"
+    );
+    // The listener still serves others.
+    let r = env
+        .client(None)
+        .get(env.https_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
