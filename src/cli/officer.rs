@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Root;
-use crate::issuance::{Gateway, parse_roles};
+use crate::issuance::{Gateway, IssuanceError, parse_roles};
 use crate::token::Pin;
 
 /// `officer …`
@@ -107,7 +107,12 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                 Err(e) => {
                     drop(file);
                     let _ = std::fs::remove_file(&out);
-                    anyhow::bail!("officer not issued: {e} ({})", e.code());
+                    // The CLI runs on the gateway host: show the operator the detail.
+                    let detail = match &e {
+                        IssuanceError::Unavailable(d) | IssuanceError::Internal(d) => d.clone(),
+                        other => other.to_string(),
+                    };
+                    anyhow::bail!("officer not issued: {detail} ({})", e.code());
                 }
             };
             if let Err(e) = file

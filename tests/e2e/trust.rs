@@ -528,6 +528,10 @@ async fn revoked_officer_is_refused_on_the_next_request() {
     let revoked_at = Instant::now();
     let r = post(&client, &env.https_url("/pgwy/ast/officer"), alice).await;
     // SPEC: effective for new requests within one second, without restart.
+    println!(
+        "measured: revocation (CLI exit) to refused response: {:?}",
+        revoked_at.elapsed()
+    );
     assert!(
         revoked_at.elapsed() < Duration::from_secs(1),
         "refusal came {:?} after the revocation",
