@@ -158,7 +158,7 @@ mod tests {
     fn every_key_type_generates_parsable_spki() {
         for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Ed25519, KeyType::Rsa2048] {
             let key = generate_key(kt).unwrap();
-            let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(key.spki_der()).unwrap();
+            let (_, spki) = <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(key.spki_der()).unwrap();
             assert!(!spki.subject_public_key.data.is_empty(), "{kt}");
             // PKCS#8 v1: version INTEGER 0 right after the outer SEQUENCE header.
             let der = key.pkcs8_der();
