@@ -7,8 +7,11 @@ use std::path::Path;
 use regex::Regex;
 
 use super::properties::{self, Entry};
+use zeroize::Zeroizing;
+
+use super::secret::SecretKey;
 use super::{ConfigError, ConfigErrors, GatewayConfig, Root};
-use crate::policy::{FieldSpec, Origin, did_you_mean, parse_field};
+use crate::policy::{FieldSpec, Origin, did_you_mean, parse_field, regex_error};
 use crate::token::{DEFAULT_PIN_PATTERN, PasswordPolicy, Pkcs12Profile};
 
 /// Officer roles a handler requires (SPEC §4).
@@ -70,7 +73,8 @@ impl AstConfig {
     }
 }
 
-const PARAMS: &[&str] = &[
+/// The parameters of SPEC §5, as written after `default.` or `handler.<n>.`.
+pub const PARAMETERS: &[&str] = &[
     "start",
     "filter",
     "format",
@@ -84,160 +88,249 @@ const PARAMS: &[&str] = &[
     "pkcs12.profiles",
 ];
 
-/// Parameters of one scope (`default` or a handler), with their lines.
-#[derive(Default)]
-struct Params {
-    values: BTreeMap<String, (String, usize)>,
-    fields: BTreeMap<u32, (String, usize)>,
+/// One value as written: its text (decrypted for `.encrypted` keys), line and full key.
+#[derive(Debug, Clone)]
+struct Value {
+    text: String,
+    line: usize,
+    key: String,
 }
 
-/// Reads ast.properties and every format it names.
+/// Parameters of one scope (`default` or a handler).
+#[derive(Default)]
+struct Params {
+    values: BTreeMap<String, Value>,
+    fields: BTreeMap<u32, Value>,
+    /// The first line of the scope, for problems about a parameter that is missing.
+    first_line: usize,
+}
+
+/// Reads ast.properties and every format it names, reporting every problem at once, sorted by
+/// file and line.
 pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfig, ConfigErrors> {
     let path = root.ast_properties();
     let entries = properties::read_file(&path).map_err(|e| ConfigErrors(vec![e]))?;
     let mut errors = Vec::new();
     let mut defaults = Params::default();
     let mut handlers: BTreeMap<u32, Params> = BTreeMap::new();
-    let mut start = true;
+    let mut start: Option<Value> = None;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut secret_key: Option<Result<SecretKey, String>> = None;
+    // Decrypted values by line, so that no error message repeats one.
+    let mut secrets: Vec<(usize, Zeroizing<String>)> = Vec::new();
 
-    for Entry { key, value, line } in entries {
-        let mut err = |message: String| errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
-        if key.ends_with(".encrypted") {
-            err("encrypted parameters are not supported yet; write the value in clear text in a file readable only by the service".into());
+    for Entry { key: written, value, line } in entries {
+        let mut err = |message: String| errors.push(ConfigError::at(&path, Some(line), Some(&written), message));
+        let (key, value) = match written.strip_suffix(".encrypted") {
+            None => (written.clone(), value),
+            Some(base) => {
+                let decrypted = match secret_key.get_or_insert_with(|| SecretKey::load(root)) {
+                    Err(m) => Err(m.clone()),
+                    Ok(k) => k.decrypt(&value),
+                };
+                match decrypted {
+                    Ok(plain) => {
+                        let text = plain.to_string();
+                        secrets.push((line, plain));
+                        (base.to_string(), text)
+                    }
+                    Err(m) => {
+                        err(m);
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some(first) = seen.insert(key.clone(), line) {
+            err(format!("set twice (also at line {first}); keep one line (Java would silently use the last)"));
             continue;
         }
-        if key == "start" || key == "default.start" {
-            match value.trim() {
-                "true" => start = true,
-                "false" => start = false,
-                other => err(format!("`{other}` is not a boolean; write true or false")),
-            }
+        let value = Value { text: value, line, key: written.clone() };
+        if key == "start" {
+            start = Some(value);
             continue;
         }
         let (scope, param) = if let Some(rest) = key.strip_prefix("default.") {
-            (None, rest.to_string())
+            (None, rest)
         } else if let Some(rest) = key.strip_prefix("handler.") {
             match rest.split_once('.') {
                 Some((n, param)) => match n.parse::<u32>() {
-                    Ok(n) => (Some(n), param.to_string()),
+                    Ok(n) => (Some(n), param),
                     Err(_) => {
-                        err(format!("`{n}` is not a handler number; write handler.<number>.<parameter>"));
+                        err(format!("`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"));
                         continue;
                     }
                 },
                 None => {
-                    err("write handler.<number>.<parameter>".into());
+                    err("no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter".into());
                     continue;
                 }
             }
         } else {
+            let known = ["start", "default.filter", "handler.1.filter"];
             err(format!(
-                "unknown key{}; keys are default.<parameter>, handler.<number>.<parameter> or start",
-                did_you_mean(&key, &["start"])
+                "unknown key{}; keys are start, default.<parameter> or handler.<number>.<parameter>",
+                did_you_mean(&key, &known)
             ));
             continue;
         };
+        if scope.is_none() && param == "start" {
+            start = Some(value);
+            continue;
+        }
         let params = match scope {
             None => &mut defaults,
             Some(n) => handlers.entry(n).or_default(),
         };
+        if params.first_line == 0 {
+            params.first_line = line;
+        }
         if let Some(n) = param.strip_prefix("formatFields.") {
             match n.parse::<u32>() {
                 Ok(n) => {
-                    params.fields.insert(n, (value, line));
+                    params.fields.insert(n, value);
                 }
-                Err(_) => err(format!("`{n}` is not a field number; write formatFields.<number>")),
+                Err(_) => err(format!("`{n}` is not a field number; write formatFields.<number>, e.g. formatFields.11")),
             }
             continue;
         }
-        if !PARAMS.contains(&param.as_str()) {
+        if !PARAMETERS.contains(&param) {
             err(format!(
                 "unknown parameter `{param}`{}; parameters are {}",
-                did_you_mean(&param, PARAMS),
-                PARAMS.join(", ")
+                did_you_mean(param, PARAMETERS),
+                PARAMETERS.join(", ")
             ));
             continue;
         }
-        params.values.insert(param, (value, line));
+        params.values.insert(param.to_string(), value);
     }
 
-    let mut formats: BTreeMap<String, Option<Vec<FieldSpec>>> = BTreeMap::new();
+    let enabled = match &start {
+        None => true,
+        Some(v) => boolean(v).unwrap_or_else(|m| {
+            errors.push(ConfigError::at(&path, Some(v.line), Some(&v.key), m));
+            true
+        }),
+    };
+
+    let origin = |v: &Value| Origin { file: path.display().to_string(), line: v.line, key: v.key.clone() };
+    let mut default_fields = BTreeMap::new();
+    for (n, v) in &defaults.fields {
+        match parse_field(*n, &v.text, origin(v)) {
+            Ok(f) => {
+                default_fields.insert(*n, f);
+            }
+            Err(m) => errors.push(ConfigError::at(&path, Some(v.line), Some(&v.key), m)),
+        }
+    }
+
+    let mut formats: BTreeMap<String, Vec<FieldSpec>> = BTreeMap::new();
     let mut out = Vec::new();
     for (number, params) in &handlers {
-        let mut late: Vec<ConfigError> = Vec::new();
-        let get = |name: &str| params.values.get(name).or_else(|| defaults.values.get(name));
-        let mut err = |name: &str, line: usize, message: String| {
-            errors.push(ConfigError::at(&path, Some(line), Some(&format!("handler.{number}.{name}")), message))
+        let scope = HandlerScope { number: *number, params, defaults: &defaults };
+        let mut err = |name: &str, message: String| {
+            let (line, key) = scope.place(name);
+            errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
         };
-        let filter_source = get("filter").map(|(v, _)| v.trim().to_string()).unwrap_or_default();
+
+        let handler_enabled = scope.get("start").map_or(Ok(true), boolean).unwrap_or_else(|m| {
+            err("start", m);
+            true
+        });
+
+        let filter_source = scope.get("filter").map(|v| v.text.trim().to_string()).unwrap_or_default();
         let filter = match Regex::new(&format!("^(?:{filter_source})$")) {
             Ok(r) => Some(r),
             Err(e) => {
-                err("filter", get("filter").map_or(0, |(_, l)| *l), format!("bad regular expression: {e}"));
+                err(
+                    "filter",
+                    format!(
+                        "bad regular expression: {}; write a Rust/Java regex matching the whole path after /pgwy/ast/, e.g. `users/.*`",
+                        regex_error(&e)
+                    ),
+                );
                 None
             }
         };
-        let format = get("format").map(|(v, _)| v.trim().to_string()).unwrap_or_else(|| "ast-default.format".into());
-        let format_line = get("format").map_or(0, |(_, l)| *l);
-        let format_fields = formats
-            .entry(format.clone())
-            .or_insert_with(|| match load_format(&root.formats().join(&format)) {
-                Ok(f) => Some(f),
+
+        let format = scope.get("format").map_or_else(|| "ast-default.format".to_string(), |v| v.text.trim().to_string());
+        let format_fields = if format.is_empty() || format.contains(['/', '\\']) || format.starts_with('.') {
+            err("format", format!("`{format}` is not a file name; name a file in {}", root.formats().display()));
+            Vec::new()
+        } else if let Some(f) = formats.get(&format) {
+            f.clone()
+        } else if !root.formats().join(&format).is_file() {
+            let available = format_files(root);
+            let names: Vec<&str> = available.iter().map(String::as_str).collect();
+            err(
+                "format",
+                format!(
+                    "format file `{format}` not found in {}{}; available: {}",
+                    root.formats().display(),
+                    did_you_mean(&format, &names),
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                ),
+            );
+            formats.insert(format.clone(), Vec::new());
+            Vec::new()
+        } else {
+            let loaded = match load_format(&root.formats().join(&format)) {
+                Ok(f) => f,
                 Err(mut e) => {
                     errors.append(&mut e);
-                    None
+                    Vec::new()
                 }
-            })
-            .clone();
-        let mut err = |name: &str, line: usize, message: String| {
-            errors.push(ConfigError::at(&path, Some(line), Some(&format!("handler.{number}.{name}")), message))
+            };
+            formats.insert(format.clone(), loaded.clone());
+            loaded
         };
-        if format_fields.is_none() && !root.formats().join(&format).exists() {
-            err("format", format_line, format!("format file `{format}` not found in {}", root.formats().display()));
-        }
-        let mut fields: BTreeMap<u32, FieldSpec> =
-            format_fields.unwrap_or_default().into_iter().map(|f| (f.index, f)).collect();
-        for (n, (value, line)) in defaults.fields.iter().chain(params.fields.iter()) {
-            match parse_field(*n, value, Origin { file: path.display().to_string(), line: *line }) {
+        let mut err = |name: &str, message: String| {
+            let (line, key) = scope.place(name);
+            errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
+        };
+
+        let mut fields: BTreeMap<u32, FieldSpec> = format_fields.into_iter().map(|f| (f.index, f)).collect();
+        fields.extend(default_fields.iter().map(|(n, f)| (*n, f.clone())));
+        let mut field_errors = Vec::new();
+        for (n, v) in &params.fields {
+            match parse_field(*n, &v.text, origin(v)) {
                 Ok(f) => {
                     fields.insert(*n, f);
                 }
-                Err(m) => err(&format!("formatFields.{n}"), *line, m),
+                Err(m) => field_errors.push(ConfigError::at(&path, Some(v.line), Some(&v.key), m)),
             }
         }
         let fields: Vec<FieldSpec> = fields.into_values().collect();
 
-        let token_procedure = match get("tokenprocedure") {
-            Some((v, _)) => v.trim().to_string(),
-            None => {
-                err("tokenprocedure", 0, "missing; name a [[token_procedure]] of gateway.toml".into());
-                String::new()
-            }
-        };
-        if let (Some(gw), Some((_, line))) = (gateway, get("tokenprocedure")) {
+        let token_procedure = scope.get("tokenprocedure").map(|v| v.text.trim().to_string()).unwrap_or_default();
+        if let Some(gw) = gateway {
+            let names: Vec<&str> = gw.token_procedures.keys().map(String::as_str).collect();
             match gw.token_procedures.get(&token_procedure) {
-                None => {
-                    let names: Vec<&str> = gw.token_procedures.keys().map(String::as_str).collect();
-                    err(
-                        "tokenprocedure",
-                        *line,
-                        format!(
-                            "token procedure `{token_procedure}` is not defined in gateway.toml{}; defined: {}",
-                            did_you_mean(&token_procedure, &names),
-                            names.join(", ")
-                        ),
-                    );
-                }
+                None if token_procedure.is_empty() => err(
+                    "tokenprocedure",
+                    format!(
+                        "handler.{number} has no token procedure; add handler.{number}.tokenprocedure = one of: {}",
+                        names.join(", ")
+                    ),
+                ),
+                None => err(
+                    "tokenprocedure",
+                    format!(
+                        "token procedure `{token_procedure}` is not defined in gateway.toml{}; defined: {}",
+                        did_you_mean(&token_procedure, &names),
+                        names.join(", ")
+                    ),
+                ),
                 Some(tp) => {
                     for f in &fields {
                         if let crate::policy::Scope::Request(i) = f.target.scope {
                             if i >= tp.certificates.len() {
-                                late.push(ConfigError::at(
+                                field_errors.push(ConfigError::at(
                                     Path::new(&f.origin.file),
                                     Some(f.origin.line),
-                                    Some(&format!("formatFields.{}", f.index)),
+                                    Some(&f.origin.key),
                                     format!(
-                                        "certrequests:{i} does not exist: token procedure `{}` has {} certificate(s) (0 to {})",
+                                        "certrequests:{i} does not exist for handler.{number}: its token procedure `{}` has {} certificate(s); use an index from 0 to {}",
                                         tp.name,
                                         tp.certificates.len(),
                                         tp.certificates.len().saturating_sub(1)
@@ -250,8 +343,8 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             }
         }
 
-        let required_roles = get("requiredRoRoles").and_then(|(v, _)| {
-            let roles: Vec<String> = v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let required_roles = scope.get("requiredRoRoles").and_then(|v| {
+            let roles: Vec<String> = v.text.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
             match roles.as_slice() {
                 [] => None,
                 [one] if one.eq_ignore_ascii_case("none") => Some(RequiredRoles::AnyCertificate),
@@ -259,54 +352,56 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             }
         });
 
-        let number_param = |name: &str, default: usize, err: &mut dyn FnMut(&str, usize, String)| match get(name) {
+        let mut number_param = |name: &str, default: usize| match scope.get(name) {
             None => default,
-            Some((v, line)) => v.trim().parse().unwrap_or_else(|_| {
-                err(name, *line, format!("`{v}` is not a number"));
+            Some(v) => v.text.trim().parse().unwrap_or_else(|_| {
+                err(name, format!("`{}` is not a number; write a whole number such as {default}", v.text.trim()));
                 default
             }),
         };
-        let min = number_param("password.minLength", 6, &mut err);
-        let max = number_param("password.maxLength", 128, &mut err);
-        let pattern = get("password.pattern").map(|(v, _)| v.clone()).unwrap_or_else(|| DEFAULT_PIN_PATTERN.into());
+        let min = number_param("password.minLength", 6);
+        let max = number_param("password.maxLength", 128);
         if min > max {
-            err("password.minLength", 0, format!("minLength {min} is greater than maxLength {max}"));
+            err("password.minLength", format!("minLength {min} is greater than maxLength {max}; make minLength ≤ maxLength"));
         }
+        let pattern = scope.get("password.pattern").map_or_else(|| DEFAULT_PIN_PATTERN.to_string(), |v| v.text.clone());
         let password_policy = match PasswordPolicy::new(min, max, &pattern) {
             Ok(p) => p,
             Err(e) => {
-                err("password.pattern", get("password.pattern").map_or(0, |(_, l)| *l), format!("bad regular expression: {e}"));
+                err(
+                    "password.pattern",
+                    format!("bad regular expression: {}; write a regex for the whole PIN, e.g. [\\\\x20-\\\\x7E]*", regex_error(&e)),
+                );
                 PasswordPolicy::default()
             }
         };
 
-        let pkcs12_profile = match get("pkcs12.profile") {
+        let pkcs12_profile = match scope.get("pkcs12.profile") {
             None => Pkcs12Profile::Modern,
-            Some((v, line)) => v.trim().parse().unwrap_or_else(|m| {
-                err("pkcs12.profile", *line, m);
+            Some(v) => v.text.trim().parse().unwrap_or_else(|m| {
+                err("pkcs12.profile", m);
                 Pkcs12Profile::Modern
             }),
         };
         let mut pkcs12_profiles = vec![pkcs12_profile];
-        if let Some((v, line)) = get("pkcs12.profiles") {
+        if let Some(v) = scope.get("pkcs12.profiles") {
             pkcs12_profiles.clear();
-            for name in v.split([' ', ',']).filter(|s| !s.is_empty()) {
+            for name in v.text.split([' ', ',']).filter(|s| !s.is_empty()) {
                 match name.parse::<Pkcs12Profile>() {
                     Ok(p) => pkcs12_profiles.push(p),
-                    Err(m) => err("pkcs12.profiles", *line, m),
+                    Err(m) => err("pkcs12.profiles", m),
                 }
             }
             if !pkcs12_profiles.contains(&pkcs12_profile) {
                 err(
                     "pkcs12.profiles",
-                    *line,
-                    format!("the default profile `{pkcs12_profile}` (pkcs12.profile) must be one of the offered profiles"),
+                    format!("the default profile `{pkcs12_profile}` (pkcs12.profile) is not offered; add it to pkcs12.profiles"),
                 );
             }
         }
 
-        errors.append(&mut late);
-        if let Some(filter) = filter {
+        errors.append(&mut field_errors);
+        if let (Some(filter), true) = (filter, handler_enabled) {
             out.push(Handler {
                 number: *number,
                 filter,
@@ -321,18 +416,69 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             });
         }
     }
-    if handlers.is_empty() && start {
+    if handlers.is_empty() && enabled {
         errors.push(ConfigError::at(
             &path,
             None,
             None,
-            "no handler is defined; add handler.1.filter =, handler.1.format and handler.1.tokenprocedure",
+            "no handler is defined; add handler.1.filter =, handler.1.format = ast-default.format and handler.1.tokenprocedure = default",
         ));
     }
     if !errors.is_empty() {
+        for e in &mut errors {
+            for (line, secret) in &secrets {
+                if e.line == Some(*line) && !secret.is_empty() && e.file == path.display().to_string() {
+                    e.message = e.message.replace(secret.as_str(), "[encrypted value]");
+                }
+            }
+        }
+        errors.sort_by(|a, b| (&a.file, a.line, &a.key, &a.message).cmp(&(&b.file, b.line, &b.key, &b.message)));
+        errors.dedup();
         return Err(ConfigErrors(errors));
     }
-    Ok(AstConfig { enabled: start, handlers: out })
+    Ok(AstConfig { enabled, handlers: out })
+}
+
+/// A handler's view of its parameters: its own, else `default.*`.
+struct HandlerScope<'a> {
+    number: u32,
+    params: &'a Params,
+    defaults: &'a Params,
+}
+
+impl HandlerScope<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.params.values.get(name).or_else(|| self.defaults.values.get(name))
+    }
+    /// Line and key to report a problem with `name`: where it is written, else the handler's
+    /// first line.
+    fn place(&self, name: &str) -> (usize, String) {
+        match self.get(name) {
+            Some(v) => (v.line, v.key.clone()),
+            None => (self.params.first_line, format!("handler.{}.{name}", self.number)),
+        }
+    }
+}
+
+fn boolean(v: &Value) -> Result<bool, String> {
+    match v.text.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("`{other}` is not a boolean; write true or false")),
+    }
+}
+
+/// The `*.format` files under conf/formats/, sorted.
+fn format_files(root: &Root) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.formats())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".format"))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Reads a format file: only `formatFields.<N>` keys.
@@ -340,7 +486,17 @@ fn load_format(path: &Path) -> Result<Vec<FieldSpec>, Vec<ConfigError>> {
     let entries = properties::read_file(path).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut fields = BTreeMap::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for Entry { key, value, line } in entries {
+        if let Some(first) = seen.insert(key.clone(), line) {
+            errors.push(ConfigError::at(
+                path,
+                Some(line),
+                Some(&key),
+                format!("set twice (also at line {first}); keep one line (Java would silently use the last)"),
+            ));
+            continue;
+        }
         let Some(n) = key.strip_prefix("formatFields.").and_then(|n| n.parse::<u32>().ok()) else {
             errors.push(ConfigError::at(
                 path,
@@ -350,7 +506,7 @@ fn load_format(path: &Path) -> Result<Vec<FieldSpec>, Vec<ConfigError>> {
             ));
             continue;
         };
-        match parse_field(n, &value, Origin { file: path.display().to_string(), line }) {
+        match parse_field(n, &value, Origin { file: path.display().to_string(), line, key: key.clone() }) {
             Ok(f) => {
                 fields.insert(n, f);
             }

@@ -10,11 +10,13 @@ mod ast;
 mod defaults;
 mod gateway;
 pub mod properties;
+mod secret;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use ast::{AstConfig, Handler, RequiredRoles, load_ast};
+pub use ast::{AstConfig, Handler, PARAMETERS, RequiredRoles, load_ast};
+pub use secret::SecretKey;
 pub use defaults::{DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default};
 pub use gateway::{
     CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure, load_gateway, parse_duration,

@@ -13,6 +13,8 @@ use crate::ca::Attribute;
 pub struct Origin {
     pub file: String,
     pub line: usize,
+    /// The key as written (`formatFields.4`, `handler.1.formatFields.4`, …).
+    pub key: String,
 }
 
 impl fmt::Display for Origin {
@@ -315,7 +317,11 @@ impl Lexer {
         let none = |args: &[Arg], m: Module| {
             if args.is_empty() { Ok(m) } else { Err(format!("`{name}` takes no arguments")) }
         };
-        let regex = |r: &str| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("bad regular expression in `{name}`: {e}"));
+        let regex = |r: &str| {
+            Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                format!("bad regular expression in `{name}`: {}; remember that the file's own escaping comes first, so write \\\\. for a literal dot", regex_error(&e))
+            })
+        };
         match name.as_str() {
             "trim" => none(&args, Module::Trim),
             "lower" => none(&args, Module::Lower),
@@ -330,7 +336,7 @@ impl Lexer {
             "match" => Ok(Module::Match(regex(&s(&args)?)?)),
             "replace" => match args.as_slice() {
                 [Arg::Str(r), Arg::Str(w)] => Ok(Module::Replace(
-                    Regex::new(r).map_err(|e| format!("bad regular expression in `replace`: {e}"))?,
+                    Regex::new(r).map_err(|e| format!("bad regular expression in `replace`: {}", regex_error(&e)))?,
                     w.clone(),
                 )),
                 _ => Err("`replace` takes two strings: replace(\"regex\",\"with\")".into()),
@@ -366,6 +372,15 @@ const MODULE_NAMES: &[&str] = &[
 enum Arg {
     Str(String),
     Num(usize),
+}
+
+/// A regex error on one line (the regex crate's message spans several, with a caret).
+pub fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
 }
 
 /// ` (did you mean `x`?)` when a candidate is within edit distance 2.

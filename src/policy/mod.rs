@@ -12,7 +12,7 @@ mod expression;
 mod headers;
 
 pub use evaluate::{CertificateFacts, EvaluatedFields, evaluate};
-pub use expression::{FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field, parse_target};
+pub use expression::{FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field, parse_target, regex_error};
 pub use headers::IdentityHeaders;
 
 /// Why a request's fields were refused.
