@@ -62,6 +62,18 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Load everything, report every problem, print the effective handlers.
     Check,
+    /// Show which handler a request would hit and the certificates it would get (or the
+    /// refusal), without issuing anything.
+    Explain {
+        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/.
+        path: String,
+        /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+    },
+    /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
+    /// (data/secret.key, created on first use). Reads the value from standard input (one line).
+    Encrypt,
 }
 
 /// `ca …`
@@ -95,6 +107,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
+        Command::Config { command: ConfigCommand::Explain { path, headers } } => config_explain(&root, &path, &headers),
+        Command::Config { command: ConfigCommand::Encrypt } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
         Command::Audit { command: AuditCommand::Verify } => {
@@ -139,6 +153,7 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
     }
+    reload_on_sighup(gateway.clone());
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -146,6 +161,51 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         let _ = stop.send(true);
     });
     server.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
+/// the outcome; a broken configuration is refused and the running one stays).
+fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
+                        let _ = gateway.reload();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
+}
+
+fn config_explain(root: &Root, path: &str, headers: &[String]) -> anyhow::Result<ExitCode> {
+    let config = load_config(root)?;
+    let pairs = headers
+        .iter()
+        .map(|h| crate::issuance::parse_header_argument(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let explanation = crate::issuance::explain(&config, path, &crate::policy::IdentityHeaders::new(pairs), None);
+    println!("{explanation}");
+    Ok(if explanation.outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
+    let key = config::SecretKey::load_or_create(root).map_err(anyhow::Error::msg)?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).context("reading the value from standard input")?;
+    let value = line.trim_end_matches(['\r', '\n']);
+    let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
+    println!("{encrypted}");
+    eprintln!("write it as <param>.encrypted = {encrypted}  (key: {})", root.secret_key().display());
     Ok(ExitCode::SUCCESS)
 }
 

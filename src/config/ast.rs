@@ -274,13 +274,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             formats.insert(format.clone(), Vec::new());
             Vec::new()
         } else {
-            let loaded = match load_format(&root.formats().join(&format)) {
-                Ok(f) => f,
-                Err(mut e) => {
-                    errors.append(&mut e);
-                    Vec::new()
-                }
-            };
+            // Valid fields of a format with problems are kept, so they are checked further too.
+            let (loaded, mut problems) = load_format(&root.formats().join(&format));
+            errors.append(&mut problems);
             formats.insert(format.clone(), loaded.clone());
             loaded
         };
@@ -481,9 +477,12 @@ fn format_files(root: &Root) -> Vec<String> {
     names
 }
 
-/// Reads a format file: only `formatFields.<N>` keys.
-fn load_format(path: &Path) -> Result<Vec<FieldSpec>, Vec<ConfigError>> {
-    let entries = properties::read_file(path).map_err(|e| vec![e])?;
+/// Reads a format file: only `formatFields.<N>` keys. Returns the valid fields and every problem.
+fn load_format(path: &Path) -> (Vec<FieldSpec>, Vec<ConfigError>) {
+    let entries = match properties::read_file(path) {
+        Ok(entries) => entries,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
     let mut errors = Vec::new();
     let mut fields = BTreeMap::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -513,5 +512,5 @@ fn load_format(path: &Path) -> Result<Vec<FieldSpec>, Vec<ConfigError>> {
             Err(m) => errors.push(ConfigError::at(path, Some(line), Some(&key), m)),
         }
     }
-    if errors.is_empty() { Ok(fields.into_values().collect()) } else { Err(errors) }
+    (fields.into_values().collect(), errors)
 }

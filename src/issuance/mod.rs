@@ -7,6 +7,8 @@
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
 mod error;
+mod explain;
+mod reload;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -16,6 +18,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
+pub use explain::{Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, parse_header_argument, path_remainder};
+pub use reload::ReloadSummary;
 pub use soft_token::{SoftToken, SoftTokenRequest};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};

@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
-use crate::config::{CertificateTemplate, Handler};
+use crate::config::{CertificateTemplate, Config, Handler};
 use crate::identity::{Caller, Connection};
-use crate::policy::{IdentityHeaders, evaluate};
+use crate::policy::{CertificateFacts, IdentityHeaders, evaluate};
 use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, TokenRecord};
 use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
 
@@ -154,22 +154,9 @@ impl Gateway {
     /// CA and subject. Pure: no keys, no signatures.
     fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
         let config = self.config();
-        let procedure = config
-            .gateway
-            .token_procedures
-            .get(&handler.token_procedure)
-            .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
-        let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
-        let mut plan = Vec::with_capacity(procedure.certificates.len());
-        for (index, template) in procedure.certificates.iter().enumerate() {
-            let subject = fields.subject_for(index);
-            if subject.dn_values(&template.subject_order).is_empty() {
-                return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
-                    field: "subject".into(),
-                    index: 0,
-                    source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
-                }));
-            }
+        let subjects = plan_subjects(&config, handler, headers, caller.certificate_facts())?;
+        let mut plan = Vec::with_capacity(subjects.len());
+        for (template, subject) in subjects {
             let ca = self
                 .cas
                 .get(&template.ca)
@@ -179,6 +166,36 @@ impl Gateway {
         }
         Ok(plan)
     }
+}
+
+/// The subject of each certificate of the handler's token procedure, in token-procedure order:
+/// the format evaluated over the headers and the caller's certificate facts. Pure: shared by
+/// issuance and `config explain`.
+pub(super) fn plan_subjects<'c>(
+    config: &'c Config,
+    handler: &Handler,
+    headers: &IdentityHeaders,
+    certificate: Option<&CertificateFacts>,
+) -> Result<Vec<(&'c CertificateTemplate, Subject)>, IssuanceError> {
+    let procedure = config
+        .gateway
+        .token_procedures
+        .get(&handler.token_procedure)
+        .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
+    let fields = evaluate(&handler.fields, headers, certificate)?;
+    let mut plan = Vec::with_capacity(procedure.certificates.len());
+    for (index, template) in procedure.certificates.iter().enumerate() {
+        let subject = fields.subject_for(index);
+        if subject.dn_values(&template.subject_order).is_empty() {
+            return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
+                field: "subject".into(),
+                index: 0,
+                source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
+            }));
+        }
+        plan.push((template, subject));
+    }
+    Ok(plan)
 }
 
 /// Keys, certificates and the PKCS#12, on a blocking thread.
