@@ -79,7 +79,8 @@ impl Gateway {
         let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
         handler.password_policy.check(&request.pin)?;
         let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
-        let plan = self.plan(handler, &request.headers, &caller)?;
+        // The same configuration snapshot throughout, even if a reload swaps it meanwhile.
+        let plan = self.plan(&config, handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
 
@@ -152,9 +153,14 @@ impl Gateway {
 
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
     /// CA and subject. Pure: no keys, no signatures.
-    fn plan(&self, handler: &Handler, headers: &IdentityHeaders, caller: &Caller) -> Result<Vec<Planned>, IssuanceError> {
-        let config = self.config();
-        let subjects = plan_subjects(&config, handler, headers, caller.certificate_facts())?;
+    fn plan(
+        &self,
+        config: &Config,
+        handler: &Handler,
+        headers: &IdentityHeaders,
+        caller: &Caller,
+    ) -> Result<Vec<Planned>, IssuanceError> {
+        let subjects = plan_subjects(config, handler, headers, caller.certificate_facts())?;
         let mut plan = Vec::with_capacity(subjects.len());
         for (template, subject) in subjects {
             let ca = self
