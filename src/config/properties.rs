@@ -28,7 +28,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, (Option<usize>, String)> {
         // ISO-8859-1: every byte is the code point of the same number.
         Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
     };
-    let text = join_surrogate_escapes(&text);
+    let text = join_surrogate_escapes(&blank_comments(&text));
     let mut out = Vec::new();
     for line in PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8) {
         let line = line.map_err(|e| (e.line_number(), e.to_string()))?;
@@ -38,6 +38,31 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, (Option<usize>, String)> {
         }
     }
     Ok(out)
+}
+
+/// Empties comment lines (keeping the line breaks, so line numbers stay). Java never looks
+/// inside a comment, but the crate decodes escapes there and rejects e.g. `# C:\users`.
+/// A line starting with `#` or `!` that continues a value (the previous line ended in an odd
+/// number of backslashes) is not a comment.
+fn blank_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut continuing = false;
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let body = line.strip_suffix('\r').unwrap_or(line);
+        let trimmed = body.trim_start_matches([' ', '\t', '\u{c}']);
+        if !continuing && (trimmed.starts_with('#') || trimmed.starts_with('!')) {
+            continue;
+        }
+        out.push_str(line);
+        if !continuing && trimmed.is_empty() {
+            continue;
+        }
+        continuing = body.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1;
+    }
+    out
 }
 
 /// Java writes a character outside the BMP as two `\uXXXX` escapes (a UTF-16 surrogate pair);
@@ -115,6 +140,22 @@ b = \\uD834 \\\uD834\uDF00
     }
 
     #[test]
+    fn escapes_in_comments_are_ignored() {
+        // Found by the e2e test: Java never decodes a comment, the crate did.
+        let e = parse(br"# C:\users\ and \u escapes
+! also \u12
+a = 1 \
+# not a comment \u0041
+b = 2
+").unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].value, "1 # not a comment A");
+        assert_eq!((e[1].key.as_str(), e[1].line), ("b", 5));
+        let (line, message) = parse(b"x = 1\n# \\u\nbad = \\uZZZZ\n").unwrap_err();
+        assert_eq!(line, Some(3), "{message}");
+    }
+
+    #[test]
     fn utf8_and_latin1() {
         assert_eq!(parse("l = München\n".as_bytes()).unwrap()[0].value, "München");
         assert_eq!(parse(b"l = M\xfcnchen\n").unwrap()[0].value, "München");
@@ -154,7 +195,7 @@ mod properties {
         }
 
         #[test]
-        fn never_panics_on_near_misses(s in "[ a=:#!\\\\u0-9A-Fn\\n\\r\\t]{0,64}") {
+        fn never_panics_on_near_misses(s in "[ a=:#!\\\\u0-9A-FnZ\\n\\r\\t]{0,64}") {
             let _ = parse(s.as_bytes());
         }
 
@@ -168,7 +209,7 @@ mod properties {
             for (i, (key, value, breaks, comment)) in entries.iter().enumerate() {
                 let key = format!("k{i}{key}");
                 if *comment {
-                    text.push_str("# a comment \\\n! another\n");
+                    text.push_str("# a comment \\u \\\n! C:\\users\\ \n");
                     line += 2;
                 }
                 expected.push(Entry { key: key.clone(), value: value.clone(), line });
