@@ -165,7 +165,7 @@ b = 2
 /// Property tests of the reader: no panics on any bytes, and Java-escaped files read back to
 /// the same keys, values and line numbers. Failing seeds are kept in proptest-regressions/.
 #[cfg(test)]
-mod properties {
+mod property_tests {
     use proptest::prelude::*;
 
     use super::*;

@@ -477,7 +477,7 @@ mod tests {
 /// Property tests: the parser never panics, and printing a parsed expression and parsing it
 /// again gives the same expression. Failing seeds are kept in proptest-regressions/.
 #[cfg(test)]
-mod properties {
+mod property_tests {
     use proptest::prelude::*;
 
     use super::*;
