@@ -70,6 +70,10 @@ pub enum ConfigCommand {
         /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
         headers: Vec<String>,
+        /// A client certificate (PEM or DER) for `cert:subject.*` / `cert:san.*` sources, as if
+        /// the caller had presented it.
+        #[arg(long, value_name = "FILE")]
+        client_cert: Option<PathBuf>,
     },
     /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
     /// (data/secret.key, created on first use). Reads the value from standard input (one line).
@@ -107,7 +111,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
-        Command::Config { command: ConfigCommand::Explain { path, headers } } => config_explain(&root, &path, &headers),
+        Command::Config { command: ConfigCommand::Explain { path, headers, client_cert } } => {
+            config_explain(&root, &path, &headers, client_cert.as_deref())
+        }
         Command::Config { command: ConfigCommand::Encrypt } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
@@ -186,14 +192,27 @@ fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
     let _ = gateway;
 }
 
-fn config_explain(root: &Root, path: &str, headers: &[String]) -> anyhow::Result<ExitCode> {
+fn config_explain(
+    root: &Root,
+    path: &str,
+    headers: &[String],
+    client_cert: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let config = load_config(root)?;
     let pairs = headers
         .iter()
         .map(|h| crate::issuance::parse_header_argument(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let explanation = crate::issuance::explain(&config, path, &crate::policy::IdentityHeaders::new(pairs), None);
+    let facts = match client_cert {
+        None => None,
+        Some(file) => {
+            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            Some(crate::policy::CertificateFacts::from_pem_or_der(&bytes).map_err(anyhow::Error::msg)?)
+        }
+    };
+    let headers = crate::policy::IdentityHeaders::new(pairs);
+    let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
     println!("{explanation}");
     Ok(if explanation.outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }

@@ -7,6 +7,7 @@
 //! spellings, invalid UTF-8 and control characters; refusal messages name the field and the
 //! rule, never the value.
 
+mod certificate;
 mod evaluate;
 mod expression;
 mod headers;

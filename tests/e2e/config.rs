@@ -390,6 +390,38 @@ fn config_explain_without_issuing() {
     let (code, text) = explain(&["/pgwy/ast", "-H", "country: SE"]);
     assert_eq!(code, Some(2));
     assert!(text.contains("refused: field-missing"), "{text}");
+    // cert: sources read the certificate given with --client-cert (made by the openssl CLI).
+    if openssl_available() {
+        std::fs::write(
+            root.join("conf/formats/officer.format"),
+            "formatFields.1 = ast.valuetarget.commonname.value = commonname | required\n\
+             formatFields.2 = ast.valuetarget.organizationname.value = cert:subject.organizationname | required\n\
+             formatFields.3 = certrequests:1:upn.value = cert:san.upn\n\
+             formatFields.4 = ast.valuetarget.rfc822name.value = cert:san.rfc822name\n",
+        )
+        .unwrap();
+        append(&ast_properties(&root), "handler.2.filter = officer\nhandler.2.format = officer.format\nhandler.2.tokenprocedure = default\nhandler.2.requiredRoRoles = none\n");
+        let cert = root.join("officer.pem");
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
+            .arg(root.join("officer.key"))
+            .args(["-subj", "/CN=Officer One/O=Example AB", "-addext", "subjectAltName=email:o@example.com,otherName:1.3.6.1.4.1.311.20.2.3;UTF8:o@corp.example", "-out"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (code, text) = explain(&["/pgwy/ast/officer", "-H", "commonname: Carol", "--client-cert", cert.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("any officer client certificate"), "{text}");
+        assert!(text.contains("subject: CN=Carol, O=Example AB"), "{text}");
+        assert!(text.contains("SANs: email:o@example.com\n"), "certificate 0 has no UPN: {text}");
+        assert!(text.contains("SANs: UPN:o@corp.example, email:o@example.com"), "its own value first, then the common context: {text}");
+        let (code, text) = explain(&["/pgwy/ast/officer", "-H", "commonname: Carol"]);
+        assert_eq!(code, Some(2));
+        assert!(text.contains("refused: field-missing"), "no certificate, no O: {text}");
+    } else {
+        println!("skipped (cert: part): the openssl CLI is not installed");
+    }
     // Nothing was issued: the database holds no certificate.
     let out = Command::new(BIN).arg("--root").arg(&root).args(["certs", "list", "--json"]).output().unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
