@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
 pub use explain::{Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, parse_header_argument, path_remainder};
-pub use reload::ReloadSummary;
+pub use reload::{ReloadSummary, check_configuration};
 pub use soft_token::{SoftToken, SoftTokenRequest};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};

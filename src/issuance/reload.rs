@@ -101,3 +101,30 @@ impl Gateway {
         Ok(ReloadSummary { handlers, restart_needed })
     }
 }
+
+/// Everything `serve` would load, without opening the database: gateway.toml, ast.properties,
+/// the formats and every CA (certificate, chain, key). Every problem at once, sorted by file and
+/// line; what `config check` and a reload report.
+pub fn check_configuration(root: &crate::config::Root) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let loaded = config::load(root).map_err(|mut e| errors.append(&mut e.0)).ok();
+    // CAs are checked even when ast.properties has problems, so one run shows everything.
+    let gateway = match &loaded {
+        Some(c) => Some(c.gateway.clone()),
+        None => config::load_gateway(root).ok(),
+    };
+    if let Some(gateway) = gateway {
+        let probe = Config { root: root.clone(), gateway, ast: config::AstConfig::default() };
+        if let Err(mut e) = super::load_cas(&probe) {
+            errors.append(&mut e.0);
+        }
+    }
+    match loaded {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => {
+            errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            errors.dedup();
+            Err(ConfigErrors(errors))
+        }
+    }
+}

@@ -346,6 +346,12 @@ fn config_check_reports_every_problem_with_its_line() {
          handler.3.tokenprocedure = default\n",
     )
     .unwrap();
+    // A CA key others can read is reported in the same run.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join("data/ca/issuing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let out = Command::new(BIN).arg("--root").arg(&root).args(["config", "check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -359,6 +365,7 @@ fn config_check_reports_every_problem_with_its_line() {
         format!("{ast}:6: handler.2.formatFields.11: certrequests:7 does not exist for handler.2"),
         format!("{ast}:8: handler.2.format: format file `missing.format` not found"),
         format!("{bad}:2: formatFields.2: unknown attribute `nosuch`"),
+        format!("{}: ca.issuing: ", root.join("conf/gateway.toml").display()),
     ];
     let lines: Vec<&str> = stdout.lines().collect();
     for e in &expected {
