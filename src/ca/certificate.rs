@@ -91,20 +91,28 @@ pub fn issue_certificate(
     // One minute of back-dating absorbs clock skew between us and relying parties.
     let not_before = SystemTime::now() - Duration::from_secs(60);
     let not_after = not_before + profile.validity + Duration::from_secs(60);
-    let validity = Validity::new(
-        Time::try_from(not_before)?,
-        Time::try_from(not_after)?,
-    );
+    let validity = Validity::new(Time::try_from(not_before)?, Time::try_from(not_after)?);
     let extensions = extensions(profile, &spki, issuer_key_id, subject.is_empty())?;
-    let fixed = FixedProfile { issuer: issuer.clone(), subject, extensions };
+    let fixed = FixedProfile {
+        issuer: issuer.clone(),
+        subject,
+        extensions,
+    };
     let serial_number = SerialNumber::new(&serial).map_err(|e| CaError::Encoding(e.to_string()))?;
     let mut builder = CertificateBuilder::new(fixed, serial_number, validity, spki)
         .map_err(|e| CaError::Encoding(e.to_string()))?;
-    let adapter = SignerAdapter { spki: signer.public_key_der().to_vec(), algorithm: signer.algorithm().identifier() };
-    let tbs = builder.finalize(&adapter).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let adapter = SignerAdapter {
+        spki: signer.public_key_der().to_vec(),
+        algorithm: signer.algorithm().identifier(),
+    };
+    let tbs = builder
+        .finalize(&adapter)
+        .map_err(|e| CaError::Encoding(e.to_string()))?;
     let signature = signer.sign(&tbs)?;
     let signature = BitString::from_bytes(&signature)?;
-    let certificate = builder.assemble(signature, &adapter).map_err(|e| CaError::Encoding(e.to_string()))?;
+    let certificate = builder
+        .assemble(signature, &adapter)
+        .map_err(|e| CaError::Encoding(e.to_string()))?;
     // Re-read the validity as encoded (UTCTime has whole seconds).
     let validity = certificate.tbs_certificate().validity();
     Ok(IssuedCertificate {
@@ -126,7 +134,9 @@ pub(super) fn subject_key_identifier(certificate: &Certificate) -> Result<Vec<u8
             }
         }
     }
-    Ok(key_identifier(certificate.tbs_certificate().subject_public_key_info()))
+    Ok(key_identifier(
+        certificate.tbs_certificate().subject_public_key_info(),
+    ))
 }
 
 fn key_identifier(spki: &spki::SubjectPublicKeyInfoOwned) -> Vec<u8> {
@@ -139,20 +149,27 @@ fn key_identifier(spki: &spki::SubjectPublicKeyInfoOwned) -> Vec<u8> {
 pub(super) fn encode_subject(subject: &Subject, order: &[Attribute]) -> Result<Name, CaError> {
     let mut rdns: Vec<SetOfVec<AttributeTypeAndValue>> = Vec::new();
     for (attribute, value) in subject.dn_values(order) {
-        let bad = |message: String| CaError::Value { attribute: attribute.name(), message };
+        let bad = |message: String| CaError::Value {
+            attribute: attribute.name(),
+            message,
+        };
         if value.is_empty() {
             return Err(bad("the value is empty".into()));
         }
         let (tag, value) = match attribute {
             Attribute::CountryName => {
                 if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(bad("must be two upper-case letters (ISO 3166 alpha-2)".into()));
+                    return Err(bad(
+                        "must be two upper-case letters (ISO 3166 alpha-2)".into()
+                    ));
                 }
                 (Tag::PrintableString, value)
             }
             Attribute::SerialNumber => {
                 if !value.bytes().all(is_printable) {
-                    return Err(bad("may contain only letters, digits, space and ' ( ) + , - . / : = ?".into()));
+                    return Err(bad(
+                        "may contain only letters, digits, space and ' ( ) + , - . / : = ?".into(),
+                    ));
                 }
                 (Tag::PrintableString, value)
             }
@@ -164,8 +181,13 @@ pub(super) fn encode_subject(subject: &Subject, order: &[Attribute]) -> Result<N
             }
             _ => (Tag::Utf8String, value),
         };
-        let oid = attribute.oid().ok_or_else(|| bad("not a DN attribute".into()))?;
-        let atv = AttributeTypeAndValue { oid, value: Any::new(tag, value.as_bytes())? };
+        let oid = attribute
+            .oid()
+            .ok_or_else(|| bad("not a DN attribute".into()))?;
+        let atv = AttributeTypeAndValue {
+            oid,
+            value: Any::new(tag, value.as_bytes())?,
+        };
         let mut set = SetOfVec::new();
         set.insert(atv)?;
         rdns.push(set);
@@ -180,7 +202,10 @@ pub fn subject_preview(subject: &Subject, order: &[Attribute]) -> Result<String,
     let name = encode_subject(subject, order)?;
     for (attribute, value) in subject.san_values() {
         if value.is_empty() {
-            return Err(CaError::Value { attribute: attribute.name(), message: "the value is empty".into() });
+            return Err(CaError::Value {
+                attribute: attribute.name(),
+                message: "the value is empty".into(),
+            });
         }
         if attribute != Attribute::Upn {
             ia5(attribute, value)?;
@@ -193,12 +218,23 @@ fn is_printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
-fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension, CaError> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+fn extension<T: Encode>(
+    oid: ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> Result<Extension, CaError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 fn ia5(attribute: Attribute, value: &str) -> Result<Ia5String, CaError> {
-    Ia5String::new(value).map_err(|_| CaError::Value { attribute: attribute.name(), message: "must be ASCII".into() })
+    Ia5String::new(value).map_err(|_| CaError::Value {
+        attribute: attribute.name(),
+        message: "must be ASCII".into(),
+    })
 }
 
 fn extensions(
@@ -208,26 +244,44 @@ fn extensions(
     empty_subject: bool,
 ) -> Result<Vec<Extension>, CaError> {
     let mut out = Vec::with_capacity(9);
-    let basic = BasicConstraints { ca: profile.ca.is_some(), path_len_constraint: profile.ca.flatten() };
+    let basic = BasicConstraints {
+        ca: profile.ca.is_some(),
+        path_len_constraint: profile.ca.flatten(),
+    };
     out.push(extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &basic)?);
-    out.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &profile.key_usage)?);
+    out.push(extension(
+        rfc5280::ID_CE_KEY_USAGE,
+        true,
+        &profile.key_usage,
+    )?);
     if !profile.extended_key_usage.is_empty() {
         let eku = ExtendedKeyUsage(profile.extended_key_usage.to_vec());
         out.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &eku)?);
     }
     let ski = SubjectKeyIdentifier(OctetString::new(key_identifier(spki))?);
-    out.push(extension(rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER, false, &ski)?);
+    out.push(extension(
+        rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+        false,
+        &ski,
+    )?);
     let aki = AuthorityKeyIdentifier {
         key_identifier: Some(OctetString::new(issuer_key_id)?),
         authority_cert_issuer: None,
         authority_cert_serial_number: None,
     };
-    out.push(extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
+    out.push(extension(
+        rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+        false,
+        &aki,
+    )?);
 
     let mut sans = Vec::new();
     for (attribute, value) in profile.subject.san_values() {
         if value.is_empty() {
-            return Err(CaError::Value { attribute: attribute.name(), message: "the value is empty".into() });
+            return Err(CaError::Value {
+                attribute: attribute.name(),
+                message: "the value is empty".into(),
+            });
         }
         sans.push(match attribute {
             Attribute::Rfc822Name => GeneralName::Rfc822Name(ia5(attribute, value)?),
@@ -241,26 +295,43 @@ fn extensions(
     }
     if !sans.is_empty() {
         // RFC 5280 §4.2.1.6: critical when the subject is empty.
-        out.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, empty_subject, &SubjectAltName(sans))?);
+        out.push(extension(
+            rfc5280::ID_CE_SUBJECT_ALT_NAME,
+            empty_subject,
+            &SubjectAltName(sans),
+        )?);
     }
     if !profile.policies.is_empty() {
         let policies = CertificatePolicies(
             profile
                 .policies
                 .iter()
-                .map(|oid| PolicyInformation { policy_identifier: *oid, policy_qualifiers: None })
+                .map(|oid| PolicyInformation {
+                    policy_identifier: *oid,
+                    policy_qualifiers: None,
+                })
                 .collect(),
         );
-        out.push(extension(rfc5280::ID_CE_CERTIFICATE_POLICIES, false, &policies)?);
+        out.push(extension(
+            rfc5280::ID_CE_CERTIFICATE_POLICIES,
+            false,
+            &policies,
+        )?);
     }
     if let Some(url) = &profile.crl_url {
         let uri = Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?;
         let dp = CrlDistributionPoints(vec![DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(uri)])),
+            distribution_point: Some(DistributionPointName::FullName(vec![
+                GeneralName::UniformResourceIdentifier(uri),
+            ])),
             reasons: None,
             crl_issuer: None,
         }]);
-        out.push(extension(rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS, false, &dp)?);
+        out.push(extension(
+            rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS,
+            false,
+            &dp,
+        )?);
     }
     if let Some(url) = &profile.ocsp_url {
         let uri = Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?;
@@ -268,7 +339,11 @@ fn extensions(
             access_method: OCSP_OID,
             access_location: GeneralName::UniformResourceIdentifier(uri),
         }]);
-        out.push(extension(rfc5280::ID_PE_AUTHORITY_INFO_ACCESS, false, &aia)?);
+        out.push(extension(
+            rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
+            false,
+            &aia,
+        )?);
     }
     Ok(out)
 }

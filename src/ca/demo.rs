@@ -11,7 +11,10 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::name::Name;
 
-use super::{Attribute, CaError, CertificateProfile, FileSigner, Signer, Subject, issue_certificate, write_private_key_pem};
+use super::{
+    Attribute, CaError, CertificateProfile, FileSigner, Signer, Subject, issue_certificate,
+    write_private_key_pem,
+};
 use crate::token::{KeyType, generate_key};
 
 const YEAR: u64 = 365 * 24 * 3600;
@@ -31,7 +34,10 @@ struct Made {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> CaError + '_ {
-    move |e| CaError::File { path: path.display().to_string(), message: e.to_string() }
+    move |e| CaError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn make_ca(
@@ -51,8 +57,13 @@ fn make_ca(
             (Attribute::CommonName, common_name.into()),
         ],
     };
-    let order = [Attribute::CountryName, Attribute::OrganizationName, Attribute::CommonName];
-    let key_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature);
+    let order = [
+        Attribute::CountryName,
+        Attribute::OrganizationName,
+        Attribute::CommonName,
+    ];
+    let key_usage =
+        KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature);
     let profile = CertificateProfile {
         subject: &subject,
         subject_order: &order,
@@ -95,9 +106,30 @@ fn sha1_key_id(spki_der: &[u8]) -> Result<Vec<u8>, CaError> {
 /// Writes the demo hierarchy into `dir` (created if missing). Refuses to overwrite.
 pub fn write_demo_hierarchy(dir: &Path) -> Result<DemoCa, CaError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let root = make_ca(dir, "root", "ast-gateway Demo Root CA", KeyType::EcP384, None, 20)?;
-    make_ca(dir, "issuing", "ast-gateway Demo Issuing CA", KeyType::EcP256, Some(&root), 10)?;
-    make_ca(dir, "officers", "ast-gateway Demo Officers CA", KeyType::EcP256, Some(&root), 10)?;
+    let root = make_ca(
+        dir,
+        "root",
+        "ast-gateway Demo Root CA",
+        KeyType::EcP384,
+        None,
+        20,
+    )?;
+    make_ca(
+        dir,
+        "issuing",
+        "ast-gateway Demo Issuing CA",
+        KeyType::EcP256,
+        Some(&root),
+        10,
+    )?;
+    make_ca(
+        dir,
+        "officers",
+        "ast-gateway Demo Officers CA",
+        KeyType::EcP256,
+        Some(&root),
+        10,
+    )?;
     Ok(DemoCa {
         root_cert: dir.join("root.pem"),
         issuing_cert: dir.join("issuing.pem"),
@@ -142,7 +174,11 @@ pub fn write_self_signed_tls(ca_dir: &Path, tls_dir: &Path) -> Result<(), CaErro
     let key_path = tls_dir.join("server.key");
     write_private_key_pem(&key_path, key.pkcs8_der()).map_err(io(&key_path))?;
     let cert_path = tls_dir.join("server.pem");
-    let chain = format!("{}{}", super::pem_certificate(&issued.der), super::pem_certificate(&root_der));
+    let chain = format!(
+        "{}{}",
+        super::pem_certificate(&issued.der),
+        super::pem_certificate(&root_der)
+    );
     std::fs::write(&cert_path, chain).map_err(io(&cert_path))?;
     Ok(())
 }

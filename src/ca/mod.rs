@@ -14,7 +14,10 @@ mod subject;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use certificate::{CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage, parse_key_usage, parse_oid, random_serial, subject_preview};
+pub use certificate::{
+    CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage,
+    parse_key_usage, parse_oid, random_serial, subject_preview,
+};
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
 pub use subject::{Attribute, Subject};
@@ -34,7 +37,10 @@ pub enum CaError {
     #[error("certificate encoding failed: {0}")]
     Encoding(String),
     #[error("field `{attribute}`: {message}")]
-    Value { attribute: &'static str, message: String },
+    Value {
+        attribute: &'static str,
+        message: String,
+    },
 }
 
 impl From<der::Error> for CaError {
@@ -68,13 +74,21 @@ impl Ca {
         if spki != signer.public_key_der() {
             return Err(CaError::File {
                 path: name.to_string(),
-                message: "the CA key does not match the CA certificate (different public keys)".into(),
+                message: "the CA key does not match the CA certificate (different public keys)"
+                    .into(),
             });
         }
         let key_identifier = certificate::subject_key_identifier(&certificate)?;
         let mut chain = vec![certificate_der.clone()];
         chain.extend(parents);
-        Ok(Ca { name: name.to_string(), certificate, certificate_der, chain, key_identifier, signer })
+        Ok(Ca {
+            name: name.to_string(),
+            certificate,
+            certificate_der,
+            chain,
+            key_identifier,
+            signer,
+        })
     }
 
     /// The configured name (`issuing`, …).

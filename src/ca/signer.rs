@@ -33,12 +33,21 @@ impl SignatureAlgorithm {
     /// The AlgorithmIdentifier written into certificates and CRLs.
     pub fn identifier(self) -> AlgorithmIdentifierOwned {
         let (oid, null) = match self {
-            SignatureAlgorithm::RsaPkcs1Sha256 => (ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"), true),
-            SignatureAlgorithm::EcdsaSha256 => (ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"), false),
-            SignatureAlgorithm::EcdsaSha384 => (ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3"), false),
+            SignatureAlgorithm::RsaPkcs1Sha256 => {
+                (ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"), true)
+            }
+            SignatureAlgorithm::EcdsaSha256 => {
+                (ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"), false)
+            }
+            SignatureAlgorithm::EcdsaSha384 => {
+                (ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3"), false)
+            }
             SignatureAlgorithm::Ed25519 => (ObjectIdentifier::new_unwrap("1.3.101.112"), false),
         };
-        AlgorithmIdentifierOwned { oid, parameters: null.then(|| Null.into()) }
+        AlgorithmIdentifierOwned {
+            oid,
+            parameters: null.then(|| Null.into()),
+        }
     }
 }
 
@@ -70,7 +79,9 @@ pub struct FileSigner {
 
 impl fmt::Debug for FileSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileSigner").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("FileSigner")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -78,13 +89,17 @@ impl FileSigner {
     /// Loads an unencrypted PKCS#8 key (PEM `PRIVATE KEY` or DER). Refuses files that group or
     /// others may read: a CA key is the most valuable secret of the installation.
     pub fn from_file(path: &Path) -> Result<Self, CaError> {
-        let file_err = |message: String| CaError::File { path: path.display().to_string(), message };
+        let file_err = |message: String| CaError::File {
+            path: path.display().to_string(),
+            message,
+        };
         check_private_permissions(path).map_err(file_err)?;
         let bytes = zeroize::Zeroizing::new(
             std::fs::read(path).map_err(|e| file_err(format!("cannot read the CA key: {e}")))?,
         );
         let der = if bytes.starts_with(b"-----") {
-            let text = std::str::from_utf8(&bytes).map_err(|_| file_err("PEM file is not UTF-8".into()))?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| file_err("PEM file is not UTF-8".into()))?;
             let (label, der) = der::pem::decode_vec(text.as_bytes())
                 .map_err(|e| file_err(format!("not a PEM file: {e}")))?;
             if label != "PRIVATE KEY" {
@@ -102,23 +117,47 @@ impl FileSigner {
 
     /// Builds a signer from PKCS#8 DER (RSA, P-256, P-384 or Ed25519).
     pub fn from_pkcs8(label: &str, der: &[u8]) -> Result<Self, String> {
-        let unsupported = "not a supported PKCS#8 private key (RSA, EC P-256, EC P-384 or Ed25519)".to_string();
+        let unsupported =
+            "not a supported PKCS#8 private key (RSA, EC P-256, EC P-384 or Ed25519)".to_string();
         let (key, spki) = if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
-            let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(|_| unsupported.clone())?;
+            let spki: PublicKeyX509Der = pair
+                .public_key()
+                .as_der()
+                .map_err(|_| unsupported.clone())?;
             (FileKey::Rsa(pair), spki.as_ref().to_vec())
         } else if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der) {
-            let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(|_| unsupported.clone())?;
-            (FileKey::Ecdsa(pair, SignatureAlgorithm::EcdsaSha256), spki.as_ref().to_vec())
+            let spki: PublicKeyX509Der = pair
+                .public_key()
+                .as_der()
+                .map_err(|_| unsupported.clone())?;
+            (
+                FileKey::Ecdsa(pair, SignatureAlgorithm::EcdsaSha256),
+                spki.as_ref().to_vec(),
+            )
         } else if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, der) {
-            let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(|_| unsupported.clone())?;
-            (FileKey::Ecdsa(pair, SignatureAlgorithm::EcdsaSha384), spki.as_ref().to_vec())
+            let spki: PublicKeyX509Der = pair
+                .public_key()
+                .as_der()
+                .map_err(|_| unsupported.clone())?;
+            (
+                FileKey::Ecdsa(pair, SignatureAlgorithm::EcdsaSha384),
+                spki.as_ref().to_vec(),
+            )
         } else if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
-            let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(|_| unsupported.clone())?;
+            let spki: PublicKeyX509Der = pair
+                .public_key()
+                .as_der()
+                .map_err(|_| unsupported.clone())?;
             (FileKey::Ed25519(pair), spki.as_ref().to_vec())
         } else {
             return Err(unsupported);
         };
-        Ok(FileSigner { label: label.to_string(), key, spki, rng: SystemRandom::new() })
+        Ok(FileSigner {
+            label: label.to_string(),
+            key,
+            spki,
+            rng: SystemRandom::new(),
+        })
     }
 }
 
@@ -140,10 +179,15 @@ impl Signer for FileSigner {
         match &self.key {
             FileKey::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig).map_err(fail)?;
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .map_err(fail)?;
                 Ok(sig)
             }
-            FileKey::Ecdsa(pair, _) => Ok(pair.sign(&self.rng, message).map_err(fail)?.as_ref().to_vec()),
+            FileKey::Ecdsa(pair, _) => Ok(pair
+                .sign(&self.rng, message)
+                .map_err(fail)?
+                .as_ref()
+                .to_vec()),
             FileKey::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
     }

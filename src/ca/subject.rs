@@ -80,7 +80,10 @@ impl Attribute {
 
     /// True for subject alternative names, false for DN attributes.
     pub fn is_san(self) -> bool {
-        matches!(self, Attribute::Rfc822Name | Attribute::DnsName | Attribute::Upn | Attribute::Uri)
+        matches!(
+            self,
+            Attribute::Rfc822Name | Attribute::DnsName | Attribute::Upn | Attribute::Uri
+        )
     }
 
     /// The OID of a DN attribute (None for SANs).
@@ -142,13 +145,20 @@ pub struct Subject {
 impl Subject {
     /// The first value of an attribute.
     pub fn first(&self, attribute: Attribute) -> Option<&str> {
-        self.values.iter().find(|(a, _)| *a == attribute).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(a, _)| *a == attribute)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The DN attributes in RDN order: `order` first (attributes in the order listed), then, if
     /// `order` is empty, the default order of SPEC §6.
     pub fn dn_values<'a>(&'a self, order: &'a [Attribute]) -> Vec<(Attribute, &'a str)> {
-        let order: &[Attribute] = if order.is_empty() { &Attribute::ALL } else { order };
+        let order: &[Attribute] = if order.is_empty() {
+            &Attribute::ALL
+        } else {
+            order
+        };
         let mut out = Vec::new();
         for attribute in order.iter().filter(|a| !a.is_san()) {
             for (a, v) in &self.values {
@@ -162,7 +172,10 @@ impl Subject {
 
     /// The SAN values in the order they were set.
     pub fn san_values(&self) -> impl Iterator<Item = (Attribute, &str)> {
-        self.values.iter().filter(|(a, _)| a.is_san()).map(|(a, v)| (*a, v.as_str()))
+        self.values
+            .iter()
+            .filter(|(a, _)| a.is_san())
+            .map(|(a, v)| (*a, v.as_str()))
     }
 
     /// A human-readable one-line DN (RFC 4514 style, most significant RDN last as in our order),
@@ -179,7 +192,9 @@ impl Subject {
 fn escape_rfc4514(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for (i, c) in v.chars().enumerate() {
-        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') || (i == 0 && (c == '#' || c == ' ')) {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (c == '#' || c == ' '))
+        {
             out.push('\\');
         }
         out.push(c);

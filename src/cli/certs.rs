@@ -37,7 +37,10 @@ pub enum CertsCommand {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -62,22 +65,42 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
     let config = super::load_config(root)?;
     let store = Store::open(&config.gateway.database_url, 2).await?;
     match command {
-        CertsCommand::List { json, subject, status, limit } => {
+        CertsCommand::List {
+            json,
+            subject,
+            status,
+            limit,
+        } => {
             let status = match status.as_deref() {
                 None => None,
                 Some("good") => Some(CertificateStatus::Good),
                 Some("revoked") => Some(CertificateStatus::Revoked),
                 Some(other) => anyhow::bail!("unknown status `{other}`; use good or revoked"),
             };
-            let filter = CertificateFilter { subject, status, limit: Some(limit), ..Default::default() };
+            let filter = CertificateFilter {
+                subject,
+                status,
+                limit: Some(limit),
+                ..Default::default()
+            };
             let list = store.certificates(&filter).await?;
             if json {
                 let rows: Vec<_> = list.iter().map(to_json).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<42} {:<8} {:<15} {:<21} SUBJECT", "SERIAL", "STATUS", "PURPOSE", "NOT AFTER");
+                println!(
+                    "{:<42} {:<8} {:<15} {:<21} SUBJECT",
+                    "SERIAL", "STATUS", "PURPOSE", "NOT AFTER"
+                );
                 for c in &list {
-                    println!("{:<42} {:<8} {:<15} {:<21} {}", c.serial, c.status.name(), c.purpose, rfc3339(c.not_after), c.subject);
+                    println!(
+                        "{:<42} {:<8} {:<15} {:<21} {}",
+                        c.serial,
+                        c.status.name(),
+                        c.purpose,
+                        rfc3339(c.not_after),
+                        c.subject
+                    );
                 }
                 eprintln!("{} certificate(s)", list.len());
             }
@@ -95,7 +118,14 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
                     let v = to_json(&c);
                     if let Some(map) = v.as_object() {
                         for (k, val) in map {
-                            println!("{k:<17} {}", if let Some(s) = val.as_str() { s.to_string() } else { val.to_string() });
+                            println!(
+                                "{k:<17} {}",
+                                if let Some(s) = val.as_str() {
+                                    s.to_string()
+                                } else {
+                                    val.to_string()
+                                }
+                            );
                         }
                     }
                     print!("{}", crate::ca::pem_certificate(&c.der));

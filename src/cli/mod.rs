@@ -18,7 +18,12 @@ use crate::issuance::Gateway;
 #[command(name = "ast-gateway", version, about)]
 pub struct Cli {
     /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data.
-    #[arg(long, global = true, env = "AST_GATEWAY_ROOT", default_value = "ast-gateway-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "AST_GATEWAY_ROOT",
+        default_value = "ast-gateway-data"
+    )]
     pub root: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -107,17 +112,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { http } => serve(&root, http).await,
         Command::Init => {
             config::write_default(&root)?;
-            println!("wrote a default configuration and a demo CA to {}", root.dir().display());
+            let config = load_config(&root)?;
+            crate::store::Store::open(&config.gateway.database_url, 1).await?;
+            println!(
+                "wrote a default configuration, a demo CA and the database to {}",
+                root.dir().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config { command: ConfigCommand::Check } => config_check(&root).await,
-        Command::Config { command: ConfigCommand::Explain { path, headers, client_cert } } => {
-            config_explain(&root, &path, &headers, client_cert.as_deref())
-        }
-        Command::Config { command: ConfigCommand::Encrypt } => config_encrypt(&root),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(&root).await,
+        Command::Config {
+            command:
+                ConfigCommand::Explain {
+                    path,
+                    headers,
+                    client_cert,
+                },
+        } => config_explain(&root, &path, &headers, client_cert.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Encrypt,
+        } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let config = load_config(&root)?;
             let store = crate::store::Store::open(&config.gateway.database_url, 2).await?;
             let result = store.verify_audit().await?;
@@ -153,8 +174,12 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
              Put your authenticating reverse proxy's address there."
         );
     }
-    let gateway = Gateway::open(config).await.map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
-    let server = start(gateway.clone(), Listeners { http }).await.context("binding the listeners")?;
+    let gateway = Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    let server = start(gateway.clone(), Listeners { http })
+        .await
+        .context("binding the listeners")?;
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
@@ -185,7 +210,9 @@ fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
                     }
                 });
             }
-            Err(e) => tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}"),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
+            }
         }
     }
     #[cfg(not(unix))]
@@ -207,24 +234,37 @@ fn config_explain(
     let facts = match client_cert {
         None => None,
         Some(file) => {
-            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            Some(crate::policy::CertificateFacts::from_pem_or_der(&bytes).map_err(anyhow::Error::msg)?)
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            Some(
+                crate::policy::CertificateFacts::from_pem_or_der(&bytes)
+                    .map_err(anyhow::Error::msg)?,
+            )
         }
     };
     let headers = crate::policy::IdentityHeaders::new(pairs);
     let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
     println!("{explanation}");
-    Ok(if explanation.outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if explanation.outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
     let key = config::SecretKey::load_or_create(root).map_err(anyhow::Error::msg)?;
     let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin().read_line(&mut line).context("reading the value from standard input")?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the value from standard input")?;
     let value = line.trim_end_matches(['\r', '\n']);
     let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
     println!("{encrypted}");
-    eprintln!("write it as <param>.encrypted = {encrypted}  (key: {})", root.secret_key().display());
+    eprintln!(
+        "write it as <param>.encrypted = {encrypted}  (key: {})",
+        root.secret_key().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -255,7 +295,14 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         }
     };
     println!("configuration OK ({})", root.dir().display());
-    println!("AST service: {}", if config.ast.enabled { "enabled" } else { "disabled (start = false)" });
+    println!(
+        "AST service: {}",
+        if config.ast.enabled {
+            "enabled"
+        } else {
+            "disabled (start = false)"
+        }
+    );
     for h in &config.ast.handlers {
         println!();
         println!(
@@ -266,7 +313,8 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             h.token_procedure,
             match &h.required_roles {
                 None => "- (trusted proxies)".to_string(),
-                Some(config::RequiredRoles::AnyCertificate) => "none (any client certificate)".to_string(),
+                Some(config::RequiredRoles::AnyCertificate) =>
+                    "none (any client certificate)".to_string(),
                 Some(config::RequiredRoles::All(r)) => r.join(","),
             }
         );
@@ -275,12 +323,30 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             h.password_policy.min_length,
             h.password_policy.max_length,
             h.pkcs12_profile,
-            h.pkcs12_profiles.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            h.pkcs12_profiles
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for f in &h.fields {
-            let source = f.source.as_ref().map_or("(disabled)".to_string(), |s| s.to_string());
-            let modules = f.modules.iter().map(|m| m.describe()).collect::<Vec<_>>().join(" | ");
-            println!("  {:>3}  {:<48} <- {:<28} {}", f.index, f.target.to_string(), source, modules);
+            let source = f
+                .source
+                .as_ref()
+                .map_or("(disabled)".to_string(), |s| s.to_string());
+            let modules = f
+                .modules
+                .iter()
+                .map(|m| m.describe())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            println!(
+                "  {:>3}  {:<48} <- {:<28} {}",
+                f.index,
+                f.target.to_string(),
+                source,
+                modules
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -308,7 +374,12 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
-                    println!("{:<12} {}  (until {})", r["name"].as_str().unwrap_or(""), r["subject"].as_str().unwrap_or(""), r["notAfter"].as_str().unwrap_or(""));
+                    println!(
+                        "{:<12} {}  (until {})",
+                        r["name"].as_str().unwrap_or(""),
+                        r["subject"].as_str().unwrap_or(""),
+                        r["notAfter"].as_str().unwrap_or("")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -318,7 +389,10 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 print!("{}", ca.chain_pem());
                 Ok(ExitCode::SUCCESS)
             }
-            None => anyhow::bail!("no CA named `{name}`; configured: {}", cas.keys().cloned().collect::<Vec<_>>().join(", ")),
+            None => anyhow::bail!(
+                "no CA named `{name}`; configured: {}",
+                cas.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         },
     }
 }

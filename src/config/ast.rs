@@ -50,7 +50,9 @@ impl Handler {
                 if self.pkcs12_profiles.contains(&p) || p == self.pkcs12_profile {
                     Ok(p)
                 } else {
-                    Err(format!("this handler does not offer the PKCS#12 profile `{name}`"))
+                    Err(format!(
+                        "this handler does not offer the PKCS#12 profile `{name}`"
+                    ))
                 }
             }
         }
@@ -119,8 +121,15 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     // Decrypted values by line, so that no error message repeats one.
     let mut secrets: Vec<(usize, Zeroizing<String>)> = Vec::new();
 
-    for Entry { key: written, value, line } in entries {
-        let mut err = |message: String| errors.push(ConfigError::at(&path, Some(line), Some(&written), message));
+    for Entry {
+        key: written,
+        value,
+        line,
+    } in entries
+    {
+        let mut err = |message: String| {
+            errors.push(ConfigError::at(&path, Some(line), Some(&written), message))
+        };
         let (key, value) = match written.strip_suffix(".encrypted") {
             None => (written.clone(), value),
             Some(base) => {
@@ -142,10 +151,16 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             }
         };
         if let Some(first) = seen.insert(key.clone(), line) {
-            err(format!("set twice (also at line {first}); keep one line (Java would silently use the last)"));
+            err(format!(
+                "set twice (also at line {first}); keep one line (Java would silently use the last)"
+            ));
             continue;
         }
-        let value = Value { text: value, line, key: written.clone() };
+        let value = Value {
+            text: value,
+            line,
+            key: written.clone(),
+        };
         if key == "start" {
             start = Some(value);
             continue;
@@ -157,12 +172,17 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 Some((n, param)) => match n.parse::<u32>() {
                     Ok(n) => (Some(n), param),
                     Err(_) => {
-                        err(format!("`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"));
+                        err(format!(
+                            "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
+                        ));
                         continue;
                     }
                 },
                 None => {
-                    err("no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter".into());
+                    err(
+                        "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter"
+                            .into(),
+                    );
                     continue;
                 }
             }
@@ -190,7 +210,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 Ok(n) => {
                     params.fields.insert(n, value);
                 }
-                Err(_) => err(format!("`{n}` is not a field number; write formatFields.<number>, e.g. formatFields.11")),
+                Err(_) => err(format!(
+                    "`{n}` is not a field number; write formatFields.<number>, e.g. formatFields.11"
+                )),
             }
             continue;
         }
@@ -213,7 +235,11 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         }),
     };
 
-    let origin = |v: &Value| Origin { file: path.display().to_string(), line: v.line, key: v.key.clone() };
+    let origin = |v: &Value| Origin {
+        file: path.display().to_string(),
+        line: v.line,
+        key: v.key.clone(),
+    };
     let mut default_fields = BTreeMap::new();
     for (n, v) in &defaults.fields {
         match parse_field(*n, &v.text, origin(v)) {
@@ -227,18 +253,28 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     let mut formats: BTreeMap<String, Vec<FieldSpec>> = BTreeMap::new();
     let mut out = Vec::new();
     for (number, params) in &handlers {
-        let scope = HandlerScope { number: *number, params, defaults: &defaults };
+        let scope = HandlerScope {
+            number: *number,
+            params,
+            defaults: &defaults,
+        };
         let mut err = |name: &str, message: String| {
             let (line, key) = scope.place(name);
             errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
         };
 
-        let handler_enabled = scope.get("start").map_or(Ok(true), boolean).unwrap_or_else(|m| {
-            err("start", m);
-            true
-        });
+        let handler_enabled = scope
+            .get("start")
+            .map_or(Ok(true), boolean)
+            .unwrap_or_else(|m| {
+                err("start", m);
+                true
+            });
 
-        let filter_source = scope.get("filter").map(|v| v.text.trim().to_string()).unwrap_or_default();
+        let filter_source = scope
+            .get("filter")
+            .map(|v| v.text.trim().to_string())
+            .unwrap_or_default();
         let filter = match Regex::new(&format!("^(?:{filter_source})$")) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -253,39 +289,54 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             }
         };
 
-        let format = scope.get("format").map_or_else(|| "ast-default.format".to_string(), |v| v.text.trim().to_string());
-        let format_fields = if format.is_empty() || format.contains(['/', '\\']) || format.starts_with('.') {
-            err("format", format!("`{format}` is not a file name; name a file in {}", root.formats().display()));
-            Vec::new()
-        } else if let Some(f) = formats.get(&format) {
-            f.clone()
-        } else if !root.formats().join(&format).is_file() {
-            let available = format_files(root);
-            let names: Vec<&str> = available.iter().map(String::as_str).collect();
-            err(
-                "format",
-                format!(
-                    "format file `{format}` not found in {}{}; available: {}",
-                    root.formats().display(),
-                    did_you_mean(&format, &names),
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                ),
-            );
-            formats.insert(format.clone(), Vec::new());
-            Vec::new()
-        } else {
-            // Valid fields of a format with problems are kept, so they are checked further too.
-            let (loaded, mut problems) = load_format(&root.formats().join(&format));
-            errors.append(&mut problems);
-            formats.insert(format.clone(), loaded.clone());
-            loaded
-        };
+        let format = scope.get("format").map_or_else(
+            || "ast-default.format".to_string(),
+            |v| v.text.trim().to_string(),
+        );
+        let format_fields =
+            if format.is_empty() || format.contains(['/', '\\']) || format.starts_with('.') {
+                err(
+                    "format",
+                    format!(
+                        "`{format}` is not a file name; name a file in {}",
+                        root.formats().display()
+                    ),
+                );
+                Vec::new()
+            } else if let Some(f) = formats.get(&format) {
+                f.clone()
+            } else if !root.formats().join(&format).is_file() {
+                let available = format_files(root);
+                let names: Vec<&str> = available.iter().map(String::as_str).collect();
+                err(
+                    "format",
+                    format!(
+                        "format file `{format}` not found in {}{}; available: {}",
+                        root.formats().display(),
+                        did_you_mean(&format, &names),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+                formats.insert(format.clone(), Vec::new());
+                Vec::new()
+            } else {
+                // Valid fields of a format with problems are kept, so they are checked further too.
+                let (loaded, mut problems) = load_format(&root.formats().join(&format));
+                errors.append(&mut problems);
+                formats.insert(format.clone(), loaded.clone());
+                loaded
+            };
         let mut err = |name: &str, message: String| {
             let (line, key) = scope.place(name);
             errors.push(ConfigError::at(&path, Some(line), Some(&key), message));
         };
 
-        let mut fields: BTreeMap<u32, FieldSpec> = format_fields.into_iter().map(|f| (f.index, f)).collect();
+        let mut fields: BTreeMap<u32, FieldSpec> =
+            format_fields.into_iter().map(|f| (f.index, f)).collect();
         fields.extend(default_fields.iter().map(|(n, f)| (*n, f.clone())));
         let mut field_errors = Vec::new();
         for (n, v) in &params.fields {
@@ -298,7 +349,10 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         }
         let fields: Vec<FieldSpec> = fields.into_values().collect();
 
-        let token_procedure = scope.get("tokenprocedure").map(|v| v.text.trim().to_string()).unwrap_or_default();
+        let token_procedure = scope
+            .get("tokenprocedure")
+            .map(|v| v.text.trim().to_string())
+            .unwrap_or_default();
         if let Some(gw) = gateway {
             let names: Vec<&str> = gw.token_procedures.keys().map(String::as_str).collect();
             match gw.token_procedures.get(&token_procedure) {
@@ -319,7 +373,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 ),
                 Some(tp) => {
                     for f in &fields {
-                        let crate::policy::Scope::Request(i) = f.target.scope else { continue };
+                        let crate::policy::Scope::Request(i) = f.target.scope else {
+                            continue;
+                        };
                         if i >= tp.certificates.len() {
                             field_errors.push(ConfigError::at(
                                 Path::new(&f.origin.file),
@@ -339,7 +395,12 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         }
 
         let required_roles = scope.get("requiredRoRoles").and_then(|v| {
-            let roles: Vec<String> = v.text.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let roles: Vec<String> = v
+                .text
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
             match roles.as_slice() {
                 [] => None,
                 [one] if one.eq_ignore_ascii_case("none") => Some(RequiredRoles::AnyCertificate),
@@ -350,22 +411,38 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         let mut number_param = |name: &str, default: usize| match scope.get(name) {
             None => default,
             Some(v) => v.text.trim().parse().unwrap_or_else(|_| {
-                err(name, format!("`{}` is not a number; write a whole number such as {default}", v.text.trim()));
+                err(
+                    name,
+                    format!(
+                        "`{}` is not a number; write a whole number such as {default}",
+                        v.text.trim()
+                    ),
+                );
                 default
             }),
         };
         let min = number_param("password.minLength", 6);
         let max = number_param("password.maxLength", 128);
         if min > max {
-            err("password.minLength", format!("minLength {min} is greater than maxLength {max}; make minLength ≤ maxLength"));
+            err(
+                "password.minLength",
+                format!(
+                    "minLength {min} is greater than maxLength {max}; make minLength ≤ maxLength"
+                ),
+            );
         }
-        let pattern = scope.get("password.pattern").map_or_else(|| DEFAULT_PIN_PATTERN.to_string(), |v| v.text.clone());
+        let pattern = scope
+            .get("password.pattern")
+            .map_or_else(|| DEFAULT_PIN_PATTERN.to_string(), |v| v.text.clone());
         let password_policy = match PasswordPolicy::new(min, max, &pattern) {
             Ok(p) => p,
             Err(e) => {
                 err(
                     "password.pattern",
-                    format!("bad regular expression: {}; write a regex for the whole PIN, e.g. [\\\\x20-\\\\x7E]*", regex_error(&e)),
+                    format!(
+                        "bad regular expression: {}; write a regex for the whole PIN, e.g. [\\\\x20-\\\\x7E]*",
+                        regex_error(&e)
+                    ),
                 );
                 PasswordPolicy::default()
             }
@@ -390,7 +467,9 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             if !pkcs12_profiles.contains(&pkcs12_profile) {
                 err(
                     "pkcs12.profiles",
-                    format!("the default profile `{pkcs12_profile}` (pkcs12.profile) is not offered; add it to pkcs12.profiles"),
+                    format!(
+                        "the default profile `{pkcs12_profile}` (pkcs12.profile) is not offered; add it to pkcs12.profiles"
+                    ),
                 );
             }
         }
@@ -422,16 +501,24 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     if !errors.is_empty() {
         for e in &mut errors {
             for (line, secret) in &secrets {
-                if e.line == Some(*line) && !secret.is_empty() && e.file == path.display().to_string() {
+                if e.line == Some(*line)
+                    && !secret.is_empty()
+                    && e.file == path.display().to_string()
+                {
                     e.message = e.message.replace(secret.as_str(), "[encrypted value]");
                 }
             }
         }
-        errors.sort_by(|a, b| (&a.file, a.line, &a.key, &a.message).cmp(&(&b.file, b.line, &b.key, &b.message)));
+        errors.sort_by(|a, b| {
+            (&a.file, a.line, &a.key, &a.message).cmp(&(&b.file, b.line, &b.key, &b.message))
+        });
         errors.dedup();
         return Err(ConfigErrors(errors));
     }
-    Ok(AstConfig { enabled, handlers: out })
+    Ok(AstConfig {
+        enabled,
+        handlers: out,
+    })
 }
 
 /// A handler's view of its parameters: its own, else `default.*`.
@@ -443,14 +530,20 @@ struct HandlerScope<'a> {
 
 impl HandlerScope<'_> {
     fn get(&self, name: &str) -> Option<&Value> {
-        self.params.values.get(name).or_else(|| self.defaults.values.get(name))
+        self.params
+            .values
+            .get(name)
+            .or_else(|| self.defaults.values.get(name))
     }
     /// Line and key to report a problem with `name`: where it is written, else the handler's
     /// first line.
     fn place(&self, name: &str) -> (usize, String) {
         match self.get(name) {
             Some(v) => (v.line, v.key.clone()),
-            None => (self.params.first_line, format!("handler.{}.{name}", self.number)),
+            None => (
+                self.params.first_line,
+                format!("handler.{}.{name}", self.number),
+            ),
         }
     }
 }
@@ -495,7 +588,10 @@ fn load_format(path: &Path) -> (Vec<FieldSpec>, Vec<ConfigError>) {
             ));
             continue;
         }
-        let Some(n) = key.strip_prefix("formatFields.").and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(n) = key
+            .strip_prefix("formatFields.")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             errors.push(ConfigError::at(
                 path,
                 Some(line),
@@ -504,7 +600,15 @@ fn load_format(path: &Path) -> (Vec<FieldSpec>, Vec<ConfigError>) {
             ));
             continue;
         };
-        match parse_field(n, &value, Origin { file: path.display().to_string(), line, key: key.clone() }) {
+        match parse_field(
+            n,
+            &value,
+            Origin {
+                file: path.display().to_string(),
+                line,
+                key: key.clone(),
+            },
+        ) {
             Ok(f) => {
                 fields.insert(n, f);
             }
@@ -547,11 +651,20 @@ mod tests {
         assert!(f4.source.is_none());
         let f5 = h.fields.iter().find(|f| f.index == 5).unwrap();
         assert_eq!(f5.source, Some(Source::Header("myheader".into())));
-        let headers = IdentityHeaders::new([("commonname", "A"), ("country", "SE"), ("myheader", "Lund"), ("locality", "X")]);
+        let headers = IdentityHeaders::new([
+            ("commonname", "A"),
+            ("country", "SE"),
+            ("myheader", "Lund"),
+            ("locality", "X"),
+        ]);
         let e = evaluate(&h.fields, &headers, None).unwrap();
         assert_eq!(e.common.first(Attribute::CountryName), None);
         assert_eq!(e.common.first(Attribute::LocalityName), Some("Lund"));
-        assert_eq!(h.fields.len(), 10, "the override replaces, the rest of the format stays");
+        assert_eq!(
+            h.fields.len(),
+            10,
+            "the override replaces, the rest of the format stays"
+        );
     }
 
     #[test]
@@ -561,11 +674,19 @@ mod tests {
                     handler.10.filter =\nhandler.10.tokenprocedure = default\n";
         let (_d, root) = root_with(text);
         let ast = load(&root).unwrap().ast;
-        assert_eq!(ast.handlers.iter().map(|h| h.number).collect::<Vec<_>>(), vec![3, 10, 20]);
+        assert_eq!(
+            ast.handlers.iter().map(|h| h.number).collect::<Vec<_>>(),
+            vec![3, 10, 20]
+        );
         assert_eq!(ast.select("users/alice").unwrap().number, 3);
-        assert_eq!(ast.select("users/alice/x").unwrap().number, 20, "a partial match does not count");
+        assert_eq!(
+            ast.select("users/alice/x").unwrap().number,
+            20,
+            "a partial match does not count"
+        );
         assert_eq!(ast.select("").unwrap().number, 10);
-        let (_d, root) = root_with("handler.1.filter = users\nhandler.1.tokenprocedure = default\n");
+        let (_d, root) =
+            root_with("handler.1.filter = users\nhandler.1.tokenprocedure = default\n");
         let ast = load(&root).unwrap().ast;
         assert!(ast.select("users/x").is_none());
         assert!(ast.select("xusers").is_none());
@@ -584,9 +705,18 @@ mod tests {
         let f = h.fields.iter().find(|f| f.index == 11).unwrap();
         assert_eq!(f.source, Some(Source::Literal("Signér ✓".into())));
         assert_eq!(f.origin.line, 4);
-        let e = evaluate(&h.fields, &IdentityHeaders::new([("commonname", "A")]), None).unwrap();
+        let e = evaluate(
+            &h.fields,
+            &IdentityHeaders::new([("commonname", "A")]),
+            None,
+        )
+        .unwrap();
         assert_eq!(e.subject_for(1).first(Attribute::Title), Some("SIGNÉR ✓"));
-        assert!(h.password_policy.check(&crate::token::Pin::new("12-34-56".into())).is_ok());
+        assert!(
+            h.password_policy
+                .check(&crate::token::Pin::new("12-34-56".into()))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -604,7 +734,10 @@ mod tests {
                     handler.2.filter = again\n";
         let (_d, root) = root_with(text);
         let errors = load(&root).unwrap_err().0;
-        let lines: Vec<(usize, &str)> = errors.iter().map(|e| (e.line.unwrap(), e.message.as_str())).collect();
+        let lines: Vec<(usize, &str)> = errors
+            .iter()
+            .map(|e| (e.line.unwrap(), e.message.as_str()))
+            .collect();
         let expect = [
             (1, "did you mean `password.minLength`"),
             (2, "bad regular expression"),
@@ -624,7 +757,14 @@ mod tests {
         for e in &errors {
             let shown = e.to_string();
             assert!(!shown.contains('\n'), "one line each: {shown}");
-            assert!(shown.starts_with(&format!("{}:{}: ", root.ast_properties().display(), e.line.unwrap())), "{shown}");
+            assert!(
+                shown.starts_with(&format!(
+                    "{}:{}: ",
+                    root.ast_properties().display(),
+                    e.line.unwrap()
+                )),
+                "{shown}"
+            );
         }
     }
 
@@ -640,14 +780,28 @@ mod tests {
         std::fs::write(root.ast_properties(), text).unwrap();
         let h = load(&root).unwrap().ast.handlers.remove(0);
         assert_eq!(h.password_policy.min_length, 8);
-        assert!(h.password_policy.check(&crate::token::Pin::new("12345678".into())).is_ok());
-        assert!(h.password_policy.check(&crate::token::Pin::new("1234567a".into())).is_err());
+        assert!(
+            h.password_policy
+                .check(&crate::token::Pin::new("12345678".into()))
+                .is_ok()
+        );
+        assert!(
+            h.password_policy
+                .check(&crate::token::Pin::new("1234567a".into()))
+                .is_err()
+        );
 
         // A secret that fails validation is not repeated in the message.
-        let text = format!("{BASE}handler.1.password.minLength.encrypted = {}\n", key.encrypt("zz-secret").unwrap());
+        let text = format!(
+            "{BASE}handler.1.password.minLength.encrypted = {}\n",
+            key.encrypt("zz-secret").unwrap()
+        );
         std::fs::write(root.ast_properties(), text).unwrap();
         let errors = load(&root).unwrap_err().to_string();
-        assert!(errors.contains("not a number") && !errors.contains("zz-secret"), "{errors}");
+        assert!(
+            errors.contains("not a number") && !errors.contains("zz-secret"),
+            "{errors}"
+        );
         std::fs::remove_file(root.secret_key()).unwrap();
         let errors = load(&root).unwrap_err().to_string();
         assert!(errors.contains("cannot read the secret key"), "{errors}");
@@ -657,7 +811,9 @@ mod tests {
     fn start_false_and_disabled_handler() {
         let (_d, root) = root_with("start = false\n");
         assert!(!load(&root).unwrap().ast.enabled);
-        let text = format!("{BASE}handler.2.filter = x\nhandler.2.tokenprocedure = default\nhandler.2.start = false\n");
+        let text = format!(
+            "{BASE}handler.2.filter = x\nhandler.2.tokenprocedure = default\nhandler.2.start = false\n"
+        );
         let (_d, root) = root_with(&text);
         let ast = load(&root).unwrap().ast;
         assert_eq!(ast.handlers.len(), 1);

@@ -19,7 +19,10 @@ pub enum InitError {
     #[error("{0} already exists; refusing to overwrite an existing configuration")]
     Exists(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Ca(#[from] CaError),
     #[error("{0}")]
@@ -27,7 +30,10 @@ pub enum InitError {
 }
 
 fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
-    let io = |source| InitError::Io { path: path.display().to_string(), source };
+    let io = |source| InitError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
@@ -42,13 +48,20 @@ fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
 /// Writes the default configuration, the demo CA hierarchy and a TLS server certificate.
 /// Refuses when any of it exists already.
 pub fn write_default(root: &Root) -> Result<(), InitError> {
-    for existing in [root.gateway_toml(), root.ast_properties(), root.data().join("ca")] {
+    for existing in [
+        root.gateway_toml(),
+        root.ast_properties(),
+        root.data().join("ca"),
+    ] {
         if existing.exists() {
             return Err(InitError::Exists(existing.display().to_string()));
         }
     }
     let data = root.data();
-    std::fs::create_dir_all(&data).map_err(|source| InitError::Io { path: data.display().to_string(), source })?;
+    std::fs::create_dir_all(&data).map_err(|source| InitError::Io {
+        path: data.display().to_string(),
+        source,
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

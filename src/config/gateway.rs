@@ -66,7 +66,9 @@ struct Pkcs12File {
 
 impl Default for Pkcs12File {
     fn default() -> Self {
-        Pkcs12File { iterations: default_iterations() }
+        Pkcs12File {
+            iterations: default_iterations(),
+        }
     }
 }
 
@@ -85,7 +87,10 @@ struct LimitsFile {
 
 impl Default for LimitsFile {
     fn default() -> Self {
-        LimitsFile { max_body_bytes: default_body(), request_timeout_secs: default_timeout() }
+        LimitsFile {
+            max_body_bytes: default_body(),
+            request_timeout_secs: default_timeout(),
+        }
     }
 }
 
@@ -196,7 +201,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 365d, 12h or 2y"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 365d, 12h or 2y"))?;
     let secs = match unit {
         "y" => n * 365 * 86_400,
         "d" => n * 86_400,
@@ -222,8 +229,15 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
         )])
     })?;
     let file: GatewayFile = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        ConfigErrors(vec![ConfigError::at(&path, line, None, e.message().to_string())])
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        ConfigErrors(vec![ConfigError::at(
+            &path,
+            line,
+            None,
+            e.message().to_string(),
+        )])
     })?;
     let mut errors = Vec::new();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
@@ -231,52 +245,96 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
         errors.push(ConfigError::at(&path, line_of(needle), Some(key), message));
     };
 
-    let addr = |key: &str, v: &Option<String>, err: &mut dyn FnMut(&str, &str, String)| -> Option<SocketAddr> {
+    let addr = |key: &str,
+                v: &Option<String>,
+                err: &mut dyn FnMut(&str, &str, String)|
+     -> Option<SocketAddr> {
         let v = v.as_ref()?;
         v.parse()
-            .map_err(|_| err(key, v, format!("`{v}` is not an address:port such as 127.0.0.1:8080")))
+            .map_err(|_| {
+                err(
+                    key,
+                    v,
+                    format!("`{v}` is not an address:port such as 127.0.0.1:8080"),
+                )
+            })
             .ok()
     };
     let http = addr("server.http", &file.server.http, &mut err);
     let https = addr("server.https", &file.server.https, &mut err);
     if https.is_some() && (file.server.tls_cert.is_none() || file.server.tls_key.is_none()) {
-        err("server.https", "https", "an HTTPS listener needs server.tls_cert and server.tls_key".into());
+        err(
+            "server.https",
+            "https",
+            "an HTTPS listener needs server.tls_cert and server.tls_key".into(),
+        );
     }
-    let public_url = file
-        .server
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", http.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1:8080".into())));
-    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || !public_url.is_ascii() {
-        err("server.public_url", "public_url", format!("`{public_url}` is not an http:// or https:// URL"));
+    let public_url = file.server.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            http.map(|a| a.to_string())
+                .unwrap_or_else(|| "127.0.0.1:8080".into())
+        )
+    });
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+        || !public_url.is_ascii()
+    {
+        err(
+            "server.public_url",
+            "public_url",
+            format!("`{public_url}` is not an http:// or https:// URL"),
+        );
     }
 
     let mut trusted_proxies = Vec::new();
     for p in &file.trust.proxies {
-        let parsed = p.parse::<IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from));
+        let parsed = p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from));
         match parsed {
             Ok(net) => trusted_proxies.push(net),
-            Err(_) => err("trust.proxies", p, format!("`{p}` is not an IP address or CIDR such as 10.0.0.0/24")),
+            Err(_) => err(
+                "trust.proxies",
+                p,
+                format!("`{p}` is not an IP address or CIDR such as 10.0.0.0/24"),
+            ),
         }
     }
 
     let database_url = resolve_database_url(root, &file.database.url);
-    if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-        err("database.url", "url", format!("`{}` is not a sqlite:// or postgres:// URL", file.database.url));
+    if !(database_url.starts_with("sqlite:")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        err(
+            "database.url",
+            "url",
+            format!(
+                "`{}` is not a sqlite:// or postgres:// URL",
+                file.database.url
+            ),
+        );
     }
 
     if file.pkcs12.iterations < 1_000 || file.pkcs12.iterations > 1_000_000 {
         err(
             "pkcs12.iterations",
             "iterations",
-            format!("{} is out of range; use 1000 to 1000000 (readers refuse more)", file.pkcs12.iterations),
+            format!(
+                "{} is out of range; use 1000 to 1000000 (readers refuse more)",
+                file.pkcs12.iterations
+            ),
         );
     }
 
     let mut cas = Vec::new();
     for ca in &file.cas {
         if cas.iter().any(|c: &CaConfig| c.name == ca.name) {
-            err("ca.name", &format!("\"{}\"", ca.name), format!("CA `{}` is defined twice", ca.name));
+            err(
+                "ca.name",
+                &format!("\"{}\"", ca.name),
+                format!("CA `{}` is defined twice", ca.name),
+            );
         }
         cas.push(CaConfig {
             name: ca.name.clone(),
@@ -286,9 +344,18 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
         });
     }
     for ca in &cas {
-        if let Some(parent) = &ca.parent {
-            if !cas.iter().any(|c| &c.name == parent) {
-                err("ca.parent", &format!("\"{parent}\""), format!("CA `{}` names parent `{parent}`, which is not configured", ca.name));
+        if let Some(parent) = &ca.parent
+            && !cas.iter().any(|c| &c.name == parent)
+        {
+            {
+                err(
+                    "ca.parent",
+                    &format!("\"{parent}\""),
+                    format!(
+                        "CA `{}` names parent `{parent}`, which is not configured",
+                        ca.name
+                    ),
+                );
             }
         }
     }
@@ -297,17 +364,36 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
     for tp in &file.token_procedures {
         let mut certificates = Vec::new();
         if tp.certificate.is_empty() {
-            err("token_procedure", &tp.name, format!("token procedure `{}` has no [[token_procedure.certificate]]", tp.name));
+            err(
+                "token_procedure",
+                &tp.name,
+                format!(
+                    "token procedure `{}` has no [[token_procedure.certificate]]",
+                    tp.name
+                ),
+            );
         }
         for c in &tp.certificate {
             let key_name = format!("token_procedure.{}.certificate.{}", tp.name, c.purpose);
             let needle = format!("\"{}\"", c.purpose);
             if !cas.iter().any(|ca| ca.name == c.ca) {
-                err(&key_name, &needle, format!("CA `{}` is not configured (see [[ca]])", c.ca));
+                err(
+                    &key_name,
+                    &needle,
+                    format!("CA `{}` is not configured (see [[ca]])", c.ca),
+                );
             }
-            let key = c.key.parse::<KeyType>().map_err(|m| err(&key_name, &needle, m)).ok();
-            let validity = parse_duration(&c.validity).map_err(|m| err(&key_name, &needle, m)).ok();
-            let key_usage = parse_key_usage(&c.key_usage).map_err(|m| err(&key_name, &needle, m)).ok();
+            let key = c
+                .key
+                .parse::<KeyType>()
+                .map_err(|m| err(&key_name, &needle, m))
+                .ok();
+            let validity = parse_duration(&c.validity)
+                .map_err(|m| err(&key_name, &needle, m))
+                .ok();
+            let key_usage = parse_key_usage(&c.key_usage)
+                .map_err(|m| err(&key_name, &needle, m))
+                .ok();
             let mut eku = Vec::new();
             for e in &c.extended_key_usage {
                 match parse_extended_key_usage(e) {
@@ -326,7 +412,11 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             for a in &c.subject {
                 match Attribute::from_name(a).filter(|a| !a.is_san()) {
                     Some(a) => subject_order.push(a),
-                    None => err(&key_name, &needle, format!("`{a}` is not a subject DN attribute")),
+                    None => err(
+                        &key_name,
+                        &needle,
+                        format!("`{a}` is not a subject DN attribute"),
+                    ),
                 }
             }
             if let (Some(key), Some(validity), Some(key_usage)) = (key, validity, key_usage) {
@@ -342,12 +432,29 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
                 });
             }
         }
-        if token_procedures.insert(tp.name.clone(), TokenProcedure { name: tp.name.clone(), certificates }).is_some() {
-            err("token_procedure.name", &tp.name, format!("token procedure `{}` is defined twice", tp.name));
+        if token_procedures
+            .insert(
+                tp.name.clone(),
+                TokenProcedure {
+                    name: tp.name.clone(),
+                    certificates,
+                },
+            )
+            .is_some()
+        {
+            err(
+                "token_procedure.name",
+                &tp.name,
+                format!("token procedure `{}` is defined twice", tp.name),
+            );
         }
     }
     if file.limits.max_body_bytes < 256 {
-        err("limits.max_body_bytes", "max_body_bytes", "must be at least 256 bytes".into());
+        err(
+            "limits.max_body_bytes",
+            "max_body_bytes",
+            "must be at least 256 bytes".into(),
+        );
     }
 
     if !errors.is_empty() {
@@ -377,12 +484,19 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
 
 /// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.
 fn resolve_database_url(root: &Root, url: &str) -> String {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return url.to_string();
     };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let path = root.resolve(path);
-    let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
+    let query = if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        query.to_string()
+    };
     format!("sqlite://{}?{}", path.display(), query)
 }
 
@@ -392,8 +506,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("365d").unwrap(), Duration::from_secs(365 * 86_400));
-        assert_eq!(parse_duration("1y").unwrap(), Duration::from_secs(365 * 86_400));
+        assert_eq!(
+            parse_duration("365d").unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("1y").unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("d").is_err());

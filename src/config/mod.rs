@@ -16,11 +16,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use ast::{AstConfig, Handler, PARAMETERS, RequiredRoles, load_ast};
-pub use secret::SecretKey;
-pub use defaults::{DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default};
-pub use gateway::{
-    CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure, load_gateway, parse_duration,
+pub use defaults::{
+    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default,
 };
+pub use gateway::{
+    CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure,
+    load_gateway, parse_duration,
+};
+pub use secret::SecretKey;
 
 /// The root directory and the well-known paths below it (SPEC §2).
 #[derive(Debug, Clone)]
@@ -60,7 +63,11 @@ impl Root {
     /// A configured path: absolute as given, relative to the root otherwise.
     pub fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
     }
     /// True when the root has a configuration.
     pub fn is_initialised(&self) -> bool {
@@ -79,7 +86,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// A problem in `file` at `line`, with `key`.
-    pub fn at(file: &Path, line: Option<usize>, key: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: &Path,
+        line: Option<usize>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError {
             file: file.display().to_string(),
             line,
@@ -147,7 +159,11 @@ pub fn load(root: &Root) -> Result<Config, ConfigErrors> {
         }
     };
     match (gateway, ast) {
-        (Some(gateway), Some(ast)) if errors.is_empty() => Ok(Config { root: root.clone(), gateway, ast }),
+        (Some(gateway), Some(ast)) if errors.is_empty() => Ok(Config {
+            root: root.clone(),
+            gateway,
+            ast,
+        }),
         _ => Err(ConfigErrors(errors)),
     }
 }

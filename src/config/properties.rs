@@ -34,7 +34,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, (Option<usize>, String)> {
         let line = line.map_err(|e| (e.line_number(), e.to_string()))?;
         let number = line.line_number();
         if let LineContent::KVPair(key, value) = line.consume_content() {
-            out.push(Entry { key, value, line: number });
+            out.push(Entry {
+                key,
+                value,
+                line: number,
+            });
         }
     }
     Ok(out)
@@ -106,7 +110,14 @@ fn join_surrogate_escapes(text: &str) -> String {
 pub fn read_file(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::at(path, None, None, format!("cannot read the file: {e}")))?;
-    parse(&bytes).map_err(|(line, message)| ConfigError::at(path, line, None, format!("not a valid properties file: {message}")))
+    parse(&bytes).map_err(|(line, message)| {
+        ConfigError::at(
+            path,
+            line,
+            None,
+            format!("not a valid properties file: {message}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -130,11 +141,17 @@ mod tests {
     #[test]
     fn surrogate_pairs_and_lone_surrogates() {
         // Found by the property test below (seed kept in proptest-regressions/).
-        let e = parse(br"a = x\uD834\uDF00y
+        let e = parse(
+            br"a = x\uD834\uDF00y
 b = \\uD834 \\\uD834\uDF00
-").unwrap();
+",
+        )
+        .unwrap();
         assert_eq!(e[0].value, "x\u{1D300}y");
-        assert_eq!(e[1].value, "\\uD834 \\\u{1D300}", "an escaped backslash starts no escape");
+        assert_eq!(
+            e[1].value, "\\uD834 \\\u{1D300}",
+            "an escaped backslash starts no escape"
+        );
         let (line, message) = parse(b"ok = 1\nbad = \\uD834\n").unwrap_err();
         assert_eq!(line, Some(2), "{message}");
     }
@@ -142,12 +159,15 @@ b = \\uD834 \\\uD834\uDF00
     #[test]
     fn escapes_in_comments_are_ignored() {
         // Found by the e2e test: Java never decodes a comment, the crate did.
-        let e = parse(br"# C:\users\ and \u escapes
+        let e = parse(
+            br"# C:\users\ and \u escapes
 ! also \u12
 a = 1 \
 # not a comment \u0041
 b = 2
-").unwrap();
+",
+        )
+        .unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].value, "1 # not a comment A");
         assert_eq!((e[1].key.as_str(), e[1].line), ("b", 5));
@@ -157,7 +177,10 @@ b = 2
 
     #[test]
     fn utf8_and_latin1() {
-        assert_eq!(parse("l = München\n".as_bytes()).unwrap()[0].value, "München");
+        assert_eq!(
+            parse("l = München\n".as_bytes()).unwrap()[0].value,
+            "München"
+        );
         assert_eq!(parse(b"l = M\xfcnchen\n").unwrap()[0].value, "München");
     }
 }
@@ -183,7 +206,10 @@ mod property_tests {
             c if (' '..='~').contains(&c) => c.to_string(),
             c => {
                 let mut units = [0u16; 2];
-                c.encode_utf16(&mut units).iter().map(|u| format!("\\u{u:04X}")).collect()
+                c.encode_utf16(&mut units)
+                    .iter()
+                    .map(|u| format!("\\u{u:04X}"))
+                    .collect()
             }
         }
     }

@@ -53,7 +53,10 @@ impl SecretKey {
         })?);
         check_permissions(&path)?;
         let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
-            format!("{} is not 64 hex digits; restore it from your backup", path.display())
+            format!(
+                "{} is not 64 hex digits; restore it from your backup",
+                path.display()
+            )
         })?);
         Self::from_bytes(&bytes, path)
     }
@@ -69,10 +72,17 @@ impl SecretKey {
 
     fn from_bytes(bytes: &[u8], path: PathBuf) -> Result<SecretKey, String> {
         if bytes.len() != KEY_LEN {
-            return Err(format!("{} must hold {KEY_LEN} bytes (64 hex digits); restore it from your backup", path.display()));
+            return Err(format!(
+                "{} must hold {KEY_LEN} bytes (64 hex digits); restore it from your backup",
+                path.display()
+            ));
         }
-        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| "cannot use the secret key".to_string())?;
-        Ok(SecretKey { key: LessSafeKey::new(key), path })
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| "cannot use the secret key".to_string())?;
+        Ok(SecretKey {
+            key: LessSafeKey::new(key),
+            path,
+        })
     }
 
     /// Encrypts a value for a `<param>.encrypted` key.
@@ -81,7 +91,11 @@ impl SecretKey {
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "the random generator failed".to_string())?;
         let mut in_out = Zeroizing::new(plaintext.as_bytes().to_vec());
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut *in_out)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD),
+                &mut *in_out,
+            )
             .map_err(|_| "encryption failed".to_string())?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&in_out);
@@ -98,7 +112,10 @@ impl SecretKey {
             .decode(encoded)
             .map_err(|_| "the encrypted value is not valid base64; copy it again from `ast-gateway config encrypt`".to_string())?;
         if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-            return Err("the encrypted value is too short; copy it again from `ast-gateway config encrypt`".into());
+            return Err(
+                "the encrypted value is too short; copy it again from `ast-gateway config encrypt`"
+                    .into(),
+            );
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_string())?;
@@ -109,7 +126,8 @@ impl SecretKey {
                 self.path.display()
             )
         })?;
-        let text = std::str::from_utf8(plain).map_err(|_| "the decrypted value is not UTF-8".to_string())?;
+        let text = std::str::from_utf8(plain)
+            .map_err(|_| "the decrypted value is not UTF-8".to_string())?;
         Ok(Zeroizing::new(text.to_string()))
     }
 }
@@ -120,7 +138,8 @@ fn create(path: &Path) -> Result<(), String> {
     aws_lc_rs::rand::fill(&mut *bytes).map_err(|_| "the random generator failed".to_string())?;
     let text = Zeroizing::new(format!("{}\n", hex::encode(*bytes)));
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -129,7 +148,9 @@ fn create(path: &Path) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -138,7 +159,11 @@ fn create(path: &Path) -> Result<(), String> {
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions().mode() & 0o777;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
             "the secret key is accessible to group or others (mode {mode:o}); run `chmod 600 {}`",
@@ -165,7 +190,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(root.secret_key()).unwrap().permissions().mode() & 0o777;
+            let mode = std::fs::metadata(root.secret_key())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600);
         }
         let a = key.encrypt("s3cret ä").unwrap();
@@ -174,12 +203,21 @@ mod tests {
         assert!(a.starts_with("v1:") && !a.contains("s3cret"));
         assert_eq!(key.decrypt(&a).unwrap().as_str(), "s3cret ä");
         // Same key after a reload from disk.
-        assert_eq!(SecretKey::load(&root).unwrap().decrypt(&b).unwrap().as_str(), "s3cret ä");
+        assert_eq!(
+            SecretKey::load(&root)
+                .unwrap()
+                .decrypt(&b)
+                .unwrap()
+                .as_str(),
+            "s3cret ä"
+        );
 
         let mut raw = STANDARD.decode(&a[3..]).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        let err = key.decrypt(&format!("v1:{}", STANDARD.encode(&raw))).unwrap_err();
+        let err = key
+            .decrypt(&format!("v1:{}", STANDARD.encode(&raw)))
+            .unwrap_err();
         assert!(err.contains("cannot decrypt"), "{err}");
         assert!(key.decrypt("plain").unwrap_err().contains("v1:"));
         assert!(key.decrypt("v1:!!").unwrap_err().contains("base64"));
@@ -191,7 +229,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(root.secret_key(), std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::set_permissions(root.secret_key(), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
             assert!(SecretKey::load(&root).unwrap_err().contains("chmod 600"));
         }
     }

@@ -27,7 +27,14 @@ pub fn status(error: &IssuanceError) -> StatusCode {
 
 /// Builds the response; logs the internal detail once for 5xx.
 pub fn respond(error: &IssuanceError, request_id: &str, format: ErrorFormat) -> Response {
-    respond_with(status(error), error.code(), &error.public_message(), request_id, format, Some(error))
+    respond_with(
+        status(error),
+        error.code(),
+        &error.public_message(),
+        request_id,
+        format,
+        Some(error),
+    )
 }
 
 /// Builds an error response from parts (for errors that happen before the domain call).
@@ -43,12 +50,23 @@ pub fn respond_with(
         Some(IssuanceError::Unavailable(detail)) | Some(IssuanceError::Internal(detail)) => {
             tracing::error!(request_id, code, detail = %detail, "request failed");
         }
-        _ => tracing::info!(request_id, code, status = status.as_u16(), message, "request refused"),
+        _ => tracing::info!(
+            request_id,
+            code,
+            status = status.as_u16(),
+            message,
+            "request refused"
+        ),
     }
     let mut response = match format {
         ErrorFormat::Json => {
             let body = serde_json::json!({"error": {"code": code, "message": message, "requestId": request_id}});
-            (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
         }
         ErrorFormat::Html => {
             let body = format!(
@@ -59,13 +77,20 @@ pub fn respond_with(
                 escape(code),
                 escape(request_id)
             );
-            (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                body,
+            )
+                .into_response()
         }
     };
     if let Ok(v) = HeaderValue::from_str(code) {
         response.headers_mut().insert("x-ast-error", v);
     }
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -12,4 +12,4 @@ mod server;
 
 pub use error::ErrorFormat;
 pub use routes::router;
-pub use server::{RunningServer, Listeners, start};
+pub use server::{Listeners, RunningServer, start};

@@ -12,7 +12,8 @@ pub fn render(handler: Option<&Handler>) -> String {
             h.password_policy.min_length,
             h.password_policy.max_length,
             h.password_policy.pattern_source == DEFAULT_PIN_PATTERN,
-            h.pkcs12_profiles.contains(&Pkcs12Profile::Legacy) && h.pkcs12_profile != Pkcs12Profile::Legacy,
+            h.pkcs12_profiles.contains(&Pkcs12Profile::Legacy)
+                && h.pkcs12_profile != Pkcs12Profile::Legacy,
         ),
         None => (6, 128, true, false),
     };
@@ -28,6 +29,13 @@ pub fn render(handler: Option<&Handler>) -> String {
         .replace("{{MIN}}", &min.to_string())
         .replace("{{MAX}}", &max.to_string())
         .replace("{{ASCII_ONLY}}", if ascii_only { "true" } else { "false" })
-        .replace("{{PATTERN_HINT}}", if ascii_only { ", letters, digits, spaces and ASCII punctuation" } else { "" })
+        .replace(
+            "{{PATTERN_HINT}}",
+            if ascii_only {
+                ", letters, digits, spaces and ASCII punctuation"
+            } else {
+                ""
+            },
+        )
         .replace("{{LEGACY}}", legacy_html)
 }

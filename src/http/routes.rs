@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
@@ -11,10 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use zeroize::Zeroizing;
 
-use super::error::{ErrorFormat, respond, respond_with};
+use super::error::{ErrorFormat, respond};
 use super::page;
 use crate::identity::Connection;
 use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest};
@@ -54,7 +54,11 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string())))
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string())))
     }
 }
 
@@ -68,7 +72,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
             return Ok(Peer(connection.clone()));
         }
         match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(peer)) => Ok(Peer(Connection { peer: *peer, client_certificate: None })),
+            Some(ConnectInfo(peer)) => Ok(Peer(Connection {
+                peer: *peer,
+                client_certificate: None,
+            })),
             None => Err((StatusCode::INTERNAL_SERVER_ERROR, "no peer address").into_response()),
         }
     }
@@ -100,15 +107,19 @@ async fn issue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let path_remainder = rest.map(|Path(p)| p).unwrap_or_default();
     let form = match parse_form(&headers, body) {
         Ok(form) => form,
-        Err((status, code, message)) => {
-            return respond_with(status, code, &message, &request_id, ErrorFormat::Html, None);
+        Err(error) => {
+            let error = gateway
+                .refuse(connection.peer.ip(), &path_remainder, &request_id, error)
+                .await;
+            return respond(&error, &request_id, ErrorFormat::Html);
         }
     };
     let request = SoftTokenRequest {
         connection,
-        path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
+        path_remainder,
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         pin: form.pin,
         profile: form.profile,
@@ -126,7 +137,10 @@ async fn issue(
                     (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
                     (header::CONTENT_DISPOSITION, disposition),
                     (header::CACHE_CONTROL, "no-store".to_string()),
-                    (header::SET_COOKIE, "downloaded=true; Path=/; SameSite=Strict".to_string()),
+                    (
+                        header::SET_COOKIE,
+                        "downloaded=true; Path=/; SameSite=Strict".to_string(),
+                    ),
                 ],
                 token.pkcs12,
             )
@@ -142,20 +156,28 @@ struct Form {
 }
 
 /// Parses the form body. The body buffer is zeroised after the PIN is taken out.
-fn parse_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Form, (StatusCode, &'static str, String)> {
+fn parse_form(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Form, IssuanceError> {
+    let bad = |m: &str| IssuanceError::BadRequest(m.to_string());
     let body = match body {
         Ok(b) => Zeroizing::new(Vec::from(b)),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err((StatusCode::PAYLOAD_TOO_LARGE, "too-large", "The request body is too large.".into()));
+            return Err(IssuanceError::TooLarge);
         }
-        Err(rejection) => return Err((StatusCode::BAD_REQUEST, "bad-request", rejection.body_text())),
+        Err(rejection) => return Err(IssuanceError::BadRequest(rejection.body_text())),
     };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Send the form as application/x-www-form-urlencoded with the field `password`.".into(),
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(bad(
+            "Send the form as application/x-www-form-urlencoded with the field `password`.",
         ));
     }
     let mut pin = None;
@@ -164,7 +186,7 @@ fn parse_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
         match key.as_ref() {
             "password" => {
                 if pin.is_some() {
-                    return Err((StatusCode::BAD_REQUEST, "bad-request", "The field `password` was sent twice.".into()));
+                    return Err(bad("The field `password` was sent twice."));
                 }
                 pin = Some(Pin::new(value.into_owned()));
             }
@@ -172,7 +194,7 @@ fn parse_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
             _ => {}
         }
     }
-    let pin = pin.ok_or((StatusCode::BAD_REQUEST, "bad-request", "The form field `password` is missing.".into()))?;
+    let pin = pin.ok_or_else(|| bad("The form field `password` is missing."))?;
     Ok(Form { pin, profile })
 }
 
@@ -181,7 +203,11 @@ async fn ca_chain(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>)
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     match gateway.ca(name) {
-        Some(ca) => ([(header::CONTENT_TYPE, "application/x-pem-file")], ca.chain_pem()).into_response(),
+        Some(ca) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            ca.chain_pem(),
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, format!("no CA named `{name}`\n")).into_response(),
     }
 }

@@ -64,7 +64,13 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
         }));
     }
     if tasks.is_empty() {
-        return Err(std::io::Error::other("no listener configured: set [server] http or https"));
+        return Err(std::io::Error::other(
+            "no listener configured: set [server] http or https",
+        ));
     }
-    Ok(RunningServer { http_addr, shutdown, tasks })
+    Ok(RunningServer {
+        http_addr,
+        shutdown,
+        tasks,
+    })
 }

@@ -53,7 +53,10 @@ pub enum Caller {
     /// A peer inside `[trust] proxies`.
     Proxy(IpAddr),
     /// An officer (or, for `requiredRoRoles = none`, any verified client certificate).
-    Officer { fingerprint: String, facts: CertificateFacts },
+    Officer {
+        fingerprint: String,
+        facts: CertificateFacts,
+    },
     /// The command line on this machine.
     Cli,
 }
@@ -83,7 +86,9 @@ impl Caller {
 pub enum TrustError {
     #[error("peer {0} is not a trusted proxy ([trust] proxies)")]
     UntrustedPeer(IpAddr),
-    #[error("this handler requires an officer client certificate over HTTPS, and none was presented")]
+    #[error(
+        "this handler requires an officer client certificate over HTTPS, and none was presented"
+    )]
     NoClientCertificate,
     #[error("the client certificate does not hold the required roles: {0}")]
     MissingRole(String),
@@ -112,7 +117,11 @@ impl TrustPolicy {
 
     /// Decides whether the request's identity headers may be used on a handler that requires
     /// `required` roles (None: trusted proxies only).
-    pub fn authorize(&self, required: Option<&RequiredRoles>, connection: &Connection) -> Result<Caller, TrustError> {
+    pub fn authorize(
+        &self,
+        required: Option<&RequiredRoles>,
+        connection: &Connection,
+    ) -> Result<Caller, TrustError> {
         match required {
             None => {
                 if self.is_trusted_proxy(connection.peer.ip()) {
@@ -141,13 +150,25 @@ mod tests {
 
     #[test]
     fn proxies_and_mapped_addresses() {
-        let p = TrustPolicy::new(vec!["127.0.0.1/32".parse().unwrap(), "10.1.0.0/16".parse().unwrap()]);
+        let p = TrustPolicy::new(vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.1.0.0/16".parse().unwrap(),
+        ]);
         assert!(p.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(p.is_trusted_proxy("::ffff:10.1.2.3".parse().unwrap()));
         assert!(!p.is_trusted_proxy("10.2.0.1".parse().unwrap()));
-        let conn = Connection { peer: "192.0.2.1:5000".parse().unwrap(), client_certificate: None };
-        assert!(matches!(p.authorize(None, &conn), Err(TrustError::UntrustedPeer(_))));
-        let conn = Connection { peer: "127.0.0.1:5000".parse().unwrap(), client_certificate: None };
+        let conn = Connection {
+            peer: "192.0.2.1:5000".parse().unwrap(),
+            client_certificate: None,
+        };
+        assert!(matches!(
+            p.authorize(None, &conn),
+            Err(TrustError::UntrustedPeer(_))
+        ));
+        let conn = Connection {
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            client_certificate: None,
+        };
         assert!(matches!(p.authorize(None, &conn), Ok(Caller::Proxy(_))));
         assert!(matches!(
             p.authorize(Some(&RequiredRoles::AnyCertificate), &conn),

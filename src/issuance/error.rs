@@ -19,9 +19,14 @@ pub enum IssuanceError {
     Password(#[from] PinError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is too large")]
+    TooLarge,
     /// The value of a field cannot be encoded (e.g. a serialNumber outside PrintableString).
     #[error("field `{attribute}`: {message}")]
-    FieldEncoding { attribute: &'static str, message: String },
+    FieldEncoding {
+        attribute: &'static str,
+        message: String,
+    },
     /// Database or CA unavailable; the text is for the log only.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
@@ -45,6 +50,7 @@ impl IssuanceError {
             IssuanceError::FieldEncoding { .. } => "field-invalid",
             IssuanceError::Password(_) => "password-policy",
             IssuanceError::BadRequest(_) => "bad-request",
+            IssuanceError::TooLarge => "too-large",
             IssuanceError::Unavailable(_) => "unavailable",
             IssuanceError::Internal(_) => "internal",
         }

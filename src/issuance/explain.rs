@@ -56,7 +56,10 @@ pub struct Refusal {
 
 impl From<&IssuanceError> for Refusal {
     fn from(e: &IssuanceError) -> Self {
-        Refusal { code: e.code(), message: e.public_message() }
+        Refusal {
+            code: e.code(),
+            message: e.public_message(),
+        }
     }
 }
 
@@ -90,7 +93,11 @@ pub fn parse_header_argument(text: &str) -> Result<(String, String), String> {
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not a header; write -H 'name: value'"))?;
     let name = name.trim();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(format!("`{name}` is not a header name"));
     }
     Ok((name.to_string(), value.trim().to_string()))
@@ -112,7 +119,9 @@ pub fn explain(
             handler: None,
             outcome: Err(Refusal {
                 code: "no-handler",
-                message: format!("`{path}` is not under /pgwy/ast; AST requests go to /pgwy/ast or /pgwy/ast/<path>"),
+                message: format!(
+                    "`{path}` is not under /pgwy/ast; AST requests go to /pgwy/ast or /pgwy/ast/<path>"
+                ),
             }),
         };
     };
@@ -120,13 +129,22 @@ pub fn explain(
     let mut matched = None;
     for handler in &config.ast.handlers {
         let hit = handler.filter.is_match(&remainder);
-        trials.push(HandlerTrial { number: handler.number, filter: handler.filter_source.clone(), matched: hit });
+        trials.push(HandlerTrial {
+            number: handler.number,
+            filter: handler.filter_source.clone(),
+            matched: hit,
+        });
         if hit {
             matched = Some(handler);
             break;
         }
     }
-    let mut explanation = Explanation { path_remainder: remainder, trials, handler: None, outcome: Ok(Vec::new()) };
+    let mut explanation = Explanation {
+        path_remainder: remainder,
+        trials,
+        handler: None,
+        outcome: Ok(Vec::new()),
+    };
     if !config.ast.enabled {
         explanation.outcome = refuse(IssuanceError::Disabled);
         return explanation;
@@ -140,9 +158,17 @@ pub fn explain(
         format: handler.format.clone(),
         token_procedure: handler.token_procedure.clone(),
         trust: match &handler.required_roles {
-            None => "a peer inside [trust] proxies (identity headers from the authenticating proxy)".into(),
-            Some(RequiredRoles::AnyCertificate) => "any officer client certificate (requiredRoRoles = none)".into(),
-            Some(RequiredRoles::All(roles)) => format!("an officer client certificate with the roles {}", roles.join(", ")),
+            None => {
+                "a peer inside [trust] proxies (identity headers from the authenticating proxy)"
+                    .into()
+            }
+            Some(RequiredRoles::AnyCertificate) => {
+                "any officer client certificate (requiredRoRoles = none)".into()
+            }
+            Some(RequiredRoles::All(roles)) => format!(
+                "an officer client certificate with the roles {}",
+                roles.join(", ")
+            ),
         },
     });
     explanation.outcome = match plan_subjects(config, handler, headers, certificate) {
@@ -151,12 +177,13 @@ pub fn explain(
             .into_iter()
             .enumerate()
             .map(|(index, (template, subject))| {
-                let rfc4514 = subject_preview(&subject, &template.subject_order).map_err(|e| match e {
-                    crate::ca::CaError::Value { attribute, message } => {
-                        Refusal::from(&IssuanceError::FieldEncoding { attribute, message })
-                    }
-                    other => Refusal::from(&IssuanceError::Internal(other.to_string())),
-                })?;
+                let rfc4514 =
+                    subject_preview(&subject, &template.subject_order).map_err(|e| match e {
+                        crate::ca::CaError::Value { attribute, message } => {
+                            Refusal::from(&IssuanceError::FieldEncoding { attribute, message })
+                        }
+                        other => Refusal::from(&IssuanceError::Internal(other.to_string())),
+                    })?;
                 Ok(PlannedCertificate {
                     index,
                     purpose: template.purpose.clone(),
@@ -165,7 +192,10 @@ pub fn explain(
                     validity_days: template.validity.as_secs() / 86_400,
                     subject: subject.display_dn(&template.subject_order),
                     subject_rfc4514: rfc4514,
-                    sans: subject.san_values().map(|(a, v)| format!("{}:{v}", a.label())).collect(),
+                    sans: subject
+                        .san_values()
+                        .map(|(a, v)| format!("{}:{v}", a.label()))
+                        .collect(),
                 })
             })
             .collect(),
@@ -180,29 +210,51 @@ impl fmt::Display for Explanation {
         } else {
             format!("/pgwy/ast/{}", self.path_remainder)
         };
-        writeln!(f, "request: POST {shown} (path remainder \"{}\")", self.path_remainder)?;
+        writeln!(
+            f,
+            "request: POST {shown} (path remainder \"{}\")",
+            self.path_remainder
+        )?;
         for t in &self.trials {
             writeln!(
                 f,
                 "  handler.{:<4} filter \"{}\": {}",
                 t.number,
                 t.filter,
-                if t.matched { "matches the whole remainder" } else { "no match" }
+                if t.matched {
+                    "matches the whole remainder"
+                } else {
+                    "no match"
+                }
             )?;
         }
         if let Some(h) = &self.handler {
-            writeln!(f, "handler.{}: format {}, token procedure {}", h.number, h.format, h.token_procedure)?;
+            writeln!(
+                f,
+                "handler.{}: format {}, token procedure {}",
+                h.number, h.format, h.token_procedure
+            )?;
             writeln!(f, "  accepted from: {}", h.trust)?;
         }
         match &self.outcome {
             Err(r) => write!(f, "refused: {}: {}", r.code, r.message),
             Ok(certificates) => {
-                write!(f, "would issue {} certificate(s) (nothing was issued):", certificates.len())?;
+                write!(
+                    f,
+                    "would issue {} certificate(s) (nothing was issued):",
+                    certificates.len()
+                )?;
                 for c in certificates {
                     write!(
                         f,
                         "\n  certrequests:{} {} (CA {}, {}, {} days)\n    subject: {}\n    subject (RFC 4514): {}",
-                        c.index, c.purpose, c.ca, c.key, c.validity_days, c.subject, c.subject_rfc4514
+                        c.index,
+                        c.purpose,
+                        c.ca,
+                        c.key,
+                        c.validity_days,
+                        c.subject,
+                        c.subject_rfc4514
                     )?;
                     if c.sans.is_empty() {
                         write!(f, "\n    SANs: none")?;
@@ -224,12 +276,21 @@ mod tests {
     fn paths_and_headers() {
         assert_eq!(path_remainder("/pgwy/ast").as_deref(), Some(""));
         assert_eq!(path_remainder("/pgwy/ast/").as_deref(), Some(""));
-        assert_eq!(path_remainder("/pgwy/ast/users/a?x=1").as_deref(), Some("users/a"));
+        assert_eq!(
+            path_remainder("/pgwy/ast/users/a?x=1").as_deref(),
+            Some("users/a")
+        );
         assert_eq!(path_remainder("users/a").as_deref(), Some("users/a"));
         assert_eq!(path_remainder("/pgwy/astro"), None);
         assert_eq!(path_remainder("/other"), None);
-        assert_eq!(parse_header_argument("commonname: Alice A").unwrap(), ("commonname".into(), "Alice A".into()));
-        assert_eq!(parse_header_argument("x:").unwrap(), ("x".into(), String::new()));
+        assert_eq!(
+            parse_header_argument("commonname: Alice A").unwrap(),
+            ("commonname".into(), "Alice A".into())
+        );
+        assert_eq!(
+            parse_header_argument("x:").unwrap(),
+            ("x".into(), String::new())
+        );
         assert!(parse_header_argument("nocolon").is_err());
         assert!(parse_header_argument("bad name: v").is_err());
     }

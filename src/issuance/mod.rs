@@ -18,7 +18,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
-pub use explain::{Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, parse_header_argument, path_remainder};
+pub use explain::{
+    Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
+    parse_header_argument, path_remainder,
+};
 pub use reload::{ReloadSummary, check_configuration};
 pub use soft_token::{SoftToken, SoftTokenRequest};
 
@@ -67,10 +70,19 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
             Ok(loaded) => {
                 cas.insert(ca.name.clone(), Arc::new(loaded));
             }
-            Err(e) => errors.push(ConfigError::at(&toml, None, Some(&format!("ca.{}", ca.name)), e.to_string())),
+            Err(e) => errors.push(ConfigError::at(
+                &toml,
+                None,
+                Some(&format!("ca.{}", ca.name)),
+                e.to_string(),
+            )),
         }
     }
-    if errors.is_empty() { Ok(cas) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(cas)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// Why the gateway could not start.
@@ -86,13 +98,23 @@ impl Gateway {
     /// Loads CAs, opens the database (running migrations) and builds the gateway.
     pub async fn open(config: Config) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config)?;
-        let store = Store::open(&config.gateway.database_url, config.gateway.database_max_connections).await?;
+        let store = Store::open(
+            &config.gateway.database_url,
+            config.gateway.database_max_connections,
+        )
+        .await?;
         Ok(Self::from_parts(config, cas, store))
     }
 
     /// Builds a gateway from loaded parts.
-    pub fn from_parts(config: Config, cas: BTreeMap<String, Arc<Ca>>, store: Store) -> Arc<Gateway> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    pub fn from_parts(
+        config: Config,
+        cas: BTreeMap<String, Arc<Ca>>,
+        store: Store,
+    ) -> Arc<Gateway> {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Arc::new(Gateway {
             trust: TrustPolicy::new(config.gateway.trusted_proxies.clone()),
             config: ArcSwap::from_pointee(config),
@@ -124,6 +146,9 @@ impl Gateway {
 
     /// Readiness: the database answers.
     pub async fn ready(&self) -> Result<(), IssuanceError> {
-        self.store.ping().await.map_err(|e| IssuanceError::Unavailable(e.to_string()))
+        self.store
+            .ping()
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))
     }
 }

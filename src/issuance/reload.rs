@@ -75,14 +75,17 @@ impl Gateway {
         }
         let (old, new) = (&current.gateway, &fresh.gateway);
         let mut restart_needed = Vec::new();
-        let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         if differs(&old.server, &new.server) {
             restart_needed.push("[server]");
         }
         if differs(&old.trusted_proxies, &new.trusted_proxies) {
             restart_needed.push("[trust]");
         }
-        if old.database_url != new.database_url || old.database_max_connections != new.database_max_connections {
+        if old.database_url != new.database_url
+            || old.database_max_connections != new.database_max_connections
+        {
             restart_needed.push("[database]");
         }
         if old.pkcs12_iterations != new.pkcs12_iterations {
@@ -97,8 +100,15 @@ impl Gateway {
         let mut gateway = current.gateway.clone();
         gateway.token_procedures = fresh.gateway.token_procedures;
         let handlers = fresh.ast.handlers.len();
-        self.config.store(std::sync::Arc::new(Config { root: current.root.clone(), gateway, ast: fresh.ast }));
-        Ok(ReloadSummary { handlers, restart_needed })
+        self.config.store(std::sync::Arc::new(Config {
+            root: current.root.clone(),
+            gateway,
+            ast: fresh.ast,
+        }));
+        Ok(ReloadSummary {
+            handlers,
+            restart_needed,
+        })
     }
 }
 
@@ -107,14 +117,20 @@ impl Gateway {
 /// line; what `config check` and a reload report.
 pub fn check_configuration(root: &crate::config::Root) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let loaded = config::load(root).map_err(|mut e| errors.append(&mut e.0)).ok();
+    let loaded = config::load(root)
+        .map_err(|mut e| errors.append(&mut e.0))
+        .ok();
     // CAs are checked even when ast.properties has problems, so one run shows everything.
     let gateway = match &loaded {
         Some(c) => Some(c.gateway.clone()),
         None => config::load_gateway(root).ok(),
     };
     if let Some(gateway) = gateway {
-        let probe = Config { root: root.clone(), gateway, ast: config::AstConfig::default() };
+        let probe = Config {
+            root: root.clone(),
+            gateway,
+            ast: config::AstConfig::default(),
+        };
         if let Err(mut e) = super::load_cas(&probe) {
             errors.append(&mut e.0);
         }

@@ -48,26 +48,39 @@ struct Planned {
 impl Gateway {
     /// Issues a soft token, or refuses with an audited error. Nothing is issued on refusal;
     /// nothing is returned before the certificates are committed.
-    pub async fn issue_soft_token(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+    pub async fn issue_soft_token(
+        &self,
+        request: SoftTokenRequest,
+    ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
-        let peer = request.connection.peer.ip().to_string();
+        let peer = request.connection.peer.ip();
         let handler_path = request.path_remainder.clone();
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
-            Err(error) => {
-                let detail = json!({
-                    "code": error.code(),
-                    "reason": error.to_string(),
-                    "path": handler_path,
-                    "peer": peer,
-                });
-                let event = AuditEvent::now("refused", &format!("peer:{peer}"), &request_id, detail);
-                if let Err(e) = self.store.record_audit(&event).await {
-                    tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
-                }
-                Err(error)
-            }
+            Err(error) => Err(self.refuse(peer, &handler_path, &request_id, error).await),
         }
+    }
+
+    /// Audits a refusal of a soft-token request (also those the HTTP layer detects before the
+    /// request reaches `issue_soft_token`, such as a malformed form) and returns the error.
+    pub async fn refuse(
+        &self,
+        peer: std::net::IpAddr,
+        path: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
+        let detail = json!({
+            "code": error.code(),
+            "reason": error.to_string(),
+            "path": path,
+            "peer": peer.to_string(),
+        });
+        let event = AuditEvent::now("refused", &format!("peer:{peer}"), request_id, detail);
+        if let Err(e) = self.store.record_audit(&event).await {
+            tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+        }
+        error
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
@@ -75,10 +88,17 @@ impl Gateway {
         if !config.ast.enabled {
             return Err(IssuanceError::Disabled);
         }
-        let handler = config.ast.select(&request.path_remainder).ok_or(IssuanceError::NoHandler)?;
-        let caller = self.trust.authorize(handler.required_roles.as_ref(), &request.connection)?;
+        let handler = config
+            .ast
+            .select(&request.path_remainder)
+            .ok_or(IssuanceError::NoHandler)?;
+        let caller = self
+            .trust
+            .authorize(handler.required_roles.as_ref(), &request.connection)?;
         handler.password_policy.check(&request.pin)?;
-        let profile = handler.choose_profile(request.profile.as_deref()).map_err(IssuanceError::BadRequest)?;
+        let profile = handler
+            .choose_profile(request.profile.as_deref())
+            .map_err(IssuanceError::BadRequest)?;
         // The same configuration snapshot throughout, even if a reload swaps it meanwhile.
         let plan = self.plan(&config, handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
@@ -90,9 +110,11 @@ impl Gateway {
             .await
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
         let pin = request.pin;
-        let (issued, pkcs12) = tokio::task::spawn_blocking(move || make_token(plan, &pin, profile, iterations, &public_url))
-            .await
-            .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
+        let (issued, pkcs12) = tokio::task::spawn_blocking(move || {
+            make_token(plan, &pin, profile, iterations, &public_url)
+        })
+        .await
+        .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
 
         let created_at = std::time::SystemTime::now()
@@ -116,7 +138,11 @@ impl Gateway {
                 ca: planned.ca.name().to_string(),
                 issuer: issuer_dn(&planned.ca),
                 subject: planned.subject.display_dn(&planned.template.subject_order),
-                sans: planned.subject.san_values().map(|(a, v)| format!("{}:{v}", a.label())).collect(),
+                sans: planned
+                    .subject
+                    .san_values()
+                    .map(|(a, v)| format!("{}:{v}", a.label()))
+                    .collect(),
                 not_before: unix(cert.not_before),
                 not_after: unix(cert.not_after),
                 purpose: planned.template.purpose.clone(),
@@ -146,9 +172,19 @@ impl Gateway {
             .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
         let common_name = issued
             .first()
-            .and_then(|(p, _)| p.subject.first(crate::ca::Attribute::CommonName).map(str::to_string))
+            .and_then(|(p, _)| {
+                p.subject
+                    .first(crate::ca::Attribute::CommonName)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "token".into());
-        Ok(SoftToken { token_id, pkcs12, filename: sanitise_filename(&common_name), profile, certificates: records })
+        Ok(SoftToken {
+            token_id,
+            pkcs12,
+            filename: sanitise_filename(&common_name),
+            profile,
+            certificates: records,
+        })
     }
 
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
@@ -163,12 +199,14 @@ impl Gateway {
         let subjects = plan_subjects(config, handler, headers, caller.certificate_facts())?;
         let mut plan = Vec::with_capacity(subjects.len());
         for (template, subject) in subjects {
-            let ca = self
-                .cas
-                .get(&template.ca)
-                .cloned()
-                .ok_or_else(|| IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca)))?;
-            plan.push(Planned { template: template.clone(), ca, subject });
+            let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
+                IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
+            })?;
+            plan.push(Planned {
+                template: template.clone(),
+                ca,
+                subject,
+            });
         }
         Ok(plan)
     }
@@ -187,22 +225,35 @@ pub(super) fn plan_subjects<'c>(
         .gateway
         .token_procedures
         .get(&handler.token_procedure)
-        .ok_or_else(|| IssuanceError::Internal(format!("token procedure `{}` vanished", handler.token_procedure)))?;
+        .ok_or_else(|| {
+            IssuanceError::Internal(format!(
+                "token procedure `{}` vanished",
+                handler.token_procedure
+            ))
+        })?;
     let fields = evaluate(&handler.fields, headers, certificate)?;
     let mut plan = Vec::with_capacity(procedure.certificates.len());
     for (index, template) in procedure.certificates.iter().enumerate() {
         let subject = fields.subject_for(index);
         if subject.dn_values(&template.subject_order).is_empty() {
-            return Err(IssuanceError::Policy(crate::policy::PolicyError::FieldMissing {
-                field: "subject".into(),
-                index: 0,
-                source_name: format!("certificate {index} ({}) would have an empty subject", template.purpose),
-            }));
+            return Err(IssuanceError::Policy(
+                crate::policy::PolicyError::FieldMissing {
+                    field: "subject".into(),
+                    index: 0,
+                    source_name: format!(
+                        "certificate {index} ({}) would have an empty subject",
+                        template.purpose
+                    ),
+                },
+            ));
         }
         plan.push((template, subject));
     }
     Ok(plan)
 }
+
+/// The certificates made (with their plan) and the PKCS#12 holding them.
+type MadeToken = (Vec<(Planned, IssuedCertificate)>, Vec<u8>);
 
 /// Keys, certificates and the PKCS#12, on a blocking thread.
 fn make_token(
@@ -211,11 +262,12 @@ fn make_token(
     profile: Pkcs12Profile,
     iterations: u32,
     public_url: &str,
-) -> Result<(Vec<(Planned, IssuedCertificate)>, Vec<u8>), IssuanceError> {
+) -> Result<MadeToken, IssuanceError> {
     let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
     let mut issued = Vec::with_capacity(plan.len());
     for planned in plan {
-        let key = generate_key(planned.template.key).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+        let key = generate_key(planned.template.key)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?;
         let template = &planned.template;
         let certificate_profile = CertificateProfile {
             subject: &planned.subject,
@@ -237,7 +289,9 @@ fn make_token(
             &certificate_profile,
         )
         .map_err(|e| match e {
-            CaError::Value { attribute, message } => IssuanceError::FieldEncoding { attribute, message },
+            CaError::Value { attribute, message } => {
+                IssuanceError::FieldEncoding { attribute, message }
+            }
             CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
             other => IssuanceError::Internal(other.to_string()),
         })?;
@@ -246,20 +300,24 @@ fn make_token(
     }
     let pkcs12 = {
         let entries: Vec<TokenEntry<'_>> = issued
-        .iter()
-        .zip(&keys)
-        .map(|((planned, certificate), key)| TokenEntry {
-            friendly_name: format!(
-                "{} {}",
-                planned.subject.first(crate::ca::Attribute::CommonName).unwrap_or("token"),
-                planned.template.purpose
-            ),
-            key,
-            certificate_der: &certificate.der,
-            chain: planned.ca.chain(),
-        })
-        .collect();
-        write_pkcs12(&entries, pin, profile, iterations).map_err(|e| IssuanceError::Internal(e.to_string()))?
+            .iter()
+            .zip(&keys)
+            .map(|((planned, certificate), key)| TokenEntry {
+                friendly_name: format!(
+                    "{} {}",
+                    planned
+                        .subject
+                        .first(crate::ca::Attribute::CommonName)
+                        .unwrap_or("token"),
+                    planned.template.purpose
+                ),
+                key,
+                certificate_der: &certificate.der,
+                chain: planned.ca.chain(),
+            })
+            .collect();
+        write_pkcs12(&entries, pin, profile, iterations)
+            .map_err(|e| IssuanceError::Internal(e.to_string()))?
     };
     Ok((issued, pkcs12))
 }
@@ -269,7 +327,9 @@ fn issuer_dn(ca: &Ca) -> String {
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
@@ -277,11 +337,21 @@ fn unix(t: std::time::SystemTime) -> i64 {
 pub fn sanitise_filename(common_name: &str) -> String {
     let cleaned: String = common_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
-    if cleaned.is_empty() { "token.p12".into() } else { format!("{cleaned}.p12") }
+    if cleaned.is_empty() {
+        "token.p12".into()
+    } else {
+        format!("{cleaned}.p12")
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ impl CertificateFacts {
         let mut facts = CertificateFacts::default();
         for attribute in certificate.subject().iter_attributes() {
             let oid = attribute.attr_type().to_id_string();
-            let known = Attribute::ALL.into_iter().find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
+            let known = Attribute::ALL
+                .into_iter()
+                .find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
             if let (Some(a), Ok(value)) = (known, attribute.as_str()) {
                 facts.subject.push((a, value.to_string()));
             }
@@ -29,7 +31,9 @@ impl CertificateFacts {
         if let Ok(Some(san)) = certificate.subject_alternative_name() {
             for name in &san.value.general_names {
                 match name {
-                    GeneralName::RFC822Name(v) => facts.sans.push((Attribute::Rfc822Name, v.to_string())),
+                    GeneralName::RFC822Name(v) => {
+                        facts.sans.push((Attribute::Rfc822Name, v.to_string()))
+                    }
                     GeneralName::DNSName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
                     GeneralName::URI(v) => facts.sans.push((Attribute::Uri, v.to_string())),
                     GeneralName::OtherName(oid, value) if oid.to_id_string() == UPN_OID => {
@@ -47,7 +51,8 @@ impl CertificateFacts {
     /// The same from a PEM (the first certificate) or DER file's bytes.
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<CertificateFacts, String> {
         if bytes.starts_with(b"-----") || bytes.iter().take(64).all(u8::is_ascii) {
-            let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM certificate: {e}"))?;
+            let (_, pem) = x509_parser::pem::parse_x509_pem(bytes)
+                .map_err(|e| format!("not a PEM certificate: {e}"))?;
             return Self::from_der(&pem.contents);
         }
         Self::from_der(bytes)
@@ -78,7 +83,10 @@ fn tlv(bytes: &[u8]) -> Option<(u8, &[u8])> {
         if n == 0 || n > 4 {
             return None;
         }
-        let length = bytes.get(2..2 + n)?.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let length = bytes
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (length, 2 + n)
     };
     Some((tag, bytes.get(start..start.checked_add(length)?)?))
@@ -90,7 +98,10 @@ mod tests {
 
     #[test]
     fn tlv_bounds() {
-        assert_eq!(explicit_utf8(&[0xA0, 0x05, 0x0C, 0x03, b'a', b'@', b'b']).as_deref(), Some("a@b"));
+        assert_eq!(
+            explicit_utf8(&[0xA0, 0x05, 0x0C, 0x03, b'a', b'@', b'b']).as_deref(),
+            Some("a@b")
+        );
         assert_eq!(explicit_utf8(&[0xA0, 0x05, 0x0C, 0x09, b'a']), None);
         assert_eq!(explicit_utf8(&[0xA0, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(explicit_utf8(&[]), None);

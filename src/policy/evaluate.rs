@@ -43,7 +43,9 @@ pub fn evaluate(
 ) -> Result<EvaluatedFields, PolicyError> {
     let mut out = EvaluatedFields::default();
     for field in fields {
-        let Some(source) = &field.source else { continue };
+        let Some(source) = &field.source else {
+            continue;
+        };
         let raw: Option<String> = match source {
             Source::Header(name) => headers.get(name)?.map(str::to_string),
             Source::Literal(text) => Some(text.clone()),
@@ -51,7 +53,9 @@ pub fn evaluate(
             Source::CertSan(a) => certificate.and_then(|c| find(&c.sans, *a)),
         };
         let value = apply_modules(field, source, raw)?;
-        let Some(value) = value.filter(|v| !v.is_empty()) else { continue };
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            continue;
+        };
         let subject = match field.target.scope {
             Scope::Common => &mut out.common,
             Scope::Request(i) => out.requests.entry(i).or_default(),
@@ -62,10 +66,17 @@ pub fn evaluate(
 }
 
 fn find(values: &[(Attribute, String)], attribute: Attribute) -> Option<String> {
-    values.iter().find(|(a, _)| *a == attribute).map(|(_, v)| v.clone())
+    values
+        .iter()
+        .find(|(a, _)| *a == attribute)
+        .map(|(_, v)| v.clone())
 }
 
-fn apply_modules(field: &FieldSpec, source: &Source, mut value: Option<String>) -> Result<Option<String>, PolicyError> {
+fn apply_modules(
+    field: &FieldSpec,
+    source: &Source,
+    mut value: Option<String>,
+) -> Result<Option<String>, PolicyError> {
     let invalid = |rule: String| PolicyError::FieldInvalid {
         field: field.target.attribute.name().to_string(),
         index: field.index,
@@ -126,7 +137,9 @@ fn apply_modules(field: &FieldSpec, source: &Source, mut value: Option<String>) 
             }
             Module::Country => {
                 if !is_country(v) {
-                    return Err(invalid("country (an ISO 3166 alpha-2 code such as SE)".into()));
+                    return Err(invalid(
+                        "country (an ISO 3166 alpha-2 code such as SE)".into(),
+                    ));
                 }
             }
             Module::Default(_) | Module::Required => {}
@@ -138,11 +151,15 @@ fn apply_modules(field: &FieldSpec, source: &Source, mut value: Option<String>) 
 /// A pragmatic address check: ASCII (rfc822Name is an IA5String), one `@`, no spaces, a dot
 /// in the domain.
 fn is_email(v: &str) -> bool {
-    let Some((local, domain)) = v.split_once('@') else { return false };
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
     v.is_ascii()
         && !local.is_empty()
         && !domain.contains('@')
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
+        && !v.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
@@ -168,20 +185,32 @@ mod tests {
     use crate::policy::{Origin, parse_field};
 
     fn fields(lines: &[(u32, &str)]) -> Vec<FieldSpec> {
-        lines.iter().map(|(i, l)| parse_field(*i, l, Origin::default()).unwrap()).collect()
+        lines
+            .iter()
+            .map(|(i, l)| parse_field(*i, l, Origin::default()).unwrap())
+            .collect()
     }
 
     #[test]
     fn common_context_fills_requests() {
         let f = fields(&[
-            (1, "ast.valuetarget.commonname.value = commonname | required"),
+            (
+                1,
+                "ast.valuetarget.commonname.value = commonname | required",
+            ),
             (2, "certrequests:1:commonname.value = \"Signer\""),
-            (3, "ast.valuetarget.countryname.value = country | upper | country"),
+            (
+                3,
+                "ast.valuetarget.countryname.value = country | upper | country",
+            ),
         ]);
         let h = IdentityHeaders::new([("commonname", "Alice"), ("country", "se")]);
         let e = evaluate(&f, &h, None).unwrap();
         assert_eq!(e.subject_for(0).first(Attribute::CommonName), Some("Alice"));
-        assert_eq!(e.subject_for(1).first(Attribute::CommonName), Some("Signer"));
+        assert_eq!(
+            e.subject_for(1).first(Attribute::CommonName),
+            Some("Signer")
+        );
         assert_eq!(e.subject_for(1).first(Attribute::CountryName), Some("SE"));
     }
 
@@ -193,21 +222,54 @@ mod tests {
             evaluate(&f, &h, None).map(|e| e.common.first(Attribute::Title).map(str::to_string))
         };
         assert_eq!(run("v | trim").unwrap().as_deref(), Some("Hello World"));
-        assert_eq!(run("v | trim | lower").unwrap().as_deref(), Some("hello world"));
-        assert_eq!(run("v | trim | upper").unwrap().as_deref(), Some("HELLO WORLD"));
-        assert_eq!(run("v | trim | replace(\"o\",\"0\")").unwrap().as_deref(), Some("Hell0 W0rld"));
-        assert_eq!(run("v | trim | truncate(5)").unwrap().as_deref(), Some("Hello"));
+        assert_eq!(
+            run("v | trim | lower").unwrap().as_deref(),
+            Some("hello world")
+        );
+        assert_eq!(
+            run("v | trim | upper").unwrap().as_deref(),
+            Some("HELLO WORLD")
+        );
+        assert_eq!(
+            run("v | trim | replace(\"o\",\"0\")").unwrap().as_deref(),
+            Some("Hell0 W0rld")
+        );
+        assert_eq!(
+            run("v | trim | truncate(5)").unwrap().as_deref(),
+            Some("Hello")
+        );
         assert_eq!(run("nope | default(\"x\")").unwrap().as_deref(), Some("x"));
         assert_eq!(run("nope | trim").unwrap(), None);
-        assert!(matches!(run("nope | required"), Err(PolicyError::FieldMissing { .. })));
+        assert!(matches!(
+            run("nope | required"),
+            Err(PolicyError::FieldMissing { .. })
+        ));
         assert!(run("v | trim | match(\"Hello.*\")").is_ok());
-        assert!(matches!(run("v | trim | match(\"Hello\")"), Err(PolicyError::FieldInvalid { .. })));
-        assert!(matches!(run("v | maxlen(3)"), Err(PolicyError::FieldInvalid { .. })));
-        assert!(matches!(run("v | minlen(30)"), Err(PolicyError::FieldInvalid { .. })));
+        assert!(matches!(
+            run("v | trim | match(\"Hello\")"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
+        assert!(matches!(
+            run("v | maxlen(3)"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
+        assert!(matches!(
+            run("v | minlen(30)"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
         assert!(run("v | trim | oneof(\"Hello World\",\"x\")").is_ok());
-        assert!(matches!(run("v | oneof(\"x\")"), Err(PolicyError::FieldInvalid { .. })));
-        assert!(matches!(run("v | email"), Err(PolicyError::FieldInvalid { .. })));
-        assert!(matches!(run("v | country"), Err(PolicyError::FieldInvalid { .. })));
+        assert!(matches!(
+            run("v | oneof(\"x\")"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
+        assert!(matches!(
+            run("v | email"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
+        assert!(matches!(
+            run("v | country"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
         assert!(is_email("alice@example.com"));
         assert!(!is_email("alice@localhost"));
         assert!(is_country("SE") && !is_country("XX") && !is_country("se"));

@@ -120,7 +120,10 @@ impl Module {
             Module::Match(r) => format!("match({})", quote(unanchor(r.as_str()))),
             Module::MaxLen(n) => format!("maxlen({n})"),
             Module::MinLen(n) => format!("minlen({n})"),
-            Module::OneOf(v) => format!("oneof({})", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(",")),
+            Module::OneOf(v) => format!(
+                "oneof({})",
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(",")
+            ),
             Module::Email => "email".into(),
             Module::Country => "country".into(),
         }
@@ -128,7 +131,9 @@ impl Module {
 }
 
 fn unanchor(s: &str) -> &str {
-    s.strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(s)
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
 }
 
 /// One format field: `formatFields.<index> = <target> = <source> | modules`.
@@ -149,22 +154,43 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     let attribute = |name: &str| {
         Attribute::from_name(name).ok_or_else(|| {
             let names: Vec<&str> = Attribute::ALL.iter().map(|a| a.name()).collect();
-            format!("unknown attribute `{name}`{}; expected one of {}", did_you_mean(name, &names), names.join(", "))
+            format!(
+                "unknown attribute `{name}`{}; expected one of {}",
+                did_you_mean(name, &names),
+                names.join(", ")
+            )
         })
     };
-    if let Some(rest) = s.strip_prefix("ast.valuetarget.").and_then(|r| r.strip_suffix(".value")) {
-        return Ok(Target { scope: Scope::Common, attribute: attribute(rest)? });
+    if let Some(rest) = s
+        .strip_prefix("ast.valuetarget.")
+        .and_then(|r| r.strip_suffix(".value"))
+    {
+        return Ok(Target {
+            scope: Scope::Common,
+            attribute: attribute(rest)?,
+        });
     }
-    if let Some(rest) = s.strip_prefix("commoncontext:").and_then(|r| r.strip_suffix(".value")) {
-        return Ok(Target { scope: Scope::Common, attribute: attribute(rest)? });
+    if let Some(rest) = s
+        .strip_prefix("commoncontext:")
+        .and_then(|r| r.strip_suffix(".value"))
+    {
+        return Ok(Target {
+            scope: Scope::Common,
+            attribute: attribute(rest)?,
+        });
     }
-    if let Some(rest) = s.strip_prefix("certrequests:").and_then(|r| r.strip_suffix(".value"))
+    if let Some(rest) = s
+        .strip_prefix("certrequests:")
+        .and_then(|r| r.strip_suffix(".value"))
         && let Some((index, name)) = rest.split_once(':')
     {
         let index: usize = index
             .parse()
             .map_err(|_| format!("`{index}` is not a certificate request index; write 0, 1, … (token-procedure order)"))?;
-        return Ok(Target { scope: Scope::Request(index), attribute: attribute(name)? });
+        return Ok(Target {
+            scope: Scope::Request(index),
+            attribute: attribute(name)?,
+        });
     }
     Err(format!(
         "`{s}` is not a target; write ast.valuetarget.<attribute>.value, commoncontext:<attribute>.value \
@@ -180,12 +206,21 @@ pub fn parse_field(index: u32, value: &str, origin: Origin) -> Result<FieldSpec,
     };
     let target = parse_target(target)?;
     let (source, modules) = parse_expression(expr)?;
-    Ok(FieldSpec { index, target, source, modules, origin })
+    Ok(FieldSpec {
+        index,
+        target,
+        source,
+        modules,
+        origin,
+    })
 }
 
 /// Parses `<source> | module | module(args)`; an empty expression disables the field.
 pub fn parse_expression(expr: &str) -> Result<(Option<Source>, Vec<Module>), String> {
-    let mut lexer = Lexer { chars: expr.chars().collect(), pos: 0 };
+    let mut lexer = Lexer {
+        chars: expr.chars().collect(),
+        pos: 0,
+    };
     lexer.skip_ws();
     if lexer.at_end() {
         return Ok((None, Vec::new()));
@@ -227,7 +262,9 @@ impl Lexer {
         }
     }
     fn rest(&self) -> String {
-        self.chars[self.pos.min(self.chars.len())..].iter().collect()
+        self.chars[self.pos.min(self.chars.len())..]
+            .iter()
+            .collect()
     }
     fn skip_ws(&mut self) {
         while self.peek().is_some_and(char::is_whitespace) {
@@ -236,7 +273,10 @@ impl Lexer {
     }
     fn word(&mut self) -> String {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
             self.pos += 1;
         }
         self.chars[start..self.pos].iter().collect()
@@ -272,7 +312,10 @@ impl Lexer {
         }
         let word = self.word();
         if word.is_empty() {
-            return Err(format!("expected a header name, a \"literal\" or cert:… at `{}`", self.rest()));
+            return Err(format!(
+                "expected a header name, a \"literal\" or cert:… at `{}`",
+                self.rest()
+            ));
         }
         if let Some(attr) = word.strip_prefix("cert:subject.") {
             let a = Attribute::from_name(attr)
@@ -283,13 +326,22 @@ impl Lexer {
         if let Some(attr) = word.strip_prefix("cert:san.") {
             let a = Attribute::from_name(attr)
                 .filter(|a| a.is_san())
-                .ok_or_else(|| format!("`{attr}` is not a SAN type for cert:san (rfc822name, dnsname, upn, uri)"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "`{attr}` is not a SAN type for cert:san (rfc822name, dnsname, upn, uri)"
+                    )
+                })?;
             return Ok(Source::CertSan(a));
         }
         if word.starts_with("cert:") {
-            return Err(format!("`{word}`: write cert:subject.<attribute> or cert:san.<type>"));
+            return Err(format!(
+                "`{word}`: write cert:subject.<attribute> or cert:san.<type>"
+            ));
         }
-        if !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(format!("`{word}` is not a valid header name"));
         }
         Ok(Source::Header(word.to_ascii_lowercase()))
@@ -313,7 +365,9 @@ impl Lexer {
                 args.push(Arg::Str(self.string()?));
             } else {
                 let w = self.word();
-                let n = w.parse::<usize>().map_err(|_| format!("expected a number or a \"string\", found `{w}`"))?;
+                let n = w
+                    .parse::<usize>()
+                    .map_err(|_| format!("expected a number or a \"string\", found `{w}`"))?;
                 args.push(Arg::Num(n));
             }
         }
@@ -330,7 +384,11 @@ impl Lexer {
             _ => Err(format!("`{name}` takes one \"string\"")),
         };
         let none = |args: &[Arg], m: Module| {
-            if args.is_empty() { Ok(m) } else { Err(format!("`{name}` takes no arguments")) }
+            if args.is_empty() {
+                Ok(m)
+            } else {
+                Err(format!("`{name}` takes no arguments"))
+            }
         };
         let regex = |r: &str| {
             Regex::new(&format!("^(?:{r})$")).map_err(|e| {
@@ -351,7 +409,9 @@ impl Lexer {
             "match" => Ok(Module::Match(regex(&s(&args)?)?)),
             "replace" => match args.as_slice() {
                 [Arg::Str(r), Arg::Str(w)] => Ok(Module::Replace(
-                    Regex::new(r).map_err(|e| format!("bad regular expression in `replace`: {}", regex_error(&e)))?,
+                    Regex::new(r).map_err(|e| {
+                        format!("bad regular expression in `replace`: {}", regex_error(&e))
+                    })?,
                     w.clone(),
                 )),
                 _ => Err("`replace` takes two strings: replace(\"regex\",\"with\")".into()),
@@ -369,7 +429,10 @@ impl Lexer {
                 }
                 Ok(Module::OneOf(values))
             }
-            "" => Err(format!("expected a module name after `|` at `{}`", self.rest())),
+            "" => Err(format!(
+                "expected a module name after `|` at `{}`",
+                self.rest()
+            )),
             other => Err(format!(
                 "unknown module `{other}`{}; modules are trim, lower, upper, replace, truncate, default, required, \
                  match, maxlen, minlen, oneof, email, country",
@@ -380,8 +443,8 @@ impl Lexer {
 }
 
 const MODULE_NAMES: &[&str] = &[
-    "trim", "lower", "upper", "replace", "truncate", "default", "required", "match", "maxlen", "minlen",
-    "oneof", "email", "country",
+    "trim", "lower", "upper", "replace", "truncate", "default", "required", "match", "maxlen",
+    "minlen", "oneof", "email", "country",
 ];
 
 enum Arg {
@@ -395,14 +458,25 @@ pub fn regex_error(e: &regex::Error) -> String {
     text.lines()
         .find_map(|l| l.trim().strip_prefix("error: "))
         .map(str::to_string)
-        .unwrap_or_else(|| text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
 }
 
 /// ` (did you mean `x`?)` when a candidate is within edit distance 2.
 pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     candidates
         .iter()
-        .map(|c| (edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, c)| format!(" (did you mean `{c}`?)"))
@@ -431,7 +505,12 @@ mod tests {
     fn documented_example() {
         let f = parse_field(4, "ast.valuetarget.countryname.value =", Origin::default()).unwrap();
         assert!(f.source.is_none());
-        let f = parse_field(5, "ast.valuetarget.localityname.value = myheader", Origin::default()).unwrap();
+        let f = parse_field(
+            5,
+            "ast.valuetarget.localityname.value = myheader",
+            Origin::default(),
+        )
+        .unwrap();
         assert_eq!(f.source, Some(Source::Header("myheader".into())));
         assert_eq!(f.target.attribute, Attribute::LocalityName);
     }
@@ -456,17 +535,35 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("certrequests:1:upn.value").unwrap().scope, Scope::Request(1));
-        assert_eq!(parse_target("commoncontext:surname.value").unwrap().scope, Scope::Common);
-        assert!(parse_target("ast.valuetarget.nosuch.value").unwrap_err().contains("unknown attribute"));
+        assert_eq!(
+            parse_target("certrequests:1:upn.value").unwrap().scope,
+            Scope::Request(1)
+        );
+        assert_eq!(
+            parse_target("commoncontext:surname.value").unwrap().scope,
+            Scope::Common
+        );
+        assert!(
+            parse_target("ast.valuetarget.nosuch.value")
+                .unwrap_err()
+                .contains("unknown attribute")
+        );
     }
 
     #[test]
     fn errors_are_clear() {
         let e = parse_expression("email | lowr").unwrap_err();
         assert!(e.contains("did you mean `lower`"), "{e}");
-        assert!(parse_expression("email | match(\"[\")").unwrap_err().contains("bad regular expression"));
-        assert!(parse_expression("\"open").unwrap_err().contains("unterminated"));
+        assert!(
+            parse_expression("email | match(\"[\")")
+                .unwrap_err()
+                .contains("bad regular expression")
+        );
+        assert!(
+            parse_expression("\"open")
+                .unwrap_err()
+                .contains("unterminated")
+        );
         assert!(parse_expression("cert:subject.rfc822name").is_err());
         let (s, m) = parse_expression("\"lit \\\"q\\\"\" | default(\"x\")").unwrap();
         assert_eq!(s, Some(Source::Literal("lit \"q\"".into())));
@@ -495,12 +592,22 @@ mod property_tests {
     fn text() -> impl Strategy<Value = String> {
         "[a-zA-Z0-9 äé✓@.,;:|()=\"'\\\\-]{0,12}".prop_map(|s| {
             let s = s.replace("\\\"", "\"");
-            if s.ends_with('\\') { format!("{s}x") } else { s }
+            if s.ends_with('\\') {
+                format!("{s}x")
+            } else {
+                s
+            }
         })
     }
 
     fn regex_text() -> impl Strategy<Value = String> {
-        prop_oneof![Just("[a-z]+".to_string()), Just("^[^@\\s]+@example\\.com$".to_string()), Just("a|b".to_string()), Just("\\d{2,4}".to_string()), Just("\\\"x\\\"".to_string())]
+        prop_oneof![
+            Just("[a-z]+".to_string()),
+            Just("^[^@\\s]+@example\\.com$".to_string()),
+            Just("a|b".to_string()),
+            Just("\\d{2,4}".to_string()),
+            Just("\\\"x\\\"".to_string())
+        ]
     }
 
     fn quoted(s: &str) -> String {
@@ -508,8 +615,16 @@ mod property_tests {
     }
 
     fn source() -> impl Strategy<Value = String> {
-        let attrs: Vec<&'static str> = Attribute::ALL.iter().filter(|a| !a.is_san()).map(|a| a.name()).collect();
-        let sans: Vec<&'static str> = Attribute::ALL.iter().filter(|a| a.is_san()).map(|a| a.name()).collect();
+        let attrs: Vec<&'static str> = Attribute::ALL
+            .iter()
+            .filter(|a| !a.is_san())
+            .map(|a| a.name())
+            .collect();
+        let sans: Vec<&'static str> = Attribute::ALL
+            .iter()
+            .filter(|a| a.is_san())
+            .map(|a| a.name())
+            .collect();
         prop_oneof![
             "[a-zA-Z][a-zA-Z0-9_-]{0,15}",
             text().prop_map(|t| quoted(&t)),
@@ -520,13 +635,26 @@ mod property_tests {
 
     fn module() -> impl Strategy<Value = String> {
         prop_oneof![
-            proptest::sample::select(vec!["trim", "lower", "upper", "required", "email", "country"]).prop_map(str::to_string),
-            (proptest::sample::select(vec!["truncate", "maxlen", "minlen"]), 0usize..500).prop_map(|(m, n)| format!("{m}( {n} )")),
+            proptest::sample::select(vec![
+                "trim", "lower", "upper", "required", "email", "country"
+            ])
+            .prop_map(str::to_string),
+            (
+                proptest::sample::select(vec!["truncate", "maxlen", "minlen"]),
+                0usize..500
+            )
+                .prop_map(|(m, n)| format!("{m}( {n} )")),
             text().prop_map(|t| format!("default({})", quoted(&t))),
             regex_text().prop_map(|r| format!("match({})", quoted(&r))),
-            (regex_text(), text()).prop_map(|(r, w)| format!("replace({}, {})", quoted(&r), quoted(&w))),
-            proptest::collection::vec(text(), 1..4)
-                .prop_map(|v| format!("oneof({})", v.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(" ,"))),
+            (regex_text(), text()).prop_map(|(r, w)| format!(
+                "replace({}, {})",
+                quoted(&r),
+                quoted(&w)
+            )),
+            proptest::collection::vec(text(), 1..4).prop_map(|v| format!(
+                "oneof({})",
+                v.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(" ,")
+            )),
         ]
     }
 

@@ -38,8 +38,14 @@ impl IdentityHeaders {
                 });
             }
         }
-        let mut values = self.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v);
-        let Some(value) = values.next() else { return Ok(None) };
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v);
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
         if values.next().is_some() {
             return Err(PolicyError::DuplicateHeader(name));
         }
@@ -48,7 +54,10 @@ impl IdentityHeaders {
             reason: "the value is not valid UTF-8".into(),
         })?;
         if text.chars().any(char::is_control) {
-            return Err(PolicyError::BadHeader { name, reason: "the value contains control characters".into() });
+            return Err(PolicyError::BadHeader {
+                name,
+                reason: "the value contains control characters".into(),
+            });
         }
         Ok(Some(text))
     }
@@ -70,8 +79,14 @@ mod tests {
         ]);
         assert_eq!(h.get("commonname").unwrap(), Some("Alice"));
         assert_eq!(h.get("missing").unwrap(), None);
-        assert_eq!(h.get("email"), Err(PolicyError::DuplicateHeader("email".into())));
-        assert!(matches!(h.get("given-name"), Err(PolicyError::BadHeader { .. })));
+        assert_eq!(
+            h.get("email"),
+            Err(PolicyError::DuplicateHeader("email".into()))
+        );
+        assert!(matches!(
+            h.get("given-name"),
+            Err(PolicyError::BadHeader { .. })
+        ));
         assert!(matches!(h.get("bin"), Err(PolicyError::BadHeader { .. })));
         assert!(matches!(h.get("ctl"), Err(PolicyError::BadHeader { .. })));
     }

@@ -13,16 +13,27 @@ mod expression;
 mod headers;
 
 pub use evaluate::{CertificateFacts, EvaluatedFields, evaluate};
-pub use expression::{FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field, parse_target, regex_error};
+pub use expression::{
+    FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field,
+    parse_target, regex_error,
+};
 pub use headers::IdentityHeaders;
 
 /// Why a request's fields were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("required field `{field}` is missing (format field {index}, source {source_name})")]
-    FieldMissing { field: String, index: u32, source_name: String },
+    FieldMissing {
+        field: String,
+        index: u32,
+        source_name: String,
+    },
     #[error("field `{field}` (format field {index}) fails the rule {rule}")]
-    FieldInvalid { field: String, index: u32, rule: String },
+    FieldInvalid {
+        field: String,
+        index: u32,
+        rule: String,
+    },
     #[error("the identity header `{0}` appears more than once")]
     DuplicateHeader(String),
     #[error("the identity header `{name}` is not acceptable: {reason}")]

@@ -27,7 +27,13 @@ impl AuditEvent {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        AuditEvent { at, event: event.into(), actor: actor.into(), request_id: request_id.into(), detail }
+        AuditEvent {
+            at,
+            event: event.into(),
+            actor: actor.into(),
+            request_id: request_id.into(),
+            detail,
+        }
     }
 }
 
@@ -39,9 +45,25 @@ pub struct AuditVerification {
     pub first_bad: Option<i64>,
 }
 
-fn chain_hash(prev: &str, seq: i64, at: i64, event: &str, actor: &str, request_id: &str, detail: &str) -> String {
+fn chain_hash(
+    prev: &str,
+    seq: i64,
+    at: i64,
+    event: &str,
+    actor: &str,
+    request_id: &str,
+    detail: &str,
+) -> String {
     let mut h = Sha256::new();
-    for part in [prev, &seq.to_string(), &at.to_string(), event, actor, request_id, detail] {
+    for part in [
+        prev,
+        &seq.to_string(),
+        &at.to_string(),
+        event,
+        actor,
+        request_id,
+        detail,
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -50,7 +72,10 @@ fn chain_hash(prev: &str, seq: i64, at: i64, event: &str, actor: &str, request_i
 
 /// Appends inside the caller's transaction. The first statement updates the head row, which
 /// takes its lock (PostgreSQL row lock, SQLite write lock) before anything is read.
-pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEvent) -> Result<(), StoreError> {
+pub(super) async fn append(
+    tx: &mut Transaction<'static, Any>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
     let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
@@ -58,7 +83,15 @@ pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEven
     let prev: String = row.try_get(1)?;
     let detail = event.detail.to_string();
     tracing::info!(target: "audit", seq, event = %event.event, actor = %event.actor, request_id = %event.request_id, detail = %detail);
-    let hash = chain_hash(&prev, seq, event.at, &event.event, &event.actor, &event.request_id, &detail);
+    let hash = chain_hash(
+        &prev,
+        seq,
+        event.at,
+        &event.event,
+        &event.actor,
+        &event.request_id,
+        &detail,
+    );
     sqlx::query(
         "INSERT INTO audit (seq, at, event, actor, request_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -72,17 +105,21 @@ pub(super) async fn append(tx: &mut Transaction<'static, Any>, event: &AuditEven
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 pub(super) async fn verify(pool: &AnyPool) -> Result<AuditVerification, StoreError> {
-    let rows = sqlx::query("SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit ORDER BY seq")
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit ORDER BY seq",
+    )
+    .fetch_all(pool)
+    .await?;
     let mut prev = "0".repeat(64);
-    let mut expected_seq = 1;
-    for row in &rows {
+    for (expected_seq, row) in (1_i64..).zip(rows.iter()) {
         let seq: i64 = row.try_get(0)?;
         let at: i64 = row.try_get(1)?;
         let event: String = row.try_get(2)?;
@@ -93,16 +130,26 @@ pub(super) async fn verify(pool: &AnyPool) -> Result<AuditVerification, StoreErr
         let hash: String = row.try_get(7)?;
         let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
         if seq != expected_seq || prev_hash != prev || hash != computed {
-            return Ok(AuditVerification { rows: rows.len() as i64, first_bad: Some(seq) });
+            return Ok(AuditVerification {
+                rows: rows.len() as i64,
+                first_bad: Some(seq),
+            });
         }
         prev = hash;
-        expected_seq += 1;
     }
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
     let head_seq: i64 = head.try_get(0)?;
     let head_hash: String = head.try_get(1)?;
     if head_seq != rows.len() as i64 || head_hash != prev {
-        return Ok(AuditVerification { rows: rows.len() as i64, first_bad: Some(head_seq) });
+        return Ok(AuditVerification {
+            rows: rows.len() as i64,
+            first_bad: Some(head_seq),
+        });
     }
-    Ok(AuditVerification { rows: rows.len() as i64, first_bad: None })
+    Ok(AuditVerification {
+        rows: rows.len() as i64,
+        first_bad: None,
+    })
 }

@@ -15,7 +15,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
-pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial};
+pub use records::{
+    CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial,
+};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,11 @@ impl Store {
     /// PostgreSQL the migrator holds an advisory lock, so nodes starting together do not race.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
@@ -54,7 +60,9 @@ impl Store {
             .await?;
         match backend {
             Backend::Sqlite => {
-                sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await?;
+                sqlx::query("PRAGMA journal_mode=WAL")
+                    .fetch_optional(&pool)
+                    .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
@@ -135,25 +143,34 @@ impl Store {
     }
 
     /// Certificates matching a filter, newest first.
-    pub async fn certificates(&self, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+    pub async fn certificates(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
         records::list(&self.pool, filter).await
     }
 
     /// One certificate by serial (hex in any case, with or without colons or leading zeros).
     pub async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else { return Ok(None) };
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
         records::get(&self.pool, &serial).await
     }
 
     /// Number of certificate rows (tests and metrics).
     pub async fn count_certificates(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM certificates").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM certificates")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
     /// Number of audit rows.
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 }

@@ -39,7 +39,9 @@ impl CertificateStatus {
         match s {
             "good" => Ok(CertificateStatus::Good),
             "revoked" => Ok(CertificateStatus::Revoked),
-            other => Err(StoreError::Corrupt(format!("unknown certificate status `{other}`"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown certificate status `{other}`"
+            ))),
         }
     }
 }
@@ -95,7 +97,11 @@ pub fn normalise_serial(input: &str) -> Option<String> {
     }
     let trimmed = hex.trim_start_matches('0');
     let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
-    Some(if trimmed.len() % 2 == 1 { format!("0{trimmed}") } else { trimmed.to_string() })
+    Some(if trimmed.len() % 2 == 1 {
+        format!("0{trimmed}")
+    } else {
+        trimmed.to_string()
+    })
 }
 
 const COLUMNS: &str = "serial, ca, issuer, subject, sans, not_before, not_after, purpose, token_id, status, \
@@ -120,15 +126,23 @@ fn from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
     })
 }
 
-pub(super) async fn get(pool: &AnyPool, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
-    let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM certificates WHERE serial = $1")))
-        .bind(serial)
-        .fetch_optional(pool)
-        .await?;
+pub(super) async fn get(
+    pool: &AnyPool,
+    serial: &str,
+) -> Result<Option<CertificateRecord>, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM certificates WHERE serial = $1"
+    )))
+    .bind(serial)
+    .fetch_optional(pool)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+pub(super) async fn list(
+    pool: &AnyPool,
+    filter: &CertificateFilter,
+) -> Result<Vec<CertificateRecord>, StoreError> {
     let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1 = 1");
     let mut n = 0;
     let mut next = || {
@@ -144,11 +158,15 @@ pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<V
     if filter.token_id.is_some() {
         sql += &format!(" AND token_id = {}", next());
     }
-    sql += &format!(" ORDER BY created_at DESC, serial LIMIT {} OFFSET {}", next(), next());
+    sql += &format!(
+        " ORDER BY created_at DESC, serial LIMIT {} OFFSET {}",
+        next(),
+        next()
+    );
     // Safe: `sql` is built from constant fragments and numbered placeholders only.
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some(s) = &filter.subject {
-        query = query.bind(format!("%{}%", s.replace('%', "").replace('_', "")));
+        query = query.bind(format!("%{}%", s.replace(['%', '_'], "")));
     }
     if let Some(s) = filter.status {
         query = query.bind(s.name());
@@ -156,7 +174,9 @@ pub(super) async fn list(pool: &AnyPool, filter: &CertificateFilter) -> Result<V
     if let Some(t) = &filter.token_id {
         query = query.bind(t.clone());
     }
-    query = query.bind(filter.limit.unwrap_or(1000)).bind(filter.offset.unwrap_or(0));
+    query = query
+        .bind(filter.limit.unwrap_or(1000))
+        .bind(filter.offset.unwrap_or(0));
     query.fetch_all(pool).await?.iter().map(from_row).collect()
 }
 

@@ -71,7 +71,10 @@ impl FromStr for KeyType {
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = KeyType::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown key type `{s}`; expected one of {}", names.join(", "))
+                format!(
+                    "unknown key type `{s}`; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -153,17 +156,32 @@ pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_parser::prelude::FromDer;
 
     #[test]
     fn every_key_type_generates_parsable_spki() {
-        for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Ed25519, KeyType::Rsa2048] {
+        for kt in [
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Ed25519,
+            KeyType::Rsa2048,
+        ] {
             let key = generate_key(kt).unwrap();
-            let (_, spki) = <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(key.spki_der()).unwrap();
+            let (_, spki) =
+                x509_parser::x509::SubjectPublicKeyInfo::from_der(key.spki_der()).unwrap();
             assert!(!spki.subject_public_key.data.is_empty(), "{kt}");
             // PKCS#8 v1: version INTEGER 0 right after the outer SEQUENCE header.
             let der = key.pkcs8_der();
-            let hdr = if der[1] & 0x80 != 0 { 2 + (der[1] & 0x7f) as usize } else { 2 };
-            assert_eq!(&der[hdr..hdr + 3], &[0x02, 0x01, 0x00], "{kt} is not PKCS#8 v1");
+            let hdr = if der[1] & 0x80 != 0 {
+                2 + (der[1] & 0x7f) as usize
+            } else {
+                2
+            };
+            assert_eq!(
+                &der[hdr..hdr + 3],
+                &[0x02, 0x01, 0x00],
+                "{kt} is not PKCS#8 v1"
+            );
         }
     }
 

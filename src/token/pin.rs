@@ -101,18 +101,29 @@ mod tests {
     #[test]
     fn default_policy() {
         let p = PasswordPolicy::default();
-        assert_eq!(p.check(&Pin::new("12345".into())), Err(PinError::TooShort(6)));
+        assert_eq!(
+            p.check(&Pin::new("12345".into())),
+            Err(PinError::TooShort(6))
+        );
         assert!(p.check(&Pin::new("123456".into())).is_ok());
         assert!(p.check(&Pin::new("Str0ng Pass!~".into())).is_ok());
-        assert!(matches!(p.check(&Pin::new("Pässwörd1".into())), Err(PinError::Pattern(_))));
-        assert!(matches!(p.check(&Pin::new("a".repeat(129))), Err(PinError::TooLong(128))));
+        assert!(matches!(
+            p.check(&Pin::new("Pässwörd1".into())),
+            Err(PinError::Pattern(_))
+        ));
+        assert!(matches!(
+            p.check(&Pin::new("a".repeat(129))),
+            Err(PinError::TooLong(128))
+        ));
     }
 
     #[test]
     fn pin_is_not_printed() {
         let pin = Pin::new("secret-123".into());
         assert!(!format!("{pin:?}").contains("secret"));
-        let e = PasswordPolicy::default().check(&Pin::new("sec".into())).unwrap_err();
+        let e = PasswordPolicy::default()
+            .check(&Pin::new("sec".into()))
+            .unwrap_err();
         assert!(!e.to_string().contains("sec "));
     }
 

@@ -46,8 +46,12 @@ impl FromStr for Pkcs12Profile {
         match s {
             "modern" => Ok(Pkcs12Profile::Modern),
             "legacy" => Ok(Pkcs12Profile::Legacy),
-            "pbmac1" => Err("PKCS#12 profile `pbmac1` is not supported yet; use `modern` or `legacy`".into()),
-            other => Err(format!("unknown PKCS#12 profile `{other}`; expected `modern` or `legacy`")),
+            "pbmac1" => Err(
+                "PKCS#12 profile `pbmac1` is not supported yet; use `modern` or `legacy`".into(),
+            ),
+            other => Err(format!(
+                "unknown PKCS#12 profile `{other}`; expected `modern` or `legacy`"
+            )),
         }
     }
 }
@@ -86,8 +90,14 @@ pub fn write_pkcs12(
         store.add_entry(&entry.friendly_name, KeyStoreEntry::PrivateKeyChain(chain));
     }
     let (encryption, mac) = match profile {
-        Pkcs12Profile::Modern => (EncryptionAlgorithm::PbeWithHmacSha256AndAes256, MacAlgorithm::HmacSha256),
-        Pkcs12Profile::Legacy => (EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc, MacAlgorithm::HmacSha1),
+        Pkcs12Profile::Modern => (
+            EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
+            MacAlgorithm::HmacSha256,
+        ),
+        Pkcs12Profile::Legacy => (
+            EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
+            MacAlgorithm::HmacSha1,
+        ),
     };
     store
         .writer(pin.expose())

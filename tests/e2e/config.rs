@@ -19,8 +19,17 @@ const PIN: &str = "correct horse 1";
 fn init_root() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let out = Command::new(BIN).arg("--root").arg(&root).arg("init").output().unwrap();
-    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (dir, root)
 }
 
@@ -74,7 +83,11 @@ impl Server {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("serve exited with {status}: {:?}", log.lock().unwrap());
             }
-            assert!(Instant::now() < deadline, "serve did not start: {:?}", log.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "serve did not start: {:?}",
+                log.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         Server { child, base, log }
@@ -85,7 +98,10 @@ impl Server {
     }
 
     fn hangup(&self) {
-        let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -97,7 +113,10 @@ impl Server {
             if lines.iter().any(|l| l.contains(needle)) {
                 return lines;
             }
-            assert!(Instant::now() < deadline, "no log line with `{needle}`: {lines:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "no log line with `{needle}`: {lines:#?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -136,12 +155,18 @@ async fn post(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Vec<
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    let code = response.headers().get("x-ast-error").map(|v| v.to_str().unwrap().to_string());
+    let code = response
+        .headers()
+        .get("x-ast-error")
+        .map(|v| v.to_str().unwrap().to_string());
     (status, code, response.bytes().await.unwrap().to_vec())
 }
 
 fn openssl_available() -> bool {
-    Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// The subject (RFC 2253, one line) and SAN text of each certificate in a PKCS#12, read by the
@@ -151,25 +176,62 @@ fn certificates_in(p12: &[u8]) -> Vec<(String, String)> {
     let file = dir.path().join("token.p12");
     std::fs::write(&file, p12).unwrap();
     let out = Command::new("openssl")
-        .args(["pkcs12", "-nokeys", "-clcerts", "-passin", &format!("pass:{PIN}"), "-in"])
+        .args([
+            "pkcs12",
+            "-nokeys",
+            "-clcerts",
+            "-passin",
+            &format!("pass:{PIN}"),
+            "-in",
+        ])
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "openssl pkcs12: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl pkcs12: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pem = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut result = Vec::new();
-    for (i, block) in pem.split("-----END CERTIFICATE-----").filter(|b| b.contains("BEGIN CERTIFICATE")).enumerate() {
+    for (i, block) in pem
+        .split("-----END CERTIFICATE-----")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .enumerate()
+    {
         let start = block.find("-----BEGIN CERTIFICATE-----").unwrap();
         let cert = dir.path().join(format!("c{i}.pem"));
-        std::fs::write(&cert, format!("{}-----END CERTIFICATE-----\n", &block[start..])).unwrap();
+        std::fs::write(
+            &cert,
+            format!("{}-----END CERTIFICATE-----\n", &block[start..]),
+        )
+        .unwrap();
         let out = Command::new("openssl")
-            .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb", "-ext", "subjectAltName", "-in"])
+            .args([
+                "x509",
+                "-noout",
+                "-subject",
+                "-nameopt",
+                "RFC2253,-esc_msb",
+                "-ext",
+                "subjectAltName",
+                "-in",
+            ])
             .arg(&cert)
             .output()
             .unwrap();
-        assert!(out.status.success(), "openssl x509: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl x509: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
-        let subject = text.lines().next().unwrap().trim_start_matches("subject=").to_string();
+        let subject = text
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("subject=")
+            .to_string();
         let sans = text.lines().skip(1).collect::<Vec<_>>().join(" ");
         result.push((subject, sans));
     }
@@ -192,24 +254,44 @@ async fn documented_example_verbatim_through_the_endpoint() {
     let server = Server::start(&root);
     let (status, code, body) = post(
         &server.url("/pgwy/ast"),
-        &[("commonname", "Alice Andersson"), ("country", "SE"), ("locality", "Stockholm"), ("myheader", "Lund"), ("email", "alice@example.com")],
+        &[
+            ("commonname", "Alice Andersson"),
+            ("country", "SE"),
+            ("locality", "Stockholm"),
+            ("myheader", "Lund"),
+            ("email", "alice@example.com"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{code:?} {}", String::from_utf8_lossy(&body));
     let certificates = certificates_in(&body);
     assert_eq!(certificates.len(), 2, "authentication and signing");
     for (subject, sans) in &certificates {
-        assert_eq!(subject, "L=Lund,CN=Alice Andersson", "C is gone, L comes from myheader");
+        assert_eq!(
+            subject, "L=Lund,CN=Alice Andersson",
+            "C is gone, L comes from myheader"
+        );
         assert!(sans.contains("email:alice@example.com"), "{sans}");
     }
 
     // Without the example, the same request carries C and L from `country` and `locality`.
     let (_dir2, plain) = init_root();
     let server = Server::start(&plain);
-    let (status, _, body) =
-        post(&server.url("/pgwy/ast"), &[("commonname", "Alice Andersson"), ("country", "SE"), ("locality", "Stockholm"), ("myheader", "Lund")]).await;
+    let (status, _, body) = post(
+        &server.url("/pgwy/ast"),
+        &[
+            ("commonname", "Alice Andersson"),
+            ("country", "SE"),
+            ("locality", "Stockholm"),
+            ("myheader", "Lund"),
+        ],
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(certificates_in(&body)[0].0, "L=Stockholm,C=SE,CN=Alice Andersson");
+    assert_eq!(
+        certificates_in(&body)[0].0,
+        "L=Stockholm,C=SE,CN=Alice Andersson"
+    );
 }
 
 #[tokio::test]
@@ -252,27 +334,67 @@ async fn handler_order_whole_match_modules_and_escapes() {
     assert_eq!(status, 200, "{code:?} {}", String::from_utf8_lossy(&body));
     let (subject, sans) = &certificates_in(&body)[0];
     // Every module applied; RFC 2253 prints the RDNs of SPEC §6's order last to first.
-    assert_eq!(subject, "OU=IT,O=Example AB,L=München ✓,C=DE,title=Engin,serialNumber=0042,CN=Bob");
+    assert_eq!(
+        subject,
+        "OU=IT,O=Example AB,L=München ✓,C=DE,title=Engin,serialNumber=0042,CN=Bob"
+    );
     assert!(sans.contains("email:bob@example.com"), "{sans}");
 
     // handler.5 is tried before handler.7 and matches staff/admin too (numeric order).
     let (status, _, _) = post(&server.url("/pgwy/ast/staff/admin"), &good).await;
     assert_eq!(status, 200, "handler.5 wins over handler.7");
     // Whole match: staff/bob/x is not staff/[a-z]+, so handler.30 (default format) takes it.
-    let (status, code, _) = post(&server.url("/pgwy/ast/staff/bob/x"), &[("commonname", "Bob"), ("unit", "nope")]).await;
-    assert_eq!((status, code.as_deref()), (200, None), "handler.30 ignores `unit`");
+    let (status, code, _) = post(
+        &server.url("/pgwy/ast/staff/bob/x"),
+        &[("commonname", "Bob"), ("unit", "nope")],
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (200, None),
+        "handler.30 ignores `unit`"
+    );
 
     let long = "x".repeat(21);
     for (headers, field_code, why) in [
-        (vec![("unit", "IT")], "field-missing", "commonname is required"),
-        (vec![("commonname", long.as_str())], "field-invalid", "maxlen(20)"),
-        (vec![("commonname", "Bob"), ("unit", "Sales")], "field-invalid", "oneof"),
-        (vec![("commonname", "Bob"), ("employee", "E-12")], "field-invalid", "minlen(4)"),
-        (vec![("commonname", "Bob"), ("email", "bob")], "field-invalid", "email"),
-        (vec![("commonname", "Bob"), ("country", "XX")], "field-invalid", "country"),
+        (
+            vec![("unit", "IT")],
+            "field-missing",
+            "commonname is required",
+        ),
+        (
+            vec![("commonname", long.as_str())],
+            "field-invalid",
+            "maxlen(20)",
+        ),
+        (
+            vec![("commonname", "Bob"), ("unit", "Sales")],
+            "field-invalid",
+            "oneof",
+        ),
+        (
+            vec![("commonname", "Bob"), ("employee", "E-12")],
+            "field-invalid",
+            "minlen(4)",
+        ),
+        (
+            vec![("commonname", "Bob"), ("email", "bob")],
+            "field-invalid",
+            "email",
+        ),
+        (
+            vec![("commonname", "Bob"), ("country", "XX")],
+            "field-invalid",
+            "country",
+        ),
     ] {
         let (status, code, body) = post(&server.url("/pgwy/ast/staff/bob"), &headers).await;
-        assert_eq!((status, code.as_deref()), (400, Some(field_code)), "{why}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            (status, code.as_deref()),
+            (400, Some(field_code)),
+            "{why}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
 
     // Only handler.30 has a catch-all; without it nothing matches → 404 no-handler.
@@ -284,9 +406,19 @@ async fn handler_order_whole_match_modules_and_escapes() {
     .unwrap();
     drop(server);
     server = Server::start(&root);
-    for path in ["/pgwy/ast", "/pgwy/ast/users/", "/pgwy/ast/xusers", "/pgwy/ast/users/12/a", "/pgwy/ast/users/a"] {
+    for path in [
+        "/pgwy/ast",
+        "/pgwy/ast/users/",
+        "/pgwy/ast/xusers",
+        "/pgwy/ast/users/12/a",
+        "/pgwy/ast/users/a",
+    ] {
         let (status, code, _) = post(&server.url(path), &[("commonname", "Bob")]).await;
-        assert_eq!((status, code.as_deref()), (404, Some("no-handler")), "{path}");
+        assert_eq!(
+            (status, code.as_deref()),
+            (404, Some("no-handler")),
+            "{path}"
+        );
     }
     for path in ["/pgwy/ast/users", "/pgwy/ast/users/12"] {
         let (status, _, _) = post(&server.url(path), &[("commonname", "Bob")]).await;
@@ -301,7 +433,10 @@ async fn reload_on_sighup_accepts_and_refuses() {
     let (status, _, _) = post(&server.url("/pgwy/ast/new"), &[("commonname", "Bob")]).await;
     assert_eq!(status, 404, "no handler for /pgwy/ast/new yet");
 
-    append(&ast_properties(&root), "handler.2.filter = new\nhandler.2.tokenprocedure = default\n");
+    append(
+        &ast_properties(&root),
+        "handler.2.filter = new\nhandler.2.tokenprocedure = default\n",
+    );
     server.hangup();
     server.wait_for_log("configuration reloaded");
     let (status, code, body) = post(&server.url("/pgwy/ast/new"), &[("commonname", "Bob")]).await;
@@ -312,13 +447,26 @@ async fn reload_on_sighup_accepts_and_refuses() {
         &ast_properties(&root),
         "handler.3.filter = broken/[\nhandler.3.tokenprocedure = nosuch\nhandler.3.formatFields.1 = ast.valuetarget.commonname.value = x | lowr\n",
     );
-    let check = Command::new(BIN).arg("--root").arg(&root).args(["config", "check"]).output().unwrap();
-    let check_lines: Vec<String> = String::from_utf8(check.stdout).unwrap().lines().filter(|l| l.contains(".properties:")).map(str::to_string).collect();
+    let check = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let check_lines: Vec<String> = String::from_utf8(check.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(".properties:"))
+        .map(str::to_string)
+        .collect();
     assert_eq!(check_lines.len(), 3, "{check_lines:?}");
     server.hangup();
     let log = server.wait_for_log("reload refused: 3 problem(s)");
     for line in &check_lines {
-        assert!(log.iter().any(|l| l.contains(line.as_str())), "log lacks `{line}`: {log:#?}");
+        assert!(
+            log.iter().any(|l| l.contains(line.as_str())),
+            "log lacks `{line}`: {log:#?}"
+        );
     }
     let (status, _, _) = post(&server.url("/pgwy/ast/new"), &[("commonname", "Bob")]).await;
     assert_eq!(status, 200, "the previous configuration keeps serving");
@@ -350,17 +498,30 @@ fn config_check_reports_every_problem_with_its_line() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(root.join("data/ca/issuing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            root.join("data/ca/issuing.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
     }
-    let out = Command::new(BIN).arg("--root").arg(&root).args(["config", "check"]).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let ast = ast_properties(&root).display().to_string();
     let bad = root.join("conf/formats/bad.format").display().to_string();
     let expected = [
-        format!("{ast}:2: default.pasword.minLength: unknown parameter `pasword.minLength` (did you mean `password.minLength`?)"),
+        format!(
+            "{ast}:2: default.pasword.minLength: unknown parameter `pasword.minLength` (did you mean `password.minLength`?)"
+        ),
         format!("{ast}:3: handler.1.filter: bad regular expression"),
-        format!("{ast}:4: handler.1.tokenprocedure: token procedure `defualt` is not defined in gateway.toml (did you mean `default`?)"),
+        format!(
+            "{ast}:4: handler.1.tokenprocedure: token procedure `defualt` is not defined in gateway.toml (did you mean `default`?)"
+        ),
         format!("{ast}:5: handler.1.formatFields.4: unknown module `lowr` (did you mean `lower`?)"),
         format!("{ast}:6: handler.2.formatFields.11: certrequests:7 does not exist for handler.2"),
         format!("{ast}:8: handler.2.format: format file `missing.format` not found"),
@@ -369,9 +530,15 @@ fn config_check_reports_every_problem_with_its_line() {
     ];
     let lines: Vec<&str> = stdout.lines().collect();
     for e in &expected {
-        assert!(lines.iter().any(|l| l.starts_with(e.as_str())), "missing `{e}` in:\n{stdout}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(e.as_str())),
+            "missing `{e}` in:\n{stdout}"
+        );
     }
-    assert!(stdout.contains(&format!("{} problem(s) found", expected.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} problem(s) found", expected.len())),
+        "{stdout}"
+    );
     for line in lines.iter().filter(|l| l.contains(": ")) {
         if !line.ends_with("problem(s) found") {
             assert!(line.contains(';'), "says what would be right: {line}");
@@ -383,13 +550,30 @@ fn config_check_reports_every_problem_with_its_line() {
 fn config_explain_without_issuing() {
     let (_dir, root) = init_root();
     let explain = |args: &[&str]| {
-        let out = Command::new(BIN).arg("--root").arg(&root).args(["config", "explain"]).args(args).output().unwrap();
+        let out = Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .args(["config", "explain"])
+            .args(args)
+            .output()
+            .unwrap();
         (out.status.code(), String::from_utf8(out.stdout).unwrap())
     };
-    let (code, text) = explain(&["/pgwy/ast", "-H", "commonname: Alice, O=Evil", "-H", "country: se", "-H", "email: A@Example.com"]);
+    let (code, text) = explain(&[
+        "/pgwy/ast",
+        "-H",
+        "commonname: Alice, O=Evil",
+        "-H",
+        "country: se",
+        "-H",
+        "email: A@Example.com",
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("handler.1"), "{text}");
-    assert!(text.contains("subject: CN=Alice\\, O\\=Evil, C=SE"), "{text}");
+    assert!(
+        text.contains("subject: CN=Alice\\, O\\=Evil, C=SE"),
+        "{text}"
+    );
     assert!(text.contains("SANs: email:a@example.com"), "{text}");
     let (code, text) = explain(&["/pgwy/ast/other", "-H", "commonname: A"]);
     assert_eq!(code, Some(2));
@@ -407,7 +591,10 @@ fn config_explain_without_issuing() {
              formatFields.4 = ast.valuetarget.rfc822name.value = cert:san.rfc822name\n",
         )
         .unwrap();
-        append(&ast_properties(&root), "handler.2.filter = officer\nhandler.2.format = officer.format\nhandler.2.tokenprocedure = default\nhandler.2.requiredRoRoles = none\n");
+        append(
+            &ast_properties(&root),
+            "handler.2.filter = officer\nhandler.2.format = officer.format\nhandler.2.tokenprocedure = default\nhandler.2.requiredRoRoles = none\n",
+        );
         let cert = root.join("officer.pem");
         let out = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
@@ -416,21 +603,45 @@ fn config_explain_without_issuing() {
             .arg(&cert)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let (code, text) = explain(&["/pgwy/ast/officer", "-H", "commonname: Carol", "--client-cert", cert.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (code, text) = explain(&[
+            "/pgwy/ast/officer",
+            "-H",
+            "commonname: Carol",
+            "--client-cert",
+            cert.to_str().unwrap(),
+        ]);
         assert_eq!(code, Some(0), "{text}");
         assert!(text.contains("any officer client certificate"), "{text}");
         assert!(text.contains("subject: CN=Carol, O=Example AB"), "{text}");
-        assert!(text.contains("SANs: email:o@example.com\n"), "certificate 0 has no UPN: {text}");
-        assert!(text.contains("SANs: UPN:o@corp.example, email:o@example.com"), "its own value first, then the common context: {text}");
+        assert!(
+            text.contains("SANs: email:o@example.com\n"),
+            "certificate 0 has no UPN: {text}"
+        );
+        assert!(
+            text.contains("SANs: UPN:o@corp.example, email:o@example.com"),
+            "its own value first, then the common context: {text}"
+        );
         let (code, text) = explain(&["/pgwy/ast/officer", "-H", "commonname: Carol"]);
         assert_eq!(code, Some(2));
-        assert!(text.contains("refused: field-missing"), "no certificate, no O: {text}");
+        assert!(
+            text.contains("refused: field-missing"),
+            "no certificate, no O: {text}"
+        );
     } else {
         println!("skipped (cert: part): the openssl CLI is not installed");
     }
     // Nothing was issued: the database holds no certificate.
-    let out = Command::new(BIN).arg("--root").arg(&root).args(["certs", "list", "--json"]).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .args(["certs", "list", "--json"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && listed.trim() == "[]", "{listed}");
 }

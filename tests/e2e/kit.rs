@@ -1,0 +1,150 @@
+//! The test kit: a real gateway on a temporary root with the embedded default configuration.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use ast_gateway::config::{self, Root};
+use ast_gateway::http::{Listeners, RunningServer, start};
+use ast_gateway::issuance::Gateway;
+
+/// A running gateway and its temporary root.
+pub struct TestGateway {
+    pub root: tempfile::TempDir,
+    pub gateway: Arc<Gateway>,
+    pub server: Option<RunningServer>,
+    pub base: String,
+}
+
+impl TestGateway {
+    /// Embedded default, HTTP on 127.0.0.1:0.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Embedded default, edited by `edit` (e.g. rewrite conf files) before loading.
+    pub async fn start_with(edit: impl FnOnce(&Root)) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let r = Root::new(root.path());
+        config::write_default(&r).unwrap();
+        edit(&r);
+        let config = config::load(&r).unwrap_or_else(|e| panic!("config: {e}"));
+        let gateway = Gateway::open(config)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let server = start(
+            gateway.clone(),
+            Listeners {
+                http: Some("127.0.0.1:0".parse().unwrap()),
+            },
+        )
+        .await
+        .unwrap();
+        let base = format!("http://{}", server.http_addr.unwrap());
+        TestGateway {
+            root,
+            gateway,
+            server: Some(server),
+            base,
+        }
+    }
+
+    /// The root.
+    pub fn root(&self) -> Root {
+        Root::new(self.root.path())
+    }
+
+    /// POSTs the form to `/pgwy/ast{suffix}` with identity headers.
+    pub async fn post(
+        &self,
+        suffix: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = client()
+            .post(format!("{}/pgwy/ast{suffix}", self.base))
+            .form(form);
+        for (n, v) in headers {
+            request = request.header(*n, *v);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Writes bytes to a file in the root's temp area.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.root.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+/// A plain HTTP client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// The path of a tool on PATH, or None (the caller prints `skipped: …`).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Prints the skip line for a missing tool.
+pub fn skipped(test: &str, why: &str) {
+    println!("skipped: {test}: {why}");
+}
+
+/// Runs a command and returns its output (panics if it cannot start).
+pub fn run(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()))
+}
+
+/// Asserts success and returns stdout+stderr as text.
+pub fn run_ok(program: &Path, args: &[&str]) -> String {
+    let out = run(program, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} {:?} failed:\n{text}",
+        program.display(),
+        args
+    );
+    text
+}
+
+/// Splits a PEM bundle into its blocks.
+pub fn pem_blocks(pem: &str) -> Vec<String> {
+    pem.split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .map(|b| b.trim_start().to_string())
+        .collect()
+}
+
+/// The default identity headers of Alice.
+pub const ALICE: &[(&str, &str)] = &[
+    ("commonname", "Alice Andersson"),
+    ("givenname", "Alice"),
+    ("surname", "Andersson"),
+    ("country", "SE"),
+    ("email", "alice@example.com"),
+];
