@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::kit::TestGateway;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
 const PIN: &str = "correct horse 1";
 
@@ -241,29 +243,29 @@ fn certificates_in(p12: &[u8]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn documented_example_verbatim_through_the_endpoint() {
     if !openssl_available() {
-        println!("skipped: the openssl CLI is not installed");
+        println!("skipped: documented_example: the openssl CLI is not installed");
         return;
     }
-    let (_dir, root) = init_root();
-    // The original's documented example, verbatim.
-    append(
-        &ast_properties(&root),
-        "handler.1.formatFields.4 = ast.valuetarget.countryname.value =\n\
-         handler.1.formatFields.5 = ast.valuetarget.localityname.value = myheader\n",
-    );
-    let server = Server::start(&root);
-    let (status, code, body) = post(
-        &server.url("/pgwy/ast"),
-        &[
-            ("commonname", "Alice Andersson"),
-            ("country", "SE"),
-            ("locality", "Stockholm"),
-            ("myheader", "Lund"),
-            ("email", "alice@example.com"),
-        ],
-    )
+    // The original's documented example, verbatim, on the kit's gateway.
+    let gw = TestGateway::start_with(|root| {
+        append(
+            &root.ast_properties(),
+            "handler.1.formatFields.4 = ast.valuetarget.countryname.value =\n\
+             handler.1.formatFields.5 = ast.valuetarget.localityname.value = myheader\n",
+        )
+    })
     .await;
-    assert_eq!(status, 200, "{code:?} {}", String::from_utf8_lossy(&body));
+    let headers = [
+        ("commonname", "Alice Andersson"),
+        ("country", "SE"),
+        ("locality", "Stockholm"),
+        ("myheader", "Lund"),
+        ("email", "alice@example.com"),
+    ];
+    let response = gw.post("", &headers, &[("password", PIN)]).await;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap().to_vec();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let certificates = certificates_in(&body);
     assert_eq!(certificates.len(), 2, "authentication and signing");
     for (subject, sans) in &certificates {
@@ -275,23 +277,47 @@ async fn documented_example_verbatim_through_the_endpoint() {
     }
 
     // Without the example, the same request carries C and L from `country` and `locality`.
-    let (_dir2, plain) = init_root();
-    let server = Server::start(&plain);
-    let (status, _, body) = post(
-        &server.url("/pgwy/ast"),
-        &[
-            ("commonname", "Alice Andersson"),
-            ("country", "SE"),
-            ("locality", "Stockholm"),
-            ("myheader", "Lund"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200);
+    let plain = TestGateway::start().await;
+    let response = plain.post("", &headers, &[("password", PIN)]).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.bytes().await.unwrap().to_vec();
     assert_eq!(
         certificates_in(&body)[0].0,
         "L=Stockholm,C=SE,CN=Alice Andersson"
     );
+}
+
+/// `Gateway::reload` in process: a good configuration is swapped in for new requests, a broken
+/// one is refused with every problem and the old one keeps serving.
+#[tokio::test]
+async fn reload_in_process() {
+    let gw = TestGateway::start().await;
+    let form = [("password", PIN)];
+    let alice = [("commonname", "Alice")];
+    assert_eq!(gw.post("/new", &alice, &form).await.status().as_u16(), 404);
+    let ast = gw.root().ast_properties();
+    append(
+        &ast,
+        "handler.2.filter = new\nhandler.2.tokenprocedure = default\n",
+    );
+    let summary = gw.gateway.reload().unwrap();
+    assert_eq!(summary.handlers, 2);
+    assert!(summary.restart_needed.is_empty(), "{summary:?}");
+    assert_eq!(gw.post("/new", &alice, &form).await.status().as_u16(), 200);
+
+    append(
+        &ast,
+        "handler.3.filter = (\nhandler.3.tokenprocedure = nosuch\n",
+    );
+    let errors = gw.gateway.reload().unwrap_err();
+    assert_eq!(errors.0.len(), 2, "{errors}");
+    assert!(errors.0.iter().all(|e| e.line.is_some()), "{errors}");
+    assert_eq!(
+        gw.gateway.config().ast.handlers.len(),
+        2,
+        "the old configuration stays"
+    );
+    assert_eq!(gw.post("/new", &alice, &form).await.status().as_u16(), 200);
 }
 
 #[tokio::test]
