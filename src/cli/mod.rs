@@ -177,6 +177,8 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
     let gateway = Gateway::open(config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
+    reload_on_sighup(gateway.clone());
     let server = start(gateway.clone(), Listeners { http })
         .await
         .context("binding the listeners")?;
@@ -184,7 +186,6 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
     }
-    reload_on_sighup(gateway.clone());
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
         shutdown_signal().await;
