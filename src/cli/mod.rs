@@ -341,8 +341,12 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 .map(|m| m.describe())
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let from = std::path::Path::new(&f.origin.file)
+                .file_name()
+                .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
+                .unwrap_or_default();
             println!(
-                "  {:>3}  {:<48} <- {:<28} {}",
+                "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
                 f.index,
                 f.target.to_string(),
                 source,

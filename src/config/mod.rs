@@ -1,8 +1,9 @@
 //! Configuration: `conf/gateway.toml` (the service), `conf/ast.properties` (handlers, in the
 //! original product's syntax) and `conf/formats/*.format`.
 //!
-//! Owns: reading and validating every configuration file, the embedded default. Must not: open
-//! listeners, databases or keys. Invariants: all problems are reported at once, each with file,
+//! Owns: reading and validating every configuration file, the embedded default, the root's
+//! secret key for `<param>.encrypted` values (`secret`). Must not: open listeners, databases
+//! or CA keys. Invariants: all problems are reported at once, each with file,
 //! line (when it has one) and key; the resolved types are what the rest of the code uses (no
 //! raw file structs escape); there is no global configuration.
 
