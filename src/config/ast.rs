@@ -116,7 +116,6 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
     let mut defaults = Params::default();
     let mut handlers: BTreeMap<u32, Params> = BTreeMap::new();
     let mut start: Option<Value> = None;
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut secret_key: Option<Result<SecretKey, String>> = None;
     // Decrypted values by line, so that no error message repeats one.
     let mut secrets: Vec<(usize, Zeroizing<String>)> = Vec::new();
@@ -150,19 +149,21 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
                 }
             }
         };
-        if let Some(first) = seen.insert(key.clone(), line) {
-            err(format!(
+        let twice = |first: usize| {
+            format!(
                 "set twice (also at line {first}); keep one line (Java would silently use the last)"
-            ));
-            continue;
-        }
+            )
+        };
         let value = Value {
             text: value,
             line,
             key: written.clone(),
         };
         if key == "start" {
-            start = Some(value);
+            match &start {
+                Some(first) => err(twice(first.line)),
+                None => start = Some(value),
+            }
             continue;
         }
         let (scope, param) = if let Some(rest) = key.strip_prefix("default.") {
@@ -195,7 +196,10 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             continue;
         };
         if scope.is_none() && param == "start" {
-            start = Some(value);
+            match &start {
+                Some(first) => err(twice(first.line)),
+                None => start = Some(value),
+            }
             continue;
         }
         let params = match scope {
@@ -207,9 +211,13 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
         }
         if let Some(n) = param.strip_prefix("formatFields.") {
             match n.parse::<u32>() {
-                Ok(n) => {
-                    params.fields.insert(n, value);
-                }
+                // Numbers, not spellings, decide duplicates: formatFields.04 is formatFields.4.
+                Ok(n) => match params.fields.get(&n) {
+                    Some(first) => err(twice(first.line)),
+                    None => {
+                        params.fields.insert(n, value);
+                    }
+                },
                 Err(_) => err(format!(
                     "`{n}` is not a field number; write formatFields.<number>, e.g. formatFields.11"
                 )),
@@ -224,7 +232,12 @@ pub fn load_ast(root: &Root, gateway: Option<&GatewayConfig>) -> Result<AstConfi
             ));
             continue;
         }
-        params.values.insert(param.to_string(), value);
+        match params.values.get(param) {
+            Some(first) => err(twice(first.line)),
+            None => {
+                params.values.insert(param.to_string(), value);
+            }
+        }
     }
 
     let enabled = match &start {
@@ -731,7 +744,7 @@ mod tests {
                     handler.2.tokenprocedure = default\n\
                     handler.2.formatFields.12 = certrequests:2:title.value = \"T\"\n\
                     handler.2.formatFields.13 = ast.valuetarget.title.value = t | match(\"(\")\n\
-                    handler.2.filter = again\n";
+                    handler.02.filter = again\n";
         let (_d, root) = root_with(text);
         let errors = load(&root).unwrap_err().0;
         let lines: Vec<(usize, &str)> = errors
@@ -818,5 +831,95 @@ mod tests {
         let ast = load(&root).unwrap().ast;
         assert_eq!(ast.handlers.len(), 1);
         assert!(ast.select("x").is_none());
+    }
+}
+
+/// Property test: any mix of plausible and broken lines loads or fails with located problems,
+/// never panics, and every problem names a line of the file it is in.
+#[cfg(test)]
+mod property_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::{DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, load};
+
+    fn line() -> impl Strategy<Value = String> {
+        let scope = prop_oneof![
+            Just("default.".to_string()),
+            (0u32..4).prop_map(|n| format!("handler.{n}.")),
+            Just("handler.x.".to_string()),
+            Just(String::new()),
+        ];
+        let param = proptest::sample::select(vec![
+            "filter",
+            "format",
+            "tokenprocedure",
+            "requiredRoRoles",
+            "start",
+            "password.minLength",
+            "password.maxLength",
+            "password.pattern",
+            "pkcs12.profile",
+            "pkcs12.profiles",
+            "formatFields.4",
+            "formatFields.11",
+            "formatFields.x",
+            "filtr",
+            "pattern.encrypted",
+        ]);
+        let value = proptest::sample::select(vec![
+            "",
+            "users/.*",
+            "[",
+            "(",
+            "ast-default.format",
+            "nosuch.format",
+            "../x",
+            "default",
+            "nosuch",
+            "none",
+            "a, b",
+            "true",
+            "false",
+            "maybe",
+            "6",
+            "-1",
+            "modern",
+            "legacy, modern",
+            "pbmac1",
+            "ast.valuetarget.countryname.value =",
+            "ast.valuetarget.localityname.value = myheader | trim",
+            "certrequests:9:title.value = \"x\"",
+            "ast.valuetarget.nosuch.value = x",
+            "ast.valuetarget.title.value = x | lowr",
+            "v1:AAAA",
+        ]);
+        (scope, param, value).prop_map(|(s, p, v)| format!("{s}{p} = {v}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn load_never_panics_and_locates_every_problem(lines in proptest::collection::vec(line(), 0..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let root = Root::new(dir.path());
+            std::fs::create_dir_all(root.formats()).unwrap();
+            std::fs::write(root.gateway_toml(), DEFAULT_GATEWAY_TOML).unwrap();
+            std::fs::write(root.formats().join("ast-default.format"), DEFAULT_FORMAT).unwrap();
+            let text = lines.join("\n");
+            std::fs::write(root.ast_properties(), &text).unwrap();
+            if let Err(errors) = load(&root) {
+                prop_assert!(!errors.0.is_empty());
+                for e in &errors.0 {
+                    let shown = e.to_string();
+                    prop_assert!(!shown.contains('\n'), "one line: {}", shown);
+                    if let Some(line) = e.line {
+                        prop_assert!(line >= 1 && line <= lines.len().max(1), "{} in\n{}", shown, text);
+                    } else {
+                        prop_assert!(shown.contains("no handler is defined") || shown.contains("secret key"), "{}", shown);
+                    }
+                }
+            }
+        }
     }
 }
