@@ -131,8 +131,20 @@ pub fn check_configuration(root: &crate::config::Root) -> Result<Config, ConfigE
             gateway,
             ast: config::AstConfig::default(),
         };
-        if let Err(mut e) = super::load_cas(&probe) {
-            errors.append(&mut e.0);
+        if let Err(e) = super::load_cas(&probe) {
+            // load_cas knows the CA, not the line: point at the CA's `name = "…"` line.
+            let text = std::fs::read_to_string(root.gateway_toml()).unwrap_or_default();
+            for mut error in e.0 {
+                if let Some(name) = error.key.as_deref().and_then(|k| k.strip_prefix("ca.")) {
+                    let quoted = format!("\"{name}\"");
+                    error.line = error.line.or_else(|| {
+                        text.lines()
+                            .position(|l| l.trim_start().starts_with("name") && l.contains(&quoted))
+                            .map(|i| i + 1)
+                    });
+                }
+                errors.push(error);
+            }
         }
     }
     match loaded {

@@ -543,6 +543,13 @@ fn config_check_reports_every_problem_with_its_line() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let ast = ast_properties(&root).display().to_string();
     let bad = root.join("conf/formats/bad.format").display().to_string();
+    let toml = root.join("conf/gateway.toml");
+    let ca_line = 1 + std::fs::read_to_string(&toml)
+        .unwrap()
+        .lines()
+        .position(|l| l.trim() == "name = \"issuing\"")
+        .unwrap();
+    let toml = toml.display();
     let expected = [
         format!(
             "{ast}:2: default.pasword.minLength: unknown parameter `pasword.minLength` (did you mean `password.minLength`?)"
@@ -555,7 +562,7 @@ fn config_check_reports_every_problem_with_its_line() {
         format!("{ast}:6: handler.2.formatFields.11: certrequests:7 does not exist for handler.2"),
         format!("{ast}:8: handler.2.format: format file `missing.format` not found"),
         format!("{bad}:2: formatFields.2: unknown attribute `nosuch`"),
-        format!("{}: ca.issuing: ", root.join("conf/gateway.toml").display()),
+        format!("{toml}:{ca_line}: ca.issuing: "),
     ];
     let lines: Vec<&str> = stdout.lines().collect();
     for e in &expected {
