@@ -923,3 +923,63 @@ mod property_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+    use crate::config::{DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, load};
+    use crate::policy::{IdentityHeaders, evaluate};
+
+    /// A Nexus-style file as operators have them: ISO-8859-1 bytes, `!` and `#` comments (one
+    /// with a Windows path), `:` and whitespace separators, gaps in handler numbers, a value
+    /// continued over lines, `\u` escapes, and the documented example.
+    #[test]
+    fn nexus_style_file_loads() {
+        let mut text: Vec<u8> = Vec::new();
+        text.extend_from_slice(b"! AST configuration, copied from C:\\Nexus\\pgwy\\conf\n");
+        text.extend_from_slice(b"# R\xe4ksm\xf6rg\xe5s handler (Latin-1 comment)\n");
+        text.extend_from_slice(b"default.tokenprocedure : default\n");
+        text.extend_from_slice(b"default.requiredRoRoles  \n");
+        text.extend_from_slice(b"handler.0.filter\n");
+        text.extend_from_slice(b"handler.10.filter       staff/.*\n");
+        text.extend_from_slice(
+            b"handler.10.formatFields.4 = ast.valuetarget.countryname.value =\n",
+        );
+        text.extend_from_slice(
+            b"handler.10.formatFields.5 = ast.valuetarget.localityname.value = myheader\n",
+        );
+        text.extend_from_slice(
+            b"handler.10.formatFields.20 = commoncontext:organizationname.value = \\\n",
+        );
+        text.extend_from_slice(b"        \"V\xe4stra \\u00d6stra AB\"\n");
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(root.formats()).unwrap();
+        std::fs::write(root.gateway_toml(), DEFAULT_GATEWAY_TOML).unwrap();
+        std::fs::write(root.formats().join("ast-default.format"), DEFAULT_FORMAT).unwrap();
+        std::fs::write(root.ast_properties(), &text).unwrap();
+        let config = load(&root).unwrap_or_else(|e| panic!("{e}"));
+        let ast = &config.ast;
+        assert_eq!(
+            ast.handlers.iter().map(|h| h.number).collect::<Vec<_>>(),
+            vec![0, 10]
+        );
+        assert_eq!(ast.select("").unwrap().number, 0);
+        let h = ast.select("staff/x").unwrap();
+        assert_eq!(h.number, 10);
+        assert!(
+            h.required_roles.is_none(),
+            "an empty requiredRoRoles means trusted proxies"
+        );
+        let headers =
+            IdentityHeaders::new([("commonname", "A"), ("country", "SE"), ("myheader", "Lund")]);
+        let e = evaluate(&h.fields, &headers, None).unwrap();
+        use crate::ca::Attribute;
+        assert_eq!(
+            e.common.first(Attribute::OrganizationName),
+            Some("Västra Östra AB")
+        );
+        assert_eq!(e.common.first(Attribute::CountryName), None);
+        assert_eq!(e.common.first(Attribute::LocalityName), Some("Lund"));
+    }
+}

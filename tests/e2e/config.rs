@@ -681,3 +681,97 @@ fn config_explain_without_issuing() {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && listed.trim() == "[]", "{listed}");
 }
+
+#[tokio::test]
+async fn encrypted_parameter_from_config_encrypt() {
+    let (_dir, root) = init_root();
+    let key = root.join("data/secret.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "init writes the secret key 0600");
+    }
+    let encrypt = |value: &str| {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .args(["config", "encrypt"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{value}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(text.starts_with("v1:") && !text.contains(value), "{text}");
+        text
+    };
+    append(
+        &ast_properties(&root),
+        &format!(
+            "handler.1.password.minLength.encrypted = {}\nhandler.1.password.pattern.encrypted = {}\n",
+            encrypt("10"),
+            encrypt("[0-9 a-z]*")
+        ),
+    );
+    let server = Server::start(&root);
+    let client = reqwest::Client::new();
+    let send = |pin: &'static str| {
+        client
+            .post(server.url("/pgwy/ast"))
+            .header("commonname", "Bob")
+            .form(&[("password", pin)])
+            .send()
+    };
+    let short = send("abc 12345").await.unwrap();
+    assert_eq!(short.status().as_u16(), 400);
+    assert_eq!(short.headers()["x-ast-error"], "password-policy");
+    let upper = send("ABC 123456").await.unwrap();
+    assert_eq!(upper.headers()["x-ast-error"], "password-policy");
+    assert_eq!(send("abc 123456").await.unwrap().status().as_u16(), 200);
+
+    // A value encrypted under another root's key is a located problem, and its text is not shown.
+    let (_other_dir, other) = init_root();
+    let mut child = Command::new(BIN)
+        .arg("--root")
+        .arg(&other)
+        .args(["config", "encrypt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"users/.*\n").unwrap();
+    let foreign = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    append(
+        &ast_properties(&root),
+        &format!("default.filter.encrypted = {}", foreign.trim()),
+    );
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines = std::fs::read_to_string(ast_properties(&root))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        text.contains(&format!(
+            ":{lines}: default.filter.encrypted: cannot decrypt"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("users/"), "{text}");
+}
