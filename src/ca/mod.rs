@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use certificate::{
     CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage,
-    parse_key_usage, parse_oid, random_serial,
+    parse_key_usage, parse_oid, random_serial, subject_preview,
 };
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};

@@ -76,6 +76,22 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Load everything, report every problem, print the effective handlers.
     Check,
+    /// Show which handler a request would hit and the certificates it would get (or the
+    /// refusal), without issuing anything.
+    Explain {
+        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/.
+        path: String,
+        /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A client certificate (PEM or DER) for `cert:subject.*` / `cert:san.*` sources, as if
+        /// the caller had presented it.
+        #[arg(long, value_name = "FILE")]
+        client_cert: Option<PathBuf>,
+    },
+    /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
+    /// (data/secret.key, created on first use). Reads the value from standard input (one line).
+    Encrypt,
 }
 
 /// `ca …`
@@ -116,6 +132,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check(&root).await,
+        Command::Config {
+            command:
+                ConfigCommand::Explain {
+                    path,
+                    headers,
+                    client_cert,
+                },
+        } => config_explain(&root, &path, &headers, client_cert.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Encrypt,
+        } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Officer { command } => officer::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
@@ -160,6 +187,8 @@ async fn serve(root: &Root, listeners: Listeners) -> anyhow::Result<ExitCode> {
     let gateway = Gateway::open(config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
+    reload_on_sighup(gateway.clone());
     let server = start(gateway.clone(), listeners)
         .await
         .context("binding the listeners")?;
@@ -180,6 +209,79 @@ async fn serve(root: &Root, listeners: Listeners) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
+/// the outcome; a broken configuration is refused and the running one stays).
+fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
+                        let _ = gateway.reload();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
+}
+
+fn config_explain(
+    root: &Root,
+    path: &str,
+    headers: &[String],
+    client_cert: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(root)?;
+    let pairs = headers
+        .iter()
+        .map(|h| crate::issuance::parse_header_argument(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let facts = match client_cert {
+        None => None,
+        Some(file) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            Some(
+                crate::policy::CertificateFacts::from_pem_or_der(&bytes)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let headers = crate::policy::IdentityHeaders::new(pairs);
+    let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
+    println!("{explanation}");
+    Ok(if explanation.outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
+    let key = config::SecretKey::load_or_create(root).map_err(anyhow::Error::msg)?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the value from standard input")?;
+    let value = line.trim_end_matches(['\r', '\n']);
+    let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
+    println!("{encrypted}");
+    eprintln!(
+        "write it as <param>.encrypted = {encrypted}  (key: {})",
+        root.secret_key().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -196,7 +298,7 @@ async fn shutdown_signal() {
 }
 
 async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
-    let config = match config::load(root) {
+    let config = match crate::issuance::check_configuration(root) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
@@ -206,13 +308,6 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Err(errors) = crate::issuance::load_cas(&config) {
-        for e in &errors.0 {
-            println!("{e}");
-        }
-        println!("{} problem(s) found", errors.0.len());
-        return Ok(ExitCode::FAILURE);
-    }
     println!("configuration OK ({})", root.dir().display());
     println!(
         "AST service: {}",
@@ -259,8 +354,12 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 .map(|m| m.describe())
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let from = std::path::Path::new(&f.origin.file)
+                .file_name()
+                .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
+                .unwrap_or_default();
             println!(
-                "  {:>3}  {:<48} <- {:<28} {}",
+                "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
                 f.index,
                 f.target.to_string(),
                 source,

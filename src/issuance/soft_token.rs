@@ -7,10 +7,12 @@ use serde_json::json;
 
 use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
-use crate::config::{CertificateTemplate, Handler};
+use crate::config::{CertificateTemplate, Config, Handler};
 use crate::identity::{Caller, Connection, OfficerStanding};
-use crate::policy::{IdentityHeaders, evaluate};
-use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, TokenRecord};
+use crate::policy::{CertificateFacts, IdentityHeaders, evaluate};
+use crate::store::{
+    AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
+};
 use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
 
 /// A request for a soft token, as the HTTP layer hands it over.
@@ -38,7 +40,20 @@ pub struct SoftToken {
     pub certificates: Vec<CertificateRecord>,
 }
 
+/// Everything one issuance attempt needs; the same for every attempt of a request.
+struct Order<'a> {
+    handler: &'a Handler,
+    caller: &'a Caller,
+    request_id: &'a str,
+    profile: Pkcs12Profile,
+    plan: &'a [Planned],
+    pin: Arc<Pin>,
+    iterations: u32,
+    public_url: &'a str,
+}
+
 /// One certificate to make: its template, its CA and its subject.
+#[derive(Clone)]
 struct Planned {
     template: CertificateTemplate,
     ca: Arc<Ca>,
@@ -161,23 +176,80 @@ impl Gateway {
         let profile = handler
             .choose_profile(request.profile.as_deref())
             .map_err(IssuanceError::BadRequest)?;
-        let plan = self.plan(handler, &request.headers, &caller)?;
+        // The same configuration snapshot throughout, even if a reload swaps it meanwhile.
+        let plan = self.plan(&config, handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
 
+        // Serials are random and unique-constrained; on the astronomically unlikely collision
+        // (with a certificate issued earlier, on any node) the whole token is made again with
+        // fresh keys and serials. Nothing of the failed attempt was recorded or delivered.
+        let order = Order {
+            handler,
+            caller: &caller,
+            request_id: &request.request_id,
+            profile,
+            plan: &plan,
+            pin: Arc::new(request.pin),
+            iterations,
+            public_url: &public_url,
+        };
+        with_fresh_serials(SERIAL_ATTEMPTS, |attempt| self.attempt(attempt, &order)).await
+    }
+
+    /// Makes the token (keys, certificates, PKCS#12) and records it.
+    async fn attempt(
+        &self,
+        attempt: u32,
+        order: &Order<'_>,
+    ) -> Result<Attempt<SoftToken>, IssuanceError> {
+        if attempt > 1 {
+            tracing::warn!(
+                request_id = order.request_id,
+                attempt,
+                "serial collision: making the token again with new serials"
+            );
+        }
         let _slot = self
             .crypto_slots
             .acquire()
             .await
             .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
-        let pin = request.pin;
+        let (plan, pin, profile, iterations) = (
+            order.plan.to_vec(),
+            order.pin.clone(),
+            order.profile,
+            order.iterations,
+        );
+        let public_url = order.public_url.to_string();
         let (issued, pkcs12) = tokio::task::spawn_blocking(move || {
             make_token(plan, &pin, profile, iterations, &public_url)
         })
         .await
         .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
         drop(_slot);
+        self.record(
+            order.handler,
+            order.caller,
+            order.request_id,
+            order.profile,
+            issued,
+            pkcs12,
+        )
+        .await
+    }
 
+    /// Records a made token (SPEC §9: commit before anything leaves) and hands it out. On
+    /// failure the PKCS#12 is dropped here.
+    async fn record(
+        &self,
+        handler: &Handler,
+        caller: &Caller,
+        request_id: &str,
+        profile: Pkcs12Profile,
+        issued: Vec<(Planned, IssuedCertificate)>,
+        pkcs12: Vec<u8>,
+    ) -> Result<Attempt<SoftToken>, IssuanceError> {
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -189,7 +261,7 @@ impl Gateway {
             handler: format!("handler.{}", handler.number),
             token_procedure: handler.token_procedure.clone(),
             caller: caller.to_string(),
-            request_id: request.request_id.clone(),
+            request_id: request_id.to_string(),
             profile: profile.name().into(),
         };
         let records: Vec<CertificateRecord> = issued
@@ -217,7 +289,7 @@ impl Gateway {
         let event = AuditEvent::now(
             "issued",
             &caller.to_string(),
-            &request.request_id,
+            request_id,
             json!({
                 "token": token_id,
                 "handler": token.handler,
@@ -226,11 +298,11 @@ impl Gateway {
                 "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
             }),
         );
-        // SPEC §9: commit before anything leaves. On failure the PKCS#12 is dropped here.
-        self.store
-            .record_issuance(&token, &records, &event)
-            .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        match self.store.record_issuance(&token, &records, &event).await {
+            Ok(()) => {}
+            Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
+            Err(e) => return Err(IssuanceError::Unavailable(e.to_string())),
+        }
         let common_name = issued
             .first()
             .and_then(|(p, _)| {
@@ -239,50 +311,27 @@ impl Gateway {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "token".into());
-        Ok(SoftToken {
+        Ok(Attempt::Done(SoftToken {
             token_id,
             pkcs12,
             filename: sanitise_filename(&common_name),
             profile,
             certificates: records,
-        })
+        }))
     }
 
     /// Evaluates the handler's format and pairs each certificate of the token procedure with its
     /// CA and subject. Pure: no keys, no signatures.
     fn plan(
         &self,
+        config: &Config,
         handler: &Handler,
         headers: &IdentityHeaders,
         caller: &Caller,
     ) -> Result<Vec<Planned>, IssuanceError> {
-        let config = self.config();
-        let procedure = config
-            .gateway
-            .token_procedures
-            .get(&handler.token_procedure)
-            .ok_or_else(|| {
-                IssuanceError::Internal(format!(
-                    "token procedure `{}` vanished",
-                    handler.token_procedure
-                ))
-            })?;
-        let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
-        let mut plan = Vec::with_capacity(procedure.certificates.len());
-        for (index, template) in procedure.certificates.iter().enumerate() {
-            let subject = fields.subject_for(index);
-            if subject.dn_values(&template.subject_order).is_empty() {
-                return Err(IssuanceError::Policy(
-                    crate::policy::PolicyError::FieldMissing {
-                        field: "subject".into(),
-                        index: 0,
-                        source_name: format!(
-                            "certificate {index} ({}) would have an empty subject",
-                            template.purpose
-                        ),
-                    },
-                ));
-            }
+        let subjects = plan_subjects(config, handler, headers, caller.certificate_facts())?;
+        let mut plan = Vec::with_capacity(subjects.len());
+        for (template, subject) in subjects {
             let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
                 IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
             })?;
@@ -296,7 +345,77 @@ impl Gateway {
     }
 }
 
-/// The certificates made (with their plan) and the PKCS#12 holding them.
+/// The subject of each certificate of the handler's token procedure, in token-procedure order:
+/// the format evaluated over the headers and the caller's certificate facts. Pure: shared by
+/// issuance and `config explain`.
+pub(super) fn plan_subjects<'c>(
+    config: &'c Config,
+    handler: &Handler,
+    headers: &IdentityHeaders,
+    certificate: Option<&CertificateFacts>,
+) -> Result<Vec<(&'c CertificateTemplate, Subject)>, IssuanceError> {
+    let procedure = config
+        .gateway
+        .token_procedures
+        .get(&handler.token_procedure)
+        .ok_or_else(|| {
+            IssuanceError::Internal(format!(
+                "token procedure `{}` vanished",
+                handler.token_procedure
+            ))
+        })?;
+    let fields = evaluate(&handler.fields, headers, certificate)?;
+    let mut plan = Vec::with_capacity(procedure.certificates.len());
+    for (index, template) in procedure.certificates.iter().enumerate() {
+        let subject = fields.subject_for(index);
+        if subject.dn_values(&template.subject_order).is_empty() {
+            return Err(IssuanceError::Policy(
+                crate::policy::PolicyError::FieldMissing {
+                    field: "subject".into(),
+                    index: 0,
+                    source_name: format!(
+                        "certificate {index} ({}) would have an empty subject",
+                        template.purpose
+                    ),
+                },
+            ));
+        }
+        plan.push((template, subject));
+    }
+    Ok(plan)
+}
+
+/// How often a token is made again after a serial collision before giving up.
+const SERIAL_ATTEMPTS: u32 = 3;
+
+/// The outcome of one issuance attempt.
+#[derive(Debug)]
+enum Attempt<T> {
+    Done(T),
+    /// The database already holds a certificate with this serial; nothing was recorded.
+    Collision(String),
+}
+
+/// Runs `attempt` (numbered from 1) until it is done, at most `attempts` times. Repeated
+/// collisions mean the random number generator is broken: that is an internal error.
+async fn with_fresh_serials<T, F, Fut>(attempts: u32, mut attempt: F) -> Result<T, IssuanceError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<Attempt<T>, IssuanceError>>,
+{
+    let mut last = String::new();
+    for n in 1..=attempts {
+        match attempt(n).await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Collision(serial) => last = serial,
+        }
+    }
+    Err(IssuanceError::Internal(format!(
+        "{attempts} serial collisions in a row (last {last}): is the random number generator broken?"
+    )))
+}
+
+/// The certificates of a token (with what they were made from) and its PKCS#12.
 type MadeToken = (Vec<(Planned, IssuedCertificate)>, Vec<u8>);
 
 /// Keys, certificates and the PKCS#12, on a blocking thread.
@@ -400,7 +519,49 @@ pub fn sanitise_filename(common_name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitise_filename;
+    use super::{Attempt, IssuanceError, sanitise_filename, with_fresh_serials};
+
+    #[tokio::test]
+    async fn collision_is_retried_with_fresh_serials() {
+        let mut calls = Vec::new();
+        let result = with_fresh_serials(3, |n| {
+            calls.push(n);
+            std::future::ready(Ok(if n < 3 {
+                Attempt::Collision(format!("{n:02x}"))
+            } else {
+                Attempt::Done("token")
+            }))
+        })
+        .await;
+        assert_eq!(result.ok(), Some("token"));
+        assert_eq!(calls, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn endless_collisions_are_an_internal_error() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_fresh_serials(3, |_| {
+            calls += 1;
+            std::future::ready(Ok(Attempt::Collision("01".into())))
+        })
+        .await;
+        assert!(
+            matches!(result, Err(IssuanceError::Internal(ref m)) if m.contains("3 serial collisions"))
+        );
+        assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_fresh_serials(3, |_| {
+            calls += 1;
+            std::future::ready(Err(IssuanceError::Unavailable("database down".into())))
+        })
+        .await;
+        assert_eq!(result.err().map(|e| e.code()), Some("unavailable"));
+        assert_eq!(calls, 1);
+    }
 
     #[test]
     fn filenames() {
