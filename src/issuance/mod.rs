@@ -9,8 +9,8 @@
 
 mod error;
 mod explain;
-mod reload;
 mod officers;
+mod reload;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -24,8 +24,8 @@ pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
     parse_header_argument, path_remainder,
 };
-pub use reload::{ReloadSummary, check_configuration};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
+pub use reload::{ReloadSummary, check_configuration};
 pub use soft_token::{SoftToken, SoftTokenRequest};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
