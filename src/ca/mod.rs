@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use certificate::{
     CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage,
-    parse_key_usage, parse_oid, random_serial,
+    parse_key_usage, parse_oid, random_serial, subject_preview,
 };
 pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};

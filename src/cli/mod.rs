@@ -3,6 +3,7 @@
 mod ca_admin;
 mod certs;
 mod crl;
+mod officer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub enum Command {
         /// Plain-HTTP listen address, overriding [server] http.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// HTTPS listen address, overriding [server] https (uses tls_cert, tls_key, client_ca).
+        #[arg(long)]
+        https: Option<SocketAddr>,
     },
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
     Init,
@@ -66,6 +70,11 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Officer client certificates and their roles.
+    Officer {
+        #[command(subcommand)]
+        command: officer::OfficerCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -78,6 +87,22 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Load everything, report every problem, print the effective handlers.
     Check,
+    /// Show which handler a request would hit and the certificates it would get (or the
+    /// refusal), without issuing anything.
+    Explain {
+        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/.
+        path: String,
+        /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A client certificate (PEM or DER) for `cert:subject.*` / `cert:san.*` sources, as if
+        /// the caller had presented it.
+        #[arg(long, value_name = "FILE")]
+        client_cert: Option<PathBuf>,
+    },
+    /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
+    /// (data/secret.key, created on first use). Reads the value from standard input (one line).
+    Encrypt,
 }
 
 /// `ca …`
@@ -110,7 +135,7 @@ pub enum AuditCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = Root::new(cli.root);
     match cli.command {
-        Command::Serve { http } => serve(&root, http).await,
+        Command::Serve { http, https } => serve(&root, Listeners { http, https }).await,
         Command::Init => {
             config::write_default(&root)?;
             let config = load_config(&root)?;
@@ -124,7 +149,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check(&root).await,
+        Command::Config {
+            command:
+                ConfigCommand::Explain {
+                    path,
+                    headers,
+                    client_cert,
+                },
+        } => config_explain(&root, &path, &headers, client_cert.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Encrypt,
+        } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
+        Command::Officer { command } => officer::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
         Command::Crl { ca, out } => crl::run(&root, ca, out).await,
         Command::Audit {
@@ -152,7 +189,7 @@ pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
     config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
 }
 
-async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+async fn serve(root: &Root, listeners: Listeners) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
         config::write_default(root).context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
@@ -169,12 +206,17 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
     let _crl_refresher = gateway.spawn_crl_refresher();
-    let server = start(gateway.clone(), Listeners { http })
+    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
+    reload_on_sighup(gateway.clone());
+    let server = start(gateway.clone(), listeners)
         .await
         .context("binding the listeners")?;
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
+    }
+    if let Some(addr) = server.https_addr {
+        tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
     }
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
@@ -183,6 +225,79 @@ async fn serve(root: &Root, http: Option<SocketAddr>) -> anyhow::Result<ExitCode
         let _ = stop.send(true);
     });
     server.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
+/// the outcome; a broken configuration is refused and the running one stays).
+fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
+                        let _ = gateway.reload();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
+}
+
+fn config_explain(
+    root: &Root,
+    path: &str,
+    headers: &[String],
+    client_cert: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(root)?;
+    let pairs = headers
+        .iter()
+        .map(|h| crate::issuance::parse_header_argument(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let facts = match client_cert {
+        None => None,
+        Some(file) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            Some(
+                crate::policy::CertificateFacts::from_pem_or_der(&bytes)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let headers = crate::policy::IdentityHeaders::new(pairs);
+    let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
+    println!("{explanation}");
+    Ok(if explanation.outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
+    let key = config::SecretKey::load_or_create(root).map_err(anyhow::Error::msg)?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the value from standard input")?;
+    let value = line.trim_end_matches(['\r', '\n']);
+    let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
+    println!("{encrypted}");
+    eprintln!(
+        "write it as <param>.encrypted = {encrypted}  (key: {})",
+        root.secret_key().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -202,7 +317,7 @@ async fn shutdown_signal() {
 }
 
 async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
-    let config = match config::load(root) {
+    let config = match crate::issuance::check_configuration(root) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
@@ -212,13 +327,6 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Err(errors) = crate::issuance::load_cas(&config) {
-        for e in &errors.0 {
-            println!("{e}");
-        }
-        println!("{} problem(s) found", errors.0.len());
-        return Ok(ExitCode::FAILURE);
-    }
     println!("configuration OK ({})", root.dir().display());
     println!(
         "AST service: {}",
@@ -265,8 +373,12 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 .map(|m| m.describe())
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let from = std::path::Path::new(&f.origin.file)
+                .file_name()
+                .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
+                .unwrap_or_default();
             println!(
-                "  {:>3}  {:<48} <- {:<28} {}",
+                "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
                 f.index,
                 f.target.to_string(),
                 source,

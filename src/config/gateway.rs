@@ -44,6 +44,7 @@ struct ServerFile {
     tls_cert: Option<String>,
     tls_key: Option<String>,
     client_ca: Option<String>,
+    handshake_timeout_secs: Option<u64>,
     public_url: Option<String>,
 }
 
@@ -195,6 +196,8 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
+    /// How long a TLS handshake may take before the connection is dropped.
+    pub handshake_timeout: Duration,
     /// Base URL for CRL distribution points, without a trailing slash.
     pub public_url: String,
 }
@@ -574,6 +577,12 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             tls_cert: file.server.tls_cert.as_deref().map(|p| root.resolve(p)),
             tls_key: file.server.tls_key.as_deref().map(|p| root.resolve(p)),
             client_ca: file.server.client_ca.as_deref().map(|p| root.resolve(p)),
+            handshake_timeout: Duration::from_secs(
+                file.server
+                    .handshake_timeout_secs
+                    .unwrap_or(10)
+                    .clamp(1, 300),
+            ),
             public_url: public_url.trim_end_matches('/').to_string(),
         },
         trusted_proxies,

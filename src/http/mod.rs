@@ -10,7 +10,9 @@ mod page;
 mod revocation;
 mod routes;
 mod server;
+mod tls;
 
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{Listeners, RunningServer, start};
+pub use tls::{TlsError, server_config};

@@ -1,12 +1,16 @@
 //! The use cases shared by HTTP and the CLI; the only module that composes the others.
 //!
-//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline of SPEC §1
-//! and the one domain error type. Must not: know HTTP types (handlers in `http` make one call
+//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline of SPEC §1,
+//! the one domain error type, `explain` (the pipeline up to the subjects, issuing nothing) and
+//! `reload` (validate, then swap the configuration atomically). Must not: know HTTP types (handlers in `http` make one call
 //! here and convert the result). Invariants: a certificate is committed to the database before
 //! the token that holds it leaves this module; every refusal is audited and issues nothing;
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
 mod error;
+mod explain;
+mod officers;
+mod reload;
 mod revocation;
 mod soft_token;
 
@@ -17,6 +21,12 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
+pub use explain::{
+    Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
+    parse_header_argument, path_remainder,
+};
+pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
+pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::OcspAnswer;
 pub use soft_token::{SoftToken, SoftTokenRequest};
 

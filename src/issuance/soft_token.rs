@@ -7,10 +7,12 @@ use serde_json::json;
 
 use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
-use crate::config::{CertificateTemplate, Handler};
-use crate::identity::{Caller, Connection};
-use crate::policy::{IdentityHeaders, evaluate};
-use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, StoreError, TokenRecord};
+use crate::config::{CertificateTemplate, Config, Handler};
+use crate::identity::{Caller, Connection, OfficerStanding};
+use crate::policy::{CertificateFacts, IdentityHeaders, evaluate};
+use crate::store::{
+    AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
+};
 use crate::token::{GeneratedKey, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
 
 /// A request for a soft token, as the HTTP layer hands it over.
@@ -68,11 +70,13 @@ impl Gateway {
         request: SoftTokenRequest,
     ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
-        let peer = request.connection.peer.ip();
+        let connection = request.connection.clone();
         let handler_path = request.path_remainder.clone();
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
-            Err(error) => Err(self.refuse(peer, &handler_path, &request_id, error).await),
+            Err(error) => Err(self
+                .refuse_on(&connection, &handler_path, &request_id, error)
+                .await),
         }
     }
 
@@ -85,17 +89,73 @@ impl Gateway {
         request_id: &str,
         error: IssuanceError,
     ) -> IssuanceError {
+        let connection = Connection {
+            peer: std::net::SocketAddr::new(peer, 0),
+            client_certificate: None,
+        };
+        self.refuse_on(&connection, path, request_id, error).await
+    }
+
+    /// Audits a refusal: who (the verified client certificate's fingerprint if there is one,
+    /// else the peer), from where (the TCP peer), which rule, and the operator message. Never
+    /// a PIN or a header value. Returns the error.
+    pub async fn refuse_on(
+        &self,
+        connection: &Connection,
+        path: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
+        let peer = connection.peer.ip().to_string();
+        let certificate = connection
+            .client_certificate
+            .as_ref()
+            .map(|c| c.fingerprint().to_string());
+        let actor = match &certificate {
+            Some(fingerprint) => format!("certificate:{fingerprint}"),
+            None => format!("peer:{peer}"),
+        };
+        let rule = match &error {
+            IssuanceError::Trust(trust) => trust.rule(),
+            other => other.code(),
+        };
         let detail = json!({
             "code": error.code(),
+            "rule": rule,
             "reason": error.to_string(),
             "path": path,
-            "peer": peer.to_string(),
+            "peer": peer,
+            "clientCertificate": certificate,
         });
-        let event = AuditEvent::now("refused", &format!("peer:{peer}"), request_id, detail);
+        let event = AuditEvent::now("refused", &actor, request_id, detail);
         if let Err(e) = self.store.record_audit(&event).await {
             tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
         }
         error
+    }
+
+    /// The registry entry of the connection's client certificate, when the handler needs one.
+    async fn officer_standing(
+        &self,
+        handler: &Handler,
+        connection: &Connection,
+    ) -> Result<Option<OfficerStanding>, IssuanceError> {
+        let (Some(_), Some(certificate)) =
+            (&handler.required_roles, &connection.client_certificate)
+        else {
+            return Ok(None);
+        };
+        let record = self
+            .store
+            .officer_by_fingerprint(certificate.fingerprint())
+            .await
+            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+        Ok(record.map(|r| OfficerStanding {
+            serial: r.serial,
+            name: r.name,
+            roles: r.roles,
+            revoked: r.status != OfficerStatus::Active,
+        }))
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
@@ -107,14 +167,19 @@ impl Gateway {
             .ast
             .select(&request.path_remainder)
             .ok_or(IssuanceError::NoHandler)?;
-        let caller = self
-            .trust
-            .authorize(handler.required_roles.as_ref(), &request.connection)?;
+        // Looked up per request: a revoked officer is refused from the next request on.
+        let officer = self.officer_standing(handler, &request.connection).await?;
+        let caller = self.trust.authorize(
+            handler.required_roles.as_ref(),
+            &request.connection,
+            officer.as_ref(),
+        )?;
         handler.password_policy.check(&request.pin)?;
         let profile = handler
             .choose_profile(request.profile.as_deref())
             .map_err(IssuanceError::BadRequest)?;
-        let plan = self.plan(handler, &request.headers, &caller)?;
+        // The same configuration snapshot throughout, even if a reload swaps it meanwhile.
+        let plan = self.plan(&config, handler, &request.headers, &caller)?;
         let iterations = config.gateway.pkcs12_iterations;
         let public_url = config.gateway.server.public_url.clone();
         let ocsp = config.gateway.ocsp.enabled;
@@ -264,37 +329,14 @@ impl Gateway {
     /// CA and subject. Pure: no keys, no signatures.
     fn plan(
         &self,
+        config: &Config,
         handler: &Handler,
         headers: &IdentityHeaders,
         caller: &Caller,
     ) -> Result<Vec<Planned>, IssuanceError> {
-        let config = self.config();
-        let procedure = config
-            .gateway
-            .token_procedures
-            .get(&handler.token_procedure)
-            .ok_or_else(|| {
-                IssuanceError::Internal(format!(
-                    "token procedure `{}` vanished",
-                    handler.token_procedure
-                ))
-            })?;
-        let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
-        let mut plan = Vec::with_capacity(procedure.certificates.len());
-        for (index, template) in procedure.certificates.iter().enumerate() {
-            let subject = fields.subject_for(index);
-            if subject.dn_values(&template.subject_order).is_empty() {
-                return Err(IssuanceError::Policy(
-                    crate::policy::PolicyError::FieldMissing {
-                        field: "subject".into(),
-                        index: 0,
-                        source_name: format!(
-                            "certificate {index} ({}) would have an empty subject",
-                            template.purpose
-                        ),
-                    },
-                ));
-            }
+        let subjects = plan_subjects(config, handler, headers, caller.certificate_facts())?;
+        let mut plan = Vec::with_capacity(subjects.len());
+        for (template, subject) in subjects {
             let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
                 IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
             })?;
@@ -306,6 +348,46 @@ impl Gateway {
         }
         Ok(plan)
     }
+}
+
+/// The subject of each certificate of the handler's token procedure, in token-procedure order:
+/// the format evaluated over the headers and the caller's certificate facts. Pure: shared by
+/// issuance and `config explain`.
+pub(super) fn plan_subjects<'c>(
+    config: &'c Config,
+    handler: &Handler,
+    headers: &IdentityHeaders,
+    certificate: Option<&CertificateFacts>,
+) -> Result<Vec<(&'c CertificateTemplate, Subject)>, IssuanceError> {
+    let procedure = config
+        .gateway
+        .token_procedures
+        .get(&handler.token_procedure)
+        .ok_or_else(|| {
+            IssuanceError::Internal(format!(
+                "token procedure `{}` vanished",
+                handler.token_procedure
+            ))
+        })?;
+    let fields = evaluate(&handler.fields, headers, certificate)?;
+    let mut plan = Vec::with_capacity(procedure.certificates.len());
+    for (index, template) in procedure.certificates.iter().enumerate() {
+        let subject = fields.subject_for(index);
+        if subject.dn_values(&template.subject_order).is_empty() {
+            return Err(IssuanceError::Policy(
+                crate::policy::PolicyError::FieldMissing {
+                    field: "subject".into(),
+                    index: 0,
+                    source_name: format!(
+                        "certificate {index} ({}) would have an empty subject",
+                        template.purpose
+                    ),
+                },
+            ));
+        }
+        plan.push((template, subject));
+    }
+    Ok(plan)
 }
 
 /// How often a token is made again after a serial collision before giving up.

@@ -11,6 +11,7 @@
 //! connections are tested before use).
 
 mod audit;
+mod officers;
 mod records;
 mod revocation;
 
@@ -23,6 +24,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
+pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{
     CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial,
 };
@@ -350,6 +352,42 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Registers an officer certificate and records the audit event, in one transaction.
+    pub async fn register_officer(
+        &self,
+        officer: &OfficerRecord,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        officers::insert(&self.pool, officer, event).await
+    }
+
+    /// The officer holding the certificate with this SHA-256 fingerprint (lower-case hex).
+    pub async fn officer_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        officers::by_fingerprint(&self.pool, fingerprint).await
+    }
+
+    /// Every registered officer, oldest first.
+    pub async fn officers(&self) -> Result<Vec<OfficerRecord>, StoreError> {
+        officers::list(&self.pool).await
+    }
+
+    /// Revokes an officer by certificate serial (any hex form). `Ok(None)`: no such officer.
+    /// The audit event is recorded only when the status changes.
+    pub async fn revoke_officer(
+        &self,
+        serial: &str,
+        at: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
+        officers::revoke(&self.pool, &serial, at, event).await
     }
 
     /// Number of token rows.
