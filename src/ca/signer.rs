@@ -109,7 +109,7 @@ impl FileSigner {
         );
         let need_passphrase = |what: &str| {
             file_err(format!(
-                "the key is {what}; give its passphrase with `key_passphrase_env` in the [[ca]] entry"
+                "the key is {what}; give its passphrase with `key_passphrase_env` or `key_passphrase_encrypted` in the [[ca]] entry"
             ))
         };
         let extension = path

@@ -159,6 +159,7 @@ struct CaFile {
     key: String,
     parent: Option<String>,
     key_passphrase_env: Option<String>,
+    key_passphrase_encrypted: Option<String>,
     ocsp_certificate: Option<String>,
     ocsp_key: Option<String>,
 }
@@ -221,6 +222,8 @@ pub struct CaConfig {
     pub parent: Option<String>,
     /// The environment variable holding the passphrase of an encrypted PKCS#8 or PKCS#12 key.
     pub key_passphrase_env: Option<String>,
+    /// Or the passphrase itself, encrypted with the root's secret key (`config encrypt`).
+    pub key_passphrase_encrypted: Option<String>,
     /// A delegated OCSP responder: its certificate (issued by this CA, EKU OCSPSigning) and
     /// its PKCS#8 key file.
     pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
@@ -425,6 +428,7 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
             parent: ca.parent.clone(),
             key_passphrase_env: ca.key_passphrase_env.clone(),
+            key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
             ocsp_delegate: match (&ca.ocsp_certificate, &ca.ocsp_key) {
                 (Some(c), Some(k)) => Some((root.resolve(c), root.resolve(k))),
                 (None, None) => None,

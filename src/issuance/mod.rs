@@ -73,17 +73,7 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
             let signer: Arc<dyn crate::ca::Signer> = match &ca.pkcs11 {
                 Some(uri) => Arc::new(crate::ca::Pkcs11Signer::open(uri)?),
                 None => {
-                    let passphrase = match &ca.key_passphrase_env {
-                        Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
-                            |_| CaError::File {
-                                path: ca.key.display().to_string(),
-                                message: format!(
-                                    "the environment variable {var} (key_passphrase_env) is not set"
-                                ),
-                            },
-                        )?)),
-                        None => None,
-                    };
+                    let passphrase = ca_key_passphrase(config, ca)?;
                     Arc::new(FileSigner::from_file_with_passphrase(
                         &ca.key,
                         passphrase.as_deref().map(String::as_str),
@@ -116,6 +106,34 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// The passphrase of an encrypted CA key file: from `key_passphrase_env` or
+/// `key_passphrase_encrypted` (decrypted with the root's secret key). Never in messages.
+fn ca_key_passphrase(
+    config: &Config,
+    ca: &crate::config::CaConfig,
+) -> Result<Option<zeroize::Zeroizing<String>>, CaError> {
+    let fail = |message: String| CaError::File {
+        path: ca.key.display().to_string(),
+        message,
+    };
+    if let Some(var) = &ca.key_passphrase_env {
+        let value = std::env::var(var).map_err(|_| {
+            fail(format!(
+                "the environment variable {var} (key_passphrase_env) is not set"
+            ))
+        })?;
+        return Ok(Some(zeroize::Zeroizing::new(value)));
+    }
+    if let Some(encrypted) = &ca.key_passphrase_encrypted {
+        let key = crate::config::SecretKey::load(&config.root).map_err(fail)?;
+        let value = key
+            .decrypt(encrypted)
+            .map_err(|e| fail(format!("key_passphrase_encrypted: {e}")))?;
+        return Ok(Some(value));
+    }
+    Ok(None)
 }
 
 /// Why the gateway could not start.

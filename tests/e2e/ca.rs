@@ -1115,6 +1115,44 @@ fn encrypted_pkcs8_and_pkcs12_ca_keys() {
         assert!(out.status.success(), "{file}: {}", text(&out));
         crl_text(root.path(), &std::fs::read(&crl).unwrap(), &chain);
     }
+
+    // The passphrase encrypted with the root's secret key (`config encrypt`) instead.
+    root.env.clear();
+    let mut child = root
+        .command()
+        .args(["config", "encrypt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"ca-pass-1\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let sealed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(sealed.starts_with("v1:") && !sealed.contains("ca-pass-1"));
+    std::fs::write(
+        root.file("conf/gateway.toml"),
+        good.replace(
+            "key = \"data/ca/issuing.key\"",
+            &format!("key = \"data/ca/issuing-enc.key\"\nkey_passphrase_encrypted = \"{sealed}\""),
+        ),
+    )
+    .unwrap();
+    let out = root.cli(&["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let crl = root.file("sealed.crl");
+    let out = root.cli(&["crl", "--ca", "issuing", "--out", crl.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    crl_text(root.path(), &std::fs::read(&crl).unwrap(), &chain);
 }
 
 async fn store_revocation_suite(store: &ast_gateway::store::Store) {
