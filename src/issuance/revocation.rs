@@ -198,11 +198,17 @@ impl Gateway {
         let now = SystemTime::now();
         // Entries are read after the number and revision were taken: the CRL holds at least
         // every revocation up to `revision`.
-        let revoked = self
+        let mut revoked = self
             .store
             .revoked_certificates(ca.name(), unix(now))
             .await
             .map_err(unavailable)?;
+        if ca.name() == super::OFFICERS_CA {
+            // Officer certificates live in the officer registry, not the certificates table.
+            revoked.extend(self.store.revoked_officers().await.map_err(unavailable)?);
+            revoked.sort_by(|a, b| a.serial.cmp(&b.serial));
+            revoked.dedup_by(|a, b| a.serial == b.serial);
+        }
         let mut entries = Vec::with_capacity(revoked.len());
         for r in &revoked {
             let serial = hex::decode(&r.serial).map_err(|_| {
@@ -329,6 +335,20 @@ impl Gateway {
                                 .and_then(|s| s.parse().ok()),
                         },
                     },
+                    Ok(_) if ca.name() == super::OFFICERS_CA => {
+                        match self.store.officer_revocation(&query.serial_hex).await {
+                            Ok(Some(None)) => OcspStatus::Good,
+                            Ok(Some(Some(at))) => OcspStatus::Revoked {
+                                at: from_unix(at),
+                                reason: None,
+                            },
+                            Ok(None) => OcspStatus::Unknown,
+                            Err(e) => {
+                                tracing::error!(error = %e, "OCSP: the database is unavailable");
+                                return Err(OcspFailure::TryLater);
+                            }
+                        }
+                    }
                     Ok(_) => OcspStatus::Unknown,
                 }
             };

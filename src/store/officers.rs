@@ -120,6 +120,8 @@ pub(super) async fn revoke(
         .rows_affected();
     if changed > 0 {
         audit::append(&mut tx, event).await?;
+        // The officers CA's CRL must be re-issued (issue #5).
+        super::revocation::bump_revision(&mut tx, super::revocation::OFFICERS_CA).await?;
     }
     let row = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1")
         .bind(serial)

@@ -5,6 +5,10 @@ use sqlx::{Any, Connection, Row, Transaction};
 
 use super::{AuditEvent, CertificateRecord, Store, StoreError, audit, normalise_serial, records};
 
+/// The CA whose certificates the `officers` table records (issuance::OFFICERS_CA): revoking
+/// an officer is a revocation for that CA's CRL and OCSP answers.
+pub(super) const OFFICERS_CA: &str = "officers";
+
 /// The reason name stored for a certificate on hold (RFC 5280 §5.3.1 `certificateHold`).
 pub const HOLD: &str = "certificateHold";
 
@@ -199,6 +203,50 @@ impl Store {
             .collect()
     }
 
+    /// Revoked officer certificates (the `officers` table), for the officers CA's CRL. The
+    /// registry records no reason, so the entries carry none.
+    pub async fn revoked_officers(&self) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked FROM officers WHERE status = 'revoked' ORDER BY serial",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedEntry {
+                    serial: row.try_get(0)?,
+                    revoked_at: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
+                    reason: None,
+                })
+            })
+            .collect()
+    }
+
+    /// An officer certificate's status by serial: `None` when no officer has it, else
+    /// `Some(None)` while active and `Some(Some(revoked_at))` once revoked.
+    pub async fn officer_revocation(
+        &self,
+        serial: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT status, revoked FROM officers WHERE serial = $1")
+            .bind(&serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let status: String = row.try_get(0)?;
+        let revoked: Option<i64> = row.try_get(1)?;
+        Ok(Some(if status == "revoked" {
+            Some(revoked.unwrap_or(0))
+        } else {
+            None
+        }))
+    }
+
     /// The CRL state of a CA (all zero/empty before the first CRL).
     pub async fn crl_state(&self, ca: &str) -> Result<CrlState, StoreError> {
         let row = sqlx::query(
@@ -274,7 +322,10 @@ impl Store {
     }
 }
 
-async fn bump_revision(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
+pub(super) async fn bump_revision(
+    tx: &mut Transaction<'_, Any>,
+    ca: &str,
+) -> Result<(), StoreError> {
     ensure_row(tx, ca).await?;
     sqlx::query("UPDATE crl_state SET revision = revision + 1 WHERE ca = $1")
         .bind(ca)

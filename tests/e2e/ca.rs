@@ -1475,3 +1475,75 @@ async fn delegated_ocsp_responder() {
         "the delegate's certificate travels in the response: {out}"
     );
 }
+
+/// Officer certificates live in the officer registry: revoking an officer puts it on the
+/// officers CA's CRL at the next fetch, and OCSP answers `revoked` for it.
+#[tokio::test]
+async fn revoked_officer_is_on_the_officers_crl_and_ocsp() {
+    if !have("openssl") {
+        println!("skipped: openssl not installed");
+        return;
+    }
+    let root = Root::new();
+    let server = root.serve();
+    let p12 = root.file("officer.p12");
+    let out = root.cli(&[
+        "officer",
+        "issue",
+        "--name",
+        "Olga Officer",
+        "--roles",
+        "ast-requester",
+        "--out",
+        p12.to_str().unwrap(),
+        "--password",
+        PIN,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = root.file("officer");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = leaves(&dir, &std::fs::read(&p12).unwrap())[0].clone();
+    let serial = serial(&cert);
+    let chain = chain_file(&root, &["officers", "root"]);
+    let issuer = root.file("data/ca/officers.pem");
+    let crl = server
+        .get("/pgwy/crl/officers.crl")
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    assert!(!crl_text(root.path(), &crl, &chain).contains(&serial));
+    let out = ocsp(
+        &root,
+        &server,
+        &issuer,
+        &chain,
+        &["-cert", cert.to_str().unwrap()],
+    );
+    assert!(out.contains(": good"), "{out}");
+
+    let out = root.cli(&["officer", "revoke", &serial]);
+    assert!(out.status.success(), "{}", text(&out));
+    let crl = server
+        .get("/pgwy/crl/officers.crl")
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    assert!(crl_text(root.path(), &crl, &chain).contains(&serial));
+    let err = verify_with_crl(root.path(), &crl, &chain, &cert).unwrap_err();
+    assert!(err.contains("certificate revoked"), "{err}");
+    let out = ocsp(
+        &root,
+        &server,
+        &issuer,
+        &chain,
+        &["-cert", cert.to_str().unwrap()],
+    );
+    assert!(
+        out.contains("Response verify OK") && out.contains(": revoked"),
+        "{out}"
+    );
+}
