@@ -154,6 +154,14 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
         .map_err(|e: String| anyhow::anyhow!(e))?;
     let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
     let parent = parent_ca(&config, args.parent.as_deref())?;
+    if let Some(p) = &parent {
+        if path_len_zero(p) {
+            anyhow::bail!(
+                "CA `{}` has pathLenConstraint 0: it may not sign another CA; choose its parent",
+                p.name()
+            );
+        }
+    }
     let cert_rel = format!("data/ca/{}.pem", args.name);
     let cert_path = root.resolve(&cert_rel);
     if cert_path.exists() {
@@ -245,6 +253,21 @@ pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> 
         root.gateway_toml().display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// True when the CA certificate's basicConstraints forbid CAs below it.
+fn path_len_zero(ca: &Ca) -> bool {
+    use der::Decode;
+    ca.certificate()
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .filter_map(|e| {
+            x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
+        })
+        .any(|bc| bc.path_len_constraint == Some(0))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<String> {

@@ -950,6 +950,66 @@ fn config_check_reports_a_key_that_does_not_match_its_certificate() {
             .count(),
         2
     );
+    // `ca create` with a file key: a sub-CA under `issuing`, key written 0600, chain verifies.
+    let out = root.cli(&[
+        "ca",
+        "create",
+        "sub",
+        "--key",
+        "data/ca/sub.key",
+        "--key-type",
+        "ec-p384",
+        "--parent",
+        "issuing",
+        "--common-name",
+        "File Sub CA",
+    ]);
+    assert!(
+        !out.status.success() && text(&out).contains("pathLenConstraint 0"),
+        "{}",
+        text(&out)
+    );
+    let out = root.cli(&[
+        "ca",
+        "create",
+        "sub",
+        "--key",
+        "data/ca/sub.key",
+        "--key-type",
+        "ec-p384",
+        "--parent",
+        "root",
+        "--common-name",
+        "File Sub CA",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.file("data/ca/sub.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(root.cli(&["config", "check"]).status.success());
+    if have("openssl") {
+        let out = run(Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(root.file("data/ca/root.pem"))
+            .arg(root.file("data/ca/sub.pem")));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = root.cli(&[
+        "ca",
+        "create",
+        "sub",
+        "--key",
+        "data/ca/sub2.key",
+        "--common-name",
+        "Again",
+    ]);
+    assert!(!out.status.success() && text(&out).contains("already configured"));
     // A file key readable by others is refused.
     #[cfg(unix)]
     {
