@@ -154,13 +154,11 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
         .map_err(|e: String| anyhow::anyhow!(e))?;
     let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
     let parent = parent_ca(&config, args.parent.as_deref())?;
-    if let Some(p) = &parent {
-        if path_len_zero(p) {
-            anyhow::bail!(
-                "CA `{}` has pathLenConstraint 0: it may not sign another CA; choose its parent",
-                p.name()
-            );
-        }
+    if let Some(p) = parent.as_ref().filter(|p| path_len_zero(p)) {
+        anyhow::bail!(
+            "CA `{}` has pathLenConstraint 0: it may not sign another CA; choose its parent",
+            p.name()
+        );
     }
     let cert_rel = format!("data/ca/{}.pem", args.name);
     let cert_path = root.resolve(&cert_rel);
