@@ -195,6 +195,25 @@ pub(super) fn encode_subject(subject: &Subject, order: &[Attribute]) -> Result<N
     Ok(Name::from_der(&rdns.to_der()?)?)
 }
 
+/// What issuance would write as the subject, as RFC 4514 text (most significant RDN last),
+/// without a key or a signature. Fails exactly where issuing would fail on a value: the DN
+/// encoding rules of [`encode_subject`] and the IA5String rule of rfc822Name, dNSName and URI.
+pub fn subject_preview(subject: &Subject, order: &[Attribute]) -> Result<String, CaError> {
+    let name = encode_subject(subject, order)?;
+    for (attribute, value) in subject.san_values() {
+        if value.is_empty() {
+            return Err(CaError::Value {
+                attribute: attribute.name(),
+                message: "the value is empty".into(),
+            });
+        }
+        if attribute != Attribute::Upn {
+            ia5(attribute, value)?;
+        }
+    }
+    Ok(name.to_string())
+}
+
 fn is_printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }

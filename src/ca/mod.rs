@@ -7,7 +7,11 @@
 //! file readable by group or others is refused at load.
 
 mod certificate;
+mod create;
+mod crl;
 mod demo;
+pub mod ocsp;
+mod pkcs11;
 mod signer;
 mod subject;
 
@@ -16,9 +20,12 @@ use std::sync::Arc;
 
 pub use certificate::{
     CertificateProfile, IssuedCertificate, issue_certificate, parse_extended_key_usage,
-    parse_key_usage, parse_oid, random_serial,
+    parse_key_usage, parse_oid, random_serial, subject_preview,
 };
+pub use create::issue_ca_certificate;
+pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
+pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
 pub use subject::{Attribute, Subject};
 
@@ -58,6 +65,15 @@ pub struct Ca {
     chain: Vec<Vec<u8>>,
     key_identifier: Vec<u8>,
     signer: Arc<dyn Signer>,
+    ocsp_delegate: Option<OcspDelegate>,
+}
+
+/// A delegated OCSP responder of a CA (RFC 6960 §4.2.2.2): a certificate issued by the CA
+/// with the OCSPSigning extended key usage, and its key.
+#[derive(Clone)]
+pub struct OcspDelegate {
+    pub certificate_der: Vec<u8>,
+    pub signer: Arc<dyn Signer>,
 }
 
 impl Ca {
@@ -88,7 +104,58 @@ impl Ca {
             chain,
             key_identifier,
             signer,
+            ocsp_delegate: None,
         })
+    }
+
+    /// Lets a delegated responder sign this CA's OCSP answers. Checks that the certificate
+    /// was issued by this CA (issuer name and signature key), carries OCSPSigning, and
+    /// matches the signer's key.
+    pub fn with_ocsp_delegate(
+        mut self,
+        certificate_der: Vec<u8>,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Self, CaError> {
+        let bad = |message: &str| CaError::File {
+            path: format!("{} (ocsp_certificate)", self.name),
+            message: message.to_string(),
+        };
+        let certificate = Certificate::from_der(&certificate_der)?;
+        let tbs = certificate.tbs_certificate();
+        if tbs.issuer() != self.certificate.tbs_certificate().subject() {
+            return Err(bad(
+                "the OCSP signing certificate was not issued by this CA (issuer differs)",
+            ));
+        }
+        let spki = der::Encode::to_der(tbs.subject_public_key_info())?;
+        if spki != signer.public_key_der() {
+            return Err(bad(
+                "the OCSP signing key does not match the OCSP signing certificate",
+            ));
+        }
+        let ocsp_signing = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+        let has_eku = tbs.extensions().is_some_and(|exts| {
+            exts.iter().any(|e| {
+                e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE
+                    && x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
+                        .is_ok_and(|eku| eku.0.contains(&ocsp_signing))
+            })
+        });
+        if !has_eku {
+            return Err(bad(
+                "the OCSP signing certificate lacks extendedKeyUsage OCSPSigning (1.3.6.1.5.5.7.3.9)",
+            ));
+        }
+        self.ocsp_delegate = Some(OcspDelegate {
+            certificate_der,
+            signer,
+        });
+        Ok(self)
+    }
+
+    /// The delegated OCSP responder, if configured.
+    pub fn ocsp_delegate(&self) -> Option<&OcspDelegate> {
+        self.ocsp_delegate.as_ref()
     }
 
     /// The configured name (`issuing`, …).

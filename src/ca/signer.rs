@@ -89,6 +89,16 @@ impl FileSigner {
     /// Loads an unencrypted PKCS#8 key (PEM `PRIVATE KEY` or DER). Refuses files that group or
     /// others may read: a CA key is the most valuable secret of the installation.
     pub fn from_file(path: &Path) -> Result<Self, CaError> {
+        Self::from_file_with_passphrase(path, None)
+    }
+
+    /// Loads a CA key file: unencrypted PKCS#8 (PEM or DER), encrypted PKCS#8 (PEM
+    /// `ENCRYPTED PRIVATE KEY`, PBES2) or PKCS#12 (`.p12` / `.pfx`, the first key in it). The
+    /// last two need `passphrase`. Permissions are checked for every kind.
+    pub fn from_file_with_passphrase(
+        path: &Path,
+        passphrase: Option<&str>,
+    ) -> Result<Self, CaError> {
         let file_err = |message: String| CaError::File {
             path: path.display().to_string(),
             message,
@@ -97,18 +107,53 @@ impl FileSigner {
         let bytes = zeroize::Zeroizing::new(
             std::fs::read(path).map_err(|e| file_err(format!("cannot read the CA key: {e}")))?,
         );
-        let der = if bytes.starts_with(b"-----") {
+        let need_passphrase = |what: &str| {
+            file_err(format!(
+                "the key is {what}; give its passphrase with `key_passphrase_env` or `key_passphrase_encrypted` in the [[ca]] entry"
+            ))
+        };
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let der = if extension == "p12" || extension == "pfx" {
+            let passphrase = passphrase.ok_or_else(|| need_passphrase("a PKCS#12 file"))?;
+            let store = p12_keystore::KeyStore::from_pkcs12(
+                &bytes,
+                passphrase,
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .map_err(|e| {
+                file_err(format!(
+                    "cannot open the PKCS#12 file (wrong passphrase?): {e}"
+                ))
+            })?;
+            let (_, chain) = store
+                .private_key_chain()
+                .ok_or_else(|| file_err("the PKCS#12 file holds no private key".into()))?;
+            zeroize::Zeroizing::new(chain.key().as_der().to_vec())
+        } else if bytes.starts_with(b"-----") {
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| file_err("PEM file is not UTF-8".into()))?;
             let (label, der) = der::pem::decode_vec(text.as_bytes())
                 .map_err(|e| file_err(format!("not a PEM file: {e}")))?;
-            if label != "PRIVATE KEY" {
-                return Err(file_err(format!(
-                    "expected an unencrypted PKCS#8 key (`-----BEGIN PRIVATE KEY-----`), found `{label}`; \
-                     convert it with `openssl pkcs8 -topk8 -nocrypt`"
-                )));
+            let der = zeroize::Zeroizing::new(der);
+            match label {
+                "PRIVATE KEY" => der,
+                "ENCRYPTED PRIVATE KEY" => {
+                    let passphrase = passphrase.ok_or_else(|| need_passphrase("encrypted"))?;
+                    decrypt_pkcs8(&der, passphrase).map_err(file_err)?
+                }
+                other => {
+                    return Err(file_err(format!(
+                        "expected a PKCS#8 key (`-----BEGIN PRIVATE KEY-----` or `ENCRYPTED PRIVATE KEY`), found `{other}`; \
+                         convert it with `openssl pkcs8 -topk8`"
+                    )));
+                }
             }
-            zeroize::Zeroizing::new(der)
+        } else if let Some(passphrase) = passphrase {
+            decrypt_pkcs8(&bytes, passphrase).map_err(file_err)?
         } else {
             zeroize::Zeroizing::new(bytes.to_vec())
         };
@@ -191,6 +236,16 @@ impl Signer for FileSigner {
             FileKey::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
     }
+}
+
+/// Decrypts a DER EncryptedPrivateKeyInfo (PKCS#8 §6 with PBES2, RFC 8018).
+fn decrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
+        .map_err(|e| format!("not an encrypted PKCS#8 key: {e}"))?;
+    let document = info.decrypt(passphrase.as_bytes()).map_err(|_| {
+        "cannot decrypt the key: wrong passphrase or unsupported encryption (use PBES2)".to_string()
+    })?;
+    Ok(zeroize::Zeroizing::new(document.as_bytes().to_vec()))
 }
 
 /// Refuses key files that group or others can read or write.

@@ -1,4 +1,4 @@
-//! `certs list` and `certs show`.
+//! `certs list`, `certs show`, `certs revoke`, `certs reinstate`.
 
 use std::process::ExitCode;
 
@@ -27,6 +27,24 @@ pub enum CertsCommand {
     },
     /// Show one certificate (serial in hex, any case, colons and leading zeros allowed).
     Show {
+        serial: String,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a certificate. `--reason certificateHold` puts it on hold (undo with `reinstate`).
+    Revoke {
+        serial: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.
+        #[arg(long)]
+        reason: String,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a certificate off hold (only from certificateHold).
+    Reinstate {
         serial: String,
         /// JSON on stdout.
         #[arg(long)]
@@ -61,7 +79,57 @@ fn to_json(c: &CertificateRecord) -> serde_json::Value {
     })
 }
 
+/// `revoke` / `reinstate` go through the gateway so that they are audited like the API's.
+/// They touch only the database, so no CA key is loaded: revoking works while an HSM is down.
+async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(root)?;
+    let store = Store::open(&config.gateway.database_url, 2).await?;
+    let gateway = crate::issuance::Gateway::from_parts(config, Default::default(), store);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (result, json) = match command {
+        CertsCommand::Revoke {
+            serial,
+            reason,
+            json,
+        } => {
+            let reason: crate::ca::RevocationReason =
+                reason.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            (
+                gateway.revoke(&serial, reason, "cli", &request_id).await,
+                json,
+            )
+        }
+        CertsCommand::Reinstate { serial, json } => {
+            (gateway.reinstate(&serial, "cli", &request_id).await, json)
+        }
+        _ => anyhow::bail!("not a change"),
+    };
+    match result {
+        Ok(record) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&to_json(&record))?);
+            } else {
+                match &record.revocation_reason {
+                    Some(reason) => println!("revoked {} ({reason})", record.serial),
+                    None => println!("reinstated {}", record.serial),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {}", e.code(), e.public_message());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
+    if matches!(
+        command,
+        CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. }
+    ) {
+        return change(root, command).await;
+    }
     let config = super::load_config(root)?;
     let store = Store::open(&config.gateway.database_url, 2).await?;
     match command {
@@ -106,6 +174,7 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
             }
             Ok(ExitCode::SUCCESS)
         }
+        CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. } => change(root, command).await,
         CertsCommand::Show { serial, json } => match store.certificate(&serial).await? {
             None => {
                 eprintln!("no certificate with serial `{serial}`");

@@ -1,7 +1,10 @@
 //! The command line (SPEC §2). Every subcommand is a thin call into the library.
 
 mod bench;
+mod ca_admin;
 mod certs;
+mod crl;
+mod officer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +41,9 @@ pub enum Command {
         /// Plain-HTTP listen address, overriding [server] http.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// HTTPS listen address, overriding [server] https (uses tls_cert, tls_key, client_ca).
+        #[arg(long)]
+        https: Option<SocketAddr>,
         /// Admin (metrics) listen address, overriding [server] admin.
         #[arg(long)]
         admin: Option<SocketAddr>,
@@ -59,6 +65,20 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Issue a fresh CRL now (every CA unless --ca). PEM on stdout, or DER to --out.
+    Crl {
+        /// The CA (default: every configured CA).
+        #[arg(long)]
+        ca: Option<String>,
+        /// Write the DER CRL to this file (needs --ca when more than one CA is configured).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Officer client certificates and their roles.
+    Officer {
+        #[command(subcommand)]
+        command: officer::OfficerCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -73,6 +93,22 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Load everything, report every problem, print the effective handlers.
     Check,
+    /// Show which handler a request would hit and the certificates it would get (or the
+    /// refusal), without issuing anything.
+    Explain {
+        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/.
+        path: String,
+        /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A client certificate (PEM or DER) for `cert:subject.*` / `cert:san.*` sources, as if
+        /// the caller had presented it.
+        #[arg(long, value_name = "FILE")]
+        client_cert: Option<PathBuf>,
+    },
+    /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
+    /// (data/secret.key, created on first use). Reads the value from standard input (one line).
+    Encrypt,
 }
 
 /// `ca …`
@@ -86,6 +122,12 @@ pub enum CaCommand {
     },
     /// Print a CA's chain as PEM, the CA first.
     Export { name: String },
+    /// Create a CA: a new key (file or PKCS#11 token) and a certificate signed by a parent
+    /// (or self-signed); appends a [[ca]] block to gateway.toml.
+    Create(ca_admin::CreateArgs),
+    /// Bring an existing CA (certificate + key file or pkcs11: URI) into gateway.toml, after
+    /// checking that the key matches the certificate.
+    Import(ca_admin::ImportArgs),
 }
 
 /// `audit …`
@@ -99,7 +141,9 @@ pub enum AuditCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = Root::new(cli.root);
     match cli.command {
-        Command::Serve { http, admin } => serve(&root, http, admin).await,
+        Command::Serve { http, https, admin } => {
+            serve(&root, Listeners { http, https }, admin).await
+        }
         Command::Bench(args) => bench::run(&root, args).await,
         Command::Init => {
             config::write_default(&root)?;
@@ -114,8 +158,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check(&root).await,
+        Command::Config {
+            command:
+                ConfigCommand::Explain {
+                    path,
+                    headers,
+                    client_cert,
+                },
+        } => config_explain(&root, &path, &headers, client_cert.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Encrypt,
+        } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
+        Command::Officer { command } => officer::run(&root, command).await,
         Command::Ca { command } => ca(&root, command),
+        Command::Crl { ca, out } => crl::run(&root, ca, out).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -143,7 +200,7 @@ pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
 
 async fn serve(
     root: &Root,
-    http: Option<SocketAddr>,
+    listeners: Listeners,
     admin: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
@@ -161,12 +218,18 @@ async fn serve(
     let gateway = Gateway::open(config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
-    let server = start(gateway.clone(), Listeners { http })
+    let _crl_refresher = gateway.spawn_crl_refresher();
+    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
+    reload_on_sighup(gateway.clone());
+    let server = start(gateway.clone(), listeners)
         .await
         .context("binding the listeners")?;
     if let Some(addr) = server.http_addr {
         tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
         tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
+    }
+    if let Some(addr) = server.https_addr {
+        tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
     }
     if let Some(addr) = admin.or(gateway.config().gateway.server.admin) {
         let admin = crate::http::start_admin(gateway.clone(), addr)
@@ -181,6 +244,79 @@ async fn serve(
         let _ = stop.send(true);
     });
     server.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
+/// the outcome; a broken configuration is refused and the running one stays).
+fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
+                        let _ = gateway.reload();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
+}
+
+fn config_explain(
+    root: &Root,
+    path: &str,
+    headers: &[String],
+    client_cert: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(root)?;
+    let pairs = headers
+        .iter()
+        .map(|h| crate::issuance::parse_header_argument(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let facts = match client_cert {
+        None => None,
+        Some(file) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            Some(
+                crate::policy::CertificateFacts::from_pem_or_der(&bytes)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let headers = crate::policy::IdentityHeaders::new(pairs);
+    let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
+    println!("{explanation}");
+    Ok(if explanation.outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
+    let key = config::SecretKey::load_or_create(root).map_err(anyhow::Error::msg)?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the value from standard input")?;
+    let value = line.trim_end_matches(['\r', '\n']);
+    let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
+    println!("{encrypted}");
+    eprintln!(
+        "write it as <param>.encrypted = {encrypted}  (key: {})",
+        root.secret_key().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -200,7 +336,7 @@ async fn shutdown_signal() {
 }
 
 async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
-    let config = match config::load(root) {
+    let config = match crate::issuance::check_configuration(root) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
@@ -210,13 +346,6 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Err(errors) = crate::issuance::load_cas(&config) {
-        for e in &errors.0 {
-            println!("{e}");
-        }
-        println!("{} problem(s) found", errors.0.len());
-        return Ok(ExitCode::FAILURE);
-    }
     println!("configuration OK ({})", root.dir().display());
     println!(
         "AST service: {}",
@@ -263,8 +392,12 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 .map(|m| m.describe())
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let from = std::path::Path::new(&f.origin.file)
+                .file_name()
+                .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
+                .unwrap_or_default();
             println!(
-                "  {:>3}  {:<48} <- {:<28} {}",
+                "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
                 f.index,
                 f.target.to_string(),
                 source,
@@ -276,6 +409,11 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
 }
 
 fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
+    let command = match command {
+        CaCommand::Create(args) => return ca_admin::create(root, args),
+        CaCommand::Import(args) => return ca_admin::import(root, args),
+        other => other,
+    };
     let config = load_config(root)?;
     let cas = crate::issuance::load_cas(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     match command {
@@ -317,5 +455,6 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 cas.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         },
+        CaCommand::Create(_) | CaCommand::Import(_) => Ok(ExitCode::FAILURE),
     }
 }

@@ -25,6 +25,8 @@ pub enum InitError {
     },
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error("{0}")]
+    Secret(String),
 }
 
 fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
@@ -67,6 +69,7 @@ pub fn write_default(root: &Root) -> Result<(), InitError> {
     }
     write_demo_hierarchy(&data.join("ca"))?;
     write_self_signed_tls(&data.join("ca"), &data.join("tls"))?;
+    super::SecretKey::load_or_create(root).map_err(InitError::Secret)?;
     write_new(&root.formats().join("ast-default.format"), DEFAULT_FORMAT)?;
     write_new(&root.ast_properties(), DEFAULT_AST_PROPERTIES)?;
     // gateway.toml last: its presence marks an initialised root.

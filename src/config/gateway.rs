@@ -27,6 +27,10 @@ struct GatewayFile {
     #[serde(default)]
     limits: LimitsFile,
     key_pool: Option<KeyPoolFile>,
+    #[serde(default)]
+    crl: CrlFile,
+    #[serde(default)]
+    ocsp: OcspFile,
     #[serde(default, rename = "ca")]
     cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
@@ -41,6 +45,7 @@ struct ServerFile {
     tls_cert: Option<String>,
     tls_key: Option<String>,
     client_ca: Option<String>,
+    handshake_timeout_secs: Option<u64>,
     public_url: Option<String>,
     /// Admin listener (`/metrics`); `""` turns it off.
     admin: Option<String>,
@@ -152,11 +157,60 @@ fn default_timeout() -> u64 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CrlFile {
+    #[serde(default = "default_crl_validity")]
+    validity: String,
+}
+
+impl Default for CrlFile {
+    fn default() -> Self {
+        CrlFile {
+            validity: default_crl_validity(),
+        }
+    }
+}
+
+fn default_crl_validity() -> String {
+    "7d".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OcspFile {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_ocsp_validity")]
+    validity: String,
+}
+
+impl Default for OcspFile {
+    fn default() -> Self {
+        OcspFile {
+            enabled: true,
+            validity: default_ocsp_validity(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_ocsp_validity() -> String {
+    "1h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CaFile {
     name: String,
     certificate: String,
     key: String,
     parent: Option<String>,
+    key_passphrase_env: Option<String>,
+    key_passphrase_encrypted: Option<String>,
+    ocsp_certificate: Option<String>,
+    ocsp_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +246,8 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
+    /// How long a TLS handshake may take before the connection is dropped.
+    pub handshake_timeout: Duration,
     /// Base URL for CRL distribution points, without a trailing slash.
     pub public_url: String,
     /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
@@ -210,8 +266,35 @@ pub struct Limits {
 pub struct CaConfig {
     pub name: String,
     pub certificate: PathBuf,
+    /// The key file (unused when `pkcs11` is set).
     pub key: PathBuf,
+    /// The key as a `pkcs11:` URI (RFC 7512), when the key lives in a PKCS#11 token.
+    pub pkcs11: Option<String>,
     pub parent: Option<String>,
+    /// The environment variable holding the passphrase of an encrypted PKCS#8 or PKCS#12 key.
+    pub key_passphrase_env: Option<String>,
+    /// Or the passphrase itself, encrypted with the root's secret key (`config encrypt`).
+    pub key_passphrase_encrypted: Option<String>,
+    /// A delegated OCSP responder: its certificate (issued by this CA, EKU OCSPSigning) and
+    /// its PKCS#8 key file.
+    pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
+}
+
+/// CRL issuing (SPEC §3).
+#[derive(Debug, Clone)]
+pub struct CrlConfig {
+    /// nextUpdate − thisUpdate. A new CRL is issued when half of it has passed, or at once
+    /// when a revocation changed.
+    pub validity: Duration,
+}
+
+/// The OCSP responder.
+#[derive(Debug, Clone)]
+pub struct OcspConfig {
+    /// Serve `/pgwy/ocsp` and write the AIA OCSP URL into issued certificates.
+    pub enabled: bool,
+    /// nextUpdate − thisUpdate of responses (and the HTTP max-age, RFC 5019 §6).
+    pub validity: Duration,
 }
 
 /// One certificate of a token procedure.
@@ -247,6 +330,8 @@ pub struct GatewayConfig {
     pub key_pool: BTreeMap<KeyType, usize>,
     pub cas: Vec<CaConfig>,
     pub token_procedures: BTreeMap<String, TokenProcedure>,
+    pub crl: CrlConfig,
+    pub ocsp: OcspConfig,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -398,7 +483,22 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             name: ca.name.clone(),
             certificate: root.resolve(&ca.certificate),
             key: root.resolve(&ca.key),
+            pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
             parent: ca.parent.clone(),
+            key_passphrase_env: ca.key_passphrase_env.clone(),
+            key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
+            ocsp_delegate: match (&ca.ocsp_certificate, &ca.ocsp_key) {
+                (Some(c), Some(k)) => Some((root.resolve(c), root.resolve(k))),
+                (None, None) => None,
+                _ => {
+                    err(
+                        &format!("ca.{}.ocsp_certificate", ca.name),
+                        "ocsp_",
+                        "ocsp_certificate and ocsp_key go together (a delegated OCSP responder needs both)".into(),
+                    );
+                    None
+                }
+            },
         });
     }
     for ca in &cas {
@@ -507,6 +607,20 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             );
         }
     }
+    let crl_validity = parse_duration(&file.crl.validity)
+        .map_err(|m| err("crl.validity", "validity", m))
+        .ok();
+    if crl_validity.is_some_and(|v| v < Duration::from_secs(600)) {
+        err(
+            "crl.validity",
+            "validity",
+            "a CRL validity below 10 minutes leaves relying parties no time; use e.g. 1d or 7d"
+                .into(),
+        );
+    }
+    let ocsp_validity = parse_duration(&file.ocsp.validity)
+        .map_err(|m| err("ocsp.validity", "validity", m))
+        .ok();
     let mut key_pool = BTreeMap::new();
     let pool_file = file.key_pool.unwrap_or_default();
     for key_type in KeyType::ALL {
@@ -546,6 +660,12 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             tls_cert: file.server.tls_cert.as_deref().map(|p| root.resolve(p)),
             tls_key: file.server.tls_key.as_deref().map(|p| root.resolve(p)),
             client_ca: file.server.client_ca.as_deref().map(|p| root.resolve(p)),
+            handshake_timeout: Duration::from_secs(
+                file.server
+                    .handshake_timeout_secs
+                    .unwrap_or(10)
+                    .clamp(1, 300),
+            ),
             public_url: public_url.trim_end_matches('/').to_string(),
             admin,
         },
@@ -560,6 +680,13 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
         key_pool,
         cas,
         token_procedures,
+        crl: CrlConfig {
+            validity: crl_validity.unwrap_or(Duration::from_secs(7 * 86_400)),
+        },
+        ocsp: OcspConfig {
+            enabled: file.ocsp.enabled,
+            validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
+        },
     })
 }
 
@@ -599,6 +726,7 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("d").is_err());
     }
+
     /// The embedded default gateway.toml with `edit` applied, loaded.
     fn load_edited(edit: impl FnOnce(String) -> String) -> Result<GatewayConfig, ConfigErrors> {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,9 @@
 //! Configuration: `conf/gateway.toml` (the service), `conf/ast.properties` (handlers, in the
 //! original product's syntax) and `conf/formats/*.format`.
 //!
-//! Owns: reading and validating every configuration file, the embedded default. Must not: open
-//! listeners, databases or keys. Invariants: all problems are reported at once, each with file,
+//! Owns: reading and validating every configuration file, the embedded default, the root's
+//! secret key for `<param>.encrypted` values (`secret`). Must not: open listeners, databases
+//! or CA keys. Invariants: all problems are reported at once, each with file,
 //! line (when it has one) and key; the resolved types are what the rest of the code uses (no
 //! raw file structs escape); there is no global configuration.
 
@@ -10,11 +11,12 @@ mod ast;
 mod defaults;
 mod gateway;
 pub mod properties;
+mod secret;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use ast::{AstConfig, Handler, RequiredRoles, load_ast};
+pub use ast::{AstConfig, Handler, PARAMETERS, RequiredRoles, load_ast};
 pub use defaults::{
     DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default,
 };
@@ -22,6 +24,7 @@ pub use gateway::{
     CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure,
     load_gateway, parse_duration,
 };
+pub use secret::SecretKey;
 
 /// The root directory and the well-known paths below it (SPEC §2).
 #[derive(Debug, Clone)]

@@ -16,7 +16,8 @@ pub enum ErrorFormat {
 pub fn status(error: &IssuanceError) -> StatusCode {
     match error.code() {
         "untrusted-caller" | "missing-role" => StatusCode::FORBIDDEN,
-        "no-handler" => StatusCode::NOT_FOUND,
+        "no-handler" | "not-found" => StatusCode::NOT_FOUND,
+        "conflict" => StatusCode::CONFLICT,
         "too-large" => StatusCode::PAYLOAD_TOO_LARGE,
         "rate-limited" => StatusCode::TOO_MANY_REQUESTS,
         "unavailable" => StatusCode::SERVICE_UNAVAILABLE,

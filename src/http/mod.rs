@@ -8,10 +8,13 @@
 mod admin;
 mod error;
 mod page;
+mod revocation;
 mod routes;
 mod server;
+mod tls;
 
 pub use admin::{AdminServer, admin_router, prometheus, start_admin};
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{Listeners, RunningServer, start};
+pub use tls::{TlsError, server_config};

@@ -36,6 +36,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/pgwy/ca/{file}", get(ca_chain))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .merge(super::revocation::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(request_id))
         .with_state(gateway)

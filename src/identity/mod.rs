@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use crate::ca::Attribute;
 use crate::config::RequiredRoles;
 use crate::policy::CertificateFacts;
 
@@ -25,7 +26,6 @@ pub struct VerifiedClientCertificate {
 
 impl VerifiedClientCertificate {
     /// Only for the TLS acceptor, after a successful verification.
-    #[allow(dead_code)]
     pub(crate) fn from_verified_handshake(der: Vec<u8>) -> Self {
         let fingerprint = hex::encode(Sha256::digest(&der));
         VerifiedClientCertificate { der, fingerprint }
@@ -47,15 +47,24 @@ pub struct Connection {
     pub client_certificate: Option<VerifiedClientCertificate>,
 }
 
+/// Proof that a `Caller::Officer` came out of `TrustPolicy::authorize`: its field is private
+/// to this module, so no other code can construct an officer identity (SPEC §4).
+#[derive(Debug, Clone)]
+pub struct Authorized(());
+
 /// The trusted caller of a request.
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// A peer inside `[trust] proxies`.
     Proxy(IpAddr),
     /// An officer (or, for `requiredRoRoles = none`, any verified client certificate).
+    /// `name` is the registered officer name, if the certificate is registered. Only
+    /// `TrustPolicy::authorize` can build this variant (`proof` cannot be made elsewhere).
     Officer {
         fingerprint: String,
+        name: Option<String>,
         facts: CertificateFacts,
+        proof: Authorized,
     },
     /// The command line on this machine.
     Cli,
@@ -92,6 +101,30 @@ pub enum TrustError {
     NoClientCertificate,
     #[error("the client certificate does not hold the required roles: {0}")]
     MissingRole(String),
+    #[error("the client certificate (officer serial {0}) has been revoked")]
+    Revoked(String),
+}
+
+impl TrustError {
+    /// Which rule refused the caller, for the audit trail.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            TrustError::UntrustedPeer(_) => "trust.proxies",
+            TrustError::NoClientCertificate => "requiredRoRoles: client certificate required",
+            TrustError::MissingRole(_) => "requiredRoRoles: roles",
+            TrustError::Revoked(_) => "officer revoked",
+        }
+    }
+}
+
+/// What the officer registry says about a client certificate (looked up per request by the
+/// caller of `authorize`, so revocations apply to the next request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficerStanding {
+    pub serial: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub revoked: bool,
 }
 
 /// The trusted proxies.
@@ -116,32 +149,109 @@ impl TrustPolicy {
     }
 
     /// Decides whether the request's identity headers may be used on a handler that requires
-    /// `required` roles (None: trusted proxies only).
+    /// `required` roles (None: trusted proxies only). `officer` is the registry entry of the
+    /// connection's verified client certificate, if it has one and it is registered.
     pub fn authorize(
         &self,
         required: Option<&RequiredRoles>,
         connection: &Connection,
+        officer: Option<&OfficerStanding>,
     ) -> Result<Caller, TrustError> {
-        match required {
-            None => {
-                if self.is_trusted_proxy(connection.peer.ip()) {
-                    Ok(Caller::Proxy(connection.peer.ip()))
+        let Some(roles) = required else {
+            // Only the TCP peer counts; X-Forwarded-For is never read.
+            let ip = connection.peer.ip();
+            return if self.is_trusted_proxy(ip) {
+                Ok(Caller::Proxy(ip))
+            } else {
+                Err(TrustError::UntrustedPeer(ip))
+            };
+        };
+        let Some(certificate) = &connection.client_certificate else {
+            return Err(TrustError::NoClientCertificate);
+        };
+        if let Some(officer) = officer.filter(|o| o.revoked) {
+            return Err(TrustError::Revoked(officer.serial.clone()));
+        }
+        if let RequiredRoles::All(required) = roles {
+            let held: &[String] = officer.map(|o| o.roles.as_slice()).unwrap_or(&[]);
+            let missing: Vec<&str> = required
+                .iter()
+                .filter(|r| !held.contains(r))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                let registered = if officer.is_some() {
+                    ""
                 } else {
-                    Err(TrustError::UntrustedPeer(connection.peer.ip()))
-                }
-            }
-            Some(roles) => {
-                let Some(_certificate) = &connection.client_certificate else {
-                    return Err(TrustError::NoClientCertificate);
+                    " (the certificate is not a registered officer)"
                 };
-                // The officer registry (roles per certificate) is not built yet: fail closed.
-                Err(TrustError::MissingRole(match roles {
-                    RequiredRoles::AnyCertificate => "none (officer registry unavailable)".into(),
-                    RequiredRoles::All(r) => r.join(", "),
-                }))
+                return Err(TrustError::MissingRole(format!(
+                    "{}{registered}",
+                    missing.join(", ")
+                )));
+            }
+        }
+        Ok(Caller::Officer {
+            fingerprint: certificate.fingerprint().to_string(),
+            name: officer.map(|o| o.name.clone()),
+            facts: certificate_facts(certificate.der()),
+            proof: Authorized(()),
+        })
+    }
+}
+
+/// Reads subject attributes and SANs of a (verified) certificate for `cert:` sources. A
+/// certificate rustls accepted always parses; if it did not, it has no facts.
+fn certificate_facts(der: &[u8]) -> CertificateFacts {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let mut facts = CertificateFacts::default();
+    let Ok((_, certificate)) = X509Certificate::from_der(der) else {
+        return facts;
+    };
+    for attribute in certificate.subject().iter_attributes() {
+        let oid = attribute.attr_type().to_id_string();
+        let known = Attribute::ALL
+            .into_iter()
+            .find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
+        if let (Some(known), Ok(value)) = (known, attribute.as_str()) {
+            facts.subject.push((known, value.to_string()));
+        }
+    }
+    if let Ok(Some(san)) = certificate.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::RFC822Name(v) => {
+                    facts.sans.push((Attribute::Rfc822Name, v.to_string()))
+                }
+                GeneralName::DNSName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
+                GeneralName::URI(v) => facts.sans.push((Attribute::Uri, v.to_string())),
+                GeneralName::OtherName(oid, value)
+                    if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" =>
+                {
+                    if let Some(upn) = upn_value(value) {
+                        facts.sans.push((Attribute::Upn, upn));
+                    }
+                }
+                _ => {}
             }
         }
     }
+    facts
+}
+
+/// The UTF8String inside a UPN otherName value (`[0] EXPLICIT UTF8String`, with or without the
+/// explicit tag as handed over by the parser).
+fn upn_value(value: &[u8]) -> Option<String> {
+    use der::Decode;
+    let any = der::asn1::AnyRef::from_der(value).ok()?;
+    let inner = if der::Tagged::tag(&any).is_context_specific() {
+        der::asn1::AnyRef::from_der(any.value()).ok()?
+    } else {
+        any
+    };
+    der::asn1::Utf8StringRef::try_from(inner)
+        .ok()
+        .map(|s| s.as_str().to_string())
 }
 
 #[cfg(test)]
@@ -162,17 +272,84 @@ mod tests {
             client_certificate: None,
         };
         assert!(matches!(
-            p.authorize(None, &conn),
+            p.authorize(None, &conn, None),
             Err(TrustError::UntrustedPeer(_))
         ));
         let conn = Connection {
             peer: "127.0.0.1:5000".parse().unwrap(),
             client_certificate: None,
         };
-        assert!(matches!(p.authorize(None, &conn), Ok(Caller::Proxy(_))));
         assert!(matches!(
-            p.authorize(Some(&RequiredRoles::AnyCertificate), &conn),
+            p.authorize(None, &conn, None),
+            Ok(Caller::Proxy(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, None),
             Err(TrustError::NoClientCertificate)
+        ));
+    }
+
+    #[test]
+    fn officer_roles_and_revocation() {
+        let p = TrustPolicy::new(vec![]);
+        let certificate =
+            VerifiedClientCertificate::from_verified_handshake(b"not a certificate".to_vec());
+        let conn = Connection {
+            peer: "192.0.2.9:443".parse().unwrap(),
+            client_certificate: Some(certificate),
+        };
+        let officer = OfficerStanding {
+            serial: "01".into(),
+            name: "Olga".into(),
+            roles: vec!["ast-requester".into(), "audit".into()],
+            revoked: false,
+        };
+        let needs = |r: &[&str]| RequiredRoles::All(r.iter().map(|s| s.to_string()).collect());
+        // A proxy-only handler ignores certificates.
+        assert!(matches!(
+            p.authorize(None, &conn, Some(&officer)),
+            Err(TrustError::UntrustedPeer(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&needs(&["ast-requester"])), &conn, Some(&officer)),
+            Ok(Caller::Officer { .. })
+        ));
+        assert!(
+            p.authorize(
+                Some(&needs(&["ast-requester", "audit"])),
+                &conn,
+                Some(&officer)
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            p.authorize(
+                Some(&needs(&["ast-requester", "admin"])),
+                &conn,
+                Some(&officer)
+            )
+            .err(),
+            Some(TrustError::MissingRole("admin".into()))
+        );
+        assert!(matches!(
+            p.authorize(Some(&needs(&["ast-requester"])), &conn, None),
+            Err(TrustError::MissingRole(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, None),
+            Ok(Caller::Officer { name: None, .. })
+        ));
+        let revoked = OfficerStanding {
+            revoked: true,
+            ..officer
+        };
+        assert!(matches!(
+            p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, Some(&revoked)),
+            Err(TrustError::Revoked(_))
+        ));
+        assert!(matches!(
+            p.authorize(Some(&needs(&["audit"])), &conn, Some(&revoked)),
+            Err(TrustError::Revoked(_))
         ));
     }
 }

@@ -174,6 +174,7 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
                                 Pkcs12Profile::Modern,
                                 iterations,
                                 public_url,
+                                config.gateway.ocsp.enabled,
                                 &pool,
                             )?;
                             std::hint::black_box(&made.pkcs12);

@@ -27,6 +27,12 @@ pub enum IssuanceError {
         attribute: &'static str,
         message: String,
     },
+    /// The certificate or CA named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the current state (e.g. reinstating a certificate not on hold).
+    #[error("{0}")]
+    Conflict(String),
     /// Database or CA unavailable; the text is for the log only.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
@@ -50,6 +56,8 @@ impl IssuanceError {
             IssuanceError::FieldEncoding { .. } => "field-invalid",
             IssuanceError::Password(_) => "password-policy",
             IssuanceError::BadRequest(_) => "bad-request",
+            IssuanceError::NotFound(_) => "not-found",
+            IssuanceError::Conflict(_) => "conflict",
             IssuanceError::TooLarge => "too-large",
             IssuanceError::Unavailable(_) => "unavailable",
             IssuanceError::Internal(_) => "internal",

@@ -1,14 +1,19 @@
 //! The use cases shared by HTTP and the CLI; the only module that composes the others.
 //!
-//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline of SPEC §1
-//! and the one domain error type. Must not: know HTTP types (handlers in `http` make one call
+//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline of SPEC §1,
+//! the one domain error type, `explain` (the pipeline up to the subjects, issuing nothing) and
+//! `reload` (validate, then swap the configuration atomically). Must not: know HTTP types (handlers in `http` make one call
 //! here and convert the result). Invariants: a certificate is committed to the database before
 //! the token that holds it leaves this module; every refusal is audited and issues nothing;
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
 pub mod bench;
 mod error;
+mod explain;
 pub mod metrics;
+mod officers;
+mod reload;
+mod revocation;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -18,6 +23,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use error::IssuanceError;
+pub use explain::{
+    Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
+    parse_header_argument, path_remainder,
+};
+pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
+pub use reload::{ReloadSummary, check_configuration};
+pub use revocation::OcspAnswer;
 pub use soft_token::{SoftToken, SoftTokenRequest, StageTimes};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
@@ -34,7 +46,10 @@ pub struct Gateway {
     trust: TrustPolicy,
     /// Bounds concurrent CPU-heavy issuance work to the number of cores.
     crypto_slots: Semaphore,
+    /// One CRL build at a time on this node (see `revocation`).
+    crl_lock: tokio::sync::Mutex<()>,
     /// Pre-generated keys (SPEC §12); its refill thread stops when the gateway is dropped.
+    /// Sized at start; a configuration reload does not resize it.
     key_pool: KeyPool,
 }
 
@@ -61,8 +76,24 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
                 parents.push(read_certificate_file(&parent.certificate)?);
                 next = parent.parent.clone();
             }
-            let signer = FileSigner::from_file(&ca.key)?;
-            Ca::new(&ca.name, certificate, parents, Arc::new(signer))
+            let signer: Arc<dyn crate::ca::Signer> = match &ca.pkcs11 {
+                Some(uri) => Arc::new(crate::ca::Pkcs11Signer::open(uri)?),
+                None => {
+                    let passphrase = ca_key_passphrase(config, ca)?;
+                    Arc::new(FileSigner::from_file_with_passphrase(
+                        &ca.key,
+                        passphrase.as_deref().map(String::as_str),
+                    )?)
+                }
+            };
+            let loaded = Ca::new(&ca.name, certificate, parents, signer)?;
+            match &ca.ocsp_delegate {
+                Some((cert, key)) => {
+                    let delegate = FileSigner::from_file(key)?;
+                    loaded.with_ocsp_delegate(read_certificate_file(cert)?, Arc::new(delegate))
+                }
+                None => Ok(loaded),
+            }
         })();
         match result {
             Ok(loaded) => {
@@ -81,6 +112,34 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// The passphrase of an encrypted CA key file: from `key_passphrase_env` or
+/// `key_passphrase_encrypted` (decrypted with the root's secret key). Never in messages.
+fn ca_key_passphrase(
+    config: &Config,
+    ca: &crate::config::CaConfig,
+) -> Result<Option<zeroize::Zeroizing<String>>, CaError> {
+    let fail = |message: String| CaError::File {
+        path: ca.key.display().to_string(),
+        message,
+    };
+    if let Some(var) = &ca.key_passphrase_env {
+        let value = std::env::var(var).map_err(|_| {
+            fail(format!(
+                "the environment variable {var} (key_passphrase_env) is not set"
+            ))
+        })?;
+        return Ok(Some(zeroize::Zeroizing::new(value)));
+    }
+    if let Some(encrypted) = &ca.key_passphrase_encrypted {
+        let key = crate::config::SecretKey::load(&config.root).map_err(fail)?;
+        let value = key
+            .decrypt(encrypted)
+            .map_err(|e| fail(format!("key_passphrase_encrypted: {e}")))?;
+        return Ok(Some(value));
+    }
+    Ok(None)
 }
 
 /// Why the gateway could not start.
@@ -121,6 +180,7 @@ impl Gateway {
             cas,
             store,
             crypto_slots: Semaphore::new(cores),
+            crl_lock: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -13,6 +13,8 @@ use crate::ca::Attribute;
 pub struct Origin {
     pub file: String,
     pub line: usize,
+    /// The key as written (`formatFields.4`, `handler.1.formatFields.4`, …).
+    pub key: String,
 }
 
 impl fmt::Display for Origin {
@@ -68,6 +70,24 @@ impl fmt::Display for Source {
     }
 }
 
+impl Source {
+    /// The source as written in a format file (the inverse of the parser).
+    pub fn syntax(&self) -> String {
+        match self {
+            Source::Header(h) => h.clone(),
+            Source::Literal(l) => quote(l),
+            Source::CertSubject(a) => format!("cert:subject.{a}"),
+            Source::CertSan(a) => format!("cert:san.{a}"),
+        }
+    }
+}
+
+/// `"text"` with each `"` written `\"`; every other character, backslashes included, as is. A text
+/// cannot end in a backslash (it would escape the closing quote).
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\\\""))
+}
+
 /// Modifiers and verifiers, applied left to right.
 #[derive(Debug, Clone)]
 pub enum Module {
@@ -93,19 +113,16 @@ impl Module {
             Module::Trim => "trim".into(),
             Module::Lower => "lower".into(),
             Module::Upper => "upper".into(),
-            Module::Replace(r, w) => format!("replace(\"{}\",\"{w}\")", r.as_str()),
+            Module::Replace(r, w) => format!("replace({},{})", quote(r.as_str()), quote(w)),
             Module::Truncate(n) => format!("truncate({n})"),
-            Module::Default(d) => format!("default(\"{d}\")"),
+            Module::Default(d) => format!("default({})", quote(d)),
             Module::Required => "required".into(),
-            Module::Match(r) => format!("match(\"{}\")", unanchor(r.as_str())),
+            Module::Match(r) => format!("match({})", quote(unanchor(r.as_str()))),
             Module::MaxLen(n) => format!("maxlen({n})"),
             Module::MinLen(n) => format!("minlen({n})"),
             Module::OneOf(v) => format!(
                 "oneof({})",
-                v.iter()
-                    .map(|s| format!("\"{s}\""))
-                    .collect::<Vec<_>>()
-                    .join(",")
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(",")
             ),
             Module::Email => "email".into(),
             Module::Country => "country".into(),
@@ -138,7 +155,8 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         Attribute::from_name(name).ok_or_else(|| {
             let names: Vec<&str> = Attribute::ALL.iter().map(|a| a.name()).collect();
             format!(
-                "unknown attribute `{name}`; expected one of {}",
+                "unknown attribute `{name}`{}; expected one of {}",
+                did_you_mean(name, &names),
                 names.join(", ")
             )
         })
@@ -166,15 +184,13 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         .and_then(|r| r.strip_suffix(".value"))
         && let Some((index, name)) = rest.split_once(':')
     {
-        {
-            let index: usize = index
-                .parse()
-                .map_err(|_| format!("`{index}` is not a certificate request index (0, 1, …)"))?;
-            return Ok(Target {
-                scope: Scope::Request(index),
-                attribute: attribute(name)?,
-            });
-        }
+        let index: usize = index
+            .parse()
+            .map_err(|_| format!("`{index}` is not a certificate request index; write 0, 1, … (token-procedure order)"))?;
+        return Ok(Target {
+            scope: Scope::Request(index),
+            attribute: attribute(name)?,
+        });
     }
     Err(format!(
         "`{s}` is not a target; write ast.valuetarget.<attribute>.value, commoncontext:<attribute>.value \
@@ -375,8 +391,9 @@ impl Lexer {
             }
         };
         let regex = |r: &str| {
-            Regex::new(&format!("^(?:{r})$"))
-                .map_err(|e| format!("bad regular expression in `{name}`: {e}"))
+            Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                format!("bad regular expression in `{name}`: {}; remember that the file's own escaping comes first, so write \\\\. for a literal dot", regex_error(&e))
+            })
         };
         match name.as_str() {
             "trim" => none(&args, Module::Trim),
@@ -392,8 +409,9 @@ impl Lexer {
             "match" => Ok(Module::Match(regex(&s(&args)?)?)),
             "replace" => match args.as_slice() {
                 [Arg::Str(r), Arg::Str(w)] => Ok(Module::Replace(
-                    Regex::new(r)
-                        .map_err(|e| format!("bad regular expression in `replace`: {e}"))?,
+                    Regex::new(r).map_err(|e| {
+                        format!("bad regular expression in `replace`: {}", regex_error(&e))
+                    })?,
                     w.clone(),
                 )),
                 _ => Err("`replace` takes two strings: replace(\"regex\",\"with\")".into()),
@@ -432,6 +450,21 @@ const MODULE_NAMES: &[&str] = &[
 enum Arg {
     Str(String),
     Num(usize),
+}
+
+/// A regex error on one line (the regex crate's message spans several, with a caret).
+pub fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
 }
 
 /// ` (did you mean `x`?)` when a candidate is within edit distance 2.
@@ -535,5 +568,124 @@ mod tests {
         let (s, m) = parse_expression("\"lit \\\"q\\\"\" | default(\"x\")").unwrap();
         assert_eq!(s, Some(Source::Literal("lit \"q\"".into())));
         assert_eq!(m.len(), 1);
+    }
+}
+
+/// Property tests: the parser never panics, and printing a parsed expression and parsing it
+/// again gives the same expression. Failing seeds are kept in proptest-regressions/.
+#[cfg(test)]
+mod property_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn print(source: &Option<Source>, modules: &[Module]) -> String {
+        let mut out = source.as_ref().map(Source::syntax).unwrap_or_default();
+        for m in modules {
+            out.push_str(" | ");
+            out.push_str(&m.describe());
+        }
+        out
+    }
+
+    /// Text for a quoted string: anything but a trailing backslash or a backslash before `"`.
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 äé✓@.,;:|()=\"'\\\\-]{0,12}".prop_map(|s| {
+            let s = s.replace("\\\"", "\"");
+            if s.ends_with('\\') {
+                format!("{s}x")
+            } else {
+                s
+            }
+        })
+    }
+
+    fn regex_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("[a-z]+".to_string()),
+            Just("^[^@\\s]+@example\\.com$".to_string()),
+            Just("a|b".to_string()),
+            Just("\\d{2,4}".to_string()),
+            Just("\\\"x\\\"".to_string())
+        ]
+    }
+
+    fn quoted(s: &str) -> String {
+        quote(s)
+    }
+
+    fn source() -> impl Strategy<Value = String> {
+        let attrs: Vec<&'static str> = Attribute::ALL
+            .iter()
+            .filter(|a| !a.is_san())
+            .map(|a| a.name())
+            .collect();
+        let sans: Vec<&'static str> = Attribute::ALL
+            .iter()
+            .filter(|a| a.is_san())
+            .map(|a| a.name())
+            .collect();
+        prop_oneof![
+            "[a-zA-Z][a-zA-Z0-9_-]{0,15}",
+            text().prop_map(|t| quoted(&t)),
+            proptest::sample::select(attrs).prop_map(|a| format!("cert:subject.{a}")),
+            proptest::sample::select(sans).prop_map(|a| format!("cert:san.{a}")),
+        ]
+    }
+
+    fn module() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "trim", "lower", "upper", "required", "email", "country"
+            ])
+            .prop_map(str::to_string),
+            (
+                proptest::sample::select(vec!["truncate", "maxlen", "minlen"]),
+                0usize..500
+            )
+                .prop_map(|(m, n)| format!("{m}( {n} )")),
+            text().prop_map(|t| format!("default({})", quoted(&t))),
+            regex_text().prop_map(|r| format!("match({})", quoted(&r))),
+            (regex_text(), text()).prop_map(|(r, w)| format!(
+                "replace({}, {})",
+                quoted(&r),
+                quoted(&w)
+            )),
+            proptest::collection::vec(text(), 1..4).prop_map(|v| format!(
+                "oneof({})",
+                v.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(" ,")
+            )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,64}") {
+            let _ = parse_expression(&s);
+            let _ = parse_field(1, &s, Origin::default());
+            let _ = parse_target(&s);
+        }
+
+        #[test]
+        fn never_panics_on_near_misses(s in "[a-z\"|() ,.:=\\\\0-9]{0,40}") {
+            let _ = parse_expression(&s);
+            let _ = parse_field(1, &format!("ast.valuetarget.title.value = {s}"), Origin::default());
+        }
+
+        #[test]
+        fn print_parse_round_trip(source in source(), modules in proptest::collection::vec(module(), 0..5)) {
+            let written = std::iter::once(source).chain(modules).collect::<Vec<_>>().join(" | ");
+            let (s1, m1) = parse_expression(&written).map_err(|e| TestCaseError::fail(format!("{written}: {e}")))?;
+            let printed = print(&s1, &m1);
+            let (s2, m2) = parse_expression(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
+            prop_assert_eq!(&s1, &s2);
+            prop_assert_eq!(print(&s2, &m2), printed);
+        }
+
+        #[test]
+        fn targets_round_trip(i in 0usize..1000, a in proptest::sample::select(Attribute::ALL.to_vec()), common in any::<bool>()) {
+            let t = Target { scope: if common { Scope::Common } else { Scope::Request(i) }, attribute: a };
+            prop_assert_eq!(parse_target(&t.to_string()).unwrap(), t);
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! spellings, invalid UTF-8 and control characters; refusal messages name the field and the
 //! rule, never the value.
 
+mod certificate;
 mod evaluate;
 mod expression;
 mod headers;
@@ -14,7 +15,7 @@ mod headers;
 pub use evaluate::{CertificateFacts, EvaluatedFields, evaluate};
 pub use expression::{
     FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field,
-    parse_target,
+    parse_target, regex_error,
 };
 pub use headers::IdentityHeaders;
 

@@ -73,7 +73,7 @@ fn chain_hash(
 /// Appends inside the caller's transaction. The first statement updates the head row, which
 /// takes its lock (PostgreSQL row lock, SQLite write lock) before anything is read.
 pub(super) async fn append(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     event: &AuditEvent,
 ) -> Result<(), StoreError> {
     let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
@@ -112,44 +112,68 @@ pub(super) async fn append(
     Ok(())
 }
 
+/// Rows read per query while verifying, so the trail never has to fit in memory.
+const VERIFY_PAGE: i64 = 1000;
+
+/// Verifies the chain up to the head as it is when the check starts. Other nodes may append
+/// while it runs: the head row is committed in the same transaction as its audit row, so every
+/// row up to the head read first is visible, and later rows are simply not part of this check.
 pub(super) async fn verify(pool: &AnyPool) -> Result<AuditVerification, StoreError> {
-    let rows = sqlx::query(
-        "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit ORDER BY seq",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut prev = "0".repeat(64);
-    for (expected_seq, row) in (1_i64..).zip(rows.iter()) {
-        let seq: i64 = row.try_get(0)?;
-        let at: i64 = row.try_get(1)?;
-        let event: String = row.try_get(2)?;
-        let actor: String = row.try_get(3)?;
-        let request_id: String = row.try_get(4)?;
-        let detail: String = row.try_get(5)?;
-        let prev_hash: String = row.try_get(6)?;
-        let hash: String = row.try_get(7)?;
-        let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
-        if seq != expected_seq || prev_hash != prev || hash != computed {
-            return Ok(AuditVerification {
-                rows: rows.len() as i64,
-                first_bad: Some(seq),
-            });
-        }
-        prev = hash;
-    }
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(pool)
         .await?;
     let head_seq: i64 = head.try_get(0)?;
     let head_hash: String = head.try_get(1)?;
-    if head_seq != rows.len() as i64 || head_hash != prev {
-        return Ok(AuditVerification {
-            rows: rows.len() as i64,
-            first_bad: Some(head_seq),
-        });
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM audit WHERE seq <= $1")
+        .bind(head_seq)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    let broken = |seq: i64| {
+        Ok(AuditVerification {
+            rows,
+            first_bad: Some(seq),
+        })
+    };
+    let mut prev = "0".repeat(64);
+    let mut expected_seq: i64 = 1;
+    while expected_seq <= head_seq {
+        let page = sqlx::query(
+            "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit \
+             WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(expected_seq)
+        .bind(head_seq)
+        .bind(VERIFY_PAGE)
+        .fetch_all(pool)
+        .await?;
+        if page.is_empty() {
+            // Rows missing at the end.
+            return broken(expected_seq);
+        }
+        for row in &page {
+            let seq: i64 = row.try_get(0)?;
+            let at: i64 = row.try_get(1)?;
+            let event: String = row.try_get(2)?;
+            let actor: String = row.try_get(3)?;
+            let request_id: String = row.try_get(4)?;
+            let detail: String = row.try_get(5)?;
+            let prev_hash: String = row.try_get(6)?;
+            let hash: String = row.try_get(7)?;
+            let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
+            if seq != expected_seq || prev_hash != prev || hash != computed {
+                // A gap reports the first missing row.
+                return broken(expected_seq);
+            }
+            prev = hash;
+            expected_seq += 1;
+        }
+    }
+    if head_hash != prev {
+        return broken(head_seq);
     }
     Ok(AuditVerification {
-        rows: rows.len() as i64,
+        rows,
         first_bad: None,
     })
 }

@@ -141,6 +141,7 @@ pub(super) async fn get(
 
 pub(super) async fn list(
     pool: &AnyPool,
+    postgres: bool,
     filter: &CertificateFilter,
 ) -> Result<Vec<CertificateRecord>, StoreError> {
     let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1 = 1");
@@ -150,7 +151,10 @@ pub(super) async fn list(
         format!("${n}")
     };
     if filter.subject.is_some() {
-        sql += &format!(" AND subject LIKE {}", next());
+        // ILIKE on PostgreSQL; SQLite's LIKE ignores ASCII case already. A backslash escapes `%`,
+        // `_` and itself on both, so the text is matched literally.
+        let like = if postgres { "ILIKE" } else { "LIKE" };
+        sql += &format!(" AND subject {like} {} ESCAPE '\\'", next());
     }
     if filter.status.is_some() {
         sql += &format!(" AND status = {}", next());
@@ -166,7 +170,7 @@ pub(super) async fn list(
     // Safe: `sql` is built from constant fragments and numbered placeholders only.
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some(s) = &filter.subject {
-        query = query.bind(format!("%{}%", s.replace(['%', '_'], "")));
+        query = query.bind(format!("%{}%", like_literal(s)));
     }
     if let Some(s) = filter.status {
         query = query.bind(s.name());
@@ -178,6 +182,18 @@ pub(super) async fn list(
         .bind(filter.limit.unwrap_or(1000))
         .bind(filter.offset.unwrap_or(0));
     query.fetch_all(pool).await?.iter().map(from_row).collect()
+}
+
+/// Escapes backslash, `%` and `_` for a `LIKE … ESCAPE` pattern whose escape is a backslash.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -192,5 +208,11 @@ mod tests {
         assert_eq!(normalise_serial("7f").as_deref(), Some("7f"));
         assert_eq!(normalise_serial("xyz"), None);
         assert_eq!(normalise_serial(""), None);
+    }
+
+    #[test]
+    fn like_escapes() {
+        assert_eq!(like_literal("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        assert_eq!(like_literal("Alice"), "Alice");
     }
 }

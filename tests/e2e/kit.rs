@@ -37,6 +37,7 @@ impl TestGateway {
             gateway.clone(),
             Listeners {
                 http: Some("127.0.0.1:0".parse().unwrap()),
+                ..Listeners::default()
             },
         )
         .await

@@ -1,0 +1,276 @@
+//! `ca create` (new CA key in a file or a PKCS#11 token, certificate signed by a parent) and
+//! `ca import` (bring an existing CA certificate + key file or `pkcs11:` URI). Both check that
+//! the key matches the certificate and append a `[[ca]]` block to gateway.toml.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::ca::{
+    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, Signer, issue_ca_certificate, pem_certificate,
+    read_certificate_file, write_private_key_pem,
+};
+use crate::config::{Root, parse_duration};
+use crate::token::{KeyType, generate_key};
+
+/// `ca create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The CA's name in gateway.toml.
+    pub name: String,
+    /// Where the key goes: a new PKCS#8 file (relative to the root), or a `pkcs11:` URI
+    /// (token, object label, module-path, PIN) where the key pair is generated.
+    #[arg(long)]
+    pub key: String,
+    /// rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384 (ed25519 for file keys only).
+    #[arg(long, default_value = "ec-p256")]
+    pub key_type: String,
+    /// The CA that signs the new certificate; without it the CA is a self-signed root.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Subject common name.
+    #[arg(long)]
+    pub common_name: String,
+    /// Subject organization.
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// Lifetime (e.g. 10y).
+    #[arg(long, default_value = "10y")]
+    pub validity: String,
+}
+
+/// `ca import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CA's name in gateway.toml.
+    pub name: String,
+    /// The CA certificate (PEM or DER).
+    #[arg(long)]
+    pub certificate: PathBuf,
+    /// The key: a PKCS#8 file (mode 0600) or a `pkcs11:` URI.
+    #[arg(long)]
+    pub key: String,
+    /// The CA that issued this CA's certificate, if it is configured too.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// For an encrypted PKCS#8 or PKCS#12 key: the environment variable with its passphrase.
+    #[arg(long)]
+    pub key_passphrase_env: Option<String>,
+}
+
+fn open_signer(
+    root: &Root,
+    key: &str,
+    passphrase_env: Option<&str>,
+) -> anyhow::Result<Arc<dyn Signer>> {
+    if key.starts_with("pkcs11:") {
+        return Ok(Arc::new(Pkcs11Signer::open(key)?));
+    }
+    let passphrase = match passphrase_env {
+        Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
+            |_| anyhow::anyhow!("the environment variable {var} is not set"),
+        )?)),
+        None => None,
+    };
+    Ok(Arc::new(FileSigner::from_file_with_passphrase(
+        &root.resolve(key),
+        passphrase.as_deref().map(String::as_str),
+    )?))
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+fn append_ca(
+    root: &Root,
+    name: &str,
+    certificate: &str,
+    key: &str,
+    parent: Option<&str>,
+    passphrase_env: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut block = format!(
+        "\n[[ca]]\nname = {}\ncertificate = {}\nkey = {}\n",
+        toml_string(name),
+        toml_string(certificate),
+        toml_string(key)
+    );
+    if let Some(p) = parent {
+        block += &format!("parent = {}\n", toml_string(p));
+    }
+    if let Some(v) = passphrase_env {
+        block += &format!("key_passphrase_env = {}\n", toml_string(v));
+    }
+    let path = root.gateway_toml();
+    let mut text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Append after the existing [[ca]] blocks would need a TOML editor; at the end of the
+    // file is equally valid TOML (arrays of tables may be split).
+    text += &block;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn check_new_name(config: &crate::config::Config, name: &str) -> anyhow::Result<()> {
+    if config.gateway.cas.iter().any(|c| c.name == name) {
+        anyhow::bail!("a CA named `{name}` is already configured");
+    }
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!(
+            "a CA name may contain only letters, digits, `-` and `_` (it is part of the CRL URL)"
+        );
+    }
+    Ok(())
+}
+
+fn parent_ca(
+    config: &crate::config::Config,
+    parent: Option<&str>,
+) -> anyhow::Result<Option<Arc<Ca>>> {
+    let Some(parent) = parent else {
+        return Ok(None);
+    };
+    let cas = crate::issuance::load_cas(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    cas.get(parent)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| anyhow::anyhow!("no CA named `{parent}` is configured"))
+}
+
+pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(root)?;
+    check_new_name(&config, &args.name)?;
+    let key_type: KeyType = args
+        .key_type
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
+    let parent = parent_ca(&config, args.parent.as_deref())?;
+    if let Some(p) = parent.as_ref().filter(|p| path_len_zero(p)) {
+        anyhow::bail!(
+            "CA `{}` has pathLenConstraint 0: it may not sign another CA; choose its parent",
+            p.name()
+        );
+    }
+    let cert_rel = format!("data/ca/{}.pem", args.name);
+    let cert_path = root.resolve(&cert_rel);
+    if cert_path.exists() {
+        anyhow::bail!("{} exists already", cert_path.display());
+    }
+    let signer: Arc<dyn Signer> = if args.key.starts_with("pkcs11:") {
+        let kind = match key_type {
+            KeyType::Rsa2048 => Pkcs11KeyKind::Rsa(2048),
+            KeyType::Rsa3072 => Pkcs11KeyKind::Rsa(3072),
+            KeyType::Rsa4096 => Pkcs11KeyKind::Rsa(4096),
+            KeyType::EcP256 => Pkcs11KeyKind::EcP256,
+            KeyType::EcP384 => Pkcs11KeyKind::EcP384,
+            KeyType::Ed25519 => {
+                anyhow::bail!("ed25519 CA keys in PKCS#11 tokens are not supported; use ec-p256")
+            }
+        };
+        Arc::new(Pkcs11Signer::generate(&args.key, kind)?)
+    } else {
+        let key_path = root.resolve(&args.key);
+        let key = generate_key(key_type)?;
+        write_private_key_pem(&key_path, key.pkcs8_der())
+            .with_context(|| format!("writing {}", key_path.display()))?;
+        Arc::new(FileSigner::from_file(&key_path)?)
+    };
+    let crl_url = args
+        .parent
+        .as_ref()
+        .map(|p| format!("{}/pgwy/crl/{p}.crl", config.gateway.server.public_url));
+    let issued = issue_ca_certificate(
+        parent.as_deref(),
+        signer.as_ref(),
+        &args.common_name,
+        args.organization.as_deref(),
+        validity,
+        crl_url,
+    )?;
+    // Re-check the way `serve` will: the key must match the certificate.
+    let parents: Vec<Vec<u8>> = parent
+        .as_ref()
+        .map(|p| p.chain().to_vec())
+        .unwrap_or_default();
+    Ca::new(&args.name, issued.der.clone(), parents, signer)?;
+    if let Some(dir) = cert_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&cert_path, pem_certificate(&issued.der))
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    append_ca(
+        root,
+        &args.name,
+        &cert_rel,
+        &args.key,
+        args.parent.as_deref(),
+        None,
+    )?;
+    println!(
+        "created CA `{}` ({}), certificate {}, added to {}",
+        args.name,
+        key_type,
+        cert_path.display(),
+        root.gateway_toml().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(root)?;
+    check_new_name(&config, &args.name)?;
+    let der = read_certificate_file(&args.certificate)?;
+    let signer = open_signer(root, &args.key, args.key_passphrase_env.as_deref())?;
+    let parent = parent_ca(&config, args.parent.as_deref())?;
+    let parents: Vec<Vec<u8>> = parent
+        .as_ref()
+        .map(|p| p.chain().to_vec())
+        .unwrap_or_default();
+    Ca::new(&args.name, der, parents, signer)?;
+    let certificate = absolute(&args.certificate)?;
+    append_ca(
+        root,
+        &args.name,
+        &certificate,
+        &args.key,
+        args.parent.as_deref(),
+        args.key_passphrase_env.as_deref(),
+    )?;
+    println!(
+        "imported CA `{}`: the key matches the certificate; added to {}",
+        args.name,
+        root.gateway_toml().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// True when the CA certificate's basicConstraints forbid CAs below it.
+fn path_len_zero(ca: &Ca) -> bool {
+    use der::Decode;
+    ca.certificate()
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .filter_map(|e| {
+            x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
+        })
+        .any(|bc| bc.path_len_constraint == Some(0))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<String> {
+    let p = std::fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
+}

@@ -1,0 +1,188 @@
+//! `officer issue`, `officer list`, `officer revoke`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::config::Root;
+use crate::issuance::{Gateway, IssuanceError, parse_roles};
+use crate::token::Pin;
+
+/// `officer …`
+#[derive(Debug, Subcommand)]
+pub enum OfficerCommand {
+    /// Issue an officer client certificate from the `officers` CA and register its roles.
+    Issue {
+        /// The officer's name (the certificate's CN).
+        #[arg(long)]
+        name: String,
+        /// Roles, comma separated (matched against requiredRoRoles).
+        #[arg(long)]
+        roles: String,
+        /// Where to write the PKCS#12 (mode 0600; an existing file is not overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// PKCS#12 password (prompted when not given; prefer the prompt: arguments are visible
+        /// to other users of the machine).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List registered officers.
+    List {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an officer certificate: refused from the next request on.
+    Revoke {
+        /// Certificate serial (hex, any case, colons allowed).
+        serial: String,
+    },
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn prompt_password() -> anyhow::Result<Pin> {
+    let first = zeroize::Zeroizing::new(
+        rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?,
+    );
+    let second = zeroize::Zeroizing::new(
+        rpassword::prompt_password("again: ").context("reading the password")?,
+    );
+    if *first != *second {
+        anyhow::bail!("the two passwords differ");
+    }
+    Ok(Pin::new(first.to_string()))
+}
+
+/// Creates `path` with mode 0600, refusing to overwrite.
+fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing file is never overwritten)",
+            path.display()
+        )
+    })
+}
+
+pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(root)?;
+    let gateway = Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
+    match command {
+        OfficerCommand::Issue {
+            name,
+            roles,
+            out,
+            password,
+        } => {
+            let roles = parse_roles(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+            let password = match password {
+                Some(p) => Pin::new(p),
+                None => prompt_password()?,
+            };
+            // Create the file first so that a bad path fails before anything is issued.
+            let mut file = create_private(&out)?;
+            let issued = match gateway.issue_officer(&name, roles, password).await {
+                Ok(issued) => issued,
+                Err(e) => {
+                    drop(file);
+                    let _ = std::fs::remove_file(&out);
+                    // The CLI runs on the gateway host: show the operator the detail.
+                    let detail = match &e {
+                        IssuanceError::Unavailable(d) | IssuanceError::Internal(d) => d.clone(),
+                        other => other.to_string(),
+                    };
+                    anyhow::bail!("officer not issued: {detail} ({})", e.code());
+                }
+            };
+            if let Err(e) = file
+                .write_all(&issued.pkcs12)
+                .and_then(|()| file.sync_all())
+            {
+                // Registered but not delivered: revoke, so no unknown certificate stays active.
+                let _ = gateway.revoke_officer(&issued.record.serial).await;
+                anyhow::bail!(
+                    "writing {}: {e}; the certificate {} was revoked",
+                    out.display(),
+                    issued.record.serial
+                );
+            }
+            println!(
+                "issued officer `{}` serial {} roles {} -> {}",
+                issued.record.name,
+                issued.record.serial,
+                issued.record.roles.join(","),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OfficerCommand::List { json } => {
+            let officers = gateway.officers().await?;
+            if json {
+                let rows: Vec<_> = officers
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "serial": o.serial,
+                            "name": o.name,
+                            "roles": o.roles,
+                            "status": o.status,
+                            "fingerprint": o.fingerprint,
+                            "created": rfc3339(o.created),
+                            "revoked": o.revoked.map(rfc3339),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<42} {:<8} {:<30} NAME", "SERIAL", "STATUS", "ROLES");
+                for o in &officers {
+                    println!(
+                        "{:<42} {:<8} {:<30} {}",
+                        o.serial,
+                        o.status.name(),
+                        o.roles.join(","),
+                        o.name
+                    );
+                }
+                eprintln!("{} officer(s)", officers.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OfficerCommand::Revoke { serial } => match gateway.revoke_officer(&serial).await? {
+            Some(o) => {
+                println!(
+                    "officer `{}` serial {} is {}",
+                    o.name,
+                    o.serial,
+                    o.status.name()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}

@@ -1,0 +1,115 @@
+//! The HTTPS listener's TLS: rustls server configuration with optional client certificates
+//! verified against `client_ca`, and the middleware that turns a verified client certificate
+//! into the request's `identity::Connection`.
+//!
+//! Why this is safe: with a `client_ca`, rustls runs `WebPkiClientVerifier` (chain to
+//! `client_ca`, validity, clientAuth EKU) during the handshake and aborts the handshake when a
+//! presented certificate does not verify; `allow_unauthenticated` only lets clients that
+//! present *no* certificate through (they are then refused by `requiredRoRoles` handlers).
+//! Without a `client_ca` the server never asks for a certificate. So a peer certificate in
+//! `TlsInfo` on this listener is a verified one, and `VerifiedClientCertificate` is built here
+//! alone.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_server::tls::TlsInfo;
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::identity::{Connection, VerifiedClientCertificate};
+
+/// Why the TLS configuration could not be built. Messages name files, never key material.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn file_error(path: &Path, message: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Builds the rustls server configuration: `cert` is the chain (PEM, leaf first), `key` its
+/// PKCS#8/PKCS#1/SEC1 key (PEM), `client_ca` the CA(s) client certificates must chain to.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| file_error(cert, format!("cannot read the server certificate: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(cert, format!("not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(file_error(cert, "no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| file_error(key, format!("cannot read the server key (PEM): {e}")))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = match client_ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            let cas = CertificateDer::pem_file_iter(path)
+                .map_err(|e| file_error(path, format!("cannot read client_ca: {e}")))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| file_error(path, format!("client_ca is not PEM: {e}")))?;
+            for ca in cas {
+                roots.add(ca).map_err(|e| {
+                    file_error(
+                        path,
+                        format!("client_ca holds an unusable certificate: {e}"),
+                    )
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(file_error(path, "client_ca holds no certificate"));
+            }
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?
+        }
+        None => WebPkiClientVerifier::no_client_auth(),
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key_der)
+        .map_err(|e| TlsError::Config(format!("server certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Middleware of the HTTPS listener: attaches the `Connection` (TCP peer and, if rustls
+/// verified one, the client certificate — the leaf, as sent first).
+pub async fn attach_connection(mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    let certificate = request
+        .extensions()
+        .get::<Arc<TlsInfo>>()
+        .and_then(|info| info.peer_certificates.first().cloned())
+        .map(VerifiedClientCertificate::from_verified_handshake);
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(Connection {
+            peer,
+            client_certificate: certificate,
+        });
+    }
+    next.run(request).await
+}

@@ -1,0 +1,297 @@
+//! `ast-gateway config explain`: what a request would get, without issuing anything.
+//!
+//! Runs the same handler selection, format evaluation and subject encoding as issuance
+//! (`plan_subjects`, `subject_preview`), but no trust decision (there is no connection), no PIN
+//! check, no key, no signature, no database.
+
+use std::fmt;
+
+use super::IssuanceError;
+use super::soft_token::plan_subjects;
+use crate::ca::subject_preview;
+use crate::config::{Config, RequiredRoles};
+use crate::policy::{CertificateFacts, IdentityHeaders};
+
+/// One handler as it was tried, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerTrial {
+    pub number: u32,
+    pub filter: String,
+    pub matched: bool,
+}
+
+/// The handler that matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedHandler {
+    pub number: u32,
+    pub format: String,
+    pub token_procedure: String,
+    /// Who may call it (SPEC §4), in words.
+    pub trust: String,
+}
+
+/// One certificate that would be issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCertificate {
+    /// 0-based, as in `certrequests:<i>`.
+    pub index: usize,
+    pub purpose: String,
+    pub ca: String,
+    pub key: String,
+    pub validity_days: u64,
+    /// The subject in RDN order as encoded (the order `openssl x509 -subject` prints).
+    pub subject: String,
+    /// The same subject as RFC 4514 text (most significant RDN last).
+    pub subject_rfc4514: String,
+    /// `email:…`, `DNS:…`, `UPN:…`, `URI:…`, in the order they were set.
+    pub sans: Vec<String>,
+}
+
+/// A refusal: the stable code and the message the client would see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<&IssuanceError> for Refusal {
+    fn from(e: &IssuanceError) -> Self {
+        Refusal {
+            code: e.code(),
+            message: e.public_message(),
+        }
+    }
+}
+
+/// What `POST /pgwy/ast/<path>` with these headers would get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The path after `/pgwy/ast/`.
+    pub path_remainder: String,
+    pub trials: Vec<HandlerTrial>,
+    pub handler: Option<MatchedHandler>,
+    pub outcome: Result<Vec<PlannedCertificate>, Refusal>,
+}
+
+/// The path remainder for `path`: `/pgwy/ast` → ``, `/pgwy/ast/x/y` → `x/y`; a path without the
+/// `/pgwy/ast` prefix is taken as the remainder itself.
+pub fn path_remainder(path: &str) -> Option<String> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return Some(path.to_string());
+    }
+    match path.strip_prefix("/pgwy/ast") {
+        Some("") => Some(String::new()),
+        Some(rest) => rest.strip_prefix('/').map(str::to_string),
+        None => None,
+    }
+}
+
+/// Parses `name: value` as given to `-H`, like curl.
+pub fn parse_header_argument(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not a header; write -H 'name: value'"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!("`{name}` is not a header name"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// Explains what a request to `path` with `headers` (and, for `cert:` sources, a caller
+/// certificate with `certificate` facts) would get from `config`.
+pub fn explain(
+    config: &Config,
+    path: &str,
+    headers: &IdentityHeaders,
+    certificate: Option<&CertificateFacts>,
+) -> Explanation {
+    let refuse = |e: IssuanceError| Err(Refusal::from(&e));
+    let Some(remainder) = path_remainder(path) else {
+        return Explanation {
+            path_remainder: path.to_string(),
+            trials: Vec::new(),
+            handler: None,
+            outcome: Err(Refusal {
+                code: "no-handler",
+                message: format!(
+                    "`{path}` is not under /pgwy/ast; AST requests go to /pgwy/ast or /pgwy/ast/<path>"
+                ),
+            }),
+        };
+    };
+    let mut trials = Vec::new();
+    let mut matched = None;
+    for handler in &config.ast.handlers {
+        let hit = handler.filter.is_match(&remainder);
+        trials.push(HandlerTrial {
+            number: handler.number,
+            filter: handler.filter_source.clone(),
+            matched: hit,
+        });
+        if hit {
+            matched = Some(handler);
+            break;
+        }
+    }
+    let mut explanation = Explanation {
+        path_remainder: remainder,
+        trials,
+        handler: None,
+        outcome: Ok(Vec::new()),
+    };
+    if !config.ast.enabled {
+        explanation.outcome = refuse(IssuanceError::Disabled);
+        return explanation;
+    }
+    let Some(handler) = matched else {
+        explanation.outcome = refuse(IssuanceError::NoHandler);
+        return explanation;
+    };
+    explanation.handler = Some(MatchedHandler {
+        number: handler.number,
+        format: handler.format.clone(),
+        token_procedure: handler.token_procedure.clone(),
+        trust: match &handler.required_roles {
+            None => {
+                "a peer inside [trust] proxies (identity headers from the authenticating proxy)"
+                    .into()
+            }
+            Some(RequiredRoles::AnyCertificate) => {
+                "any officer client certificate (requiredRoRoles = none)".into()
+            }
+            Some(RequiredRoles::All(roles)) => format!(
+                "an officer client certificate with the roles {}",
+                roles.join(", ")
+            ),
+        },
+    });
+    explanation.outcome = match plan_subjects(config, handler, headers, certificate) {
+        Err(e) => refuse(e),
+        Ok(plan) => plan
+            .into_iter()
+            .enumerate()
+            .map(|(index, (template, subject))| {
+                let rfc4514 =
+                    subject_preview(&subject, &template.subject_order).map_err(|e| match e {
+                        crate::ca::CaError::Value { attribute, message } => {
+                            Refusal::from(&IssuanceError::FieldEncoding { attribute, message })
+                        }
+                        other => Refusal::from(&IssuanceError::Internal(other.to_string())),
+                    })?;
+                Ok(PlannedCertificate {
+                    index,
+                    purpose: template.purpose.clone(),
+                    ca: template.ca.clone(),
+                    key: template.key.to_string(),
+                    validity_days: template.validity.as_secs() / 86_400,
+                    subject: subject.display_dn(&template.subject_order),
+                    subject_rfc4514: rfc4514,
+                    sans: subject
+                        .san_values()
+                        .map(|(a, v)| format!("{}:{v}", a.label()))
+                        .collect(),
+                })
+            })
+            .collect(),
+    };
+    explanation
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = if self.path_remainder.is_empty() {
+            "/pgwy/ast".to_string()
+        } else {
+            format!("/pgwy/ast/{}", self.path_remainder)
+        };
+        writeln!(
+            f,
+            "request: POST {shown} (path remainder \"{}\")",
+            self.path_remainder
+        )?;
+        for t in &self.trials {
+            writeln!(
+                f,
+                "  handler.{:<4} filter \"{}\": {}",
+                t.number,
+                t.filter,
+                if t.matched {
+                    "matches the whole remainder"
+                } else {
+                    "no match"
+                }
+            )?;
+        }
+        if let Some(h) = &self.handler {
+            writeln!(
+                f,
+                "handler.{}: format {}, token procedure {}",
+                h.number, h.format, h.token_procedure
+            )?;
+            writeln!(f, "  accepted from: {}", h.trust)?;
+        }
+        match &self.outcome {
+            Err(r) => write!(f, "refused: {}: {}", r.code, r.message),
+            Ok(certificates) => {
+                write!(
+                    f,
+                    "would issue {} certificate(s) (nothing was issued):",
+                    certificates.len()
+                )?;
+                for c in certificates {
+                    write!(
+                        f,
+                        "\n  certrequests:{} {} (CA {}, {}, {} days)\n    subject: {}\n    subject (RFC 4514): {}",
+                        c.index,
+                        c.purpose,
+                        c.ca,
+                        c.key,
+                        c.validity_days,
+                        c.subject,
+                        c.subject_rfc4514
+                    )?;
+                    if c.sans.is_empty() {
+                        write!(f, "\n    SANs: none")?;
+                    } else {
+                        write!(f, "\n    SANs: {}", c.sans.join(", "))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_headers() {
+        assert_eq!(path_remainder("/pgwy/ast").as_deref(), Some(""));
+        assert_eq!(path_remainder("/pgwy/ast/").as_deref(), Some(""));
+        assert_eq!(
+            path_remainder("/pgwy/ast/users/a?x=1").as_deref(),
+            Some("users/a")
+        );
+        assert_eq!(path_remainder("users/a").as_deref(), Some("users/a"));
+        assert_eq!(path_remainder("/pgwy/astro"), None);
+        assert_eq!(path_remainder("/other"), None);
+        assert_eq!(
+            parse_header_argument("commonname: Alice A").unwrap(),
+            ("commonname".into(), "Alice A".into())
+        );
+        assert_eq!(
+            parse_header_argument("x:").unwrap(),
+            ("x".into(), String::new())
+        );
+        assert!(parse_header_argument("nocolon").is_err());
+        assert!(parse_header_argument("bad name: v").is_err());
+    }
+}

@@ -1,0 +1,382 @@
+//! Revocation use cases (SPEC §3, §7.2): revoke, reinstate, CRLs and OCSP answers.
+//!
+//! The CRL of a CA lives in the database (`crl_state`), so every node serves the same CRL and
+//! a revocation made on any node is on every node's CRL (SPEC §11). A served CRL is re-issued
+//! when the revocation revision it reflects is behind the database (so a revocation is on the
+//! CRL at the next request), or when half its validity has passed (so it is always re-issued
+//! well before nextUpdate). OCSP answers are built per request from the certificates table.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::{Gateway, IssuanceError};
+use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
+use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, issue_crl};
+use crate::store::{
+    AuditEvent, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome, StoredCrl,
+};
+
+/// An OCSP answer for the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct OcspAnswer {
+    /// The DER OCSPResponse (`application/ocsp-response`).
+    pub der: Vec<u8>,
+    /// Seconds a cache may keep it (RFC 5019 §6.2), `None` for unsigned error answers.
+    pub max_age: Option<u64>,
+    /// thisUpdate of a signed answer (Last-Modified).
+    pub this_update: Option<SystemTime>,
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+/// The serial as the database stores it (lower-case hex), or as typed when it is not hex.
+fn normalised(serial: &str) -> String {
+    crate::store::normalise_serial(serial).unwrap_or_else(|| serial.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> IssuanceError {
+    IssuanceError::Unavailable(e.to_string())
+}
+
+impl Gateway {
+    /// Revokes a certificate (or puts it on hold with `certificateHold`). Audited, also when
+    /// refused.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<CertificateRecord, IssuanceError> {
+        let now = unix(SystemTime::now());
+        let event = AuditEvent::now(
+            "revoked",
+            actor,
+            request_id,
+            json!({"serial": normalised(serial), "reason": reason.name()}),
+        );
+        let outcome = self
+            .store
+            .revoke_certificate(serial, reason.name(), now, &event)
+            .await
+            .map_err(unavailable)?;
+        let result = match outcome {
+            RevocationOutcome::Changed(record) => return Ok(*record),
+            RevocationOutcome::NotFound => {
+                IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+            }
+            RevocationOutcome::AlreadyRevoked(current) => IssuanceError::Conflict(format!(
+                "certificate `{serial}` is already revoked ({current}); only a certificate on hold can be revoked again"
+            )),
+            RevocationOutcome::NotRevoked => {
+                IssuanceError::Internal("revoke reported `not revoked`".into())
+            }
+        };
+        self.audit_refusal("revoke-refused", actor, request_id, serial, &result)
+            .await;
+        Err(result)
+    }
+
+    /// Takes a certificate off hold. Only `certificateHold` can be undone (RFC 5280 §5.3.1).
+    pub async fn reinstate(
+        &self,
+        serial: &str,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<CertificateRecord, IssuanceError> {
+        let event = AuditEvent::now(
+            "reinstated",
+            actor,
+            request_id,
+            json!({"serial": normalised(serial)}),
+        );
+        let outcome = self
+            .store
+            .reinstate_certificate(serial, &event)
+            .await
+            .map_err(unavailable)?;
+        let result = match outcome {
+            RevocationOutcome::Changed(record) => return Ok(*record),
+            RevocationOutcome::NotFound => {
+                IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+            }
+            RevocationOutcome::AlreadyRevoked(reason) => IssuanceError::Conflict(format!(
+                "certificate `{serial}` is revoked permanently ({reason}); only {HOLD} can be reinstated"
+            )),
+            RevocationOutcome::NotRevoked => IssuanceError::Conflict(format!(
+                "certificate `{serial}` is not revoked; nothing to reinstate"
+            )),
+        };
+        self.audit_refusal("reinstate-refused", actor, request_id, serial, &result)
+            .await;
+        Err(result)
+    }
+
+    async fn audit_refusal(
+        &self,
+        event: &str,
+        actor: &str,
+        request_id: &str,
+        serial: &str,
+        error: &IssuanceError,
+    ) {
+        let detail = json!({"serial": normalised(serial), "code": error.code(), "reason": error.to_string()});
+        if let Err(e) = self
+            .store
+            .record_audit(&AuditEvent::now(event, actor, request_id, detail))
+            .await
+        {
+            tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
+        }
+    }
+
+    /// The current CRL of a CA (DER): the stored one while it reflects every revocation and is
+    /// less than half-way to its nextUpdate, else a freshly issued one.
+    pub async fn crl(&self, ca_name: &str) -> Result<Vec<u8>, IssuanceError> {
+        let ca = self.ca_named(ca_name)?;
+        if let Some(der) = self.fresh_stored_crl(ca_name).await? {
+            return Ok(der);
+        }
+        // One CRL build at a time per node; re-check after waiting, another task may have
+        // built it meanwhile.
+        let _guard = self.crl_lock.lock().await;
+        if let Some(der) = self.fresh_stored_crl(ca_name).await? {
+            return Ok(der);
+        }
+        self.build_crl(ca, "system").await
+    }
+
+    /// Issues a new CRL now, whatever the stored one (`ast-gateway crl`).
+    pub async fn issue_crl_now(
+        &self,
+        ca_name: &str,
+        actor: &str,
+    ) -> Result<Vec<u8>, IssuanceError> {
+        let ca = self.ca_named(ca_name)?;
+        let _guard = self.crl_lock.lock().await;
+        self.build_crl(ca, actor).await
+    }
+
+    fn ca_named(&self, name: &str) -> Result<Arc<Ca>, IssuanceError> {
+        self.cas
+            .get(name)
+            .cloned()
+            .ok_or_else(|| IssuanceError::NotFound(format!("no CA named `{name}`")))
+    }
+
+    async fn fresh_stored_crl(&self, ca_name: &str) -> Result<Option<Vec<u8>>, IssuanceError> {
+        let state = self.store.crl_state(ca_name).await.map_err(unavailable)?;
+        let now = unix(SystemTime::now());
+        let (Some(der), Some(revision), Some(this_update), Some(next_update)) = (
+            state.der,
+            state.crl_revision,
+            state.this_update,
+            state.next_update,
+        ) else {
+            return Ok(None);
+        };
+        let half_way = this_update + (next_update - this_update) / 2;
+        Ok((revision >= state.revision && now < half_way).then_some(der))
+    }
+
+    async fn build_crl(&self, ca: Arc<Ca>, actor: &str) -> Result<Vec<u8>, IssuanceError> {
+        let (number, revision) = self
+            .store
+            .next_crl_number(ca.name())
+            .await
+            .map_err(unavailable)?;
+        let now = SystemTime::now();
+        // Entries are read after the number and revision were taken: the CRL holds at least
+        // every revocation up to `revision`.
+        let mut revoked = self
+            .store
+            .revoked_certificates(ca.name(), unix(now))
+            .await
+            .map_err(unavailable)?;
+        if ca.name() == super::OFFICERS_CA {
+            // Officer certificates live in the officer registry, not the certificates table.
+            revoked.extend(self.store.revoked_officers().await.map_err(unavailable)?);
+            revoked.sort_by(|a, b| a.serial.cmp(&b.serial));
+            revoked.dedup_by(|a, b| a.serial == b.serial);
+        }
+        let mut entries = Vec::with_capacity(revoked.len());
+        for r in &revoked {
+            let serial = hex::decode(&r.serial).map_err(|_| {
+                IssuanceError::Internal(format!("stored serial `{}` is not hex", r.serial))
+            })?;
+            entries.push(CrlEntry {
+                serial,
+                revoked_at: from_unix(r.revoked_at),
+                reason: r.reason.as_deref().and_then(|s| s.parse().ok()),
+            });
+        }
+        // Whole seconds: the encoded times are whole seconds and the store keeps seconds.
+        let this_update = from_unix(unix(now) - 60);
+        let validity = self.config().gateway.crl.validity;
+        let parameters = CrlParameters {
+            number: number.max(0) as u64,
+            this_update,
+            next_update: this_update + validity,
+        };
+        let signing_ca = ca.clone();
+        let der =
+            tokio::task::spawn_blocking(move || issue_crl(&signing_ca, &parameters, &entries))
+                .await
+                .map_err(|e| IssuanceError::Internal(format!("CRL task failed: {e}")))?
+                .map_err(unavailable)?;
+        let event = AuditEvent::now(
+            "crl-issued",
+            actor,
+            "",
+            json!({"ca": ca.name(), "number": number, "entries": revoked.len(), "revision": revision}),
+        );
+        self.store
+            .save_crl(
+                ca.name(),
+                &StoredCrl {
+                    number,
+                    revision,
+                    this_update: unix(this_update),
+                    next_update: unix(parameters.next_update),
+                    der: &der,
+                },
+                &event,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(der)
+    }
+
+    /// Re-issues, in the background, every published CRL whose stored copy is due (half its
+    /// validity passed) or behind a revocation, so a CRL is always re-issued before its
+    /// nextUpdate even when nobody fetches it. Checks once a minute. A CA whose CRL was never
+    /// issued (never fetched, never `ast-gateway crl`) gets none: nothing is written, or
+    /// audited, for CRLs nobody uses.
+    pub fn spawn_crl_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let gateway = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(gateway) = gateway.upgrade() else {
+                    return;
+                };
+                let names: Vec<String> = gateway.cas.keys().cloned().collect();
+                for name in names {
+                    match gateway.store.crl_state(&name).await {
+                        Ok(state) if state.der.is_some() => {}
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::warn!(ca = %name, error = %e, "could not read the CRL state");
+                            continue;
+                        }
+                    }
+                    if let Err(e) = gateway.crl(&name).await {
+                        tracing::warn!(ca = %name, error = %e, "could not refresh the CRL");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Answers a DER OCSP request (RFC 6960). Never fails: problems become OCSP error statuses.
+    pub async fn ocsp(&self, request_der: &[u8]) -> OcspAnswer {
+        match self.ocsp_inner(request_der).await {
+            Ok(answer) => answer,
+            Err(why) => OcspAnswer {
+                der: ocsp::failure_response(why),
+                max_age: None,
+                this_update: None,
+            },
+        }
+    }
+
+    async fn ocsp_inner(&self, request_der: &[u8]) -> Result<OcspAnswer, OcspFailure> {
+        let request = ocsp::parse_request(request_der)?;
+        let first = request
+            .queries
+            .first()
+            .ok_or(OcspFailure::MalformedRequest)?;
+        // Signed by the CA that issued the first certificate asked about; queries about other
+        // issuers are answered `unknown`.
+        let ca = self
+            .cas
+            .values()
+            .find(|ca| first.is_issued_by(ca))
+            .cloned()
+            .ok_or(OcspFailure::Unauthorized)?;
+        let mut statuses = Vec::with_capacity(request.queries.len());
+        for query in &request.queries {
+            let status = if !query.is_issued_by(&ca) {
+                OcspStatus::Unknown
+            } else {
+                match self.store.certificate(&query.serial_hex).await {
+                    Err(e) => {
+                        tracing::error!(error = %e, "OCSP: the database is unavailable");
+                        return Err(OcspFailure::TryLater);
+                    }
+                    Ok(Some(record)) if record.ca == ca.name() => match record.status {
+                        CertificateStatus::Good => OcspStatus::Good,
+                        CertificateStatus::Revoked => OcspStatus::Revoked {
+                            at: from_unix(record.revoked_at.unwrap_or(0)),
+                            reason: record
+                                .revocation_reason
+                                .as_deref()
+                                .and_then(|s| s.parse().ok()),
+                        },
+                    },
+                    Ok(_) if ca.name() == super::OFFICERS_CA => {
+                        match self.store.officer_revocation(&query.serial_hex).await {
+                            Ok(Some(None)) => OcspStatus::Good,
+                            Ok(Some(Some(at))) => OcspStatus::Revoked {
+                                at: from_unix(at),
+                                reason: None,
+                            },
+                            Ok(None) => OcspStatus::Unknown,
+                            Err(e) => {
+                                tracing::error!(error = %e, "OCSP: the database is unavailable");
+                                return Err(OcspFailure::TryLater);
+                            }
+                        }
+                    }
+                    Ok(_) => OcspStatus::Unknown,
+                }
+            };
+            statuses.push(status);
+        }
+        let validity = self.config().gateway.ocsp.validity;
+        let this_update = from_unix(unix(SystemTime::now()));
+        let next_update = this_update + validity;
+        let der = tokio::task::spawn_blocking(move || {
+            let answers: Vec<_> = request.queries.iter().zip(statuses).collect();
+            ocsp::sign_response(
+                &ca,
+                &answers,
+                request.nonce.as_deref(),
+                this_update,
+                next_update,
+            )
+        })
+        .await
+        .map_err(|_| OcspFailure::InternalError)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "OCSP: signing failed");
+            OcspFailure::InternalError
+        })?;
+        Ok(OcspAnswer {
+            der,
+            max_age: Some(validity.as_secs()),
+            this_update: Some(this_update),
+        })
+    }
+}

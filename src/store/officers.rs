@@ -1,0 +1,132 @@
+//! The officer registry: officer client certificates and the roles they hold (SPEC §4).
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{AuditEvent, StoreError, audit};
+
+/// Whether an officer certificate may still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfficerStatus {
+    Active,
+    Revoked,
+}
+
+impl OfficerStatus {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OfficerStatus::Active => "active",
+            OfficerStatus::Revoked => "revoked",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "active" => Ok(OfficerStatus::Active),
+            "revoked" => Ok(OfficerStatus::Revoked),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown officer status `{other}`"
+            ))),
+        }
+    }
+}
+
+/// One registered officer certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfficerRecord {
+    /// Certificate serial, lower-case hex as in `certs` (see `normalise_serial`).
+    pub serial: String,
+    /// SHA-256 of the certificate DER, lower-case hex.
+    pub fingerprint: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub status: OfficerStatus,
+    /// Unix seconds.
+    pub created: i64,
+    pub revoked: Option<i64>,
+}
+
+fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
+    let roles: String = row.try_get("roles")?;
+    Ok(OfficerRecord {
+        serial: row.try_get("serial")?,
+        fingerprint: row.try_get("fingerprint")?,
+        name: row.try_get("name")?,
+        roles: serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: OfficerStatus::parse(&row.try_get::<String, _>("status")?)?,
+        created: row.try_get("created")?,
+        revoked: row.try_get("revoked")?,
+    })
+}
+
+pub(super) async fn insert(
+    pool: &AnyPool,
+    officer: &OfficerRecord,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    audit::append(&mut tx, event).await?;
+    sqlx::query(
+        "INSERT INTO officers (serial, fingerprint, name, roles, status, created, revoked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&officer.serial)
+    .bind(&officer.fingerprint)
+    .bind(&officer.name)
+    .bind(serde_json::to_string(&officer.roles).unwrap_or_else(|_| "[]".into()))
+    .bind(officer.status.name())
+    .bind(officer.created)
+    .bind(officer.revoked)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn by_fingerprint(
+    pool: &AnyPool,
+    fingerprint: &str,
+) -> Result<Option<OfficerRecord>, StoreError> {
+    let row = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers WHERE fingerprint = $1")
+        .bind(fingerprint)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreError> {
+    let rows = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers ORDER BY created, serial")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Marks an officer revoked; `Ok(None)` when no such serial, the record (already revoked or
+/// just now) otherwise. The audit row is written only when the status changes.
+pub(super) async fn revoke(
+    pool: &AnyPool,
+    serial: &str,
+    at: i64,
+    event: &AuditEvent,
+) -> Result<Option<OfficerRecord>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query("UPDATE officers SET status = 'revoked', revoked = $1 WHERE serial = $2 AND status = 'active'")
+        .bind(at)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if changed > 0 {
+        audit::append(&mut tx, event).await?;
+        // The officers CA's CRL must be re-issued (issue #5).
+        super::revocation::bump_revision(&mut tx, super::revocation::OFFICERS_CA).await?;
+    }
+    let row = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1")
+        .bind(serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    row.as_ref().map(from_row).transpose()
+}

@@ -1,0 +1,335 @@
+//! Revocation state: revoking and reinstating certificates, the revoked list per CA, and the
+//! per-CA CRL state (monotonic CRL number, revision counter, last CRL).
+
+use sqlx::{Any, Connection, Row, Transaction};
+
+use super::{AuditEvent, CertificateRecord, Store, StoreError, audit, normalise_serial, records};
+
+/// The CA whose certificates the `officers` table records (issuance::OFFICERS_CA): revoking
+/// an officer is a revocation for that CA's CRL and OCSP answers.
+pub(super) const OFFICERS_CA: &str = "officers";
+
+/// The reason name stored for a certificate on hold (RFC 5280 §5.3.1 `certificateHold`).
+pub const HOLD: &str = "certificateHold";
+
+/// What a revocation or reinstatement did.
+#[derive(Debug, Clone)]
+pub enum RevocationOutcome {
+    /// Done; the record as it now is.
+    Changed(Box<CertificateRecord>),
+    /// No certificate with that serial.
+    NotFound,
+    /// Revoke: it is already revoked with this (non-hold) reason. Reinstate: it is revoked
+    /// permanently (not on hold) with this reason.
+    AlreadyRevoked(String),
+    /// Reinstate: it is not revoked at all.
+    NotRevoked,
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Lower-case hex as stored.
+    pub serial: String,
+    /// Unix seconds.
+    pub revoked_at: i64,
+    pub reason: Option<String>,
+}
+
+/// The stored CRL state of one CA.
+#[derive(Debug, Clone, Default)]
+pub struct CrlState {
+    /// Last CRL number handed out (0: none yet).
+    pub crl_number: i64,
+    /// Bumped by every revocation and reinstatement of this CA's certificates.
+    pub revision: i64,
+    /// The revision the stored CRL reflects.
+    pub crl_revision: Option<i64>,
+    pub this_update: Option<i64>,
+    pub next_update: Option<i64>,
+    pub der: Option<Vec<u8>>,
+}
+
+/// A freshly signed CRL to store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredCrl<'a> {
+    pub number: i64,
+    /// The revocation revision it reflects.
+    pub revision: i64,
+    /// Unix seconds.
+    pub this_update: i64,
+    pub next_update: i64,
+    pub der: &'a [u8],
+}
+
+async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO crl_state (ca, crl_number, revision) VALUES ($1, 0, 0) ON CONFLICT (ca) DO NOTHING")
+        .bind(ca)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Revokes a certificate with an RFC 5280 reason name, at `revoked_at` (Unix seconds),
+    /// and appends `event` to the audit trail, all in one transaction. A certificate on hold
+    /// may be revoked again with a permanent reason (the hold is replaced).
+    pub async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: &str,
+        revoked_at: i64,
+        event: &AuditEvent,
+    ) -> Result<RevocationOutcome, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(RevocationOutcome::NotFound);
+        };
+        let mut connection = self.connection().await?;
+        let changed = self
+            .bounded(async {
+                let mut tx = connection.begin().await?;
+                // The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock
+                // (SQLite), so two nodes revoking at once serialise.
+                let updated = sqlx::query(
+                    "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 \
+                     WHERE serial = $3 AND (status = 'good' OR (revocation_reason = $4 AND $2 <> $4)) RETURNING ca",
+                )
+                .bind(revoked_at)
+                .bind(reason)
+                .bind(&serial)
+                .bind(HOLD)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = updated else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let ca: String = row.try_get(0)?;
+                bump_revision(&mut tx, &ca).await?;
+                audit::append(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await?;
+        drop(connection);
+        if !changed {
+            return Ok(match records::get(&self.pool, &serial).await? {
+                None => RevocationOutcome::NotFound,
+                Some(c) => {
+                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
+                }
+            });
+        }
+        Ok(records::get(&self.pool, &serial)
+            .await?
+            .map_or(RevocationOutcome::NotFound, |r| {
+                RevocationOutcome::Changed(Box::new(r))
+            }))
+    }
+
+    /// Takes a certificate off hold (only from `certificateHold`), auditing it in the same
+    /// transaction.
+    pub async fn reinstate_certificate(
+        &self,
+        serial: &str,
+        event: &AuditEvent,
+    ) -> Result<RevocationOutcome, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(RevocationOutcome::NotFound);
+        };
+        let mut connection = self.connection().await?;
+        let changed = self
+            .bounded(async {
+                let mut tx = connection.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
+                     WHERE serial = $1 AND status = 'revoked' AND revocation_reason = $2 RETURNING ca",
+                )
+                .bind(&serial)
+                .bind(HOLD)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = updated else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let ca: String = row.try_get(0)?;
+                bump_revision(&mut tx, &ca).await?;
+                audit::append(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await?;
+        drop(connection);
+        if !changed {
+            return Ok(match records::get(&self.pool, &serial).await? {
+                None => RevocationOutcome::NotFound,
+                Some(c) if c.revocation_reason.is_some() => {
+                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
+                }
+                Some(_) => RevocationOutcome::NotRevoked,
+            });
+        }
+        Ok(records::get(&self.pool, &serial)
+            .await?
+            .map_or(RevocationOutcome::NotFound, |r| {
+                RevocationOutcome::Changed(Box::new(r))
+            }))
+    }
+
+    /// Every revoked certificate of a CA that has not expired before `now` (RFC 5280 §3.3:
+    /// an expired certificate may leave the CRL), serial order.
+    pub async fn revoked_certificates(
+        &self,
+        ca: &str,
+        now: i64,
+    ) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason FROM certificates \
+             WHERE ca = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial",
+        )
+        .bind(ca)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedEntry {
+                    serial: row.try_get(0)?,
+                    revoked_at: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
+                    reason: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revoked officer certificates (the `officers` table), for the officers CA's CRL. The
+    /// registry records no reason, so the entries carry none.
+    pub async fn revoked_officers(&self) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked FROM officers WHERE status = 'revoked' ORDER BY serial",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedEntry {
+                    serial: row.try_get(0)?,
+                    revoked_at: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
+                    reason: None,
+                })
+            })
+            .collect()
+    }
+
+    /// An officer certificate's status by serial: `None` when no officer has it, else
+    /// `Some(None)` while active and `Some(Some(revoked_at))` once revoked.
+    pub async fn officer_revocation(
+        &self,
+        serial: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        let Some(serial) = normalise_serial(serial) else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT status, revoked FROM officers WHERE serial = $1")
+            .bind(&serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let status: String = row.try_get(0)?;
+        let revoked: Option<i64> = row.try_get(1)?;
+        Ok(Some(if status == "revoked" {
+            Some(revoked.unwrap_or(0))
+        } else {
+            None
+        }))
+    }
+
+    /// The CRL state of a CA (all zero/empty before the first CRL).
+    pub async fn crl_state(&self, ca: &str) -> Result<CrlState, StoreError> {
+        let row = sqlx::query(
+            "SELECT crl_number, revision, crl_revision, this_update, next_update, der FROM crl_state WHERE ca = $1",
+        )
+        .bind(ca)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CrlState::default());
+        };
+        Ok(CrlState {
+            crl_number: row.try_get(0)?,
+            revision: row.try_get(1)?,
+            crl_revision: row.try_get(2)?,
+            this_update: row.try_get(3)?,
+            next_update: row.try_get(4)?,
+            der: row.try_get(5)?,
+        })
+    }
+
+    /// Hands out the next CRL number of a CA and returns it with the revision the new CRL
+    /// must reflect. `UPDATE … RETURNING` is atomic on both back ends, so concurrent nodes
+    /// never get the same number.
+    pub async fn next_crl_number(&self, ca: &str) -> Result<(i64, i64), StoreError> {
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+            let mut tx = connection.begin().await?;
+            ensure_row(&mut tx, ca).await?;
+            let row = sqlx::query(
+                "UPDATE crl_state SET crl_number = crl_number + 1 WHERE ca = $1 RETURNING crl_number, revision",
+            )
+            .bind(ca)
+            .fetch_one(&mut *tx)
+            .await?;
+            let number: i64 = row.try_get(0)?;
+            let revision: i64 = row.try_get(1)?;
+            tx.commit().await?;
+            Ok((number, revision))
+        })
+        .await
+    }
+
+    /// Stores a freshly signed CRL unless a newer one (higher number) is already stored, and
+    /// audits its issuance.
+    pub async fn save_crl(
+        &self,
+        ca: &str,
+        crl: &StoredCrl<'_>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+        let mut tx = connection.begin().await?;
+        ensure_row(&mut tx, ca).await?;
+        audit::append(&mut tx, event).await?;
+        sqlx::query(
+            "UPDATE crl_state SET crl_revision = $1, this_update = $2, next_update = $3, der = $4, der_number = $5 \
+             WHERE ca = $6 AND (der_number IS NULL OR der_number < $5)",
+        )
+        .bind(crl.revision)
+        .bind(crl.this_update)
+        .bind(crl.next_update)
+        .bind(crl.der.to_vec())
+        .bind(crl.number)
+        .bind(ca)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+        })
+        .await
+    }
+}
+
+pub(super) async fn bump_revision(
+    tx: &mut Transaction<'_, Any>,
+    ca: &str,
+) -> Result<(), StoreError> {
+    ensure_row(tx, ca).await?;
+    sqlx::query("UPDATE crl_state SET revision = revision + 1 WHERE ca = $1")
+        .bind(ca)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
