@@ -231,11 +231,22 @@ async fn serve(
     if let Some(addr) = server.https_addr {
         tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
     }
-    if let Some(addr) = admin.or(gateway.config().gateway.server.admin) {
+    // Metrics are auxiliary: when the configured admin address is taken (a second node on the
+    // same host, say) the service still issues and says so loudly. An address given on the
+    // command line must work.
+    if let Some(addr) = admin {
         let admin = crate::http::start_admin(gateway.clone(), addr)
             .await
-            .context("binding the admin listener")?;
+            .context("binding the admin listener (--admin)")?;
         tracing::info!("metrics:       http://{}/metrics", admin.addr);
+    } else if let Some(addr) = gateway.config().gateway.server.admin {
+        match crate::http::start_admin(gateway.clone(), addr).await {
+            Ok(admin) => tracing::info!("metrics:       http://{}/metrics", admin.addr),
+            Err(e) => tracing::error!(
+                "cannot listen on [server] admin = {addr} ({e}): /metrics is unavailable; \
+                 set another address, or admin = \"\" to turn it off"
+            ),
+        }
     }
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
