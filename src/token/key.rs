@@ -4,19 +4,20 @@
 //! reference/crates.md §2: it is the fastest for EC, on par with RustCrypto for RSA, and it is
 //! already the crypto provider of rustls and sqlx, so it adds no second C crypto library.
 //!
-//! Backend choice for RSA keygen, re-measured for issue 7 (bench/RESULTS.md, 2 vCPU EPYC shared
-//! with other jobs; medians of 3 alternating rounds of 240 keys on 2 cores): aws-lc-rs 1.19
-//! 15.9 RSA-2048 keys/s, pyca/cryptography 48 with its bundled OpenSSL 4.0 22.3 keys/s (1.4×).
-//! A quiet-machine note measured OpenSSL 3.6 (the `openssl` crate, vendored) at 57 ms per key
-//! against 101 ms for aws-lc-rs (crates.md §2). So OpenSSL is the faster RSA key generator and
-//! the "keys/s ≥ best peer" target is missed with aws-lc-rs. We still stay on aws-lc-rs:
+//! Backend choice for RSA keygen, re-measured for issue 7 (bench/RESULTS.md: 2 vCPU EPYC,
+//! shared, medians of 3 alternating rounds of 240 keys on 2 cores). aws-lc-rs 1.19 made
+//! 29.9 RSA-2048 keys/s. pyca/cryptography 48 with its bundled OpenSSL 4.0 made 44.3 keys/s
+//! (1.5×, about 67 vs 45 ms per key and core). A quiet-machine note measured OpenSSL 3.6 (the
+//! `openssl` crate, vendored) at 57 ms per key against 101 ms for aws-lc-rs (crates.md §2).
+//! OpenSSL is therefore the faster RSA key generator, and the "keys/s ≥ best peer" target is
+//! missed with aws-lc-rs. We stay on aws-lc-rs anyway:
 //! * the key pool (`pool.rs`) takes keygen out of the request path at light load (p50 of a
-//!   default token 7 ms with a warm pool), so the gap only shows at saturation;
-//! * `openssl` vendored is a second C crypto library (5.5-minute build, a second FIPS and
-//!   CVE story) while aws-lc-rs is already linked for rustls and sqlx; for P-256 (0.03 ms) and
-//!   for PBKDF2 (p12-keystore) the current stack is 1.8–2.8× faster than OpenSSL anyway;
-//! * if RSA capacity at saturation ever matters more than that, the one function to swap is
-//!   `generate_key` below (OpenSSL's keygen behind a cargo feature), nothing else changes.
+//!   default token 8 ms with a warm pool), so the gap shows only at saturation;
+//! * a vendored `openssl` would be a second C crypto library (a 5.5-minute build, a second FIPS
+//!   and CVE story), while aws-lc-rs is already linked for rustls and sqlx. For P-256 (0.03 ms)
+//!   and for PBKDF2 (p12-keystore) the current stack is already 1.8–2.8× faster than OpenSSL;
+//! * if RSA capacity at saturation ever matters more than that, only `generate_key` below has to
+//!   change (OpenSSL keygen behind a cargo feature).
 
 use std::fmt;
 use std::str::FromStr;
