@@ -4,6 +4,11 @@
 //!
 //! Names and labels are a public interface for operators' dashboards: change them only with a
 //! note in the changelog.
+//!
+//! The key pool (`token::KeyPool`) records its own: `ast_key_pool_keys{key_type}` and
+//! `ast_key_pool_capacity{key_type}` (gauges, also re-sampled on every scrape) and
+//! `ast_key_pool_requests_total{key_type,source="pool"|"inline"}` (a growing `inline` count
+//! means the pool is too small or the host too busy to refill it).
 
 use std::time::Duration;
 
