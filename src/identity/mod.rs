@@ -13,7 +13,6 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::ca::Attribute;
 use crate::config::RequiredRoles;
 use crate::policy::CertificateFacts;
 
@@ -194,64 +193,11 @@ impl TrustPolicy {
         Ok(Caller::Officer {
             fingerprint: certificate.fingerprint().to_string(),
             name: officer.map(|o| o.name.clone()),
-            facts: certificate_facts(certificate.der()),
+            // A certificate rustls accepted always parses; if it did not, it has no facts.
+            facts: CertificateFacts::from_der(certificate.der()).unwrap_or_default(),
             proof: Authorized(()),
         })
     }
-}
-
-/// Reads subject attributes and SANs of a (verified) certificate for `cert:` sources. A
-/// certificate rustls accepted always parses; if it did not, it has no facts.
-fn certificate_facts(der: &[u8]) -> CertificateFacts {
-    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let mut facts = CertificateFacts::default();
-    let Ok((_, certificate)) = X509Certificate::from_der(der) else {
-        return facts;
-    };
-    for attribute in certificate.subject().iter_attributes() {
-        let oid = attribute.attr_type().to_id_string();
-        let known = Attribute::ALL
-            .into_iter()
-            .find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
-        if let (Some(known), Ok(value)) = (known, attribute.as_str()) {
-            facts.subject.push((known, value.to_string()));
-        }
-    }
-    if let Ok(Some(san)) = certificate.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::RFC822Name(v) => {
-                    facts.sans.push((Attribute::Rfc822Name, v.to_string()))
-                }
-                GeneralName::DNSName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
-                GeneralName::URI(v) => facts.sans.push((Attribute::Uri, v.to_string())),
-                GeneralName::OtherName(oid, value)
-                    if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" =>
-                {
-                    if let Some(upn) = upn_value(value) {
-                        facts.sans.push((Attribute::Upn, upn));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    facts
-}
-
-/// The UTF8String inside a UPN otherName value (`[0] EXPLICIT UTF8String`, with or without the
-/// explicit tag as handed over by the parser).
-fn upn_value(value: &[u8]) -> Option<String> {
-    use der::Decode;
-    let any = der::asn1::AnyRef::from_der(value).ok()?;
-    let inner = if der::Tagged::tag(&any).is_context_specific() {
-        der::asn1::AnyRef::from_der(any.value()).ok()?
-    } else {
-        any
-    };
-    der::asn1::Utf8StringRef::try_from(inner)
-        .ok()
-        .map(|s| s.as_str().to_string())
 }
 
 #[cfg(test)]
