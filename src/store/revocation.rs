@@ -62,6 +62,21 @@ pub struct StoredCrl<'a> {
     pub der: &'a [u8],
 }
 
+/// The end of every status change: the CA's revision moves (so every node re-signs its CRL)
+/// and the audit row is appended, in the transaction that changed the status, then commit.
+/// `row` is the `RETURNING ca` of the status UPDATE.
+async fn commit_status_change(
+    mut tx: Transaction<'_, Any>,
+    row: &sqlx::any::AnyRow,
+    event: &AuditEvent,
+) -> Result<bool, StoreError> {
+    let ca: String = row.try_get(0)?;
+    bump_revision(&mut tx, &ca).await?;
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO crl_state (ca, crl_number, revision) VALUES ($1, 0, 0) ON CONFLICT (ca) DO NOTHING")
         .bind(ca)
@@ -71,6 +86,15 @@ async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), Store
 }
 
 impl Store {
+    /// The record after a committed status change.
+    async fn changed_outcome(&self, serial: &str) -> Result<RevocationOutcome, StoreError> {
+        Ok(records::get(&self.pool, serial)
+            .await?
+            .map_or(RevocationOutcome::NotFound, |r| {
+                RevocationOutcome::Changed(Box::new(r))
+            }))
+    }
+
     /// Revokes a certificate with an RFC 5280 reason name, at `revoked_at` (Unix seconds),
     /// and appends `event` to the audit trail, all in one transaction. A certificate on hold
     /// may be revoked again with a permanent reason (the hold is replaced).
@@ -104,11 +128,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(false);
                 };
-                let ca: String = row.try_get(0)?;
-                bump_revision(&mut tx, &ca).await?;
-                audit::append(&mut tx, event).await?;
-                tx.commit().await?;
-                Ok(true)
+                commit_status_change(tx, &row, event).await
             })
             .await?;
         drop(connection);
@@ -120,11 +140,7 @@ impl Store {
                 }
             });
         }
-        Ok(records::get(&self.pool, &serial)
-            .await?
-            .map_or(RevocationOutcome::NotFound, |r| {
-                RevocationOutcome::Changed(Box::new(r))
-            }))
+        self.changed_outcome(&serial).await
     }
 
     /// Takes a certificate off hold (only from `certificateHold`), auditing it in the same
@@ -153,11 +169,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(false);
                 };
-                let ca: String = row.try_get(0)?;
-                bump_revision(&mut tx, &ca).await?;
-                audit::append(&mut tx, event).await?;
-                tx.commit().await?;
-                Ok(true)
+                commit_status_change(tx, &row, event).await
             })
             .await?;
         drop(connection);
@@ -170,11 +182,7 @@ impl Store {
                 Some(_) => RevocationOutcome::NotRevoked,
             });
         }
-        Ok(records::get(&self.pool, &serial)
-            .await?
-            .map_or(RevocationOutcome::NotFound, |r| {
-                RevocationOutcome::Changed(Box::new(r))
-            }))
+        self.changed_outcome(&serial).await
     }
 
     /// Every revoked certificate of a CA that has not expired before `now` (RFC 5280 §3.3:
