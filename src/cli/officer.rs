@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Root;
-use crate::issuance::{Gateway, IssuanceError, parse_roles};
+use crate::issuance::{Gateway, parse_roles};
 use crate::token::Pin;
 
 /// `officer …`
@@ -108,10 +108,7 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                     drop(file);
                     let _ = std::fs::remove_file(&out);
                     // The CLI runs on the gateway host: show the operator the detail.
-                    let detail = match &e {
-                        IssuanceError::Unavailable(d) | IssuanceError::Internal(d) => d.clone(),
-                        other => other.to_string(),
-                    };
+                    let detail = e.log_detail().unwrap_or_else(|| e.to_string());
                     anyhow::bail!("officer not issued: {detail} ({})", e.code());
                 }
             };

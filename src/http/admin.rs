@@ -152,7 +152,7 @@ mod tests {
             .unwrap();
         assert!(!token.pkcs12.is_empty());
         let refused = gateway.issue_soft_token(request("123")).await.unwrap_err();
-        assert_eq!(refused.code(), "password-policy");
+        assert_eq!(refused.code().as_str(), "password-policy");
 
         let response = admin_router(gateway.clone())
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())

@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::issuance::IssuanceError;
+use crate::issuance::{Code, IssuanceError};
 
 /// How the error is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,46 +12,37 @@ pub enum ErrorFormat {
     Json,
 }
 
-/// The HTTP status of a domain error (SPEC §3).
-pub fn status(error: &IssuanceError) -> StatusCode {
-    match error.code() {
-        "untrusted-caller" | "missing-role" => StatusCode::FORBIDDEN,
-        "no-handler" | "not-found" => StatusCode::NOT_FOUND,
-        "conflict" => StatusCode::CONFLICT,
-        "too-large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "rate-limited" => StatusCode::TOO_MANY_REQUESTS,
-        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
+/// The HTTP status of a refusal code. Exhaustive on purpose: a new code does not compile until
+/// its status is chosen here.
+pub fn status(code: Code) -> StatusCode {
+    match code {
+        Code::UntrustedCaller | Code::MissingRole => StatusCode::FORBIDDEN,
+        Code::NoHandler | Code::NotFound => StatusCode::NOT_FOUND,
+        Code::Conflict => StatusCode::CONFLICT,
+        Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::FieldMissing
+        | Code::FieldInvalid
+        | Code::PasswordPolicy
+        | Code::DuplicateHeader
+        | Code::BadHeader
+        | Code::BadRequest => StatusCode::BAD_REQUEST,
     }
 }
 
 /// Builds the response; logs the internal detail once for 5xx.
 pub fn respond(error: &IssuanceError, request_id: &str, format: ErrorFormat) -> Response {
-    respond_with(
-        status(error),
-        error.code(),
-        &error.public_message(),
-        request_id,
-        format,
-        Some(error),
-    )
-}
-
-/// Builds an error response from parts (for errors that happen before the domain call).
-pub fn respond_with(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    request_id: &str,
-    format: ErrorFormat,
-    source: Option<&IssuanceError>,
-) -> Response {
-    match source {
-        Some(IssuanceError::Unavailable(detail)) | Some(IssuanceError::Internal(detail)) => {
+    let code = error.code();
+    let status = status(code);
+    let message = error.public_message();
+    let message = message.as_str();
+    let code = code.as_str();
+    match error.log_detail() {
+        Some(detail) => {
             tracing::error!(request_id, code, detail = %detail, "request failed");
         }
-        _ => tracing::info!(
+        None => tracing::info!(
             request_id,
             code,
             status = status.as_u16(),

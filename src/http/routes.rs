@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::error::{ErrorFormat, respond};
 use super::page;
 use crate::identity::Connection;
-use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest};
+use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, Unavailable};
 use crate::policy::IdentityHeaders;
 use crate::token::Pin;
 
@@ -129,7 +129,7 @@ async fn issue(
     let timeout = gateway.config().gateway.limits.request_timeout;
     let result = tokio::time::timeout(timeout, gateway.issue_soft_token(request))
         .await
-        .unwrap_or_else(|_| Err(IssuanceError::Unavailable("request timed out".into())));
+        .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
     match result {
         Ok(token) => {
             let disposition = format!("attachment; filename=\"{}\"", token.filename);

@@ -84,7 +84,7 @@ pub struct BenchReport {
 
 /// Runs the benchmark. Blocking and CPU-bound: call it from a blocking context.
 pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, IssuanceError> {
-    let cas = load_cas(config).map_err(|e| IssuanceError::Internal(e.to_string()))?;
+    let cas = load_cas(config).map_err(IssuanceError::from)?;
     let procedure = config
         .gateway
         .token_procedures
@@ -138,7 +138,7 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
             .into_iter()
             .try_for_each(|f| f.join().unwrap_or(Ok(())))
     })
-    .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+    .map_err(IssuanceError::from)?;
     let pool_fill_seconds = fill_started.elapsed().as_secs_f64();
 
     let iterations = config.gateway.pkcs12_iterations;
@@ -156,8 +156,8 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
                             if options.keygen_only {
                                 let mut stages = StageTimes::default();
                                 for template in &procedure.certificates {
-                                    let key = generate_key(template.key)
-                                        .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+                                    let key =
+                                        generate_key(template.key).map_err(IssuanceError::from)?;
                                     std::hint::black_box(key.spki_der());
                                     stages.inline_keys += 1;
                                 }
@@ -188,7 +188,7 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
                 .into_iter()
                 .map(|w| {
                     w.join().unwrap_or_else(|_| {
-                        Err(IssuanceError::Internal("a bench worker panicked".into()))
+                        Err(IssuanceError::invariant("a bench worker panicked"))
                     })
                 })
                 .collect()

@@ -1,10 +1,102 @@
-//! The one domain error type, with its stable codes (SPEC §3).
+//! The one refusal type: every way a request can end other than success, with its stable
+//! [`Code`]. The HTTP status of a code is chosen in `http::error::status` by an exhaustive
+//! `match` (a new code does not compile until it has one); `http` presents it as an HTML page
+//! or as JSON. Internal detail (SQL, file paths, task failures) is kept in typed sources for the
+//! log and never reaches a client.
 
+use std::fmt;
+
+use crate::ca::CaError;
 use crate::identity::TrustError;
 use crate::policy::PolicyError;
-use crate::token::PinError;
+use crate::store::StoreError;
+use crate::token::{PinError, TokenError};
 
-/// Everything a soft-token request can end in, apart from success.
+/// Every refusal code the outside world can see (`X-Ast-Error`, JSON `code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    UntrustedCaller,
+    MissingRole,
+    NoHandler,
+    FieldMissing,
+    FieldInvalid,
+    PasswordPolicy,
+    DuplicateHeader,
+    BadHeader,
+    BadRequest,
+    TooLarge,
+    NotFound,
+    Conflict,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    /// The stable spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::UntrustedCaller => "untrusted-caller",
+            Code::MissingRole => "missing-role",
+            Code::NoHandler => "no-handler",
+            Code::FieldMissing => "field-missing",
+            Code::FieldInvalid => "field-invalid",
+            Code::PasswordPolicy => "password-policy",
+            Code::DuplicateHeader => "duplicate-header",
+            Code::BadHeader => "bad-header",
+            Code::BadRequest => "bad-request",
+            Code::TooLarge => "too-large",
+            Code::NotFound => "not-found",
+            Code::Conflict => "conflict",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+        }
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a dependency (database, CA key, worker pool) could not serve the request. The text is
+/// for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("CA: {0}")]
+    Ca(CaError),
+    #[error("CA `{0}` is not loaded by the running service")]
+    CaNotLoaded(String),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    #[error("the request took longer than [limits] request_timeout_secs")]
+    TimedOut,
+}
+
+/// A bug or an impossible state. The text is for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error("token: {0}")]
+    Token(#[from] TokenError),
+    #[error("CA: {0}")]
+    Ca(CaError),
+    #[error("a worker task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Invariant(String),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigErrors),
+}
+
+/// Everything a request can end in, apart from success.
 #[derive(Debug, thiserror::Error)]
 pub enum IssuanceError {
     #[error("no handler matches this path")]
@@ -17,6 +109,7 @@ pub enum IssuanceError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Password(#[from] PinError),
+    /// The request itself is malformed; the text says what would be right.
     #[error("{0}")]
     BadRequest(String),
     #[error("the request body is too large")]
@@ -33,34 +126,76 @@ pub enum IssuanceError {
     /// The request contradicts the current state (e.g. reinstating a certificate not on hold).
     #[error("{0}")]
     Conflict(String),
-    /// Database or CA unavailable; the text is for the log only.
     #[error("the service is temporarily unavailable")]
-    Unavailable(String),
-    /// A bug or an impossible state; the text is for the log only.
+    Unavailable(#[from] Unavailable),
     #[error("internal error")]
-    Internal(String),
+    Internal(#[from] Internal),
+}
+
+impl From<StoreError> for IssuanceError {
+    fn from(e: StoreError) -> Self {
+        IssuanceError::Unavailable(Unavailable::Store(e))
+    }
+}
+
+impl From<crate::config::ConfigErrors> for IssuanceError {
+    fn from(e: crate::config::ConfigErrors) -> Self {
+        IssuanceError::Internal(Internal::Config(e))
+    }
+}
+
+impl From<TokenError> for IssuanceError {
+    fn from(e: TokenError) -> Self {
+        IssuanceError::Internal(Internal::Token(e))
+    }
+}
+
+impl From<tokio::task::JoinError> for IssuanceError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        IssuanceError::Internal(Internal::Task(e))
+    }
+}
+
+/// A CA error is the request's fault when a value cannot be encoded, the CA's (unavailable)
+/// when signing fails (an HSM down), and a bug otherwise.
+impl From<CaError> for IssuanceError {
+    fn from(e: CaError) -> Self {
+        match e {
+            CaError::Value { attribute, message } => {
+                IssuanceError::FieldEncoding { attribute, message }
+            }
+            CaError::Signing(_) | CaError::UnknownCa(_) | CaError::File { .. } => {
+                IssuanceError::Unavailable(Unavailable::Ca(e))
+            }
+            other => IssuanceError::Internal(Internal::Ca(other)),
+        }
+    }
 }
 
 impl IssuanceError {
+    /// An impossible state, described for the log.
+    pub fn invariant(message: impl Into<String>) -> Self {
+        IssuanceError::Internal(Internal::Invariant(message.into()))
+    }
+
     /// The stable error code (X-Ast-Error header, JSON `code`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            IssuanceError::NoHandler => "no-handler",
-            IssuanceError::Disabled => "no-handler",
-            IssuanceError::Trust(TrustError::MissingRole(_)) => "missing-role",
-            IssuanceError::Trust(_) => "untrusted-caller",
-            IssuanceError::Policy(PolicyError::FieldMissing { .. }) => "field-missing",
-            IssuanceError::Policy(PolicyError::FieldInvalid { .. }) => "field-invalid",
-            IssuanceError::Policy(PolicyError::DuplicateHeader(_)) => "duplicate-header",
-            IssuanceError::Policy(PolicyError::BadHeader { .. }) => "bad-header",
-            IssuanceError::FieldEncoding { .. } => "field-invalid",
-            IssuanceError::Password(_) => "password-policy",
-            IssuanceError::BadRequest(_) => "bad-request",
-            IssuanceError::NotFound(_) => "not-found",
-            IssuanceError::Conflict(_) => "conflict",
-            IssuanceError::TooLarge => "too-large",
-            IssuanceError::Unavailable(_) => "unavailable",
-            IssuanceError::Internal(_) => "internal",
+            IssuanceError::NoHandler | IssuanceError::Disabled => Code::NoHandler,
+            IssuanceError::Trust(TrustError::MissingRole(_)) => Code::MissingRole,
+            IssuanceError::Trust(_) => Code::UntrustedCaller,
+            IssuanceError::Policy(PolicyError::FieldMissing { .. }) => Code::FieldMissing,
+            IssuanceError::Policy(PolicyError::FieldInvalid { .. }) => Code::FieldInvalid,
+            IssuanceError::Policy(PolicyError::DuplicateHeader(_)) => Code::DuplicateHeader,
+            IssuanceError::Policy(PolicyError::BadHeader { .. }) => Code::BadHeader,
+            IssuanceError::FieldEncoding { .. } => Code::FieldInvalid,
+            IssuanceError::Password(_) => Code::PasswordPolicy,
+            IssuanceError::BadRequest(_) => Code::BadRequest,
+            IssuanceError::NotFound(_) => Code::NotFound,
+            IssuanceError::Conflict(_) => Code::Conflict,
+            IssuanceError::TooLarge => Code::TooLarge,
+            IssuanceError::Unavailable(_) => Code::Unavailable,
+            IssuanceError::Internal(_) => Code::Internal,
         }
     }
 
@@ -71,6 +206,15 @@ impl IssuanceError {
                 "This request did not come through a trusted authenticating proxy.".into()
             }
             other => other.to_string(),
+        }
+    }
+
+    /// The internal detail for the log, when there is one (5xx).
+    pub fn log_detail(&self) -> Option<String> {
+        match self {
+            IssuanceError::Unavailable(e) => Some(e.to_string()),
+            IssuanceError::Internal(e) => Some(e.to_string()),
+            _ => None,
         }
     }
 }

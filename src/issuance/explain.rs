@@ -50,7 +50,7 @@ pub struct PlannedCertificate {
 /// A refusal: the stable code and the message the client would see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: &'static str,
+    pub code: super::Code,
     pub message: String,
 }
 
@@ -118,7 +118,7 @@ pub fn explain(
             trials: Vec::new(),
             handler: None,
             outcome: Err(Refusal {
-                code: "no-handler",
+                code: super::Code::NoHandler,
                 message: format!(
                     "`{path}` is not under /pgwy/ast; AST requests go to /pgwy/ast or /pgwy/ast/<path>"
                 ),
@@ -177,13 +177,8 @@ pub fn explain(
             .into_iter()
             .enumerate()
             .map(|(index, (template, subject))| {
-                let rfc4514 =
-                    subject_preview(&subject, &template.subject_order).map_err(|e| match e {
-                        crate::ca::CaError::Value { attribute, message } => {
-                            Refusal::from(&IssuanceError::FieldEncoding { attribute, message })
-                        }
-                        other => Refusal::from(&IssuanceError::Internal(other.to_string())),
-                    })?;
+                let rfc4514 = subject_preview(&subject, &template.subject_order)
+                    .map_err(|e| Refusal::from(&IssuanceError::from(e)))?;
                 Ok(PlannedCertificate {
                     index,
                     purpose: template.purpose.clone(),

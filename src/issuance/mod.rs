@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
-pub use error::IssuanceError;
+pub use error::{Code, Internal, IssuanceError, Unavailable};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
     parse_header_argument, path_remainder,
@@ -211,9 +211,6 @@ impl Gateway {
 
     /// Readiness: the database answers.
     pub async fn ready(&self) -> Result<(), IssuanceError> {
-        self.store
-            .ping()
-            .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))
+        self.store.ping().await.map_err(IssuanceError::from)
     }
 }

@@ -84,21 +84,20 @@ impl Gateway {
             ));
         }
         crate::token::PasswordPolicy::new(6, 128, crate::token::DEFAULT_PIN_PATTERN)
-            .map_err(|e| IssuanceError::Internal(e.to_string()))?
+            .map_err(|e| IssuanceError::invariant(format!("built-in PIN policy: {e}")))?
             .check(&password)?;
         let ca = self.ca(OFFICERS_CA).cloned().ok_or_else(|| {
-            IssuanceError::Unavailable(format!("no CA named `{OFFICERS_CA}` is configured"))
+            IssuanceError::Unavailable(super::Unavailable::CaNotLoaded(OFFICERS_CA.into()))
         })?;
         let iterations = self.config().gateway.pkcs12_iterations;
         let subject_name = name.to_string();
         let (der, serial, pkcs12) = tokio::task::spawn_blocking(move || {
-            let key = generate_key(KeyType::EcP256)
-                .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+            let key = generate_key(KeyType::EcP256).map_err(IssuanceError::from)?;
             // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
             let subject = Subject {
                 values: vec![(Attribute::CommonName, subject_name.clone())],
             };
-            let eku = [parse_extended_key_usage("clientAuth").map_err(IssuanceError::Internal)?];
+            let eku = [parse_extended_key_usage("clientAuth").map_err(IssuanceError::invariant)?];
             let profile = CertificateProfile {
                 subject: &subject,
                 subject_order: &[Attribute::CommonName],
@@ -117,7 +116,7 @@ impl Gateway {
                 ca.signer(),
                 &profile,
             )
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+            .map_err(IssuanceError::from)?;
             let entry = TokenEntry {
                 friendly_name: format!("{subject_name} officer"),
                 key: &key,
@@ -125,11 +124,10 @@ impl Gateway {
                 chain: ca.chain(),
             };
             let pkcs12 = write_pkcs12(&[entry], &password, Pkcs12Profile::Modern, iterations)
-                .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+                .map_err(IssuanceError::from)?;
             Ok::<_, IssuanceError>((certificate.der, certificate.serial, pkcs12))
         })
-        .await
-        .map_err(|e| IssuanceError::Internal(format!("officer issuance task failed: {e}")))??;
+        .await??;
         let record = OfficerRecord {
             serial: hex::encode(&serial),
             fingerprint: hex::encode(Sha256::digest(&der)),
@@ -148,7 +146,7 @@ impl Gateway {
         self.store
             .register_officer(&record, &event)
             .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+            .map_err(IssuanceError::from)?;
         Ok(IssuedOfficer { record, pkcs12 })
     }
 
@@ -162,15 +160,12 @@ impl Gateway {
         self.store
             .revoke_officer(serial, now(), &event)
             .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))
+            .map_err(IssuanceError::from)
     }
 
     /// Every registered officer.
     pub async fn officers(&self) -> Result<Vec<OfficerRecord>, IssuanceError> {
-        self.store
-            .officers()
-            .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))
+        self.store.officers().await.map_err(IssuanceError::from)
     }
 }
 

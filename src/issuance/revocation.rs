@@ -44,10 +44,6 @@ fn normalised(serial: &str) -> String {
     crate::store::normalise_serial(serial).unwrap_or_else(|| serial.to_string())
 }
 
-fn unavailable(e: impl std::fmt::Display) -> IssuanceError {
-    IssuanceError::Unavailable(e.to_string())
-}
-
 impl Gateway {
     /// Revokes a certificate (or puts it on hold with `certificateHold`). Audited, also when
     /// refused.
@@ -68,8 +64,7 @@ impl Gateway {
         let outcome = self
             .store
             .revoke_certificate(serial, reason.name(), now, &event)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let result = match outcome {
             RevocationOutcome::Changed(record) => return Ok(*record),
             RevocationOutcome::NotFound => {
@@ -79,7 +74,7 @@ impl Gateway {
                 "certificate `{serial}` is already revoked ({current}); only a certificate on hold can be revoked again"
             )),
             RevocationOutcome::NotRevoked => {
-                IssuanceError::Internal("revoke reported `not revoked`".into())
+                IssuanceError::invariant("revoke reported `not revoked`")
             }
         };
         self.audit_refusal("revoke-refused", actor, request_id, serial, &result)
@@ -100,11 +95,7 @@ impl Gateway {
             request_id,
             json!({"serial": normalised(serial)}),
         );
-        let outcome = self
-            .store
-            .reinstate_certificate(serial, &event)
-            .await
-            .map_err(unavailable)?;
+        let outcome = self.store.reinstate_certificate(serial, &event).await?;
         let result = match outcome {
             RevocationOutcome::Changed(record) => return Ok(*record),
             RevocationOutcome::NotFound => {
@@ -175,7 +166,7 @@ impl Gateway {
     }
 
     async fn fresh_stored_crl(&self, ca_name: &str) -> Result<Option<Vec<u8>>, IssuanceError> {
-        let state = self.store.crl_state(ca_name).await.map_err(unavailable)?;
+        let state = self.store.crl_state(ca_name).await?;
         let now = unix(SystemTime::now());
         let (Some(der), Some(revision), Some(this_update), Some(next_update)) = (
             state.der,
@@ -190,29 +181,24 @@ impl Gateway {
     }
 
     async fn build_crl(&self, ca: Arc<Ca>, actor: &str) -> Result<Vec<u8>, IssuanceError> {
-        let (number, revision) = self
-            .store
-            .next_crl_number(ca.name())
-            .await
-            .map_err(unavailable)?;
+        let (number, revision) = self.store.next_crl_number(ca.name()).await?;
         let now = SystemTime::now();
         // Entries are read after the number and revision were taken: the CRL holds at least
         // every revocation up to `revision`.
         let mut revoked = self
             .store
             .revoked_certificates(ca.name(), unix(now))
-            .await
-            .map_err(unavailable)?;
+            .await?;
         if ca.name() == super::OFFICERS_CA {
             // Officer certificates live in the officer registry, not the certificates table.
-            revoked.extend(self.store.revoked_officers().await.map_err(unavailable)?);
+            revoked.extend(self.store.revoked_officers().await?);
             revoked.sort_by(|a, b| a.serial.cmp(&b.serial));
             revoked.dedup_by(|a, b| a.serial == b.serial);
         }
         let mut entries = Vec::with_capacity(revoked.len());
         for r in &revoked {
             let serial = hex::decode(&r.serial).map_err(|_| {
-                IssuanceError::Internal(format!("stored serial `{}` is not hex", r.serial))
+                IssuanceError::invariant(format!("stored serial `{}` is not hex", r.serial))
             })?;
             entries.push(CrlEntry {
                 serial,
@@ -231,9 +217,7 @@ impl Gateway {
         let signing_ca = ca.clone();
         let der =
             tokio::task::spawn_blocking(move || issue_crl(&signing_ca, &parameters, &entries))
-                .await
-                .map_err(|e| IssuanceError::Internal(format!("CRL task failed: {e}")))?
-                .map_err(unavailable)?;
+                .await??;
         let event = AuditEvent::now(
             "crl-issued",
             actor,
@@ -252,8 +236,7 @@ impl Gateway {
                 },
                 &event,
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(der)
     }
 

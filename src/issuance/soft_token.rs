@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::json;
 
-use super::{Gateway, IssuanceError};
-use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
+use super::{Gateway, IssuanceError, Unavailable};
+use crate::ca::{Ca, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
 use crate::config::{CertificateTemplate, Config, Handler};
 use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{CertificateFacts, EvaluatedFields, IdentityHeaders, evaluate};
@@ -122,10 +122,10 @@ impl Gateway {
             .ast
             .select(path)
             .map(|h| format!("handler.{}", h.number));
-        super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code());
+        super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code().as_str());
         let rule = match &error {
             IssuanceError::Trust(trust) => trust.rule(),
-            other => other.code(),
+            other => other.code().as_str(),
         };
         let detail = json!({
             "code": error.code(),
@@ -157,7 +157,7 @@ impl Gateway {
             .store
             .officer_by_fingerprint(certificate.fingerprint())
             .await
-            .map_err(|e| IssuanceError::Unavailable(e.to_string()))?;
+            .map_err(IssuanceError::from)?;
         Ok(record.map(|r| OfficerStanding {
             serial: r.serial,
             name: r.name,
@@ -226,7 +226,7 @@ impl Gateway {
             .crypto_slots
             .acquire()
             .await
-            .map_err(|_| IssuanceError::Unavailable("shutting down".into()))?;
+            .map_err(|_| Unavailable::ShuttingDown)?;
         let (plan, pin, profile, iterations) = (
             order.plan.to_vec(),
             order.pin.clone(),
@@ -239,8 +239,7 @@ impl Gateway {
         let made = tokio::task::spawn_blocking(move || {
             make_token(plan, &pin, profile, iterations, &public_url, ocsp, &pool)
         })
-        .await
-        .map_err(|e| IssuanceError::Internal(format!("issuance task failed: {e}")))??;
+        .await??;
         drop(_slot);
         let MadeToken {
             issued,
@@ -331,7 +330,7 @@ impl Gateway {
         match self.store.record_issuance(&token, &records, &event).await {
             Ok(()) => {}
             Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
-            Err(e) => return Err(IssuanceError::Unavailable(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
         let common_name = issued
             .first()
@@ -363,7 +362,7 @@ impl Gateway {
         let mut plan = Vec::with_capacity(subjects.len());
         for (template, subject) in subjects {
             let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
-                IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
+                IssuanceError::Unavailable(Unavailable::CaNotLoaded(template.ca.clone()))
             })?;
             plan.push(Planned {
                 template: template.clone(),
@@ -389,7 +388,7 @@ pub(super) fn plan_subjects<'c>(
         .token_procedures
         .get(&handler.token_procedure)
         .ok_or_else(|| {
-            IssuanceError::Internal(format!(
+            IssuanceError::invariant(format!(
                 "token procedure `{}` vanished",
                 handler.token_procedure
             ))
@@ -440,7 +439,7 @@ where
             Attempt::Collision(serial) => last = serial,
         }
     }
-    Err(IssuanceError::Internal(format!(
+    Err(IssuanceError::invariant(format!(
         "{attempts} serial collisions in a row (last {last}): is the random number generator broken?"
     )))
 }
@@ -481,12 +480,12 @@ pub(crate) fn plan_certificates(
         .token_procedures
         .get(procedure)
         .ok_or_else(|| {
-            IssuanceError::Internal(format!("token procedure `{procedure}` vanished"))
+            IssuanceError::invariant(format!("token procedure `{procedure}` vanished"))
         })?;
     let mut plan = Vec::with_capacity(procedure.certificates.len());
     for (index, template) in procedure.certificates.iter().enumerate() {
         let ca = cas.get(&template.ca).cloned().ok_or_else(|| {
-            IssuanceError::Unavailable(format!("CA `{}` is not loaded", template.ca))
+            IssuanceError::Unavailable(Unavailable::CaNotLoaded(template.ca.clone()))
         })?;
         plan.push(Planned {
             template: template.clone(),
@@ -514,7 +513,7 @@ pub(crate) fn make_token(
         let started = Instant::now();
         let (key, source) = pool
             .key(planned.template.key)
-            .map_err(|e| IssuanceError::Internal(e.to_string()))?;
+            .map_err(IssuanceError::from)?;
         match source {
             KeySource::Pool => stages.pooled_keys += 1,
             KeySource::Inline => stages.inline_keys += 1,
@@ -541,14 +540,7 @@ pub(crate) fn make_token(
             ca.key_identifier(),
             ca.signer(),
             &certificate_profile,
-        )
-        .map_err(|e| match e {
-            CaError::Value { attribute, message } => {
-                IssuanceError::FieldEncoding { attribute, message }
-            }
-            CaError::Signing(_) => IssuanceError::Unavailable(e.to_string()),
-            other => IssuanceError::Internal(other.to_string()),
-        })?;
+        )?;
         stages.sign += signing.elapsed();
         keys.push(key);
         issued.push((planned, certificate));
@@ -572,8 +564,7 @@ pub(crate) fn make_token(
                 chain: planned.ca.chain(),
             })
             .collect();
-        write_pkcs12(&entries, pin, profile, iterations)
-            .map_err(|e| IssuanceError::Internal(e.to_string()))?
+        write_pkcs12(&entries, pin, profile, iterations).map_err(IssuanceError::from)?
     };
     stages.pkcs12 = writing.elapsed();
     Ok(MadeToken {
@@ -644,7 +635,7 @@ mod tests {
         })
         .await;
         assert!(
-            matches!(result, Err(IssuanceError::Internal(ref m)) if m.contains("3 serial collisions"))
+            matches!(result, Err(IssuanceError::Internal(ref m)) if m.to_string().contains("3 serial collisions"))
         );
         assert_eq!(calls, 3);
     }
@@ -654,10 +645,15 @@ mod tests {
         let mut calls = 0;
         let result: Result<(), _> = with_fresh_serials(3, |_| {
             calls += 1;
-            std::future::ready(Err(IssuanceError::Unavailable("database down".into())))
+            std::future::ready(Err(IssuanceError::Unavailable(
+                crate::issuance::Unavailable::ShuttingDown,
+            )))
         })
         .await;
-        assert_eq!(result.err().map(|e| e.code()), Some("unavailable"));
+        assert_eq!(
+            result.err().map(|e| e.code()),
+            Some(super::super::Code::Unavailable)
+        );
         assert_eq!(calls, 1);
     }
 
