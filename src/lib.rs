@@ -13,5 +13,6 @@ pub mod http;
 pub mod identity;
 pub mod issuance;
 pub mod policy;
+pub mod rules;
 pub mod store;
 pub mod token;

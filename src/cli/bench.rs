@@ -35,7 +35,7 @@ pub struct BenchArgs {
 /// root, as `serve` does).
 pub async fn run(root: &Root, args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
-        crate::config::write_default(root).context("writing the default configuration")?;
+        crate::issuance::write_default(root).context("writing the default configuration")?;
     }
     let config = super::load_config(root)?;
     let options = BenchOptions {

@@ -115,8 +115,8 @@ fn append_ca(
     Ok(())
 }
 
-fn check_new_name(config: &crate::config::Config, name: &str) -> anyhow::Result<()> {
-    if config.gateway.cas.iter().any(|c| c.name == name) {
+fn check_new_name(config: &crate::rules::Configuration, name: &str) -> anyhow::Result<()> {
+    if config.settings.cas.iter().any(|c| c.name == name) {
         anyhow::bail!("a CA named `{name}` is already configured");
     }
     if name.is_empty()
@@ -132,13 +132,13 @@ fn check_new_name(config: &crate::config::Config, name: &str) -> anyhow::Result<
 }
 
 fn parent_ca(
-    config: &crate::config::Config,
+    config: &crate::rules::Configuration,
     parent: Option<&str>,
 ) -> anyhow::Result<Option<Arc<Ca>>> {
     let Some(parent) = parent else {
         return Ok(None);
     };
-    let cas = crate::issuance::load_cas(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cas = crate::issuance::load_cas(&config.settings).map_err(|e| anyhow::anyhow!("{e}"))?;
     cas.get(parent)
         .cloned()
         .map(Some)
@@ -187,7 +187,7 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
     let crl_url = args
         .parent
         .as_ref()
-        .map(|p| format!("{}/pgwy/crl/{p}.crl", config.gateway.server.public_url));
+        .map(|p| format!("{}/pgwy/crl/{p}.crl", config.settings.server.public_url));
     let issued = issue_ca_certificate(
         parent.as_deref(),
         signer.as_ref(),

@@ -83,7 +83,7 @@ fn to_json(c: &CertificateRecord) -> serde_json::Value {
 /// They touch only the database, so no CA key is loaded: revoking works while an HSM is down.
 async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    let store = Store::open(&config.gateway.database_url, 2).await?;
+    let store = Store::open(&config.settings.database_url, 2).await?;
     let gateway = crate::issuance::Gateway::from_parts(config, Default::default(), store);
     let request_id = uuid::Uuid::new_v4().to_string();
     let (result, json) = match command {
@@ -95,13 +95,18 @@ async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> 
             let reason: crate::ca::RevocationReason =
                 reason.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             (
-                gateway.revoke(&serial, reason, "cli", &request_id).await,
+                gateway
+                    .revoke(&serial, reason, &crate::identity::Caller::Cli, &request_id)
+                    .await,
                 json,
             )
         }
-        CertsCommand::Reinstate { serial, json } => {
-            (gateway.reinstate(&serial, "cli", &request_id).await, json)
-        }
+        CertsCommand::Reinstate { serial, json } => (
+            gateway
+                .reinstate(&serial, &crate::identity::Caller::Cli, &request_id)
+                .await,
+            json,
+        ),
         _ => anyhow::bail!("not a change"),
     };
     match result {
@@ -131,7 +136,7 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
         return change(root, command).await;
     }
     let config = super::load_config(root)?;
-    let store = Store::open(&config.gateway.database_url, 2).await?;
+    let store = Store::open(&config.settings.database_url, 2).await?;
     match command {
         CertsCommand::List {
             json,

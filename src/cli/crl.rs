@@ -28,7 +28,10 @@ pub(super) async fn run(
         );
     }
     for name in &names {
-        let der = match gateway.issue_crl_now(name, "cli").await {
+        let der = match gateway
+            .issue_crl_now(name, &crate::identity::Caller::Cli)
+            .await
+        {
             Ok(der) => der,
             Err(e) => {
                 eprintln!("{}: {}", e.code(), e.public_message());

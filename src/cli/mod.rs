@@ -146,9 +146,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => bench::run(&root, args).await,
         Command::Init => {
-            config::write_default(&root)?;
+            crate::issuance::write_default(&root)?;
             let config = load_config(&root)?;
-            crate::store::Store::open(&config.gateway.database_url, 1).await?;
+            crate::store::Store::open(&config.settings.database_url, 1).await?;
             println!(
                 "wrote a default configuration, a demo CA and the database to {}",
                 root.dir().display()
@@ -177,7 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Verify,
         } => {
             let config = load_config(&root)?;
-            let store = crate::store::Store::open(&config.gateway.database_url, 2).await?;
+            let store = crate::store::Store::open(&config.settings.database_url, 2).await?;
             let result = store.verify_audit().await?;
             match result.first_bad {
                 None => {
@@ -194,8 +194,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads the configuration or fails with every problem listed.
-pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
-    config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
+pub fn load_config(root: &Root) -> anyhow::Result<crate::rules::Configuration> {
+    crate::rules::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
 }
 
 async fn serve(
@@ -204,11 +204,11 @@ async fn serve(
     admin: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
-        config::write_default(root).context("writing the default configuration")?;
+        crate::issuance::write_default(root).context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
     }
     let config = load_config(root)?;
-    let proxies = config.gateway.trusted_proxies.clone();
+    let proxies = config.settings.trusted_proxies.clone();
     if proxies.iter().all(|p| p.addr().is_loopback()) {
         tracing::warn!(
             "[trust] proxies lists only loopback addresses: identity headers are believed from this machine only. \
@@ -239,7 +239,7 @@ async fn serve(
             .await
             .context("binding the admin listener (--admin)")?;
         tracing::info!("metrics:       http://{}/metrics", admin.addr);
-    } else if let Some(addr) = gateway.config().gateway.server.admin {
+    } else if let Some(addr) = gateway.settings().server.admin {
         match crate::http::start_admin(gateway.clone(), addr).await {
             Ok(admin) => tracing::info!("metrics:       http://{}/metrics", admin.addr),
             Err(e) => tracing::error!(
@@ -306,7 +306,7 @@ fn config_explain(
         }
     };
     let headers = crate::policy::IdentityHeaders::new(pairs);
-    let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
+    let explanation = crate::issuance::explain(&config.rules, path, &headers, facts.as_ref());
     println!("{explanation}");
     Ok(if explanation.outcome.is_ok() {
         ExitCode::SUCCESS
@@ -360,13 +360,13 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
     println!("configuration OK ({})", root.dir().display());
     println!(
         "AST service: {}",
-        if config.ast.enabled {
+        if config.rules.enabled {
             "enabled"
         } else {
             "disabled (start = false)"
         }
     );
-    for h in &config.ast.handlers {
+    for h in &config.rules.handlers {
         println!();
         println!(
             "handler.{}: filter \"{}\", format {}, token procedure {}, roles {}",
@@ -376,9 +376,9 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             h.token_procedure,
             match &h.required_roles {
                 None => "- (trusted proxies)".to_string(),
-                Some(config::RequiredRoles::AnyCertificate) =>
+                Some(crate::rules::RequiredRoles::AnyCertificate) =>
                     "none (any client certificate)".to_string(),
-                Some(config::RequiredRoles::All(r)) => r.join(","),
+                Some(crate::rules::RequiredRoles::All(r)) => r.join(","),
             }
         );
         println!(
@@ -426,7 +426,7 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
         other => other,
     };
     let config = load_config(root)?;
-    let cas = crate::issuance::load_cas(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cas = crate::issuance::load_cas(&config.settings).map_err(|e| anyhow::anyhow!("{e}"))?;
     match command {
         CaCommand::List { json } => {
             let rows: Vec<serde_json::Value> = cas

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Root;
+use crate::identity::Caller;
 use crate::issuance::{Gateway, parse_roles};
 use crate::token::Pin;
 
@@ -102,7 +103,10 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
             };
             // Create the file first so that a bad path fails before anything is issued.
             let mut file = create_private(&out)?;
-            let issued = match gateway.issue_officer(&name, roles, password).await {
+            let issued = match gateway
+                .issue_officer(&Caller::Cli, &name, roles, password)
+                .await
+            {
                 Ok(issued) => issued,
                 Err(e) => {
                     drop(file);
@@ -117,7 +121,9 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                 .and_then(|()| file.sync_all())
             {
                 // Registered but not delivered: revoke, so no unknown certificate stays active.
-                let _ = gateway.revoke_officer(&issued.record.serial).await;
+                let _ = gateway
+                    .revoke_officer(&Caller::Cli, &issued.record.serial)
+                    .await;
                 anyhow::bail!(
                     "writing {}: {e}; the certificate {} was revoked",
                     out.display(),
@@ -166,20 +172,22 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
             }
             Ok(ExitCode::SUCCESS)
         }
-        OfficerCommand::Revoke { serial } => match gateway.revoke_officer(&serial).await? {
-            Some(o) => {
-                println!(
-                    "officer `{}` serial {} is {}",
-                    o.name,
-                    o.serial,
-                    o.status.name()
-                );
-                Ok(ExitCode::SUCCESS)
+        OfficerCommand::Revoke { serial } => {
+            match gateway.revoke_officer(&Caller::Cli, &serial).await? {
+                Some(o) => {
+                    println!(
+                        "officer `{}` serial {} is {}",
+                        o.name,
+                        o.serial,
+                        o.status.name()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-            None => {
-                eprintln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        }
     }
 }

@@ -1,10 +1,9 @@
-//! The embedded default configuration (SPEC §2): written by `init` and by the first `serve` on
-//! an empty root.
+//! The embedded default configuration files: written by `init` and by the first `serve` on an
+//! empty root (the demo CA keys beside them are made by `ca`, composed in `issuance::init`).
 
 use std::path::Path;
 
 use super::Root;
-use crate::ca::{CaError, write_demo_hierarchy, write_self_signed_tls};
 
 /// Default `conf/gateway.toml`.
 pub const DEFAULT_GATEWAY_TOML: &str = include_str!("default/gateway.toml");
@@ -24,7 +23,7 @@ pub enum InitError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Ca(#[from] CaError),
+    Ca(#[from] crate::ca::CaError),
     #[error("{0}")]
     Secret(String),
 }
@@ -45,34 +44,18 @@ fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
         .map_err(io)
 }
 
-/// Writes the default configuration, the demo CA hierarchy and a TLS server certificate.
-/// Refuses when any of it exists already.
-pub fn write_default(root: &Root) -> Result<(), InitError> {
-    for existing in [
-        root.gateway_toml(),
-        root.ast_properties(),
-        root.data().join("ca"),
-    ] {
+/// Writes the default configuration files and the root's secret key. Refuses when a
+/// configuration exists already. gateway.toml is written last: its presence marks an
+/// initialised root.
+pub fn write_default_files(root: &Root) -> Result<(), InitError> {
+    for existing in [root.gateway_toml(), root.ast_properties()] {
         if existing.exists() {
             return Err(InitError::Exists(existing.display().to_string()));
         }
     }
-    let data = root.data();
-    std::fs::create_dir_all(&data).map_err(|source| InitError::Io {
-        path: data.display().to_string(),
-        source,
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
-    }
-    write_demo_hierarchy(&data.join("ca"))?;
-    write_self_signed_tls(&data.join("ca"), &data.join("tls"))?;
     super::SecretKey::load_or_create(root).map_err(InitError::Secret)?;
     write_new(&root.formats().join("ast-default.format"), DEFAULT_FORMAT)?;
     write_new(&root.ast_properties(), DEFAULT_AST_PROPERTIES)?;
-    // gateway.toml last: its presence marks an initialised root.
     write_new(&root.gateway_toml(), DEFAULT_GATEWAY_TOML)?;
     Ok(())
 }

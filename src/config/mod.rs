@@ -1,33 +1,38 @@
-//! Configuration: `conf/gateway.toml` (the service), `conf/ast.properties` (handlers, in the
-//! original product's syntax) and `conf/formats/*.format`.
+//! Configuration files: `conf/gateway.toml` (TOML, with spans for line numbers),
+//! `conf/ast.properties` and `conf/formats/*.format` (Java properties with line numbers), the
+//! embedded default files, and the root's secret key for `<param>.encrypted` values.
 //!
-//! Owns: reading and validating every configuration file, the embedded default, the root's
-//! secret key for `<param>.encrypted` values (`secret`). Must not: open listeners, databases
-//! or CA keys. Invariants: all problems are reported at once, each with file,
-//! line (when it has one) and key; the resolved types are what the rest of the code uses (no
-//! raw file structs escape); there is no global configuration.
+//! Owns: file syntax, and the service *settings* (listeners, TLS, trust, database, limits, CAs,
+//! CRL, OCSP). Must not: give meaning to handlers, formats or token procedures (that is the
+//! `rules` module, built from the raw structs here); open listeners, databases or CA keys.
+//! Invariants: every problem is reported at once, with file, line (when it has one) and key,
+//! through one `Diagnostics` collector; there is no global configuration.
 
 mod ast;
 mod defaults;
-mod gateway;
 pub mod properties;
 mod secret;
+mod settings;
+mod toml_file;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use ast::{AstConfig, Handler, PARAMETERS, RequiredRoles, load_ast};
+pub use ast::{AstFile, HandlerScope, Params, Value, format_files, read_ast, read_format};
 pub use defaults::{
-    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default,
-};
-pub use gateway::{
-    CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure,
-    load_gateway, parse_duration,
+    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default_files,
 };
 pub use secret::SecretKey;
+pub use settings::{
+    CaConfig, CrlConfig, GatewayConfig, Limits, MAX_KEY_POOL_SIZE, OcspConfig, ServerConfig,
+    default_key_pool_size, load_gateway, parse_duration, resolve_settings,
+};
+pub use toml_file::{
+    CertificateFile, GatewayFile, TokenProcedureFile, TomlText, read_gateway_file,
+};
 
 /// The root directory and the well-known paths below it (SPEC §2).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
     dir: PathBuf,
 }
@@ -133,38 +138,47 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// The whole configuration of a root.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub root: Root,
-    pub gateway: GatewayConfig,
-    pub ast: AstConfig,
+/// Collects every problem of a load, so that all are reported at once.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    errors: Vec<ConfigError>,
 }
 
-/// Loads and cross-checks gateway.toml, ast.properties and the formats it names, reporting
-/// every problem at once.
-pub fn load(root: &Root) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
-    let gateway = match load_gateway(root) {
-        Ok(g) => Some(g),
-        Err(mut e) => {
-            errors.append(&mut e.0);
-            None
+impl Diagnostics {
+    /// Records one problem.
+    pub fn push(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+    /// Records several problems.
+    pub fn extend(&mut self, errors: ConfigErrors) {
+        self.errors.extend(errors.0);
+    }
+    /// The value of a step, recording its problems; `None` when it failed.
+    pub fn take<T>(&mut self, result: Result<T, ConfigErrors>) -> Option<T> {
+        result.map_err(|e| self.extend(e)).ok()
+    }
+    /// True when no problem was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+    /// `value` when nothing was recorded, else every problem, sorted by file and line.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.into_errors())
         }
-    };
-    let ast = match load_ast(root, gateway.as_ref()) {
-        Ok(a) => Some(a),
-        Err(mut e) => {
-            errors.append(&mut e.0);
-            None
-        }
-    };
-    match (gateway, ast) {
-        (Some(gateway), Some(ast)) if errors.is_empty() => Ok(Config {
-            root: root.clone(),
-            gateway,
-            ast,
-        }),
-        _ => Err(ConfigErrors(errors)),
+    }
+    /// Every problem recorded, sorted by file and line, duplicates removed.
+    pub fn into_errors(mut self) -> ConfigErrors {
+        self.errors.sort_by(|a, b| {
+            (&a.file, a.line, &a.key, &a.message).cmp(&(&b.file, b.line, &b.key, &b.message))
+        });
+        self.errors.dedup();
+        ConfigErrors(self.errors)
+    }
+    /// The problems recorded so far, to edit them in place.
+    pub fn errors_mut(&mut self) -> &mut [ConfigError] {
+        &mut self.errors
     }
 }

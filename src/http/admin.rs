@@ -120,8 +120,10 @@ mod tests {
                 ("country", "SE"),
                 ("email", "metrics.test@example.com"),
             ]),
-            pin: Pin::new(pin.into()),
-            profile: None,
+            form: Ok(crate::issuance::TokenForm {
+                pin: Pin::new(pin.into()),
+                profile: None,
+            }),
             request_id: format!("metrics-test-{pin}"),
         }
     }
@@ -142,8 +144,8 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let root = crate::config::Root::new(dir.path());
-        crate::config::write_default(&root).unwrap();
-        let config = crate::config::load(&root).unwrap();
+        crate::issuance::write_default(&root).unwrap();
+        let config = crate::rules::load(&root).unwrap();
         let gateway = Gateway::open(config).await.unwrap();
 
         let token = gateway

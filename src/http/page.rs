@@ -1,7 +1,8 @@
 //! The bundled PIN page (SPEC §8): self-contained, keyboard-usable, readable on a phone.
 
-use crate::config::Handler;
-use crate::token::{DEFAULT_PIN_PATTERN, Pkcs12Profile};
+use crate::rules::DEFAULT_PIN_PATTERN;
+use crate::rules::Handler;
+use crate::token::Pkcs12Profile;
 
 const TEMPLATE: &str = include_str!("ast.html");
 

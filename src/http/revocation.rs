@@ -52,7 +52,7 @@ async fn ocsp_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !gateway.config().gateway.ocsp.enabled {
+    if !gateway.settings().ocsp.enabled {
         return (StatusCode::NOT_FOUND, "OCSP is disabled\n").into_response();
     }
     let content_type = headers
@@ -70,7 +70,7 @@ async fn ocsp_post(
 /// RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER OCSPRequest}.
 /// axum has already percent-decoded the path.
 async fn ocsp_get(State(gateway): State<Arc<Gateway>>, Path(request): Path<String>) -> Response {
-    if !gateway.config().gateway.ocsp.enabled {
+    if !gateway.settings().ocsp.enabled {
         return (StatusCode::NOT_FOUND, "OCSP is disabled\n").into_response();
     }
     if request.len() > MAX_OCSP_REQUEST * 2 {

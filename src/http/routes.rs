@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::error::{ErrorFormat, respond};
 use super::page;
 use crate::identity::Connection;
-use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, Unavailable};
+use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, TokenForm, Unavailable};
 use crate::policy::IdentityHeaders;
 use crate::token::Pin;
 
@@ -28,7 +28,7 @@ pub struct RequestId(pub String);
 /// The router over a gateway. Pure: no sockets, so tests can drive it with `oneshot` (add a
 /// `MockConnectInfo` layer for the peer address).
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    let limit = gateway.config().gateway.limits.max_body_bytes;
+    let limit = gateway.settings().limits.max_body_bytes;
     Router::new()
         .route("/pgwy/request/ast.html", get(pin_page))
         .route("/pgwy/ast", post(issue))
@@ -83,8 +83,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 async fn pin_page(State(gateway): State<Arc<Gateway>>) -> Response {
-    let config = gateway.config();
-    let html = page::render(config.ast.select(""));
+    let rules = gateway.rules();
+    let html = page::render(rules.select(""));
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -108,25 +108,14 @@ async fn issue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let path_remainder = rest.map(|Path(p)| p).unwrap_or_default();
-    let form = match parse_form(&headers, body) {
-        Ok(form) => form,
-        Err(error) => {
-            let error = gateway
-                .refuse(connection.peer.ip(), &path_remainder, &request_id, error)
-                .await;
-            return respond(&error, &request_id, ErrorFormat::Html);
-        }
-    };
     let request = SoftTokenRequest {
         connection,
-        path_remainder,
+        path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
+        form: parse_form(&headers, body),
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
-        pin: form.pin,
-        profile: form.profile,
         request_id: request_id.clone(),
     };
-    let timeout = gateway.config().gateway.limits.request_timeout;
+    let timeout = gateway.settings().limits.request_timeout;
     let result = tokio::time::timeout(timeout, gateway.issue_soft_token(request))
         .await
         .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
@@ -151,16 +140,11 @@ async fn issue(
     }
 }
 
-struct Form {
-    pin: Pin,
-    profile: Option<String>,
-}
-
 /// Parses the form body. The body buffer is zeroised after the PIN is taken out.
 fn parse_form(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Form, IssuanceError> {
+) -> Result<TokenForm, IssuanceError> {
     let bad = |m: &str| IssuanceError::BadRequest(m.to_string());
     let body = match body {
         Ok(b) => Zeroizing::new(Vec::from(b)),
@@ -196,7 +180,7 @@ fn parse_form(
         }
     }
     let pin = pin.ok_or_else(|| bad("The form field `password` is missing."))?;
-    Ok(Form { pin, profile })
+    Ok(TokenForm { pin, profile })
 }
 
 async fn ca_chain(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) -> Response {

@@ -58,7 +58,7 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
     let (shutdown, mut rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut http_addr = None;
-    let http = listeners.http.or(gateway.config().gateway.server.http);
+    let http = listeners.http.or(gateway.settings().server.http);
     if let Some(addr) = http {
         let listener = TcpListener::bind(addr).await?;
         http_addr = Some(listener.local_addr()?);
@@ -72,7 +72,7 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
         }));
     }
     let mut https_addr = None;
-    if let Some(addr) = listeners.https.or(gateway.config().gateway.server.https) {
+    if let Some(addr) = listeners.https.or(gateway.settings().server.https) {
         let (addr, task) = start_https(gateway.clone(), addr, shutdown.subscribe()).await?;
         https_addr = Some(addr);
         tasks.push(task);
@@ -97,7 +97,7 @@ async fn start_https(
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
-    let server = gateway.config().gateway.server.clone();
+    let server = gateway.settings().server.clone();
     let (Some(cert), Some(key)) = (&server.tls_cert, &server.tls_key) else {
         return Err(std::io::Error::other(
             "an HTTPS listener needs [server] tls_cert and tls_key",

@@ -13,8 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::config::RequiredRoles;
 use crate::policy::CertificateFacts;
+use crate::rules::RequiredRoles;
 
 /// A client certificate that rustls verified against `client_ca` during the handshake.
 #[derive(Debug, Clone)]
@@ -65,8 +65,10 @@ pub enum Caller {
         facts: CertificateFacts,
         proof: Authorized,
     },
-    /// The command line on this machine.
+    /// The command line on this machine (an operator with access to the root).
     Cli,
+    /// The service itself (background work such as CRL refresh).
+    Service,
 }
 
 impl fmt::Display for Caller {
@@ -75,6 +77,7 @@ impl fmt::Display for Caller {
             Caller::Proxy(ip) => write!(f, "proxy:{ip}"),
             Caller::Officer { fingerprint, .. } => write!(f, "officer:{fingerprint}"),
             Caller::Cli => f.write_str("cli"),
+            Caller::Service => f.write_str("system"),
         }
     }
 }

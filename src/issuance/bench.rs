@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::soft_token::{make_token, plan_certificates};
+use super::recipe::{Planned, TokenRecipe, plan_subjects, with_cas};
 use super::{IssuanceError, StageTimes, load_cas};
 use crate::ca::{Attribute, Subject};
-use crate::config::Config;
 use crate::policy::EvaluatedFields;
+use crate::rules::Configuration;
 use crate::token::{KeyPool, Pin, Pkcs12Profile, generate_key};
 
 /// What to measure.
@@ -83,25 +83,16 @@ pub struct BenchReport {
 }
 
 /// Runs the benchmark. Blocking and CPU-bound: call it from a blocking context.
-pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, IssuanceError> {
-    let cas = load_cas(config).map_err(IssuanceError::from)?;
-    let procedure = config
-        .gateway
-        .token_procedures
-        .get(&options.procedure)
-        .ok_or_else(|| {
-            let names: Vec<&str> = config
-                .gateway
-                .token_procedures
-                .keys()
-                .map(String::as_str)
-                .collect();
-            IssuanceError::BadRequest(format!(
-                "no token procedure named `{}`; configured: {}",
-                options.procedure,
-                names.join(", ")
-            ))
-        })?;
+pub fn run(config: &Configuration, options: &BenchOptions) -> Result<BenchReport, IssuanceError> {
+    let cas = load_cas(&config.settings)?;
+    let procedure = config.rules.procedure(&options.procedure).ok_or_else(|| {
+        let names: Vec<&str> = config.rules.procedures.keys().map(String::as_str).collect();
+        IssuanceError::BadRequest(format!(
+            "no token procedure named `{}`; configured: {}",
+            options.procedure,
+            names.join(", ")
+        ))
+    })?;
     let key_types: Vec<String> = procedure
         .certificates
         .iter()
@@ -115,11 +106,12 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
         options.threads
     };
     let fields = bench_fields();
-    // Fail before timing if the procedure cannot be planned (unknown CA, empty subject).
-    plan_certificates(config, &cas, &options.procedure, &fields)?;
+    // The same planning as a request, once: a procedure that cannot be planned (unknown CA,
+    // empty subject) fails before timing.
+    let plan: Vec<Planned> = with_cas(plan_subjects(procedure, &fields)?, &cas)?;
 
     let capacity = if options.pool && !options.keygen_only {
-        config.gateway.key_pool.clone()
+        config.rules.key_pool_sizes(&config.settings.key_pool)
     } else {
         BTreeMap::new()
     };
@@ -141,8 +133,7 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
     .map_err(IssuanceError::from)?;
     let pool_fill_seconds = fill_started.elapsed().as_secs_f64();
 
-    let iterations = config.gateway.pkcs12_iterations;
-    let public_url = config.gateway.server.public_url.as_str();
+    let iterations = config.settings.pkcs12_iterations;
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let results: Vec<Result<Vec<(Duration, StageTimes)>, IssuanceError>> =
@@ -165,18 +156,13 @@ pub fn run(config: &Config, options: &BenchOptions) -> Result<BenchReport, Issua
                                 samples.push((stages.keygen, stages));
                                 continue;
                             }
-                            let plan =
-                                plan_certificates(config, &cas, &options.procedure, &fields)?;
-                            let pin = Pin::new("bench-pin-000000".into());
-                            let made = make_token(
-                                plan,
-                                &pin,
+                            let recipe = TokenRecipe::new(
+                                plan.clone(),
+                                Pin::new("bench-pin-000000".into()),
                                 Pkcs12Profile::Modern,
-                                iterations,
-                                public_url,
-                                config.gateway.ocsp.enabled,
-                                &pool,
-                            )?;
+                                &config.settings,
+                            );
+                            let made = recipe.make(&pool)?;
                             std::hint::black_box(&made.pkcs12);
                             samples.push((token_started.elapsed(), made.stages));
                         }
@@ -358,8 +344,8 @@ mod tests {
     fn bench_makes_tokens_of_the_default_procedure() {
         let dir = tempfile::tempdir().unwrap();
         let root = crate::config::Root::new(dir.path());
-        crate::config::write_default(&root).unwrap();
-        let config = crate::config::load(&root).unwrap();
+        crate::issuance::write_default(&root).unwrap();
+        let config = crate::rules::load(&root).unwrap();
         let options = BenchOptions {
             procedure: "default".into(),
             tokens: 2,

@@ -9,8 +9,9 @@ use std::fmt;
 use crate::ca::CaError;
 use crate::identity::TrustError;
 use crate::policy::PolicyError;
+use crate::rules::PinError;
 use crate::store::StoreError;
-use crate::token::{PinError, TokenError};
+use crate::token::TokenError;
 
 /// Every refusal code the outside world can see (`X-Ast-Error`, JSON `code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

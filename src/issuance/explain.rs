@@ -7,10 +7,11 @@
 use std::fmt;
 
 use super::IssuanceError;
-use super::soft_token::plan_subjects;
+use super::recipe::plan_subjects;
+use super::soft_token::{procedure_of, select};
 use crate::ca::subject_preview;
-use crate::config::{Config, RequiredRoles};
-use crate::policy::{CertificateFacts, IdentityHeaders};
+use crate::policy::{CertificateFacts, IdentityHeaders, evaluate};
+use crate::rules::{Handler, Rules};
 
 /// One handler as it was tried, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,14 +105,13 @@ pub fn parse_header_argument(text: &str) -> Result<(String, String), String> {
 }
 
 /// Explains what a request to `path` with `headers` (and, for `cert:` sources, a caller
-/// certificate with `certificate` facts) would get from `config`.
+/// certificate with `certificate` facts) would get under `rules`.
 pub fn explain(
-    config: &Config,
+    rules: &Rules,
     path: &str,
     headers: &IdentityHeaders,
     certificate: Option<&CertificateFacts>,
 ) -> Explanation {
-    let refuse = |e: IssuanceError| Err(Refusal::from(&e));
     let Some(remainder) = path_remainder(path) else {
         return Explanation {
             path_remainder: path.to_string(),
@@ -125,17 +125,16 @@ pub fn explain(
             }),
         };
     };
+    // The handlers tried, in order, up to the one issuance would select.
     let mut trials = Vec::new();
-    let mut matched = None;
-    for handler in &config.ast.handlers {
-        let hit = handler.filter.is_match(&remainder);
+    for handler in &rules.handlers {
+        let matched = handler.filter.is_match(&remainder);
         trials.push(HandlerTrial {
             number: handler.number,
             filter: handler.filter_source.clone(),
-            matched: hit,
+            matched,
         });
-        if hit {
-            matched = Some(handler);
+        if matched {
             break;
         }
     }
@@ -145,57 +144,52 @@ pub fn explain(
         handler: None,
         outcome: Ok(Vec::new()),
     };
-    if !config.ast.enabled {
-        explanation.outcome = refuse(IssuanceError::Disabled);
-        return explanation;
-    }
-    let Some(handler) = matched else {
-        explanation.outcome = refuse(IssuanceError::NoHandler);
-        return explanation;
+    let handler = match select(rules, &explanation.path_remainder) {
+        Ok(handler) => handler,
+        Err(e) => {
+            explanation.outcome = Err(Refusal::from(&e));
+            return explanation;
+        }
     };
     explanation.handler = Some(MatchedHandler {
         number: handler.number,
         format: handler.format.clone(),
         token_procedure: handler.token_procedure.clone(),
-        trust: match &handler.required_roles {
-            None => {
-                "a peer inside [trust] proxies (identity headers from the authenticating proxy)"
-                    .into()
-            }
-            Some(RequiredRoles::AnyCertificate) => {
-                "any officer client certificate (requiredRoRoles = none)".into()
-            }
-            Some(RequiredRoles::All(roles)) => format!(
-                "an officer client certificate with the roles {}",
-                roles.join(", ")
-            ),
-        },
+        trust: handler.trust_description(),
     });
-    explanation.outcome = match plan_subjects(config, handler, headers, certificate) {
-        Err(e) => refuse(e),
-        Ok(plan) => plan
-            .into_iter()
-            .enumerate()
-            .map(|(index, (template, subject))| {
-                let rfc4514 = subject_preview(&subject, &template.subject_order)
-                    .map_err(|e| Refusal::from(&IssuanceError::from(e)))?;
-                Ok(PlannedCertificate {
-                    index,
-                    purpose: template.purpose.clone(),
-                    ca: template.ca.clone(),
-                    key: template.key.to_string(),
-                    validity_days: template.validity.as_secs() / 86_400,
-                    subject: subject.display_dn(&template.subject_order),
-                    subject_rfc4514: rfc4514,
-                    sans: subject
-                        .san_values()
-                        .map(|(a, v)| format!("{}:{v}", a.label()))
-                        .collect(),
-                })
-            })
-            .collect(),
-    };
+    explanation.outcome = plan(rules, handler, headers, certificate).map_err(|e| Refusal::from(&e));
     explanation
+}
+
+/// The same planning as issuance (format evaluation, subjects, their encoding), no CA.
+fn plan(
+    rules: &Rules,
+    handler: &Handler,
+    headers: &IdentityHeaders,
+    certificate: Option<&CertificateFacts>,
+) -> Result<Vec<PlannedCertificate>, IssuanceError> {
+    let procedure = procedure_of(rules, handler)?;
+    let fields = evaluate(&handler.fields, headers, certificate)?;
+    plan_subjects(procedure, &fields)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, (template, subject))| {
+            let subject_rfc4514 = subject_preview(&subject, &template.subject_order)?;
+            Ok(PlannedCertificate {
+                index,
+                purpose: template.purpose.clone(),
+                ca: template.ca.clone(),
+                key: template.key.to_string(),
+                validity_days: template.validity.as_secs() / 86_400,
+                subject: subject.display_dn(&template.subject_order),
+                subject_rfc4514,
+                sans: subject
+                    .san_values()
+                    .map(|(a, v)| format!("{}:{v}", a.label()))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 impl fmt::Display for Explanation {

@@ -10,8 +10,10 @@
 pub mod bench;
 mod error;
 mod explain;
+mod init;
 pub mod metrics;
 mod officers;
+mod recipe;
 mod reload;
 mod revocation;
 mod soft_token;
@@ -27,20 +29,33 @@ pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
     parse_header_argument, path_remainder,
 };
+pub use init::write_default;
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
+pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::OcspAnswer;
-pub use soft_token::{SoftToken, SoftTokenRequest, StageTimes};
+pub use soft_token::{SoftToken, SoftTokenRequest, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
-use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::config::{ConfigError, ConfigErrors, GatewayConfig};
 use crate::identity::TrustPolicy;
+use crate::rules::{Configuration, Rules};
 use crate::store::{Store, StoreError};
 use crate::token::KeyPool;
 
+/// Seconds since the Unix epoch (0 before it).
+pub(crate) fn unix(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// The running service's state.
 pub struct Gateway {
-    config: ArcSwap<Config>,
+    /// Settings are fixed at start (a reload reports sections that need a restart).
+    settings: GatewayConfig,
+    /// Handlers and token procedures; a reload swaps them whole.
+    rules: ArcSwap<Rules>,
     cas: BTreeMap<String, Arc<Ca>>,
     store: Store,
     trust: TrustPolicy,
@@ -54,11 +69,11 @@ pub struct Gateway {
 }
 
 /// Loads every configured CA (certificate, chain, key), reporting every problem at once.
-pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErrors> {
+pub fn load_cas(settings: &GatewayConfig) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErrors> {
     let mut errors = Vec::new();
     let mut cas = BTreeMap::new();
-    let toml = config.root.gateway_toml();
-    for ca in &config.gateway.cas {
+    let toml = settings.root.gateway_toml();
+    for ca in &settings.cas {
         let result = (|| -> Result<Ca, CaError> {
             let certificate = read_certificate_file(&ca.certificate)?;
             let mut parents = Vec::new();
@@ -66,8 +81,7 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
             let mut guard = 0;
             while let Some(name) = next {
                 guard += 1;
-                let parent = config
-                    .gateway
+                let parent = settings
                     .cas
                     .iter()
                     .find(|c| c.name == name)
@@ -79,7 +93,7 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
             let signer: Arc<dyn crate::ca::Signer> = match &ca.pkcs11 {
                 Some(uri) => Arc::new(crate::ca::Pkcs11Signer::open(uri)?),
                 None => {
-                    let passphrase = ca_key_passphrase(config, ca)?;
+                    let passphrase = ca_key_passphrase(settings, ca)?;
                     Arc::new(FileSigner::from_file_with_passphrase(
                         &ca.key,
                         passphrase.as_deref().map(String::as_str),
@@ -117,7 +131,7 @@ pub fn load_cas(config: &Config) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErro
 /// The passphrase of an encrypted CA key file: from `key_passphrase_env` or
 /// `key_passphrase_encrypted` (decrypted with the root's secret key). Never in messages.
 fn ca_key_passphrase(
-    config: &Config,
+    settings: &GatewayConfig,
     ca: &crate::config::CaConfig,
 ) -> Result<Option<zeroize::Zeroizing<String>>, CaError> {
     let fail = |message: String| CaError::File {
@@ -133,7 +147,7 @@ fn ca_key_passphrase(
         return Ok(Some(zeroize::Zeroizing::new(value)));
     }
     if let Some(encrypted) = &ca.key_passphrase_encrypted {
-        let key = crate::config::SecretKey::load(&config.root).map_err(fail)?;
+        let key = crate::config::SecretKey::load(&settings.root).map_err(fail)?;
         let value = key
             .decrypt(encrypted)
             .map_err(|e| fail(format!("key_passphrase_encrypted: {e}")))?;
@@ -153,11 +167,11 @@ pub enum StartError {
 
 impl Gateway {
     /// Loads CAs, opens the database (running migrations) and builds the gateway.
-    pub async fn open(config: Config) -> Result<Arc<Gateway>, StartError> {
-        let cas = load_cas(&config)?;
+    pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
+        let cas = load_cas(&config.settings)?;
         let store = Store::open(
-            &config.gateway.database_url,
-            config.gateway.database_max_connections,
+            &config.settings.database_url,
+            config.settings.database_max_connections,
         )
         .await?;
         Ok(Self::from_parts(config, cas, store))
@@ -165,18 +179,20 @@ impl Gateway {
 
     /// Builds a gateway from loaded parts.
     pub fn from_parts(
-        config: Config,
+        config: Configuration,
         cas: BTreeMap<String, Arc<Ca>>,
         store: Store,
     ) -> Arc<Gateway> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let key_pool = KeyPool::start(config.gateway.key_pool.clone());
+        let Configuration { settings, rules } = config;
+        let key_pool = KeyPool::start(rules.key_pool_sizes(&settings.key_pool));
         Arc::new(Gateway {
             key_pool,
-            trust: TrustPolicy::new(config.gateway.trusted_proxies.clone()),
-            config: ArcSwap::from_pointee(config),
+            trust: TrustPolicy::new(settings.trusted_proxies.clone()),
+            settings,
+            rules: ArcSwap::from_pointee(rules),
             cas,
             store,
             crypto_slots: Semaphore::new(cores),
@@ -189,9 +205,14 @@ impl Gateway {
         &self.key_pool
     }
 
-    /// The current configuration.
-    pub fn config(&self) -> Arc<Config> {
-        self.config.load_full()
+    /// The service settings (fixed at start).
+    pub fn settings(&self) -> &GatewayConfig {
+        &self.settings
+    }
+
+    /// The rules in effect now (a reload may swap them; hold the `Arc` for one request).
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
     }
 
     /// The database.

@@ -1,18 +1,20 @@
-//! Officers (SPEC §2, §4): client certificates from the `officers` CA, registered with their
+//! Officers: client certificates from the `officers` CA, registered with their
 //! roles, and their revocation. Used by the CLI; every change is audited.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
+use super::recipe::{TokenRecipe, with_cas};
 use super::{Gateway, IssuanceError};
-use crate::ca::{
-    Attribute, CertificateProfile, Subject, issue_certificate, parse_extended_key_usage,
-};
+use crate::ca::{Attribute, Subject, parse_extended_key_usage};
+use crate::identity::Caller;
+use crate::rules::{CertificateTemplate, PasswordPolicy};
 use crate::store::{AuditEvent, OfficerRecord, OfficerStatus};
-use crate::token::{KeyType, Pin, Pkcs12Profile, TokenEntry, generate_key, write_pkcs12};
+use crate::token::{KeyType, Pin, Pkcs12Profile};
 
 /// The CA that issues officer certificates (the demo writes it; `client_ca` points at it).
 pub const OFFICERS_CA: &str = "officers";
@@ -60,19 +62,29 @@ pub fn parse_roles(text: &str) -> Result<Vec<String>, String> {
     Ok(roles)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// The template of an officer certificate: P-256, clientAuth, two years, from `officers`.
+fn officer_template() -> Result<CertificateTemplate, IssuanceError> {
+    Ok(CertificateTemplate {
+        purpose: "officer".into(),
+        ca: OFFICERS_CA.into(),
+        key: KeyType::EcP256,
+        validity: OFFICER_VALIDITY,
+        key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
+        extended_key_usage: vec![
+            parse_extended_key_usage("clientAuth").map_err(IssuanceError::invariant)?,
+        ],
+        policies: Vec::new(),
+        subject_order: vec![Attribute::CommonName],
+    })
 }
 
 impl Gateway {
     /// Issues an officer client certificate (CN = `name`, clientAuth) from the `officers` CA,
     /// registers it with `roles` (committed, and audited, before the PKCS#12 is returned) and
-    /// seals key and chain in a PKCS#12 under `password`.
+    /// seals key and chain in a PKCS#12 under `password`. The same recipe as a user token.
     pub async fn issue_officer(
         &self,
+        caller: &Caller,
         name: &str,
         roles: Vec<String>,
         password: Pin,
@@ -83,84 +95,59 @@ impl Gateway {
                 "the officer name must be non-empty, without control characters".into(),
             ));
         }
-        crate::token::PasswordPolicy::new(6, 128, crate::token::DEFAULT_PIN_PATTERN)
-            .map_err(|e| IssuanceError::invariant(format!("built-in PIN policy: {e}")))?
-            .check(&password)?;
-        let ca = self.ca(OFFICERS_CA).cloned().ok_or_else(|| {
-            IssuanceError::Unavailable(super::Unavailable::CaNotLoaded(OFFICERS_CA.into()))
-        })?;
-        let iterations = self.config().gateway.pkcs12_iterations;
-        let subject_name = name.to_string();
-        let (der, serial, pkcs12) = tokio::task::spawn_blocking(move || {
-            let key = generate_key(KeyType::EcP256).map_err(IssuanceError::from)?;
-            // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
-            let subject = Subject {
-                values: vec![(Attribute::CommonName, subject_name.clone())],
-            };
-            let eku = [parse_extended_key_usage("clientAuth").map_err(IssuanceError::invariant)?];
-            let profile = CertificateProfile {
-                subject: &subject,
-                subject_order: &[Attribute::CommonName],
-                spki_der: key.spki_der(),
-                validity: OFFICER_VALIDITY,
-                key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
-                extended_key_usage: &eku,
-                policies: &[],
-                ca: None,
-                crl_url: None,
-                ocsp_url: None,
-            };
-            let certificate = issue_certificate(
-                ca.certificate().tbs_certificate().subject(),
-                ca.key_identifier(),
-                ca.signer(),
-                &profile,
-            )
-            .map_err(IssuanceError::from)?;
-            let entry = TokenEntry {
-                friendly_name: format!("{subject_name} officer"),
-                key: &key,
-                certificate_der: &certificate.der,
-                chain: ca.chain(),
-            };
-            let pkcs12 = write_pkcs12(&[entry], &password, Pkcs12Profile::Modern, iterations)
-                .map_err(IssuanceError::from)?;
-            Ok::<_, IssuanceError>((certificate.der, certificate.serial, pkcs12))
-        })
-        .await??;
+        PasswordPolicy::default().check(&password)?;
+        // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
+        let subject = Subject {
+            values: vec![(Attribute::CommonName, name.to_string())],
+        };
+        let plan = with_cas(vec![(&officer_template()?, subject)], &self.cas)?;
+        let mut recipe = TokenRecipe::new(plan, password, Pkcs12Profile::Modern, &self.settings);
+        // Officer certificates are checked against the registry on every request, not by
+        // relying parties: they carry no revocation URLs.
+        recipe.publication.public_url = None;
+        let made = self.make(Arc::new(recipe)).await?;
+        let Some((_, certificate)) = made.issued.first() else {
+            return Err(IssuanceError::invariant(
+                "an officer recipe made no certificate",
+            ));
+        };
         let record = OfficerRecord {
-            serial: hex::encode(&serial),
-            fingerprint: hex::encode(Sha256::digest(&der)),
+            serial: hex::encode(&certificate.serial),
+            fingerprint: hex::encode(Sha256::digest(&certificate.der)),
             name: name.to_string(),
             roles,
             status: OfficerStatus::Active,
-            created: now(),
+            created: super::unix(std::time::SystemTime::now()),
             revoked: None,
         };
         let event = AuditEvent::now(
             "officer-issued",
-            "cli",
+            &caller.to_string(),
             "",
             json!({"serial": record.serial, "fingerprint": record.fingerprint, "name": record.name, "roles": record.roles}),
         );
-        self.store
-            .register_officer(&record, &event)
-            .await
-            .map_err(IssuanceError::from)?;
-        Ok(IssuedOfficer { record, pkcs12 })
+        self.store.register_officer(&record, &event).await?;
+        Ok(IssuedOfficer {
+            record,
+            pkcs12: made.pkcs12,
+        })
     }
 
     /// Revokes an officer certificate by serial; new requests with it are refused from now on.
     /// `Ok(None)`: no officer has this serial.
     pub async fn revoke_officer(
         &self,
+        caller: &Caller,
         serial: &str,
     ) -> Result<Option<OfficerRecord>, IssuanceError> {
-        let event = AuditEvent::now("officer-revoked", "cli", "", json!({"serial": serial}));
-        self.store
-            .revoke_officer(serial, now(), &event)
-            .await
-            .map_err(IssuanceError::from)
+        let event = AuditEvent::now(
+            "officer-revoked",
+            &caller.to_string(),
+            "",
+            json!({"serial": serial}),
+        );
+        let now = super::unix(std::time::SystemTime::now());
+        Ok(self.store.revoke_officer(serial, now, &event).await?)
     }
 
     /// Every registered officer.

@@ -3,7 +3,8 @@
 //! new requests. A configuration with any problem is refused and the running one keeps serving.
 
 use super::Gateway;
-use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::config::{ConfigError, ConfigErrors, GatewayConfig, Root};
+use crate::rules::{self, Configuration};
 
 /// What a successful reload changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +51,10 @@ impl Gateway {
     }
 
     fn reload_inner(&self) -> Result<ReloadSummary, ConfigErrors> {
-        let current = self.config();
-        let fresh = config::load(&current.root)?;
-        let toml = current.root.gateway_toml();
+        let fresh = rules::load(&self.settings.root)?;
+        let toml = self.settings.root.gateway_toml();
         let mut errors = Vec::new();
-        for procedure in fresh.gateway.token_procedures.values() {
+        for procedure in fresh.rules.procedures.values() {
             for certificate in &procedure.certificates {
                 if !self.cas.contains_key(&certificate.ca) {
                     errors.push(ConfigError::at(
@@ -73,38 +73,9 @@ impl Gateway {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let (old, new) = (&current.gateway, &fresh.gateway);
-        let mut restart_needed = Vec::new();
-        let differs =
-            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-        if differs(&old.server, &new.server) {
-            restart_needed.push("[server]");
-        }
-        if differs(&old.trusted_proxies, &new.trusted_proxies) {
-            restart_needed.push("[trust]");
-        }
-        if old.database_url != new.database_url
-            || old.database_max_connections != new.database_max_connections
-        {
-            restart_needed.push("[database]");
-        }
-        if old.pkcs12_iterations != new.pkcs12_iterations {
-            restart_needed.push("[pkcs12]");
-        }
-        if differs(&old.limits, &new.limits) {
-            restart_needed.push("[limits]");
-        }
-        if differs(&old.cas, &new.cas) {
-            restart_needed.push("[[ca]]");
-        }
-        let mut gateway = current.gateway.clone();
-        gateway.token_procedures = fresh.gateway.token_procedures;
-        let handlers = fresh.ast.handlers.len();
-        self.config.store(std::sync::Arc::new(Config {
-            root: current.root.clone(),
-            gateway,
-            ast: fresh.ast,
-        }));
+        let restart_needed = restart_needed(&self.settings, &fresh.settings);
+        let handlers = fresh.rules.handlers.len();
+        self.rules.store(std::sync::Arc::new(fresh.rules));
         Ok(ReloadSummary {
             handlers,
             restart_needed,
@@ -112,39 +83,56 @@ impl Gateway {
     }
 }
 
+/// The gateway.toml sections whose settings differ: they take effect only after a restart.
+fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
+    [
+        ("[server]", old.server != new.server),
+        ("[trust]", old.trusted_proxies != new.trusted_proxies),
+        (
+            "[database]",
+            (&old.database_url, old.database_max_connections)
+                != (&new.database_url, new.database_max_connections),
+        ),
+        ("[pkcs12]", old.pkcs12_iterations != new.pkcs12_iterations),
+        ("[limits]", old.limits != new.limits),
+        ("[key_pool]", old.key_pool != new.key_pool),
+        ("[crl]", old.crl != new.crl),
+        ("[ocsp]", old.ocsp != new.ocsp),
+        ("[[ca]]", old.cas != new.cas),
+    ]
+    .into_iter()
+    .filter_map(|(section, differs)| differs.then_some(section))
+    .collect()
+}
+
 /// Everything `serve` would load, without opening the database: gateway.toml, ast.properties,
 /// the formats and every CA (certificate, chain, key). Every problem at once, sorted by file and
 /// line; what `config check` and a reload report.
-pub fn check_configuration(root: &crate::config::Root) -> Result<Config, ConfigErrors> {
+pub fn check_configuration(root: &Root) -> Result<Configuration, ConfigErrors> {
     let mut errors = Vec::new();
-    let loaded = config::load(root)
+    let loaded = rules::load(root)
         .map_err(|mut e| errors.append(&mut e.0))
         .ok();
     // CAs are checked even when ast.properties has problems, so one run shows everything.
-    let gateway = match &loaded {
-        Some(c) => Some(c.gateway.clone()),
-        None => config::load_gateway(root).ok(),
+    let settings = match &loaded {
+        Some(c) => Some(c.settings.clone()),
+        None => crate::config::load_gateway(root).ok(),
     };
-    if let Some(gateway) = gateway {
-        let probe = Config {
-            root: root.clone(),
-            gateway,
-            ast: config::AstConfig::default(),
-        };
-        if let Err(e) = super::load_cas(&probe) {
-            // load_cas knows the CA, not the line: point at the CA's `name = "…"` line.
-            let text = std::fs::read_to_string(root.gateway_toml()).unwrap_or_default();
-            for mut error in e.0 {
-                if let Some(name) = error.key.as_deref().and_then(|k| k.strip_prefix("ca.")) {
-                    let quoted = format!("\"{name}\"");
-                    error.line = error.line.or_else(|| {
-                        text.lines()
-                            .position(|l| l.trim_start().starts_with("name") && l.contains(&quoted))
-                            .map(|i| i + 1)
-                    });
-                }
-                errors.push(error);
+    if let Some(settings) = settings
+        && let Err(e) = super::load_cas(&settings)
+    {
+        // load_cas knows the CA, not the line: point at the CA's `name = "…"` line.
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap_or_default();
+        for mut error in e.0 {
+            if let Some(name) = error.key.as_deref().and_then(|k| k.strip_prefix("ca.")) {
+                let quoted = format!("\"{name}\"");
+                error.line = error.line.or_else(|| {
+                    text.lines()
+                        .position(|l| l.trim_start().starts_with("name") && l.contains(&quoted))
+                        .map(|i| i + 1)
+                });
             }
+            errors.push(error);
         }
     }
     match loaded {

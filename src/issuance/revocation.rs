@@ -14,6 +14,7 @@ use serde_json::json;
 use super::{Gateway, IssuanceError};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
 use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, issue_crl};
+use crate::identity::Caller;
 use crate::store::{
     AuditEvent, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome, StoredCrl,
 };
@@ -51,13 +52,13 @@ impl Gateway {
         &self,
         serial: &str,
         reason: RevocationReason,
-        actor: &str,
+        caller: &Caller,
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
         let now = unix(SystemTime::now());
         let event = AuditEvent::now(
             "revoked",
-            actor,
+            &caller.to_string(),
             request_id,
             json!({"serial": normalised(serial), "reason": reason.name()}),
         );
@@ -77,7 +78,7 @@ impl Gateway {
                 IssuanceError::invariant("revoke reported `not revoked`")
             }
         };
-        self.audit_refusal("revoke-refused", actor, request_id, serial, &result)
+        self.audit_refusal("revoke-refused", caller, request_id, serial, &result)
             .await;
         Err(result)
     }
@@ -86,12 +87,12 @@ impl Gateway {
     pub async fn reinstate(
         &self,
         serial: &str,
-        actor: &str,
+        caller: &Caller,
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
         let event = AuditEvent::now(
             "reinstated",
-            actor,
+            &caller.to_string(),
             request_id,
             json!({"serial": normalised(serial)}),
         );
@@ -108,7 +109,7 @@ impl Gateway {
                 "certificate `{serial}` is not revoked; nothing to reinstate"
             )),
         };
-        self.audit_refusal("reinstate-refused", actor, request_id, serial, &result)
+        self.audit_refusal("reinstate-refused", caller, request_id, serial, &result)
             .await;
         Err(result)
     }
@@ -116,7 +117,7 @@ impl Gateway {
     async fn audit_refusal(
         &self,
         event: &str,
-        actor: &str,
+        caller: &Caller,
         request_id: &str,
         serial: &str,
         error: &IssuanceError,
@@ -124,7 +125,12 @@ impl Gateway {
         let detail = json!({"serial": normalised(serial), "code": error.code(), "reason": error.to_string()});
         if let Err(e) = self
             .store
-            .record_audit(&AuditEvent::now(event, actor, request_id, detail))
+            .record_audit(&AuditEvent::now(
+                event,
+                &caller.to_string(),
+                request_id,
+                detail,
+            ))
             .await
         {
             tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
@@ -144,18 +150,18 @@ impl Gateway {
         if let Some(der) = self.fresh_stored_crl(ca_name).await? {
             return Ok(der);
         }
-        self.build_crl(ca, "system").await
+        self.build_crl(ca, &Caller::Service).await
     }
 
     /// Issues a new CRL now, whatever the stored one (`ast-gateway crl`).
     pub async fn issue_crl_now(
         &self,
         ca_name: &str,
-        actor: &str,
+        caller: &Caller,
     ) -> Result<Vec<u8>, IssuanceError> {
         let ca = self.ca_named(ca_name)?;
         let _guard = self.crl_lock.lock().await;
-        self.build_crl(ca, actor).await
+        self.build_crl(ca, caller).await
     }
 
     fn ca_named(&self, name: &str) -> Result<Arc<Ca>, IssuanceError> {
@@ -180,7 +186,7 @@ impl Gateway {
         Ok((revision >= state.revision && now < half_way).then_some(der))
     }
 
-    async fn build_crl(&self, ca: Arc<Ca>, actor: &str) -> Result<Vec<u8>, IssuanceError> {
+    async fn build_crl(&self, ca: Arc<Ca>, caller: &Caller) -> Result<Vec<u8>, IssuanceError> {
         let (number, revision) = self.store.next_crl_number(ca.name()).await?;
         let now = SystemTime::now();
         // Entries are read after the number and revision were taken: the CRL holds at least
@@ -208,7 +214,7 @@ impl Gateway {
         }
         // Whole seconds: the encoded times are whole seconds and the store keeps seconds.
         let this_update = from_unix(unix(now) - 60);
-        let validity = self.config().gateway.crl.validity;
+        let validity = self.settings().crl.validity;
         let parameters = CrlParameters {
             number: number.max(0) as u64,
             this_update,
@@ -220,7 +226,7 @@ impl Gateway {
                 .await??;
         let event = AuditEvent::now(
             "crl-issued",
-            actor,
+            &caller.to_string(),
             "",
             json!({"ca": ca.name(), "number": number, "entries": revoked.len(), "revision": revision}),
         );
@@ -337,7 +343,7 @@ impl Gateway {
             };
             statuses.push(status);
         }
-        let validity = self.config().gateway.ocsp.validity;
+        let validity = self.settings().ocsp.validity;
         let this_update = from_unix(unix(SystemTime::now()));
         let next_update = this_update + validity;
         let der = tokio::task::spawn_blocking(move || {

@@ -1,32 +1,42 @@
-//! The soft-token pipeline (SPEC §1 steps 4–7).
+//! The soft-token use case: who is calling → which handler → format → recipe → record →
+//! deliver. Every refusal is audited with the connection it came on; nothing is issued.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use serde_json::json;
 
+use super::recipe::{
+    Attempt, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
+    with_fresh_serials,
+};
 use super::{Gateway, IssuanceError, Unavailable};
-use crate::ca::{Ca, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
-use crate::config::{CertificateTemplate, Config, Handler};
+use crate::ca::{Ca, IssuedCertificate};
 use crate::identity::{Caller, Connection, OfficerStanding};
-use crate::policy::{CertificateFacts, EvaluatedFields, IdentityHeaders, evaluate};
+use crate::policy::{IdentityHeaders, evaluate};
+use crate::rules::{Handler, Rules};
 use crate::store::{
     AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
 };
-use crate::token::{
-    GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12,
-};
+use crate::token::{Pin, Pkcs12Profile};
 
-/// A request for a soft token, as the HTTP layer hands it over.
+/// What the user sent in the form: the PIN and, optionally, a PKCS#12 profile.
+#[derive(Debug)]
+pub struct TokenForm {
+    pub pin: Pin,
+    /// The form field `profile`, if sent.
+    pub profile: Option<String>,
+}
+
+/// A request for a soft token, as the HTTP layer hands it over. A form the HTTP layer could
+/// not read is handed over too (as `Err`), so that its refusal is audited like every other.
 #[derive(Debug)]
 pub struct SoftTokenRequest {
     pub connection: Connection,
     /// The path after `/pgwy/ast/` (empty for `/pgwy/ast`).
     pub path_remainder: String,
     pub headers: IdentityHeaders,
-    pub pin: Pin,
-    /// The form field `profile`, if sent.
-    pub profile: Option<String>,
+    pub form: Result<TokenForm, IssuanceError>,
     pub request_id: String,
 }
 
@@ -47,21 +57,7 @@ struct Order<'a> {
     handler: &'a Handler,
     caller: &'a Caller,
     request_id: &'a str,
-    profile: Pkcs12Profile,
-    plan: &'a [Planned],
-    pin: Arc<Pin>,
-    iterations: u32,
-    public_url: &'a str,
-    /// Write the AIA OCSP URL (SPEC §7.1, when `[ocsp] enabled`).
-    ocsp: bool,
-}
-
-/// One certificate to make: its template, its CA and its subject.
-#[derive(Clone)]
-pub(crate) struct Planned {
-    template: CertificateTemplate,
-    ca: Arc<Ca>,
-    subject: Subject,
+    recipe: Arc<TokenRecipe>,
 }
 
 impl Gateway {
@@ -80,22 +76,6 @@ impl Gateway {
                 .refuse_on(&connection, &handler_path, &request_id, error)
                 .await),
         }
-    }
-
-    /// Audits a refusal of a soft-token request (also those the HTTP layer detects before the
-    /// request reaches `issue_soft_token`, such as a malformed form) and returns the error.
-    pub async fn refuse(
-        &self,
-        peer: std::net::IpAddr,
-        path: &str,
-        request_id: &str,
-        error: IssuanceError,
-    ) -> IssuanceError {
-        let connection = Connection {
-            peer: std::net::SocketAddr::new(peer, 0),
-            client_certificate: None,
-        };
-        self.refuse_on(&connection, path, request_id, error).await
     }
 
     /// Audits a refusal: who (the verified client certificate's fingerprint if there is one,
@@ -118,8 +98,7 @@ impl Gateway {
             None => format!("peer:{peer}"),
         };
         let handler = self
-            .config()
-            .ast
+            .rules()
             .select(path)
             .map(|h| format!("handler.{}", h.number));
         super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code().as_str());
@@ -167,14 +146,10 @@ impl Gateway {
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
-        let config = self.config();
-        if !config.ast.enabled {
-            return Err(IssuanceError::Disabled);
-        }
-        let handler = config
-            .ast
-            .select(&request.path_remainder)
-            .ok_or(IssuanceError::NoHandler)?;
+        let form = request.form?;
+        // The same rules throughout, even if a reload swaps them meanwhile.
+        let rules = self.rules();
+        let handler = select(&rules, &request.path_remainder)?;
         // Looked up per request: a revoked officer is refused from the next request on.
         let officer = self.officer_standing(handler, &request.connection).await?;
         let caller = self.trust.authorize(
@@ -182,31 +157,32 @@ impl Gateway {
             &request.connection,
             officer.as_ref(),
         )?;
-        handler.password_policy.check(&request.pin)?;
+        handler.password_policy.check(&form.pin)?;
         let profile = handler
-            .choose_profile(request.profile.as_deref())
-            .map_err(IssuanceError::BadRequest)?;
-        // The same configuration snapshot throughout, even if a reload swaps it meanwhile.
-        let plan = self.plan(&config, handler, &request.headers, &caller)?;
-        let iterations = config.gateway.pkcs12_iterations;
-        let public_url = config.gateway.server.public_url.clone();
-        let ocsp = config.gateway.ocsp.enabled;
-
-        // Serials are random and unique-constrained; on the astronomically unlikely collision
-        // (with a certificate issued earlier, on any node) the whole token is made again with
-        // fresh keys and serials. Nothing of the failed attempt was recorded or delivered.
+            .choose_profile(form.profile.as_deref())
+            .map_err(|e| IssuanceError::BadRequest(e.to_string()))?;
+        let plan = self.plan(&rules, handler, &request.headers, &caller)?;
         let order = Order {
             handler,
             caller: &caller,
             request_id: &request.request_id,
-            profile,
-            plan: &plan,
-            pin: Arc::new(request.pin),
-            iterations,
-            public_url: &public_url,
-            ocsp,
+            recipe: Arc::new(TokenRecipe::new(plan, form.pin, profile, &self.settings)),
         };
+        // Serials are random and unique-constrained; on the astronomically unlikely collision
+        // (with a certificate issued earlier, on any node) the whole token is made again with
+        // fresh keys and serials. Nothing of the failed attempt was recorded or delivered.
         with_fresh_serials(SERIAL_ATTEMPTS, |attempt| self.attempt(attempt, &order)).await
+    }
+
+    /// Runs a recipe on a blocking thread, holding one of the CPU slots.
+    pub(crate) async fn make(&self, recipe: Arc<TokenRecipe>) -> Result<MadeToken, IssuanceError> {
+        let _slot = self
+            .crypto_slots
+            .acquire()
+            .await
+            .map_err(|_| Unavailable::ShuttingDown)?;
+        let pool = self.key_pool.clone();
+        tokio::task::spawn_blocking(move || recipe.make(&pool)).await?
     }
 
     /// Makes the token (keys, certificates, PKCS#12) and records it.
@@ -222,25 +198,7 @@ impl Gateway {
                 "serial collision: making the token again with new serials"
             );
         }
-        let _slot = self
-            .crypto_slots
-            .acquire()
-            .await
-            .map_err(|_| Unavailable::ShuttingDown)?;
-        let (plan, pin, profile, iterations) = (
-            order.plan.to_vec(),
-            order.pin.clone(),
-            order.profile,
-            order.iterations,
-        );
-        let public_url = order.public_url.to_string();
-        let ocsp = order.ocsp;
-        let pool = self.key_pool.clone();
-        let made = tokio::task::spawn_blocking(move || {
-            make_token(plan, &pin, profile, iterations, &public_url, ocsp, &pool)
-        })
-        .await??;
-        drop(_slot);
+        let made = self.make(order.recipe.clone()).await?;
         let MadeToken {
             issued,
             pkcs12,
@@ -252,7 +210,7 @@ impl Gateway {
                 order.handler,
                 order.caller,
                 order.request_id,
-                order.profile,
+                order.recipe.profile,
                 issued,
                 pkcs12,
             )
@@ -305,8 +263,8 @@ impl Gateway {
                     .san_values()
                     .map(|(a, v)| format!("{}:{v}", a.label()))
                     .collect(),
-                not_before: unix(cert.not_before),
-                not_after: unix(cert.not_after),
+                not_before: super::unix(cert.not_before),
+                not_after: super::unix(cert.not_after),
                 purpose: planned.template.purpose.clone(),
                 token_id: token_id.clone(),
                 status: CertificateStatus::Good,
@@ -353,235 +311,40 @@ impl Gateway {
     /// CA and subject. Pure: no keys, no signatures.
     fn plan(
         &self,
-        config: &Config,
+        rules: &Rules,
         handler: &Handler,
         headers: &IdentityHeaders,
         caller: &Caller,
     ) -> Result<Vec<Planned>, IssuanceError> {
-        let subjects = plan_subjects(config, handler, headers, caller.certificate_facts())?;
-        let mut plan = Vec::with_capacity(subjects.len());
-        for (template, subject) in subjects {
-            let ca = self.cas.get(&template.ca).cloned().ok_or_else(|| {
-                IssuanceError::Unavailable(Unavailable::CaNotLoaded(template.ca.clone()))
-            })?;
-            plan.push(Planned {
-                template: template.clone(),
-                ca,
-                subject,
-            });
-        }
-        Ok(plan)
+        let procedure = procedure_of(rules, handler)?;
+        let fields = evaluate(&handler.fields, headers, caller.certificate_facts())?;
+        with_cas(plan_subjects(procedure, &fields)?, &self.cas)
     }
 }
 
-/// The subject of each certificate of the handler's token procedure, in token-procedure order:
-/// the format evaluated over the headers and the caller's certificate facts. Pure: shared by
-/// issuance and `config explain`.
-pub(super) fn plan_subjects<'c>(
-    config: &'c Config,
+/// The handler for a path remainder, or why there is none (shared with `config explain`).
+pub(crate) fn select<'r>(rules: &'r Rules, remainder: &str) -> Result<&'r Handler, IssuanceError> {
+    if !rules.enabled {
+        return Err(IssuanceError::Disabled);
+    }
+    rules.select(remainder).ok_or(IssuanceError::NoHandler)
+}
+
+/// The handler's token procedure (the rules guarantee it exists).
+pub(crate) fn procedure_of<'r>(
+    rules: &'r Rules,
     handler: &Handler,
-    headers: &IdentityHeaders,
-    certificate: Option<&CertificateFacts>,
-) -> Result<Vec<(&'c CertificateTemplate, Subject)>, IssuanceError> {
-    let procedure = config
-        .gateway
-        .token_procedures
-        .get(&handler.token_procedure)
-        .ok_or_else(|| {
-            IssuanceError::invariant(format!(
-                "token procedure `{}` vanished",
-                handler.token_procedure
-            ))
-        })?;
-    let fields = evaluate(&handler.fields, headers, certificate)?;
-    let mut plan = Vec::with_capacity(procedure.certificates.len());
-    for (index, template) in procedure.certificates.iter().enumerate() {
-        let subject = fields.subject_for(index);
-        if subject.dn_values(&template.subject_order).is_empty() {
-            return Err(IssuanceError::Policy(
-                crate::policy::PolicyError::FieldMissing {
-                    field: "subject".into(),
-                    index: 0,
-                    source_name: format!(
-                        "certificate {index} ({}) would have an empty subject",
-                        template.purpose
-                    ),
-                },
-            ));
-        }
-        plan.push((template, subject));
-    }
-    Ok(plan)
-}
-
-/// How often a token is made again after a serial collision before giving up.
-const SERIAL_ATTEMPTS: u32 = 3;
-
-/// The outcome of one issuance attempt.
-#[derive(Debug)]
-enum Attempt<T> {
-    Done(T),
-    /// The database already holds a certificate with this serial; nothing was recorded.
-    Collision(String),
-}
-
-/// Runs `attempt` (numbered from 1) until it is done, at most `attempts` times. Repeated
-/// collisions mean the random number generator is broken: that is an internal error.
-async fn with_fresh_serials<T, F, Fut>(attempts: u32, mut attempt: F) -> Result<T, IssuanceError>
-where
-    F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<Attempt<T>, IssuanceError>>,
-{
-    let mut last = String::new();
-    for n in 1..=attempts {
-        match attempt(n).await? {
-            Attempt::Done(value) => return Ok(value),
-            Attempt::Collision(serial) => last = serial,
-        }
-    }
-    Err(IssuanceError::invariant(format!(
-        "{attempts} serial collisions in a row (last {last}): is the random number generator broken?"
-    )))
-}
-
-/// Where the time of one token went (metrics, `bench`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StageTimes {
-    /// Taking keys from the pool or generating them inline.
-    pub keygen: Duration,
-    /// Building and signing the certificates.
-    pub sign: Duration,
-    /// Writing the PKCS#12 (PBKDF2 dominates).
-    pub pkcs12: Duration,
-    /// Keys taken from the pool.
-    pub pooled_keys: u32,
-    /// Keys generated inline because the pool was empty.
-    pub inline_keys: u32,
-}
-
-/// The certificates of a token (with what they were made from), its PKCS#12 and the time
-/// each stage took.
-pub(crate) struct MadeToken {
-    pub(crate) issued: Vec<(Planned, IssuedCertificate)>,
-    pub(crate) pkcs12: Vec<u8>,
-    pub(crate) stages: StageTimes,
-}
-
-/// Pairs each certificate of a token procedure with its CA and a subject from already
-/// evaluated fields (`bench`, which has no request). Pure: no keys, no signatures.
-pub(crate) fn plan_certificates(
-    config: &Config,
-    cas: &std::collections::BTreeMap<String, Arc<Ca>>,
-    procedure: &str,
-    fields: &EvaluatedFields,
-) -> Result<Vec<Planned>, IssuanceError> {
-    let procedure = config
-        .gateway
-        .token_procedures
-        .get(procedure)
-        .ok_or_else(|| {
-            IssuanceError::invariant(format!("token procedure `{procedure}` vanished"))
-        })?;
-    let mut plan = Vec::with_capacity(procedure.certificates.len());
-    for (index, template) in procedure.certificates.iter().enumerate() {
-        let ca = cas.get(&template.ca).cloned().ok_or_else(|| {
-            IssuanceError::Unavailable(Unavailable::CaNotLoaded(template.ca.clone()))
-        })?;
-        plan.push(Planned {
-            template: template.clone(),
-            ca,
-            subject: fields.subject_for(index),
-        });
-    }
-    Ok(plan)
-}
-
-/// Keys (from the pool, else inline), certificates and the PKCS#12, on a blocking thread.
-pub(crate) fn make_token(
-    plan: Vec<Planned>,
-    pin: &Pin,
-    profile: Pkcs12Profile,
-    iterations: u32,
-    public_url: &str,
-    ocsp: bool,
-    pool: &KeyPool,
-) -> Result<MadeToken, IssuanceError> {
-    let mut stages = StageTimes::default();
-    let mut keys: Vec<GeneratedKey> = Vec::with_capacity(plan.len());
-    let mut issued = Vec::with_capacity(plan.len());
-    for planned in plan {
-        let started = Instant::now();
-        let (key, source) = pool
-            .key(planned.template.key)
-            .map_err(IssuanceError::from)?;
-        match source {
-            KeySource::Pool => stages.pooled_keys += 1,
-            KeySource::Inline => stages.inline_keys += 1,
-        }
-        let signing = Instant::now();
-        stages.keygen += signing - started;
-        let template = &planned.template;
-        let certificate_profile = CertificateProfile {
-            subject: &planned.subject,
-            subject_order: &template.subject_order,
-            spki_der: key.spki_der(),
-            validity: template.validity,
-            key_usage: template.key_usage,
-            extended_key_usage: &template.extended_key_usage,
-            policies: &template.policies,
-            ca: None,
-            crl_url: Some(format!("{public_url}/pgwy/crl/{}.crl", planned.ca.name())),
-            // SPEC §7.1: AIA pointing at our own responder when OCSP is on.
-            ocsp_url: ocsp.then(|| format!("{public_url}/pgwy/ocsp")),
-        };
-        let ca = &planned.ca;
-        let certificate = issue_certificate(
-            ca.certificate().tbs_certificate().subject(),
-            ca.key_identifier(),
-            ca.signer(),
-            &certificate_profile,
-        )?;
-        stages.sign += signing.elapsed();
-        keys.push(key);
-        issued.push((planned, certificate));
-    }
-    let writing = Instant::now();
-    let pkcs12 = {
-        let entries: Vec<TokenEntry<'_>> = issued
-            .iter()
-            .zip(&keys)
-            .map(|((planned, certificate), key)| TokenEntry {
-                friendly_name: format!(
-                    "{} {}",
-                    planned
-                        .subject
-                        .first(crate::ca::Attribute::CommonName)
-                        .unwrap_or("token"),
-                    planned.template.purpose
-                ),
-                key,
-                certificate_der: &certificate.der,
-                chain: planned.ca.chain(),
-            })
-            .collect();
-        write_pkcs12(&entries, pin, profile, iterations).map_err(IssuanceError::from)?
-    };
-    stages.pkcs12 = writing.elapsed();
-    Ok(MadeToken {
-        issued,
-        pkcs12,
-        stages,
+) -> Result<&'r crate::rules::TokenProcedure, IssuanceError> {
+    rules.procedure(&handler.token_procedure).ok_or_else(|| {
+        IssuanceError::invariant(format!(
+            "token procedure `{}` vanished",
+            handler.token_procedure
+        ))
     })
 }
 
 fn issuer_dn(ca: &Ca) -> String {
     ca.certificate().tbs_certificate().subject().to_string()
-}
-
-fn unix(t: std::time::SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
@@ -608,54 +371,7 @@ pub fn sanitise_filename(common_name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Attempt, IssuanceError, sanitise_filename, with_fresh_serials};
-
-    #[tokio::test]
-    async fn collision_is_retried_with_fresh_serials() {
-        let mut calls = Vec::new();
-        let result = with_fresh_serials(3, |n| {
-            calls.push(n);
-            std::future::ready(Ok(if n < 3 {
-                Attempt::Collision(format!("{n:02x}"))
-            } else {
-                Attempt::Done("token")
-            }))
-        })
-        .await;
-        assert_eq!(result.ok(), Some("token"));
-        assert_eq!(calls, [1, 2, 3]);
-    }
-
-    #[tokio::test]
-    async fn endless_collisions_are_an_internal_error() {
-        let mut calls = 0;
-        let result: Result<(), _> = with_fresh_serials(3, |_| {
-            calls += 1;
-            std::future::ready(Ok(Attempt::Collision("01".into())))
-        })
-        .await;
-        assert!(
-            matches!(result, Err(IssuanceError::Internal(ref m)) if m.to_string().contains("3 serial collisions"))
-        );
-        assert_eq!(calls, 3);
-    }
-
-    #[tokio::test]
-    async fn other_errors_are_not_retried() {
-        let mut calls = 0;
-        let result: Result<(), _> = with_fresh_serials(3, |_| {
-            calls += 1;
-            std::future::ready(Err(IssuanceError::Unavailable(
-                crate::issuance::Unavailable::ShuttingDown,
-            )))
-        })
-        .await;
-        assert_eq!(
-            result.err().map(|e| e.code()),
-            Some(super::super::Code::Unavailable)
-        );
-        assert_eq!(calls, 1);
-    }
+    use super::sanitise_filename;
 
     #[test]
     fn filenames() {

@@ -12,7 +12,7 @@ mod pkcs12;
 mod pool;
 
 pub use key::{GeneratedKey, KeyType, generate_key};
-pub use pin::{DEFAULT_PIN_PATTERN, PasswordPolicy, Pin, PinError};
+pub use pin::Pin;
 pub use pkcs12::{Pkcs12Profile, TokenEntry, write_pkcs12};
 pub use pool::{KeyPool, KeySource, PoolFill};
 

@@ -1361,7 +1361,7 @@ async fn store_revocation_on_sqlite_and_postgres() {
 async fn crl_is_reissued_when_half_its_validity_has_passed() {
     use sqlx::Connection;
     let root = Root::new();
-    let config = ast_gateway::config::load(&ast_gateway::config::Root::new(root.path())).unwrap();
+    let config = ast_gateway::rules::load(&ast_gateway::config::Root::new(root.path())).unwrap();
     let gateway = ast_gateway::issuance::Gateway::open(config).await.unwrap();
     let first = gateway.crl("issuing").await.unwrap();
     let again = gateway.crl("issuing").await.unwrap();

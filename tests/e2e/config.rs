@@ -316,7 +316,7 @@ async fn reload_in_process() {
     assert_eq!(errors.0.len(), 2, "{errors}");
     assert!(errors.0.iter().all(|e| e.line.is_some()), "{errors}");
     assert_eq!(
-        gw.gateway.config().ast.handlers.len(),
+        gw.gateway.rules().handlers.len(),
         2,
         "the old configuration stays"
     );

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use ast_gateway::config::{self, Root};
+use ast_gateway::config::Root;
 use ast_gateway::http::{Listeners, RunningServer, start};
 use ast_gateway::issuance::Gateway;
+use ast_gateway::rules;
 
 /// A running gateway and its temporary root.
 pub struct TestGateway {
@@ -27,9 +28,9 @@ impl TestGateway {
     pub async fn start_with(edit: impl FnOnce(&Root)) -> Self {
         let root = tempfile::tempdir().unwrap();
         let r = Root::new(root.path());
-        config::write_default(&r).unwrap();
+        ast_gateway::issuance::write_default(&r).unwrap();
         edit(&r);
-        let config = config::load(&r).unwrap_or_else(|e| panic!("config: {e}"));
+        let config = rules::load(&r).unwrap_or_else(|e| panic!("config: {e}"));
         let gateway = Gateway::open(config)
             .await
             .unwrap_or_else(|e| panic!("open: {e}"));

@@ -276,7 +276,11 @@ async fn nginx_front_with_officer_mtls() {
     );
 
     // Revoking nginx's officer certificate cuts it off for the next request.
-    env.gateway.revoke_officer(&serial).await.unwrap().unwrap();
+    env.gateway
+        .revoke_officer(&ast_gateway::identity::Caller::Cli, &serial)
+        .await
+        .unwrap()
+        .unwrap();
     let r = submit(Some(("alice", "alice-password")), &[])
         .await
         .unwrap();

@@ -10,9 +10,10 @@ use ast_gateway::ca::{
     Attribute, Ca, CertificateProfile, FileSigner, Subject, issue_certificate,
     parse_extended_key_usage, pem_certificate, read_certificate_file, write_demo_hierarchy,
 };
-use ast_gateway::config::{self, Root};
+use ast_gateway::config::Root;
 use ast_gateway::http::{Listeners, RunningServer, start};
 use ast_gateway::issuance::Gateway;
+use ast_gateway::rules;
 use ast_gateway::token::{KeyType, Pin, generate_key};
 use reqwest::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,7 +69,7 @@ impl Env {
     pub async fn start_with(proxies: &str, extra_properties: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path().join("root"));
-        config::write_default(&root).unwrap();
+        ast_gateway::issuance::write_default(&root).unwrap();
         let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
         let toml = toml
             .replace("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"")
@@ -97,7 +98,7 @@ impl Env {
         ast.push_str(HANDLERS);
         ast.push_str(extra_properties);
         std::fs::write(root.ast_properties(), ast).unwrap();
-        let config = config::load(&root).unwrap();
+        let config = rules::load(&root).unwrap();
         let gateway = Gateway::open(config).await.unwrap();
         let server = start(gateway.clone(), Listeners::default()).await.unwrap();
         let http = server.http_addr.unwrap();
@@ -140,6 +141,7 @@ impl Env {
         let issued = self
             .gateway
             .issue_officer(
+                &ast_gateway::identity::Caller::Cli,
                 name,
                 roles.iter().map(|r| r.to_string()).collect(),
                 Pin::new("officer-pw".into()),
@@ -154,7 +156,7 @@ impl Env {
 
     /// Audit rows (event, actor, detail) in order.
     pub async fn audit_rows(&self) -> Vec<(String, String, serde_json::Value)> {
-        let url = config::load(&self.root).unwrap().gateway.database_url;
+        let url = rules::load(&self.root).unwrap().settings.database_url;
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT event, actor, detail FROM audit ORDER BY seq")
@@ -872,6 +874,7 @@ async fn officer_name_injection_stays_one_common_name() {
     let issued = env
         .gateway
         .issue_officer(
+            &ast_gateway::identity::Caller::Cli,
             "Olga, O=Evil, CN=root",
             vec!["a".into()],
             Pin::new("officer-pw".into()),
@@ -915,7 +918,7 @@ async fn audit_tampering_is_detected() {
     );
 
     // Edit the second refusal so that it looks like a trusted peer.
-    let url = config::load(&env.root).unwrap().gateway.database_url;
+    let url = rules::load(&env.root).unwrap().settings.database_url;
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let changed = sqlx::query(
         "UPDATE audit SET detail = replace(detail, '127.0.0.1', '192.0.2.10') WHERE seq = 2",
@@ -950,7 +953,7 @@ async fn audit_row_deletion_is_detected() {
         )
         .await;
     }
-    let url = config::load(&env.root).unwrap().gateway.database_url;
+    let url = rules::load(&env.root).unwrap().settings.database_url;
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     sqlx::query("DELETE FROM audit WHERE seq = 3")
         .execute(&pool)

@@ -1,0 +1,483 @@
+//! The service settings of `conf/gateway.toml` (listeners, TLS, trust, database, limits, CAs,
+//! CRL, OCSP), resolved from the raw file and typed. Token procedures are not settings: they are
+//! rules, built by the `rules` module from the same file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::toml_file::{CaFile, GatewayFile, KeyPoolFile, ServerFile, TomlText};
+use super::{ConfigErrors, Diagnostics, Root};
+use crate::token::KeyType;
+
+/// Default pool size for a key type a token procedure uses and `[key_pool]` does not mention.
+/// Only RSA is pooled by default: EC and Ed25519 keys take microseconds to make.
+pub fn default_key_pool_size(key_type: KeyType) -> usize {
+    match key_type {
+        KeyType::Rsa2048 => 32,
+        KeyType::Rsa3072 => 16,
+        KeyType::Rsa4096 => 8,
+        KeyType::EcP256 | KeyType::EcP384 | KeyType::Ed25519 => 0,
+    }
+}
+
+/// Largest accepted pool size per key type.
+pub const MAX_KEY_POOL_SIZE: usize = 4096;
+
+/// Listeners and TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    /// How long a TLS handshake may take before the connection is dropped.
+    pub handshake_timeout: Duration,
+    /// Base URL for CRL distribution points, without a trailing slash.
+    pub public_url: String,
+    /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
+    pub admin: Option<SocketAddr>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// A configured CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaConfig {
+    pub name: String,
+    pub certificate: PathBuf,
+    /// The key file (unused when `pkcs11` is set).
+    pub key: PathBuf,
+    /// The key as a `pkcs11:` URI (RFC 7512), when the key lives in a PKCS#11 token.
+    pub pkcs11: Option<String>,
+    pub parent: Option<String>,
+    /// The environment variable holding the passphrase of an encrypted PKCS#8 or PKCS#12 key.
+    pub key_passphrase_env: Option<String>,
+    /// Or the passphrase itself, encrypted with the root's secret key (`config encrypt`).
+    pub key_passphrase_encrypted: Option<String>,
+    /// A delegated OCSP responder: its certificate (issued by this CA, EKU OCSPSigning) and
+    /// its PKCS#8 key file.
+    pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
+}
+
+/// CRL issuing (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlConfig {
+    /// nextUpdate − thisUpdate. A new CRL is issued when half of it has passed, or at once
+    /// when a revocation changed.
+    pub validity: Duration,
+}
+
+/// The OCSP responder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspConfig {
+    /// Serve `/pgwy/ocsp` and write the AIA OCSP URL into issued certificates.
+    pub enabled: bool,
+    /// nextUpdate − thisUpdate of responses (and the HTTP max-age, RFC 5019 §6).
+    pub validity: Duration,
+}
+
+/// The resolved gateway.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub root: Root,
+    pub server: ServerConfig,
+    pub trusted_proxies: Vec<IpNet>,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub pkcs12_iterations: u32,
+    pub limits: Limits,
+    /// `[key_pool]` sizes as written (0 included); types left out get their default size
+    /// when a token procedure uses them (see `rules`).
+    pub key_pool: BTreeMap<KeyType, usize>,
+    pub cas: Vec<CaConfig>,
+    pub crl: CrlConfig,
+    pub ocsp: OcspConfig,
+}
+
+/// Parses `365d`, `12h`, `1y`, `30m` (minutes).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 365d, 12h or 2y"))?;
+    let secs = match unit {
+        "y" => n * 365 * 86_400,
+        "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use y, d, h or m")),
+    };
+    if secs == 0 {
+        return Err("a validity must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Reads gateway.toml and resolves its settings.
+pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
+    let (file, toml) = super::toml_file::read_gateway_file(root)?;
+    resolve_settings(root, &file, &toml)
+}
+
+/// Resolves the raw gateway.toml into settings, reporting every problem at once.
+pub fn resolve_settings(
+    root: &Root,
+    file: &GatewayFile,
+    toml: &TomlText,
+) -> Result<GatewayConfig, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let server = diagnostics.take(server(root, &file.server, toml));
+    let trusted_proxies = diagnostics.take(proxies(file, toml));
+    let database_url = resolve_database_url(root, file.database.url.get_ref());
+    if !(database_url.starts_with("sqlite:")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        diagnostics.push(toml.error(
+            file.database.url.span(),
+            "database.url",
+            format!(
+                "`{}` is not a sqlite:// or postgres:// URL",
+                file.database.url.get_ref()
+            ),
+        ));
+    }
+    let iterations = &file.pkcs12.iterations;
+    if !(1_000..=1_000_000).contains(iterations.get_ref()) {
+        diagnostics.push(toml.error(
+            iterations.span(),
+            "pkcs12.iterations",
+            format!(
+                "{} is out of range; use 1000 to 1000000 (readers refuse more)",
+                iterations.get_ref()
+            ),
+        ));
+    }
+    let cas = diagnostics.take(cas(root, &file.cas, toml));
+    let key_pool = diagnostics.take(key_pool(file.key_pool.as_ref(), toml));
+    let duration = |d: &mut Diagnostics, value: &toml::Spanned<String>, key: &str| {
+        parse_duration(value.get_ref())
+            .map_err(|m| d.push(toml.error(value.span(), key, m)))
+            .ok()
+    };
+    let crl_validity = duration(&mut diagnostics, &file.crl.validity, "crl.validity");
+    if crl_validity.is_some_and(|v| v < Duration::from_secs(600)) {
+        diagnostics.push(toml.error(
+            file.crl.validity.span(),
+            "crl.validity",
+            "a CRL validity below 10 minutes leaves relying parties no time; use e.g. 1d or 7d",
+        ));
+    }
+    let ocsp_validity = duration(&mut diagnostics, &file.ocsp.validity, "ocsp.validity");
+    if *file.limits.max_body_bytes.get_ref() < 256 {
+        diagnostics.push(toml.error(
+            file.limits.max_body_bytes.span(),
+            "limits.max_body_bytes",
+            "must be at least 256 bytes",
+        ));
+    }
+    let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
+        (server, trusted_proxies, cas, key_pool)
+    else {
+        return Err(diagnostics.into_errors());
+    };
+    diagnostics.finish(GatewayConfig {
+        root: root.clone(),
+        server,
+        trusted_proxies,
+        database_url,
+        database_max_connections: file.database.max_connections.unwrap_or(8),
+        pkcs12_iterations: *iterations.get_ref(),
+        limits: Limits {
+            max_body_bytes: *file.limits.max_body_bytes.get_ref(),
+            request_timeout: Duration::from_secs(file.limits.request_timeout_secs.max(1)),
+        },
+        key_pool,
+        cas,
+        crl: CrlConfig {
+            validity: crl_validity.unwrap_or(Duration::from_secs(7 * 86_400)),
+        },
+        ocsp: OcspConfig {
+            enabled: file.ocsp.enabled,
+            validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
+        },
+    })
+}
+
+/// `[server]`: listeners, TLS files, public URL, admin listener.
+fn server(root: &Root, file: &ServerFile, toml: &TomlText) -> Result<ServerConfig, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let mut addr = |key: &str, value: &Option<toml::Spanned<String>>| -> Option<SocketAddr> {
+        let value = value.as_ref()?;
+        value
+            .get_ref()
+            .parse()
+            .map_err(|_| {
+                diagnostics.push(toml.error(
+                    value.span(),
+                    key,
+                    format!(
+                        "`{}` is not an address:port such as 127.0.0.1:8080",
+                        value.get_ref()
+                    ),
+                ))
+            })
+            .ok()
+    };
+    let http = addr("server.http", &file.http);
+    let https = addr("server.https", &file.https);
+    let admin = match file.admin.as_ref().map(|a| a.get_ref().as_str()) {
+        None => "127.0.0.1:9102".parse().ok(),
+        Some("") => None,
+        Some(_) => addr("server.admin", &file.admin),
+    };
+    if let Some(https_value) = &file.https
+        && (file.tls_cert.is_none() || file.tls_key.is_none())
+    {
+        diagnostics.push(toml.error(
+            https_value.span(),
+            "server.https",
+            "an HTTPS listener needs server.tls_cert and server.tls_key",
+        ));
+    }
+    let public_url = match &file.public_url {
+        Some(url) => {
+            let text = url.get_ref();
+            if !(text.starts_with("http://") || text.starts_with("https://")) || !text.is_ascii() {
+                diagnostics.push(toml.error(
+                    url.span(),
+                    "server.public_url",
+                    format!("`{text}` is not an http:// or https:// URL"),
+                ));
+            }
+            text.clone()
+        }
+        None => format!(
+            "http://{}",
+            http.map(|a| a.to_string())
+                .unwrap_or_else(|| "127.0.0.1:8080".into())
+        ),
+    };
+    diagnostics.finish(ServerConfig {
+        http,
+        https,
+        tls_cert: file.tls_cert.as_deref().map(|p| root.resolve(p)),
+        tls_key: file.tls_key.as_deref().map(|p| root.resolve(p)),
+        client_ca: file.client_ca.as_deref().map(|p| root.resolve(p)),
+        handshake_timeout: Duration::from_secs(
+            file.handshake_timeout_secs.unwrap_or(10).clamp(1, 300),
+        ),
+        public_url: public_url.trim_end_matches('/').to_string(),
+        admin,
+    })
+}
+
+/// `[trust] proxies`: addresses or CIDRs.
+fn proxies(file: &GatewayFile, toml: &TomlText) -> Result<Vec<IpNet>, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let mut nets = Vec::new();
+    for p in &file.trust.proxies {
+        let text = p.get_ref();
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => nets.push(net),
+            Err(_) => diagnostics.push(toml.error(
+                p.span(),
+                "trust.proxies",
+                format!("`{text}` is not an IP address or CIDR such as 10.0.0.0/24"),
+            )),
+        }
+    }
+    diagnostics.finish(nets)
+}
+
+/// `[[ca]]`: names unique, parents configured, OCSP delegate complete.
+fn cas(root: &Root, files: &[CaFile], toml: &TomlText) -> Result<Vec<CaConfig>, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let mut cas: Vec<CaConfig> = Vec::new();
+    for ca in files {
+        let name = ca.name.get_ref();
+        if cas.iter().any(|c| &c.name == name) {
+            diagnostics.push(toml.error(
+                ca.name.span(),
+                "ca.name",
+                format!("CA `{name}` is defined twice"),
+            ));
+        }
+        let ocsp_delegate = match (&ca.ocsp_certificate, &ca.ocsp_key) {
+            (Some(c), Some(k)) => Some((root.resolve(c.get_ref()), root.resolve(k))),
+            (None, None) => None,
+            _ => {
+                diagnostics.push(toml.error(
+                    ca.ocsp_certificate.as_ref().map_or(ca.name.span(), |c| c.span()),
+                    &format!("ca.{name}.ocsp_certificate"),
+                    "ocsp_certificate and ocsp_key go together (a delegated OCSP responder needs both)",
+                ));
+                None
+            }
+        };
+        cas.push(CaConfig {
+            name: name.clone(),
+            certificate: root.resolve(&ca.certificate),
+            key: root.resolve(&ca.key),
+            pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
+            parent: ca.parent.as_ref().map(|p| p.get_ref().clone()),
+            key_passphrase_env: ca.key_passphrase_env.clone(),
+            key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
+            ocsp_delegate,
+        });
+    }
+    for ca in files {
+        if let Some(parent) = &ca.parent
+            && !cas.iter().any(|c| &c.name == parent.get_ref())
+        {
+            diagnostics.push(toml.error(
+                parent.span(),
+                "ca.parent",
+                format!(
+                    "CA `{}` names parent `{}`, which is not configured",
+                    ca.name.get_ref(),
+                    parent.get_ref()
+                ),
+            ));
+        }
+    }
+    diagnostics.finish(cas)
+}
+
+/// `[key_pool]` as written: explicit sizes only, each at most `MAX_KEY_POOL_SIZE`.
+fn key_pool(
+    file: Option<&KeyPoolFile>,
+    toml: &TomlText,
+) -> Result<BTreeMap<KeyType, usize>, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let mut sizes = BTreeMap::new();
+    let Some(file) = file else {
+        return Ok(sizes);
+    };
+    for key_type in KeyType::ALL {
+        let written = match key_type {
+            KeyType::Rsa2048 => &file.rsa_2048,
+            KeyType::Rsa3072 => &file.rsa_3072,
+            KeyType::Rsa4096 => &file.rsa_4096,
+            KeyType::EcP256 => &file.ec_p256,
+            KeyType::EcP384 => &file.ec_p384,
+            KeyType::Ed25519 => &file.ed25519,
+        };
+        let Some(size) = written else { continue };
+        if *size.get_ref() > MAX_KEY_POOL_SIZE {
+            diagnostics.push(toml.error(
+                size.span(),
+                &format!("key_pool.{key_type}"),
+                format!(
+                    "{} keys is too many; use 0 to {MAX_KEY_POOL_SIZE}",
+                    size.get_ref()
+                ),
+            ));
+        } else {
+            sizes.insert(key_type, *size.get_ref());
+        }
+    }
+    diagnostics.finish(sizes)
+}
+
+/// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.
+fn resolve_database_url(root: &Root, url: &str) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_string();
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = root.resolve(path);
+    let query = if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        query.to_string()
+    };
+    format!("sqlite://{}?{}", path.display(), query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("365d").unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("1y").unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+
+    /// The embedded default gateway.toml with `edit` applied, loaded.
+    fn load_edited(
+        edit: impl FnOnce(String) -> String,
+    ) -> Result<crate::rules::Configuration, ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        std::fs::write(root.gateway_toml(), edit(text)).unwrap();
+        crate::rules::load(&root)
+    }
+
+    fn pool(config: &crate::rules::Configuration) -> BTreeMap<KeyType, usize> {
+        config.rules.key_pool_sizes(&config.settings.key_pool)
+    }
+
+    #[test]
+    fn key_pool_and_admin_defaults() {
+        let config = load_edited(|t| t).unwrap();
+        assert_eq!(pool(&config), BTreeMap::from([(KeyType::Rsa2048, 32)]));
+        assert_eq!(config.settings.server.admin, "127.0.0.1:9102".parse().ok());
+
+        // No [key_pool] at all: types the procedures use get their default size.
+        let config =
+            load_edited(|t| t.replace("[key_pool]", "").replace("rsa-2048 = 32", "")).unwrap();
+        assert_eq!(pool(&config), BTreeMap::from([(KeyType::Rsa2048, 32)]));
+
+        // 0 turns a type off; an unused type can be pooled explicitly; "" turns admin off.
+        let config = load_edited(|t| {
+            t.replace("rsa-2048 = 32", "rsa-2048 = 0\nec-p256 = 8")
+                .replace("admin = \"127.0.0.1:9102\"", "admin = \"\"")
+        })
+        .unwrap();
+        assert_eq!(pool(&config), BTreeMap::from([(KeyType::EcP256, 8)]));
+        assert_eq!(config.settings.server.admin, None);
+    }
+
+    #[test]
+    fn key_pool_and_admin_errors_name_the_key() {
+        let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-1024 = 4")).unwrap_err();
+        assert!(e.to_string().contains("rsa-1024"), "{e}");
+        let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-2048 = 5000")).unwrap_err();
+        assert!(e.to_string().contains("key_pool.rsa-2048"), "{e}");
+        assert!(e.to_string().contains("0 to 4096"), "{e}");
+        let e = load_edited(|t| t.replace("admin = \"127.0.0.1:9102\"", "admin = \"nowhere\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("server.admin"), "{e}");
+    }
+}

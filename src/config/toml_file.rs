@@ -1,0 +1,256 @@
+//! `conf/gateway.toml` as written: the raw file structs (`deny_unknown_fields`, every key
+//! documented in the embedded default file) with `toml::Spanned` where a problem must be
+//! reported at its line. Meaning is given to them elsewhere: `settings` (listeners, database,
+//! CAs …) and the `rules` module (token procedures).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, ConfigErrors, Root};
+
+/// The text of gateway.toml, to turn spans into line numbers.
+#[derive(Debug, Clone)]
+pub struct TomlText {
+    path: PathBuf,
+    text: String,
+}
+
+impl TomlText {
+    /// The 1-based line of a byte offset.
+    pub fn line(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].matches('\n').count() + 1
+    }
+
+    /// A problem at `span`, under `key`.
+    pub fn error(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(&self.path, Some(self.line(&span)), Some(key), message)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads and parses gateway.toml (syntax and types only).
+pub fn read_gateway_file(root: &Root) -> Result<(GatewayFile, TomlText), ConfigErrors> {
+    let path = root.gateway_toml();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::at(
+            &path,
+            None,
+            None,
+            format!("cannot read the file: {e}; run `ast-gateway init` to create a default configuration"),
+        )])
+    })?;
+    let source = TomlText { path, text };
+    let file: GatewayFile = toml::from_str(&source.text).map_err(|e| {
+        let line = e.span().map(|s| source.line(&s));
+        ConfigErrors(vec![ConfigError::at(
+            &source.path,
+            line,
+            None,
+            e.message().to_string(),
+        )])
+    })?;
+    Ok((file, source))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub server: ServerFile,
+    #[serde(default)]
+    pub trust: TrustFile,
+    pub database: DatabaseFile,
+    #[serde(default)]
+    pub pkcs12: Pkcs12File,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    pub key_pool: Option<KeyPoolFile>,
+    #[serde(default)]
+    pub crl: CrlFile,
+    #[serde(default)]
+    pub ocsp: OcspFile,
+    #[serde(default, rename = "ca")]
+    pub cas: Vec<CaFile>,
+    #[serde(default, rename = "token_procedure")]
+    pub token_procedures: Vec<TokenProcedureFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub http: Option<Spanned<String>>,
+    pub https: Option<Spanned<String>>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub client_ca: Option<String>,
+    pub handshake_timeout_secs: Option<u64>,
+    pub public_url: Option<Spanned<String>>,
+    /// Admin listener (`/metrics`); `""` turns it off.
+    pub admin: Option<Spanned<String>>,
+}
+
+/// `[key_pool]`: pre-generated keys per key type. A type left out gets its default size when a
+/// token procedure uses it; `0` turns pooling off for that type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPoolFile {
+    #[serde(rename = "rsa-2048")]
+    pub rsa_2048: Option<Spanned<usize>>,
+    #[serde(rename = "rsa-3072")]
+    pub rsa_3072: Option<Spanned<usize>>,
+    #[serde(rename = "rsa-4096")]
+    pub rsa_4096: Option<Spanned<usize>>,
+    #[serde(rename = "ec-p256")]
+    pub ec_p256: Option<Spanned<usize>>,
+    #[serde(rename = "ec-p384")]
+    pub ec_p384: Option<Spanned<usize>>,
+    #[serde(rename = "ed25519")]
+    pub ed25519: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    #[serde(default)]
+    pub proxies: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    pub url: Spanned<String>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs12File {
+    #[serde(default = "default_iterations")]
+    pub iterations: Spanned<u32>,
+}
+
+impl Default for Pkcs12File {
+    fn default() -> Self {
+        Pkcs12File {
+            iterations: default_iterations(),
+        }
+    }
+}
+
+fn default_iterations() -> Spanned<u32> {
+    Spanned::new(0..0, 10_000)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    #[serde(default = "default_body")]
+    pub max_body_bytes: Spanned<usize>,
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            max_body_bytes: default_body(),
+            request_timeout_secs: default_timeout(),
+        }
+    }
+}
+
+fn default_body() -> Spanned<usize> {
+    Spanned::new(0..0, 16 * 1024)
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlFile {
+    #[serde(default = "default_crl_validity")]
+    pub validity: Spanned<String>,
+}
+
+impl Default for CrlFile {
+    fn default() -> Self {
+        CrlFile {
+            validity: default_crl_validity(),
+        }
+    }
+}
+
+fn default_crl_validity() -> Spanned<String> {
+    Spanned::new(0..0, "7d".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcspFile {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_ocsp_validity")]
+    pub validity: Spanned<String>,
+}
+
+impl Default for OcspFile {
+    fn default() -> Self {
+        OcspFile {
+            enabled: true,
+            validity: default_ocsp_validity(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_ocsp_validity() -> Spanned<String> {
+    Spanned::new(0..0, "1h".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaFile {
+    pub name: Spanned<String>,
+    pub certificate: String,
+    pub key: String,
+    pub parent: Option<Spanned<String>>,
+    pub key_passphrase_env: Option<String>,
+    pub key_passphrase_encrypted: Option<String>,
+    pub ocsp_certificate: Option<Spanned<String>>,
+    pub ocsp_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenProcedureFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub certificate: Vec<CertificateFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    pub purpose: Spanned<String>,
+    pub ca: Spanned<String>,
+    pub key: Spanned<String>,
+    pub validity: Spanned<String>,
+    pub key_usage: Spanned<Vec<String>>,
+    pub extended_key_usage: Option<Spanned<Vec<String>>>,
+    pub policies: Option<Spanned<Vec<String>>>,
+    /// The DN attributes this certificate carries, in RDN order (default: all, in the default
+    /// order).
+    pub subject: Option<Spanned<Vec<String>>>,
+}

@@ -1,0 +1,295 @@
+//! The one issuance recipe shared by user tokens, officer certificates and `bench`: plan the
+//! subjects → keys (pool, else inline) → sign → package as PKCS#12. Storing is the caller's
+//! step (each records its own rows), and always happens before the token leaves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{IssuanceError, Unavailable};
+use crate::ca::{Attribute, Ca, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
+use crate::policy::{EvaluatedFields, PolicyError};
+use crate::rules::{CertificateTemplate, TokenProcedure};
+use crate::token::{
+    GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12,
+};
+
+/// One certificate to make: its template, its CA and its subject.
+#[derive(Clone)]
+pub(crate) struct Planned {
+    pub(crate) template: CertificateTemplate,
+    pub(crate) ca: Arc<Ca>,
+    pub(crate) subject: Subject,
+}
+
+/// The subject of each certificate of `procedure`, in procedure order, from evaluated fields.
+/// Pure (no CA, no key): shared by issuance, `config explain` and `bench`. A certificate
+/// whose subject would be empty is refused.
+pub(crate) fn plan_subjects<'p>(
+    procedure: &'p TokenProcedure,
+    fields: &EvaluatedFields,
+) -> Result<Vec<(&'p CertificateTemplate, Subject)>, IssuanceError> {
+    let mut plan = Vec::with_capacity(procedure.certificates.len());
+    for (index, template) in procedure.certificates.iter().enumerate() {
+        let subject = fields.subject_for(index);
+        if subject.dn_values(&template.subject_order).is_empty() {
+            return Err(IssuanceError::Policy(PolicyError::FieldMissing {
+                field: "subject".into(),
+                index: 0,
+                source_name: format!(
+                    "certificate {index} ({}) would have an empty subject",
+                    template.purpose
+                ),
+            }));
+        }
+        plan.push((template, subject));
+    }
+    Ok(plan)
+}
+
+/// Pairs each planned subject with its loaded CA.
+pub(crate) fn with_cas(
+    subjects: Vec<(&CertificateTemplate, Subject)>,
+    cas: &BTreeMap<String, Arc<Ca>>,
+) -> Result<Vec<Planned>, IssuanceError> {
+    subjects
+        .into_iter()
+        .map(|(template, subject)| {
+            let ca = cas
+                .get(&template.ca)
+                .cloned()
+                .ok_or_else(|| Unavailable::CaNotLoaded(template.ca.clone()))?;
+            Ok(Planned {
+                template: template.clone(),
+                ca,
+                subject,
+            })
+        })
+        .collect()
+}
+
+/// Where relying parties find revocation information, written into leaf certificates.
+#[derive(Debug, Clone)]
+pub(crate) struct Publication {
+    /// `[server] public_url`, without a trailing slash; `None`: no URLs at all.
+    pub(crate) public_url: Option<String>,
+    /// Write the AIA OCSP URL (`[ocsp] enabled`).
+    pub(crate) ocsp: bool,
+}
+
+/// Everything needed to make one token; no knowledge of who asked for it.
+pub(crate) struct TokenRecipe {
+    pub(crate) plan: Vec<Planned>,
+    pub(crate) pin: Arc<Pin>,
+    pub(crate) profile: Pkcs12Profile,
+    pub(crate) iterations: u32,
+    pub(crate) publication: Publication,
+}
+
+/// Where the time of one token went (metrics, `bench`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Taking keys from the pool or generating them inline.
+    pub keygen: Duration,
+    /// Building and signing the certificates.
+    pub sign: Duration,
+    /// Writing the PKCS#12 (PBKDF2 dominates).
+    pub pkcs12: Duration,
+    /// Keys taken from the pool.
+    pub pooled_keys: u32,
+    /// Keys generated inline because the pool was empty.
+    pub inline_keys: u32,
+}
+
+/// The certificates of a token (with what they were made from), its PKCS#12 and the time
+/// each stage took.
+pub(crate) struct MadeToken {
+    pub(crate) issued: Vec<(Planned, IssuedCertificate)>,
+    pub(crate) pkcs12: Vec<u8>,
+    pub(crate) stages: StageTimes,
+}
+
+impl TokenRecipe {
+    /// The recipe for `plan` under `settings` (PKCS#12 iterations, published URLs).
+    pub(crate) fn new(
+        plan: Vec<Planned>,
+        pin: Pin,
+        profile: Pkcs12Profile,
+        settings: &crate::config::GatewayConfig,
+    ) -> TokenRecipe {
+        TokenRecipe {
+            plan,
+            pin: Arc::new(pin),
+            profile,
+            iterations: settings.pkcs12_iterations,
+            publication: Publication {
+                public_url: Some(settings.server.public_url.clone()),
+                ocsp: settings.ocsp.enabled,
+            },
+        }
+    }
+
+    /// Keys (from the pool, else inline), certificates and the PKCS#12. CPU-bound: call on a
+    /// blocking thread.
+    pub(crate) fn make(&self, pool: &KeyPool) -> Result<MadeToken, IssuanceError> {
+        let mut stages = StageTimes::default();
+        let mut keys: Vec<GeneratedKey> = Vec::with_capacity(self.plan.len());
+        let mut issued = Vec::with_capacity(self.plan.len());
+        for planned in &self.plan {
+            let started = Instant::now();
+            let (key, source) = pool.key(planned.template.key)?;
+            match source {
+                KeySource::Pool => stages.pooled_keys += 1,
+                KeySource::Inline => stages.inline_keys += 1,
+            }
+            let signing = Instant::now();
+            stages.keygen += signing - started;
+            let certificate = self.sign(planned, &key)?;
+            stages.sign += signing.elapsed();
+            keys.push(key);
+            issued.push((planned.clone(), certificate));
+        }
+        let writing = Instant::now();
+        let entries: Vec<TokenEntry<'_>> = issued
+            .iter()
+            .zip(&keys)
+            .map(|((planned, certificate), key)| TokenEntry {
+                friendly_name: friendly_name(planned),
+                key,
+                certificate_der: &certificate.der,
+                chain: planned.ca.chain(),
+            })
+            .collect();
+        let pkcs12 = write_pkcs12(&entries, &self.pin, self.profile, self.iterations)?;
+        stages.pkcs12 = writing.elapsed();
+        Ok(MadeToken {
+            issued,
+            pkcs12,
+            stages,
+        })
+    }
+
+    /// One certificate for `key`, signed by the planned CA.
+    fn sign(
+        &self,
+        planned: &Planned,
+        key: &GeneratedKey,
+    ) -> Result<IssuedCertificate, IssuanceError> {
+        let template = &planned.template;
+        let ca = &planned.ca;
+        let url = self.publication.public_url.as_deref();
+        let profile = CertificateProfile {
+            subject: &planned.subject,
+            subject_order: &template.subject_order,
+            spki_der: key.spki_der(),
+            validity: template.validity,
+            key_usage: template.key_usage,
+            extended_key_usage: &template.extended_key_usage,
+            policies: &template.policies,
+            ca: None,
+            crl_url: url.map(|u| format!("{u}/pgwy/crl/{}.crl", ca.name())),
+            ocsp_url: url
+                .filter(|_| self.publication.ocsp)
+                .map(|u| format!("{u}/pgwy/ocsp")),
+        };
+        Ok(issue_certificate(
+            ca.certificate().tbs_certificate().subject(),
+            ca.key_identifier(),
+            ca.signer(),
+            &profile,
+        )?)
+    }
+}
+
+/// `<commonname> <purpose>`: what wallets show for the key.
+fn friendly_name(planned: &Planned) -> String {
+    format!(
+        "{} {}",
+        planned
+            .subject
+            .first(Attribute::CommonName)
+            .unwrap_or("token"),
+        planned.template.purpose
+    )
+}
+
+/// How often a token is made again after a serial collision before giving up.
+pub(crate) const SERIAL_ATTEMPTS: u32 = 3;
+
+/// The outcome of one issuance attempt.
+#[derive(Debug)]
+pub(crate) enum Attempt<T> {
+    Done(T),
+    /// The database already holds a certificate with this serial; nothing was recorded.
+    Collision(String),
+}
+
+/// Runs `attempt` (numbered from 1) until it is done, at most `attempts` times. Repeated
+/// collisions mean the random number generator is broken: that is an internal error.
+pub(crate) async fn with_fresh_serials<T, F, Fut>(
+    attempts: u32,
+    mut attempt: F,
+) -> Result<T, IssuanceError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<Attempt<T>, IssuanceError>>,
+{
+    let mut last = String::new();
+    for n in 1..=attempts {
+        match attempt(n).await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Collision(serial) => last = serial,
+        }
+    }
+    Err(IssuanceError::invariant(format!(
+        "{attempts} serial collisions in a row (last {last}): is the random number generator broken?"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Attempt, IssuanceError, with_fresh_serials};
+    use crate::issuance::{Code, Unavailable};
+
+    #[tokio::test]
+    async fn collision_is_retried_with_fresh_serials() {
+        let mut calls = Vec::new();
+        let result = with_fresh_serials(3, |n| {
+            calls.push(n);
+            std::future::ready(Ok(if n < 3 {
+                Attempt::Collision(format!("{n:02x}"))
+            } else {
+                Attempt::Done("token")
+            }))
+        })
+        .await;
+        assert_eq!(result.ok(), Some("token"));
+        assert_eq!(calls, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn endless_collisions_are_an_internal_error() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_fresh_serials(3, |_| {
+            calls += 1;
+            std::future::ready(Ok(Attempt::Collision("01".into())))
+        })
+        .await;
+        assert!(
+            matches!(result, Err(IssuanceError::Internal(ref m)) if m.to_string().contains("3 serial collisions"))
+        );
+        assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_fresh_serials(3, |_| {
+            calls += 1;
+            std::future::ready(Err(IssuanceError::Unavailable(Unavailable::ShuttingDown)))
+        })
+        .await;
+        assert_eq!(result.err().map(|e| e.code()), Some(Code::Unavailable));
+        assert_eq!(calls, 1);
+    }
+}

@@ -1,0 +1,208 @@
+//! The rules of issuance: AST handlers (ast.properties), their formats, token procedures and
+//! certificate templates (gateway.toml), PIN policies — what the configuration *means*.
+//!
+//! Owns: building those domain types from the raw file structs of `config` (`TryFrom`, every
+//! problem collected with file, line and key), handler selection, key-pool sizing from the
+//! procedures. Must not: read files itself beyond asking `config`, open sockets, databases or
+//! keys. Invariants: a `Rules` value is complete and consistent (every handler names an existing
+//! token procedure; every `certrequests:<i>` exists); a reload swaps the whole value.
+
+mod formats;
+mod handler;
+mod password;
+mod procedure;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+pub use formats::Formats;
+pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
+pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
+pub use procedure::{CertificateSource, CertificateTemplate, ProcedureSource, TokenProcedure};
+
+use crate::config::{
+    AstFile, ConfigError, ConfigErrors, Diagnostics, GatewayConfig, GatewayFile, HandlerScope,
+    Root, TomlText, default_key_pool_size, read_ast, read_gateway_file, resolve_settings,
+};
+use crate::token::KeyType;
+
+/// Handlers and token procedures in effect.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// `start = false` disables the AST service.
+    pub enabled: bool,
+    /// Enabled handlers, in ascending number.
+    pub handlers: Vec<Handler>,
+    pub procedures: BTreeMap<String, TokenProcedure>,
+}
+
+impl Rules {
+    /// The first handler whose filter matches the whole `remainder` (the path after
+    /// `/pgwy/ast/`, empty for `/pgwy/ast`).
+    pub fn select(&self, remainder: &str) -> Option<&Handler> {
+        self.handlers.iter().find(|h| h.filter.is_match(remainder))
+    }
+
+    /// A token procedure by name.
+    pub fn procedure(&self, name: &str) -> Option<&TokenProcedure> {
+        self.procedures.get(name)
+    }
+
+    /// Pool size per key type: `[key_pool]` as written, and the default size for types a
+    /// procedure uses and `[key_pool]` leaves out. Types with size 0 are left out.
+    pub fn key_pool_sizes(&self, written: &BTreeMap<KeyType, usize>) -> BTreeMap<KeyType, usize> {
+        KeyType::ALL
+            .into_iter()
+            .filter_map(|key_type| {
+                let used = self
+                    .procedures
+                    .values()
+                    .any(|p| p.certificates.iter().any(|c| c.key == key_type));
+                let default = if used {
+                    default_key_pool_size(key_type)
+                } else {
+                    0
+                };
+                let size = written.get(&key_type).copied().unwrap_or(default);
+                (size > 0).then_some((key_type, size))
+            })
+            .collect()
+    }
+}
+
+/// A root's whole configuration: the service settings and the rules.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    pub settings: GatewayConfig,
+    pub rules: Rules,
+}
+
+impl Configuration {
+    /// The root directory.
+    pub fn root(&self) -> &Root {
+        &self.settings.root
+    }
+}
+
+/// Loads and cross-checks gateway.toml, ast.properties and the formats it names, reporting
+/// every problem at once, sorted by file and line.
+pub fn load(root: &Root) -> Result<Configuration, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let gateway = diagnostics.take(read_gateway_file(root));
+    let settings = gateway
+        .as_ref()
+        .and_then(|(file, toml)| diagnostics.take(resolve_settings(root, file, toml)));
+    let procedures = gateway
+        .as_ref()
+        .and_then(|(file, toml)| diagnostics.take(procedures(file, toml)));
+    let rules = read_ast(root, PARAMETERS, &mut diagnostics)
+        .and_then(|ast| build_rules(root, &ast, procedures, &mut diagnostics));
+    match (settings, rules) {
+        (Some(settings), Some(rules)) if diagnostics.is_empty() => {
+            Ok(Configuration { settings, rules })
+        }
+        _ => Err(diagnostics.into_errors()),
+    }
+}
+
+/// Every `[[token_procedure]]`, by name, checked against the configured CAs.
+fn procedures(
+    file: &GatewayFile,
+    toml: &TomlText,
+) -> Result<BTreeMap<String, TokenProcedure>, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let ca_names: Vec<&str> = file.cas.iter().map(|c| c.name.get_ref().as_str()).collect();
+    let mut procedures = BTreeMap::new();
+    for procedure in &file.token_procedures {
+        let source = ProcedureSource {
+            file: procedure,
+            toml,
+            ca_names: &ca_names,
+        };
+        let Some(built) = diagnostics.take(TokenProcedure::try_from(source)) else {
+            continue;
+        };
+        if procedures.contains_key(&built.name) {
+            diagnostics.push(toml.error(
+                procedure.name.span(),
+                "token_procedure.name",
+                format!("token procedure `{}` is defined twice", built.name),
+            ));
+        }
+        procedures.insert(built.name.clone(), built);
+    }
+    diagnostics.finish(procedures)
+}
+
+/// The handlers of ast.properties with their formats. `procedures` is `None` when gateway.toml
+/// could not be read (handlers are then checked without it).
+fn build_rules(
+    root: &Root,
+    ast: &AstFile,
+    procedures: Option<BTreeMap<String, TokenProcedure>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Rules> {
+    let mut problems = Diagnostics::default();
+    let enabled = match ast.start.as_ref().map(handler::boolean) {
+        Some(Err(m)) => {
+            let v = ast.start.as_ref()?;
+            problems.push(ConfigError::at(&ast.path, Some(v.line), Some(&v.key), m));
+            true
+        }
+        Some(Ok(b)) => b,
+        None => true,
+    };
+    let default_fields = formats::parse_fields(&ast.path, &ast.defaults.fields, &mut problems);
+    let scopes: Vec<HandlerScope<'_>> = ast
+        .handlers
+        .iter()
+        .map(|(number, params)| HandlerScope {
+            number: *number,
+            params,
+            defaults: &ast.defaults,
+        })
+        .collect();
+    let names: Vec<String> = scopes
+        .iter()
+        .map(|s| {
+            s.get("format")
+                .map_or("ast-default.format".into(), |v| v.text.trim().to_string())
+        })
+        .collect();
+    let formats = Formats::load(root, names.iter().map(String::as_str), &mut problems);
+    let mut handlers = Vec::new();
+    for scope in scopes {
+        let source = HandlerSource {
+            scope,
+            path: &ast.path,
+            formats: &formats,
+            default_fields: &default_fields,
+            procedures: procedures.as_ref(),
+        };
+        if let Some(handler) = problems.take(Handler::try_from(source)) {
+            handlers.extend(handler.enabled.then_some(handler));
+        }
+    }
+    if ast.handlers.is_empty() && enabled {
+        problems.push(ConfigError::at(
+            &ast.path,
+            None,
+            None,
+            "no handler is defined; add handler.1.filter =, handler.1.format = ast-default.format and handler.1.tokenprocedure = default",
+        ));
+    }
+    ast.redact(problems.errors_mut());
+    let rules = Rules {
+        enabled,
+        handlers,
+        procedures: procedures.unwrap_or_default(),
+    };
+    match problems.finish(rules) {
+        Ok(rules) => Some(rules),
+        Err(errors) => {
+            diagnostics.extend(errors);
+            None
+        }
+    }
+}

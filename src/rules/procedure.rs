@@ -1,0 +1,167 @@
+//! Token procedures (`[[token_procedure]]` in gateway.toml): which certificates a token holds,
+//! from which CA, with which key and extensions. Built from the raw file structs, every problem
+//! reported with its line.
+
+use std::time::Duration;
+
+use const_oid::ObjectIdentifier;
+use x509_cert::ext::pkix::KeyUsage;
+
+use crate::ca::{Attribute, parse_extended_key_usage, parse_key_usage, parse_oid};
+use crate::config::{
+    CertificateFile, ConfigErrors, Diagnostics, TokenProcedureFile, TomlText, parse_duration,
+};
+use crate::token::KeyType;
+
+/// One certificate of a token procedure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateTemplate {
+    pub purpose: String,
+    pub ca: String,
+    pub key: KeyType,
+    pub validity: Duration,
+    pub key_usage: KeyUsage,
+    pub extended_key_usage: Vec<ObjectIdentifier>,
+    pub policies: Vec<ObjectIdentifier>,
+    /// The DN attributes the certificate carries, in RDN order (empty: all, default order).
+    pub subject_order: Vec<Attribute>,
+}
+
+/// A named list of certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProcedure {
+    pub name: String,
+    pub certificates: Vec<CertificateTemplate>,
+}
+
+/// A raw `[[token_procedure]]` with what it is checked against.
+pub struct ProcedureSource<'a> {
+    pub file: &'a TokenProcedureFile,
+    pub toml: &'a TomlText,
+    pub ca_names: &'a [&'a str],
+}
+
+impl TryFrom<ProcedureSource<'_>> for TokenProcedure {
+    type Error = ConfigErrors;
+
+    fn try_from(source: ProcedureSource<'_>) -> Result<Self, ConfigErrors> {
+        let ProcedureSource {
+            file,
+            toml,
+            ca_names,
+        } = source;
+        let mut diagnostics = Diagnostics::default();
+        let name = file.name.get_ref().clone();
+        if file.certificate.is_empty() {
+            diagnostics.push(toml.error(
+                file.name.span(),
+                "token_procedure",
+                format!("token procedure `{name}` has no [[token_procedure.certificate]]"),
+            ));
+        }
+        let mut certificates = Vec::with_capacity(file.certificate.len());
+        for certificate in &file.certificate {
+            let source = CertificateSource {
+                procedure: &name,
+                file: certificate,
+                toml,
+                ca_names,
+            };
+            if let Some(template) = diagnostics.take(CertificateTemplate::try_from(source)) {
+                certificates.push(template);
+            }
+        }
+        diagnostics.finish(TokenProcedure { name, certificates })
+    }
+}
+
+/// A raw `[[token_procedure.certificate]]` with what it is checked against.
+pub struct CertificateSource<'a> {
+    pub procedure: &'a str,
+    pub file: &'a CertificateFile,
+    pub toml: &'a TomlText,
+    pub ca_names: &'a [&'a str],
+}
+
+impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
+    type Error = ConfigErrors;
+
+    fn try_from(source: CertificateSource<'_>) -> Result<Self, ConfigErrors> {
+        let CertificateSource {
+            procedure,
+            file: c,
+            toml,
+            ca_names,
+        } = source;
+        let mut diagnostics = Diagnostics::default();
+        let key_name = format!(
+            "token_procedure.{procedure}.certificate.{}",
+            c.purpose.get_ref()
+        );
+        let mut fail = |span: std::ops::Range<usize>, message: String| {
+            diagnostics.push(toml.error(span, &key_name, message));
+        };
+        if !ca_names.contains(&c.ca.get_ref().as_str()) {
+            fail(
+                c.ca.span(),
+                format!("CA `{}` is not configured (see [[ca]])", c.ca.get_ref()),
+            );
+        }
+        let key = c
+            .key
+            .get_ref()
+            .parse::<KeyType>()
+            .map_err(|m| fail(c.key.span(), m))
+            .ok();
+        let validity = parse_duration(c.validity.get_ref())
+            .map_err(|m| fail(c.validity.span(), m))
+            .ok();
+        let key_usage = parse_key_usage(c.key_usage.get_ref())
+            .map_err(|m| fail(c.key_usage.span(), m))
+            .ok();
+        let mut extended_key_usage = Vec::new();
+        for (name, span) in spanned_list(&c.extended_key_usage) {
+            match parse_extended_key_usage(name) {
+                Ok(oid) => extended_key_usage.push(oid),
+                Err(m) => fail(span, m),
+            }
+        }
+        let mut policies = Vec::new();
+        for (text, span) in spanned_list(&c.policies) {
+            match parse_oid(text) {
+                Ok(oid) => policies.push(oid),
+                Err(m) => fail(span, m),
+            }
+        }
+        let mut subject_order = Vec::new();
+        for (name, span) in spanned_list(&c.subject) {
+            match Attribute::from_name(name).filter(|a| !a.is_san()) {
+                Some(a) => subject_order.push(a),
+                None => fail(span, format!("`{name}` is not a subject DN attribute")),
+            }
+        }
+        match (key, validity, key_usage) {
+            (Some(key), Some(validity), Some(key_usage)) => {
+                diagnostics.finish(CertificateTemplate {
+                    purpose: c.purpose.get_ref().clone(),
+                    ca: c.ca.get_ref().clone(),
+                    key,
+                    validity,
+                    key_usage,
+                    extended_key_usage,
+                    policies,
+                    subject_order,
+                })
+            }
+            _ => Err(diagnostics.into_errors()),
+        }
+    }
+}
+
+/// The entries of an optional list with the list's span (for line numbers).
+fn spanned_list(
+    list: &Option<toml::Spanned<Vec<String>>>,
+) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+    list.iter()
+        .flat_map(|l| l.get_ref().iter().map(move |s| (s.as_str(), l.span())))
+}
