@@ -277,3 +277,123 @@ pub struct RevokedInfo {
     #[asn1(context_specific = "0", optional = "true", tag_mode = "EXPLICIT")]
     pub revocation_reason: Option<CrlReason>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::{Decode, Encode};
+    use std::time::Duration;
+
+    /// 2030-03-17 17:46:40 UTC as DER GeneralizedTime, tag and length included.
+    const TIME: &[u8] = b"\x18\x0f20300317174640Z";
+
+    fn time() -> GeneralizedTime {
+        GeneralizedTime::from_unix_duration(Duration::from_secs(1_900_000_000)).unwrap()
+    }
+
+    fn round_trip<'a, T>(value: &T, expected: &'a [u8])
+    where
+        T: Encode + Decode<'a> + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(value.to_der().unwrap(), expected);
+        assert_eq!(&T::from_der(expected).unwrap(), value);
+    }
+
+    /// The three IMPLICIT alternatives of CertStatus (RFC 6960 §4.2.1): `[0]`/`[2]` primitive
+    /// NULLs, `[1]` constructed with the RevokedInfo fields in place of the SEQUENCE tag, whose
+    /// reason keeps its EXPLICIT `[0]`.
+    #[test]
+    fn cert_status_tags() {
+        round_trip(&CertStatus::Good(Null), &[0x80, 0x00]);
+        round_trip(&CertStatus::Unknown(Null), &[0x82, 0x00]);
+        let revoked = CertStatus::Revoked(RevokedInfo {
+            revocation_time: time(),
+            revocation_reason: Some(CrlReason::KeyCompromise),
+        });
+        let expected = [&[0xa1, 0x16][..], TIME, &[0xa0, 0x03, 0x0a, 0x01, 0x01]].concat();
+        round_trip(&revoked, &expected);
+        let no_reason = CertStatus::Revoked(RevokedInfo {
+            revocation_time: time(),
+            revocation_reason: None,
+        });
+        round_trip(&no_reason, &[&[0xa1, 0x11][..], TIME].concat());
+    }
+
+    /// ResponderID alternatives are EXPLICIT (module default): `[2]` wraps a whole OCTET STRING.
+    #[test]
+    fn responder_id_tags() {
+        let by_key = ResponderId::ByKey(OctetString::new([0xab; 20]).unwrap());
+        let expected = [&[0xa2, 0x16, 0x04, 0x14][..], &[0xab; 20]].concat();
+        round_trip(&by_key, &expected);
+        let name: Name = "CN=x".parse().unwrap();
+        let name_der = name.to_der().unwrap();
+        let by_name = ResponderId::ByName(name);
+        let expected = [&[0xa1, name_der.len() as u8][..], &name_der].concat();
+        round_trip(&by_name, &expected);
+    }
+
+    /// ResponseData omits the DEFAULT v1 version; SingleResponse wraps nextUpdate in an
+    /// EXPLICIT `[0]`; both decode back equal.
+    #[test]
+    fn response_data_layout() {
+        let single = SingleResponse {
+            cert_id: CertId {
+                hash_algorithm: AlgorithmIdentifierOwned {
+                    oid: const_oid::db::rfc5912::ID_SHA_1,
+                    parameters: Some(Null.into()),
+                },
+                issuer_name_hash: OctetString::new([1; 20]).unwrap(),
+                issuer_key_hash: OctetString::new([2; 20]).unwrap(),
+                serial_number: SerialNumber::new(&[0x0a, 0x01]).unwrap(),
+            },
+            cert_status: CertStatus::Good(Null),
+            this_update: time(),
+            next_update: Some(time()),
+            single_extensions: None,
+        };
+        let single_der = single.to_der().unwrap();
+        let tail = [&[0x80, 0x00][..], TIME, &[0xa0, 0x11], TIME].concat();
+        assert!(single_der.ends_with(&tail), "{single_der:02x?}");
+        round_trip(&single, &single_der);
+
+        let data = ResponseData {
+            version: Version::V1,
+            responder_id: ResponderId::ByKey(OctetString::new([3; 20]).unwrap()),
+            produced_at: time(),
+            responses: vec![single],
+            response_extensions: None,
+        };
+        let der = data.to_der().unwrap();
+        // Long-form length (0x81 0x90), then the responder ID straight away.
+        assert_eq!(
+            &der[3..7],
+            &[0xa2, 0x16, 0x04, 0x14],
+            "no [0] version: {der:02x?}"
+        );
+        round_trip(&data, &der);
+    }
+
+    /// A request without version is v1; one that spells out the DEFAULT v1 (not DER, but
+    /// harmless) is accepted as the same request; any other version is refused.
+    #[test]
+    fn request_version() {
+        let tlv = |tag: u8, content: &[u8]| [&[tag, content.len() as u8][..], content].concat();
+        let body = |version: &[u8]| {
+            // TBSRequest with one CertID (SHA-1 with NULL parameters, empty hashes, serial 1).
+            let algorithm = [0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00];
+            let cert_id = [
+                tlv(0x30, &algorithm),
+                vec![0x04, 0x00, 0x04, 0x00, 0x02, 0x01, 0x01],
+            ]
+            .concat();
+            let list = tlv(0x30, &tlv(0x30, &tlv(0x30, &cert_id)));
+            tlv(0x30, &tlv(0x30, &[version, &list].concat()))
+        };
+        let plain = OcspRequest::from_der(&body(&[])).unwrap();
+        assert_eq!(plain.tbs_request.version, Version::V1);
+        assert_eq!(plain.tbs_request.request_list.len(), 1);
+        let explicit = OcspRequest::from_der(&body(&[0xa0, 0x03, 0x02, 0x01, 0x00])).unwrap();
+        assert_eq!(explicit, plain);
+        assert!(OcspRequest::from_der(&body(&[0xa0, 0x03, 0x02, 0x01, 0x01])).is_err());
+    }
+}
