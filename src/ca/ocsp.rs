@@ -1,30 +1,28 @@
 //! OCSP (RFC 6960): parsing requests and signing basic responses with a CA's `Signer`.
 //!
-//! The ASN.1 types come from `x509-ocsp` 0.2, which still speaks `der` 0.7 / `x509-cert` 0.2
-//! while the rest of the crate uses `der` 0.8 (reference/crates.md). The two stacks meet only
-//! at DER bytes: algorithm identifiers are re-decoded from their DER, and the to-be-signed
-//! bytes go through our one `Signer` trait, so a file key and an HSM key both sign OCSP.
+//! The ASN.1 structures are ours (`asn1`, on `der` 0.8 / `x509-cert` 0.3, the one stack of the
+//! crate); the to-be-signed bytes go through our one `Signer` trait, so a file key and an HSM
+//! key both sign OCSP.
+
+mod asn1;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use der07::asn1::{GeneralizedTime, Null, OctetString};
-use der07::{Decode, Encode};
+use const_oid::db::rfc5912::{ID_SHA_1, ID_SHA_256, ID_SHA_384, ID_SHA_512};
+use const_oid::db::rfc6960::{ID_PKIX_OCSP_BASIC, ID_PKIX_OCSP_NONCE};
+use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+use der::{Decode, Encode};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use x509_cert02::ext::Extension;
-use x509_cert02::spki::AlgorithmIdentifierOwned;
-use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
-    ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
+use x509_cert::Certificate;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::CrlReason;
+
+use self::asn1::{
+    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus,
+    ResponderId, ResponseBytes, ResponseData, RevokedInfo, SingleResponse, Version,
 };
-
 use super::{Ca, CaError, RevocationReason};
-
-const SHA1_OID: &str = "1.3.14.3.2.26";
-const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
-const SHA384_OID: &str = "2.16.840.1.101.3.4.2.2";
-const SHA512_OID: &str = "2.16.840.1.101.3.4.2.3";
-const NONCE_OID: &str = "1.3.6.1.5.5.7.48.1.2";
 
 /// A parsed OCSP request: the certificates asked about and the nonce to echo.
 #[derive(Debug, Clone)]
@@ -72,7 +70,7 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedOcspRequest, OcspFailure> {
     if request.tbs_request.request_list.is_empty() {
         return Err(OcspFailure::MalformedRequest);
     }
-    let nonce = request.nonce().map(|n| n.0.as_bytes().to_vec());
+    let nonce = request_nonce(&request);
     let queries = request
         .tbs_request
         .request_list
@@ -83,6 +81,19 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedOcspRequest, OcspFailure> {
         })
         .collect();
     Ok(ParsedOcspRequest { queries, nonce })
+}
+
+/// The value of the request's nonce extension (RFC 6960 §4.4.1): its `extnValue` holds the DER
+/// of `Nonce ::= OCTET STRING`. The first nonce extension counts; one whose value is not an
+/// OCTET STRING is ignored, as an absent one.
+fn request_nonce(request: &OcspRequest) -> Option<Vec<u8>> {
+    let extensions = request.tbs_request.request_extensions.as_ref()?;
+    let extension = extensions
+        .iter()
+        .find(|e| e.extn_id == ID_PKIX_OCSP_NONCE)?;
+    OctetString::from_der(extension.extn_value.as_bytes())
+        .ok()
+        .map(|n| n.as_bytes().to_vec())
 }
 
 fn serial_hex(bytes: &[u8]) -> String {
@@ -101,7 +112,7 @@ impl OcspQuery {
     /// (RFC 6960 §4.1.1) match, with SHA-1, SHA-256, SHA-384 or SHA-512.
     pub fn is_issued_by(&self, ca: &Ca) -> bool {
         let id = &self.cert_id;
-        let Ok(name_der) = der::Encode::to_der(ca.certificate().tbs_certificate().subject()) else {
+        let Ok(name_der) = ca.certificate().tbs_certificate().subject().to_der() else {
             return false;
         };
         let key = ca
@@ -110,17 +121,17 @@ impl OcspQuery {
             .subject_public_key_info()
             .subject_public_key
             .raw_bytes();
-        let (name_hash, key_hash) = match id.hash_algorithm.oid.to_string().as_str() {
-            SHA1_OID => (Sha1::digest(&name_der).to_vec(), Sha1::digest(key).to_vec()),
-            SHA256_OID => (
+        let (name_hash, key_hash) = match id.hash_algorithm.oid {
+            ID_SHA_1 => (Sha1::digest(&name_der).to_vec(), Sha1::digest(key).to_vec()),
+            ID_SHA_256 => (
                 Sha256::digest(&name_der).to_vec(),
                 Sha256::digest(key).to_vec(),
             ),
-            SHA384_OID => (
+            ID_SHA_384 => (
                 Sha384::digest(&name_der).to_vec(),
                 Sha384::digest(key).to_vec(),
             ),
-            SHA512_OID => (
+            ID_SHA_512 => (
                 Sha512::digest(&name_der).to_vec(),
                 Sha512::digest(key).to_vec(),
             ),
@@ -131,16 +142,15 @@ impl OcspQuery {
     }
 }
 
-fn generalized(t: SystemTime) -> Result<OcspGeneralizedTime, CaError> {
+fn generalized(t: SystemTime) -> Result<GeneralizedTime, CaError> {
     let since = t.duration_since(UNIX_EPOCH).map_err(failure)?;
     // GeneralizedTime in OCSP carries whole seconds (RFC 5280 §4.1.2.5.2 profile).
     let whole = Duration::from_secs(since.as_secs());
-    let dt = der07::DateTime::from_unix_duration(whole).map_err(failure)?;
-    Ok(OcspGeneralizedTime(GeneralizedTime::from_date_time(dt)))
+    Ok(GeneralizedTime::from_unix_duration(whole)?)
 }
 
-fn crl_reason(reason: RevocationReason) -> x509_cert02::ext::pkix::CrlReason {
-    use x509_cert02::ext::pkix::CrlReason as R;
+fn crl_reason(reason: RevocationReason) -> CrlReason {
+    use CrlReason as R;
     match reason {
         RevocationReason::Unspecified => R::Unspecified,
         RevocationReason::KeyCompromise => R::KeyCompromise,
@@ -168,15 +178,11 @@ pub fn sign_response(
     // in `certs` (RFC 6960 §4.2.2.2). ResponderID byKey: SHA-1 of the signer's public key.
     let delegate = ca.ocsp_delegate();
     let signer = delegate.map_or(ca.signer(), |d| d.signer.as_ref());
-    let signer_spki =
-        <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(signer.public_key_der())?;
+    let signer_spki = spki::SubjectPublicKeyInfoOwned::from_der(signer.public_key_der())?;
     let key = signer_spki.subject_public_key.raw_bytes();
-    let responder_id =
-        ResponderId::ByKey(OctetString::new(Sha1::digest(key).to_vec()).map_err(failure)?);
+    let responder_id = ResponderId::ByKey(OctetString::new(Sha1::digest(key).to_vec())?);
     let certs = match delegate {
-        Some(d) => Some(vec![
-            x509_cert02::Certificate::from_der(&d.certificate_der).map_err(failure)?,
-        ]),
+        Some(d) => Some(vec![Certificate::from_der(&d.certificate_der)?]),
         None => None,
     };
     let mut responses = Vec::with_capacity(answers.len());
@@ -199,16 +205,10 @@ pub fn sign_response(
     }
     let response_extensions = match nonce {
         Some(value) => Some(vec![Extension {
-            extn_id: der07::asn1::ObjectIdentifier::new_unwrap(NONCE_OID),
+            extn_id: ID_PKIX_OCSP_NONCE,
             critical: false,
             // The extension value is the DER OCTET STRING holding the nonce (RFC 6960 §4.4.1).
-            extn_value: OctetString::new(
-                OctetString::new(value.to_vec())
-                    .map_err(failure)?
-                    .to_der()
-                    .map_err(failure)?,
-            )
-            .map_err(failure)?,
+            extn_value: OctetString::new(OctetString::new(value)?.to_der()?)?,
         }]),
         None => None,
     };
@@ -219,28 +219,35 @@ pub fn sign_response(
         responses,
         response_extensions,
     };
-    let algorithm_der = der::Encode::to_der(&signer.algorithm().identifier())?;
-    let algorithm = AlgorithmIdentifierOwned::from_der(&algorithm_der).map_err(failure)?;
-    let signature = signer.sign(&tbs.to_der().map_err(failure)?)?;
+    let signature = signer.sign(&tbs.to_der()?)?;
     let basic = BasicOcspResponse {
         tbs_response_data: tbs,
-        signature_algorithm: algorithm,
-        signature: der07::asn1::BitString::from_bytes(&signature).map_err(failure)?,
+        signature_algorithm: signer.algorithm().identifier(),
+        signature: BitString::from_bytes(&signature)?,
         certs,
     };
-    OcspResponse::successful(basic)
-        .map_err(failure)?
-        .to_der()
-        .map_err(failure)
+    let response = OcspResponse {
+        response_status: OcspResponseStatus::Successful,
+        response_bytes: Some(ResponseBytes {
+            response_type: ID_PKIX_OCSP_BASIC,
+            response: OctetString::new(basic.to_der()?)?,
+        }),
+    };
+    Ok(response.to_der()?)
 }
 
 /// An unsigned OCSPResponse carrying only an error status.
 pub fn failure_response(why: OcspFailure) -> Vec<u8> {
-    let (response, code) = match why {
-        OcspFailure::MalformedRequest => (OcspResponse::malformed_request(), 1),
-        OcspFailure::InternalError => (OcspResponse::internal_error(), 2),
-        OcspFailure::TryLater => (OcspResponse::try_later(), 3),
-        OcspFailure::Unauthorized => (OcspResponse::unauthorized(), 6),
+    let status = match why {
+        OcspFailure::MalformedRequest => OcspResponseStatus::MalformedRequest,
+        OcspFailure::InternalError => OcspResponseStatus::InternalError,
+        OcspFailure::TryLater => OcspResponseStatus::TryLater,
+        OcspFailure::Unauthorized => OcspResponseStatus::Unauthorized,
+    };
+    let code = status as u8;
+    let response = OcspResponse {
+        response_status: status,
+        response_bytes: None,
     };
     // Encoding an ENUMERATED in a SEQUENCE cannot fail; the fallback is the same bytes.
     response
@@ -249,28 +256,4 @@ pub fn failure_response(why: OcspFailure) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failure_responses_are_der() {
-        assert_eq!(
-            failure_response(OcspFailure::MalformedRequest),
-            vec![0x30, 0x03, 0x0a, 0x01, 0x01]
-        );
-        assert_eq!(
-            failure_response(OcspFailure::Unauthorized),
-            vec![0x30, 0x03, 0x0a, 0x01, 0x06]
-        );
-        assert!(matches!(
-            parse_request(b"\x30\x00"),
-            Err(OcspFailure::MalformedRequest)
-        ));
-    }
-
-    #[test]
-    fn serials() {
-        assert_eq!(serial_hex(&[0x00, 0x7f, 0x01]), "7f01");
-        assert_eq!(serial_hex(&[0x0a, 0x01]), "0a01");
-    }
-}
+mod tests;
