@@ -36,8 +36,8 @@ pub struct ParsedOcspRequest {
 #[derive(Debug, Clone)]
 pub struct OcspQuery {
     cert_id: CertId,
-    /// Serial number, lower-case hex, leading zeros removed (as the store normalises it).
-    pub serial_hex: String,
+    /// The serial number asked about.
+    pub serial: super::Serial,
 }
 
 /// The status to answer for one query.
@@ -76,7 +76,7 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedOcspRequest, OcspFailure> {
         .request_list
         .into_iter()
         .map(|r| OcspQuery {
-            serial_hex: serial_hex(r.req_cert.serial_number.as_bytes()),
+            serial: super::Serial::from_bytes(r.req_cert.serial_number.as_bytes()),
             cert_id: r.req_cert,
         })
         .collect();
@@ -94,17 +94,6 @@ fn request_nonce(request: &OcspRequest) -> Option<Vec<u8>> {
     OctetString::from_der(extension.extn_value.as_bytes())
         .ok()
         .map(|n| n.as_bytes().to_vec())
-}
-
-fn serial_hex(bytes: &[u8]) -> String {
-    let hex = hex::encode(bytes);
-    let trimmed = hex.trim_start_matches('0');
-    let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
-    if trimmed.len() % 2 == 1 {
-        format!("0{trimmed}")
-    } else {
-        trimmed.to_string()
-    }
 }
 
 impl OcspQuery {

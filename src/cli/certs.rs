@@ -27,14 +27,14 @@ pub enum CertsCommand {
     },
     /// Show one certificate (serial in hex, any case, colons and leading zeros allowed).
     Show {
-        serial: String,
+        serial: crate::ca::Serial,
         /// JSON on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a certificate. `--reason certificateHold` puts it on hold (undo with `reinstate`).
     Revoke {
-        serial: String,
+        serial: crate::ca::Serial,
         /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
         /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.
         #[arg(long)]
@@ -45,7 +45,7 @@ pub enum CertsCommand {
     },
     /// Take a certificate off hold (only from certificateHold).
     Reinstate {
-        serial: String,
+        serial: crate::ca::Serial,
         /// JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -40,7 +40,7 @@ pub enum OfficerCommand {
     /// Revoke an officer certificate: refused from the next request on.
     Revoke {
         /// Certificate serial (hex, any case, colons allowed).
-        serial: String,
+        serial: crate::ca::Serial,
     },
 }
 
@@ -122,7 +122,10 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
             {
                 // Registered but not delivered: revoke, so no unknown certificate stays active.
                 let _ = gateway
-                    .revoke_officer(&Caller::Cli, &issued.record.serial)
+                    .revoke_officer(
+                        &Caller::Cli,
+                        &crate::ca::Serial::parse(&issued.record.serial)?,
+                    )
                     .await;
                 anyhow::bail!(
                     "writing {}: {e}; the certificate {} was revoked",

@@ -10,7 +10,7 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 use super::recipe::{TokenRecipe, with_cas};
 use super::{Gateway, IssuanceError};
-use crate::ca::{Attribute, Subject, parse_extended_key_usage};
+use crate::ca::{Attribute, Serial, Subject, parse_extended_key_usage};
 use crate::identity::Caller;
 use crate::rules::{CertificateTemplate, PasswordPolicy};
 use crate::store::{AuditEvent, OfficerRecord, OfficerStatus};
@@ -138,13 +138,13 @@ impl Gateway {
     pub async fn revoke_officer(
         &self,
         caller: &Caller,
-        serial: &str,
+        serial: &Serial,
     ) -> Result<Option<OfficerRecord>, IssuanceError> {
         let event = AuditEvent::now(
             "officer-revoked",
             &caller.to_string(),
             "",
-            json!({"serial": serial}),
+            json!({"serial": serial.hex()}),
         );
         let now = super::unix(std::time::SystemTime::now());
         Ok(self.store.revoke_officer(serial, now, &event).await?)

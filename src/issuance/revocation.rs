@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Gateway, IssuanceError};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
-use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, issue_crl};
+use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, Serial, issue_crl};
 use crate::identity::Caller;
 use crate::store::{
     AuditEvent, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome, StoredCrl,
@@ -40,17 +40,12 @@ fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
 
-/// The serial as the database stores it (lower-case hex), or as typed when it is not hex.
-fn normalised(serial: &str) -> String {
-    crate::store::normalise_serial(serial).unwrap_or_else(|| serial.to_string())
-}
-
 impl Gateway {
     /// Revokes a certificate (or puts it on hold with `certificateHold`). Audited, also when
     /// refused.
     pub async fn revoke(
         &self,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
         caller: &Caller,
         request_id: &str,
@@ -60,7 +55,7 @@ impl Gateway {
             "revoked",
             &caller.to_string(),
             request_id,
-            json!({"serial": normalised(serial), "reason": reason.name()}),
+            json!({"serial": serial.hex(), "reason": reason.name()}),
         );
         let outcome = self
             .store
@@ -86,7 +81,7 @@ impl Gateway {
     /// Takes a certificate off hold. Only `certificateHold` can be undone (RFC 5280 §5.3.1).
     pub async fn reinstate(
         &self,
-        serial: &str,
+        serial: &Serial,
         caller: &Caller,
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
@@ -94,7 +89,7 @@ impl Gateway {
             "reinstated",
             &caller.to_string(),
             request_id,
-            json!({"serial": normalised(serial)}),
+            json!({"serial": serial.hex()}),
         );
         let outcome = self.store.reinstate_certificate(serial, &event).await?;
         let result = match outcome {
@@ -119,10 +114,11 @@ impl Gateway {
         event: &str,
         caller: &Caller,
         request_id: &str,
-        serial: &str,
+        serial: &Serial,
         error: &IssuanceError,
     ) {
-        let detail = json!({"serial": normalised(serial), "code": error.code(), "reason": error.to_string()});
+        let detail =
+            json!({"serial": serial.hex(), "code": error.code(), "reason": error.to_string()});
         if let Err(e) = self
             .store
             .record_audit(&AuditEvent::now(
@@ -309,7 +305,7 @@ impl Gateway {
             let status = if !query.is_issued_by(&ca) {
                 OcspStatus::Unknown
             } else {
-                match self.store.certificate(&query.serial_hex).await {
+                match self.store.certificate(&query.serial).await {
                     Err(e) => {
                         tracing::error!(error = %e, "OCSP: the database is unavailable");
                         return Err(OcspFailure::TryLater);
@@ -325,7 +321,7 @@ impl Gateway {
                         },
                     },
                     Ok(_) if ca.name() == super::OFFICERS_CA => {
-                        match self.store.officer_revocation(&query.serial_hex).await {
+                        match self.store.officer_revocation(&query.serial).await {
                             Ok(Some(None)) => OcspStatus::Good,
                             Ok(Some(Some(at))) => OcspStatus::Revoked {
                                 at: from_unix(at),

@@ -15,6 +15,7 @@ mod officers;
 mod records;
 mod revocation;
 
+use crate::ca::Serial;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -25,9 +26,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
 pub use officers::{OfficerRecord, OfficerStatus};
-pub use records::{
-    CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial,
-};
+pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
@@ -347,12 +346,12 @@ impl Store {
         records::list(&self.pool, self.backend == Backend::Postgres, filter).await
     }
 
-    /// One certificate by serial (hex in any case, with or without colons or leading zeros).
-    pub async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else {
-            return Ok(None);
-        };
-        records::get(&self.pool, &serial).await
+    /// One certificate by serial.
+    pub async fn certificate(
+        &self,
+        serial: &Serial,
+    ) -> Result<Option<CertificateRecord>, StoreError> {
+        records::get(&self.pool, serial.hex()).await
     }
 
     /// Number of certificate rows (tests and metrics).
@@ -385,18 +384,15 @@ impl Store {
         officers::list(&self.pool).await
     }
 
-    /// Revokes an officer by certificate serial (any hex form). `Ok(None)`: no such officer.
-    /// The audit event is recorded only when the status changes.
+    /// Revokes an officer by certificate serial. `Ok(None)`: no such officer. The audit event
+    /// is recorded only when the status changes.
     pub async fn revoke_officer(
         &self,
-        serial: &str,
+        serial: &Serial,
         at: i64,
         event: &AuditEvent,
     ) -> Result<Option<OfficerRecord>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else {
-            return Ok(None);
-        };
-        officers::revoke(&self.pool, &serial, at, event).await
+        officers::revoke(&self.pool, serial.hex(), at, event).await
     }
 
     /// Number of token rows.

@@ -36,7 +36,7 @@ impl OfficerStatus {
 /// One registered officer certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfficerRecord {
-    /// Certificate serial, lower-case hex as in `certs` (see `normalise_serial`).
+    /// Certificate serial, canonical lower-case hex (`ca::Serial`).
     pub serial: String,
     /// SHA-256 of the certificate DER, lower-case hex.
     pub fingerprint: String,

@@ -82,28 +82,6 @@ pub struct CertificateFilter {
     pub offset: Option<i64>,
 }
 
-/// Normalises a serial given by a person: hex in any case, with or without colons, spaces or
-/// leading zeros. `None` when it is not hex.
-pub fn normalise_serial(input: &str) -> Option<String> {
-    let hex: String = input
-        .trim()
-        .trim_start_matches("0x")
-        .chars()
-        .filter(|c| !matches!(c, ':' | ' ' | '-'))
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let trimmed = hex.trim_start_matches('0');
-    let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
-    Some(if trimmed.len() % 2 == 1 {
-        format!("0{trimmed}")
-    } else {
-        trimmed.to_string()
-    })
-}
-
 const COLUMNS: &str = "serial, ca, issuer, subject, sans, not_before, not_after, purpose, token_id, status, \
                        revoked_at, revocation_reason, der";
 
@@ -199,16 +177,6 @@ fn like_literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_forms() {
-        assert_eq!(normalise_serial("0A:bC:01").as_deref(), Some("0abc01"));
-        assert_eq!(normalise_serial("000abc01").as_deref(), Some("0abc01"));
-        assert_eq!(normalise_serial("ABC01").as_deref(), Some("0abc01"));
-        assert_eq!(normalise_serial("7f").as_deref(), Some("7f"));
-        assert_eq!(normalise_serial("xyz"), None);
-        assert_eq!(normalise_serial(""), None);
-    }
 
     #[test]
     fn like_escapes() {

@@ -3,7 +3,8 @@
 
 use sqlx::{Any, Connection, Row, Transaction};
 
-use super::{AuditEvent, CertificateRecord, Store, StoreError, audit, normalise_serial, records};
+use super::{AuditEvent, CertificateRecord, Store, StoreError, audit, records};
+use crate::ca::Serial;
 
 /// The CA whose certificates the `officers` table records (issuance::OFFICERS_CA): revoking
 /// an officer is a revocation for that CA's CRL and OCSP answers.
@@ -100,14 +101,12 @@ impl Store {
     /// may be revoked again with a permanent reason (the hold is replaced).
     pub async fn revoke_certificate(
         &self,
-        serial: &str,
+        serial: &Serial,
         reason: &str,
         revoked_at: i64,
         event: &AuditEvent,
     ) -> Result<RevocationOutcome, StoreError> {
-        let Some(serial) = normalise_serial(serial) else {
-            return Ok(RevocationOutcome::NotFound);
-        };
+        let serial = serial.hex();
         let mut connection = self.connection().await?;
         let changed = self
             .bounded(async {
@@ -120,7 +119,7 @@ impl Store {
                 )
                 .bind(revoked_at)
                 .bind(reason)
-                .bind(&serial)
+                .bind(serial)
                 .bind(HOLD)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -133,26 +132,24 @@ impl Store {
             .await?;
         drop(connection);
         if !changed {
-            return Ok(match records::get(&self.pool, &serial).await? {
+            return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
                 Some(c) => {
                     RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
                 }
             });
         }
-        self.changed_outcome(&serial).await
+        self.changed_outcome(serial).await
     }
 
     /// Takes a certificate off hold (only from `certificateHold`), auditing it in the same
     /// transaction.
     pub async fn reinstate_certificate(
         &self,
-        serial: &str,
+        serial: &Serial,
         event: &AuditEvent,
     ) -> Result<RevocationOutcome, StoreError> {
-        let Some(serial) = normalise_serial(serial) else {
-            return Ok(RevocationOutcome::NotFound);
-        };
+        let serial = serial.hex();
         let mut connection = self.connection().await?;
         let changed = self
             .bounded(async {
@@ -161,7 +158,7 @@ impl Store {
                     "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
                      WHERE serial = $1 AND status = 'revoked' AND revocation_reason = $2 RETURNING ca",
                 )
-                .bind(&serial)
+                .bind(serial)
                 .bind(HOLD)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -174,7 +171,7 @@ impl Store {
             .await?;
         drop(connection);
         if !changed {
-            return Ok(match records::get(&self.pool, &serial).await? {
+            return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
                 Some(c) if c.revocation_reason.is_some() => {
                     RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
@@ -182,7 +179,7 @@ impl Store {
                 Some(_) => RevocationOutcome::NotRevoked,
             });
         }
-        self.changed_outcome(&serial).await
+        self.changed_outcome(serial).await
     }
 
     /// Every revoked certificate of a CA that has not expired before `now` (RFC 5280 §3.3:
@@ -234,13 +231,11 @@ impl Store {
     /// `Some(None)` while active and `Some(Some(revoked_at))` once revoked.
     pub async fn officer_revocation(
         &self,
-        serial: &str,
+        serial: &Serial,
     ) -> Result<Option<Option<i64>>, StoreError> {
-        let Some(serial) = normalise_serial(serial) else {
-            return Ok(None);
-        };
+        let serial = serial.hex();
         let row = sqlx::query("SELECT status, revoked FROM officers WHERE serial = $1")
-            .bind(&serial)
+            .bind(serial)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else {

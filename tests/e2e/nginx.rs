@@ -277,7 +277,7 @@ async fn nginx_front_with_officer_mtls() {
 
     // Revoking nginx's officer certificate cuts it off for the next request.
     env.gateway
-        .revoke_officer(&ast_gateway::identity::Caller::Cli, &serial)
+        .revoke_officer(&ast_gateway::identity::Caller::Cli, &ser(&serial))
         .await
         .unwrap()
         .unwrap();
@@ -300,4 +300,9 @@ fn token_subject(pkcs12: &[u8]) -> String {
     let (_, chain) = store.private_key_chain().unwrap();
     let (_, cert) = X509Certificate::from_der(chain.certs()[0].as_der()).unwrap();
     cert.subject().to_string()
+}
+
+/// A serial from test text (any hex spelling).
+fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
+    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

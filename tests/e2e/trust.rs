@@ -1033,7 +1033,7 @@ async fn officer_registry_sequence(url: &str) {
     assert_eq!(store.officers().await.unwrap(), vec![officer.clone()]);
     // Any hex form of the serial.
     let revoked = store
-        .revoke_officer("0A:BC:01", 1_700_000_100, &event("officer-revoked"))
+        .revoke_officer(&ser("0A:BC:01"), 1_700_000_100, &event("officer-revoked"))
         .await
         .unwrap()
         .unwrap();
@@ -1042,7 +1042,7 @@ async fn officer_registry_sequence(url: &str) {
     // Revoking again changes nothing and writes no second audit row.
     let audit_rows = store.count_audit().await.unwrap();
     let again = store
-        .revoke_officer("0abc01", 1_800_000_000, &event("officer-revoked"))
+        .revoke_officer(&ser("0abc01"), 1_800_000_000, &event("officer-revoked"))
         .await
         .unwrap()
         .unwrap();
@@ -1050,7 +1050,7 @@ async fn officer_registry_sequence(url: &str) {
     assert_eq!(store.count_audit().await.unwrap(), audit_rows);
     assert_eq!(
         store
-            .revoke_officer("99", 0, &event("officer-revoked"))
+            .revoke_officer(&ser("99"), 0, &event("officer-revoked"))
             .await
             .unwrap(),
         None
@@ -1087,4 +1087,9 @@ async fn stalled_tls_handshake_is_dropped() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// A serial from test text (any hex spelling).
+fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
+    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

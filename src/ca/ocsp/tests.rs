@@ -70,11 +70,7 @@ fn openssl_request_parsed_and_answer_verified_by_openssl() {
     }
     let request_der = std::fs::read(dir.path().join("req.der")).unwrap();
     let request = parse_request(&request_der).unwrap();
-    let serials: Vec<_> = request
-        .queries
-        .iter()
-        .map(|q| q.serial_hex.as_str())
-        .collect();
+    let serials: Vec<_> = request.queries.iter().map(|q| q.serial.hex()).collect();
     assert_eq!(serials, ["0a01", "7fff00", "0c"]);
     assert!(request.queries.iter().all(|q| q.is_issued_by(&ca)));
     let nonce = request.nonce.clone().unwrap();
@@ -195,7 +191,7 @@ fn request_nonce_and_malformed_requests() {
     let parsed = parse_request(&der).unwrap();
     assert_eq!(parsed.nonce.as_deref(), Some(&[7u8, 8, 9][..]));
     assert_eq!(parsed.queries.len(), 2);
-    assert_eq!(parsed.queries[0].serial_hex, "8001");
+    assert_eq!(parsed.queries[0].serial.hex(), "8001");
     assert_eq!(parsed.queries[0].cert_id, cert_id);
 
     let not_octets = extension(ID_PKIX_OCSP_NONCE, &[0x02, 0x01, 0x05]);
@@ -235,6 +231,9 @@ fn failure_responses_are_der() {
 
 #[test]
 fn serials() {
-    assert_eq!(serial_hex(&[0x00, 0x7f, 0x01]), "7f01");
-    assert_eq!(serial_hex(&[0x0a, 0x01]), "0a01");
+    assert_eq!(
+        crate::ca::Serial::from_bytes(&[0x00, 0x7f, 0x01]).hex(),
+        "7f01"
+    );
+    assert_eq!(crate::ca::Serial::from_bytes(&[0x0a, 0x01]).hex(), "0a01");
 }
