@@ -11,13 +11,15 @@ mod certificate;
 mod evaluate;
 mod expression;
 mod headers;
+mod lexer;
+mod words;
 
 pub use evaluate::{CertificateFacts, EvaluatedFields, evaluate};
 pub use expression::{
-    FieldSpec, Module, Origin, Scope, Source, Target, did_you_mean, parse_expression, parse_field,
-    parse_target, regex_error,
+    FieldSpec, Module, Origin, Scope, Source, Target, parse_expression, parse_field, parse_target,
 };
 pub use headers::IdentityHeaders;
+pub use words::{did_you_mean, regex_error};
 
 /// Why a request's fields were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
