@@ -83,6 +83,45 @@ impl HandlerScope<'_> {
     }
 }
 
+/// Where a key belongs.
+enum Place<'k> {
+    Start,
+    /// `default.<param>` (`None`) or `handler.<n>.<param>`.
+    Scope(Option<u32>, &'k str),
+}
+
+/// Sorts a key into its place, or says how to write it.
+fn place(key: &str) -> Result<Place<'_>, String> {
+    if key == "start" || key == "default.start" {
+        return Ok(Place::Start);
+    }
+    if let Some(param) = key.strip_prefix("default.") {
+        return Ok(Place::Scope(None, param));
+    }
+    let Some(rest) = key.strip_prefix("handler.") else {
+        let known = ["start", "default.filter", "handler.1.filter"];
+        return Err(format!(
+            "unknown key{}; keys are start, default.<parameter> or handler.<number>.<parameter>",
+            did_you_mean(key, &known)
+        ));
+    };
+    let Some((n, param)) = rest.split_once('.') else {
+        return Err(
+            "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter".into(),
+        );
+    };
+    match n.parse::<u32>() {
+        Ok(n) => Ok(Place::Scope(Some(n), param)),
+        Err(_) => Err(format!(
+            "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
+        )),
+    }
+}
+
+fn set_twice(first: usize) -> String {
+    format!("set twice (also at line {first}); keep one line (Java would silently use the last)")
+}
+
 /// Reads ast.properties into scopes. `parameters` are the names a scope may set (besides
 /// `formatFields.<N>`); every problem goes to `diagnostics`. `None` when the file cannot be read.
 pub fn read_ast(
@@ -98,139 +137,103 @@ pub fn read_ast(
             return None;
         }
     };
-    let mut defaults = Params::default();
-    let mut handlers: BTreeMap<u32, Params> = BTreeMap::new();
-    let mut start: Option<Value> = None;
-    let mut secret_key: Option<Result<SecretKey, String>> = None;
-    let mut secrets: Vec<(usize, Zeroizing<String>)> = Vec::new();
+    let mut file = AstFile {
+        path,
+        start: None,
+        defaults: Params::default(),
+        handlers: BTreeMap::new(),
+        secrets: Vec::new(),
+    };
+    let mut secret_key = None;
+    for entry in entries {
+        let line = entry.line;
+        let written = entry.key.clone();
+        if let Err(message) = file.add(root, &mut secret_key, entry, parameters) {
+            diagnostics.push(ConfigError::at(
+                &file.path,
+                Some(line),
+                Some(&written),
+                message,
+            ));
+        }
+    }
+    Some(file)
+}
 
-    for Entry {
-        key: written,
-        value,
-        line,
-    } in entries
-    {
-        let mut err = |message: String| {
-            diagnostics.push(ConfigError::at(&path, Some(line), Some(&written), message))
-        };
-        let (key, value) = match written.strip_suffix(".encrypted") {
-            None => (written.clone(), value),
+impl AstFile {
+    /// Files one entry under its scope, decrypting `.encrypted` values.
+    fn add(
+        &mut self,
+        root: &Root,
+        secret_key: &mut Option<Result<SecretKey, String>>,
+        entry: Entry,
+        parameters: &[&str],
+    ) -> Result<(), String> {
+        let Entry { key, value, line } = entry;
+        let (name, text) = match key.strip_suffix(".encrypted") {
+            None => (key.clone(), value),
             Some(base) => {
-                let decrypted = match secret_key.get_or_insert_with(|| SecretKey::load(root)) {
+                let plain = match secret_key.get_or_insert_with(|| SecretKey::load(root)) {
                     Err(m) => Err(m.clone()),
                     Ok(k) => k.decrypt(&value),
-                };
-                match decrypted {
-                    Ok(plain) => {
-                        let text = plain.to_string();
-                        secrets.push((line, plain));
-                        (base.to_string(), text)
-                    }
-                    Err(m) => {
-                        err(m);
-                        continue;
-                    }
-                }
+                }?;
+                let text = plain.to_string();
+                self.secrets.push((line, plain));
+                (base.to_string(), text)
             }
         };
-        let twice = |first: usize| {
-            format!(
-                "set twice (also at line {first}); keep one line (Java would silently use the last)"
-            )
-        };
-        let value = Value {
-            text: value,
-            line,
-            key: written.clone(),
-        };
-        if key == "start" {
-            match &start {
-                Some(first) => err(twice(first.line)),
-                None => start = Some(value),
-            }
-            continue;
-        }
-        let (scope, param) = if let Some(rest) = key.strip_prefix("default.") {
-            (None, rest)
-        } else if let Some(rest) = key.strip_prefix("handler.") {
-            match rest.split_once('.') {
-                Some((n, param)) => match n.parse::<u32>() {
-                    Ok(n) => (Some(n), param),
-                    Err(_) => {
-                        err(format!(
-                            "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
-                        ));
-                        continue;
-                    }
-                },
+        let value = Value { text, line, key };
+        match place(&name)? {
+            Place::Start => match &self.start {
+                Some(first) => Err(set_twice(first.line)),
                 None => {
-                    err(
-                        "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter"
-                            .into(),
-                    );
-                    continue;
+                    self.start = Some(value);
+                    Ok(())
                 }
+            },
+            Place::Scope(scope, param) => {
+                let params = match scope {
+                    None => &mut self.defaults,
+                    Some(n) => self.handlers.entry(n).or_default(),
+                };
+                if params.first_line == 0 {
+                    params.first_line = line;
+                }
+                params.set(param, value, parameters)
             }
-        } else {
-            let known = ["start", "default.filter", "handler.1.filter"];
-            err(format!(
-                "unknown key{}; keys are start, default.<parameter> or handler.<number>.<parameter>",
-                did_you_mean(&key, &known)
-            ));
-            continue;
-        };
-        if scope.is_none() && param == "start" {
-            match &start {
-                Some(first) => err(twice(first.line)),
-                None => start = Some(value),
-            }
-            continue;
         }
-        let params = match scope {
-            None => &mut defaults,
-            Some(n) => handlers.entry(n).or_default(),
-        };
-        if params.first_line == 0 {
-            params.first_line = line;
-        }
+    }
+}
+
+impl Params {
+    /// Sets `param` (a known parameter or `formatFields.<N>`) once.
+    fn set(&mut self, param: &str, value: Value, parameters: &[&str]) -> Result<(), String> {
         if let Some(n) = param.strip_prefix("formatFields.") {
-            match n.parse::<u32>() {
-                // Numbers, not spellings, decide duplicates: formatFields.04 is formatFields.4.
-                Ok(n) => match params.fields.get(&n) {
-                    Some(first) => err(twice(first.line)),
-                    None => {
-                        params.fields.insert(n, value);
-                    }
-                },
-                Err(_) => err(format!(
+            // Numbers, not spellings, decide duplicates: formatFields.04 is formatFields.4.
+            let n = n.parse::<u32>().map_err(|_| {
+                format!(
                     "`{n}` is not a field number; write formatFields.<number>, e.g. formatFields.11"
-                )),
+                )
+            })?;
+            if let Some(first) = self.fields.get(&n) {
+                return Err(set_twice(first.line));
             }
-            continue;
+            self.fields.insert(n, value);
+            return Ok(());
         }
         if !parameters.contains(&param) {
-            err(format!(
+            return Err(format!(
                 "unknown parameter `{param}`{}; parameters are {}",
                 did_you_mean(param, parameters),
                 parameters.join(", ")
             ));
-            continue;
         }
-        match params.values.get(param) {
-            Some(first) => err(twice(first.line)),
-            None => {
-                params.values.insert(param.to_string(), value);
-            }
+        if let Some(first) = self.values.get(param) {
+            return Err(set_twice(first.line));
         }
+        self.values.insert(param.to_string(), value);
+        Ok(())
     }
-
-    Some(AstFile {
-        path,
-        start,
-        defaults,
-        handlers,
-        secrets,
-    })
 }
 
 /// The `*.format` files under conf/formats/, sorted.

@@ -5,7 +5,7 @@
 //! The private key never leaves the token: we read the public key object (to build the SPKI
 //! and compare it with the CA certificate) and ask the token to sign.
 //!
-//! reference/crates.md P10: `cryptoki::Session` is `Send` but not `Sync`, so the session sits
+//! `cryptoki::Session` is `Send` but not `Sync`, so the session sits
 //! in a `Mutex` (signing is called from blocking threads); `CKM_ECDSA` returns raw `r‖s`,
 //! re-encoded here as DER `ECDSA-Sig-Value`; `CKA_EC_POINT` is a DER OCTET STRING around the
 //! uncompressed point. A module may be initialised once per process, so contexts are shared
@@ -20,141 +20,24 @@ use std::sync::{Arc, Mutex, OnceLock};
 use const_oid::ObjectIdentifier;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
-use der::asn1::{BitString, Null, OctetString, UintRef};
-use der::{Any, Decode, Encode, Sequence};
+use der::Encode;
 use sha2::{Digest, Sha256, Sha384};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::{CaError, SignatureAlgorithm, Signer};
+
+mod keys;
+mod uri;
+
+use keys::{ecdsa_der, public_key_info};
+pub use uri::Pkcs11Uri;
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-
-/// The environment variable read for the PIN when the URI carries none.
-pub const PIN_ENV: &str = "AST_GATEWAY_PKCS11_PIN";
-
-/// A parsed `pkcs11:` URI. Debug output hides the PIN.
-#[derive(Clone)]
-pub struct Pkcs11Uri {
-    pub token: Option<String>,
-    pub object: Option<String>,
-    pub id: Option<Vec<u8>>,
-    pub module: PathBuf,
-    pin_value: Option<zeroize::Zeroizing<String>>,
-    pin_env: Option<String>,
-}
-
-impl fmt::Debug for Pkcs11Uri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pkcs11Uri")
-            .field("token", &self.token)
-            .field("object", &self.object)
-            .field("module", &self.module)
-            .finish_non_exhaustive()
-    }
-}
-
-fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .ok_or_else(|| format!("bad percent escape in `{s}`"))?;
-            out.push(
-                u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape in `{s}`"))?,
-            );
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
-}
-
-fn text(s: &str) -> Result<String, String> {
-    String::from_utf8(percent_decode(s)?).map_err(|_| format!("`{s}` is not UTF-8"))
-}
-
-impl Pkcs11Uri {
-    /// Parses an RFC 7512 URI (the subset above).
-    pub fn parse(uri: &str) -> Result<Self, String> {
-        let rest = uri
-            .strip_prefix("pkcs11:")
-            .ok_or("a PKCS#11 key must be a `pkcs11:` URI")?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let mut parsed = Pkcs11Uri {
-            token: None,
-            object: None,
-            id: None,
-            module: PathBuf::new(),
-            pin_value: None,
-            pin_env: None,
-        };
-        for part in path.split(';').filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not key=value"))?;
-            match key {
-                "token" => parsed.token = Some(text(value)?),
-                "object" => parsed.object = Some(text(value)?),
-                "id" => parsed.id = Some(percent_decode(value)?),
-                "type" if value == "private" => {}
-                // Other RFC 7512 path attributes narrow the search; we rely on token + object/id.
-                "manufacturer"
-                | "model"
-                | "serial"
-                | "library-manufacturer"
-                | "library-description"
-                | "library-version"
-                | "slot-description"
-                | "slot-manufacturer"
-                | "slot-id" => {}
-                other => return Err(format!("unsupported pkcs11 URI attribute `{other}`")),
-            }
-        }
-        for part in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not key=value"))?;
-            match key {
-                "module-path" => parsed.module = PathBuf::from(text(value)?),
-                "pin-value" => parsed.pin_value = Some(zeroize::Zeroizing::new(text(value)?)),
-                "pin-source" => match text(value)?.strip_prefix("env:") {
-                    Some(var) => parsed.pin_env = Some(var.to_string()),
-                    None => return Err("pin-source must be env:VARIABLE".into()),
-                },
-                other => return Err(format!("unsupported pkcs11 URI query attribute `{other}`")),
-            }
-        }
-        if parsed.module.as_os_str().is_empty() {
-            return Err("the pkcs11 URI needs ?module-path=/path/to/module.so".into());
-        }
-        if parsed.object.is_none() && parsed.id.is_none() {
-            return Err("the pkcs11 URI needs object=<label> or id=<%xx>".into());
-        }
-        Ok(parsed)
-    }
-
-    fn pin(&self) -> Result<AuthPin, String> {
-        if let Some(pin) = &self.pin_value {
-            return Ok(AuthPin::from(pin.to_string()));
-        }
-        let var = self.pin_env.as_deref().unwrap_or(PIN_ENV);
-        std::env::var(var).map(AuthPin::from).map_err(|_| {
-            format!("no PIN: set pin-value in the URI or the environment variable {var}")
-        })
-    }
-}
 
 /// One initialised context per module path: C_Initialize may run once per process.
 fn context(module: &Path) -> Result<Arc<Pkcs11>, String> {
@@ -402,129 +285,6 @@ fn file_error(uri: &str, message: String) -> CaError {
         path: shown.to_string(),
         message,
     }
-}
-
-#[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
-}
-
-fn attribute_bytes(
-    session: &Session,
-    object: ObjectHandle,
-    kind: AttributeType,
-) -> Result<Vec<u8>, String> {
-    let attrs = session
-        .get_attributes(object, &[kind])
-        .map_err(|e| format!("cannot read {kind:?}: {e}"))?;
-    for a in attrs {
-        match a {
-            Attribute::Modulus(v)
-            | Attribute::PublicExponent(v)
-            | Attribute::EcParams(v)
-            | Attribute::EcPoint(v) => return Ok(v),
-            _ => {}
-        }
-    }
-    Err(format!("the public key object has no {kind:?}"))
-}
-
-/// Builds the SubjectPublicKeyInfo from the public key object.
-fn public_key_info(session: &Session, public: ObjectHandle) -> Result<(Kind, Vec<u8>), String> {
-    let attrs = session
-        .get_attributes(public, &[AttributeType::KeyType])
-        .map_err(|e| format!("cannot read the key type: {e}"))?;
-    let key_type = attrs.iter().find_map(|a| {
-        if let Attribute::KeyType(k) = a {
-            Some(*k)
-        } else {
-            None
-        }
-    });
-    let enc = |e: der::Error| e.to_string();
-    match key_type {
-        Some(k) if k == KeyType::RSA => {
-            let n = attribute_bytes(session, public, AttributeType::Modulus)?;
-            let e = attribute_bytes(session, public, AttributeType::PublicExponent)?;
-            let key = RsaPublicKey {
-                modulus: UintRef::new(&n).map_err(enc)?,
-                public_exponent: UintRef::new(&e).map_err(enc)?,
-            };
-            let spki = SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: RSA_ENCRYPTION,
-                    parameters: Some(Null.into()),
-                },
-                subject_public_key: BitString::from_bytes(&key.to_der().map_err(enc)?)
-                    .map_err(enc)?,
-            };
-            Ok((Kind::Rsa, spki.to_der().map_err(enc)?))
-        }
-        Some(k) if k == KeyType::EC => {
-            let params = attribute_bytes(session, public, AttributeType::EcParams)?;
-            let curve = ObjectIdentifier::from_der(&params)
-                .map_err(|_| "EC parameters are not a named curve".to_string())?;
-            let algorithm = match curve {
-                c if c == P256 => SignatureAlgorithm::EcdsaSha256,
-                c if c == P384 => SignatureAlgorithm::EcdsaSha384,
-                other => return Err(format!("unsupported curve {other}; use P-256 or P-384")),
-            };
-            let point_der = attribute_bytes(session, public, AttributeType::EcPoint)?;
-            // CKA_EC_POINT is DER OCTET STRING(point); some modules return the bare point.
-            let point = OctetString::from_der(&point_der)
-                .map(|o| o.as_bytes().to_vec())
-                .unwrap_or(point_der);
-            let spki = SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: EC_PUBLIC_KEY,
-                    parameters: Some(Any::from(&curve)),
-                },
-                subject_public_key: BitString::from_bytes(&point).map_err(enc)?,
-            };
-            Ok((Kind::Ec(algorithm), spki.to_der().map_err(enc)?))
-        }
-        _ => Err("the key is neither RSA nor EC".into()),
-    }
-}
-
-/// DER INTEGER of an unsigned big-endian value.
-fn der_integer(bytes: &[u8], out: &mut Vec<u8>) {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    let mut value = bytes[start..].to_vec();
-    if value.first().is_none_or(|b| b & 0x80 != 0) {
-        value.insert(0, 0);
-    }
-    out.push(0x02);
-    der_length(value.len(), out);
-    out.extend(value);
-}
-
-fn der_length(len: usize, out: &mut Vec<u8>) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-}
-
-/// Raw `r‖s` (CKM_ECDSA) → DER `ECDSA-Sig-Value` (RFC 3279 §2.2.3).
-fn ecdsa_der(raw: &[u8]) -> Vec<u8> {
-    let (r, s) = raw.split_at(raw.len() / 2);
-    let mut body = Vec::with_capacity(raw.len() + 8);
-    der_integer(r, &mut body);
-    der_integer(s, &mut body);
-    let mut out = vec![0x30];
-    der_length(body.len(), &mut out);
-    out.extend(body);
-    out
 }
 
 impl Signer for Pkcs11Signer {
