@@ -213,6 +213,10 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
     let _crl_refresher = gateway.spawn_crl_refresher();
+    // Pins the chain as this node finds it (the legacy rows too, before the first keyed row).
+    if let Err(e) = gateway.store().anchor_audit_head("startup").await {
+        tracing::error!(error = %e, "could not anchor the audit chain head");
+    }
     // Refusal counts of finished minutes, and a checkpoint anchor of the audit head each minute.
     let _audit_upkeep = gateway
         .store()

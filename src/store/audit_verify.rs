@@ -202,7 +202,12 @@ impl Store {
         let complete = self
             .walk(&mut tx, &head_hash, &anchors, &mut statuses, &mut report)
             .await?;
-        if let Some((source, anchor)) = anchors.values().flatten().max_by_key(|(_, a)| a.seq) {
+        // The file's copy first among equals: it is the one the database cannot touch.
+        let furthest = anchors
+            .values()
+            .flatten()
+            .max_by_key(|(source, a)| (a.seq, matches!(source, Source::File(_))));
+        if let Some((source, anchor)) = furthest {
             let seen = AnchorSeen {
                 seq: anchor.seq,
                 at: anchor.at,
