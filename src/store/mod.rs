@@ -12,6 +12,7 @@
 
 mod anchor;
 mod audit;
+mod audit_crosscheck;
 mod audit_verify;
 mod officers;
 mod records;
