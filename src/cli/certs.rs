@@ -83,7 +83,10 @@ fn to_json(c: &CertificateRecord) -> serde_json::Value {
 /// They touch only the database, so no CA key is loaded: revoking works while an HSM is down.
 async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    let store = Store::open(&config.settings.database_url, 2).await?;
+    let seal = crate::issuance::audit_seal(root).map_err(|e| anyhow::anyhow!(e))?;
+    let store = Store::open(&config.settings.database_url, 2)
+        .await?
+        .with_audit(seal);
     let gateway = crate::issuance::Gateway::from_parts(config, Default::default(), store);
     let request_id = uuid::Uuid::new_v4().to_string();
     let (result, json) = match command {

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
@@ -21,10 +22,15 @@ use super::Root;
 const PREFIX: &str = "v1:";
 const AAD: &[u8] = b"ast-gateway config value v1";
 const KEY_LEN: usize = 32;
+/// HKDF salt for sub-keys: fixed, it only separates this use of the key from any other.
+const SUBKEY_SALT: &[u8] = b"ast-gateway secret.key sub-keys v1";
 
-/// The root's secret key. Prints as `[redacted]`.
+/// The root's secret key. Prints as `[redacted]`. The raw bytes are not kept: only the AEAD
+/// key for encrypted values and an HKDF pseudo-random key from which sub-keys are derived.
 pub struct SecretKey {
     key: LessSafeKey,
+    /// HKDF-Extract(SUBKEY_SALT, key): the source of [`SecretKey::derive_hmac_key`].
+    subkeys: hkdf::Prk,
     path: PathBuf,
 }
 
@@ -38,6 +44,12 @@ impl Root {
     /// `data/secret.key`: the key of `<param>.encrypted` values.
     pub fn secret_key(&self) -> PathBuf {
         self.data().join("secret.key")
+    }
+
+    /// `data/audit-anchors.log`: this node's append-only record of audit chain heads (mode
+    /// 0600, one JSON object per line), checked by `ast-gateway audit verify`.
+    pub fn audit_anchors(&self) -> PathBuf {
+        self.data().join("audit-anchors.log")
     }
 }
 
@@ -81,8 +93,21 @@ impl SecretKey {
             .map_err(|_| "cannot use the secret key".to_string())?;
         Ok(SecretKey {
             key: LessSafeKey::new(key),
+            subkeys: hkdf::Salt::new(hkdf::HKDF_SHA256, SUBKEY_SALT).extract(bytes),
             path,
         })
+    }
+
+    /// An HMAC-SHA256 key for one purpose, derived with HKDF-Expand(label) (RFC 5869). The
+    /// same file and label always give the same key; different labels give independent keys,
+    /// and none of them reveals the secret key itself.
+    pub fn derive_hmac_key(&self, label: &str) -> Result<hmac::Key, String> {
+        let info = [label.as_bytes()];
+        let okm = self
+            .subkeys
+            .expand(&info, hmac::HMAC_SHA256)
+            .map_err(|_| "cannot derive a key from the secret key".to_string())?;
+        Ok(hmac::Key::from(okm))
     }
 
     /// Encrypts a value for a `<param>.encrypted` key.
@@ -225,6 +250,21 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let other_key = SecretKey::load_or_create(&Root::new(other.path())).unwrap();
         assert!(other_key.decrypt(&a).is_err());
+
+        // Derived sub-keys: stable across reloads, distinct per label and per secret key.
+        let tag = |k: &SecretKey, label: &str| {
+            hmac::sign(&k.derive_hmac_key(label).unwrap(), b"message")
+                .as_ref()
+                .to_vec()
+        };
+        let reloaded = SecretKey::load(&root).unwrap();
+        assert_eq!(tag(&key, "audit"), tag(&reloaded, "audit"));
+        assert_ne!(tag(&key, "audit"), tag(&key, "other"));
+        assert_ne!(tag(&key, "audit"), tag(&other_key, "audit"));
+        assert!(
+            !format!("{key:?}")
+                .contains(&std::fs::read_to_string(root.secret_key()).unwrap()[..16])
+        );
 
         #[cfg(unix)]
         {

@@ -163,17 +163,32 @@ pub enum StartError {
     Config(#[from] ConfigErrors),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    SecretKey(String),
+}
+
+/// How this root seals the audit trail: the chain key derived from `data/secret.key` (created
+/// when missing, like `init` does) and the node's anchor file `data/audit-anchors.log`.
+pub fn audit_seal(root: &crate::config::Root) -> Result<crate::store::AuditSeal, String> {
+    let secret = crate::config::SecretKey::load_or_create(root)?;
+    let key = secret.derive_hmac_key(crate::store::AUDIT_KEY_LABEL)?;
+    Ok(crate::store::AuditSeal::new(
+        Some(key),
+        Some(root.audit_anchors()),
+    ))
 }
 
 impl Gateway {
     /// Loads CAs, opens the database (running migrations) and builds the gateway.
     pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config.settings)?;
+        let seal = audit_seal(&config.settings.root).map_err(StartError::SecretKey)?;
         let store = Store::open(
             &config.settings.database_url,
             config.settings.database_max_connections,
         )
-        .await?;
+        .await?
+        .with_audit(seal);
         Ok(Self::from_parts(config, cas, store))
     }
 

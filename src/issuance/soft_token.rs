@@ -115,7 +115,13 @@ impl Gateway {
             "clientCertificate": certificate,
         });
         let event = AuditEvent::now("refused", &actor, request_id, detail);
-        if let Err(e) = self.store.record_audit(&event).await {
+        // Aggregated per peer, code and minute: a flood of refusals adds rows per minute, not
+        // per request (the store bounds the stored path, too).
+        if let Err(e) = self
+            .store
+            .record_refusal(&peer, error.code().as_str(), &event)
+            .await
+        {
             tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
         }
         error

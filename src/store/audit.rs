@@ -1,10 +1,35 @@
-//! The tamper-evident audit trail: each row's hash covers the previous row's hash.
+//! The tamper-evident audit trail.
+//!
+//! Two chains run over the same rows:
+//! - `hash`: SHA-256 over the previous row's hash and this row's fields (length-prefixed). It
+//!   catches accidental damage and makes every row commit to the whole prefix before it, but
+//!   anyone who can write the database can recompute it.
+//! - `mac`: HMAC-SHA256 of `hash` under a key derived from the root's `data/secret.key`
+//!   ([`AUDIT_KEY_LABEL`]). A database-only attacker cannot compute it, and since `hash`
+//!   commits to the prefix, a valid `mac` on row n vouches for rows 1..=n.
+//!
+//! Rows written before the keyed chain existed (migration 0004), or by a store opened without
+//! the key, have no `mac` ("legacy" rows). They are verified as the SHA-256 chain; the first
+//! keyed row after them vouches for them. A legacy row *after* a keyed row is reported.
+//! Deleting the tail is not visible in the chain itself: see `anchor` for the heads recorded
+//! outside it. `audit_verify` checks all of it.
 
+use std::path::PathBuf;
+
+use aws_lc_rs::hmac;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use super::StoreError;
+
+/// The HKDF label of the audit chain's key (see `config::SecretKey::derive_hmac_key`).
+pub const AUDIT_KEY_LABEL: &str = "ast-gateway audit chain v1";
+
+/// Longest stored `path` value in an audit detail (hostile requests carry long paths).
+pub const PATH_LIMIT: usize = 256;
+/// Longest stored string anywhere else in an audit row (detail values, actor).
+pub const TEXT_LIMIT: usize = 1024;
 
 /// One audit event. `detail` is JSON without secrets (no PIN, no key, no header values beyond
 /// what identifies the request).
@@ -23,29 +48,90 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event happening now.
     pub fn now(event: &str, actor: &str, request_id: &str, detail: serde_json::Value) -> Self {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
         AuditEvent {
-            at,
+            at: now_ms(),
             event: event.into(),
             actor: actor.into(),
             request_id: request_id.into(),
             detail,
         }
     }
+
+    /// The same event with `fields` set in its detail (a non-object detail is kept under
+    /// `detail`). The store uses it to record what it actually wrote.
+    pub(super) fn with_fields(&self, fields: &[(&str, serde_json::Value)]) -> AuditEvent {
+        let mut event = self.clone();
+        if !event.detail.is_object() {
+            let old = std::mem::take(&mut event.detail);
+            event.detail = if old.is_null() {
+                serde_json::json!({})
+            } else {
+                serde_json::json!({ "detail": old })
+            };
+        }
+        if let Some(map) = event.detail.as_object_mut() {
+            for (k, v) in fields {
+                map.insert((*k).to_string(), v.clone());
+            }
+        }
+        event
+    }
 }
 
-/// Result of `audit verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditVerification {
-    pub rows: i64,
-    /// The first sequence number whose hash does not match, if any.
-    pub first_bad: Option<i64>,
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
-fn chain_hash(
+/// How a store seals the audit trail: the chain key (derived from `data/secret.key`) and this
+/// node's anchor file. Without a key the store writes legacy rows and verifies only the
+/// SHA-256 chain; without a file it records anchors in the database and the log only.
+#[derive(Clone, Default)]
+pub struct AuditSeal {
+    pub(super) key: Option<hmac::Key>,
+    pub(super) anchor_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AuditSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSeal")
+            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .field("anchor_file", &self.anchor_file)
+            .finish()
+    }
+}
+
+impl AuditSeal {
+    /// `key`: HMAC key derived with [`AUDIT_KEY_LABEL`]; `anchor_file`: usually
+    /// `data/audit-anchors.log`.
+    pub fn new(key: Option<hmac::Key>, anchor_file: Option<PathBuf>) -> AuditSeal {
+        AuditSeal { key, anchor_file }
+    }
+
+    /// Whether rows and anchors get MACs.
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+/// HMAC-SHA256 over length-prefixed parts, lower-case hex.
+pub(super) fn mac_parts(key: &hmac::Key, parts: &[&[u8]]) -> String {
+    let mut context = hmac::Context::with_key(key);
+    for part in parts {
+        context.update(&(part.len() as u64).to_be_bytes());
+        context.update(part);
+    }
+    hex::encode(context.sign().as_ref())
+}
+
+/// The keyed MAC of a row: its chain hash (which covers its fields and every row before it).
+pub(super) fn row_mac(key: &hmac::Key, hash: &str) -> String {
+    mac_parts(key, &[b"ast-gateway audit row v1", hash.as_bytes()])
+}
+
+pub(super) fn chain_hash(
     prev: &str,
     seq: i64,
     at: i64,
@@ -70,110 +156,167 @@ fn chain_hash(
     hex::encode(h.finalize())
 }
 
+/// `text` cut to `limit` characters, with a marker saying how long it was.
+pub(super) fn bounded(text: &str, limit: usize) -> String {
+    let total = text.chars().count();
+    if total <= limit {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(limit).collect();
+    format!("{kept}…[truncated, {total} chars]")
+}
+
+/// Every string in `detail` bounded: `path` values to [`PATH_LIMIT`], others to
+/// [`TEXT_LIMIT`]. Network input reaches details (request paths, operator messages that quote
+/// it); a stored row must not grow with it.
+pub(super) fn bound_detail(detail: &serde_json::Value) -> serde_json::Value {
+    fn walk(value: &serde_json::Value, limit: usize) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(bounded(s, limit)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, limit)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let limit = if k == "path" || k == "lastPath" {
+                            PATH_LIMIT
+                        } else {
+                            TEXT_LIMIT
+                        };
+                        (k.clone(), walk(v, limit))
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    walk(detail, TEXT_LIMIT)
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone)]
+pub(super) struct Appended {
+    pub seq: i64,
+    pub hash: String,
+    pub mac: Option<String>,
+}
+
 /// Appends inside the caller's transaction. The first statement updates the head row, which
 /// takes its lock (PostgreSQL row lock, SQLite write lock) before anything is read.
 pub(super) async fn append(
     tx: &mut Transaction<'_, Any>,
+    seal: &AuditSeal,
     event: &AuditEvent,
-) -> Result<(), StoreError> {
+) -> Result<Appended, StoreError> {
     let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
     let seq: i64 = row.try_get(0)?;
     let prev: String = row.try_get(1)?;
-    let detail = event.detail.to_string();
-    tracing::info!(target: "audit", seq, event = %event.event, actor = %event.actor, request_id = %event.request_id, detail = %detail);
+    let detail = bound_detail(&event.detail).to_string();
+    let actor = bounded(&event.actor, TEXT_LIMIT);
+    let request_id = bounded(&event.request_id, TEXT_LIMIT);
+    tracing::info!(target: "audit", seq, event = %event.event, actor = %actor, request_id = %request_id, detail = %detail);
     let hash = chain_hash(
         &prev,
         seq,
         event.at,
         &event.event,
-        &event.actor,
-        &event.request_id,
+        &actor,
+        &request_id,
         &detail,
     );
+    let mac = seal.key.as_ref().map(|key| row_mac(key, &hash));
     sqlx::query(
-        "INSERT INTO audit (seq, at, event, actor, request_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit (seq, at, event, actor, request_id, detail, prev_hash, hash, mac) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(seq)
     .bind(event.at)
     .bind(&event.event)
-    .bind(&event.actor)
-    .bind(&event.request_id)
+    .bind(&actor)
+    .bind(&request_id)
     .bind(&detail)
     .bind(&prev)
     .bind(&hash)
+    .bind(mac.clone())
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&hash)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(Appended { seq, hash, mac })
 }
 
-/// Rows read per query while verifying, so the trail never has to fit in memory.
-const VERIFY_PAGE: i64 = 1000;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Verifies the chain up to the head as it is when the check starts. Other nodes may append
-/// while it runs: the head row is committed in the same transaction as its audit row, so every
-/// row up to the head read first is visible, and later rows are simply not part of this check.
-pub(super) async fn verify(pool: &AnyPool) -> Result<AuditVerification, StoreError> {
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(pool)
-        .await?;
-    let head_seq: i64 = head.try_get(0)?;
-    let head_hash: String = head.try_get(1)?;
-    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM audit WHERE seq <= $1")
-        .bind(head_seq)
-        .fetch_one(pool)
-        .await?
-        .try_get(0)?;
-    let broken = |seq: i64| {
-        Ok(AuditVerification {
-            rows,
-            first_bad: Some(seq),
-        })
-    };
-    let mut prev = "0".repeat(64);
-    let mut expected_seq: i64 = 1;
-    while expected_seq <= head_seq {
-        let page = sqlx::query(
-            "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit \
-             WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(expected_seq)
-        .bind(head_seq)
-        .bind(VERIFY_PAGE)
-        .fetch_all(pool)
-        .await?;
-        if page.is_empty() {
-            // Rows missing at the end.
-            return broken(expected_seq);
-        }
-        for row in &page {
-            let seq: i64 = row.try_get(0)?;
-            let at: i64 = row.try_get(1)?;
-            let event: String = row.try_get(2)?;
-            let actor: String = row.try_get(3)?;
-            let request_id: String = row.try_get(4)?;
-            let detail: String = row.try_get(5)?;
-            let prev_hash: String = row.try_get(6)?;
-            let hash: String = row.try_get(7)?;
-            let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
-            if seq != expected_seq || prev_hash != prev || hash != computed {
-                // A gap reports the first missing row.
-                return broken(expected_seq);
-            }
-            prev = hash;
-            expected_seq += 1;
-        }
+    #[test]
+    fn long_strings_are_bounded_with_a_marker() {
+        let path = "a".repeat(4096);
+        let detail = serde_json::json!({
+            "path": path,
+            "reason": "é".repeat(3000),
+            "nested": {"path": "b".repeat(300), "list": ["c".repeat(2000)]},
+            "code": "no-handler",
+            "n": 5,
+        });
+        let b = bound_detail(&detail);
+        let p = b["path"].as_str().unwrap();
+        assert!(p.starts_with(&"a".repeat(PATH_LIMIT)));
+        assert!(p.ends_with("…[truncated, 4096 chars]"), "{p}");
+        assert!(p.chars().count() < PATH_LIMIT + 40);
+        let r = b["reason"].as_str().unwrap();
+        assert_eq!(r.chars().filter(|c| *c == 'é').count(), TEXT_LIMIT);
+        assert!(
+            b["nested"]["path"]
+                .as_str()
+                .unwrap()
+                .contains("truncated, 300 chars")
+        );
+        assert!(
+            b["nested"]["list"][0]
+                .as_str()
+                .unwrap()
+                .contains("truncated, 2000")
+        );
+        assert_eq!(b["code"], "no-handler");
+        assert_eq!(b["n"], 5);
+        // Short values are untouched.
+        assert_eq!(
+            bound_detail(&serde_json::json!({"path": "x/y"})),
+            serde_json::json!({"path": "x/y"})
+        );
     }
-    if head_hash != prev {
-        return broken(head_seq);
+
+    #[test]
+    fn row_macs_depend_on_key_and_hash() {
+        let k1 = hmac::Key::new(hmac::HMAC_SHA256, b"one");
+        let k2 = hmac::Key::new(hmac::HMAC_SHA256, b"two");
+        let h = chain_hash("0", 1, 2, "e", "a", "r", "{}");
+        assert_eq!(row_mac(&k1, &h), row_mac(&k1, &h));
+        assert_ne!(row_mac(&k1, &h), row_mac(&k2, &h));
+        let h2 = chain_hash("0", 1, 2, "e", "a", "r", "{ }");
+        assert_ne!(row_mac(&k1, &h), row_mac(&k1, &h2));
+        // Length prefixes: moving a byte between fields changes the hash.
+        assert_ne!(
+            chain_hash("0", 1, 2, "ab", "c", "", ""),
+            chain_hash("0", 1, 2, "a", "bc", "", "")
+        );
     }
-    Ok(AuditVerification {
-        rows,
-        first_bad: None,
-    })
+
+    #[test]
+    fn fields_are_added_to_any_detail() {
+        let e = AuditEvent::now("x", "cli", "", serde_json::json!({"a": 1}));
+        let f = e.with_fields(&[("serial", serde_json::json!("0a"))]);
+        assert_eq!(f.detail, serde_json::json!({"a": 1, "serial": "0a"}));
+        let e = AuditEvent::now("x", "cli", "", serde_json::json!([1]));
+        let f = e.with_fields(&[("status", serde_json::json!("good"))]);
+        assert_eq!(
+            f.detail,
+            serde_json::json!({"detail": [1], "status": "good"})
+        );
+    }
 }

@@ -10,21 +10,27 @@
 //! outage has been noticed), and the pool reconnects by itself when it returns (idle
 //! connections are tested before use).
 
+mod anchor;
 mod audit;
+mod audit_crosscheck;
+mod audit_verify;
 mod officers;
 mod records;
+mod refusals;
 mod revocation;
 
 use crate::ca::Serial;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
-pub use audit::{AuditEvent, AuditVerification};
+pub use anchor::Anchor;
+pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
+pub use audit_verify::{AnchorSeen, AuditProblem, AuditVerification};
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
@@ -89,6 +95,19 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     health: Arc<Health>,
+    /// The audit chain's key and anchor file (none until [`Store::with_audit`]).
+    audit: AuditSeal,
+    refusals: Arc<refusals::Refusals>,
+    upkeep: Arc<Upkeep>,
+}
+
+/// Audit bookkeeping shared by the clones of a store.
+#[derive(Debug, Default)]
+struct Upkeep {
+    /// The last head this store anchored (0: none).
+    last_anchor: AtomicI64,
+    /// The minute up to which refusal counts were flushed.
+    flushed_minute: AtomicI64,
 }
 
 /// Whether the database looked unreachable at the last attempt to get a connection, shared by
@@ -154,7 +173,19 @@ impl Store {
             pool,
             backend,
             health,
+            audit: AuditSeal::default(),
+            refusals: Arc::default(),
+            upkeep: Arc::default(),
         })
+    }
+
+    /// The same store, sealing the audit trail with `seal`: rows get MACs, anchors are taken,
+    /// and `verify_audit` checks both. Every writer of a database must use the same key (all
+    /// nodes share `data/secret.key`); a store without it writes legacy rows, which a keyed
+    /// verification reports once keyed rows exist.
+    pub fn with_audit(mut self, seal: AuditSeal) -> Store {
+        self.audit = seal;
+        self
     }
 
     /// True for PostgreSQL.
@@ -259,10 +290,13 @@ impl Store {
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        // The chain lists the serials actually inserted, so `audit verify` can cross-check them.
+        let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
+        let event = event.with_fields(&[("serials", serde_json::json!(serials))]);
         let mut connection = self.connection().await?;
         self.bounded(async {
         let mut tx = connection.begin().await?;
-        audit::append(&mut tx, event).await?;
+        audit::append(&mut tx, &self.audit, &event).await?;
         sqlx::query(
             "INSERT INTO tokens (id, created_at, handler, token_procedure, caller, request_id, profile) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -309,7 +343,7 @@ impl Store {
         let mut connection = self.connection().await?;
         self.bounded(async {
             let mut tx = connection.begin().await?;
-            audit::append(&mut tx, event).await?;
+            audit::append(&mut tx, &self.audit, event).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -329,12 +363,6 @@ impl Store {
                 Err(StoreError::TimedOut(limit))
             }
         }
-    }
-
-    /// Walks the audit chain from the first row to the head as it is now (other nodes may keep
-    /// appending meanwhile) and reports the first break: a changed or missing row.
-    pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
-        audit::verify(&self.pool).await
     }
 
     /// Certificates matching a filter, newest first. The subject filter is a case-insensitive
@@ -368,7 +396,7 @@ impl Store {
         officer: &OfficerRecord,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        officers::insert(&self.pool, officer, event).await
+        officers::insert(&self.pool, &self.audit, officer, event).await
     }
 
     /// The officer holding the certificate with this SHA-256 fingerprint (lower-case hex).
@@ -392,7 +420,7 @@ impl Store {
         at: i64,
         event: &AuditEvent,
     ) -> Result<Option<OfficerRecord>, StoreError> {
-        officers::revoke(&self.pool, serial.hex(), at, event).await
+        officers::revoke(&self.pool, &self.audit, serial.hex(), at, event).await
     }
 
     /// Number of token rows.

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{AuditEvent, StoreError, audit};
+use super::{AuditEvent, AuditSeal, StoreError, audit};
 
 /// Whether an officer certificate may still be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,11 +63,17 @@ fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
 
 pub(super) async fn insert(
     pool: &AnyPool,
+    seal: &AuditSeal,
     officer: &OfficerRecord,
     event: &AuditEvent,
 ) -> Result<(), StoreError> {
+    // The chain records what the registry gets, for `audit verify`'s cross-check.
+    let event = event.with_fields(&[
+        ("serial", officer.serial.clone().into()),
+        ("status", officer.status.name().into()),
+    ]);
     let mut tx = pool.begin().await?;
-    audit::append(&mut tx, event).await?;
+    audit::append(&mut tx, seal, &event).await?;
     sqlx::query(
         "INSERT INTO officers (serial, fingerprint, name, roles, status, created, revoked) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -107,6 +113,7 @@ pub(super) async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreErro
 /// just now) otherwise. The audit row is written only when the status changes.
 pub(super) async fn revoke(
     pool: &AnyPool,
+    seal: &AuditSeal,
     serial: &str,
     at: i64,
     event: &AuditEvent,
@@ -119,7 +126,11 @@ pub(super) async fn revoke(
         .await?
         .rows_affected();
     if changed > 0 {
-        audit::append(&mut tx, event).await?;
+        let event = event.with_fields(&[
+            ("serial", serial.into()),
+            ("status", OfficerStatus::Revoked.name().into()),
+        ]);
+        audit::append(&mut tx, seal, &event).await?;
         // The officers CA's CRL must be re-issued (issue #5).
         super::revocation::bump_revision(&mut tx, super::revocation::OFFICERS_CA).await?;
     }

@@ -3,7 +3,9 @@
 
 use sqlx::{Any, Connection, Row, Transaction};
 
-use super::{AuditEvent, CertificateRecord, Store, StoreError, audit, records};
+use serde_json::json;
+
+use super::{AuditEvent, AuditSeal, CertificateRecord, Store, StoreError, audit, records};
 use crate::ca::Serial;
 
 /// The CA whose certificates the `officers` table records (issuance::OFFICERS_CA): revoking
@@ -63,17 +65,33 @@ pub struct StoredCrl<'a> {
     pub der: &'a [u8],
 }
 
+/// The new status a change wrote, as the audit row records it.
+struct NewStatus<'a> {
+    serial: &'a str,
+    status: &'static str,
+    reason: Option<&'a str>,
+}
+
 /// The end of every status change: the CA's revision moves (so every node re-signs its CRL)
 /// and the audit row is appended, in the transaction that changed the status, then commit.
-/// `row` is the `RETURNING ca` of the status UPDATE.
+/// `row` is the `RETURNING ca` of the status UPDATE. The row carries the serial, CA, new
+/// status and reason exactly as written, which `audit verify` compares with the table.
 async fn commit_status_change(
     mut tx: Transaction<'_, Any>,
+    seal: &AuditSeal,
     row: &sqlx::any::AnyRow,
+    change: NewStatus<'_>,
     event: &AuditEvent,
 ) -> Result<bool, StoreError> {
     let ca: String = row.try_get(0)?;
     bump_revision(&mut tx, &ca).await?;
-    audit::append(&mut tx, event).await?;
+    let event = event.with_fields(&[
+        ("serial", json!(change.serial)),
+        ("ca", json!(ca)),
+        ("status", json!(change.status)),
+        ("reason", json!(change.reason)),
+    ]);
+    audit::append(&mut tx, seal, &event).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -127,7 +145,12 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(false);
                 };
-                commit_status_change(tx, &row, event).await
+                let change = NewStatus {
+                    serial: &serial,
+                    status: "revoked",
+                    reason: Some(reason),
+                };
+                commit_status_change(tx, &self.audit, &row, change, event).await
             })
             .await?;
         drop(connection);
@@ -166,7 +189,12 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(false);
                 };
-                commit_status_change(tx, &row, event).await
+                let change = NewStatus {
+                    serial: &serial,
+                    status: "good",
+                    reason: None,
+                };
+                commit_status_change(tx, &self.audit, &row, change, event).await
             })
             .await?;
         drop(connection);
@@ -294,7 +322,8 @@ impl Store {
     }
 
     /// Stores a freshly signed CRL unless a newer one (higher number) is already stored, and
-    /// audits its issuance.
+    /// audits its issuance. The audit row is then anchored (`anchor`): each CRL records the
+    /// chain's head outside the chain.
     pub async fn save_crl(
         &self,
         ca: &str,
@@ -302,10 +331,10 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        self.bounded(async {
+        let appended = self.bounded(async {
         let mut tx = connection.begin().await?;
         ensure_row(&mut tx, ca).await?;
-        audit::append(&mut tx, event).await?;
+        let appended = audit::append(&mut tx, &self.audit, event).await?;
         sqlx::query(
             "UPDATE crl_state SET crl_revision = $1, this_update = $2, next_update = $3, der = $4, der_number = $5 \
              WHERE ca = $6 AND (der_number IS NULL OR der_number < $5)",
@@ -319,9 +348,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(appended)
         })
-        .await
+        .await?;
+        drop(connection);
+        // The CRL is stored either way; a failed anchor is logged and the checkpoint retries.
+        if let Err(e) = self
+            .anchor(&appended, &format!("crl:{ca}:{}", crl.number))
+            .await
+        {
+            tracing::error!(target: "audit", error = %e, "could not anchor the audit chain head after a CRL");
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,337 @@
+//! `audit verify`: the chain (hashes, MACs, links, head), the anchors (authentic, matching the
+//! rows they name, none beyond the head), and the certificate and officer tables against the
+//! status changes the chain records.
+//!
+//! Everything is read in one read transaction (REPEATABLE READ on PostgreSQL; a SQLite read
+//! transaction in WAL mode is a snapshot too), so rows other nodes append meanwhile are not
+//! half-seen: the head, the rows and the tables are of one moment. Memory: one entry per
+//! certificate, officer and anchor (the cross-check needs the last status of each).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+use super::anchor::{self, Anchor, Source};
+use super::audit::{chain_hash, row_mac};
+use super::audit_crosscheck::Statuses;
+use super::{Store, StoreError};
+
+/// Rows read per query while verifying, so the trail never has to fit in memory.
+const VERIFY_PAGE: i64 = 1000;
+/// Problems listed in full; beyond that they are only counted.
+const MAX_PROBLEMS: usize = 1000;
+
+/// One thing `audit verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditProblem {
+    /// Stable kind: `row-changed`, `row-missing`, `mac-mismatch`, `unkeyed-row`,
+    /// `head-mismatch`, `no-key`, `anchor-forged`, `anchor-unreadable`, `anchor-mismatch`,
+    /// `truncated`, `status-mismatch`, `missing-event`, `missing-row`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    pub message: String,
+}
+
+/// The anchor that proves how far the chain reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorSeen {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub reason: String,
+    /// `anchor file line N` or `audit_anchor row N`.
+    pub source: String,
+}
+
+/// Result of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerification {
+    /// Rows up to the head.
+    pub rows: i64,
+    /// The first sequence number whose row is changed or missing, if any.
+    pub first_bad: Option<i64>,
+    /// The head's sequence number.
+    pub head_seq: i64,
+    /// Rows with a MAC, and whether the MACs were checked (the store had the key).
+    pub keyed_rows: i64,
+    pub macs_checked: bool,
+    /// Rows without a MAC (before the keyed chain began).
+    pub legacy_rows: i64,
+    /// Anchors read from this node's anchor file and from the database, and the furthest one.
+    pub file_anchors: usize,
+    pub database_anchors: usize,
+    pub latest_anchor: Option<AnchorSeen>,
+    /// Set when an anchor names a sequence number beyond the head: rows were deleted.
+    pub truncated: Option<AnchorSeen>,
+    /// Certificates and officers compared with the chain (0 when the chain is broken).
+    pub certificates_checked: i64,
+    pub officers_checked: i64,
+    /// Everything wrong, in the order found (at most 1000 listed; see `problem_count`).
+    pub problems: Vec<AuditProblem>,
+    pub problem_count: usize,
+}
+
+impl AuditVerification {
+    /// True when nothing is wrong.
+    pub fn is_intact(&self) -> bool {
+        self.first_bad.is_none() && self.truncated.is_none() && self.problem_count == 0
+    }
+
+    pub(super) fn problem(
+        &mut self,
+        kind: &str,
+        seq: Option<i64>,
+        serial: Option<&str>,
+        message: String,
+    ) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(AuditProblem {
+                kind: kind.into(),
+                seq,
+                serial: serial.map(str::to_string),
+                message,
+            });
+        }
+    }
+
+    fn broken(&mut self, seq: i64, kind: &str, message: String) {
+        self.first_bad.get_or_insert(seq);
+        self.problem(kind, Some(seq), None, message);
+    }
+}
+
+impl Store {
+    /// Verifies the audit trail: the chain up to the head as it is now (other nodes may keep
+    /// appending meanwhile), the anchors, and the certificate and officer tables against the
+    /// chain. See [`AuditVerification`].
+    pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        if self.is_postgres() {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut report = AuditVerification {
+            macs_checked: self.audit.is_keyed(),
+            ..AuditVerification::default()
+        };
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        report.head_seq = head.try_get(0)?;
+        let head_hash: String = head.try_get(1)?;
+        report.rows = sqlx::query("SELECT COUNT(*) FROM audit WHERE seq <= $1")
+            .bind(report.head_seq)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let anchors = self.load_anchors(&mut tx, &mut report).await?;
+        let mut statuses = Statuses::default();
+        let complete = self
+            .walk(&mut tx, &head_hash, &anchors, &mut statuses, &mut report)
+            .await?;
+        // The file's copy first among equals: it is the one the database cannot touch.
+        let furthest = anchors
+            .values()
+            .flatten()
+            .max_by_key(|(source, a)| (a.seq, matches!(source, Source::File(_))));
+        if let Some((source, anchor)) = furthest {
+            let seen = AnchorSeen {
+                seq: anchor.seq,
+                at: anchor.at,
+                reason: anchor.reason.clone(),
+                source: source.to_string(),
+            };
+            if anchor.seq > report.head_seq {
+                report.problem(
+                    "truncated",
+                    Some(anchor.seq),
+                    None,
+                    format!(
+                        "the chain ends at seq {} but an anchor ({}, {}, taken at {} ms) says seq {} existed: rows were deleted and the head rewound",
+                        report.head_seq, seen.source, seen.reason, seen.at, seen.seq
+                    ),
+                );
+                report.truncated = Some(seen.clone());
+            }
+            report.latest_anchor = Some(seen);
+        }
+        if complete {
+            self.cross_check(&mut tx, statuses, &mut report).await?;
+        }
+        tx.rollback().await?;
+        Ok(report)
+    }
+
+    /// Anchors from the file and the database that are authentic (with the key) by seq.
+    async fn load_anchors(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        report: &mut AuditVerification,
+    ) -> Result<BTreeMap<i64, Vec<(Source, Anchor)>>, StoreError> {
+        let mut all = Vec::new();
+        if let Some(path) = &self.audit.anchor_file {
+            match anchor::read_file(path) {
+                Ok((anchors, unreadable)) => {
+                    report.file_anchors = anchors.len();
+                    all.extend(anchors);
+                    for (line, why) in unreadable {
+                        report.problem(
+                            "anchor-unreadable",
+                            None,
+                            None,
+                            format!("{} line {line} is not an anchor: {why}", path.display()),
+                        );
+                    }
+                }
+                Err(e) => report.problem(
+                    "anchor-unreadable",
+                    None,
+                    None,
+                    format!("cannot read {}: {e}", path.display()),
+                ),
+            }
+        }
+        let database = anchor::read_database(tx).await?;
+        report.database_anchors = database.len();
+        all.extend(database);
+        let mut by_seq: BTreeMap<i64, Vec<(Source, Anchor)>> = BTreeMap::new();
+        for (source, a) in all {
+            if let Some(key) = &self.audit.key
+                && !a.is_authentic(key)
+            {
+                report.problem(
+                    "anchor-forged",
+                    Some(a.seq),
+                    None,
+                    format!("{source} (seq {}) does not carry a valid MAC: forged, altered, or made with another secret.key", a.seq),
+                );
+                continue;
+            }
+            by_seq.entry(a.seq).or_default().push((source, a));
+        }
+        Ok(by_seq)
+    }
+
+    /// Walks rows 1..=head. Returns whether it reached the head without a break.
+    async fn walk(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        head_hash: &str,
+        anchors: &BTreeMap<i64, Vec<(Source, Anchor)>>,
+        statuses: &mut Statuses,
+        report: &mut AuditVerification,
+    ) -> Result<bool, StoreError> {
+        let head_seq = report.head_seq;
+        let mut prev = "0".repeat(64);
+        let mut expected_seq: i64 = 1;
+        let mut keyed_seen = false;
+        while expected_seq <= head_seq {
+            let page = sqlx::query(
+                "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash, mac FROM audit \
+                 WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(expected_seq)
+            .bind(head_seq)
+            .bind(VERIFY_PAGE)
+            .fetch_all(&mut **tx)
+            .await?;
+            if page.is_empty() {
+                report.broken(
+                    expected_seq,
+                    "row-missing",
+                    format!("rows {expected_seq}..={head_seq} are missing below the head"),
+                );
+                return Ok(false);
+            }
+            for row in &page {
+                let seq: i64 = row.try_get(0)?;
+                let at: i64 = row.try_get(1)?;
+                let event: String = row.try_get(2)?;
+                let actor: String = row.try_get(3)?;
+                let request_id: String = row.try_get(4)?;
+                let detail: String = row.try_get(5)?;
+                let prev_hash: String = row.try_get(6)?;
+                let hash: String = row.try_get(7)?;
+                let mac: Option<String> = row.try_get(8)?;
+                if seq != expected_seq {
+                    // A gap reports the first missing row.
+                    report.broken(
+                        expected_seq,
+                        "row-missing",
+                        format!("row {expected_seq} is missing"),
+                    );
+                    return Ok(false);
+                }
+                let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
+                if prev_hash != prev || hash != computed {
+                    report.broken(seq, "row-changed", format!("row {seq} ({event}) was changed: its hash does not match its content or the row before it"));
+                    return Ok(false);
+                }
+                match (&mac, &self.audit.key) {
+                    (Some(mac), Some(key)) => {
+                        let expected = row_mac(key, &hash);
+                        if aws_lc_rs::constant_time::verify_slices_are_equal(
+                            expected.as_bytes(),
+                            mac.as_bytes(),
+                        )
+                        .is_err()
+                        {
+                            report.broken(seq, "mac-mismatch", format!("row {seq} ({event}): the MAC does not match — the row or one before it was rewritten (and the hash chain recomputed), or it was written with another secret.key"));
+                            return Ok(false);
+                        }
+                        keyed_seen = true;
+                        report.keyed_rows += 1;
+                    }
+                    (Some(_), None) => {
+                        keyed_seen = true;
+                        report.keyed_rows += 1;
+                    }
+                    (None, _) => {
+                        if keyed_seen && self.audit.is_keyed() {
+                            report.broken(seq, "unkeyed-row", format!("row {seq} ({event}) has no MAC although rows before it have one: written without the audit key (forged, or by a node without data/secret.key)"));
+                            return Ok(false);
+                        }
+                        report.legacy_rows += 1;
+                    }
+                }
+                for (source, a) in anchors.get(&seq).into_iter().flatten() {
+                    let mac_differs = a.mac.is_some() && a.mac != mac;
+                    if a.hash != hash || mac_differs {
+                        report.broken(seq, "anchor-mismatch", format!("row {seq} is not the row that {source} recorded ({}): the chain was rewritten from there on", a.reason));
+                        return Ok(false);
+                    }
+                }
+                statuses.observe(seq, &event, &detail);
+                prev = hash;
+                expected_seq += 1;
+            }
+        }
+        if head_hash != prev {
+            report.broken(
+                head_seq,
+                "head-mismatch",
+                format!("audit_head does not match row {head_seq}"),
+            );
+            return Ok(false);
+        }
+        if report.keyed_rows > 0 && !self.audit.is_keyed() {
+            report.problem(
+                "no-key",
+                None,
+                None,
+                format!("{} rows carry a MAC but the audit key is not available (data/secret.key): they were checked as a SHA-256 chain only", report.keyed_rows),
+            );
+        }
+        Ok(true)
+    }
+}
