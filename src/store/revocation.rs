@@ -146,7 +146,7 @@ impl Store {
                     return Ok(false);
                 };
                 let change = NewStatus {
-                    serial: &serial,
+                    serial,
                     status: "revoked",
                     reason: Some(reason),
                 };
@@ -190,7 +190,7 @@ impl Store {
                     return Ok(false);
                 };
                 let change = NewStatus {
-                    serial: &serial,
+                    serial,
                     status: "good",
                     reason: None,
                 };
