@@ -1,53 +1,67 @@
-//! The command line (SPEC §2). Every subcommand is a thin call into the library.
+//! The command line. Every subcommand is a thin call into the library. Commands print through
+//! `output::outln!`, so a closed pipe (`… | head`) ends the output quietly instead of panicking.
 
+mod audit;
+mod backup;
 mod bench;
 mod ca_admin;
 mod certs;
 mod crl;
+pub mod logging;
 mod officer;
+pub(crate) mod output;
+mod serve;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Root};
-use crate::http::{Listeners, start};
-use crate::issuance::Gateway;
+use crate::config::{self, LogFormat, Root};
+use output::{errln, out, outln};
+
+/// The root used when neither --root nor $AST_GATEWAY_ROOT is given.
+pub const DEFAULT_ROOT: &str = "ast-gateway-data";
 
 /// Authenticated Soft Token gateway.
 #[derive(Debug, Parser)]
 #[command(name = "ast-gateway", version, about)]
 pub struct Cli {
-    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data.
-    #[arg(
-        long,
-        global = true,
-        env = "AST_GATEWAY_ROOT",
-        default_value = "ast-gateway-data"
-    )]
-    pub root: PathBuf,
+    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data
+    /// (created on first `serve`). `serve` refuses a --root or $AST_GATEWAY_ROOT directory that
+    /// does not exist, unless --init is given.
+    #[arg(long, global = true, env = "AST_GATEWAY_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Log format on standard error: text or json (default: [log] format in gateway.toml, else
+    /// text). Levels come from RUST_LOG (default info); NO_COLOR turns colours off.
+    #[arg(long, global = true, value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+impl Cli {
+    /// The root directory: --root, $AST_GATEWAY_ROOT, or the default.
+    pub fn root(&self) -> Root {
+        Root::new(self.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
+    }
+
+    /// The log format: --log-format, else the root's `[log] format`, else text.
+    pub fn log_format(&self) -> LogFormat {
+        logging::format_for(&self.root(), self.log_format)
+    }
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (writes the embedded default configuration first on an empty root).
-    Serve {
-        /// Plain-HTTP listen address, overriding [server] http.
-        #[arg(long)]
-        http: Option<SocketAddr>,
-        /// HTTPS listen address, overriding [server] https (uses tls_cert, tls_key, client_ca).
-        #[arg(long)]
-        https: Option<SocketAddr>,
-        /// Admin (metrics) listen address, overriding [server] admin.
-        #[arg(long)]
-        admin: Option<SocketAddr>,
-    },
+    Serve(serve::ServeArgs),
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
     Init,
     /// Configuration tools.
@@ -84,8 +98,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// In-process issuance benchmark: keygen + certificates + PKCS#12 on all cores (SPEC §12).
+    /// In-process issuance benchmark: keygen + certificates + PKCS#12 on all cores.
     Bench(bench::BenchArgs),
+    /// Back up the root into a new directory: a consistent SQLite snapshot, conf/, the secret
+    /// key, CA and TLS files (files 0600, directories 0700). For PostgreSQL it prints the
+    /// pg_dump command to run alongside.
+    Backup(backup::BackupArgs),
 }
 
 /// `config …`
@@ -135,21 +153,23 @@ pub enum CaCommand {
 pub enum AuditCommand {
     /// Check the audit trail's hash chain end to end.
     Verify,
+    /// Print the audit trail as JSON lines (one object per row, in chain order).
+    Export(audit::ExportArgs),
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let root = Root::new(cli.root);
+    let root = cli.root();
+    let root_is_explicit = cli.root.is_some();
     match cli.command {
-        Command::Serve { http, https, admin } => {
-            serve(&root, Listeners { http, https }, admin).await
-        }
+        Command::Serve(args) => serve::run(&root, root_is_explicit, args).await,
         Command::Bench(args) => bench::run(&root, args).await,
+        Command::Backup(args) => backup::run(&root, args).await,
         Command::Init => {
             config::write_default(&root)?;
             let config = load_config(&root)?;
             crate::store::Store::open(&config.gateway.database_url, 1).await?;
-            println!(
+            outln!(
                 "wrote a default configuration, a demo CA and the database to {}",
                 root.dir().display()
             );
@@ -181,105 +201,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = store.verify_audit().await?;
             match result.first_bad {
                 None => {
-                    println!("audit trail intact: {} rows", result.rows);
+                    outln!("audit trail intact: {} rows", result.rows);
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(seq) => {
-                    println!("audit trail BROKEN at row {seq} (of {} rows)", result.rows);
+                    outln!("audit trail BROKEN at row {seq} (of {} rows)", result.rows);
                     Ok(ExitCode::FAILURE)
                 }
             }
         }
+        Command::Audit {
+            command: AuditCommand::Export(args),
+        } => audit::export(&root, args).await,
     }
 }
 
 /// Loads the configuration or fails with every problem listed.
 pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
     config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
-}
-
-async fn serve(
-    root: &Root,
-    listeners: Listeners,
-    admin: Option<SocketAddr>,
-) -> anyhow::Result<ExitCode> {
-    if !root.is_initialised() {
-        config::write_default(root).context("writing the default configuration")?;
-        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
-    }
-    let config = load_config(root)?;
-    let proxies = config.gateway.trusted_proxies.clone();
-    if proxies.iter().all(|p| p.addr().is_loopback()) {
-        tracing::warn!(
-            "[trust] proxies lists only loopback addresses: identity headers are believed from this machine only. \
-             Put your authenticating reverse proxy's address there."
-        );
-    }
-    let gateway = Gateway::open(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
-    let _crl_refresher = gateway.spawn_crl_refresher();
-    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
-    reload_on_sighup(gateway.clone());
-    let server = start(gateway.clone(), listeners)
-        .await
-        .context("binding the listeners")?;
-    if let Some(addr) = server.http_addr {
-        tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
-        tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
-    }
-    if let Some(addr) = server.https_addr {
-        tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
-    }
-    // Metrics are auxiliary: when the configured admin address is taken (a second node on the
-    // same host, say) the service still issues and says so loudly. An address given on the
-    // command line must work.
-    if let Some(addr) = admin {
-        let admin = crate::http::start_admin(gateway.clone(), addr)
-            .await
-            .context("binding the admin listener (--admin)")?;
-        tracing::info!("metrics:       http://{}/metrics", admin.addr);
-    } else if let Some(addr) = gateway.config().gateway.server.admin {
-        match crate::http::start_admin(gateway.clone(), addr).await {
-            Ok(admin) => tracing::info!("metrics:       http://{}/metrics", admin.addr),
-            Err(e) => tracing::error!(
-                "cannot listen on [server] admin = {addr} ({e}): /metrics is unavailable; \
-                 set another address, or admin = \"\" to turn it off"
-            ),
-        }
-    }
-    let stop = server.shutdown_handle();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop.send(true);
-    });
-    server.wait().await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
-/// the outcome; a broken configuration is refused and the running one stays).
-fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
-                        let _ = gateway.reload();
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = gateway;
 }
 
 fn config_explain(
@@ -307,7 +246,7 @@ fn config_explain(
     };
     let headers = crate::policy::IdentityHeaders::new(pairs);
     let explanation = crate::issuance::explain(&config, path, &headers, facts.as_ref());
-    println!("{explanation}");
+    outln!("{explanation}");
     Ok(if explanation.outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -323,27 +262,12 @@ fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
         .context("reading the value from standard input")?;
     let value = line.trim_end_matches(['\r', '\n']);
     let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
-    println!("{encrypted}");
-    eprintln!(
+    outln!("{encrypted}");
+    errln!(
         "write it as <param>.encrypted = {encrypted}  (key: {})",
         root.secret_key().display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
@@ -351,14 +275,14 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
-                println!("{e}");
+                outln!("{e}");
             }
-            println!("{} problem(s) found", errors.0.len());
+            outln!("{} problem(s) found", errors.0.len());
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("configuration OK ({})", root.dir().display());
-    println!(
+    outln!("configuration OK ({})", root.dir().display());
+    outln!(
         "AST service: {}",
         if config.ast.enabled {
             "enabled"
@@ -367,8 +291,8 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         }
     );
     for h in &config.ast.handlers {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "handler.{}: filter \"{}\", format {}, token procedure {}, roles {}",
             h.number,
             h.filter_source,
@@ -381,7 +305,7 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 Some(config::RequiredRoles::All(r)) => r.join(","),
             }
         );
-        println!(
+        outln!(
             "  PIN {}..{} chars; PKCS#12 {} (offered: {})",
             h.password_policy.min_length,
             h.password_policy.max_length,
@@ -407,7 +331,7 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 .file_name()
                 .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
                 f.index,
                 f.target.to_string(),
@@ -443,10 +367,10 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
-                    println!(
+                    outln!(
                         "{:<12} {}  (until {})",
                         r["name"].as_str().unwrap_or(""),
                         r["subject"].as_str().unwrap_or(""),
@@ -458,7 +382,7 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
         }
         CaCommand::Export { name } => match cas.get(&name) {
             Some(ca) => {
-                print!("{}", ca.chain_pem());
+                out!("{}", ca.chain_pem());
                 Ok(ExitCode::SUCCESS)
             }
             None => anyhow::bail!(

@@ -35,6 +35,48 @@ struct GatewayFile {
     cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
     token_procedures: Vec<TokenProcedureFile>,
+    #[serde(default)]
+    log: LogFile,
+}
+
+/// `[log]`: how the service writes its log on standard error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    /// `text` (default; coloured only on a terminal without NO_COLOR) or `json` (one object
+    /// per line, for journald/SIEM ingestion).
+    format: Option<String>,
+}
+
+/// The log format of `[log] format` (or `--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; colour only when standard error is a terminal and NO_COLOR is unset.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "`{other}` is not a log format; use \"text\" or \"json\""
+            )),
+        }
+    }
+}
+
+/// `[log] format` of a root's gateway.toml, read leniently before logging starts: `None` when
+/// the file is missing, broken or does not set it (the full check reports those problems).
+pub fn peek_log_format(root: &Root) -> Option<LogFormat> {
+    let text = std::fs::read_to_string(root.gateway_toml()).ok()?;
+    let value: toml::Table = toml::from_str(&text).ok()?;
+    value.get("log")?.get("format")?.as_str()?.parse().ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +374,8 @@ pub struct GatewayConfig {
     pub token_procedures: BTreeMap<String, TokenProcedure>,
     pub crl: CrlConfig,
     pub ocsp: OcspConfig,
+    /// `[log] format`.
+    pub log_format: LogFormat,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -642,6 +686,13 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             key_pool.insert(key_type, size);
         }
     }
+    let log_format = file
+        .log
+        .format
+        .as_deref()
+        .map_or(Ok(LogFormat::Text), str::parse)
+        .map_err(|m| err("log.format", "format =", m))
+        .unwrap_or_default();
     if file.limits.max_body_bytes < 256 {
         err(
             "limits.max_body_bytes",
@@ -687,6 +738,7 @@ pub fn load_gateway(root: &Root) -> Result<GatewayConfig, ConfigErrors> {
             enabled: file.ocsp.enabled,
             validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
         },
+        log_format,
     })
 }
 
@@ -768,5 +820,26 @@ mod tests {
         let e = load_edited(|t| t.replace("admin = \"127.0.0.1:9102\"", "admin = \"nowhere\""))
             .unwrap_err();
         assert!(e.to_string().contains("server.admin"), "{e}");
+    }
+
+    #[test]
+    fn log_format() {
+        assert_eq!(load_edited(|t| t).unwrap().log_format, LogFormat::Text);
+        let json = |t: String| t.replace("format = \"text\"", "format = \"json\"");
+        assert_eq!(load_edited(json).unwrap().log_format, LogFormat::Json);
+        let e = load_edited(|t| t.replace("format = \"text\"", "format = \"xml\"")).unwrap_err();
+        assert!(e.to_string().contains("log.format"), "{e}");
+        assert!(e.to_string().contains("\"json\""), "{e}");
+        let e = load_edited(|t| t.replace("[log]", "[log]\ncolour = true")).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        assert_eq!(peek_log_format(&root), None);
+        crate::config::write_default(&root).unwrap();
+        assert_eq!(peek_log_format(&root), Some(LogFormat::Text));
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        std::fs::write(root.gateway_toml(), json(text) + "\n[broken").unwrap();
+        assert_eq!(peek_log_format(&root), None);
     }
 }

@@ -21,8 +21,8 @@ pub use defaults::{
     DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default,
 };
 pub use gateway::{
-    CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure,
-    load_gateway, parse_duration,
+    CaConfig, CertificateTemplate, GatewayConfig, Limits, LogFormat, ServerConfig, TokenProcedure,
+    load_gateway, parse_duration, peek_log_format,
 };
 pub use secret::SecretKey;
 

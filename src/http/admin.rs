@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics` in Prometheus text format (SPEC §12).
+//! The admin listener: `/metrics` in Prometheus text format.
 //!
 //! Separate from the service listener so it can stay on loopback or a management network; it
 //! is unauthenticated and serves nothing but metrics. The recorder is
@@ -34,6 +34,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 .and_then(|b| b.install_recorder());
             match installed {
                 Ok(handle) => {
+                    crate::issuance::metrics::describe();
                     // Histogram upkeep (drains samples into buckets) even when nobody scrapes.
                     let upkeep = handle.clone();
                     let _ = std::thread::Builder::new().name("ast-metrics-upkeep".into()).spawn(move || {
@@ -90,7 +91,9 @@ pub struct AdminServer {
 /// Installs the recorder (if not yet), binds `addr` and serves `/metrics` in the background.
 pub async fn start_admin(gateway: Arc<Gateway>, addr: SocketAddr) -> std::io::Result<AdminServer> {
     prometheus();
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let app = admin_router(gateway);
     let task = tokio::spawn(async move { axum::serve(listener, app).await });

@@ -112,6 +112,54 @@ pub(super) async fn append(
     Ok(())
 }
 
+/// One stored audit row, as `audit export` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub event: String,
+    pub actor: String,
+    pub request_id: String,
+    /// JSON text, as hashed.
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Up to `limit` rows with `seq > after_seq` and `at >= since_ms`, in chain order. Paging by
+/// sequence number keeps an export of any length in bounded memory.
+pub(super) async fn page(
+    pool: &AnyPool,
+    since_ms: i64,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit \
+         WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(after_seq)
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AuditRow {
+                seq: row.try_get(0)?,
+                at: row.try_get(1)?,
+                event: row.try_get(2)?,
+                actor: row.try_get(3)?,
+                request_id: row.try_get(4)?,
+                detail: row.try_get(5)?,
+                prev_hash: row.try_get(6)?,
+                hash: row.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
 /// Rows read per query while verifying, so the trail never has to fit in memory.
 const VERIFY_PAGE: i64 = 1000;
 

@@ -23,7 +23,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
-pub use audit::{AuditEvent, AuditVerification};
+pub use audit::{AuditEvent, AuditRow, AuditVerification};
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{
     CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord, normalise_serial,
@@ -46,6 +46,9 @@ pub enum StoreError {
     /// A write did not finish within the operation timeout; its outcome is unknown.
     #[error("the database did not finish a write within {0:?}")]
     TimedOut(Duration),
+    /// The operation does not exist for this database kind.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Connection-pool settings.
@@ -353,6 +356,43 @@ impl Store {
             return Ok(None);
         };
         records::get(&self.pool, &serial).await
+    }
+
+    /// Number of good certificates whose notAfter lies in `(from, until]` (Unix seconds): the
+    /// `ast_certificates_expiring` gauge.
+    pub async fn count_expiring(&self, from: i64, until: i64) -> Result<i64, StoreError> {
+        records::count_expiring(&self.pool, from, until).await
+    }
+
+    /// Audit rows after sequence number `after_seq` written at or after `since_ms` (Unix
+    /// milliseconds), in chain order, at most `limit`: one page of `audit export`.
+    pub async fn audit_page(
+        &self,
+        since_ms: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        audit::page(&self.pool, since_ms, after_seq, limit).await
+    }
+
+    /// Writes a consistent copy of a SQLite database to `dest` with `VACUUM INTO` (a read
+    /// transaction: safe while the service runs; WAL content is included). `dest` must not
+    /// exist or be empty; create it with the mode it should keep. Refused on PostgreSQL (use
+    /// pg_dump).
+    pub async fn snapshot_sqlite(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Unsupported(
+                "a snapshot is for SQLite only; back up PostgreSQL with pg_dump",
+            ));
+        }
+        let dest = dest
+            .to_str()
+            .ok_or(StoreError::Unsupported("the snapshot path is not UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Number of certificate rows (tests and metrics).
