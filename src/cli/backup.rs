@@ -1,9 +1,10 @@
 //! `backup --out DIR`: everything needed to rebuild a root, in a new directory laid out like the
 //! root itself, so that a restore is a copy back (`cp -a DIR/. NEWROOT/`).
 //!
-//! Contents: `conf/` (every file), `data/secret.key`, each configured CA's certificate and key
-//! file (and its delegated OCSP responder's), the TLS files of `[server]`, and for SQLite a
-//! consistent snapshot of the database taken with `VACUUM INTO` (safe while the service runs).
+//! Contents: `conf/` and `data/` (every file: the secret key, the CA certificates and key
+//! files, the TLS material), each configured CA, OCSP and TLS file that lives outside the root,
+//! and for SQLite a consistent snapshot of the database taken with `VACUUM INTO` (safe while
+//! the service runs) in place of the live database file and its journals.
 //! Files outside the root go below `external/` with their absolute path, listed in the
 //! manifest. PostgreSQL is not copied: the command prints the `pg_dump` to run. Keys held in a
 //! PKCS#11 token are not files and are not copied (back the token up with its own tools).
@@ -43,6 +44,9 @@ struct Backup {
     external: Vec<(PathBuf, PathBuf)>,
     /// What the manifest says about the database, and what to print.
     database: String,
+    /// Files `copy_tree` leaves out (the live SQLite database and its journals: the snapshot
+    /// replaces them).
+    skip: BTreeSet<PathBuf>,
 }
 
 impl Backup {
@@ -96,7 +100,7 @@ impl Backup {
                 std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
             if meta.is_dir() {
                 self.copy_tree(&path)?;
-            } else if meta.is_file() {
+            } else if meta.is_file() && !self.skip.contains(&absolute(&path)) {
                 self.copy(&path)?;
             }
         }
@@ -177,8 +181,21 @@ pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCod
         files: BTreeSet::new(),
         external: Vec::new(),
         database: String::new(),
+        skip: BTreeSet::new(),
     };
+    let sqlite = sqlite_path(&config.gateway.database_url);
+    if let Some(db) = &sqlite {
+        let db = absolute(db);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            backup.skip.insert(PathBuf::from(name));
+        }
+    }
     backup.copy_tree(&root.conf())?;
+    if root.data().is_dir() {
+        backup.copy_tree(&root.data())?;
+    }
     if root.secret_key().exists() {
         backup.copy(&root.secret_key())?;
     }
@@ -206,7 +223,7 @@ pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCod
 
     let url = &config.gateway.database_url;
     let mut pg_dump = None;
-    if let Some(path) = sqlite_path(url) {
+    if let Some(path) = sqlite {
         let relative = backup.place(&path);
         let dest = out.join(&relative);
         // VACUUM INTO wants a new or empty file; creating it first fixes its mode.
@@ -319,6 +336,7 @@ mod tests {
             files: BTreeSet::new(),
             external: Vec::new(),
             database: String::new(),
+            skip: BTreeSet::new(),
         };
         assert_eq!(
             backup.place(&dir.path().join("data/ca/root.key")),

@@ -340,7 +340,65 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let warnings = subject_warnings(&config);
+    if !warnings.is_empty() {
+        outln!();
+    }
+    for w in &warnings {
+        outln!("warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A certificate template with `subject = [...]` carries only the listed DN attributes: a
+/// format field that sets another one for that certificate is silently dropped from it. One
+/// warning per handler and certificate, naming the fields.
+fn subject_warnings(config: &config::Config) -> Vec<String> {
+    use crate::policy::Scope;
+    let mut warnings = Vec::new();
+    for h in &config.ast.handlers {
+        let Some(procedure) = config.gateway.token_procedures.get(&h.token_procedure) else {
+            continue;
+        };
+        for (i, template) in procedure.certificates.iter().enumerate() {
+            if template.subject_order.is_empty() {
+                continue;
+            }
+            let dropped: Vec<String> = h
+                .fields
+                .iter()
+                .filter(|f| f.source.is_some())
+                .filter(|f| match f.target.scope {
+                    Scope::Common => true,
+                    Scope::Request(r) => r == i,
+                })
+                .filter(|f| {
+                    !f.target.attribute.is_san()
+                        && !template.subject_order.contains(&f.target.attribute)
+                })
+                .map(|f| format!("{} ({})", f.index, f.target.attribute.name()))
+                .collect();
+            if dropped.is_empty() {
+                continue;
+            }
+            warnings.push(format!(
+                "handler.{}: certificate {i} ({}) of token procedure `{}` lists subject = [{}]; \
+                 format field(s) {} set attributes it leaves out, so those values are dropped \
+                 from that certificate (add them to `subject`, or disable the fields)",
+                h.number,
+                template.purpose,
+                procedure.name,
+                template
+                    .subject_order
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dropped.join(", ")
+            ));
+        }
+    }
+    warnings
 }
 
 fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
@@ -391,5 +449,40 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
             ),
         },
         CaCommand::Create(_) | CaCommand::Import(_) => Ok(ExitCode::FAILURE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_lists_that_drop_format_fields_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        config::write_default(&root).unwrap();
+        let config = config::load(&root).unwrap();
+        assert!(subject_warnings(&config).is_empty());
+
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let text = text.replace(
+            "key_usage = [\"nonRepudiation\"]",
+            "key_usage = [\"nonRepudiation\"]\nsubject = [\"countryname\", \"commonname\"]",
+        );
+        std::fs::write(root.gateway_toml(), text).unwrap();
+        let config = config::load(&root).unwrap();
+        let warnings = subject_warnings(&config);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(w.starts_with("handler.1: certificate 1 (signing)"), "{w}");
+        assert!(w.contains("subject = [countryname, commonname]"), "{w}");
+        assert!(w.contains("2 (givenname)"), "{w}");
+        assert!(w.contains("6 (organizationname)"), "{w}");
+        // Listed attributes and SANs are not dropped.
+        assert!(
+            !w.contains("(commonname)") && !w.contains("(countryname)"),
+            "{w}"
+        );
+        assert!(!w.contains("rfc822name"), "{w}");
     }
 }

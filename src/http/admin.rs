@@ -157,6 +157,20 @@ mod tests {
         let refused = gateway.issue_soft_token(request("123")).await.unwrap_err();
         assert_eq!(refused.code(), "password-policy");
 
+        // The expiry gauge: nothing of a one-year token expires within 30 days; both of its
+        // certificates within 400.
+        assert_eq!(gateway.refresh_expiry_gauge().await.unwrap(), 0);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let in_400_days = now + 400 * 86_400;
+        assert_eq!(
+            gateway
+                .store()
+                .count_expiring(now, in_400_days)
+                .await
+                .unwrap(),
+            2
+        );
+
         let response = admin_router(gateway.clone())
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
             .await
@@ -204,6 +218,40 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(sample(&text, &build), Some(1.0), "{text}");
+        let issuing = gateway.cas()["issuing"]
+            .certificate()
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs() as f64;
+        assert_eq!(
+            sample(&text, "ast_ca_not_after_seconds{ca=\"issuing\"}"),
+            Some(issuing),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "ast_ca_not_after_seconds{ca=\"root\"}").is_some(),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "ast_certificates_expiring{within=\"30d\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        // Every metric has its # HELP line.
+        let types: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(types.len() >= 10, "{text}");
+        for name in types {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}: {text}"
+            );
+        }
         // No secret ever reaches a label.
         assert!(!text.contains("metrics-pin-1"));
     }
