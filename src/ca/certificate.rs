@@ -40,7 +40,7 @@ const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4
 /// What a certificate should contain, apart from issuer and signature.
 pub struct CertificateProfile<'a> {
     pub subject: &'a Subject,
-    /// RDN order; empty means the default order of SPEC §6.
+    /// RDN order; empty means the default order (`Attribute::ALL`).
     pub subject_order: &'a [Attribute],
     /// The subject's public key, DER SubjectPublicKeyInfo.
     pub spki_der: &'a [u8],

@@ -1,4 +1,4 @@
-//! The demo CA hierarchy written by `init` / first `serve` (SPEC §2): `root` → `issuing` (user
+//! The demo CA hierarchy written by `init` / first `serve`: `root` → `issuing` (user
 //! tokens) and `root` → `officers` (officer client certificates), plus a TLS server
 //! certificate. Keys are written with mode 0600. For evaluation only: a production deployment
 //! brings its own CA (docs in README).

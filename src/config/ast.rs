@@ -1,5 +1,5 @@
-//! `conf/ast.properties`: handlers in the original product's syntax (SPEC §5), and the format
-//! files they name (SPEC §6).
+//! `conf/ast.properties`: handlers in the original product's syntax, and the format files they
+//! name (docs/configuration.md documents both).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +14,7 @@ use super::{ConfigError, ConfigErrors, GatewayConfig, Root};
 use crate::policy::{FieldSpec, Origin, did_you_mean, parse_field, regex_error};
 use crate::token::{DEFAULT_PIN_PATTERN, PasswordPolicy, Pkcs12Profile};
 
-/// Officer roles a handler requires (SPEC §4).
+/// Officer roles a handler requires (`requiredRoRoles`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequiredRoles {
     /// `none`: any unrevoked certificate that chains to `client_ca`.
@@ -75,7 +75,7 @@ impl AstConfig {
     }
 }
 
-/// The parameters of SPEC §5, as written after `default.` or `handler.<n>.`.
+/// The handler parameters, as written after `default.` or `handler.<n>.`.
 pub const PARAMETERS: &[&str] = &[
     "start",
     "filter",

@@ -1,4 +1,4 @@
-//! The embedded default configuration (SPEC §2): written by `init` and by the first `serve` on
+//! The embedded default configuration: written by `init` and by the first `serve` on
 //! an empty root.
 
 use std::path::Path;

@@ -93,7 +93,7 @@ struct ServerFile {
     admin: Option<String>,
 }
 
-/// `[key_pool]`: pre-generated keys per key type (SPEC §12). A type left out gets its default
+/// `[key_pool]`: pre-generated keys per key type. A type left out gets its default
 /// size when a token procedure uses it; `0` turns pooling off for that type.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,7 +275,8 @@ struct CertificateFile {
     extended_key_usage: Vec<String>,
     #[serde(default)]
     policies: Vec<String>,
-    /// The DN attributes this certificate carries, in RDN order (default: all, SPEC §6 order).
+    /// The DN attributes this certificate carries, in RDN order (default: all, in the order of
+    /// `Attribute::ALL`). Attributes not listed are left out of the subject.
     #[serde(default)]
     subject: Vec<String>,
 }
@@ -322,7 +323,7 @@ pub struct CaConfig {
     pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
 }
 
-/// CRL issuing (SPEC §3).
+/// CRL issuing (`[crl]`).
 #[derive(Debug, Clone)]
 pub struct CrlConfig {
     /// nextUpdate − thisUpdate. A new CRL is issued when half of it has passed, or at once
@@ -352,7 +353,7 @@ pub struct CertificateTemplate {
     pub subject_order: Vec<Attribute>,
 }
 
-/// A named list of certificates (SPEC §7.1).
+/// A named list of certificates (`[[token_procedure]]`): one key and certificate each.
 #[derive(Debug, Clone)]
 pub struct TokenProcedure {
     pub name: String,

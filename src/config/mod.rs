@@ -26,7 +26,7 @@ pub use gateway::{
 };
 pub use secret::SecretKey;
 
-/// The root directory and the well-known paths below it (SPEC §2).
+/// The root directory and the well-known paths below it (`conf/`, `data/`).
 #[derive(Debug, Clone)]
 pub struct Root {
     dir: PathBuf,

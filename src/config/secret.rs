@@ -1,4 +1,4 @@
-//! The root's secret key and `<param>.encrypted` values (SPEC §5).
+//! The root's secret key and `<param>.encrypted` values of ast.properties.
 //!
 //! `data/secret.key` holds 32 random bytes as 64 hex digits and a newline, mode 0600. It is
 //! written by `init` and by the first `ast-gateway config encrypt`. An encrypted value is

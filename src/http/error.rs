@@ -12,7 +12,7 @@ pub enum ErrorFormat {
     Json,
 }
 
-/// The HTTP status of a domain error (SPEC §3).
+/// The HTTP status of a domain error.
 pub fn status(error: &IssuanceError) -> StatusCode {
     match error.code() {
         "untrusted-caller" | "missing-role" => StatusCode::FORBIDDEN,

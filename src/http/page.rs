@@ -1,4 +1,4 @@
-//! The bundled PIN page (SPEC §8): self-contained, keyboard-usable, readable on a phone.
+//! The bundled PIN page: self-contained, keyboard-usable, readable on a phone.
 
 use crate::config::Handler;
 use crate::token::{DEFAULT_PIN_PATTERN, Pkcs12Profile};

@@ -1,4 +1,4 @@
-//! The one domain error type, with its stable codes (SPEC §3).
+//! The one domain error type, with its stable codes (the `X-Ast-Error` header).
 
 use crate::identity::TrustError;
 use crate::policy::PolicyError;

@@ -1,4 +1,4 @@
-//! Officers (SPEC §2, §4): client certificates from the `officers` CA, registered with their
+//! Officers: client certificates from the `officers` CA, registered with their
 //! roles, and their revocation. Used by the CLI; every change is audited.
 
 use std::time::{Duration, UNIX_EPOCH};

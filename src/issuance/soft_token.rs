@@ -1,4 +1,4 @@
-//! The soft-token pipeline (SPEC §1 steps 4–7).
+//! The soft-token pipeline: trust, handler, fields, keys and certificates, record, PKCS#12.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -52,7 +52,7 @@ struct Order<'a> {
     pin: Arc<Pin>,
     iterations: u32,
     public_url: &'a str,
-    /// Write the AIA OCSP URL (SPEC §7.1, when `[ocsp] enabled`).
+    /// Write the AIA OCSP URL (when `[ocsp] enabled`).
     ocsp: bool,
 }
 
@@ -269,7 +269,7 @@ impl Gateway {
         recorded
     }
 
-    /// Records a made token (SPEC §9: commit before anything leaves) and hands it out. On
+    /// Records a made token (commit before anything leaves) and hands it out. On
     /// failure the PKCS#12 is dropped here.
     async fn record(
         &self,
@@ -532,7 +532,7 @@ pub(crate) fn make_token(
             policies: &template.policies,
             ca: None,
             crl_url: Some(format!("{public_url}/pgwy/crl/{}.crl", planned.ca.name())),
-            // SPEC §7.1: AIA pointing at our own responder when OCSP is on.
+            // AIA pointing at our own responder when OCSP is on.
             ocsp_url: ocsp.then(|| format!("{public_url}/pgwy/ocsp")),
         };
         let ca = &planned.ca;

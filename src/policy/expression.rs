@@ -1,6 +1,6 @@
 //! The format field language: `<target> = <source> | module | module(args)`.
 //!
-//! Hand-written because it is ours (SPEC §6 defines it); it is small and fuzzed.
+//! Hand-written because the language is ours (no crate parses it); it is small and fuzzed.
 
 use std::fmt;
 
@@ -141,7 +141,7 @@ fn unanchor(s: &str) -> &str {
 pub struct FieldSpec {
     pub index: u32,
     pub target: Target,
-    /// `None`: the field is disabled (an empty source, SPEC §5).
+    /// `None`: the field is disabled (an empty source).
     pub source: Option<Source>,
     pub modules: Vec<Module>,
     pub origin: Origin,

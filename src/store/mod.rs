@@ -1,4 +1,4 @@
-//! Storage: tokens, certificates and the audit trail in SQLite or PostgreSQL (SPEC §9).
+//! Storage: tokens, certificates and the audit trail in SQLite or PostgreSQL.
 //!
 //! Owns: the schema, migrations, and every SQL statement. Must not: know HTTP, sign, or hold
 //! private keys or PINs (there are no columns for them). Invariants: an issuance (token row,
@@ -256,7 +256,8 @@ impl Store {
     }
 
     /// Records a token, its certificates and the audit event in one transaction. Returns only
-    /// after the commit: the caller may then deliver the token (SPEC §9 ordering).
+    /// after the commit: the caller may then deliver the token (recorded before delivered,
+    /// never the other way round).
     pub async fn record_issuance(
         &self,
         token: &TokenRecord,

@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 
 use super::TokenError;
 
-/// The key types a token procedure may ask for (SPEC §7.1).
+/// The key types a token procedure may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KeyType {
     #[serde(rename = "rsa-2048")]
@@ -49,7 +49,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    /// Every key type, in the order of SPEC §7.1.
+    /// Every key type, in documentation order.
     pub const ALL: [KeyType; 6] = [
         KeyType::Rsa2048,
         KeyType::Rsa3072,

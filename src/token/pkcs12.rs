@@ -1,4 +1,4 @@
-//! PKCS#12 writing (SPEC §7.3) with p12-keystore (pure Rust, 1.8–4.8× faster than
+//! PKCS#12 writing with p12-keystore (pure Rust, 1.8–4.8× faster than
 //! `openssl::pkcs12`, reference/crates.md §2).
 
 use std::fmt;
@@ -13,7 +13,7 @@ use sha1::{Digest, Sha1};
 
 use super::{GeneratedKey, Pin, TokenError};
 
-/// PKCS#12 profiles (SPEC §7.3). `pbmac1` is not offered: p12-keystore cannot write RFC 9579
+/// PKCS#12 profiles. `pbmac1` is not offered: p12-keystore cannot write RFC 9579
 /// MACs yet, and we do not hand-roll a MAC format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
