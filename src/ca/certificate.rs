@@ -1,8 +1,8 @@
 //! Building and signing X.509 certificates with x509-cert's builder and our own profile.
 //!
 //! x509-cert rather than rcgen: rcgen loses repeated DN attributes, also in the issuer it copies
-//! from an existing CA certificate (reference/crates.md P1), which silently breaks chains under
-//! AD CS-style CA names. The built-in `cabf` profiles reject repeated attributes (P4), so the
+//! from an existing CA certificate, which silently breaks chains under AD CS-style CA names.
+//! The built-in `cabf` profiles reject repeated attributes, so the
 //! profile here sets issuer, subject and every extension itself.
 
 use std::time::{Duration, SystemTime};

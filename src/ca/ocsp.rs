@@ -1,7 +1,7 @@
 //! OCSP (RFC 6960): parsing requests and signing basic responses with a CA's `Signer`.
 //!
 //! The ASN.1 types come from `x509-ocsp` 0.2, which still speaks `der` 0.7 / `x509-cert` 0.2
-//! while the rest of the crate uses `der` 0.8 (reference/crates.md). The two stacks meet only
+//! while the rest of the crate uses `der` 0.8. The two stacks meet only
 //! at DER bytes: algorithm identifiers are re-decoded from their DER, and the to-be-signed
 //! bytes go through our one `Signer` trait, so a file key and an HSM key both sign OCSP.
 

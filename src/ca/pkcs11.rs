@@ -5,7 +5,7 @@
 //! The private key never leaves the token: we read the public key object (to build the SPKI
 //! and compare it with the CA certificate) and ask the token to sign.
 //!
-//! reference/crates.md P10: `cryptoki::Session` is `Send` but not `Sync`, so the session sits
+//! `cryptoki::Session` is `Send` but not `Sync`, so the session sits
 //! in a `Mutex` (signing is called from blocking threads); `CKM_ECDSA` returns raw `r‖s`,
 //! re-encoded here as DER `ECDSA-Sig-Value`; `CKA_EC_POINT` is a DER OCTET STRING around the
 //! uncompressed point. A module may be initialised once per process, so contexts are shared

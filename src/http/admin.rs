@@ -3,7 +3,7 @@
 //! Separate from the service listener so it can stay on loopback or a management network; it
 //! is unauthenticated and serves nothing but metrics. The recorder is
 //! `metrics-exporter-prometheus` without default features (no listener or push client of its
-//! own, crates.md P13): we install it once per process and render its handle here.
+//! own): we install it once per process and render its handle here.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

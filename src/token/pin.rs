@@ -47,7 +47,7 @@ pub struct PasswordPolicy {
     pub pattern_source: String,
 }
 
-/// Printable ASCII: Java's PKCS#12 reader rejects anything else (reference/crates.md P6).
+/// Printable ASCII: Java's PKCS#12 reader rejects anything else.
 pub const DEFAULT_PIN_PATTERN: &str = "[\\x20-\\x7E]*";
 
 impl PasswordPolicy {
