@@ -759,8 +759,19 @@ async fn rehearse_backup_and_restore(db: Option<&TestDatabase>) {
     // The restored node issues from the same CA.
     server.issue("After Restore").await;
     assert_eq!(certificates(&restored, &[]).len(), 6);
+    // Five unrevoked certificates end within 400 days, none within 30.
+    assert_eq!(certificates(&restored, &["--expiring", "400d"]).len(), 5);
+    assert!(certificates(&restored, &["--expiring", "30d"]).is_empty());
     let verified = ok(&restored, &["audit", "verify"]);
     assert!(verified.contains("audit trail intact"), "{verified}");
+    // The exported trail is the verified one, revocation included.
+    let rows: usize = verified
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap();
+    let export = ok(&restored, &["audit", "export"]);
+    assert_eq!(export.lines().count(), rows, "{export}");
+    assert!(export.contains("\"event\":\"revoked\""), "{export}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
