@@ -1,6 +1,6 @@
 //! ast-gateway: an Authenticated Soft Token gateway.
 //!
-//! The modules mirror the flow of SPEC §1: `http` receives a request, `identity` decides whether
+//! The modules mirror the flow of a request: `http` receives a request, `identity` decides whether
 //! its identity headers may be trusted, `config` holds the handlers and formats, `policy` turns
 //! headers into certificate fields, `token` generates keys and writes the PKCS#12, `ca` signs,
 //! `store` records, and `issuance` is the one module that composes them. `cli` is the command

@@ -1,8 +1,8 @@
 //! Building and signing X.509 certificates with x509-cert's builder and our own profile.
 //!
 //! x509-cert rather than rcgen: rcgen loses repeated DN attributes, also in the issuer it copies
-//! from an existing CA certificate (reference/crates.md P1), which silently breaks chains under
-//! AD CS-style CA names. The built-in `cabf` profiles reject repeated attributes (P4), so the
+//! from an existing CA certificate, which silently breaks chains under AD CS-style CA names.
+//! The built-in `cabf` profiles reject repeated attributes, so the
 //! profile here sets issuer, subject and every extension itself.
 
 use std::time::{Duration, SystemTime};
@@ -40,7 +40,7 @@ const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4
 /// What a certificate should contain, apart from issuer and signature.
 pub struct CertificateProfile<'a> {
     pub subject: &'a Subject,
-    /// RDN order; empty means the default order of SPEC §6.
+    /// RDN order; empty means the default order (`Attribute::ALL`).
     pub subject_order: &'a [Attribute],
     /// The subject's public key, DER SubjectPublicKeyInfo.
     pub spki_der: &'a [u8],

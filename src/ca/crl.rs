@@ -1,7 +1,7 @@
 //! Certificate revocation lists (RFC 5280 §5), signed through the CA's `Signer`.
 //!
 //! Built directly from x509-cert's `TbsCertList` rather than its `CrlBuilder`: the builder
-//! copies the issuing CA's own AKI into the CRL (reference/crates.md P3), which names the
+//! copies the issuing CA's own AKI into the CRL, which names the
 //! *parent's* key and makes `openssl verify -crl_check` fail under an intermediate CA. Here
 //! the CRL's AKI is the CA certificate's SKI (RFC 5280 §5.2.1).
 

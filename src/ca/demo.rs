@@ -1,4 +1,4 @@
-//! The demo CA hierarchy written by `init` / first `serve` (SPEC §2): `root` → `issuing` (user
+//! The demo CA hierarchy written by `init` / first `serve`: `root` → `issuing` (user
 //! tokens) and `root` → `officers` (officer client certificates), plus a TLS server
 //! certificate. Keys are written with mode 0600. For evaluation only: a production deployment
 //! brings its own CA (docs in README).
@@ -18,6 +18,24 @@ use super::{
 use crate::token::{KeyType, generate_key};
 
 const YEAR: u64 = 365 * 24 * 3600;
+
+/// The organisation (O) in the subject of every demo CA certificate. It is how a demo CA is
+/// recognised later (`serve` warns on every start while one is configured): it travels with
+/// the certificate, so a copied or renamed demo CA is still recognised, and no CA of an
+/// operator's own is named like this.
+pub const DEMO_ORGANIZATION: &str = "ast-gateway demo";
+
+/// True when the certificate (DER) is a demo CA's: its subject's organisation is
+/// [`DEMO_ORGANIZATION`].
+pub fn is_demo_certificate(der: &[u8]) -> bool {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(der).is_ok_and(|(_, certificate)| {
+        certificate
+            .subject()
+            .iter_organization()
+            .any(|o| o.as_str() == Ok(DEMO_ORGANIZATION))
+    })
+}
 
 /// Where the demo files went (paths relative to the root's parent are not used: all absolute).
 #[derive(Debug, Clone)]
@@ -53,7 +71,7 @@ fn make_ca(
     let subject = Subject {
         values: vec![
             (Attribute::CountryName, "SE".into()),
-            (Attribute::OrganizationName, "ast-gateway demo".into()),
+            (Attribute::OrganizationName, DEMO_ORGANIZATION.into()),
             (Attribute::CommonName, common_name.into()),
         ],
     };
@@ -181,4 +199,34 @@ pub fn write_self_signed_tls(ca_dir: &Path, tls_dir: &Path) -> Result<(), CaErro
     );
     std::fs::write(&cert_path, chain).map_err(io(&cert_path))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_certificates_are_recognised_by_their_organisation() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = write_demo_hierarchy(dir.path()).unwrap();
+        for path in [&demo.root_cert, &demo.issuing_cert, &demo.officers_cert] {
+            let der = super::super::read_certificate_file(path).unwrap();
+            assert!(is_demo_certificate(&der), "{}", path.display());
+        }
+        let key = generate_key(KeyType::EcP256).unwrap();
+        let signer = FileSigner::from_pkcs8("own", key.pkcs8_der()).unwrap();
+        for organization in [Some("Example AB"), None, Some("ast-gateway demo (not)")] {
+            let own = super::super::issue_ca_certificate(
+                None,
+                &signer,
+                "Example Root CA",
+                organization,
+                Duration::from_secs(YEAR),
+                None,
+            )
+            .unwrap();
+            assert!(!is_demo_certificate(&own.der), "{organization:?}");
+        }
+        assert!(!is_demo_certificate(b"not a certificate"));
+    }
 }

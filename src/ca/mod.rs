@@ -25,7 +25,9 @@ pub use certificate::{
 };
 pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
-pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
+pub use demo::{
+    DEMO_ORGANIZATION, DemoCa, is_demo_certificate, write_demo_hierarchy, write_self_signed_tls,
+};
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use serial::{Serial, SerialError};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};

@@ -1,4 +1,4 @@
-//! The one signing trait (SPEC §7.2) and its file-key implementation.
+//! The one signing trait and its file-key implementation (PKCS#11 keys: `pkcs11`).
 
 use std::fmt;
 use std::io::Write;

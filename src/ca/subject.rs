@@ -1,4 +1,4 @@
-//! The attributes a format may set (SPEC §6) and their DER encoding.
+//! The attributes a format field may set and their DER encoding.
 
 use std::fmt;
 
@@ -28,7 +28,7 @@ pub enum Attribute {
 }
 
 impl Attribute {
-    /// Every attribute; the DN ones in the default RDN order of SPEC §6.
+    /// Every attribute; the DN ones in the default RDN order.
     pub const ALL: [Attribute; 17] = [
         Attribute::CommonName,
         Attribute::GivenName,
@@ -152,7 +152,7 @@ impl Subject {
     }
 
     /// The DN attributes in RDN order: `order` first (attributes in the order listed), then, if
-    /// `order` is empty, the default order of SPEC §6.
+    /// `order` is empty, the default order of `ALL`.
     pub fn dn_values<'a>(&'a self, order: &'a [Attribute]) -> Vec<(Attribute, &'a str)> {
         let order: &[Attribute] = if order.is_empty() {
             &Attribute::ALL

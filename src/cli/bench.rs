@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use super::output::outln;
 use crate::config::Root;
 use crate::issuance::bench::{BenchOptions, run as run_bench};
 
@@ -51,9 +52,9 @@ pub async fn run(root: &Root, args: BenchArgs) -> anyhow::Result<ExitCode> {
         // Debug, not Display: the operator running a bench wants the internal detail.
         .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{}", report.summary());
+        outln!("{}", report.summary());
     }
     Ok(ExitCode::SUCCESS)
 }

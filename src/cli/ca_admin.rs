@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::output::outln;
 use crate::ca::{
     Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, Signer, issue_ca_certificate, pem_certificate,
     read_certificate_file, write_private_key_pem,
@@ -215,7 +216,7 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
         args.parent.as_deref(),
         None,
     )?;
-    println!(
+    outln!(
         "created CA `{}` ({}), certificate {}, added to {}",
         args.name,
         key_type,
@@ -245,7 +246,7 @@ pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> 
         args.parent.as_deref(),
         args.key_passphrase_env.as_deref(),
     )?;
-    println!(
+    outln!(
         "imported CA `{}`: the key matches the certificate; added to {}",
         args.name,
         root.gateway_toml().display()

@@ -1,9 +1,10 @@
-//! `certs list`, `certs show`, `certs revoke`, `certs reinstate`.
+//! `certs list [--expiring 30d]`, `certs show`, `certs revoke`, `certs reinstate`.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::output::{errln, out, outln};
 use crate::config::Root;
 use crate::store::{CertificateFilter, CertificateRecord, CertificateStatus, Store};
 
@@ -21,6 +22,10 @@ pub enum CertsCommand {
         /// good or revoked.
         #[arg(long)]
         status: Option<String>,
+        /// Only certificates expiring within this time from now (30d, 12h, 1y), soonest
+        /// first; only good ones unless --status is given.
+        #[arg(long, value_name = "DURATION")]
+        expiring: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 1000)]
         limit: i64,
@@ -115,17 +120,17 @@ async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> 
     match result {
         Ok(record) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&to_json(&record))?);
+                outln!("{}", serde_json::to_string_pretty(&to_json(&record))?);
             } else {
                 match &record.revocation_reason {
-                    Some(reason) => println!("revoked {} ({reason})", record.serial),
-                    None => println!("reinstated {}", record.serial),
+                    Some(reason) => outln!("revoked {} ({reason})", record.serial),
+                    None => outln!("reinstated {}", record.serial),
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("{}: {}", e.code(), e.public_message());
+            errln!("{}: {}", e.code(), e.public_message());
             Ok(ExitCode::FAILURE)
         }
     }
@@ -145,6 +150,7 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
             json,
             subject,
             status,
+            expiring,
             limit,
         } => {
             let status = match status.as_deref() {
@@ -153,23 +159,37 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
                 Some("revoked") => Some(CertificateStatus::Revoked),
                 Some(other) => anyhow::bail!("unknown status `{other}`; use good or revoked"),
             };
+            let expiring = match expiring.as_deref() {
+                None => None,
+                Some(window) => {
+                    let window = crate::config::parse_duration(window)
+                        .map_err(|e| anyhow::anyhow!("--expiring: {e}"))?;
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    Some((now, now.saturating_add(window.as_secs() as i64)))
+                }
+            };
+            let status = status.or(expiring.map(|_| CertificateStatus::Good));
             let filter = CertificateFilter {
                 subject,
                 status,
+                expiring,
                 limit: Some(limit),
                 ..Default::default()
             };
             let list = store.certificates(&filter).await?;
             if json {
                 let rows: Vec<_> = list.iter().map(to_json).collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!(
+                outln!(
                     "{:<42} {:<8} {:<15} {:<21} SUBJECT",
-                    "SERIAL", "STATUS", "PURPOSE", "NOT AFTER"
+                    "SERIAL",
+                    "STATUS",
+                    "PURPOSE",
+                    "NOT AFTER"
                 );
                 for c in &list {
-                    println!(
+                    outln!(
                         "{:<42} {:<8} {:<15} {:<21} {}",
                         c.serial,
                         c.status.name(),
@@ -178,24 +198,24 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
                         c.subject
                     );
                 }
-                eprintln!("{} certificate(s)", list.len());
+                errln!("{} certificate(s)", list.len());
             }
             Ok(ExitCode::SUCCESS)
         }
         CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. } => change(root, command).await,
         CertsCommand::Show { serial, json } => match store.certificate(&serial).await? {
             None => {
-                eprintln!("no certificate with serial `{serial}`");
+                errln!("no certificate with serial `{serial}`");
                 Ok(ExitCode::FAILURE)
             }
             Some(c) => {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&to_json(&c))?);
+                    outln!("{}", serde_json::to_string_pretty(&to_json(&c))?);
                 } else {
                     let v = to_json(&c);
                     if let Some(map) = v.as_object() {
                         for (k, val) in map {
-                            println!(
+                            outln!(
                                 "{k:<17} {}",
                                 if let Some(s) = val.as_str() {
                                     s.to_string()
@@ -205,7 +225,7 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
                             );
                         }
                     }
-                    print!("{}", crate::ca::pem_certificate(&c.der));
+                    out!("{}", crate::ca::pem_certificate(&c.der));
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::output::{errln, out};
 use crate::config::Root;
 use crate::issuance::Gateway;
 
@@ -34,7 +35,7 @@ pub(super) async fn run(
         {
             Ok(der) => der,
             Err(e) => {
-                eprintln!("{}: {}", e.code(), e.public_message());
+                errln!("{}: {}", e.code(), e.public_message());
                 return Ok(ExitCode::FAILURE);
             }
         };
@@ -42,13 +43,13 @@ pub(super) async fn run(
             Some(path) => {
                 std::fs::write(path, &der)
                     .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!(
+                errln!(
                     "wrote the CRL of `{name}` to {} ({} bytes)",
                     path.display(),
                     der.len()
                 );
             }
-            None => print!(
+            None => out!(
                 "{}",
                 der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &der)?
             ),

@@ -1,54 +1,67 @@
-//! The command line (SPEC §2). Every subcommand is a thin call into the library.
+//! The command line. Every subcommand is a thin call into the library. Commands print through
+//! `output::outln!`, so a closed pipe (`… | head`) ends the output quietly instead of panicking.
 
 mod audit;
+mod backup;
 mod bench;
 mod ca_admin;
 mod certs;
 mod crl;
+pub mod logging;
 mod officer;
+pub(crate) mod output;
+mod serve;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Root};
-use crate::http::{Listeners, start};
-use crate::issuance::Gateway;
+use crate::config::{self, LogFormat, Root};
+use output::{errln, out, outln};
+
+/// The root used when neither --root nor $AST_GATEWAY_ROOT is given.
+pub const DEFAULT_ROOT: &str = "ast-gateway-data";
 
 /// Authenticated Soft Token gateway.
 #[derive(Debug, Parser)]
 #[command(name = "ast-gateway", version, about)]
 pub struct Cli {
-    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data.
-    #[arg(
-        long,
-        global = true,
-        env = "AST_GATEWAY_ROOT",
-        default_value = "ast-gateway-data"
-    )]
-    pub root: PathBuf,
+    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data
+    /// (created on first `serve`). `serve` refuses a --root or $AST_GATEWAY_ROOT directory that
+    /// does not exist, unless --init is given.
+    #[arg(long, global = true, env = "AST_GATEWAY_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Log format on standard error: text or json (default: [log] format in gateway.toml, else
+    /// text). Levels come from RUST_LOG (default info); NO_COLOR turns colours off.
+    #[arg(long, global = true, value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+impl Cli {
+    /// The root directory: --root, $AST_GATEWAY_ROOT, or the default.
+    pub fn root(&self) -> Root {
+        Root::new(self.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
+    }
+
+    /// The log format: --log-format, else the root's `[log] format`, else text.
+    pub fn log_format(&self) -> LogFormat {
+        logging::format_for(&self.root(), self.log_format)
+    }
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (writes the embedded default configuration first on an empty root).
-    Serve {
-        /// Plain-HTTP listen address, overriding [server] http.
-        #[arg(long)]
-        http: Option<SocketAddr>,
-        /// HTTPS listen address, overriding [server] https (uses tls_cert, tls_key, client_ca).
-        #[arg(long)]
-        https: Option<SocketAddr>,
-        /// Admin (metrics) listen address, overriding [server] admin.
-        #[arg(long)]
-        admin: Option<SocketAddr>,
-    },
+    Serve(serve::ServeArgs),
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
     Init,
     /// Configuration tools.
@@ -85,8 +98,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// In-process issuance benchmark: keygen + certificates + PKCS#12 on all cores (SPEC §12).
+    /// In-process issuance benchmark: keygen + certificates + PKCS#12 on all cores.
     Bench(bench::BenchArgs),
+    /// Back up the root into a new directory: a consistent SQLite snapshot, conf/, the secret
+    /// key, CA and TLS files (files 0600, directories 0700). For PostgreSQL it prints the
+    /// pg_dump command to run alongside.
+    Backup(backup::BackupArgs),
 }
 
 /// `config …`
@@ -143,21 +160,23 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the audit trail as JSON lines (one object per row, in chain order).
+    Export(audit::ExportArgs),
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let root = Root::new(cli.root);
+    let root = cli.root();
+    let root_is_explicit = cli.root.is_some();
     match cli.command {
-        Command::Serve { http, https, admin } => {
-            serve(&root, Listeners { http, https }, admin).await
-        }
+        Command::Serve(args) => serve::run(&root, root_is_explicit, args).await,
         Command::Bench(args) => bench::run(&root, args).await,
+        Command::Backup(args) => backup::run(&root, args).await,
         Command::Init => {
             crate::issuance::write_default(&root)?;
             let config = load_config(&root)?;
             crate::store::Store::open(&config.settings.database_url, 1).await?;
-            println!(
+            outln!(
                 "wrote a default configuration, a demo CA and the database to {}",
                 root.dir().display()
             );
@@ -184,111 +203,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { json },
         } => audit::verify(&root, json).await,
+        Command::Audit {
+            command: AuditCommand::Export(args),
+        } => audit::export(&root, args).await,
     }
 }
 
 /// Loads the configuration or fails with every problem listed.
 pub fn load_config(root: &Root) -> anyhow::Result<crate::rules::Configuration> {
     crate::rules::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
-}
-
-async fn serve(
-    root: &Root,
-    listeners: Listeners,
-    admin: Option<SocketAddr>,
-) -> anyhow::Result<ExitCode> {
-    if !root.is_initialised() {
-        crate::issuance::write_default(root).context("writing the default configuration")?;
-        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
-    }
-    let config = load_config(root)?;
-    let proxies = config.settings.trusted_proxies.clone();
-    if proxies.iter().all(|p| p.addr().is_loopback()) {
-        tracing::warn!(
-            "[trust] proxies lists only loopback addresses: identity headers are believed from this machine only. \
-             Put your authenticating reverse proxy's address there."
-        );
-    }
-    let gateway = Gateway::open(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
-    let _crl_refresher = gateway.spawn_crl_refresher();
-    // Pins the chain as this node finds it (the legacy rows too, before the first keyed row).
-    if let Err(e) = gateway.store().anchor_audit_head("startup").await {
-        tracing::error!(error = %e, "could not anchor the audit chain head");
-    }
-    // Refusal counts of finished minutes, and a checkpoint anchor of the audit head each minute.
-    let _audit_upkeep = gateway
-        .store()
-        .spawn_audit_upkeep(std::time::Duration::from_secs(60));
-    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
-    reload_on_sighup(gateway.clone());
-    let server = start(gateway.clone(), listeners)
-        .await
-        .context("binding the listeners")?;
-    if let Some(addr) = server.http_addr {
-        tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
-        tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
-    }
-    if let Some(addr) = server.https_addr {
-        tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
-    }
-    // Metrics are auxiliary: when the configured admin address is taken (a second node on the
-    // same host, say) the service still issues and says so loudly. An address given on the
-    // command line must work.
-    if let Some(addr) = admin {
-        let admin = crate::http::start_admin(gateway.clone(), addr)
-            .await
-            .context("binding the admin listener (--admin)")?;
-        tracing::info!("metrics:       http://{}/metrics", admin.addr);
-    } else if let Some(addr) = gateway.settings().server.admin {
-        match crate::http::start_admin(gateway.clone(), addr).await {
-            Ok(admin) => tracing::info!("metrics:       http://{}/metrics", admin.addr),
-            Err(e) => tracing::error!(
-                "cannot listen on [server] admin = {addr} ({e}): /metrics is unavailable; \
-                 set another address, or admin = \"\" to turn it off"
-            ),
-        }
-    }
-    let stop = server.shutdown_handle();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop.send(true);
-    });
-    server.wait().await?;
-    // Counted refusals are written, and the final head anchored, before the process ends.
-    if let Err(e) = gateway.store().flush_refusals().await {
-        tracing::error!(error = %e, "could not write the pending refusal counts");
-    }
-    if let Err(e) = gateway.store().anchor_audit_head("shutdown").await {
-        tracing::error!(error = %e, "could not anchor the audit chain head");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
-/// the outcome; a broken configuration is refused and the running one stays).
-fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
-                        let _ = gateway.reload();
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = gateway;
 }
 
 fn config_explain(
@@ -316,7 +239,7 @@ fn config_explain(
     };
     let headers = crate::policy::IdentityHeaders::new(pairs);
     let explanation = crate::issuance::explain(&config.rules, path, &headers, facts.as_ref());
-    println!("{explanation}");
+    outln!("{explanation}");
     Ok(if explanation.outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -332,27 +255,12 @@ fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
         .context("reading the value from standard input")?;
     let value = line.trim_end_matches(['\r', '\n']);
     let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
-    println!("{encrypted}");
-    eprintln!(
+    outln!("{encrypted}");
+    errln!(
         "write it as <param>.encrypted = {encrypted}  (key: {})",
         root.secret_key().display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
@@ -360,14 +268,14 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
-                println!("{e}");
+                outln!("{e}");
             }
-            println!("{} problem(s) found", errors.0.len());
+            outln!("{} problem(s) found", errors.0.len());
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("configuration OK ({})", root.dir().display());
-    println!(
+    outln!("configuration OK ({})", root.dir().display());
+    outln!(
         "AST service: {}",
         if config.rules.enabled {
             "enabled"
@@ -376,8 +284,8 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         }
     );
     for h in &config.rules.handlers {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "handler.{}: filter \"{}\", format {}, token procedure {}, roles {}",
             h.number,
             h.filter_source,
@@ -390,7 +298,7 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 Some(crate::rules::RequiredRoles::All(r)) => r.join(","),
             }
         );
-        println!(
+        outln!(
             "  PIN {}..{} chars; PKCS#12 {} (offered: {})",
             h.password_policy.min_length,
             h.password_policy.max_length,
@@ -416,7 +324,7 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
                 .file_name()
                 .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
                 f.index,
                 f.target.to_string(),
@@ -425,7 +333,65 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let warnings = subject_warnings(&config);
+    if !warnings.is_empty() {
+        outln!();
+    }
+    for w in &warnings {
+        outln!("warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A certificate template with `subject = [...]` carries only the listed DN attributes: a
+/// format field that sets another one for that certificate is silently dropped from it. One
+/// warning per handler and certificate, naming the fields.
+fn subject_warnings(config: &crate::rules::Configuration) -> Vec<String> {
+    use crate::policy::Scope;
+    let mut warnings = Vec::new();
+    for h in &config.rules.handlers {
+        let Some(procedure) = config.rules.procedure(&h.token_procedure) else {
+            continue;
+        };
+        for (i, template) in procedure.certificates.iter().enumerate() {
+            if template.subject_order.is_empty() {
+                continue;
+            }
+            let dropped: Vec<String> = h
+                .fields
+                .iter()
+                .filter(|f| f.source.is_some())
+                .filter(|f| match f.target.scope {
+                    Scope::Common => true,
+                    Scope::Request(r) => r == i,
+                })
+                .filter(|f| {
+                    !f.target.attribute.is_san()
+                        && !template.subject_order.contains(&f.target.attribute)
+                })
+                .map(|f| format!("{} ({})", f.index, f.target.attribute.name()))
+                .collect();
+            if dropped.is_empty() {
+                continue;
+            }
+            warnings.push(format!(
+                "handler.{}: certificate {i} ({}) of token procedure `{}` lists subject = [{}]; \
+                 format field(s) {} set attributes it leaves out, so those values are dropped \
+                 from that certificate (add them to `subject`, or disable the fields)",
+                h.number,
+                template.purpose,
+                procedure.name,
+                template
+                    .subject_order
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dropped.join(", ")
+            ));
+        }
+    }
+    warnings
 }
 
 fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
@@ -452,10 +418,10 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
-                    println!(
+                    outln!(
                         "{:<12} {}  (until {})",
                         r["name"].as_str().unwrap_or(""),
                         r["subject"].as_str().unwrap_or(""),
@@ -467,7 +433,7 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
         }
         CaCommand::Export { name } => match cas.get(&name) {
             Some(ca) => {
-                print!("{}", ca.chain_pem());
+                out!("{}", ca.chain_pem());
                 Ok(ExitCode::SUCCESS)
             }
             None => anyhow::bail!(
@@ -476,5 +442,40 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
             ),
         },
         CaCommand::Create(_) | CaCommand::Import(_) => Ok(ExitCode::FAILURE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_lists_that_drop_format_fields_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let config = crate::rules::load(&root).unwrap();
+        assert!(subject_warnings(&config).is_empty());
+
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let text = text.replace(
+            "key_usage = [\"nonRepudiation\"]",
+            "key_usage = [\"nonRepudiation\"]\nsubject = [\"countryname\", \"commonname\"]",
+        );
+        std::fs::write(root.gateway_toml(), text).unwrap();
+        let config = crate::rules::load(&root).unwrap();
+        let warnings = subject_warnings(&config);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(w.starts_with("handler.1: certificate 1 (signing)"), "{w}");
+        assert!(w.contains("subject = [countryname, commonname]"), "{w}");
+        assert!(w.contains("2 (givenname)"), "{w}");
+        assert!(w.contains("6 (organizationname)"), "{w}");
+        // Listed attributes and SANs are not dropped.
+        assert!(
+            !w.contains("(commonname)") && !w.contains("(countryname)"),
+            "{w}"
+        );
+        assert!(!w.contains("rfc822name"), "{w}");
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::output::{errln, outln};
 use crate::config::Root;
 use crate::identity::Caller;
 use crate::issuance::{Gateway, parse_roles};
@@ -54,13 +55,25 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// What to say when the password cannot be asked for: rpassword reads the controlling
+/// terminal (/dev/tty), and without one (cron, systemd, ssh without -t, CI) its error is a
+/// bare "No such device or address".
+const NO_TERMINAL: &str = "no terminal to ask for the PKCS#12 password: give it with \
+     --password (visible to other users of this machine while the command runs), or run the \
+     command on a terminal";
+
 fn prompt_password() -> anyhow::Result<Pin> {
-    let first = zeroize::Zeroizing::new(
-        rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?,
-    );
-    let second = zeroize::Zeroizing::new(
-        rpassword::prompt_password("again: ").context("reading the password")?,
-    );
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| match e.raw_os_error() {
+                // ENXIO (no controlling terminal), ENOTTY, ENOENT (no /dev/tty at all).
+                Some(6 | 25 | 2) => anyhow::anyhow!(NO_TERMINAL),
+                _ => anyhow::anyhow!("reading the password from the terminal: {e}"),
+            })
+    };
+    let first = ask("PKCS#12 password: ")?;
+    let second = ask("again: ")?;
     if *first != *second {
         anyhow::bail!("the two passwords differ");
     }
@@ -86,20 +99,29 @@ fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
 
 pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
+    // The password first: a missing one must not cost a database connection or a CA key load.
+    let password = match &command {
+        OfficerCommand::Issue {
+            password, roles, ..
+        } => {
+            parse_roles(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+            Some(match password {
+                Some(p) => Pin::new(p.clone()),
+                None => prompt_password()?,
+            })
+        }
+        _ => None,
+    };
     let gateway = Gateway::open(config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
     match command {
         OfficerCommand::Issue {
-            name,
-            roles,
-            out,
-            password,
+            name, roles, out, ..
         } => {
             let roles = parse_roles(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
-            let password = match password {
-                Some(p) => Pin::new(p),
-                None => prompt_password()?,
+            let Some(password) = password else {
+                anyhow::bail!("{NO_TERMINAL}");
             };
             // Create the file first so that a bad path fails before anything is issued.
             let mut file = create_private(&out)?;
@@ -133,7 +155,7 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                     issued.record.serial
                 );
             }
-            println!(
+            outln!(
                 "issued officer `{}` serial {} roles {} -> {}",
                 issued.record.name,
                 issued.record.serial,
@@ -159,11 +181,11 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<42} {:<8} {:<30} NAME", "SERIAL", "STATUS", "ROLES");
+                outln!("{:<42} {:<8} {:<30} NAME", "SERIAL", "STATUS", "ROLES");
                 for o in &officers {
-                    println!(
+                    outln!(
                         "{:<42} {:<8} {:<30} {}",
                         o.serial,
                         o.status.name(),
@@ -171,14 +193,14 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                         o.name
                     );
                 }
-                eprintln!("{} officer(s)", officers.len());
+                errln!("{} officer(s)", officers.len());
             }
             Ok(ExitCode::SUCCESS)
         }
         OfficerCommand::Revoke { serial } => {
             match gateway.revoke_officer(&Caller::Cli, &serial).await? {
                 Some(o) => {
-                    println!(
+                    outln!(
                         "officer `{}` serial {} is {}",
                         o.name,
                         o.serial,
@@ -187,7 +209,7 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
-                    eprintln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
+                    errln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
                     Ok(ExitCode::FAILURE)
                 }
             }

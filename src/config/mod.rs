@@ -24,14 +24,15 @@ pub use defaults::{
 };
 pub use secret::SecretKey;
 pub use settings::{
-    CaConfig, CrlConfig, GatewayConfig, Limits, MAX_KEY_POOL_SIZE, OcspConfig, ServerConfig,
-    default_key_pool_size, load_gateway, parse_duration, resolve_settings,
+    CaConfig, CrlConfig, GatewayConfig, Limits, LogFormat, MAX_KEY_POOL_SIZE, OcspConfig,
+    ServerConfig, default_key_pool_size, load_gateway, parse_duration, peek_log_format,
+    resolve_settings,
 };
 pub use toml_file::{
     CertificateFile, GatewayFile, TokenProcedureFile, TomlText, read_gateway_file,
 };
 
-/// The root directory and the well-known paths below it (SPEC §2).
+/// The root directory and the well-known paths below it (`conf/`, `data/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
     dir: PathBuf,

@@ -1,8 +1,8 @@
 //! Java `.properties` files with the line number of every key.
 //!
 //! Parsing is the `java-properties` crate's (separators, comments, continuations, `\uXXXX` and
-//! the other escapes, tested in reference/crates.md). It decodes windows-1252 unless told
-//! otherwise (P12), so we decode ourselves: UTF-8 when the bytes are valid UTF-8, else
+//! the other escapes). It decodes windows-1252 unless told otherwise, so we decode
+//! ourselves: UTF-8 when the bytes are valid UTF-8, else
 //! ISO-8859-1 as Java's `Properties.load(InputStream)` does, and hand the crate UTF-8. Escaped
 //! UTF-16 surrogate pairs (how Java writes characters outside the BMP) are joined first; the
 //! property tests below found that the crate rejects them.

@@ -1,4 +1,4 @@
-//! The root's secret key and `<param>.encrypted` values (SPEC §5).
+//! The root's secret key and `<param>.encrypted` values of ast.properties.
 //!
 //! `data/secret.key` holds 32 random bytes as 64 hex digits and a newline, mode 0600. It is
 //! written by `init` and by the first `ast-gateway config encrypt`. An encrypted value is
@@ -59,7 +59,10 @@ impl SecretKey {
         let path = root.secret_key();
         let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
             format!(
-                "cannot read the secret key {}: {e}; run `ast-gateway config encrypt` to create it and re-encrypt the value",
+                "cannot read the secret key {}: {e}. The `.encrypted` values were sealed with the \
+                 key of the root that made them: copy that root's data/secret.key here (mode \
+                 0600), e.g. from another node or a backup. Only if that key is lost, run \
+                 `ast-gateway config encrypt` to make a new key and re-encrypt every value",
                 path.display()
             )
         })?);
@@ -273,5 +276,17 @@ mod tests {
                 .unwrap();
             assert!(SecretKey::load(&root).unwrap_err().contains("chmod 600"));
         }
+    }
+
+    #[test]
+    fn a_missing_key_advises_copying_it_not_making_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SecretKey::load(&Root::new(dir.path())).unwrap_err();
+        assert!(e.contains("copy that root's data/secret.key here"), "{e}");
+        // `config encrypt` makes a different key: only the last resort.
+        let copy = e.find("copy that root's").unwrap();
+        let encrypt = e.find("config encrypt").unwrap();
+        assert!(copy < encrypt, "{e}");
+        assert!(e.contains("Only if that key is lost"), "{e}");
     }
 }

@@ -24,6 +24,37 @@ pub fn default_key_pool_size(key_type: KeyType) -> usize {
     }
 }
 
+/// The log format of `[log] format` (or `--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; colour only when standard error is a terminal and NO_COLOR is unset.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "`{other}` is not a log format; use \"text\" or \"json\""
+            )),
+        }
+    }
+}
+
+/// `[log] format` of a root's gateway.toml, read leniently before logging starts: `None` when
+/// the file is missing, broken or does not set it (the full check reports those problems).
+pub fn peek_log_format(root: &Root) -> Option<LogFormat> {
+    let text = std::fs::read_to_string(root.gateway_toml()).ok()?;
+    let value: toml::Table = toml::from_str(&text).ok()?;
+    value.get("log")?.get("format")?.as_str()?.parse().ok()
+}
+
 /// Largest accepted pool size per key type.
 pub const MAX_KEY_POOL_SIZE: usize = 4096;
 
@@ -102,6 +133,8 @@ pub struct GatewayConfig {
     pub cas: Vec<CaConfig>,
     pub crl: CrlConfig,
     pub ocsp: OcspConfig,
+    /// `[log] format`.
+    pub log_format: LogFormat,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -181,6 +214,13 @@ pub fn resolve_settings(
         ));
     }
     let ocsp_validity = duration(&mut diagnostics, &file.ocsp.validity, "ocsp.validity");
+    let log_format = match &file.log.format {
+        None => LogFormat::Text,
+        Some(f) => f.get_ref().parse().unwrap_or_else(|m: String| {
+            diagnostics.push(toml.error(f.span(), "log.format", m));
+            LogFormat::Text
+        }),
+    };
     if *file.limits.max_body_bytes.get_ref() < 256 {
         diagnostics.push(toml.error(
             file.limits.max_body_bytes.span(),
@@ -213,6 +253,7 @@ pub fn resolve_settings(
             enabled: file.ocsp.enabled,
             validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
         },
+        log_format,
     })
 }
 
@@ -479,5 +520,27 @@ mod tests {
         let e = load_edited(|t| t.replace("admin = \"127.0.0.1:9102\"", "admin = \"nowhere\""))
             .unwrap_err();
         assert!(e.to_string().contains("server.admin"), "{e}");
+    }
+
+    #[test]
+    fn log_format() {
+        let format = |c: crate::rules::Configuration| c.settings.log_format;
+        assert_eq!(format(load_edited(|t| t).unwrap()), LogFormat::Text);
+        let json = |t: String| t.replace("format = \"text\"", "format = \"json\"");
+        assert_eq!(format(load_edited(json).unwrap()), LogFormat::Json);
+        let e = load_edited(|t| t.replace("format = \"text\"", "format = \"xml\"")).unwrap_err();
+        assert!(e.to_string().contains("log.format"), "{e}");
+        assert!(e.to_string().contains("\"json\""), "{e}");
+        let e = load_edited(|t| t.replace("[log]", "[log]\ncolour = true")).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        assert_eq!(peek_log_format(&root), None);
+        crate::issuance::write_default(&root).unwrap();
+        assert_eq!(peek_log_format(&root), Some(LogFormat::Text));
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        std::fs::write(root.gateway_toml(), json(text) + "\n[broken").unwrap();
+        assert_eq!(peek_log_format(&root), None);
     }
 }

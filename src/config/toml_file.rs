@@ -80,6 +80,17 @@ pub struct GatewayFile {
     pub cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
     pub token_procedures: Vec<TokenProcedureFile>,
+    #[serde(default)]
+    pub log: LogFile,
+}
+
+/// `[log]`: how the service writes its log on standard error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    /// `text` (default; coloured only on a terminal without NO_COLOR) or `json` (one object
+    /// per line, for journald/SIEM ingestion).
+    pub format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

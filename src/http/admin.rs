@@ -1,9 +1,9 @@
-//! The admin listener: `/metrics` in Prometheus text format (SPEC §12).
+//! The admin listener: `/metrics` in Prometheus text format.
 //!
 //! Separate from the service listener so it can stay on loopback or a management network; it
 //! is unauthenticated and serves nothing but metrics. The recorder is
 //! `metrics-exporter-prometheus` without default features (no listener or push client of its
-//! own, crates.md P13): we install it once per process and render its handle here.
+//! own): we install it once per process and render its handle here.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -34,6 +34,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 .and_then(|b| b.install_recorder());
             match installed {
                 Ok(handle) => {
+                    crate::issuance::metrics::describe();
                     // Histogram upkeep (drains samples into buckets) even when nobody scrapes.
                     let upkeep = handle.clone();
                     let _ = std::thread::Builder::new().name("ast-metrics-upkeep".into()).spawn(move || {
@@ -90,7 +91,9 @@ pub struct AdminServer {
 /// Installs the recorder (if not yet), binds `addr` and serves `/metrics` in the background.
 pub async fn start_admin(gateway: Arc<Gateway>, addr: SocketAddr) -> std::io::Result<AdminServer> {
     prometheus();
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let app = admin_router(gateway);
     let task = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -156,6 +159,20 @@ mod tests {
         let refused = gateway.issue_soft_token(request("123")).await.unwrap_err();
         assert_eq!(refused.code().as_str(), "password-policy");
 
+        // The expiry gauge: nothing of a one-year token expires within 30 days; both of its
+        // certificates within 400.
+        assert_eq!(gateway.refresh_expiry_gauge().await.unwrap(), 0);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let in_400_days = now + 400 * 86_400;
+        assert_eq!(
+            gateway
+                .store()
+                .count_expiring(now, in_400_days)
+                .await
+                .unwrap(),
+            2
+        );
+
         let response = admin_router(gateway.clone())
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
             .await
@@ -203,6 +220,40 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(sample(&text, &build), Some(1.0), "{text}");
+        let issuing = gateway.cas()["issuing"]
+            .certificate()
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs() as f64;
+        assert_eq!(
+            sample(&text, "ast_ca_not_after_seconds{ca=\"issuing\"}"),
+            Some(issuing),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "ast_ca_not_after_seconds{ca=\"root\"}").is_some(),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "ast_certificates_expiring{within=\"30d\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        // Every metric has its # HELP line.
+        let types: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(types.len() >= 10, "{text}");
+        for name in types {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}: {text}"
+            );
+        }
         // No secret ever reaches a label.
         assert!(!text.contains("metrics-pin-1"));
     }

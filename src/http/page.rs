@@ -1,4 +1,4 @@
-//! The bundled PIN page (SPEC §8): self-contained, keyboard-usable, readable on a phone.
+//! The bundled PIN page: self-contained, keyboard-usable, readable on a phone.
 
 use crate::rules::DEFAULT_PIN_PATTERN;
 use crate::rules::Handler;

@@ -1,4 +1,4 @@
-//! CRL and OCSP endpoints (SPEC §3). Anyone may fetch them: they are public by design.
+//! CRL and OCSP endpoints. Anyone may fetch them: they are public by design.
 
 use std::sync::Arc;
 

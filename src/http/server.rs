@@ -60,7 +60,9 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
     let mut http_addr = None;
     let http = listeners.http.or(gateway.settings().server.http);
     if let Some(addr) = http {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_error(addr, e))?;
         http_addr = Some(listener.local_addr()?);
         let app = router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move {
@@ -90,6 +92,11 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
     })
 }
 
+/// A bind failure that names the address ("Address already in use" alone does not say which).
+fn bind_error(addr: SocketAddr, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+}
+
 /// Binds the HTTPS listener: the same router, plus the middleware that attaches the verified
 /// client certificate (see `tls`).
 async fn start_https(
@@ -110,7 +117,7 @@ async fn start_https(
             "HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in"
         );
     }
-    let listener = std::net::TcpListener::bind(addr)?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| bind_error(addr, e))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))

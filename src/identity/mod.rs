@@ -1,4 +1,4 @@
-//! Who is calling, and may we believe their identity headers? (SPEC §4)
+//! Who is calling, and may we believe their identity headers?
 //!
 //! Owns: the trusted-proxy list and the decision per handler. Must not: read identity headers
 //! (that is `policy`), know HTTP types. Invariants: `X-Forwarded-For` is never consulted — only
@@ -47,7 +47,7 @@ pub struct Connection {
 }
 
 /// Proof that a `Caller::Officer` came out of `TrustPolicy::authorize`: its field is private
-/// to this module, so no other code can construct an officer identity (SPEC §4).
+/// to this module, so no other code can construct an officer identity.
 #[derive(Debug, Clone)]
 pub struct Authorized(());
 

@@ -1,4 +1,4 @@
-//! `ast-gateway bench`: the in-process issuance floor (SPEC §12).
+//! `ast-gateway bench`: the in-process issuance floor (keygen, signing, PKCS#12 per stage).
 //!
 //! Makes N tokens of one token procedure with the same code path as a request — key pool (or
 //! inline keygen), certificate building and signing by the configured CA, PKCS#12 under a PIN —

@@ -27,7 +27,7 @@ pub struct MatchedHandler {
     pub number: u32,
     pub format: String,
     pub token_procedure: String,
-    /// Who may call it (SPEC §4), in words.
+    /// Who may call it (trusted proxies, officers with roles), in words.
     pub trust: String,
 }
 

@@ -1,4 +1,4 @@
-//! Issuance metrics (SPEC §12), recorded through the `metrics` facade. The Prometheus exporter
+//! Issuance metrics, recorded through the `metrics` facade. The Prometheus exporter
 //! that renders them lives in `http` (the admin listener); without an installed recorder every
 //! call here is a no-op.
 //!
@@ -8,7 +8,8 @@
 //! The key pool (`token::KeyPool`) records its own: `ast_key_pool_keys{key_type}` and
 //! `ast_key_pool_capacity{key_type}` (gauges, also re-sampled on every scrape) and
 //! `ast_key_pool_requests_total{key_type,source="pool"|"inline"}` (a growing `inline` count
-//! means the pool is too small or the host too busy to refill it).
+//! means the pool is too small or the host too busy to refill it). Every metric is described
+//! in [`describe`], which gives it its `# HELP` line; docs/operations.md lists them.
 
 use std::time::Duration;
 
@@ -27,6 +28,73 @@ pub const DB_CONNECTIONS: &str = "ast_db_connections";
 pub const DB_MAX_CONNECTIONS: &str = "ast_db_max_connections";
 /// Gauge: 1, with the version as a label.
 pub const BUILD_INFO: &str = "ast_build_info";
+/// Gauge: each CA certificate's notAfter in Unix seconds, by CA name.
+pub const CA_NOT_AFTER: &str = "ast_ca_not_after_seconds";
+/// Gauge: good (unrevoked) certificates whose notAfter falls within the next `within`
+/// (`30d`), refreshed from the database every [`EXPIRY_REFRESH`].
+pub const CERTIFICATES_EXPIRING: &str = "ast_certificates_expiring";
+/// Key-pool metrics, recorded by `token::KeyPool`.
+pub const KEY_POOL_KEYS: &str = "ast_key_pool_keys";
+pub const KEY_POOL_CAPACITY: &str = "ast_key_pool_capacity";
+pub const KEY_POOL_REQUESTS: &str = "ast_key_pool_requests_total";
+
+/// The window of [`CERTIFICATES_EXPIRING`] and its label value.
+pub const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+pub const EXPIRING_LABEL: &str = "30d";
+/// How often the expiring-certificates gauge is recounted (one COUNT query per node).
+pub const EXPIRY_REFRESH: Duration = Duration::from_secs(300);
+
+/// Gives every metric its `# HELP` line (and unit). Call once, right after the recorder is
+/// installed; the exporter prints the text of each described metric.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        TOKENS_ISSUED,
+        "Soft tokens delivered, by handler and token procedure."
+    );
+    describe_counter!(
+        TOKENS_REFUSED,
+        "Refused soft-token requests, by handler (none when no handler matched) and error code."
+    );
+    describe_histogram!(
+        STAGE_SECONDS,
+        Unit::Seconds,
+        "Seconds per issuance stage (keygen, sign, pkcs12, store)."
+    );
+    describe_histogram!(
+        ISSUANCE_SECONDS,
+        Unit::Seconds,
+        "Seconds of a whole issuance (all stages), by handler."
+    );
+    describe_gauge!(
+        DB_CONNECTIONS,
+        "Database connections of this node, by state (idle, in_use)."
+    );
+    describe_gauge!(
+        DB_MAX_CONNECTIONS,
+        "Configured maximum of database connections of this node."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
+    describe_gauge!(
+        CA_NOT_AFTER,
+        Unit::Seconds,
+        "notAfter of each configured CA certificate, Unix seconds."
+    );
+    describe_gauge!(
+        CERTIFICATES_EXPIRING,
+        "Unrevoked certificates whose notAfter falls within the window given by the label, \
+         recounted from the database every 5 minutes."
+    );
+    describe_gauge!(
+        KEY_POOL_KEYS,
+        "Pre-generated keys waiting in the key pool, by key type."
+    );
+    describe_gauge!(KEY_POOL_CAPACITY, "Key pool size, by key type.");
+    describe_counter!(
+        KEY_POOL_REQUESTS,
+        "Keys handed out, by key type and source (pool, or inline when the pool was empty)."
+    );
+}
 
 /// Histogram bucket bounds in seconds: from a pooled P-256 token (≈ 1 ms) to a 4096-bit RSA
 /// keygen tail (seconds).
@@ -68,9 +136,51 @@ impl Gateway {
         metrics::gauge!(DB_MAX_CONNECTIONS).set(db.max as f64);
         for fill in self.key_pool.fill() {
             let name = fill.key_type.name();
-            metrics::gauge!("ast_key_pool_keys", "key_type" => name).set(fill.keys as f64);
-            metrics::gauge!("ast_key_pool_capacity", "key_type" => name).set(fill.capacity as f64);
+            metrics::gauge!(KEY_POOL_KEYS, "key_type" => name).set(fill.keys as f64);
+            metrics::gauge!(KEY_POOL_CAPACITY, "key_type" => name).set(fill.capacity as f64);
         }
         metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        for (name, ca) in &self.cas {
+            let not_after = ca
+                .certificate()
+                .tbs_certificate()
+                .validity()
+                .not_after
+                .to_unix_duration();
+            metrics::gauge!(CA_NOT_AFTER, "ca" => name.clone()).set(not_after.as_secs() as f64);
+        }
+    }
+
+    /// Recounts the certificates expiring within [`EXPIRING_WINDOW`] and sets the gauge.
+    /// Returns the count.
+    pub async fn refresh_expiry_gauge(&self) -> Result<i64, crate::store::StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let count = self
+            .store
+            .count_expiring(now, now + EXPIRING_WINDOW.as_secs() as i64)
+            .await?;
+        metrics::gauge!(CERTIFICATES_EXPIRING, "within" => EXPIRING_LABEL).set(count as f64);
+        Ok(count)
+    }
+
+    /// Keeps the expiring-certificates gauge current: now, then every [`EXPIRY_REFRESH`].
+    /// Stops when the gateway is dropped.
+    pub fn spawn_expiry_refresher(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let gateway = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_REFRESH);
+            loop {
+                tick.tick().await;
+                let Some(gateway) = gateway.upgrade() else {
+                    return;
+                };
+                if let Err(e) = gateway.refresh_expiry_gauge().await {
+                    tracing::warn!(error = %e, "could not count the expiring certificates");
+                }
+            }
+        })
     }
 }

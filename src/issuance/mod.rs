@@ -1,6 +1,6 @@
 //! The use cases shared by HTTP and the CLI; the only module that composes the others.
 //!
-//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline of SPEC §1,
+//! Owns: the `Gateway` (configuration, CAs, store, trust), the soft-token pipeline,
 //! the one domain error type, `explain` (the pipeline up to the subjects, issuing nothing) and
 //! `reload` (validate, then swap the configuration atomically). Must not: know HTTP types (handlers in `http` make one call
 //! here and convert the result). Invariants: a certificate is committed to the database before
@@ -63,7 +63,7 @@ pub struct Gateway {
     crypto_slots: Semaphore,
     /// One CRL build at a time on this node (see `revocation`).
     crl_lock: tokio::sync::Mutex<()>,
-    /// Pre-generated keys (SPEC §12); its refill thread stops when the gateway is dropped.
+    /// Pre-generated keys; its refill thread stops when the gateway is dropped.
     /// Sized at start; a configuration reload does not resize it.
     key_pool: KeyPool,
 }

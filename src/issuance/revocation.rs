@@ -1,7 +1,7 @@
-//! Revocation use cases (SPEC §3, §7.2): revoke, reinstate, CRLs and OCSP answers.
+//! Revocation use cases: revoke, reinstate, CRLs and OCSP answers.
 //!
 //! The CRL of a CA lives in the database (`crl_state`), so every node serves the same CRL and
-//! a revocation made on any node is on every node's CRL (SPEC §11). A served CRL is re-issued
+//! a revocation made on any node is on every node's CRL. A served CRL is re-issued
 //! when the revocation revision it reflects is behind the database (so a revocation is on the
 //! CRL at the next request), or when half its validity has passed (so it is always re-issued
 //! well before nextUpdate). OCSP answers are built per request from the certificates table.

@@ -21,7 +21,7 @@ pub struct EvaluatedFields {
 
 impl EvaluatedFields {
     /// The subject of certificate request `index`: its own values, then every common value
-    /// of an attribute it lacks (SPEC §6).
+    /// of an attribute it lacks.
     pub fn subject_for(&self, index: usize) -> Subject {
         let own = self.requests.get(&index).cloned().unwrap_or_default();
         let mut values = own.values.clone();

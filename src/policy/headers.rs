@@ -1,4 +1,5 @@
-//! Identity headers as the policy sees them, with the hygiene rules of SPEC §4.
+//! Identity headers as the policy sees them, with their hygiene rules (duplicates, `_` twins,
+//! invalid UTF-8 and control characters are refused).
 
 use super::PolicyError;
 

@@ -1,5 +1,5 @@
 //! Format fields: from identity headers (or the caller's certificate) to certificate fields,
-//! with modifiers and verifiers (SPEC §6).
+//! with modifiers and verifiers.
 //!
 //! Owns: the field expression language (`<target> = <source> | module | …`), its evaluation and
 //! the header hygiene of the headers it reads. Must not: know HTTP types, sign, or store.

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use aws_lc_rs::hmac;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::StoreError;
 
@@ -247,6 +247,54 @@ pub(super) async fn append(
         .execute(&mut **tx)
         .await?;
     Ok(Appended { seq, hash, mac })
+}
+
+/// One stored audit row, as `audit export` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub event: String,
+    pub actor: String,
+    pub request_id: String,
+    /// JSON text, as hashed.
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Up to `limit` rows with `seq > after_seq` and `at >= since_ms`, in chain order. Paging by
+/// sequence number keeps an export of any length in bounded memory.
+pub(super) async fn page(
+    pool: &AnyPool,
+    since_ms: i64,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at, event, actor, request_id, detail, prev_hash, hash FROM audit \
+         WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(after_seq)
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AuditRow {
+                seq: row.try_get(0)?,
+                at: row.try_get(1)?,
+                event: row.try_get(2)?,
+                actor: row.try_get(3)?,
+                request_id: row.try_get(4)?,
+                detail: row.try_get(5)?,
+                prev_hash: row.try_get(6)?,
+                hash: row.try_get(7)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

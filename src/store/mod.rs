@@ -1,4 +1,4 @@
-//! Storage: tokens, certificates and the audit trail in SQLite or PostgreSQL (SPEC §9).
+//! Storage: tokens, certificates and the audit trail in SQLite or PostgreSQL.
 //!
 //! Owns: the schema, migrations, and every SQL statement. Must not: know HTTP, sign, or hold
 //! private keys or PINs (there are no columns for them). Invariants: an issuance (token row,
@@ -29,7 +29,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 pub use anchor::Anchor;
-pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
+pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
 pub use audit_verify::{AnchorSeen, AuditProblem, AuditVerification};
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
@@ -51,6 +51,9 @@ pub enum StoreError {
     /// A write did not finish within the operation timeout; its outcome is unknown.
     #[error("the database did not finish a write within {0:?}")]
     TimedOut(Duration),
+    /// The operation does not exist for this database kind.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Connection-pool settings.
@@ -283,7 +286,8 @@ impl Store {
     }
 
     /// Records a token, its certificates and the audit event in one transaction. Returns only
-    /// after the commit: the caller may then deliver the token (SPEC §9 ordering).
+    /// after the commit: the caller may then deliver the token (recorded before delivered,
+    /// never the other way round).
     pub async fn record_issuance(
         &self,
         token: &TokenRecord,
@@ -380,6 +384,43 @@ impl Store {
         serial: &Serial,
     ) -> Result<Option<CertificateRecord>, StoreError> {
         records::get(&self.pool, serial.hex()).await
+    }
+
+    /// Number of good certificates whose notAfter lies in `(from, until]` (Unix seconds): the
+    /// `ast_certificates_expiring` gauge.
+    pub async fn count_expiring(&self, from: i64, until: i64) -> Result<i64, StoreError> {
+        records::count_expiring(&self.pool, from, until).await
+    }
+
+    /// Audit rows after sequence number `after_seq` written at or after `since_ms` (Unix
+    /// milliseconds), in chain order, at most `limit`: one page of `audit export`.
+    pub async fn audit_page(
+        &self,
+        since_ms: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        audit::page(&self.pool, since_ms, after_seq, limit).await
+    }
+
+    /// Writes a consistent copy of a SQLite database to `dest` with `VACUUM INTO` (a read
+    /// transaction: safe while the service runs; WAL content is included). `dest` must not
+    /// exist or be empty; create it with the mode it should keep. Refused on PostgreSQL (use
+    /// pg_dump).
+    pub async fn snapshot_sqlite(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Unsupported(
+                "a snapshot is for SQLite only; back up PostgreSQL with pg_dump",
+            ));
+        }
+        let dest = dest
+            .to_str()
+            .ok_or(StoreError::Unsupported("the snapshot path is not UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Number of certificate rows (tests and metrics).

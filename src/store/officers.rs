@@ -1,4 +1,4 @@
-//! The officer registry: officer client certificates and the roles they hold (SPEC §4).
+//! The officer registry: officer client certificates and the roles they hold.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;

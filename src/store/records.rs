@@ -78,6 +78,8 @@ pub struct CertificateFilter {
     pub subject: Option<String>,
     pub status: Option<CertificateStatus>,
     pub token_id: Option<String>,
+    /// Only certificates whose notAfter lies in `(from, until]` (Unix seconds), soonest first.
+    pub expiring: Option<(i64, i64)>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -140,11 +142,15 @@ pub(super) async fn list(
     if filter.token_id.is_some() {
         sql += &format!(" AND token_id = {}", next());
     }
-    sql += &format!(
-        " ORDER BY created_at DESC, serial LIMIT {} OFFSET {}",
-        next(),
-        next()
-    );
+    if filter.expiring.is_some() {
+        sql += &format!(" AND not_after > {} AND not_after <= {}", next(), next());
+    }
+    let order = if filter.expiring.is_some() {
+        "not_after, serial"
+    } else {
+        "created_at DESC, serial"
+    };
+    sql += &format!(" ORDER BY {order} LIMIT {} OFFSET {}", next(), next());
     // Safe: `sql` is built from constant fragments and numbered placeholders only.
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some(s) = &filter.subject {
@@ -156,10 +162,30 @@ pub(super) async fn list(
     if let Some(t) = &filter.token_id {
         query = query.bind(t.clone());
     }
+    if let Some((from, until)) = filter.expiring {
+        query = query.bind(from).bind(until);
+    }
     query = query
         .bind(filter.limit.unwrap_or(1000))
         .bind(filter.offset.unwrap_or(0));
     query.fetch_all(pool).await?.iter().map(from_row).collect()
+}
+
+/// Number of good (unrevoked) certificates whose notAfter lies in `(from, until]`.
+pub(super) async fn count_expiring(
+    pool: &AnyPool,
+    from: i64,
+    until: i64,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM certificates WHERE status = $1 AND not_after > $2 AND not_after <= $3",
+    )
+    .bind(CertificateStatus::Good.name())
+    .bind(from)
+    .bind(until)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.try_get::<i64, _>(0)?)
 }
 
 /// Escapes backslash, `%` and `_` for a `LIKE … ESCAPE` pattern whose escape is a backslash.

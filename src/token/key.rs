@@ -1,14 +1,14 @@
 //! Key pairs for soft tokens, generated with aws-lc-rs.
 //!
-//! aws-lc-rs is chosen over the `openssl` crate and RustCrypto `rsa` after the measurements in
-//! reference/crates.md §2: it is the fastest for EC, on par with RustCrypto for RSA, and it is
+//! aws-lc-rs is chosen over the `openssl` crate and RustCrypto `rsa` after measuring the three:
+//! it is the fastest for EC, on par with RustCrypto for RSA, and it is
 //! already the crypto provider of rustls and sqlx, so it adds no second C crypto library.
 //!
 //! Backend choice for RSA keygen, re-measured for issue 7 (bench/RESULTS.md: 2 vCPU EPYC,
 //! shared, medians of 3 alternating rounds of 240 keys on 2 cores). aws-lc-rs 1.19 made
 //! 29.9 RSA-2048 keys/s. pyca/cryptography 48 with its bundled OpenSSL 4.0 made 44.3 keys/s
 //! (1.5×, about 67 vs 45 ms per key and core). A quiet-machine note measured OpenSSL 3.6 (the
-//! `openssl` crate, vendored) at 57 ms per key against 101 ms for aws-lc-rs (crates.md §2).
+//! `openssl` crate, vendored) at 57 ms per key against 101 ms for aws-lc-rs.
 //! OpenSSL is therefore the faster RSA key generator, and the "keys/s ≥ best peer" target is
 //! missed with aws-lc-rs. We stay on aws-lc-rs anyway:
 //! * the key pool (`pool.rs`) takes keygen out of the request path at light load (p50 of a
@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 
 use super::TokenError;
 
-/// The key types a token procedure may ask for (SPEC §7.1).
+/// The key types a token procedure may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KeyType {
     #[serde(rename = "rsa-2048")]
@@ -49,7 +49,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    /// Every key type, in the order of SPEC §7.1.
+    /// Every key type, in documentation order.
     pub const ALL: [KeyType; 6] = [
         KeyType::Rsa2048,
         KeyType::Rsa3072,
@@ -155,7 +155,7 @@ pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, TokenError> {
         }
         KeyType::Ed25519 => {
             let pair = Ed25519KeyPair::generate().map_err(err)?;
-            // PKCS#8 v1: OpenSSL 3.0 and GnuTLS reject v2 inside PKCS#12 (crates.md P5).
+            // PKCS#8 v1: OpenSSL 3.0 and GnuTLS reject v2 inside PKCS#12.
             let pkcs8 = pair.to_pkcs8v1().map_err(err)?;
             let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(err)?;
             (pkcs8.as_ref().to_vec(), spki.as_ref().to_vec())

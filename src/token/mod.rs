@@ -4,7 +4,7 @@
 //! until the PKCS#12 is written. Must not: sign certificates (that is `ca`), know about HTTP or
 //! the database. Invariants: private keys and PINs are zeroised on drop and print as
 //! `[redacted]`; Ed25519 keys enter a PKCS#12 as PKCS#8 v1 (OpenSSL 3.0 and GnuTLS cannot read
-//! v2, see reference/crates.md P5).
+//! v2).
 
 mod key;
 mod pin;

@@ -1,5 +1,5 @@
-//! PKCS#12 writing (SPEC §7.3) with p12-keystore (pure Rust, 1.8–4.8× faster than
-//! `openssl::pkcs12`, reference/crates.md §2).
+//! PKCS#12 writing with p12-keystore (pure Rust, 1.8–4.8× faster than
+//! `openssl::pkcs12` in our measurements).
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,14 +13,15 @@ use sha1::{Digest, Sha1};
 
 use super::{GeneratedKey, Pin, TokenError};
 
-/// PKCS#12 profiles (SPEC §7.3). `pbmac1` is not offered: p12-keystore cannot write RFC 9579
+/// PKCS#12 profiles. `pbmac1` is not offered: p12-keystore cannot write RFC 9579
 /// MACs yet, and we do not hand-roll a MAC format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pkcs12Profile {
     /// PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC for both bags, HMAC-SHA256 MAC.
     Modern,
-    /// pbeWithSHAAnd3-KeyTripleDES-CBC for both bags (never RC2, crates.md P7), HMAC-SHA1 MAC.
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC for both bags, HMAC-SHA1 MAC. Never RC2: OpenSSL 3
+    /// reads it only with its legacy provider.
     Legacy,
 }
 

@@ -1,4 +1,4 @@
-//! A bounded pool of pre-generated key pairs per key type (SPEC §12).
+//! A bounded pool of pre-generated key pairs per key type.
 //!
 //! RSA key generation dominates issuance (≈ 100 ms per RSA-2048 key with aws-lc-rs on the
 //! reference machine, with a long tail), so keys are made ahead of time by one background OS

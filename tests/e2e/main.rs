@@ -6,6 +6,7 @@ mod config;
 mod databases;
 mod kit;
 mod nginx;
+mod operations;
 mod page;
 mod performance;
 mod scale_out;

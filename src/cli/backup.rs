@@ -1,0 +1,350 @@
+//! `backup --out DIR`: everything needed to rebuild a root, in a new directory laid out like the
+//! root itself, so that a restore is a copy back (`cp -a DIR/. NEWROOT/`).
+//!
+//! Contents: `conf/` and `data/` (every file: the secret key, the CA certificates and key
+//! files, the TLS material), each configured CA, OCSP and TLS file that lives outside the root,
+//! and for SQLite a consistent snapshot of the database taken with `VACUUM INTO` (safe while
+//! the service runs) in place of the live database file and its journals.
+//! Files outside the root go below `external/` with their absolute path, listed in the
+//! manifest. PostgreSQL is not copied: the command prints the `pg_dump` to run. Keys held in a
+//! PKCS#11 token are not files and are not copied (back the token up with its own tools).
+//! Every file is written 0600 and every directory 0700: the backup holds the CA keys.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::output::outln;
+use crate::config::Root;
+use crate::store::Store;
+
+/// The manifest written at the top of a backup.
+pub const MANIFEST: &str = "backup-manifest.txt";
+
+/// `backup` options.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup directory: created (mode 0700); an existing one must be empty.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// A backup being written.
+struct Backup {
+    /// The root, absolute.
+    root: PathBuf,
+    out: PathBuf,
+    /// Paths written, relative to `out`.
+    files: BTreeSet<PathBuf>,
+    /// (original absolute path, path in the backup) of files outside the root.
+    external: Vec<(PathBuf, PathBuf)>,
+    /// What the manifest says about the database, and what to print.
+    database: String,
+    /// Files `copy_tree` leaves out (the live SQLite database and its journals: the snapshot
+    /// replaces them).
+    skip: BTreeSet<PathBuf>,
+}
+
+impl Backup {
+    /// Where `source` goes in the backup: its path relative to the root, or `external/…`.
+    fn place(&self, source: &Path) -> PathBuf {
+        let source = absolute(source);
+        match source.strip_prefix(&self.root) {
+            Ok(relative) => relative.to_path_buf(),
+            Err(_) => {
+                let inner: PathBuf = source
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .collect();
+                Path::new("external").join(inner)
+            }
+        }
+    }
+
+    /// Copies one file (0600), once.
+    fn copy(&mut self, source: &Path) -> anyhow::Result<()> {
+        let relative = self.place(source);
+        if self.files.contains(&relative) {
+            return Ok(());
+        }
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?,
+        );
+        let dest = self.out.join(&relative);
+        let mut file = create_private_file(&dest)?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", dest.display()))?;
+        if relative.starts_with("external") {
+            self.external.push((absolute(source), relative.clone()));
+        }
+        self.files.insert(relative);
+        Ok(())
+    }
+
+    /// Copies every regular file below `dir`.
+    fn copy_tree(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading {}", dir.display()))?;
+        paths.sort();
+        for path in paths {
+            let meta =
+                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+            if meta.is_dir() {
+                self.copy_tree(&path)?;
+            } else if meta.is_file() && !self.skip.contains(&absolute(&path)) {
+                self.copy(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Creates the directories above `path` (0700) and `path` itself (0600, must not exist).
+fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// The file of a `sqlite://PATH?…` URL (as resolved by the configuration: absolute or relative
+/// to the working directory).
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(root)?;
+    let out = args.out;
+    if out.exists()
+        && std::fs::read_dir(&out)
+            .with_context(|| format!("reading {}", out.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "{} exists and is not empty; a backup goes into a new directory",
+            out.display()
+        );
+    }
+    create_private_dir(&out)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("setting the mode of {}", out.display()))?;
+    }
+    let mut backup = Backup {
+        root: absolute(root.dir()),
+        out: out.clone(),
+        files: BTreeSet::new(),
+        external: Vec::new(),
+        database: String::new(),
+        skip: BTreeSet::new(),
+    };
+    let sqlite = sqlite_path(&config.settings.database_url);
+    if let Some(db) = &sqlite {
+        let db = absolute(db);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            backup.skip.insert(PathBuf::from(name));
+        }
+    }
+    backup.copy_tree(&root.conf())?;
+    if root.data().is_dir() {
+        backup.copy_tree(&root.data())?;
+    }
+    if root.secret_key().exists() {
+        backup.copy(&root.secret_key())?;
+    }
+    let mut hsm = Vec::new();
+    for ca in &config.settings.cas {
+        backup.copy(&ca.certificate)?;
+        match &ca.pkcs11 {
+            Some(_) => hsm.push(ca.name.clone()),
+            None => backup.copy(&ca.key)?,
+        }
+        if let Some((certificate, key)) = &ca.ocsp_delegate {
+            backup.copy(certificate)?;
+            backup.copy(key)?;
+        }
+    }
+    let server = &config.settings.server;
+    for path in [&server.tls_cert, &server.tls_key, &server.client_ca]
+        .into_iter()
+        .flatten()
+    {
+        if path.exists() {
+            backup.copy(path)?;
+        }
+    }
+
+    let url = &config.settings.database_url;
+    let mut pg_dump = None;
+    if let Some(path) = sqlite {
+        let relative = backup.place(&path);
+        let dest = out.join(&relative);
+        // VACUUM INTO wants a new or empty file; creating it first fixes its mode.
+        drop(create_private_file(&dest)?);
+        let store = Store::open(url, 1).await?;
+        store
+            .snapshot_sqlite(&dest)
+            .await
+            .with_context(|| format!("writing the database snapshot {}", dest.display()))?;
+        store.close().await;
+        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        backup.database = format!(
+            "SQLite snapshot {} ({size} bytes, VACUUM INTO)",
+            relative.display()
+        );
+        if relative.starts_with("external") {
+            backup.external.push((absolute(&path), relative.clone()));
+        }
+        backup.files.insert(relative);
+    } else {
+        let command = format!(
+            "pg_dump --format=custom --file={} '{}'",
+            absolute(&out).join("ast-gateway.pgdump").display(),
+            super::serve::database_url_without_secrets(url)
+        );
+        backup.database = format!(
+            "PostgreSQL, NOT included: dump it now with\n  {command}\n(password from PGPASSWORD or ~/.pgpass)"
+        );
+        pg_dump = Some(command);
+    }
+    write_manifest(&backup, &hsm)?;
+
+    outln!(
+        "backup of {} written to {}: {} file(s)",
+        backup.root.display(),
+        out.display(),
+        backup.files.len()
+    );
+    outln!("database: {}", backup.database);
+    for (original, copy) in &backup.external {
+        outln!(
+            "outside the root: {} -> {} (restore it to its path)",
+            original.display(),
+            copy.display()
+        );
+    }
+    for name in &hsm {
+        outln!("CA `{name}`: its key is in a PKCS#11 token, not in this backup");
+    }
+    if let Some(command) = pg_dump {
+        outln!("run now: {command}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_manifest(backup: &Backup, hsm: &[String]) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut text = format!(
+        "ast-gateway {} backup\ncreated: {now}\nroot: {}\ndatabase: {}\n\
+         restore: copy everything back into an empty root (cp -a BACKUP/. ROOT/), see docs/operations.md\n\nfiles:\n",
+        env!("CARGO_PKG_VERSION"),
+        backup.root.display(),
+        backup.database
+    );
+    for file in &backup.files {
+        text += &format!("  {}\n", file.display());
+    }
+    if !backup.external.is_empty() {
+        text += "\noutside the root (copy each back to the path on the left):\n";
+        for (original, copy) in &backup.external {
+            text += &format!("  {} <- {}\n", original.display(), copy.display());
+        }
+    }
+    for name in hsm {
+        text += &format!("\nCA `{name}`: key in a PKCS#11 token, not included\n");
+    }
+    let path = backup.out.join(MANIFEST);
+    let mut file = create_private_file(&path)?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite:///srv/ast/data/ast-gateway.db?mode=rwc"),
+            Some(PathBuf::from("/srv/ast/data/ast-gateway.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite://rel/x.db"),
+            Some(PathBuf::from("rel/x.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://u@h/d"), None);
+    }
+
+    #[test]
+    fn files_outside_the_root_go_below_external() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = Backup {
+            root: absolute(dir.path()),
+            out: dir.path().join("out"),
+            files: BTreeSet::new(),
+            external: Vec::new(),
+            database: String::new(),
+            skip: BTreeSet::new(),
+        };
+        assert_eq!(
+            backup.place(&dir.path().join("data/ca/root.key")),
+            PathBuf::from("data/ca/root.key")
+        );
+        assert_eq!(
+            backup.place(Path::new("/etc/pki/issuing.key")),
+            PathBuf::from("external/etc/pki/issuing.key")
+        );
+    }
+}

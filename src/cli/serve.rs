@@ -1,0 +1,491 @@
+//! `serve`: the root guard rail, the start-up summary and warnings, the listeners, the
+//! background tasks and the signals (SIGHUP reloads, SIGTERM/SIGINT stop gracefully).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::ca::{Ca, SignatureAlgorithm, is_demo_certificate};
+use crate::config::{CaConfig, Root};
+use crate::http::{Listeners, start};
+use crate::issuance::Gateway;
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Plain-HTTP listen address, overriding [server] http.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// HTTPS listen address, overriding [server] https (uses tls_cert, tls_key, client_ca).
+    #[arg(long)]
+    pub https: Option<SocketAddr>,
+    /// Admin (metrics) listen address, overriding [server] admin; "" turns it off.
+    #[arg(long, value_parser = parse_admin)]
+    pub admin: Option<AdminAddress>,
+    /// Create the root (default configuration, demo CA, database) when --root or
+    /// $AST_GATEWAY_ROOT names a directory that does not exist yet. Without it such a root is
+    /// refused, so a typo cannot silently start a new CA.
+    #[arg(long)]
+    pub init: bool,
+}
+
+/// `--admin`: an address, or `""` for no admin listener (as `admin = ""` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAddress {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_admin(s: &str) -> Result<AdminAddress, String> {
+    if s.is_empty() {
+        return Ok(AdminAddress::Off);
+    }
+    s.parse().map(AdminAddress::At).map_err(|_| {
+        format!("`{s}` is not an address:port such as 127.0.0.1:9102 (\"\" turns it off)")
+    })
+}
+
+/// What the root needs before the service can start.
+#[derive(Debug, PartialEq, Eq)]
+enum RootState {
+    /// It has a configuration.
+    Ready,
+    /// First run: write the embedded default configuration and demo CA.
+    WriteDefault,
+}
+
+/// The guard rail: a root named explicitly (--root or $AST_GATEWAY_ROOT) that does not exist
+/// is most likely a typo, and serving from it would silently create a new demo CA. The default
+/// root keeps its first-run behaviour, and an existing empty directory (a fresh volume) is
+/// initialised as before.
+fn root_state(root: &Root, explicit: bool, init: bool) -> anyhow::Result<RootState> {
+    if root.is_initialised() {
+        return Ok(RootState::Ready);
+    }
+    if explicit && !init && !root.dir().exists() {
+        anyhow::bail!(
+            "the root directory {} does not exist. Check --root or $AST_GATEWAY_ROOT for a \
+             typo; to create a new root there (default configuration and a demo CA), run \
+             `ast-gateway init` or add --init",
+            root.dir().display()
+        );
+    }
+    Ok(RootState::WriteDefault)
+}
+
+pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if root_state(root, explicit, args.init)? == RootState::WriteDefault {
+        crate::issuance::write_default(root).context("writing the default configuration")?;
+        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
+    }
+    let config = super::load_config(root)?;
+    tracing::info!(
+        "ast-gateway {} starting, root {}",
+        env!("CARGO_PKG_VERSION"),
+        std::path::absolute(root.dir())
+            .unwrap_or_else(|_| root.dir().to_path_buf())
+            .display()
+    );
+    let gateway = Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    let _crl_refresher = gateway.spawn_crl_refresher();
+    // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
+    reload_on_sighup(gateway.clone());
+    let listeners = Listeners {
+        http: args.http,
+        https: args.https,
+    };
+    let server = start(gateway.clone(), listeners)
+        .await
+        .context("binding the listeners")?;
+    let settings = gateway.settings();
+    if let Some(addr) = server.http_addr {
+        tracing::info!("listener http:  {addr}");
+        tracing::info!("PIN page:      http://{addr}/pgwy/request/ast.html");
+        tracing::info!("AST endpoint:  http://{addr}/pgwy/ast");
+    }
+    if let Some(addr) = server.https_addr {
+        let clients = match &settings.server.client_ca {
+            Some(ca) => format!("client certificates verified against {}", ca.display()),
+            None => "no client certificates requested".into(),
+        };
+        tracing::info!("listener https: {addr} ({clients})");
+        tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
+    }
+    // Metrics are auxiliary: when the configured admin address is taken (a second node on the
+    // same host, say) the service still issues and says so loudly. An address given on the
+    // command line must work.
+    let admin = match args.admin {
+        Some(AdminAddress::At(addr)) => Some(
+            crate::http::start_admin(gateway.clone(), addr)
+                .await
+                .context("binding the admin listener (--admin)")?,
+        ),
+        Some(AdminAddress::Off) => {
+            tracing::info!("listener admin: off (--admin \"\"): no /metrics");
+            None
+        }
+        None => match settings.server.admin {
+            None => {
+                tracing::info!("listener admin: off ([server] admin = \"\"): no /metrics");
+                None
+            }
+            Some(addr) => match crate::http::start_admin(gateway.clone(), addr).await {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    tracing::error!(
+                        "{e} ([server] admin): /metrics is unavailable; set another address, \
+                         or admin = \"\" to turn it off"
+                    );
+                    None
+                }
+            },
+        },
+    };
+    let _expiry_refresher = admin.as_ref().map(|admin| {
+        tracing::info!(
+            "listener admin: {0} (metrics: http://{0}/metrics)",
+            admin.addr
+        );
+        gateway.spawn_expiry_refresher()
+    });
+    log_summary(&gateway);
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    server.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The start-up summary after the listeners: database, CAs, public URL, trust, and the
+/// warnings an operator must not miss (demo CAs, CAs near their end, an empty proxy list).
+fn log_summary(gateway: &Gateway) {
+    let settings = gateway.settings();
+    tracing::info!("database: {}", redact_database_url(&settings.database_url));
+    let mut demo = Vec::new();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for ca_config in &settings.cas {
+        let Some(ca) = gateway.cas().get(&ca_config.name) else {
+            continue;
+        };
+        let summary = CaSummary::of(ca, ca_config);
+        tracing::info!("{summary}");
+        if summary.demo {
+            demo.push(ca_config.name.as_str());
+        }
+        let left_days = (summary.not_after - now) / 86_400;
+        if summary.not_after <= now {
+            tracing::error!(
+                "CA `{}` expired on {}: it cannot issue valid certificates",
+                ca_config.name,
+                rfc3339(summary.not_after)
+            );
+        } else if left_days < 30 {
+            tracing::warn!(
+                "CA `{}` expires on {} (in {left_days} days)",
+                ca_config.name,
+                rfc3339(summary.not_after)
+            );
+        }
+    }
+    if !demo.is_empty() {
+        tracing::warn!(
+            "DEMO CA in use: {} (subject O = \"{}\", made by `init`). Certificates from it are \
+             for evaluation only; bring your own CA (`ast-gateway ca create` / `ca import`) \
+             before production",
+            demo.join(", "),
+            crate::ca::DEMO_ORGANIZATION
+        );
+    }
+    tracing::info!("public_url: {}", settings.server.public_url);
+    let proxies = &settings.trusted_proxies;
+    if proxies.is_empty() {
+        tracing::warn!(
+            "[trust] proxies is empty: identity headers are believed from no peer, so only \
+             handlers with requiredRoRoles (officers over HTTPS) can issue. Put your \
+             authenticating reverse proxy's address there."
+        );
+    } else if proxies.iter().all(|p| p.addr().is_loopback()) {
+        tracing::warn!(
+            "[trust] proxies lists only loopback addresses: identity headers are believed from this machine only. \
+             Put your authenticating reverse proxy's address there."
+        );
+    } else {
+        tracing::info!(
+            "trusted proxies: {}",
+            proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+/// One CA as the start-up summary shows it.
+struct CaSummary {
+    name: String,
+    key: String,
+    not_after: i64,
+    subject: String,
+    demo: bool,
+}
+
+impl CaSummary {
+    fn of(ca: &Ca, config: &CaConfig) -> CaSummary {
+        let algorithm = match ca.signer().algorithm() {
+            SignatureAlgorithm::RsaPkcs1Sha256 => rsa_bits(ca.certificate_der())
+                .map_or_else(|| "RSA".to_string(), |bits| format!("RSA-{bits}")),
+            SignatureAlgorithm::EcdsaSha256 => "EC P-256".into(),
+            SignatureAlgorithm::EcdsaSha384 => "EC P-384".into(),
+            SignatureAlgorithm::Ed25519 => "Ed25519".into(),
+        };
+        let storage = match &config.pkcs11 {
+            Some(_) => "in a PKCS#11 token".to_string(),
+            None => format!("key file {}", config.key.display()),
+        };
+        let tbs = ca.certificate().tbs_certificate();
+        CaSummary {
+            name: config.name.clone(),
+            key: format!("{algorithm}, {storage}"),
+            not_after: tbs.validity().not_after.to_unix_duration().as_secs() as i64,
+            subject: tbs.subject().to_string(),
+            demo: ca.chain().iter().any(|der| is_demo_certificate(der)),
+        }
+    }
+}
+
+impl std::fmt::Display for CaSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CA {}: {}, notAfter {}, subject {}{}",
+            self.name,
+            self.key,
+            rfc3339(self.not_after),
+            self.subject,
+            if self.demo { " (DEMO)" } else { "" }
+        )
+    }
+}
+
+fn rsa_bits(der: &[u8]) -> Option<usize> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    use x509_parser::public_key::PublicKey;
+    let (_, certificate) = X509Certificate::from_der(der).ok()?;
+    match certificate.public_key().parsed().ok()? {
+        PublicKey::RSA(key) => Some(key.key_size()),
+        _ => None,
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The database URL without secrets, for logs: the password of `user:password@` and every
+/// query parameter whose name contains `password` become `***`.
+pub fn redact_database_url(url: &str) -> String {
+    hide_secrets(url, Some("***"))
+}
+
+/// The database URL with its secrets left out (for a command an operator runs, with the
+/// password from PGPASSWORD or ~/.pgpass).
+pub(super) fn database_url_without_secrets(url: &str) -> String {
+    hide_secrets(url, None)
+}
+
+/// Replaces (`Some(mask)`) or removes (`None`) the password of the userinfo and every query
+/// parameter whose name contains `password`.
+fn hide_secrets(url: &str, mask: Option<&str>) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match (userinfo.split_once(':'), mask) {
+            (Some((user, _password)), Some(mask)) => format!("{user}:{mask}@{host}"),
+            (Some((user, _password)), None) => format!("{user}@{host}"),
+            (None, _) => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .filter_map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        mask.map(|mask| format!("{key}={mask}"))
+                    }
+                    _ => Some(pair.to_string()),
+                })
+                .collect();
+            if query.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", query.join("&"))
+            }
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
+/// the outcome; a broken configuration is refused and the running one stays).
+fn reload_on_sighup(gateway: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!(target: "config", "SIGHUP: reloading the configuration");
+                        let _ = gateway.reload();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP, configuration reload is unavailable: {e}")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_lose_their_secrets() {
+        for (url, shown) in [
+            (
+                "postgres://ast:s3cret@db.example:5432/ast?sslmode=require",
+                "postgres://ast:***@db.example:5432/ast?sslmode=require",
+            ),
+            ("postgres://ast@db/ast", "postgres://ast@db/ast"),
+            ("postgres://db/ast", "postgres://db/ast"),
+            // An unencoded @ in the password: the host is after the last one.
+            ("postgres://u:p@ss@db/x", "postgres://u:***@db/x"),
+            (
+                "postgresql://db/x?user=u&password=pw&sslpassword=k",
+                "postgresql://db/x?user=u&password=***&sslpassword=***",
+            ),
+            ("postgres://u:pw@db", "postgres://u:***@db"),
+            (
+                "sqlite:///srv/ast/data/ast-gateway.db?mode=rwc",
+                "sqlite:///srv/ast/data/ast-gateway.db?mode=rwc",
+            ),
+        ] {
+            assert_eq!(redact_database_url(url), shown, "{url}");
+        }
+        assert!(!redact_database_url("postgres://u:topsecret@h/d").contains("topsecret"));
+        assert_eq!(
+            database_url_without_secrets("postgres://u:pw@db:5432/x?password=pw&sslmode=require"),
+            "postgres://u@db:5432/x?sslmode=require"
+        );
+        assert_eq!(
+            database_url_without_secrets("postgres://u:pw@db/x?password=pw"),
+            "postgres://u@db/x"
+        );
+    }
+
+    #[test]
+    fn admin_argument() {
+        assert_eq!(parse_admin(""), Ok(AdminAddress::Off));
+        assert_eq!(
+            parse_admin("127.0.0.1:9200"),
+            Ok(AdminAddress::At("127.0.0.1:9200".parse().unwrap()))
+        );
+        assert!(
+            parse_admin("nowhere")
+                .unwrap_err()
+                .contains("\"\" turns it off")
+        );
+    }
+
+    #[test]
+    fn a_missing_explicit_root_is_refused_unless_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = Root::new(dir.path().join("srv-ats"));
+        let e = root_state(&typo, true, false).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        assert!(e.contains("--init"), "{e}");
+        assert!(e.contains("srv-ats"), "{e}");
+        assert_eq!(
+            root_state(&typo, true, true).unwrap(),
+            RootState::WriteDefault
+        );
+        // The default root (not named) keeps the first-run behaviour.
+        assert_eq!(
+            root_state(&typo, false, false).unwrap(),
+            RootState::WriteDefault
+        );
+        // An existing empty directory (a fresh volume) is initialised as before.
+        let empty = Root::new(dir.path());
+        assert_eq!(
+            root_state(&empty, true, false).unwrap(),
+            RootState::WriteDefault
+        );
+        crate::issuance::write_default(&empty).unwrap();
+        assert_eq!(root_state(&empty, true, false).unwrap(), RootState::Ready);
+    }
+
+    #[test]
+    fn ca_summary_names_key_kind_expiry_and_demo() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let config = crate::rules::load(&root).unwrap();
+        let cas = crate::issuance::load_cas(&config.settings).unwrap();
+        let lines: Vec<String> = config
+            .settings
+            .cas
+            .iter()
+            .map(|c| CaSummary::of(&cas[&c.name], c).to_string())
+            .collect();
+        assert!(
+            lines[0].starts_with("CA root: EC P-384, key file "),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("CA issuing: EC P-256, key file "),
+            "{lines:?}"
+        );
+        assert!(lines.iter().all(|l| l.ends_with("(DEMO)")), "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("notAfter 20")), "{lines:?}");
+    }
+}
