@@ -100,7 +100,7 @@ pub struct CaConfig {
     pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
 }
 
-/// CRL issuing (SPEC §3).
+/// CRL issuing (`[crl]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlConfig {
     /// nextUpdate − thisUpdate. A new CRL is issued when half of it has passed, or at once

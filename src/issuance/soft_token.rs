@@ -232,7 +232,7 @@ impl Gateway {
         recorded
     }
 
-    /// Records a made token (SPEC §9: commit before anything leaves) and hands it out. On
+    /// Records a made token (committed before anything leaves) and hands it out. On
     /// failure the PKCS#12 is dropped here.
     async fn record(
         &self,

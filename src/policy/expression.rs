@@ -143,7 +143,7 @@ fn unanchor(s: &str) -> &str {
 pub struct FieldSpec {
     pub index: u32,
     pub target: Target,
-    /// `None`: the field is disabled (an empty source, SPEC §5).
+    /// `None`: the field is disabled (an empty source overrides a format field).
     pub source: Option<Source>,
     pub modules: Vec<Module>,
     pub origin: Origin,
