@@ -3,6 +3,7 @@
 mod ca;
 mod config;
 mod databases;
+mod hardening_http;
 mod kit;
 mod nginx;
 mod page;
