@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
     pub admin: Option<SocketAddr>,
+    /// Other web origins (`scheme://host[:port]`, lower case) allowed to POST to `/pgwy/ast`.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Request limits.
@@ -79,6 +81,19 @@ pub struct ServerConfig {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// The request header section must arrive within this (from connection ready, or from a
+    /// kept-alive request's first byte).
+    pub header_timeout: Duration,
+    /// The request body must arrive within this after the header.
+    pub body_timeout: Duration,
+    /// A kept-alive connection without a request is closed after this.
+    pub idle_timeout: Duration,
+    /// Largest request header section in bytes.
+    pub max_header_bytes: usize,
+    /// Connections held at once; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 /// A configured CA.
@@ -228,6 +243,36 @@ pub fn resolve_settings(
             "must be at least 256 bytes",
         ));
     }
+    let max_header_bytes = match &file.limits.max_header_bytes {
+        None => 32 * 1024,
+        Some(value) => {
+            if !(4096..=1024 * 1024).contains(value.get_ref()) {
+                diagnostics.push(toml.error(
+                    value.span(),
+                    "limits.max_header_bytes",
+                    "must be between 4096 and 1048576 bytes",
+                ));
+            }
+            *value.get_ref()
+        }
+    };
+    let mut seconds = |key: &str, value: &Option<toml::Spanned<u64>>, default: u64| {
+        let Some(value) = value else {
+            return Duration::from_secs(default);
+        };
+        if !(1..=3600).contains(value.get_ref()) {
+            diagnostics.push(toml.error(
+                value.span(),
+                &format!("limits.{key}"),
+                "must be between 1 and 3600 seconds",
+            ));
+        }
+        Duration::from_secs((*value.get_ref()).clamp(1, 3600))
+    };
+    let header_timeout = seconds("header_timeout_secs", &file.limits.header_timeout_secs, 10);
+    let body_timeout = seconds("body_timeout_secs", &file.limits.body_timeout_secs, 20);
+    let idle_timeout = seconds("idle_timeout_secs", &file.limits.idle_timeout_secs, 15);
+    let shutdown_grace = seconds("shutdown_grace_secs", &file.limits.shutdown_grace_secs, 30);
     let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
         (server, trusted_proxies, cas, key_pool)
     else {
@@ -243,6 +288,12 @@ pub fn resolve_settings(
         limits: Limits {
             max_body_bytes: *file.limits.max_body_bytes.get_ref(),
             request_timeout: Duration::from_secs(file.limits.request_timeout_secs.max(1)),
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            max_header_bytes,
+            max_connections: file.limits.max_connections.filter(|n| *n > 0),
+            shutdown_grace,
         },
         key_pool,
         cas,
@@ -311,6 +362,20 @@ fn server(root: &Root, file: &ServerFile, toml: &TomlText) -> Result<ServerConfi
                 .unwrap_or_else(|| "127.0.0.1:8080".into())
         ),
     };
+    let mut allowed_origins = Vec::new();
+    for origin in &file.allowed_origins {
+        match normalise_origin(origin.get_ref()) {
+            Some(o) => allowed_origins.push(o),
+            None => diagnostics.push(toml.error(
+                origin.span(),
+                "server.allowed_origins",
+                format!(
+                    "`{}` is not a web origin; write scheme://host[:port] such as https://portal.example.org (no path)",
+                    origin.get_ref()
+                ),
+            )),
+        }
+    }
     diagnostics.finish(ServerConfig {
         http,
         https,
@@ -322,7 +387,20 @@ fn server(root: &Root, file: &ServerFile, toml: &TomlText) -> Result<ServerConfi
         ),
         public_url: public_url.trim_end_matches('/').to_string(),
         admin,
+        allowed_origins,
     })
+}
+
+/// `Scheme://Host:Port` → `scheme://host:port` (a browser's `Origin` is lower case); `None`
+/// for anything that is not an http(s) origin (a path, user info, query or fragment).
+fn normalise_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = origin.split_once("://")?;
+    let valid_authority = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    ((scheme == "http" || scheme == "https") && valid_authority).then_some(origin)
 }
 
 /// `[trust] proxies`: addresses or CIDRs.
@@ -508,6 +586,62 @@ mod tests {
         .unwrap();
         assert_eq!(pool(&config), BTreeMap::from([(KeyType::EcP256, 8)]));
         assert_eq!(config.settings.server.admin, None);
+    }
+
+    #[test]
+    fn connection_limits_and_allowed_origins() {
+        let config = load_edited(|t| t).unwrap();
+        assert_eq!(
+            config.settings.limits.header_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.settings.limits.body_timeout, Duration::from_secs(20));
+        assert_eq!(config.settings.limits.idle_timeout, Duration::from_secs(15));
+        assert_eq!(config.settings.limits.max_header_bytes, 32 * 1024);
+        assert_eq!(config.settings.limits.max_connections, None);
+        assert_eq!(
+            config.settings.limits.shutdown_grace,
+            Duration::from_secs(30)
+        );
+        assert!(config.settings.server.allowed_origins.is_empty());
+
+        let config = load_edited(|t| {
+            t.replace("# header_timeout_secs = 10", "header_timeout_secs = 3")
+                .replace("# max_connections = 0", "max_connections = 500")
+                .replace("# shutdown_grace_secs = 30", "shutdown_grace_secs = 5")
+                .replace(
+                    "# allowed_origins = [\"https://portal.example.org\"]",
+                    "allowed_origins = [\"HTTPS://Portal.Example.org/\", \"http://10.0.0.1:8080\"]",
+                )
+        })
+        .unwrap();
+        assert_eq!(
+            config.settings.limits.header_timeout,
+            Duration::from_secs(3)
+        );
+        assert_eq!(config.settings.limits.max_connections, Some(500));
+        assert_eq!(
+            config.settings.limits.shutdown_grace,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.settings.server.allowed_origins,
+            ["https://portal.example.org", "http://10.0.0.1:8080"]
+        );
+
+        let e = load_edited(|t| {
+            t.replace("# header_timeout_secs = 10", "header_timeout_secs = 0")
+                .replace("# max_header_bytes = 32768", "max_header_bytes = 100")
+                .replace(
+                    "# allowed_origins = [\"https://portal.example.org\"]",
+                    "allowed_origins = [\"https://portal.example.org/form\"]",
+                )
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("limits.header_timeout_secs"), "{e}");
+        assert!(e.contains("limits.max_header_bytes"), "{e}");
+        assert!(e.contains("server.allowed_origins"), "{e}");
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub struct ServerFile {
     pub public_url: Option<Spanned<String>>,
     /// Admin listener (`/metrics`); `""` turns it off.
     pub admin: Option<Spanned<String>>,
+    /// Web origins (`https://portal.example.org`) besides the gateway's own whose pages may
+    /// POST to `/pgwy/ast`. Default: none, only the gateway's own pages.
+    #[serde(default)]
+    pub allowed_origins: Vec<Spanned<String>>,
 }
 
 /// `[key_pool]`: pre-generated keys per key type. A type left out gets its default size when a
@@ -166,6 +170,21 @@ pub struct LimitsFile {
     pub max_body_bytes: Spanned<usize>,
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// Seconds a client has to send a request's complete header section, counted from the
+    /// moment the connection is ready (TCP accepted, TLS handshake done) or from the first byte
+    /// of a request on a kept-alive connection. Default 10.
+    pub header_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds a client has to send the whole request body once the header is in. Default 20.
+    pub body_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds a kept-alive connection may wait for its next request. Default 15.
+    pub idle_timeout_secs: Option<Spanned<u64>>,
+    /// Largest request header section (request line and header fields), bytes. Default 32768.
+    pub max_header_bytes: Option<Spanned<usize>>,
+    /// Connections held open at once, over all listeners. Default 0: automatic, the open-file
+    /// limit less a reserve for the database, CA files and logs.
+    pub max_connections: Option<usize>,
+    /// Seconds requests in progress get to finish after SIGTERM. Default 30.
+    pub shutdown_grace_secs: Option<Spanned<u64>>,
 }
 
 impl Default for LimitsFile {
@@ -173,6 +192,12 @@ impl Default for LimitsFile {
         LimitsFile {
             max_body_bytes: default_body(),
             request_timeout_secs: default_timeout(),
+            header_timeout_secs: None,
+            body_timeout_secs: None,
+            idle_timeout_secs: None,
+            max_header_bytes: None,
+            max_connections: None,
+            shutdown_grace_secs: None,
         }
     }
 }

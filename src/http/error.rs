@@ -16,10 +16,12 @@ pub enum ErrorFormat {
 /// its status is chosen here.
 pub fn status(code: Code) -> StatusCode {
     match code {
-        Code::UntrustedCaller | Code::MissingRole => StatusCode::FORBIDDEN,
+        Code::UntrustedCaller | Code::MissingRole | Code::CrossSite => StatusCode::FORBIDDEN,
         Code::NoHandler | Code::NotFound => StatusCode::NOT_FOUND,
         Code::Conflict => StatusCode::CONFLICT,
         Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        Code::Timeout => StatusCode::REQUEST_TIMEOUT,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Code::FieldMissing

@@ -6,6 +6,8 @@
 //! internal error text is logged once and never sent; every response carries `X-Request-Id`.
 
 mod admin;
+mod connection;
+mod cross_site;
 mod error;
 mod page;
 mod revocation;

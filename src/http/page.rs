@@ -1,10 +1,51 @@
 //! The bundled PIN page: self-contained, keyboard-usable, readable on a phone.
+//!
+//! Its one inline script and one inline style block hold no per-request values (the PIN
+//! policy travels in the form's attributes), so their SHA-256 hashes are computed once and the
+//! Content-Security-Policy allows exactly them — no `'unsafe-inline'`.
+
+use std::sync::LazyLock;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::rules::DEFAULT_PIN_PATTERN;
 use crate::rules::Handler;
 use crate::token::Pkcs12Profile;
 
 const TEMPLATE: &str = include_str!("ast.html");
+
+/// The PIN page's Content-Security-Policy: its inline script and style by hash, `fetch` and
+/// the form to this origin only, no framing.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self'; \
+             form-action 'self'; img-src data:; base-uri 'none'; frame-ancestors 'none'",
+            csp_hash(inline_block(TEMPLATE, "script")),
+            csp_hash(inline_block(TEMPLATE, "style")),
+        )
+    });
+    &POLICY
+}
+
+/// The text between `<tag>` and `</tag>` (the first such block), as the browser hashes it.
+fn inline_block<'a>(html: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    html.split_once(open.as_str())
+        .and_then(|(_, rest)| rest.split_once(close.as_str()))
+        .map(|(block, _)| block)
+        .unwrap_or_default()
+}
+
+/// `sha256-<base64>` of a script or style block (CSP Level 2 hash source).
+fn csp_hash(block: &str) -> String {
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(block.as_bytes()))
+    )
+}
 
 /// Renders the page for the handler serving `/pgwy/ast` (its PIN policy and profiles).
 pub fn render(handler: Option<&Handler>) -> String {
@@ -39,4 +80,41 @@ pub fn render(handler: Option<&Handler>) -> String {
             },
         )
         .replace("{{LEGACY}}", legacy_html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_allows_exactly_the_rendered_inline_blocks() {
+        let page = render(None);
+        let policy = content_security_policy();
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        for tag in ["script", "style"] {
+            let block = inline_block(&page, tag);
+            assert!(block.len() > 100, "no inline {tag} found");
+            assert!(
+                !block.contains("{{"),
+                "a placeholder inside the {tag} block"
+            );
+            assert!(
+                policy.contains(&csp_hash(block)),
+                "{tag} hash missing: {policy}"
+            );
+            // One block of each kind: a second would be blocked by the policy.
+            assert_eq!(page.matches(&format!("<{tag}")).count(), 1, "{tag}");
+        }
+        // No inline event handlers or style attributes (they would need 'unsafe-hashes').
+        assert!(!page.contains(" style=") && !page.contains(" onclick="));
+    }
+
+    #[test]
+    fn the_hash_is_the_standard_one() {
+        // echo -n 'alert(1)' | openssl dgst -sha256 -binary | base64
+        assert_eq!(
+            csp_hash("alert(1)"),
+            "sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI="
+        );
+    }
 }

@@ -2,20 +2,24 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use zeroize::Zeroizing;
 
+use super::connection::is_body_timeout;
+use super::cross_site;
 use super::error::{ErrorFormat, respond};
 use super::page;
+use super::server::OverTls;
 use crate::identity::Connection;
 use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, TokenForm, Unavailable};
 use crate::policy::IdentityHeaders;
@@ -38,8 +42,107 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(ready))
         .merge(super::revocation::routes())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            header_limit,
+        ))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(security_headers))
         .with_state(gateway)
+}
+
+/// Headers on every response: no MIME sniffing (the error page echoes request text), no
+/// Referer leaking gateway URLs, a locked-down CSP unless the route set its own (the PIN page),
+/// and HSTS on HTTPS (a TLS-terminating front adds its own).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let over_tls = request.extensions().get::<OverTls>().is_some();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+    }
+    if over_tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
+/// Refuses a header section above `[limits] max_header_bytes` with 431 `too-large` (hyper's
+/// own, larger ceiling answers a bare 431 before a request gets here). Audited on the issuance
+/// endpoint, like its other refusals.
+async fn header_limit(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = gateway.settings().limits.max_header_bytes;
+    if header_section_size(&request) <= limit {
+        return next.run(request).await;
+    }
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let error = IssuanceError::HeaderTooLarge(limit);
+    let path = request.uri().path();
+    let remainder = path
+        .strip_prefix("/pgwy/ast")
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    match (remainder, connection_of(request.extensions())) {
+        (Some(rest), Some(connection)) => {
+            let rest: String = rest.trim_start_matches('/').chars().take(256).collect();
+            let error = gateway
+                .refuse_on(&connection, &rest, &request_id, error)
+                .await;
+            respond(&error, &request_id, ErrorFormat::Html)
+        }
+        _ => respond(&error, &request_id, ErrorFormat::Json),
+    }
+}
+
+/// The size of the request line and header fields as sent in HTTP/1.1.
+fn header_section_size(request: &Request) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+        + 2
+}
+
+/// The connection the server attached (TCP peer, verified client certificate), or one built
+/// from `ConnectInfo` (router tests with `MockConnectInfo`).
+fn connection_of(extensions: &axum::http::Extensions) -> Option<Connection> {
+    if let Some(connection) = extensions.get::<Connection>() {
+        return Some(connection.clone());
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| Connection {
+            peer: *peer,
+            client_certificate: None,
+        })
 }
 
 async fn request_id(mut request: Request, next: Next) -> Response {
@@ -69,16 +172,24 @@ pub struct Peer(pub Connection);
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(connection) = parts.extensions.get::<Connection>() {
-            return Ok(Peer(connection.clone()));
-        }
-        match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(peer)) => Ok(Peer(Connection {
-                peer: *peer,
-                client_certificate: None,
-            })),
+        match connection_of(&parts.extensions) {
+            Some(connection) => Ok(Peer(connection)),
             None => Err((StatusCode::INTERNAL_SERVER_ERROR, "no peer address").into_response()),
         }
+    }
+}
+
+/// Whether the request came over TLS (the HTTPS listener).
+pub struct Transport {
+    pub over_tls: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Transport {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Transport {
+            over_tls: parts.extensions.get::<OverTls>().is_some(),
+        })
     }
 }
 
@@ -92,7 +203,7 @@ async fn pin_page(State(gateway): State<Arc<Gateway>>) -> Response {
             (header::X_FRAME_OPTIONS, "DENY"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; img-src data:",
+                page::content_security_policy(),
             ),
         ],
         html,
@@ -100,18 +211,24 @@ async fn pin_page(State(gateway): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
+#[allow(clippy::too_many_arguments)] // extractors, one per input
 async fn issue(
     State(gateway): State<Arc<Gateway>>,
     RequestId(request_id): RequestId,
     Peer(connection): Peer,
+    Transport { over_tls }: Transport,
     rest: Option<Path<String>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let settings = gateway.settings();
+    let form = cross_site::check(&headers, &uri, &settings.server.allowed_origins)
+        .and_then(|()| parse_form(&headers, body, settings.limits.body_timeout));
     let request = SoftTokenRequest {
         connection,
         path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
-        form: parse_form(&headers, body),
+        form,
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         request_id: request_id.clone(),
     };
@@ -127,10 +244,7 @@ async fn issue(
                     (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
                     (header::CONTENT_DISPOSITION, disposition),
                     (header::CACHE_CONTROL, "no-store".to_string()),
-                    (
-                        header::SET_COOKIE,
-                        "downloaded=true; Path=/; SameSite=Strict".to_string(),
-                    ),
+                    (header::SET_COOKIE, download_cookie(over_tls).to_string()),
                 ],
                 token.pkcs12,
             )
@@ -140,16 +254,29 @@ async fn issue(
     }
 }
 
+/// The cookie the PIN page watches for (the download has started); `Secure` on HTTPS.
+fn download_cookie(over_tls: bool) -> &'static str {
+    if over_tls {
+        "downloaded=true; Path=/; SameSite=Strict; Secure"
+    } else {
+        "downloaded=true; Path=/; SameSite=Strict"
+    }
+}
+
 /// Parses the form body. The body buffer is zeroised after the PIN is taken out.
 fn parse_form(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    body_timeout: Duration,
 ) -> Result<TokenForm, IssuanceError> {
     let bad = |m: &str| IssuanceError::BadRequest(m.to_string());
     let body = match body {
         Ok(b) => Zeroizing::new(Vec::from(b)),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return Err(IssuanceError::TooLarge);
+        }
+        Err(rejection) if is_body_timeout(&rejection) => {
+            return Err(IssuanceError::BodyTimeout(body_timeout.as_secs()));
         }
         Err(rejection) => return Err(IssuanceError::BadRequest(rejection.body_text())),
     };

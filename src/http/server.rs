@@ -1,17 +1,36 @@
-//! Listeners and graceful shutdown.
+//! Listeners, connection hygiene and graceful shutdown.
+//!
+//! Our own accept loop on hyper-util's protocol-detecting connection builder (HTTP/1.1 and
+//! HTTP/2, plain and TLS), with axum as the router. Every network input is bounded: the TLS
+//! handshake (`[server] handshake_timeout_secs`), the request header section (time and size),
+//! the body (time), idle kept-alive connections, and the number of open connections (kept
+//! below the open-file limit; idle ones are evicted first). On shutdown the listeners stop
+//! accepting, connections without a request in progress (idle, silent, half-sent) are closed
+//! at once, and requests in progress get `[limits] shutdown_grace_secs` to finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::middleware;
-use axum_server::Handle;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-
-use tokio::net::TcpListener;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
+use super::connection::{ConnectionState, DeadlineBody, Registry, Slot, Timeouts, Watched};
 use super::{router, tls};
+use crate::identity::Connection;
 use crate::issuance::Gateway;
 
 /// Which addresses to listen on (overrides of the configuration).
@@ -33,7 +52,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, closes idle connections, lets in-flight requests finish (within the
+    /// shutdown grace period), and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
         self.wait().await
@@ -53,31 +73,87 @@ impl RunningServer {
     }
 }
 
+/// Marks a request that came over TLS (for HSTS and `Secure` cookies).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+/// What every connection of a server shares.
+struct Transport {
+    registry: Arc<Registry>,
+    timeouts: Timeouts,
+    /// hyper's own ceiling on the header section (HTTP/1 read buffer, HTTP/2 header list):
+    /// beyond it hyper answers a bare 431 and closes. Below it, the router's check answers 431
+    /// with our error code (see `routes::header_limit`).
+    header_ceiling: usize,
+    grace: Duration,
+}
+
+/// The TLS side of the HTTPS listener.
+struct TlsSetup {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
 /// Binds the listeners and starts serving in the background.
 pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Result<RunningServer> {
-    let (shutdown, mut rx) = watch::channel(false);
+    let settings = gateway.settings();
+    let limits = &settings.limits;
+    let transport = Arc::new(Transport {
+        registry: Registry::new(connection_cap(limits.max_connections)),
+        timeouts: Timeouts {
+            header: limits.header_timeout,
+            body: limits.body_timeout,
+            idle: limits.idle_timeout,
+        },
+        header_ceiling: (2 * limits.max_header_bytes).max(64 * 1024),
+        grace: limits.shutdown_grace,
+    });
+    let (shutdown, _) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut http_addr = None;
-    let http = listeners.http.or(gateway.settings().server.http);
-    if let Some(addr) = http {
+    if let Some(addr) = listeners.http.or(settings.server.http) {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| bind_error(addr, e))?;
         http_addr = Some(listener.local_addr()?);
-        let app = router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        }));
+        tasks.push(tokio::spawn(serve(
+            listener,
+            router(gateway.clone()),
+            None,
+            transport.clone(),
+            shutdown.subscribe(),
+        )));
     }
     let mut https_addr = None;
-    if let Some(addr) = listeners.https.or(gateway.settings().server.https) {
-        let (addr, task) = start_https(gateway.clone(), addr, shutdown.subscribe()).await?;
-        https_addr = Some(addr);
-        tasks.push(task);
+    if let Some(addr) = listeners.https.or(settings.server.https) {
+        let server = &settings.server;
+        let (Some(cert), Some(key)) = (&server.tls_cert, &server.tls_key) else {
+            return Err(std::io::Error::other(
+                "an HTTPS listener needs [server] tls_cert and tls_key",
+            ));
+        };
+        let tls_config = tls::server_config(cert, key, server.client_ca.as_deref())
+            .map_err(std::io::Error::other)?;
+        if server.client_ca.is_none() {
+            tracing::warn!(
+                "HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in"
+            );
+        }
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_error(addr, e))?;
+        https_addr = Some(listener.local_addr()?);
+        let tls = Arc::new(TlsSetup {
+            acceptor: TlsAcceptor::from(tls_config),
+            handshake_timeout: server.handshake_timeout,
+        });
+        tasks.push(tokio::spawn(serve(
+            listener,
+            router(gateway.clone()),
+            Some(tls),
+            transport.clone(),
+            shutdown.subscribe(),
+        )));
     }
     if tasks.is_empty() {
         return Err(std::io::Error::other(
@@ -97,45 +173,251 @@ fn bind_error(addr: SocketAddr, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
 }
 
-/// Binds the HTTPS listener: the same router, plus the middleware that attaches the verified
-/// client certificate (see `tls`).
-async fn start_https(
-    gateway: Arc<Gateway>,
-    addr: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
-    let server = gateway.settings().server.clone();
-    let (Some(cert), Some(key)) = (&server.tls_cert, &server.tls_key) else {
-        return Err(std::io::Error::other(
-            "an HTTPS listener needs [server] tls_cert and tls_key",
-        ));
+/// Raises the soft open-file limit to the hard limit, logs both, and returns how many
+/// connections may be open at once: the configured number, or by default the soft limit less
+/// a reserve (database, CA and key files, logs, the admin listener), and never more than that.
+fn connection_cap(configured: Option<usize>) -> usize {
+    let before = rlimit::Resource::NOFILE.get().ok();
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
+    let soft = match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) => {
+            tracing::info!(
+                soft,
+                hard,
+                soft_at_start = before.map(|(s, _)| s),
+                "open-file limit (RLIMIT_NOFILE)"
+            );
+            usize::try_from(soft).unwrap_or(usize::MAX)
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the open-file limit ({e}); assuming 1024");
+            1024
+        }
     };
-    let tls = tls::server_config(cert, key, server.client_ca.as_deref())
-        .map_err(std::io::Error::other)?;
-    if server.client_ca.is_none() {
-        tracing::warn!(
-            "HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in"
+    let reserve = (soft / 8).clamp(64, 1024);
+    let ceiling = if soft > 2 * reserve {
+        soft - reserve
+    } else {
+        soft / 2
+    }
+    .max(8);
+    let cap = match configured {
+        Some(n) if n > ceiling => {
+            tracing::warn!(
+                configured = n,
+                used = ceiling,
+                "[limits] max_connections is above the open-file limit less a reserve; using the lower number"
+            );
+            ceiling
+        }
+        Some(n) => n,
+        // Automatic: also bounded for memory (each connection holds buffers).
+        None => ceiling.min(16_384),
+    };
+    tracing::info!(max_connections = cap, "connection limit");
+    cap
+}
+
+/// Accepts until told to stop, then drains.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<TlsSetup>>,
+    transport: Arc<Transport>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            // A dropped sender (the RunningServer is gone) stops the server too.
+            _ = stop.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_per_connection_error(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors (EMFILE/ENFILE) or memory: back off instead of
+                // spinning; connections closing free descriptors.
+                tracing::warn!("accept failed: {e}; retrying in 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = transport.registry.admit().await else {
+            continue; // dropping `tcp` closes it
+        };
+        let _ = tcp.set_nodelay(true);
+        connections.spawn(serve_connection(
+            tcp,
+            peer,
+            slot,
+            app.clone(),
+            tls.clone(),
+            transport.clone(),
+            stop.clone(),
+        ));
+    }
+    drop(listener);
+    let in_progress = connections.len();
+    if in_progress > 0 {
+        tracing::info!(
+            connections = in_progress,
+            grace_secs = transport.grace.as_secs(),
+            "listener closed; waiting for requests in progress"
         );
     }
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| bind_error(addr, e))?;
-    listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
-        .handshake_timeout(server.handshake_timeout);
-    let handle: Handle<SocketAddr> = Handle::new();
-    let app = router(gateway)
-        .layer(middleware::from_fn(tls::attach_connection))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp(listener)?
-        .acceptor(acceptor)
-        .handle(handle.clone());
-    let task = tokio::spawn(async move {
-        let on_stop = handle.clone();
-        tokio::spawn(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-            on_stop.graceful_shutdown(None);
-        });
-        server.serve(app).await
+    let drained = tokio::time::timeout(transport.grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "shutdown grace period over: closing connections with requests still in progress"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Errors of one incoming connection that say nothing about the listener.
+fn is_per_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
+}
+
+/// One connection: the TLS handshake (bounded) if any, then HTTP.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    app: Router,
+    tls: Option<Arc<TlsSetup>>,
+    transport: Arc<Transport>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let state = slot.state.clone();
+    let Some(tls) = tls else {
+        let connection = Connection {
+            peer,
+            client_certificate: None,
+        };
+        let io = Watched::new(tcp, state.clone());
+        serve_http(io, connection, false, app, state, &transport, &mut stop).await;
+        return;
+    };
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)) => handshake,
+        () = state.evicted() => return,
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let connection = Connection {
+        peer,
+        client_certificate: tls::verified_client_certificate(stream.get_ref().1),
+    };
+    state.ready();
+    let io = Watched::new(stream, state.clone());
+    serve_http(io, connection, true, app, state, &transport, &mut stop).await;
+}
+
+/// HTTP/1.1 or HTTP/2 on a ready connection, watched until it ends, idles out or is told to
+/// stop. Returning drops (closes) the connection.
+async fn serve_http<I>(
+    io: I,
+    connection: Connection,
+    over_tls: bool,
+    app: Router,
+    state: Arc<ConnectionState>,
+    transport: &Transport,
+    stop: &mut watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = connection.peer;
+    let body_timeout = transport.timeouts.body;
+    let service_state = state.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let in_progress = service_state.begin_request();
+        let mut request = request.map(|body| DeadlineBody::new(body, body_timeout));
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(connection.clone());
+        if over_tls {
+            request.extensions_mut().insert(OverTls);
+        }
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await?;
+            // The request counts as in progress until its response body is gone.
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _ = &in_progress;
+                    frame
+                }))
+            }))
+        }
     });
-    Ok((bound, task))
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(transport.header_ceiling);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(transport.header_ceiling).unwrap_or(u32::MAX))
+        .max_concurrent_streams(64);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut stopping = false;
+    loop {
+        if stopping && state.is_idle() {
+            return;
+        }
+        let deadline = state.deadline(&transport.timeouts);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                return;
+            }
+            () = state.changed() => {}
+            () = state.evicted() => {
+                tracing::debug!(%peer, "closing an idle connection to admit a new one");
+                return;
+            }
+            () = sleep_until(deadline) => {
+                if state.deadline(&transport.timeouts).is_some_and(|d| d <= Instant::now()) {
+                    tracing::debug!(%peer, "closing a connection: no complete request within the time limits");
+                    return;
+                }
+            }
+            _ = stop.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }

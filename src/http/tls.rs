@@ -1,29 +1,24 @@
 //! The HTTPS listener's TLS: rustls server configuration with optional client certificates
-//! verified against `client_ca`, and the middleware that turns a verified client certificate
-//! into the request's `identity::Connection`.
+//! verified against `client_ca`, and the step that turns a verified client certificate into
+//! the connection's `VerifiedClientCertificate`.
 //!
 //! Why this is safe: with a `client_ca`, rustls runs `WebPkiClientVerifier` (chain to
 //! `client_ca`, validity, clientAuth EKU) during the handshake and aborts the handshake when a
 //! presented certificate does not verify; `allow_unauthenticated` only lets clients that
 //! present *no* certificate through (they are then refused by `requiredRoRoles` handlers).
-//! Without a `client_ca` the server never asks for a certificate. So a peer certificate in
-//! `TlsInfo` on this listener is a verified one, and `VerifiedClientCertificate` is built here
-//! alone.
+//! Without a `client_ca` the server never asks for a certificate. So a peer certificate on a
+//! completed handshake of this listener is a verified one, and `VerifiedClientCertificate` is
+//! built here alone, once per connection (`server::serve_connection`).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
-use axum::response::Response;
-use axum_server::tls::TlsInfo;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ServerConnection, WebPkiClientVerifier};
 
-use crate::identity::{Connection, VerifiedClientCertificate};
+use crate::identity::VerifiedClientCertificate;
 
 /// Why the TLS configuration could not be built. Messages name files, never key material.
 #[derive(Debug, thiserror::Error)]
@@ -93,23 +88,13 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Middleware of the HTTPS listener: attaches the `Connection` (TCP peer and, if rustls
-/// verified one, the client certificate — the leaf, as sent first).
-pub async fn attach_connection(mut request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer);
-    let certificate = request
-        .extensions()
-        .get::<Arc<TlsInfo>>()
-        .and_then(|info| info.peer_certificates.first().cloned())
-        .map(VerifiedClientCertificate::from_verified_handshake);
-    if let Some(peer) = peer {
-        request.extensions_mut().insert(Connection {
-            peer,
-            client_certificate: certificate,
-        });
-    }
-    next.run(request).await
+/// The client certificate rustls verified during this completed handshake (the leaf, as sent
+/// first), if the client presented one.
+pub fn verified_client_certificate(
+    connection: &ServerConnection,
+) -> Option<VerifiedClientCertificate> {
+    connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| VerifiedClientCertificate::from_verified_handshake(leaf.to_vec()))
 }

@@ -26,6 +26,12 @@ pub enum Code {
     BadHeader,
     BadRequest,
     TooLarge,
+    /// The request header section is too large (431; same spelling as `TooLarge`).
+    HeaderTooLarge,
+    /// The request body did not arrive in time (408).
+    Timeout,
+    /// A browser sent the form from another site (403).
+    CrossSite,
     NotFound,
     Conflict,
     Unavailable,
@@ -45,7 +51,9 @@ impl Code {
             Code::DuplicateHeader => "duplicate-header",
             Code::BadHeader => "bad-header",
             Code::BadRequest => "bad-request",
-            Code::TooLarge => "too-large",
+            Code::TooLarge | Code::HeaderTooLarge => "too-large",
+            Code::Timeout => "timeout",
+            Code::CrossSite => "cross-site",
             Code::NotFound => "not-found",
             Code::Conflict => "conflict",
             Code::Unavailable => "unavailable",
@@ -115,6 +123,15 @@ pub enum IssuanceError {
     BadRequest(String),
     #[error("the request body is too large")]
     TooLarge,
+    /// The request header section is larger than `[limits] max_header_bytes`.
+    #[error("the request header section is larger than {0} bytes")]
+    HeaderTooLarge(usize),
+    /// The request body did not arrive within `[limits] body_timeout_secs`.
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
+    /// A browser sent the request from a page of another site (cross-site request forgery).
+    #[error("{0}")]
+    CrossSite(&'static str),
     /// The value of a field cannot be encoded (e.g. a serialNumber outside PrintableString).
     #[error("field `{attribute}`: {message}")]
     FieldEncoding {
@@ -195,6 +212,9 @@ impl IssuanceError {
             IssuanceError::NotFound(_) => Code::NotFound,
             IssuanceError::Conflict(_) => Code::Conflict,
             IssuanceError::TooLarge => Code::TooLarge,
+            IssuanceError::HeaderTooLarge(_) => Code::HeaderTooLarge,
+            IssuanceError::BodyTimeout(_) => Code::Timeout,
+            IssuanceError::CrossSite(_) => Code::CrossSite,
             IssuanceError::Unavailable(_) => Code::Unavailable,
             IssuanceError::Internal(_) => Code::Internal,
         }

@@ -15,6 +15,10 @@ try {
   const context = await browser.newContext({ acceptDownloads: true, extraHTTPHeaders: identity,
                                              viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
+  // The page's CSP allows its inline script and style by hash only: any violation (a hash
+  // that no longer matches, an inline handler) shows up as a console error.
+  const violations = [];
+  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
   const requests = [];
   page.on("request", (r) => { if (r.method() === "POST") requests.push(r.url()); });
   await page.goto(`${base}/pgwy/request/ast.html`);
@@ -54,6 +58,8 @@ try {
   const cookies = await context.cookies();
   assert.ok(cookies.some((c) => c.name === "downloaded"), "downloaded cookie present");
   await page.screenshot({ path: `${shots}/done.png`, fullPage: true });
+  assert.deepEqual(violations, [], "Content-Security-Policy violations");
+  assert.ok(!/unsafe-inline/.test((await (await context.request.get(`${base}/pgwy/request/ast.html`)).headers())["content-security-policy"]));
 
   // A refusal from the server is shown in the alert region (no commonname header this time).
   const bare = await browser.newContext({ extraHTTPHeaders: { country: "SE" } });

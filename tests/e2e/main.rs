@@ -4,6 +4,7 @@ mod audit;
 mod ca;
 mod config;
 mod databases;
+mod hardening_http;
 mod kit;
 mod nginx;
 mod operations;
