@@ -12,6 +12,7 @@ mod crl;
 mod demo;
 pub mod ocsp;
 mod pkcs11;
+mod published;
 mod signer;
 mod subject;
 
@@ -24,8 +25,11 @@ pub use certificate::{
 };
 pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
-pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
+pub use demo::{
+    DemoCa, write_demo_hierarchy, write_published_demo_hierarchy, write_self_signed_tls,
+};
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
+pub use published::PublishedUrls;
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
 pub use subject::{Attribute, Subject};
 

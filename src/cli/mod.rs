@@ -49,7 +49,15 @@ pub enum Command {
         admin: Option<SocketAddr>,
     },
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
-    Init,
+    Init {
+        /// Plain-HTTP listen address written as [server] http (default 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// The URL relying parties use to reach this service, written as [server] public_url
+        /// and into the demo CA certificates (default: derived from the HTTP listener).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -145,14 +153,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(&root, Listeners { http, https }, admin).await
         }
         Command::Bench(args) => bench::run(&root, args).await,
-        Command::Init => {
-            config::write_default(&root)?;
+        Command::Init { http, public_url } => {
+            let settings = init_settings(http, public_url)?;
+            config::write_default_for(&root, &settings)?;
             let config = load_config(&root)?;
             crate::store::Store::open(&config.gateway.database_url, 1).await?;
             println!(
                 "wrote a default configuration, a demo CA and the database to {}",
                 root.dir().display()
             );
+            println!("{}", settings.describe());
+            for warning in config::public_url_warnings(&settings.public_url, &[settings.http]) {
+                println!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {
@@ -193,6 +206,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The listener and public URL of a new root: given, or the default listener, with the URL
+/// derived from it.
+fn init_settings(
+    http: Option<SocketAddr>,
+    public_url: Option<String>,
+) -> anyhow::Result<config::InitSettings> {
+    let embedded = config::InitSettings::embedded();
+    let http = http.unwrap_or(embedded.http);
+    let (public_url, derived) = match public_url {
+        Some(url) => (url, false),
+        None => (
+            config::public_url_from_listener(http, false).map_err(anyhow::Error::msg)?,
+            true,
+        ),
+    };
+    config::check_public_url(&public_url).map_err(|m| anyhow::anyhow!("--public-url: {m}"))?;
+    Ok(config::InitSettings {
+        http,
+        public_url: public_url.trim_end_matches('/').to_string(),
+        derived,
+    })
+}
+
 /// Loads the configuration or fails with every problem listed.
 pub fn load_config(root: &Root) -> anyhow::Result<config::Config> {
     config::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
@@ -204,8 +240,10 @@ async fn serve(
     admin: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
-        config::write_default(root).context("writing the default configuration")?;
+        let settings = init_settings(listeners.http, None)?;
+        config::write_default_for(root, &settings).context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
+        tracing::info!("{}", settings.describe());
     }
     let config = load_config(root)?;
     let proxies = config.gateway.trusted_proxies.clone();
@@ -230,6 +268,24 @@ async fn serve(
     }
     if let Some(addr) = server.https_addr {
         tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
+    }
+    let public_url = gateway.config().gateway.server.public_url.clone();
+    tracing::info!(
+        "certificates point relying parties at {public_url} (CRL, OCSP, CA certificates)"
+    );
+    let bound: Vec<SocketAddr> = server
+        .http_addr
+        .into_iter()
+        .chain(server.https_addr)
+        .collect();
+    if gateway.config().gateway.server.public_url_derived {
+        tracing::warn!(
+            "[server] public_url is not set: certificates carry {public_url}, derived from the listener; \
+             set it to the URL relying parties use"
+        );
+    }
+    for warning in config::public_url_warnings(&public_url, &bound) {
+        tracing::warn!("{warning}");
     }
     // Metrics are auxiliary: when the configured admin address is taken (a second node on the
     // same host, say) the service still issues and says so loudly. An address given on the
@@ -358,6 +414,21 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         }
     };
     println!("configuration OK ({})", root.dir().display());
+    let server = &config.gateway.server;
+    println!(
+        "public URL: {} (CRL, OCSP and CA-certificate URLs in certificates)",
+        server.public_url
+    );
+    if server.public_url_derived {
+        println!(
+            "warning: [server] public_url is not set; it was derived from the listener. Set it to \
+             the URL relying parties use"
+        );
+    }
+    let listeners: Vec<SocketAddr> = server.http.into_iter().chain(server.https).collect();
+    for warning in config::public_url_warnings(&server.public_url, &listeners) {
+        println!("warning: {warning}");
+    }
     println!(
         "AST service: {}",
         if config.ast.enabled {

@@ -18,11 +18,12 @@ use std::path::{Path, PathBuf};
 
 pub use ast::{AstConfig, Handler, PARAMETERS, RequiredRoles, load_ast};
 pub use defaults::{
-    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default,
+    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, InitSettings,
+    write_default, write_default_for,
 };
 pub use gateway::{
     CaConfig, CertificateTemplate, GatewayConfig, Limits, ServerConfig, TokenProcedure,
-    load_gateway, parse_duration,
+    check_public_url, load_gateway, parse_duration, public_url_from_listener, public_url_warnings,
 };
 pub use secret::SecretKey;
 

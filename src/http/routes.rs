@@ -199,17 +199,29 @@ fn parse_form(
     Ok(Form { pin, profile })
 }
 
+/// `/pgwy/ca/<ca>.pem`: the chain as PEM, the CA first. `/pgwy/ca/<ca>.cer`: the CA
+/// certificate alone as DER, what AIA caIssuers in certificates points at (RFC 5280 §4.2.2.1).
 async fn ca_chain(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) -> Response {
-    let Some(name) = file.strip_suffix(".pem") else {
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    let (name, der) = match (file.strip_suffix(".pem"), file.strip_suffix(".cer")) {
+        (Some(name), _) => (name, false),
+        (None, Some(name)) => (name, true),
+        (None, None) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };
     match gateway.ca(name) {
+        Some(ca) if der => (
+            [
+                (header::CONTENT_TYPE, "application/pkix-cert"),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            ca.certificate_der().to_vec(),
+        )
+            .into_response(),
         Some(ca) => (
             [(header::CONTENT_TYPE, "application/x-pem-file")],
             ca.chain_pem(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no CA named `{name}`\n")).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such CA\n").into_response(),
     }
 }
 

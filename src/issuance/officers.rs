@@ -90,6 +90,11 @@ impl Gateway {
             IssuanceError::Unavailable(format!("no CA named `{OFFICERS_CA}` is configured"))
         })?;
         let iterations = self.config().gateway.pkcs12_iterations;
+        let published = crate::ca::PublishedUrls::for_ca(
+            &self.config().gateway.server.public_url,
+            OFFICERS_CA,
+            self.config().gateway.ocsp.enabled,
+        );
         let subject_name = name.to_string();
         let (der, serial, pkcs12) = tokio::task::spawn_blocking(move || {
             let key = generate_key(KeyType::EcP256)
@@ -108,8 +113,7 @@ impl Gateway {
                 extended_key_usage: &eku,
                 policies: &[],
                 ca: None,
-                crl_url: None,
-                ocsp_url: None,
+                published: Some(published),
             };
             let certificate = issue_certificate(
                 ca.certificate().tbs_certificate().subject(),

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use serde_json::json;
 
 use super::{Gateway, IssuanceError};
-use crate::ca::{Ca, CaError, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
+use crate::ca::{
+    Ca, CaError, CertificateProfile, IssuedCertificate, PublishedUrls, Subject, issue_certificate,
+};
 use crate::config::{CertificateTemplate, Config, Handler};
 use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{CertificateFacts, EvaluatedFields, IdentityHeaders, evaluate};
@@ -531,9 +533,7 @@ pub(crate) fn make_token(
             extended_key_usage: &template.extended_key_usage,
             policies: &template.policies,
             ca: None,
-            crl_url: Some(format!("{public_url}/pgwy/crl/{}.crl", planned.ca.name())),
-            // SPEC §7.1: AIA pointing at our own responder when OCSP is on.
-            ocsp_url: ocsp.then(|| format!("{public_url}/pgwy/ocsp")),
+            published: Some(PublishedUrls::for_ca(public_url, planned.ca.name(), ocsp)),
         };
         let ca = &planned.ca;
         let certificate = issue_certificate(
