@@ -132,7 +132,7 @@ async fn issue(
         .unwrap_or_else(|_| Err(IssuanceError::Unavailable("request timed out".into())));
     match result {
         Ok(token) => {
-            let disposition = format!("attachment; filename=\"{}\"", token.filename);
+            let disposition = content_disposition(&token.filename);
             (
                 [
                     (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
@@ -149,6 +149,43 @@ async fn issue(
         }
         Err(error) => respond(&error, &request_id, ErrorFormat::Html),
     }
+}
+
+/// `attachment; filename="<ASCII>"`, plus RFC 6266 `filename*=UTF-8''<percent-encoded>` when
+/// the (already sanitised) name is not ASCII: browsers take `filename*`, older clients the ASCII
+/// fallback with every other character as `_`.
+fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ascii == filename {
+        return format!("attachment; filename=\"{ascii}\"");
+    }
+    // RFC 8187 attr-char: ALPHA DIGIT ! # $ & + - . ^ _ ` | ~; everything else is encoded.
+    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(filename, ATTR_CHAR)
+    )
 }
 
 struct Form {
@@ -229,5 +266,33 @@ async fn ready(State(gateway): State<Arc<Gateway>>, RequestId(request_id): Reque
     match gateway.ready().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => respond(&e, &request_id, ErrorFormat::Json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn ascii_names_need_no_filename_star() {
+        assert_eq!(
+            content_disposition("Alice Andersson.p12"),
+            "attachment; filename=\"Alice Andersson.p12\""
+        );
+    }
+
+    #[test]
+    fn unicode_names_get_an_ascii_fallback_and_rfc_6266_filename_star() {
+        assert_eq!(
+            content_disposition("Hanna Ström.p12"),
+            "attachment; filename=\"Hanna Str_m.p12\"; filename*=UTF-8''Hanna%20Str%C3%B6m.p12"
+        );
+        assert_eq!(
+            content_disposition("𠮷田 太郎.p12"),
+            "attachment; filename=\"__ __.p12\"; filename*=UTF-8''%F0%A0%AE%B7%E7%94%B0%20%E5%A4%AA%E9%83%8E.p12"
+        );
+        // Whatever reaches it, the header stays one quoted ASCII token.
+        let header = content_disposition("a\"b\\c\r\nd.p12");
+        assert!(header.is_ascii() && !header.contains('\r') && header.matches('"').count() == 2);
     }
 }

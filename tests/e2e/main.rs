@@ -3,6 +3,7 @@
 mod ca;
 mod config;
 mod databases;
+mod interop;
 mod kit;
 mod nginx;
 mod page;
