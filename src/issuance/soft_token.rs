@@ -598,9 +598,7 @@ fn unix(t: std::time::SystemTime) -> i64 {
 /// system and in a Content-Disposition header (the HTTP layer adds the ASCII fallback and the
 /// RFC 6266 `filename*`).
 pub fn sanitise_filename(common_name: &str) -> String {
-    let combining = |c: char| {
-        matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
-    };
+    let combining = |c: char| matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}');
     let cleaned: String = common_name
         .chars()
         .map(|c| {
@@ -673,7 +671,10 @@ mod tests {
         assert_eq!(sanitise_filename("Åsa Öberg"), "Åsa Öberg.p12");
         assert_eq!(sanitise_filename("𠮷田 太郎"), "𠮷田 太郎.p12");
         assert_eq!(sanitise_filename("A\u{30A}sa"), "A\u{30A}sa.p12");
-        assert_eq!(sanitise_filename("\u{202E}gpj.exe\u{200B}A😀"), "_gpj.exe_A_.p12");
+        assert_eq!(
+            sanitise_filename("\u{202E}gpj.exe\u{200B}A😀"),
+            "_gpj.exe_A_.p12"
+        );
         assert_eq!(sanitise_filename(".."), "token.p12");
     }
 }

@@ -247,12 +247,8 @@ async fn every_certificate_below_the_root_points_at_its_issuer() {
         )
         .await
         .unwrap();
-    let store = KeyStore::from_pkcs12(
-        &officer.pkcs12,
-        "officer-123",
-        Pkcs12ImportPolicy::Strict,
-    )
-    .unwrap();
+    let store =
+        KeyStore::from_pkcs12(&officer.pkcs12, "officer-123", Pkcs12ImportPolicy::Strict).unwrap();
     let (_, chain) = store.private_key_chain().unwrap();
     assert_eq!(
         published(chain.certs()[0].as_der()),
@@ -267,7 +263,10 @@ async fn every_certificate_below_the_root_points_at_its_issuer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openssl_verify_checks_the_whole_chain_with_both_crls() {
     let Some(openssl) = tool("openssl") else {
-        return skipped("openssl_verify_checks_the_whole_chain", "openssl not installed");
+        return skipped(
+            "openssl_verify_checks_the_whole_chain",
+            "openssl not installed",
+        );
     };
     let gw = start_published().await;
     let dir = gw.root.path().join("verify");
@@ -307,7 +306,14 @@ async fn openssl_verify_checks_the_whole_chain_with_both_crls() {
         fetch(&gw, "/pgwy/crl/issuing.crl").await,
     ));
     let verify = |extra: Vec<String>, leaf: &str| {
-        let mut args = s(&["verify", "-crl_check_all", "-CAfile", &root, "-untrusted", &issuing]);
+        let mut args = s(&[
+            "verify",
+            "-crl_check_all",
+            "-CAfile",
+            &root,
+            "-untrusted",
+            &issuing,
+        ]);
         args.extend(extra);
         args.push(leaf.to_string());
         run_tool(openssl.clone(), args)
@@ -433,7 +439,10 @@ fn start_nginx(nginx: &Path, dir: &Path, ports: [u16; 2]) -> Nginx {
         .arg(dir.join("nginx.conf"))
         .arg("-e")
         .arg(&log)
-        .args(["-g", "daemon off; master_process off; error_log stderr info;"])
+        .args([
+            "-g",
+            "daemon off; master_process off; error_log stderr info;",
+        ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap())
         .spawn()
@@ -457,10 +466,13 @@ fn start_nginx(nginx: &Path, dir: &Path, ports: [u16; 2]) -> Nginx {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
-    let Some(nginx) = tool("nginx").or_else(|| {
-        Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.exists())
-    }) else {
-        return skipped("nginx_client_auth_with_ocsp_and_crls", "nginx not installed");
+    let Some(nginx) =
+        tool("nginx").or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.exists()))
+    else {
+        return skipped(
+            "nginx_client_auth_with_ocsp_and_crls",
+            "nginx not installed",
+        );
     };
     let gw = start_published().await;
     let dir = gw.root.path().join("nginx");
@@ -472,7 +484,11 @@ async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
     let issuing = fetch(&gw, "/pgwy/ca/issuing.cer").await;
     std::fs::write(
         dir.join("clients.pem"),
-        format!("{}{}", pem("CERTIFICATE", &issuing), pem("CERTIFICATE", &root)),
+        format!(
+            "{}{}",
+            pem("CERTIFICATE", &issuing),
+            pem("CERTIFICATE", &root)
+        ),
     )
     .unwrap();
     let write_crls = async |gw: &TestGateway| {
@@ -491,8 +507,9 @@ async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
     let client = |port: u16| {
         reqwest::Client::builder()
             .no_proxy()
-            .tls_certs_only([reqwest::Certificate::from_pem(pem("CERTIFICATE", &root).as_bytes())
-                .unwrap()])
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(pem("CERTIFICATE", &root).as_bytes()).unwrap(),
+            ])
             .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], port)))
             .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
             .timeout(Duration::from_secs(30))
@@ -552,7 +569,12 @@ async fn openssl_info(openssl: &Path, file: &Path) -> (Vec<String>, String) {
     let blocks = text
         .split("-----BEGIN CERTIFICATE-----")
         .skip(1)
-        .map(|b| b.split("-----END CERTIFICATE-----").next().unwrap().to_string())
+        .map(|b| {
+            b.split("-----END CERTIFICATE-----")
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     (blocks, text)
 }
@@ -613,7 +635,10 @@ async fn token_layout_in_openssl_nss_java_and_pyca() {
 
     // NSS: two differently named certificates with keys, any Unicode name intact.
     match tool("pk12util") {
-        None => skipped("token_layout: pk12util", "pk12util not installed (libnss3-tools)"),
+        None => skipped(
+            "token_layout: pk12util",
+            "pk12util not installed (libnss3-tools)",
+        ),
         Some(pk12util) => {
             for (name, profile, path) in &files {
                 let (ok, text) = run_tool(
@@ -631,10 +656,7 @@ async fn token_layout_in_openssl_nss_java_and_pyca() {
                     .lines()
                     .filter_map(|l| l.trim().strip_prefix("Friendly Name: "))
                     .collect();
-                let expected = [
-                    format!("{name} authentication"),
-                    format!("{name} signing"),
-                ];
+                let expected = [format!("{name} authentication"), format!("{name} signing")];
                 // Certificates first, then the keys: each name once per kind.
                 assert_eq!(
                     names,
@@ -687,7 +709,12 @@ async fn token_layout_in_openssl_nss_java_and_pyca() {
                         && l.ends_with(&format!("{lower} authentication clientAuth=true"))),
                     "{text}"
                 );
-                println!("{name} {profile}: {}", text.lines().find(|l| l.starts_with("SunX509")).unwrap_or(""));
+                println!(
+                    "{name} {profile}: {}",
+                    text.lines()
+                        .find(|l| l.starts_with("SunX509"))
+                        .unwrap_or("")
+                );
             }
         }
     }
@@ -700,7 +727,10 @@ async fn token_layout_in_openssl_nss_java_and_pyca() {
             .is_ok_and(|o| o.status.success())
     });
     match pyca {
-        None => skipped("token_layout: pyca", "python3 with cryptography not installed"),
+        None => skipped(
+            "token_layout: pyca",
+            "python3 with cryptography not installed",
+        ),
         Some(python) => {
             let script = "import sys\n\
                 from cryptography import x509\n\
@@ -814,8 +844,12 @@ async fn init_derives_public_url_and_config_check_warns() {
     );
     let toml = std::fs::read_to_string(root.join("conf/gateway.toml")).unwrap();
     assert!(toml.contains("\nhttp = \"127.0.0.1:18443\"\n"), "{toml}");
-    assert!(toml.contains("\npublic_url = \"http://127.0.0.1:18443\"\n"), "{toml}");
-    let issuing = ast_gateway::ca::read_certificate_file(&root.join("data/ca/issuing.pem")).unwrap();
+    assert!(
+        toml.contains("\npublic_url = \"http://127.0.0.1:18443\"\n"),
+        "{toml}"
+    );
+    let issuing =
+        ast_gateway::ca::read_certificate_file(&root.join("data/ca/issuing.pem")).unwrap();
     assert_eq!(
         published(&issuing).0,
         ["http://127.0.0.1:18443/pgwy/crl/root.crl"]
@@ -825,9 +859,13 @@ async fn init_derives_public_url_and_config_check_warns() {
 
     // A given URL is used as given; a bad one is refused before anything is written.
     let root_b = dir.path().join("b");
-    let (ok, text) = cli(&root_b, &["init", "--public-url", "https://pki.example.com/"]);
+    let (ok, text) = cli(
+        &root_b,
+        &["init", "--public-url", "https://pki.example.com/"],
+    );
     assert!(ok, "{text}");
-    let issuing = ast_gateway::ca::read_certificate_file(&root_b.join("data/ca/issuing.pem")).unwrap();
+    let issuing =
+        ast_gateway::ca::read_certificate_file(&root_b.join("data/ca/issuing.pem")).unwrap();
     assert_eq!(
         published(&issuing).2,
         ["https://pki.example.com/pgwy/ca/root.cer"]
@@ -846,7 +884,9 @@ async fn init_derives_public_url_and_config_check_warns() {
     let (ok, text) = cli(&root, &["config", "check"]);
     assert!(ok, "{text}");
     assert!(
-        text.contains("warning: [server] public_url = `http://127.0.0.1:18443` is a loopback address"),
+        text.contains(
+            "warning: [server] public_url = `http://127.0.0.1:18443` is a loopback address"
+        ),
         "{text}"
     );
     // No public_url at all: derived from the listener, and said so.
