@@ -216,6 +216,10 @@ fn init_settings(
     let http = http.unwrap_or(embedded.http);
     let (public_url, derived) = match public_url {
         Some(url) => (url, false),
+        None if http.port() == 0 => anyhow::bail!(
+            "--http {http}: port 0 is only chosen when the service starts, so no URL can be \
+             derived from it for the certificates; give a port, or --public-url"
+        ),
         None => (
             config::public_url_from_listener(http, false).map_err(anyhow::Error::msg)?,
             true,
@@ -240,7 +244,8 @@ async fn serve(
     admin: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
-        let settings = init_settings(listeners.http, None)?;
+        // Port 0 is chosen at bind time: nothing to derive a URL from, keep the default.
+        let settings = init_settings(listeners.http.filter(|a| a.port() != 0), None)?;
         config::write_default_for(root, &settings).context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
         tracing::info!("{}", settings.describe());

@@ -873,6 +873,9 @@ async fn init_derives_public_url_and_config_check_warns() {
     let (ok, text) = cli(&dir.path().join("c"), &["init", "--public-url", "ftp://x"]);
     assert!(!ok && text.contains("--public-url"), "{text}");
     assert!(!dir.path().join("c/conf").exists());
+    let (ok, text) = cli(&dir.path().join("c"), &["init", "--http", "127.0.0.1:0"]);
+    assert!(!ok && text.contains("port 0"), "{text}");
+    assert!(!dir.path().join("c/conf").exists());
 
     // Listening on every interface with a loopback public_url: `config check` says so.
     let path = root.join("conf/gateway.toml");
