@@ -296,7 +296,7 @@ impl Gateway {
 
     /// The CAs whose CRL distribution point is in certificates: parents of configured CAs,
     /// CAs of token procedures, and the officers CA.
-    pub fn signing_cas(&self) -> std::collections::BTreeSet<String> {
+    fn signing_cas(&self) -> std::collections::BTreeSet<String> {
         let config = self.config();
         let gateway = &config.gateway;
         let mut names: std::collections::BTreeSet<String> = gateway

@@ -610,6 +610,19 @@ async fn token_layout_in_openssl_nss_java_and_pyca() {
                         && text.matches("localKeyID").count() == 2,
                     "{name} {profile}: {text}"
                 );
+                if *name == YOSHIDA {
+                    // OpenSSL 3.0's `pkcs12 -info` prints a BMPString friendlyName with
+                    // OPENSSL_uni2asc (the low byte of each UTF-16 unit); later versions print
+                    // UTF-8. Either shows that it read our surrogate pairs as written.
+                    let name = format!("{YOSHIDA} authentication");
+                    let low_bytes: Vec<u8> = name.encode_utf16().map(|u| u as u8).collect();
+                    let byte_wise = String::from_utf8_lossy(&low_bytes).to_string();
+                    assert!(
+                        text.contains(&format!("friendlyName: {name}"))
+                            || text.contains(&format!("friendlyName: {byte_wise}")),
+                        "{text}"
+                    );
+                }
                 if *name == "Alice Andersson" {
                     // Certificate bags named like their keys, authentication first.
                     let names: Vec<_> = text
