@@ -31,11 +31,12 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use super::{Attribute, CaError, Signer, Subject};
+use super::{Attribute, CaError, PublishedUrls, Signer, Subject};
 
 /// Microsoft's User Principal Name otherName (used for smart-card logon).
 const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
 const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+const CA_ISSUERS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
 
 /// What a certificate should contain, apart from issuer and signature.
 pub struct CertificateProfile<'a> {
@@ -50,8 +51,9 @@ pub struct CertificateProfile<'a> {
     pub policies: &'a [ObjectIdentifier],
     /// `Some(path_len)` for a CA certificate.
     pub ca: Option<Option<u8>>,
-    pub crl_url: Option<String>,
-    pub ocsp_url: Option<String>,
+    /// The issuing CA's CRL, certificate and OCSP URLs (CRL distribution point and Authority
+    /// Information Access); `None` for a self-signed root.
+    pub published: Option<PublishedUrls>,
 }
 
 /// A signed certificate and the facts the database records about it.
@@ -318,12 +320,14 @@ fn extensions(
             &policies,
         )?);
     }
-    if let Some(url) = &profile.crl_url {
-        let uri = Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?;
+    if let Some(urls) = &profile.published {
+        let uri = |url: &str| -> Result<GeneralName, CaError> {
+            Ok(GeneralName::UniformResourceIdentifier(
+                Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?,
+            ))
+        };
         let dp = CrlDistributionPoints(vec![DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![
-                GeneralName::UniformResourceIdentifier(uri),
-            ])),
+            distribution_point: Some(DistributionPointName::FullName(vec![uri(&urls.crl)?])),
             reasons: None,
             crl_issuer: None,
         }]);
@@ -332,17 +336,21 @@ fn extensions(
             false,
             &dp,
         )?);
-    }
-    if let Some(url) = &profile.ocsp_url {
-        let uri = Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?;
-        let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
-            access_method: OCSP_OID,
-            access_location: GeneralName::UniformResourceIdentifier(uri),
-        }]);
+        let mut access = Vec::with_capacity(2);
+        if let Some(ocsp) = &urls.ocsp {
+            access.push(AccessDescription {
+                access_method: OCSP_OID,
+                access_location: uri(ocsp)?,
+            });
+        }
+        access.push(AccessDescription {
+            access_method: CA_ISSUERS_OID,
+            access_location: uri(&urls.ca_issuers)?,
+        });
         out.push(extension(
             rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
             false,
-            &aia,
+            &AuthorityInfoAccessSyntax(access),
         )?);
     }
     Ok(out)

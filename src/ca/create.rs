@@ -8,20 +8,21 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 use super::{
-    Attribute, Ca, CaError, CertificateProfile, IssuedCertificate, Signer, Subject,
+    Attribute, Ca, CaError, CertificateProfile, IssuedCertificate, PublishedUrls, Signer, Subject,
     issue_certificate,
 };
 
 /// Issues a CA certificate (basicConstraints CA, pathLen 0 under a parent; keyCertSign,
 /// cRLSign) for `signer`'s public key with subject `CN=<common_name>[, O=<organization>]`.
-/// With a parent, the certificate carries the parent's CRL distribution point `crl_url`.
+/// With a parent, the certificate carries the parent's published URLs (CRL distribution point
+/// and AIA caIssuers, see [`PublishedUrls::for_parent_ca`]); a self-signed root carries none.
 pub fn issue_ca_certificate(
     parent: Option<&Ca>,
     signer: &dyn Signer,
     common_name: &str,
     organization: Option<&str>,
     validity: Duration,
-    crl_url: Option<String>,
+    published: Option<PublishedUrls>,
 ) -> Result<IssuedCertificate, CaError> {
     let mut values = Vec::new();
     let mut order = Vec::new();
@@ -43,8 +44,7 @@ pub fn issue_ca_certificate(
         extended_key_usage: &[],
         policies: &[],
         ca: Some(parent.map(|_| 0)),
-        crl_url: parent.and(crl_url),
-        ocsp_url: None,
+        published: parent.and(published),
     };
     match parent {
         Some(p) => issue_certificate(

@@ -1,7 +1,8 @@
-//! The demo CA hierarchy written by `init` / first `serve`: `root` → `issuing` (user
-//! tokens) and `root` → `officers` (officer client certificates), plus a TLS server
-//! certificate. Keys are written with mode 0600. For evaluation only: a production deployment
-//! brings its own CA (docs in README).
+//! The demo CA hierarchy written by `init` / first `serve`: `root` → `issuing` (user tokens)
+//! and `root` → `officers` (officer client certificates), plus a TLS server certificate. Keys
+//! are written with mode 0600. For evaluation only: a production deployment brings its own CA
+//! (docs in README). With a public URL, every certificate below the root carries the root's
+//! CRL distribution point and AIA caIssuers, so whole-chain revocation checking works.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,8 +13,8 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::name::Name;
 
 use super::{
-    Attribute, CaError, CertificateProfile, FileSigner, Signer, Subject, issue_certificate,
-    write_private_key_pem,
+    Attribute, CaError, CertificateProfile, FileSigner, PublishedUrls, Signer, Subject,
+    issue_certificate, write_private_key_pem,
 };
 use crate::token::{KeyType, generate_key};
 
@@ -46,6 +47,8 @@ pub struct DemoCa {
 }
 
 struct Made {
+    /// The CA's configured name (`root`, …): the URLs of what it issues name it.
+    ca_name: &'static str,
     name: Name,
     key_id: Vec<u8>,
     signer: FileSigner,
@@ -60,10 +63,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CaError + '_ {
 
 fn make_ca(
     dir: &Path,
-    file: &str,
+    file: &'static str,
     common_name: &str,
     key_type: KeyType,
-    parent: Option<&Made>,
+    parent: Option<(&Made, Option<&str>)>,
     years: u64,
 ) -> Result<Made, CaError> {
     let key = generate_key(key_type).map_err(|e| CaError::Encoding(e.to_string()))?;
@@ -91,12 +94,13 @@ fn make_ca(
         extended_key_usage: &[],
         policies: &[],
         ca: Some(if parent.is_some() { Some(0) } else { None }),
-        crl_url: None,
-        ocsp_url: None,
+        published: parent.and_then(|(p, public_url)| {
+            public_url.map(|url| PublishedUrls::for_parent_ca(url, p.ca_name))
+        }),
     };
     // Self-signed: issuer = own subject, AKI = own key identifier.
     let issued = match parent {
-        Some(p) => issue_certificate(&p.name, &p.key_id, &p.signer, &profile)?,
+        Some((p, _)) => issue_certificate(&p.name, &p.key_id, &p.signer, &profile)?,
         None => {
             let own_id = sha1_key_id(key.spki_der())?;
             let name = super::certificate::encode_subject(&subject, &order)?;
@@ -109,6 +113,7 @@ fn make_ca(
     let cert_path = dir.join(format!("{file}.pem"));
     std::fs::write(&cert_path, super::pem_certificate(&issued.der)).map_err(io(&cert_path))?;
     Ok(Made {
+        ca_name: file,
         name: cert.tbs_certificate().subject().clone(),
         key_id: super::certificate::subject_key_identifier(&cert)?,
         signer,
@@ -121,8 +126,19 @@ fn sha1_key_id(spki_der: &[u8]) -> Result<Vec<u8>, CaError> {
     Ok(sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
 }
 
-/// Writes the demo hierarchy into `dir` (created if missing). Refuses to overwrite.
+/// Writes the demo hierarchy into `dir` (created if missing), without published URLs (a
+/// stand-alone hierarchy, e.g. a foreign CA in tests). Refuses to overwrite.
 pub fn write_demo_hierarchy(dir: &Path) -> Result<DemoCa, CaError> {
+    write_published_demo_hierarchy(dir, None)
+}
+
+/// Writes the demo hierarchy into `dir` (created if missing). With `public_url`, `issuing` and
+/// `officers` carry the root's CRL distribution point and AIA caIssuers under it (the names
+/// match the `[[ca]]` names of the default configuration). Refuses to overwrite.
+pub fn write_published_demo_hierarchy(
+    dir: &Path,
+    public_url: Option<&str>,
+) -> Result<DemoCa, CaError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let root = make_ca(
         dir,
@@ -137,7 +153,7 @@ pub fn write_demo_hierarchy(dir: &Path) -> Result<DemoCa, CaError> {
         "issuing",
         "ast-gateway Demo Issuing CA",
         KeyType::EcP256,
-        Some(&root),
+        Some((&root, public_url)),
         10,
     )?;
     make_ca(
@@ -145,7 +161,7 @@ pub fn write_demo_hierarchy(dir: &Path) -> Result<DemoCa, CaError> {
         "officers",
         "ast-gateway Demo Officers CA",
         KeyType::EcP256,
-        Some(&root),
+        Some((&root, public_url)),
         10,
     )?;
     Ok(DemoCa {
@@ -156,8 +172,13 @@ pub fn write_demo_hierarchy(dir: &Path) -> Result<DemoCa, CaError> {
 }
 
 /// Writes a TLS server certificate for `localhost` signed by the demo root, with the root in
-/// the chain file, and its key (0600).
-pub fn write_self_signed_tls(ca_dir: &Path, tls_dir: &Path) -> Result<(), CaError> {
+/// the chain file, and its key (0600). With `public_url` it carries the root's CRL
+/// distribution point and AIA caIssuers.
+pub fn write_self_signed_tls(
+    ca_dir: &Path,
+    tls_dir: &Path,
+    public_url: Option<&str>,
+) -> Result<(), CaError> {
     std::fs::create_dir_all(tls_dir).map_err(io(tls_dir))?;
     let root_pem_path = ca_dir.join("root.pem");
     let root_der = super::read_certificate_file(&root_pem_path)?;
@@ -180,8 +201,7 @@ pub fn write_self_signed_tls(ca_dir: &Path, tls_dir: &Path) -> Result<(), CaErro
         extended_key_usage: &eku,
         policies: &[],
         ca: None,
-        crl_url: None,
-        ocsp_url: None,
+        published: public_url.map(|url| PublishedUrls::for_ca(url, "root", false)),
     };
     let issued = issue_certificate(
         root_cert.tbs_certificate().subject(),

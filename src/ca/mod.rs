@@ -12,6 +12,7 @@ mod crl;
 mod demo;
 pub mod ocsp;
 mod pkcs11;
+mod published;
 mod serial;
 mod signer;
 mod subject;
@@ -26,9 +27,11 @@ pub use certificate::{
 pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{
-    DEMO_ORGANIZATION, DemoCa, is_demo_certificate, write_demo_hierarchy, write_self_signed_tls,
+    DEMO_ORGANIZATION, DemoCa, is_demo_certificate, write_demo_hierarchy,
+    write_published_demo_hierarchy, write_self_signed_tls,
 };
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
+pub use published::PublishedUrls;
 pub use serial::{Serial, SerialError};
 pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
 pub use subject::{Attribute, Subject};

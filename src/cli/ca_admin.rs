@@ -11,8 +11,8 @@ use clap::Args;
 
 use super::output::outln;
 use crate::ca::{
-    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, Signer, issue_ca_certificate, pem_certificate,
-    read_certificate_file, write_private_key_pem,
+    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, PublishedUrls, Signer, issue_ca_certificate,
+    pem_certificate, read_certificate_file, write_private_key_pem,
 };
 use crate::config::{Root, parse_duration};
 use crate::token::{KeyType, generate_key};
@@ -185,17 +185,18 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
             .with_context(|| format!("writing {}", key_path.display()))?;
         Arc::new(FileSigner::from_file(&key_path)?)
     };
-    let crl_url = args
+    // Below a parent, the certificate points at the parent's CRL and certificate.
+    let published = args
         .parent
         .as_ref()
-        .map(|p| format!("{}/pgwy/crl/{p}.crl", config.settings.server.public_url));
+        .map(|p| PublishedUrls::for_parent_ca(&config.settings.server.public_url, p));
     let issued = issue_ca_certificate(
         parent.as_deref(),
         signer.as_ref(),
         &args.common_name,
         args.organization.as_deref(),
         validity,
-        crl_url,
+        published,
     )?;
     // Re-check the way `serve` will: the key must match the certificate.
     let parents: Vec<Vec<u8>> = parent

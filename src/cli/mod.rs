@@ -12,6 +12,7 @@ mod officer;
 pub(crate) mod output;
 mod serve;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,7 +64,15 @@ pub enum Command {
     /// Run the service (writes the embedded default configuration first on an empty root).
     Serve(serve::ServeArgs),
     /// Write the default configuration and demo CA without serving. Refuses to overwrite.
-    Init,
+    Init {
+        /// Plain-HTTP listen address written as [server] http (default 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// The URL relying parties use to reach this service, written as [server] public_url
+        /// and into the demo CA certificates (default: derived from the HTTP listener).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -172,14 +181,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&root, root_is_explicit, args).await,
         Command::Bench(args) => bench::run(&root, args).await,
         Command::Backup(args) => backup::run(&root, args).await,
-        Command::Init => {
-            crate::issuance::write_default(&root)?;
+        Command::Init { http, public_url } => {
+            let settings = init_settings(http, public_url)?;
+            crate::issuance::write_default_for(&root, &settings)?;
             let config = load_config(&root)?;
             crate::store::Store::open(&config.settings.database_url, 1).await?;
             outln!(
                 "wrote a default configuration, a demo CA and the database to {}",
                 root.dir().display()
             );
+            outln!("{}", settings.describe());
+            for warning in config::public_url_warnings(&settings.public_url, &[settings.http]) {
+                outln!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {
@@ -210,6 +224,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads the configuration or fails with every problem listed.
+/// derived from it.
+fn init_settings(
+    http: Option<SocketAddr>,
+    public_url: Option<String>,
+) -> anyhow::Result<config::InitSettings> {
+    let embedded = config::InitSettings::embedded();
+    let http = http.unwrap_or(embedded.http);
+    let (public_url, derived) = match public_url {
+        Some(url) => (url, false),
+        None if http.port() == 0 => anyhow::bail!(
+            "--http {http}: port 0 is only chosen when the service starts, so no URL can be \
+             derived from it for the certificates; give a port, or --public-url"
+        ),
+        None => (
+            config::public_url_from_listener(http, false).map_err(anyhow::Error::msg)?,
+            true,
+        ),
+    };
+    config::check_public_url(&public_url).map_err(|m| anyhow::anyhow!("--public-url: {m}"))?;
+    Ok(config::InitSettings {
+        http,
+        public_url: public_url.trim_end_matches('/').to_string(),
+        derived,
+    })
+}
+
 pub fn load_config(root: &Root) -> anyhow::Result<crate::rules::Configuration> {
     crate::rules::load(root).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))
 }
@@ -275,6 +315,21 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
         }
     };
     outln!("configuration OK ({})", root.dir().display());
+    let server = &config.settings.server;
+    outln!(
+        "public URL: {} (CRL, OCSP and CA-certificate URLs in certificates)",
+        server.public_url
+    );
+    if server.public_url_derived {
+        outln!(
+            "warning: [server] public_url is not set; it was derived from the listener. Set it to \
+             the URL relying parties use"
+        );
+    }
+    let listeners: Vec<SocketAddr> = server.http.into_iter().chain(server.https).collect();
+    for warning in config::public_url_warnings(&server.public_url, &listeners) {
+        outln!("warning: {warning}");
+    }
     outln!(
         "AST service: {}",
         if config.rules.enabled {

@@ -78,8 +78,12 @@ fn root_state(root: &Root, explicit: bool, init: bool) -> anyhow::Result<RootSta
 
 pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if root_state(root, explicit, args.init)? == RootState::WriteDefault {
-        crate::issuance::write_default(root).context("writing the default configuration")?;
+        // Port 0 is chosen at bind time: nothing to derive a URL from, keep the default.
+        let settings = super::init_settings(args.http.filter(|a| a.port() != 0), None)?;
+        crate::issuance::write_default_for(root, &settings)
+            .context("writing the default configuration")?;
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
+        tracing::info!("{}", settings.describe());
     }
     let config = super::load_config(root)?;
     tracing::info!(
@@ -115,6 +119,21 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
         };
         tracing::info!("listener https: {addr} ({clients})");
         tracing::info!("HTTPS (officers, mTLS): https://{addr}/pgwy/ast");
+    }
+    let public_url = &settings.server.public_url;
+    let bound: Vec<std::net::SocketAddr> = server
+        .http_addr
+        .into_iter()
+        .chain(server.https_addr)
+        .collect();
+    if settings.server.public_url_derived {
+        tracing::warn!(
+            "[server] public_url is not set: certificates carry {public_url}, derived from the listener; \
+             set it to the URL relying parties use"
+        );
+    }
+    for warning in crate::config::public_url_warnings(public_url, &bound) {
+        tracing::warn!("{warning}");
     }
     // Metrics are auxiliary: when the configured admin address is taken (a second node on the
     // same host, say) the service still issues and says so loudly. An address given on the

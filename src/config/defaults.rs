@@ -1,6 +1,7 @@
-//! The embedded default configuration files: written by `init` and by the first `serve` on an
-//! empty root (the demo CA keys beside them are made by `ca`, composed in `issuance::init`).
+//! The embedded default configuration (SPEC §2): written by `init` and by the first `serve` on
+//! an empty root.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::Root;
@@ -44,10 +45,52 @@ fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
         .map_err(io)
 }
 
-/// Writes the default configuration files and the root's secret key. Refuses when a
-/// configuration exists already. gateway.toml is written last: its presence marks an
-/// initialised root.
-pub fn write_default_files(root: &Root) -> Result<(), InitError> {
+/// What a new root gets beyond the embedded default: the HTTP listener and the public URL
+/// that the demo CA certificates (and later every issued certificate) point relying parties at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitSettings {
+    /// `[server] http`.
+    pub http: SocketAddr,
+    /// `[server] public_url`, without a trailing slash.
+    pub public_url: String,
+    /// True when `public_url` was derived from `http` rather than given.
+    pub derived: bool,
+}
+
+impl InitSettings {
+    /// The embedded default's listener, 127.0.0.1:8080, and its URL.
+    pub fn embedded() -> Self {
+        let http = SocketAddr::from(([127, 0, 0, 1], 8080));
+        InitSettings {
+            http,
+            public_url: format!("http://{http}"),
+            derived: true,
+        }
+    }
+
+    /// One line for the operator: where certificates will point, and where it came from.
+    pub fn describe(&self) -> String {
+        let origin = if self.derived {
+            format!(
+                "derived from the HTTP listener {}; set [server] public_url (or `init --public-url`) \
+                 to the URL relying parties use if it differs",
+                self.http
+            )
+        } else {
+            "as given".to_string()
+        };
+        format!(
+            "public_url = {}: the demo CA and every issued certificate point relying parties there \
+             for CRLs, OCSP and CA certificates ({origin})",
+            self.public_url
+        )
+    }
+}
+
+/// Writes the default configuration files (with `settings` as `[server] http` and
+/// `public_url`) and the root's secret key. Refuses when a configuration exists already.
+/// gateway.toml is written last: its presence marks an initialised root.
+pub fn write_default_files(root: &Root, settings: &InitSettings) -> Result<(), InitError> {
     for existing in [root.gateway_toml(), root.ast_properties()] {
         if existing.exists() {
             return Err(InitError::Exists(existing.display().to_string()));
@@ -56,6 +99,53 @@ pub fn write_default_files(root: &Root) -> Result<(), InitError> {
     super::SecretKey::load_or_create(root).map_err(InitError::Secret)?;
     write_new(&root.formats().join("ast-default.format"), DEFAULT_FORMAT)?;
     write_new(&root.ast_properties(), DEFAULT_AST_PROPERTIES)?;
-    write_new(&root.gateway_toml(), DEFAULT_GATEWAY_TOML)?;
+    write_new(&root.gateway_toml(), &gateway_toml(settings))?;
     Ok(())
+}
+
+/// The embedded gateway.toml with the `[server]` `http` and `public_url` lines set.
+fn gateway_toml(settings: &InitSettings) -> String {
+    let mut text = String::with_capacity(DEFAULT_GATEWAY_TOML.len() + 64);
+    for line in DEFAULT_GATEWAY_TOML.lines() {
+        if line.starts_with("http = ") {
+            text.push_str(&format!("http = \"{}\"", settings.http));
+        } else if line.starts_with("public_url = ") {
+            text.push_str(&format!(
+                "public_url = \"{}\"",
+                settings.public_url.trim_end_matches('/')
+            ));
+        } else {
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DEFAULT_GATEWAY_TOML, InitSettings, gateway_toml};
+
+    #[test]
+    fn the_embedded_settings_leave_the_file_as_it_is() {
+        assert_eq!(
+            gateway_toml(&InitSettings::embedded()),
+            DEFAULT_GATEWAY_TOML
+        );
+    }
+
+    #[test]
+    fn listener_and_public_url_are_written() {
+        let text = gateway_toml(&InitSettings {
+            http: "10.1.2.3:9000".parse().unwrap(),
+            public_url: "https://pki.example.com/".into(),
+            derived: false,
+        });
+        assert!(text.contains("\nhttp = \"10.1.2.3:9000\"\n"), "{text}");
+        assert!(
+            text.contains("\npublic_url = \"https://pki.example.com\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("public_url = ").count(), 1);
+    }
 }

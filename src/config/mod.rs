@@ -11,6 +11,7 @@
 mod ast;
 mod defaults;
 pub mod properties;
+mod public_url;
 mod secret;
 mod settings;
 mod toml_file;
@@ -20,8 +21,10 @@ use std::path::{Path, PathBuf};
 
 pub use ast::{AstFile, HandlerScope, Params, Value, format_files, read_ast, read_format};
 pub use defaults::{
-    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, write_default_files,
+    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, InitSettings,
+    write_default_files,
 };
+pub use public_url::{check_public_url, public_url_from_listener, public_url_warnings};
 pub use secret::SecretKey;
 pub use settings::{
     CaConfig, CrlConfig, GatewayConfig, Limits, LogFormat, MAX_KEY_POOL_SIZE, OcspConfig,

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::public_url::{check_public_url, public_url_from_listener};
 use super::toml_file::{CaFile, GatewayFile, KeyPoolFile, ServerFile, TomlText};
-use super::{ConfigErrors, Diagnostics, Root};
+use super::{ConfigError, ConfigErrors, Diagnostics, Root};
 use crate::token::KeyType;
 
 /// Default pool size for a key type a token procedure uses and `[key_pool]` does not mention.
@@ -68,8 +69,11 @@ pub struct ServerConfig {
     pub client_ca: Option<PathBuf>,
     /// How long a TLS handshake may take before the connection is dropped.
     pub handshake_timeout: Duration,
-    /// Base URL for CRL distribution points, without a trailing slash.
+    /// Base URL written into certificates (CRL distribution point, AIA OCSP and caIssuers),
+    /// without a trailing slash.
     pub public_url: String,
+    /// True when gateway.toml has no `public_url` and it was derived from a listener.
+    pub public_url_derived: bool,
     /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
     pub admin: Option<SocketAddr>,
     /// Other web origins (`scheme://host[:port]`, lower case) allowed to POST to `/pgwy/ast`.
@@ -344,23 +348,36 @@ fn server(root: &Root, file: &ServerFile, toml: &TomlText) -> Result<ServerConfi
             "an HTTPS listener needs server.tls_cert and server.tls_key",
         ));
     }
-    let public_url = match &file.public_url {
-        Some(url) => {
-            let text = url.get_ref();
-            if !(text.starts_with("http://") || text.starts_with("https://")) || !text.is_ascii() {
-                diagnostics.push(toml.error(
-                    url.span(),
-                    "server.public_url",
-                    format!("`{text}` is not an http:// or https:// URL"),
-                ));
+    // No silent default: without `public_url` the listener gives it (and `serve` and `config
+    // check` say so); with no listener either there is nothing to derive it from.
+    let public_url_derived = file.public_url.is_none();
+    let public_url = match (&file.public_url, http, https) {
+        (Some(url), _, _) => {
+            if let Err(m) = check_public_url(url.get_ref()) {
+                diagnostics.push(toml.error(url.span(), "server.public_url", m));
             }
-            text.clone()
+            url.get_ref().clone()
         }
-        None => format!(
-            "http://{}",
-            http.map(|a| a.to_string())
-                .unwrap_or_else(|| "127.0.0.1:8080".into())
-        ),
+        (None, listener, https_listener) => {
+            let derived = match (listener, https_listener) {
+                (Some(addr), _) => public_url_from_listener(addr, false),
+                (None, Some(addr)) => public_url_from_listener(addr, true),
+                (None, None) => Err(
+                    "not set, and no [server] http or https listener to derive it from; set it to \
+                     the URL relying parties use to reach this service (CRLs, OCSP, CA certificates)"
+                        .into(),
+                ),
+            };
+            derived.unwrap_or_else(|m| {
+                diagnostics.push(ConfigError::at(
+                    toml.path(),
+                    None,
+                    Some("server.public_url"),
+                    m,
+                ));
+                String::new()
+            })
+        }
     };
     let mut allowed_origins = Vec::new();
     for origin in &file.allowed_origins {
@@ -386,6 +403,7 @@ fn server(root: &Root, file: &ServerFile, toml: &TomlText) -> Result<ServerConfi
             file.handshake_timeout_secs.unwrap_or(10).clamp(1, 300),
         ),
         public_url: public_url.trim_end_matches('/').to_string(),
+        public_url_derived,
         admin,
         allowed_origins,
     })
@@ -676,5 +694,37 @@ mod tests {
         let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
         std::fs::write(root.gateway_toml(), json(text) + "\n[broken").unwrap();
         assert_eq!(peek_log_format(&root), None);
+    }
+
+    #[test]
+    fn public_url_comes_from_the_file_or_the_listener() {
+        let config = load_edited(|t| t).unwrap();
+        assert_eq!(config.settings.server.public_url, "http://127.0.0.1:8080");
+        assert!(!config.settings.server.public_url_derived);
+        let config = load_edited(|t| {
+            t.replace("public_url = \"http://127.0.0.1:8080\"", "")
+                .replace("http = \"127.0.0.1:8080\"", "http = \"10.9.8.7:8000\"")
+        })
+        .unwrap();
+        assert_eq!(config.settings.server.public_url, "http://10.9.8.7:8000");
+        assert!(config.settings.server.public_url_derived);
+        // No URL and no listener: nothing to derive it from.
+        let e = load_edited(|t| {
+            t.replace("public_url = \"http://127.0.0.1:8080\"", "")
+                .replace("http = \"127.0.0.1:8080\"", "")
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("server.public_url"), "{e}");
+        let e = load_edited(|t| {
+            t.replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                "public_url = \"ftp://x\"",
+            )
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("not an http:// or https:// URL"),
+            "{e}"
+        );
     }
 }

@@ -238,7 +238,7 @@ async fn issue(
         .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
     match result {
         Ok(token) => {
-            let disposition = format!("attachment; filename=\"{}\"", token.filename);
+            let disposition = content_disposition(&token.filename);
             (
                 [
                     (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
@@ -261,6 +261,43 @@ fn download_cookie(over_tls: bool) -> &'static str {
     } else {
         "downloaded=true; Path=/; SameSite=Strict"
     }
+}
+
+/// `attachment; filename="<ASCII>"`, plus RFC 6266 `filename*=UTF-8''<percent-encoded>` when
+/// the (already sanitised) name is not ASCII: browsers take `filename*`, older clients the ASCII
+/// fallback with every other character as `_`.
+fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ascii == filename {
+        return format!("attachment; filename=\"{ascii}\"");
+    }
+    // RFC 8187 attr-char: ALPHA DIGIT ! # $ & + - . ^ _ ` | ~; everything else is encoded.
+    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(filename, ATTR_CHAR)
+    )
 }
 
 /// Parses the form body. The body buffer is zeroised after the PIN is taken out.
@@ -310,17 +347,29 @@ fn parse_form(
     Ok(TokenForm { pin, profile })
 }
 
+/// `/pgwy/ca/<ca>.pem`: the chain as PEM, the CA first. `/pgwy/ca/<ca>.cer`: the CA
+/// certificate alone as DER, what AIA caIssuers in certificates points at (RFC 5280 §4.2.2.1).
 async fn ca_chain(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) -> Response {
-    let Some(name) = file.strip_suffix(".pem") else {
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    let (name, der) = match (file.strip_suffix(".pem"), file.strip_suffix(".cer")) {
+        (Some(name), _) => (name, false),
+        (None, Some(name)) => (name, true),
+        (None, None) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };
     match gateway.ca(name) {
+        Some(ca) if der => (
+            [
+                (header::CONTENT_TYPE, "application/pkix-cert"),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            ca.certificate_der().to_vec(),
+        )
+            .into_response(),
         Some(ca) => (
             [(header::CONTENT_TYPE, "application/x-pem-file")],
             ca.chain_pem(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no CA named `{name}`\n")).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such CA\n").into_response(),
     }
 }
 
@@ -328,5 +377,33 @@ async fn ready(State(gateway): State<Arc<Gateway>>, RequestId(request_id): Reque
     match gateway.ready().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => respond(&e, &request_id, ErrorFormat::Json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn ascii_names_need_no_filename_star() {
+        assert_eq!(
+            content_disposition("Alice Andersson.p12"),
+            "attachment; filename=\"Alice Andersson.p12\""
+        );
+    }
+
+    #[test]
+    fn unicode_names_get_an_ascii_fallback_and_rfc_6266_filename_star() {
+        assert_eq!(
+            content_disposition("Hanna Ström.p12"),
+            "attachment; filename=\"Hanna Str_m.p12\"; filename*=UTF-8''Hanna%20Str%C3%B6m.p12"
+        );
+        assert_eq!(
+            content_disposition("𠮷田 太郎.p12"),
+            "attachment; filename=\"__ __.p12\"; filename*=UTF-8''%F0%A0%AE%B7%E7%94%B0%20%E5%A4%AA%E9%83%8E.p12"
+        );
+        // Whatever reaches it, the header stays one quoted ASCII token.
+        let header = content_disposition("a\"b\\c\r\nd.p12");
+        assert!(header.is_ascii() && !header.contains('\r') && header.matches('"').count() == 2);
     }
 }

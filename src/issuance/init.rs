@@ -1,12 +1,20 @@
 //! A new root: the embedded default configuration files (`config`) and the demo CA hierarchy
 //! with a TLS server certificate (`ca`), written by `init` and by the first `serve`.
 
-use crate::ca::{write_demo_hierarchy, write_self_signed_tls};
-use crate::config::{InitError, Root, write_default_files};
+use crate::ca::{write_published_demo_hierarchy, write_self_signed_tls};
+use crate::config::{InitError, InitSettings, Root, write_default_files};
 
-/// Writes the default configuration, the demo CA hierarchy and a TLS server certificate.
-/// Refuses when any of it exists already.
+/// Writes the default configuration (listener 127.0.0.1:8080, public URL
+/// http://127.0.0.1:8080), the demo CA hierarchy and a TLS server certificate. Refuses when any
+/// of it exists already.
 pub fn write_default(root: &Root) -> Result<(), InitError> {
+    write_default_for(root, &InitSettings::embedded())
+}
+
+/// Writes the default configuration with `settings` as `[server] http` and `public_url`, the
+/// demo CA hierarchy (published under that URL) and a TLS server certificate. Refuses when any
+/// of it exists already.
+pub fn write_default_for(root: &Root, settings: &InitSettings) -> Result<(), InitError> {
     for existing in [
         root.gateway_toml(),
         root.ast_properties(),
@@ -26,8 +34,9 @@ pub fn write_default(root: &Root) -> Result<(), InitError> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
     }
-    write_demo_hierarchy(&data.join("ca"))?;
-    write_self_signed_tls(&data.join("ca"), &data.join("tls"))?;
+    let public_url = settings.public_url.trim_end_matches('/');
+    write_published_demo_hierarchy(&data.join("ca"), Some(public_url))?;
+    write_self_signed_tls(&data.join("ca"), &data.join("tls"), Some(public_url))?;
     // The configuration last: gateway.toml marks an initialised root.
-    write_default_files(root)
+    write_default_files(root, settings)
 }

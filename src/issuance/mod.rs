@@ -29,7 +29,7 @@ pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
     parse_header_argument, path_remainder,
 };
-pub use init::write_default;
+pub use init::{write_default, write_default_for};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};

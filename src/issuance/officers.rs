@@ -101,10 +101,9 @@ impl Gateway {
             values: vec![(Attribute::CommonName, name.to_string())],
         };
         let plan = with_cas(vec![(&officer_template()?, subject)], &self.cas)?;
-        let mut recipe = TokenRecipe::new(plan, password, Pkcs12Profile::Modern, &self.settings);
-        // Officer certificates are checked against the registry on every request, not by
-        // relying parties: they carry no revocation URLs.
-        recipe.publication.public_url = None;
+        // Officer certificates carry the officers CA's URLs like any leaf: a relying party
+        // (nginx in front of the API, say) can check them too.
+        let recipe = TokenRecipe::new(plan, password, Pkcs12Profile::Modern, &self.settings);
         let made = self.make(Arc::new(recipe)).await?;
         let Some((_, certificate)) = made.issued.first() else {
             return Err(IssuanceError::invariant(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{IssuanceError, Unavailable};
-use crate::ca::{Attribute, Ca, CertificateProfile, IssuedCertificate, Subject, issue_certificate};
+use crate::ca::{
+    Attribute, Ca, CertificateProfile, IssuedCertificate, PublishedUrls, Subject, issue_certificate,
+};
 use crate::policy::{EvaluatedFields, PolicyError};
 use crate::rules::{CertificateTemplate, TokenProcedure};
 use crate::token::{
@@ -177,7 +179,6 @@ impl TokenRecipe {
     ) -> Result<IssuedCertificate, IssuanceError> {
         let template = &planned.template;
         let ca = &planned.ca;
-        let url = self.publication.public_url.as_deref();
         let profile = CertificateProfile {
             subject: &planned.subject,
             subject_order: &template.subject_order,
@@ -187,10 +188,11 @@ impl TokenRecipe {
             extended_key_usage: &template.extended_key_usage,
             policies: &template.policies,
             ca: None,
-            crl_url: url.map(|u| format!("{u}/pgwy/crl/{}.crl", ca.name())),
-            ocsp_url: url
-                .filter(|_| self.publication.ocsp)
-                .map(|u| format!("{u}/pgwy/ocsp")),
+            published: self
+                .publication
+                .public_url
+                .as_deref()
+                .map(|url| PublishedUrls::for_ca(url, ca.name(), self.publication.ocsp)),
         };
         Ok(issue_certificate(
             ca.certificate().tbs_certificate().subject(),

@@ -242,11 +242,13 @@ impl Gateway {
         Ok(der)
     }
 
-    /// Re-issues, in the background, every published CRL whose stored copy is due (half its
-    /// validity passed) or behind a revocation, so a CRL is always re-issued before its
-    /// nextUpdate even when nobody fetches it. Checks once a minute. A CA whose CRL was never
-    /// issued (never fetched, never `ast-gateway crl`) gets none: nothing is written, or
-    /// audited, for CRLs nobody uses.
+    /// Re-issues, in the background, every CRL a certificate points at, and every published CRL
+    /// that is due (half its validity passed) or behind a revocation, so a CRL is always
+    /// re-issued before its nextUpdate even when nobody fetches it. Checks at start and then
+    /// once a minute. A CA that signs something (another configured CA, the certificates of a
+    /// token procedure, officer certificates) always has a CRL: whole-chain revocation
+    /// checking needs the root's CRL as much as the issuing CA's. A CA that signs nothing gets
+    /// one only once it was fetched or issued by `ast-gateway crl`.
     pub fn spawn_crl_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let gateway = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -256,14 +258,17 @@ impl Gateway {
                 let Some(gateway) = gateway.upgrade() else {
                     return;
                 };
+                let signing = gateway.signing_cas();
                 let names: Vec<String> = gateway.cas.keys().cloned().collect();
                 for name in names {
-                    match gateway.store.crl_state(&name).await {
-                        Ok(state) if state.der.is_some() => {}
-                        Ok(_) => continue,
-                        Err(e) => {
-                            tracing::warn!(ca = %name, error = %e, "could not read the CRL state");
-                            continue;
+                    if !signing.contains(&name) {
+                        match gateway.store.crl_state(&name).await {
+                            Ok(state) if state.der.is_some() => {}
+                            Ok(_) => continue,
+                            Err(e) => {
+                                tracing::warn!(ca = %name, error = %e, "could not read the CRL state");
+                                continue;
+                            }
                         }
                     }
                     if let Err(e) = gateway.crl(&name).await {
@@ -272,6 +277,26 @@ impl Gateway {
                 }
             }
         })
+    }
+
+    /// The CAs whose CRL distribution point is in certificates: parents of configured CAs,
+    /// CAs of token procedures, and the officers CA.
+    fn signing_cas(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .settings
+            .cas
+            .iter()
+            .filter_map(|c| c.parent.clone())
+            .collect();
+        names.extend(
+            self.rules()
+                .procedures
+                .values()
+                .flat_map(|tp| tp.certificates.iter().map(|c| c.ca.clone())),
+        );
+        names.insert(super::OFFICERS_CA.to_string());
+        names.retain(|n| self.cas.contains_key(n));
+        names
     }
 
     /// Answers a DER OCSP request (RFC 6960). Never fails: problems become OCSP error statuses.

@@ -353,13 +353,16 @@ fn issuer_dn(ca: &Ca) -> String {
     ca.certificate().tbs_certificate().subject().to_string()
 }
 
-/// `<commonname>.p12` with everything but letters, digits, space, `.`, `-` and `_` replaced, so
-/// the name is safe in a Content-Disposition header and on every file system.
+/// `<commonname>.p12` with everything but letters and digits (of any script, with their
+/// combining marks), space, `.`, `-` and `_` replaced by `_`, so the name is safe on every file
+/// system and in a Content-Disposition header (the HTTP layer adds the ASCII fallback and the
+/// RFC 6266 `filename*`).
 pub fn sanitise_filename(common_name: &str) -> String {
+    let combining = |c: char| matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}');
     let cleaned: String = common_name
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_') {
+            if c.is_alphanumeric() || combining(c) || matches!(c, ' ' | '.' | '-' | '_') {
                 c
             } else {
                 '_'
@@ -383,7 +386,13 @@ mod tests {
     fn filenames() {
         assert_eq!(sanitise_filename("Alice Andersson"), "Alice Andersson.p12");
         assert_eq!(sanitise_filename("a\"b\r\nc/../d"), "a_b__c_.._d.p12");
-        assert_eq!(sanitise_filename("Åsa Öberg"), "_sa _berg.p12");
+        assert_eq!(sanitise_filename("Åsa Öberg"), "Åsa Öberg.p12");
+        assert_eq!(sanitise_filename("𠮷田 太郎"), "𠮷田 太郎.p12");
+        assert_eq!(sanitise_filename("A\u{30A}sa"), "A\u{30A}sa.p12");
+        assert_eq!(
+            sanitise_filename("\u{202E}gpj.exe\u{200B}A😀"),
+            "_gpj.exe_A_.p12"
+        );
         assert_eq!(sanitise_filename(".."), "token.p12");
     }
 }

@@ -7,13 +7,14 @@
 //! v2).
 
 mod key;
+mod pfx;
 mod pin;
 mod pkcs12;
 mod pool;
 
 pub use key::{GeneratedKey, KeyType, generate_key};
 pub use pin::Pin;
-pub use pkcs12::{Pkcs12Profile, TokenEntry, write_pkcs12};
+pub use pkcs12::{Pkcs12Profile, TokenEntry, client_auth_rank, write_pkcs12};
 pub use pool::{KeyPool, KeySource, PoolFill};
 
 /// Errors of this module. None of them carries key material or a PIN.

@@ -1,20 +1,17 @@
-//! PKCS#12 writing with p12-keystore (pure Rust, 1.8–4.8× faster than
-//! `openssl::pkcs12` in our measurements).
+//! PKCS#12 soft tokens: the profiles, which key comes first, and the entries; the encoding is
+//! in `pfx.rs` (same algorithms and layout as p12-keystore, which we used before; why our own
+//! is explained there).
 
 use std::fmt;
 use std::str::FromStr;
 
-use p12_keystore::{
-    Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKey,
-    PrivateKeyChain,
-};
+use const_oid::ObjectIdentifier;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use super::{GeneratedKey, Pin, TokenError};
+use super::{GeneratedKey, Pin, TokenError, pfx};
 
-/// PKCS#12 profiles. `pbmac1` is not offered: p12-keystore cannot write RFC 9579
-/// MACs yet, and we do not hand-roll a MAC format.
+/// PKCS#12 profiles. `pbmac1` (RFC 9579 MACs) is not offered yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pkcs12Profile {
@@ -59,7 +56,8 @@ impl FromStr for Pkcs12Profile {
 
 /// One key with its certificate and the CA chain above it.
 pub struct TokenEntry<'a> {
-    /// `friendlyName` of the key bag: `<commonname> <purpose>`.
+    /// `friendlyName` of the key bag and of its certificate bag: `<commonname> <purpose>`.
+    /// Any Unicode text (characters outside the BMP are written as UTF-16 surrogate pairs).
     pub friendly_name: String,
     pub key: &'a GeneratedKey,
     /// The leaf certificate, DER.
@@ -68,44 +66,288 @@ pub struct TokenEntry<'a> {
     pub chain: &'a [Vec<u8>],
 }
 
-/// Writes a PKCS#12 holding every entry (key, certificate, chain), encrypted under the PIN.
-/// CPU-bound (PBKDF2): call from a blocking thread.
+/// Writes a PKCS#12 holding every entry (key, certificate) and the CA certificates of all
+/// chains, each once, encrypted under the PIN. The key and certificate fit for TLS client
+/// authentication come first (see [`client_auth_rank`]): Java's SunX509 key manager,
+/// OpenSSL's `PKCS12_parse` and pyca's `load_key_and_certificates` take the first key. The
+/// certificate bag of each key carries the key's friendlyName and localKeyId (SHA-1 of the
+/// certificate, as OpenSSL and Windows write it). CPU-bound (PBKDF2): call from a blocking
+/// thread. The encoder is ours (`pfx.rs` says why).
 pub fn write_pkcs12(
     entries: &[TokenEntry<'_>],
     pin: &Pin,
     profile: Pkcs12Profile,
     iterations: u32,
 ) -> Result<Vec<u8>, TokenError> {
-    let err = |e: p12_keystore::error::Error| TokenError::Pkcs12(e.to_string());
-    let mut store = KeyStore::new();
-    for entry in entries {
-        let mut certs = Vec::with_capacity(1 + entry.chain.len());
-        certs.push(Certificate::from_der(entry.certificate_der).map_err(err)?);
+    let mut ordered: Vec<&TokenEntry<'_>> = entries.iter().collect();
+    // Stable: equal ranks keep the token procedure's order.
+    ordered.sort_by_key(|entry| client_auth_rank(entry.certificate_der));
+    let local_key_ids: Vec<Vec<u8>> = ordered
+        .iter()
+        .map(|entry| Sha1::digest(entry.certificate_der).to_vec())
+        .collect();
+    let keys: Vec<pfx::KeyAndCertificate<'_>> = ordered
+        .iter()
+        .zip(&local_key_ids)
+        .map(|(entry, id)| pfx::KeyAndCertificate {
+            friendly_name: &entry.friendly_name,
+            local_key_id: id,
+            pkcs8: entry.key.pkcs8_der(),
+            certificate: entry.certificate_der,
+        })
+        .collect();
+    // Every CA certificate once, in chain order (issuing CA before the root).
+    let mut cas: Vec<&[u8]> = Vec::new();
+    for entry in &ordered {
         for ca in entry.chain {
-            certs.push(Certificate::from_der(ca).map_err(err)?);
+            let ca = ca.as_slice();
+            if !cas.contains(&ca) && !ordered.iter().any(|e| e.certificate_der == ca) {
+                cas.push(ca);
+            }
         }
-        // localKeyId = SHA-1 of the certificate, as OpenSSL and Windows write it.
-        let local_key_id = Sha1::digest(entry.certificate_der).to_vec();
-        let key = PrivateKey::from_der(entry.key.pkcs8_der()).map_err(err)?;
-        let chain = PrivateKeyChain::new(local_key_id, key, certs);
-        store.add_entry(&entry.friendly_name, KeyStoreEntry::PrivateKeyChain(chain));
     }
-    let (encryption, mac) = match profile {
-        Pkcs12Profile::Modern => (
-            EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
-            MacAlgorithm::HmacSha256,
-        ),
-        Pkcs12Profile::Legacy => (
-            EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
-            MacAlgorithm::HmacSha1,
-        ),
+    let protection = match profile {
+        Pkcs12Profile::Modern => pfx::Protection::Modern,
+        Pkcs12Profile::Legacy => pfx::Protection::Legacy,
     };
-    store
-        .writer(pin.expose())
-        .encryption_algorithm(encryption)
-        .encryption_iterations(iterations)
-        .mac_algorithm(mac)
-        .mac_iterations(iterations)
-        .write()
-        .map_err(err)
+    pfx::encode(&keys, &cas, pin.expose(), protection, iterations).map_err(TokenError::Pkcs12)
+}
+
+/// How fit a certificate is for TLS client authentication, lower first: 0 with
+/// extendedKeyUsage clientAuth (or anyExtendedKeyUsage), 1 without extendedKeyUsage but with
+/// keyUsage digitalSignature (or no keyUsage), 2 otherwise (e.g. a nonRepudiation-only signing
+/// certificate, or one restricted to other purposes).
+pub fn client_auth_rank(certificate_der: &[u8]) -> u8 {
+    use der::Decode;
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+    const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+    const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+    let Ok(certificate) = x509_cert::Certificate::from_der(certificate_der) else {
+        return 2;
+    };
+    let extensions = certificate.tbs_certificate().extensions();
+    let find = |oid: ObjectIdentifier| {
+        extensions
+            .into_iter()
+            .flatten()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes().to_vec())
+    };
+    let digital_signature = match find(const_oid::db::rfc5280::ID_CE_KEY_USAGE) {
+        None => true,
+        Some(bytes) => {
+            KeyUsage::from_der(&bytes).is_ok_and(|ku| ku.0.contains(KeyUsages::DigitalSignature))
+        }
+    };
+    if !digital_signature {
+        return 2;
+    }
+    match find(const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE) {
+        None => 1,
+        Some(bytes) => match ExtendedKeyUsage::from_der(&bytes) {
+            Ok(eku) if eku.0.iter().any(|o| *o == CLIENT_AUTH || *o == ANY_EKU) => 0,
+            _ => 2,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use p12_keystore::Pkcs12Archive;
+    use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+
+    use super::*;
+    use crate::ca::{
+        Attribute, CertificateProfile, FileSigner, Subject, issue_certificate,
+        parse_extended_key_usage,
+    };
+    use crate::token::{KeyType, generate_key};
+
+    /// A self-signed CA, an intermediate below it, and two leaves below that: `authentication`
+    /// (digitalSignature, clientAuth) and `signing` (nonRepudiation).
+    struct Fixture {
+        root: Vec<u8>,
+        intermediate: Vec<u8>,
+        keys: Vec<GeneratedKey>,
+        leaves: Vec<Vec<u8>>,
+    }
+
+    fn certificate(
+        issuer: Option<(&[u8], &FileSigner)>,
+        own: &GeneratedKey,
+        cn: &str,
+        ca: bool,
+        key_usage: KeyUsage,
+        eku: &[ObjectIdentifier],
+    ) -> Vec<u8> {
+        use der::Decode;
+        let subject = Subject {
+            values: vec![(Attribute::CommonName, cn.into())],
+        };
+        let profile = CertificateProfile {
+            subject: &subject,
+            subject_order: &[Attribute::CommonName],
+            spki_der: own.spki_der(),
+            validity: Duration::from_secs(86_400),
+            key_usage,
+            extended_key_usage: eku,
+            policies: &[],
+            ca: ca.then_some(None),
+            published: None,
+        };
+        let self_signer = FileSigner::from_pkcs8("test", own.pkcs8_der()).unwrap();
+        let (issuer_name, issuer_id, signer) = match issuer {
+            Some((der, signer)) => {
+                let c = x509_cert::Certificate::from_der(der).unwrap();
+                let spki = c.tbs_certificate().subject_public_key_info();
+                let id = Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec();
+                (c.tbs_certificate().subject().clone(), id, signer)
+            }
+            None => {
+                let spki = spki::SubjectPublicKeyInfoOwned::from_der(own.spki_der()).unwrap();
+                let id = Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec();
+                let name: x509_cert::name::Name = format!("CN={cn}").parse().unwrap();
+                (name, id, &self_signer)
+            }
+        };
+        issue_certificate(&issuer_name, &issuer_id, signer, &profile)
+            .unwrap()
+            .der
+    }
+
+    fn fixture() -> Fixture {
+        let ca_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+        let root_key = generate_key(KeyType::EcP256).unwrap();
+        let root_signer = FileSigner::from_pkcs8("root", root_key.pkcs8_der()).unwrap();
+        let root = certificate(None, &root_key, "Root", true, ca_usage, &[]);
+        let mid_key = generate_key(KeyType::EcP256).unwrap();
+        let mid_signer = FileSigner::from_pkcs8("mid", mid_key.pkcs8_der()).unwrap();
+        let intermediate = certificate(
+            Some((&root, &root_signer)),
+            &mid_key,
+            "Issuing",
+            true,
+            ca_usage,
+            &[],
+        );
+        let auth_key = generate_key(KeyType::EcP256).unwrap();
+        let sign_key = generate_key(KeyType::EcP256).unwrap();
+        let client_auth = [parse_extended_key_usage("clientAuth").unwrap()];
+        let auth = certificate(
+            Some((&intermediate, &mid_signer)),
+            &auth_key,
+            "Alice",
+            false,
+            KeyUsage(KeyUsages::DigitalSignature.into()),
+            &client_auth,
+        );
+        let signing = certificate(
+            Some((&intermediate, &mid_signer)),
+            &sign_key,
+            "Alice",
+            false,
+            KeyUsage(KeyUsages::NonRepudiation.into()),
+            &[],
+        );
+        Fixture {
+            root,
+            intermediate,
+            keys: vec![sign_key, auth_key],
+            leaves: vec![signing, auth],
+        }
+    }
+
+    /// Entries in the order signing, authentication (the writer must reorder them).
+    fn entries<'a>(f: &'a Fixture, chain: &'a [Vec<u8>], cn: &str) -> Vec<TokenEntry<'a>> {
+        ["signing", "authentication"]
+            .iter()
+            .zip(f.keys.iter().zip(&f.leaves))
+            .map(|(purpose, (key, leaf))| TokenEntry {
+                friendly_name: format!("{cn} {purpose}"),
+                key,
+                certificate_der: leaf,
+                chain,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chain_once_named_certificate_bags_authentication_first() {
+        let f = fixture();
+        let chain = vec![f.intermediate.clone(), f.root.clone()];
+        let entries = entries(&f, &chain, "Alice");
+        for profile in [Pkcs12Profile::Modern, Pkcs12Profile::Legacy] {
+            let pin = Pin::new("Secret-123".into());
+            let p12 = write_pkcs12(&entries, &pin, profile, 2048).unwrap();
+            let archive = Pkcs12Archive::from_pkcs12(&p12, "Secret-123").unwrap();
+
+            let key_names: Vec<_> = archive
+                .keys
+                .iter()
+                .map(|k| k.friendly_name.clone().unwrap())
+                .collect();
+            assert_eq!(
+                key_names,
+                ["Alice authentication", "Alice signing"],
+                "{profile}"
+            );
+            assert_eq!(archive.keys[0].key.as_der(), f.keys[1].pkcs8_der());
+
+            // Two leaves and each CA once: 4 certificate bags, no duplicates.
+            let ders: Vec<&[u8]> = archive.certs.iter().map(|c| c.cert.as_der()).collect();
+            assert_eq!(
+                ders,
+                [
+                    f.leaves[1].as_slice(),
+                    f.leaves[0].as_slice(),
+                    f.intermediate.as_slice(),
+                    f.root.as_slice()
+                ]
+            );
+            // Certificate bags carry their key's friendlyName and localKeyId.
+            for (key, cert) in archive.keys.iter().zip(&archive.certs) {
+                assert_eq!(cert.friendly_name, key.friendly_name);
+                let id = key.local_key_id.as_ref().unwrap();
+                assert_eq!(cert.local_key_id.as_deref(), Some(id.as_ref()));
+                assert_eq!(id.as_ref(), Sha1::digest(cert.cert.as_der()).as_slice());
+            }
+            assert!(
+                archive.certs[2..]
+                    .iter()
+                    .all(|c| c.friendly_name.is_none() && c.local_key_id.is_none())
+            );
+            // A wrong PIN fails the MAC.
+            assert!(Pkcs12Archive::from_pkcs12(&p12, "Secret-124").is_err());
+        }
+    }
+
+    #[test]
+    fn names_outside_the_bmp_and_non_ascii_pins() {
+        let f = fixture();
+        let chain = vec![f.intermediate.clone(), f.root.clone()];
+        let entries = entries(&f, &chain, "𠮷田 太郎");
+        let pin = Pin::new("Pässwörd€1".into());
+        let p12 = write_pkcs12(&entries, &pin, Pkcs12Profile::Modern, 2048).unwrap();
+        // An independent reader verifies the MAC and decrypts both safes with that PIN.
+        let archive = Pkcs12Archive::from_pkcs12(&p12, "Pässwörd€1").unwrap();
+        assert_eq!(archive.keys.len(), 2);
+        assert_eq!(archive.certs.len(), 4);
+        // The key bags are in the clear: the name is there as UTF-16 with a surrogate pair.
+        let expected: Vec<u8> = "𠮷田 太郎 authentication"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(expected.starts_with(&[0xD8, 0x42, 0xDF, 0xB7]));
+        assert!(p12.windows(expected.len()).any(|w| w == expected));
+    }
+
+    #[test]
+    fn client_auth_ranks() {
+        let f = fixture();
+        assert_eq!(client_auth_rank(&f.leaves[1]), 0, "clientAuth");
+        assert_eq!(client_auth_rank(&f.leaves[0]), 2, "nonRepudiation only");
+        assert_eq!(client_auth_rank(b"not a certificate"), 2);
+    }
 }

@@ -5,6 +5,7 @@ mod ca;
 mod config;
 mod databases;
 mod hardening_http;
+mod interop;
 mod kit;
 mod nginx;
 mod operations;

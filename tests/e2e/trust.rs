@@ -282,8 +282,7 @@ fn foreign_identity(dir: &std::path::Path) -> Vec<u8> {
         extended_key_usage: &eku,
         policies: &[],
         ca: None,
-        crl_url: None,
-        ocsp_url: None,
+        published: None,
     };
     let cert = issue_certificate(
         ca.certificate().tbs_certificate().subject(),
