@@ -1,5 +1,5 @@
-//! The embedded default configuration (SPEC §2): written by `init` and by the first `serve` on
-//! an empty root.
+//! The embedded default configuration files, written by `init` and by the first `serve` on an
+//! empty root (the demo CA beside them is made by `ca`, composed in `issuance::init`).
 
 use std::net::SocketAddr;
 use std::path::Path;
