@@ -4,6 +4,7 @@ mod audit;
 mod ca;
 mod config;
 mod databases;
+mod garbage;
 mod hardening_http;
 mod interop;
 mod kit;
