@@ -28,7 +28,9 @@ pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{DemoCa, write_demo_hierarchy, write_self_signed_tls};
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use serial::{Serial, SerialError};
-pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
+pub use signer::{
+    FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
+};
 pub use subject::{Attribute, Subject};
 
 use der::{Decode, DecodePem};

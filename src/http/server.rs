@@ -103,8 +103,13 @@ async fn start_https(
             "an HTTPS listener needs [server] tls_cert and tls_key",
         ));
     };
-    let tls = tls::server_config(cert, key, server.client_ca.as_deref())
-        .map_err(std::io::Error::other)?;
+    let tls = tls::server_config(
+        cert,
+        key,
+        server.client_ca.as_deref(),
+        gateway.revoked_officers(),
+    )
+    .map_err(std::io::Error::other)?;
     if server.client_ca.is_none() {
         tracing::warn!(
             "HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in"

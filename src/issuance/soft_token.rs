@@ -121,7 +121,10 @@ impl Gateway {
         error
     }
 
-    /// The registry entry of the connection's client certificate, when the handler needs one.
+    /// The registry entry of the connection's client certificate, when the handler needs one,
+    /// looked up by issuer and serial (never by fingerprint: see `identity::CertificateId`).
+    /// A revoked entry is also remembered for the TLS client verifier, so the certificate's
+    /// next connection to this node is refused in the handshake.
     async fn officer_standing(
         &self,
         handler: &Handler,
@@ -132,17 +135,24 @@ impl Gateway {
         else {
             return Ok(None);
         };
+        let Some(id) = certificate.id() else {
+            return Ok(None);
+        };
         let record = self
             .store
-            .officer_by_fingerprint(certificate.fingerprint())
+            .officer_by_certificate(&id.issuer, &id.serial)
             .await
             .map_err(IssuanceError::from)?;
-        Ok(record.map(|r| OfficerStanding {
+        let standing = record.map(|r| OfficerStanding {
             serial: r.serial,
             name: r.name,
             roles: r.roles,
             revoked: r.status != OfficerStatus::Active,
-        }))
+        });
+        if standing.as_ref().is_some_and(|o| o.revoked) {
+            self.revoked_officers.insert(id.clone());
+        }
+        Ok(standing)
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {

@@ -33,7 +33,8 @@ pub const PARAMETERS: &[&str] = &[
 /// Officer roles a handler requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequiredRoles {
-    /// `none`: any unrevoked certificate that chains to `client_ca`.
+    /// `none`: any registered, unrevoked officer, whatever its roles (a certificate that
+    /// merely chains to `client_ca` is not enough).
     AnyCertificate,
     /// All of these roles.
     All(Vec<String>),
@@ -91,7 +92,7 @@ impl Handler {
                     .into()
             }
             Some(RequiredRoles::AnyCertificate) => {
-                "any officer client certificate (requiredRoRoles = none)".into()
+                "any officer client certificate that is registered, whatever its roles (requiredRoRoles = none)".into()
             }
             Some(RequiredRoles::All(roles)) => format!(
                 "an officer client certificate with the roles {}",

@@ -371,7 +371,38 @@ impl Store {
         officers::insert(&self.pool, officer, event).await
     }
 
-    /// The officer holding the certificate with this SHA-256 fingerprint (lower-case hex).
+    /// The officer holding the certificate with this issuer (RFC 4514 text) and serial: how a
+    /// client certificate is looked up on every request.
+    pub async fn officer_by_certificate(
+        &self,
+        issuer: &str,
+        serial: &Serial,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        officers::by_certificate(&self.pool, issuer, serial.hex()).await
+    }
+
+    /// (issuer, serial) of every revoked officer certificate, for the TLS client verifier.
+    pub async fn revoked_officer_certificates(&self) -> Result<Vec<(String, Serial)>, StoreError> {
+        officers::revoked(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(issuer, serial)| {
+                Serial::parse(&serial)
+                    .map(|s| (issuer, s))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Records `issuer` on officer rows registered before issuers were stored (migration
+    /// 0006); returns how many rows it updated.
+    pub async fn adopt_legacy_officers(&self, issuer: &str) -> Result<u64, StoreError> {
+        officers::adopt_legacy(&self.pool, issuer).await
+    }
+
+    /// The officer whose certificate, as issued, has this SHA-256 fingerprint (lower-case
+    /// hex). For operators' look-ups only: a certificate can be re-encoded with another
+    /// fingerprint, so identity checks use [`Store::officer_by_certificate`].
     pub async fn officer_by_fingerprint(
         &self,
         fingerprint: &str,

@@ -1007,6 +1007,7 @@ async fn officer_registry_sequence(url: &str) {
     let event = |e: &str| AuditEvent::now(e, "cli", "", serde_json::json!({}));
     let officer = OfficerRecord {
         serial: "0abc01".into(),
+        issuer: "CN=Officers".into(),
         fingerprint: "f".repeat(64),
         name: "Olga, O=Evil".into(),
         roles: vec!["ast-requester".into(), "admin".into()],
@@ -1030,6 +1031,20 @@ async fn officer_registry_sequence(url: &str) {
         Some(officer.clone())
     );
     assert_eq!(store.officer_by_fingerprint("00").await.unwrap(), None);
+    assert_eq!(
+        store
+            .officer_by_certificate("CN=Officers", &ser("0A:BC:01"))
+            .await
+            .unwrap(),
+        Some(officer.clone())
+    );
+    assert_eq!(
+        store
+            .officer_by_certificate("CN=Elsewhere", &ser("0abc01"))
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.officers().await.unwrap(), vec![officer.clone()]);
     // Any hex form of the serial.
     let revoked = store
