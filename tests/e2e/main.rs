@@ -3,6 +3,7 @@
 mod ca;
 mod config;
 mod databases;
+mod hardening_input;
 mod kit;
 mod nginx;
 mod page;
