@@ -171,7 +171,12 @@ impl Gateway {
         let profile = handler
             .choose_profile(form.profile.as_deref())
             .map_err(|e| IssuanceError::BadRequest(e.to_string()))?;
-        let plan = self.plan(&rules, handler, &request.headers, &caller)?;
+        let headers = request.headers.decoded_as(
+            handler
+                .header_encoding
+                .unwrap_or(self.settings.header_encoding),
+        );
+        let plan = self.plan(&rules, handler, &headers, &caller)?;
         let order = Order {
             handler,
             caller: &caller,

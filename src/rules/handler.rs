@@ -12,7 +12,7 @@ use super::formats::Formats;
 use super::password::{DEFAULT_PIN_PATTERN, PasswordPolicy};
 use super::procedure::TokenProcedure;
 use crate::config::{ConfigError, ConfigErrors, Diagnostics, HandlerScope, Value};
-use crate::policy::{FieldSpec, Scope, regex_error};
+use crate::policy::{FieldSpec, HeaderEncoding, Scope, regex_error};
 use crate::token::Pkcs12Profile;
 
 /// The parameters a scope (`default.` or `handler.<n>.`) may set, besides `formatFields.<N>`.
@@ -22,10 +22,12 @@ pub const PARAMETERS: &[&str] = &[
     "format",
     "tokenprocedure",
     "requiredRoRoles",
+    "headerEncoding",
     "formatFields.<N>",
     "password.minLength",
     "password.maxLength",
     "password.pattern",
+    "password.allowEdgeWhitespace",
     "pkcs12.profile",
     "pkcs12.profiles",
 ];
@@ -63,6 +65,9 @@ pub struct Handler {
     pub fields: Vec<FieldSpec>,
     pub token_procedure: String,
     pub required_roles: Option<RequiredRoles>,
+    /// `headerEncoding`: how this handler's identity headers are decoded (`None`: the
+    /// `[trust] header_encoding` of gateway.toml).
+    pub header_encoding: Option<HeaderEncoding>,
     pub password_policy: PasswordPolicy,
     pub pkcs12_profile: Pkcs12Profile,
     pub pkcs12_profiles: Vec<Pkcs12Profile>,
@@ -180,6 +185,12 @@ impl TryFrom<HandlerSource<'_>> for Handler {
                 &mut diagnostics,
             );
         }
+        let header_encoding = scope.get("headerEncoding").and_then(|v| {
+            v.text
+                .parse()
+                .map_err(|m| diagnostics.push(source.error("headerEncoding", m)))
+                .ok()
+        });
         let password_policy = password_policy(&source, &mut diagnostics);
         let (pkcs12_profile, pkcs12_profiles) = profiles(&source, &mut diagnostics);
         let Ok(filter) = filter else {
@@ -194,6 +205,7 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             fields,
             token_procedure,
             required_roles: scope.get("requiredRoRoles").and_then(required_roles),
+            header_encoding,
             password_policy,
             pkcs12_profile,
             pkcs12_profiles,
