@@ -174,6 +174,8 @@ impl Gateway {
     /// Loads CAs, opens the database (running migrations) and builds the gateway.
     pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config.settings)?;
+        // The data directory holds the database, keys and the secret key: owner only.
+        crate::store::make_private_directory(&config.settings.root.data())?;
         let store = Store::open(
             &config.settings.database_url,
             config.settings.database_max_connections,
@@ -265,8 +267,9 @@ impl Gateway {
         &self.cas
     }
 
-    /// Readiness: the database answers.
+    /// Readiness: the database answers and accepts writes.
     pub async fn ready(&self) -> Result<(), IssuanceError> {
-        self.store.ping().await.map_err(IssuanceError::from)
+        self.store.ping().await?;
+        self.store.writable().await.map_err(IssuanceError::from)
     }
 }

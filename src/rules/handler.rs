@@ -274,7 +274,8 @@ fn required_roles(value: &Value) -> Option<RequiredRoles> {
     }
 }
 
-/// `password.minLength`, `password.maxLength`, `password.pattern`.
+/// `password.minLength`, `password.maxLength`, `password.pattern`,
+/// `password.allowEdgeWhitespace`.
 fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) -> PasswordPolicy {
     let scope = &source.scope;
     let mut number = |name: &str, default: usize| match scope.get(name) {
@@ -301,7 +302,15 @@ fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) ->
     let pattern = scope
         .get("password.pattern")
         .map_or_else(|| DEFAULT_PIN_PATTERN.to_string(), |v| v.text.clone());
-    PasswordPolicy::new(min, max, &pattern).unwrap_or_else(|e| {
+    let allow_edge_whitespace = match scope.get("password.allowEdgeWhitespace").map(boolean) {
+        None => false,
+        Some(Ok(b)) => b,
+        Some(Err(m)) => {
+            diagnostics.push(source.error("password.allowEdgeWhitespace", m));
+            false
+        }
+    };
+    let policy = PasswordPolicy::new(min, max, &pattern).unwrap_or_else(|e| {
         diagnostics.push(source.error(
             "password.pattern",
             format!(
@@ -310,7 +319,8 @@ fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) ->
             ),
         ));
         PasswordPolicy::default()
-    })
+    });
+    policy.allowing_edge_whitespace(allow_edge_whitespace)
 }
 
 /// `pkcs12.profile` (the default) and `pkcs12.profiles` (those a user may choose).

@@ -11,6 +11,7 @@
 //! connections are tested before use).
 
 mod audit;
+mod files;
 mod officers;
 mod records;
 mod revocation;
@@ -25,6 +26,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 pub use audit::{AuditEvent, AuditVerification};
+pub use files::make_private_directory;
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
@@ -45,6 +47,12 @@ pub enum StoreError {
     /// A write did not finish within the operation timeout; its outcome is unknown.
     #[error("the database did not finish a write within {0:?}")]
     TimedOut(Duration),
+    /// The SQLite database file could not be created or made private.
+    #[error("{0}")]
+    File(String),
+    /// The database answers but refuses writes (read-only replica, locked SQLite file).
+    #[error("the database does not accept writes: {0}")]
+    ReadOnly(String),
 }
 
 /// Connection-pool settings.
@@ -127,6 +135,9 @@ impl Store {
         } else {
             Backend::Postgres
         };
+        if backend == Backend::Sqlite {
+            files::prepare_sqlite_file(url)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -247,6 +258,62 @@ impl Store {
         let round_trip = sqlx::query("SELECT 1").fetch_one(&mut *connection);
         match tokio::time::timeout(limit, round_trip).await {
             Ok(result) => result.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::TimedOut(limit)),
+        }
+    }
+
+    /// Can this node write? `/readyz` asks after [`Store::ping`]: a SQLite file another
+    /// process holds locked, or a PostgreSQL standby (or `transaction_read_only`), answers
+    /// reads but would fail every issuance. SQLite: `BEGIN IMMEDIATE` on a fresh connection
+    /// with a short busy timeout, then `ROLLBACK` (nothing is written). PostgreSQL: the
+    /// server's read-only state, asked on a pooled connection; skipped while every pooled
+    /// connection is busy, which means the node is writing.
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        let limit = self.pool.options().get_acquire_timeout();
+        let probe = async {
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut connection = AnyConnection::connect(&self.health.url).await?;
+                    sqlx::query("PRAGMA busy_timeout = 250")
+                        .fetch_optional(&mut connection)
+                        .await?;
+                    let began = sqlx::query("BEGIN IMMEDIATE")
+                        .execute(&mut connection)
+                        .await;
+                    if began.is_ok() {
+                        sqlx::query("ROLLBACK").execute(&mut connection).await?;
+                    }
+                    let _ = connection.close().await;
+                    began
+                        .map(|_| ())
+                        .map_err(|e| StoreError::ReadOnly(format!("SQLite: {e}")))
+                }
+                Backend::Postgres => {
+                    let exhausted = self.pool.num_idle() == 0
+                        && self.pool.size() >= self.pool.options().get_max_connections();
+                    if exhausted {
+                        return Ok(());
+                    }
+                    let mut connection = self.connection().await?;
+                    let row = sqlx::query(
+                        "SELECT CASE WHEN pg_is_in_recovery() \
+                         OR current_setting('transaction_read_only') = 'on' THEN 1 ELSE 0 END",
+                    )
+                    .fetch_one(&mut *connection)
+                    .await?;
+                    if row.try_get::<i32, _>(0)? == 1 {
+                        Err(StoreError::ReadOnly(
+                            "PostgreSQL is read-only here (a standby, or transaction_read_only)"
+                                .into(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(limit, probe).await {
+            Ok(result) => result,
             Err(_) => Err(StoreError::TimedOut(limit)),
         }
     }
