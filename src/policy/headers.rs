@@ -1,5 +1,5 @@
-//! Identity headers as the policy sees them: the hygiene rules of SPEC §4 and the text
-//! encoding the front uses for non-ASCII values.
+//! Identity headers as the policy sees them: their hygiene (duplicates, `_` twins, control
+//! characters) and the text encoding the front uses for non-ASCII values.
 
 use std::fmt;
 use std::str::FromStr;
