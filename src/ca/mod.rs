@@ -33,7 +33,9 @@ pub use demo::{
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use published::PublishedUrls;
 pub use serial::{Serial, SerialError};
-pub use signer::{FileSigner, SignatureAlgorithm, Signer, write_private_key_pem};
+pub use signer::{
+    FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
+};
 pub use subject::{Attribute, Subject};
 
 use der::{Decode, DecodePem};

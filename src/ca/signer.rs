@@ -103,7 +103,7 @@ impl FileSigner {
             path: path.display().to_string(),
             message,
         };
-        check_private_permissions(path).map_err(file_err)?;
+        check_private_key_file(path).map_err(file_err)?;
         let bytes = zeroize::Zeroizing::new(
             std::fs::read(path).map_err(|e| file_err(format!("cannot read the CA key: {e}")))?,
         );
@@ -248,11 +248,13 @@ fn decrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<zeroize::Zeroizing<Vec<
     Ok(zeroize::Zeroizing::new(document.as_bytes().to_vec()))
 }
 
-/// Refuses key files that group or others can read or write.
+/// Refuses a private key file (CA key, TLS server key) that group or others can read or
+/// write, or that sits in a directory they can write to without the sticky bit (they could
+/// replace it). Messages name the mode and the fix, never the key.
 #[cfg(unix)]
-fn check_private_permissions(path: &Path) -> Result<(), String> {
+pub fn check_private_key_file(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the CA key: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the key file: {e}"))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -260,11 +262,26 @@ fn check_private_permissions(path: &Path) -> Result<(), String> {
             path.display()
         ));
     }
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(meta) = std::fs::metadata(directory) {
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(format!(
+                "the key file's directory is writable by group or others (mode {:o}), so they could replace the key; run `chmod go-w {}`",
+                mode & 0o777,
+                directory.display()
+            ));
+        }
+    }
     Ok(())
 }
 
+/// Permissions are not checked where there are none to check.
 #[cfg(not(unix))]
-fn check_private_permissions(_path: &Path) -> Result<(), String> {
+pub fn check_private_key_file(_path: &Path) -> Result<(), String> {
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::public_url::{check_public_url, public_url_from_listener};
 use super::toml_file::{CaFile, GatewayFile, KeyPoolFile, ServerFile, TomlText};
 use super::{ConfigError, ConfigErrors, Diagnostics, Root};
+use crate::policy::HeaderEncoding;
 use crate::token::KeyType;
 
 /// Default pool size for a key type a token procedure uses and `[key_pool]` does not mention.
@@ -142,6 +143,9 @@ pub struct GatewayConfig {
     pub root: Root,
     pub server: ServerConfig,
     pub trusted_proxies: Vec<IpNet>,
+    /// `[trust] header_encoding`: how identity header values are decoded (a handler's
+    /// `headerEncoding` overrides it).
+    pub header_encoding: HeaderEncoding,
     pub database_url: String,
     pub database_max_connections: u32,
     pub pkcs12_iterations: u32,
@@ -192,6 +196,13 @@ pub fn resolve_settings(
     let mut diagnostics = Diagnostics::default();
     let server = diagnostics.take(server(root, &file.server, toml));
     let trusted_proxies = diagnostics.take(proxies(file, toml));
+    let header_encoding = match &file.trust.header_encoding {
+        None => HeaderEncoding::default(),
+        Some(value) => value.get_ref().parse().unwrap_or_else(|m| {
+            diagnostics.push(toml.error(value.span(), "trust.header_encoding", m));
+            HeaderEncoding::default()
+        }),
+    };
     let database_url = resolve_database_url(root, file.database.url.get_ref());
     if !(database_url.starts_with("sqlite:")
         || database_url.starts_with("postgres://")
@@ -286,6 +297,7 @@ pub fn resolve_settings(
         root: root.clone(),
         server,
         trusted_proxies,
+        header_encoding,
         database_url,
         database_max_connections: file.database.max_connections.unwrap_or(8),
         pkcs12_iterations: *iterations.get_ref(),

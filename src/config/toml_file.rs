@@ -135,6 +135,9 @@ pub struct KeyPoolFile {
 pub struct TrustFile {
     #[serde(default)]
     pub proxies: Vec<Spanned<String>>,
+    /// How the front encodes identity header values: `utf-8`, `latin-1`, `utf-8-or-latin-1`
+    /// (default), `base64url` or `percent`. A handler may override it (`headerEncoding`).
+    pub header_encoding: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

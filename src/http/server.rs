@@ -132,8 +132,13 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
                 "an HTTPS listener needs [server] tls_cert and tls_key",
             ));
         };
-        let tls_config = tls::server_config(cert, key, server.client_ca.as_deref())
-            .map_err(std::io::Error::other)?;
+        let tls_config = tls::server_config(
+            cert,
+            key,
+            server.client_ca.as_deref(),
+            gateway.revoked_officers(),
+        )
+        .map_err(std::io::Error::other)?;
         if server.client_ca.is_none() {
             tracing::warn!(
                 "HTTPS without [server] client_ca: no client certificates are requested, so officers cannot log in"

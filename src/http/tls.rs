@@ -9,16 +9,29 @@
 //! Without a `client_ca` the server never asks for a certificate. So a peer certificate on a
 //! completed handshake of this listener is a verified one, and `VerifiedClientCertificate` is
 //! built here alone, once per connection (`server::serve_connection`).
+//!
+//! Revoked officers are refused in the handshake too: `RevocationAwareVerifier` wraps the
+//! WebPKI verifier and, after it accepted a chain, refuses a leaf whose issuer and serial are
+//! in the gateway's revoked officer set (kept current on revoke and re-read from the database
+//! every few seconds). Why not rustls' CRL support (`with_crls`): the CRLs would be frozen into
+//! the `ServerConfig` (every refresh means rebuilding it), a CRL past its nextUpdate or a CA
+//! without a published CRL makes the verifier refuse every officer, and a revocation would
+//! wait for the next CRL to be signed. The set has none of these failure modes, and the
+//! per-request registry lookup stays the authority behind it.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ServerConnection, WebPkiClientVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::identity::VerifiedClientCertificate;
+use crate::identity::{CertificateId, RevokedOfficers, VerifiedClientCertificate};
 
 /// Why the TLS configuration could not be built. Messages name files, never key material.
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +50,13 @@ fn file_error(path: &Path, message: impl std::fmt::Display) -> TlsError {
 }
 
 /// Builds the rustls server configuration: `cert` is the chain (PEM, leaf first), `key` its
-/// PKCS#8/PKCS#1/SEC1 key (PEM), `client_ca` the CA(s) client certificates must chain to.
+/// PKCS#8/PKCS#1/SEC1 key (PEM, readable by its owner only), `client_ca` the CA(s) client
+/// certificates must chain to, `revoked` the officer certificates refused in the handshake.
 pub fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,
+    revoked: Arc<RevokedOfficers>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| file_error(cert, format!("cannot read the server certificate: {e}")))?
@@ -50,6 +65,7 @@ pub fn server_config(
     if chain.is_empty() {
         return Err(file_error(cert, "no certificate in the file"));
     }
+    crate::ca::check_private_key_file(key).map_err(|m| file_error(key, m))?;
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| file_error(key, format!("cannot read the server key (PEM): {e}")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -71,10 +87,15 @@ pub fn server_config(
             if roots.is_empty() {
                 return Err(file_error(path, "client_ca holds no certificate"));
             }
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?
+            let webpki =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::Config(e.to_string()))?;
+            Arc::new(RevocationAwareVerifier {
+                inner: webpki,
+                revoked,
+            })
         }
         None => WebPkiClientVerifier::no_client_auth(),
     };
@@ -97,4 +118,69 @@ pub fn verified_client_certificate(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|leaf| VerifiedClientCertificate::from_verified_handshake(leaf.to_vec()))
+}
+
+/// The WebPKI client verifier, plus a refusal of revoked officer certificates (see the module
+/// documentation). Everything else is the inner verifier's.
+#[derive(Debug)]
+struct RevocationAwareVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: Arc<RevokedOfficers>,
+}
+
+impl ClientCertVerifier for RevocationAwareVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match CertificateId::from_der(end_entity) {
+            Some(id) if self.revoked.contains(&id) => {
+                tracing::info!(certificate = %id, "TLS: refused a revoked officer certificate");
+                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+            }
+            Some(_) => Ok(verified),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

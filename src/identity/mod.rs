@@ -1,17 +1,23 @@
 //! Who is calling, and may we believe their identity headers?
 //!
-//! Owns: the trusted-proxy list and the decision per handler. Must not: read identity headers
-//! (that is `policy`), know HTTP types. Invariants: `X-Forwarded-For` is never consulted — only
-//! the TCP peer address; a `VerifiedClientCertificate` can only be constructed by the TLS
-//! acceptor after rustls verified the chain against `client_ca` (its constructor is
-//! crate-private and called from `http` alone); an officer `Caller` exists only as the result
-//! of `authorize`.
+//! Owns: the trusted-proxy list, the identity of officer certificates and the decision per
+//! handler. Must not: read identity headers (that is `policy`), know HTTP types. Invariants:
+//! `X-Forwarded-For` is never consulted — only the TCP peer address; a
+//! `VerifiedClientCertificate` can only be constructed by the TLS acceptor after rustls
+//! verified the chain against `client_ca` (its constructor is crate-private and called from
+//! `http` alone); an officer is identified by issuer and serial, never by a hash of the DER
+//! (see `officer`); an officer `Caller` exists only as the result of `authorize`, and only for
+//! a registered, unrevoked officer.
+
+mod officer;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
+
+pub use officer::{CertificateId, RevokedOfficers};
 
 use crate::policy::CertificateFacts;
 use crate::rules::RequiredRoles;
@@ -21,17 +27,29 @@ use crate::rules::RequiredRoles;
 pub struct VerifiedClientCertificate {
     der: Vec<u8>,
     fingerprint: String,
+    id: Option<CertificateId>,
 }
 
 impl VerifiedClientCertificate {
     /// Only for the TLS acceptor, after a successful verification.
     pub(crate) fn from_verified_handshake(der: Vec<u8>) -> Self {
         let fingerprint = hex::encode(Sha256::digest(&der));
-        VerifiedClientCertificate { der, fingerprint }
+        let id = CertificateId::from_der(&der);
+        VerifiedClientCertificate {
+            der,
+            fingerprint,
+            id,
+        }
     }
-    /// SHA-256 fingerprint of the certificate, lower-case hex.
+    /// SHA-256 fingerprint of this encoding of the certificate, lower-case hex. For logs only:
+    /// it is not an identity (an ECDSA signature can be re-encoded, see `officer`).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+    /// Issuer and serial: how the officer registry knows the certificate. `None` only for a
+    /// certificate that x509-cert cannot parse (it is then nobody).
+    pub fn id(&self) -> Option<&CertificateId> {
+        self.id.as_ref()
     }
     /// The certificate, DER.
     pub fn der(&self) -> &[u8] {
@@ -56,12 +74,12 @@ pub struct Authorized(());
 pub enum Caller {
     /// A peer inside `[trust] proxies`.
     Proxy(IpAddr),
-    /// An officer (or, for `requiredRoRoles = none`, any verified client certificate).
-    /// `name` is the registered officer name, if the certificate is registered. Only
-    /// `TrustPolicy::authorize` can build this variant (`proof` cannot be made elsewhere).
+    /// A registered, unrevoked officer, known by the serial of its certificate (issued by the
+    /// officers CA) and its registered name. Only `TrustPolicy::authorize` can build this
+    /// variant (`proof` cannot be made elsewhere).
     Officer {
-        fingerprint: String,
-        name: Option<String>,
+        serial: String,
+        name: String,
         facts: CertificateFacts,
         proof: Authorized,
     },
@@ -75,7 +93,7 @@ impl fmt::Display for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Caller::Proxy(ip) => write!(f, "proxy:{ip}"),
-            Caller::Officer { fingerprint, .. } => write!(f, "officer:{fingerprint}"),
+            Caller::Officer { serial, .. } => write!(f, "officer:{serial}"),
             Caller::Cli => f.write_str("cli"),
             Caller::Service => f.write_str("system"),
         }
@@ -105,6 +123,10 @@ pub enum TrustError {
     MissingRole(String),
     #[error("the client certificate (officer serial {0}) has been revoked")]
     Revoked(String),
+    #[error(
+        "the client certificate ({0}) is not a registered officer; officers are issued and registered with `ast-gateway officer issue`"
+    )]
+    Unregistered(String),
 }
 
 impl TrustError {
@@ -115,12 +137,13 @@ impl TrustError {
             TrustError::NoClientCertificate => "requiredRoRoles: client certificate required",
             TrustError::MissingRole(_) => "requiredRoRoles: roles",
             TrustError::Revoked(_) => "officer revoked",
+            TrustError::Unregistered(_) => "requiredRoRoles: registered officer",
         }
     }
 }
 
-/// What the officer registry says about a client certificate (looked up per request by the
-/// caller of `authorize`, so revocations apply to the next request).
+/// What the officer registry says about a client certificate, looked up by issuer and serial
+/// per request by the caller of `authorize`, so revocations apply to the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfficerStanding {
     pub serial: String,
@@ -152,7 +175,9 @@ impl TrustPolicy {
 
     /// Decides whether the request's identity headers may be used on a handler that requires
     /// `required` roles (None: trusted proxies only). `officer` is the registry entry of the
-    /// connection's verified client certificate, if it has one and it is registered.
+    /// connection's verified client certificate (by issuer and serial), if it is registered.
+    /// Any `requiredRoRoles`, `none` included, admits registered, unrevoked officers only:
+    /// `none` means "whatever their roles", never "any certificate the CA signed".
     pub fn authorize(
         &self,
         required: Option<&RequiredRoles>,
@@ -171,31 +196,28 @@ impl TrustPolicy {
         let Some(certificate) = &connection.client_certificate else {
             return Err(TrustError::NoClientCertificate);
         };
-        if let Some(officer) = officer.filter(|o| o.revoked) {
+        let Some(officer) = officer else {
+            return Err(TrustError::Unregistered(match certificate.id() {
+                Some(id) => id.to_string(),
+                None => "unreadable".into(),
+            }));
+        };
+        if officer.revoked {
             return Err(TrustError::Revoked(officer.serial.clone()));
         }
         if let RequiredRoles::All(required) = roles {
-            let held: &[String] = officer.map(|o| o.roles.as_slice()).unwrap_or(&[]);
             let missing: Vec<&str> = required
                 .iter()
-                .filter(|r| !held.contains(r))
+                .filter(|r| !officer.roles.contains(r))
                 .map(String::as_str)
                 .collect();
             if !missing.is_empty() {
-                let registered = if officer.is_some() {
-                    ""
-                } else {
-                    " (the certificate is not a registered officer)"
-                };
-                return Err(TrustError::MissingRole(format!(
-                    "{}{registered}",
-                    missing.join(", ")
-                )));
+                return Err(TrustError::MissingRole(missing.join(", ")));
             }
         }
         Ok(Caller::Officer {
-            fingerprint: certificate.fingerprint().to_string(),
-            name: officer.map(|o| o.name.clone()),
+            serial: officer.serial.clone(),
+            name: officer.name.clone(),
             // A certificate rustls accepted always parses; if it did not, it has no facts.
             facts: CertificateFacts::from_der(certificate.der()).unwrap_or_default(),
             proof: Authorized(()),
@@ -280,14 +302,21 @@ mod tests {
             .err(),
             Some(TrustError::MissingRole("admin".into()))
         );
+        // Unregistered certificates are nobody, for `none` too.
         assert!(matches!(
             p.authorize(Some(&needs(&["ast-requester"])), &conn, None),
-            Err(TrustError::MissingRole(_))
+            Err(TrustError::Unregistered(_))
         ));
         assert!(matches!(
             p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, None),
-            Ok(Caller::Officer { name: None, .. })
+            Err(TrustError::Unregistered(_))
         ));
+        match p.authorize(Some(&RequiredRoles::AnyCertificate), &conn, Some(&officer)) {
+            Ok(caller @ Caller::Officer { .. }) => {
+                assert_eq!(caller.to_string(), "officer:01");
+            }
+            other => panic!("{other:?}"),
+        }
         let revoked = OfficerStanding {
             revoked: true,
             ..officer

@@ -38,7 +38,7 @@ pub use soft_token::{SoftToken, SoftTokenRequest, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
 use crate::config::{ConfigError, ConfigErrors, GatewayConfig};
-use crate::identity::TrustPolicy;
+use crate::identity::{RevokedOfficers, TrustPolicy};
 use crate::rules::{Configuration, Rules};
 use crate::store::{Store, StoreError};
 use crate::token::KeyPool;
@@ -66,7 +66,12 @@ pub struct Gateway {
     /// Pre-generated keys; its refill thread stops when the gateway is dropped.
     /// Sized at start; a configuration reload does not resize it.
     key_pool: KeyPool,
+    /// Revoked officer certificates, refused by the HTTPS listener's TLS client verifier.
+    revoked_officers: Arc<RevokedOfficers>,
 }
+
+/// How often the revoked officer certificates are re-read from the database.
+const OFFICER_REVOCATION_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Loads every configured CA (certificate, chain, key), reporting every problem at once.
 pub fn load_cas(settings: &GatewayConfig) -> Result<BTreeMap<String, Arc<Ca>>, ConfigErrors> {
@@ -183,13 +188,39 @@ impl Gateway {
     pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config.settings)?;
         let seal = audit_seal(&config.settings.root).map_err(StartError::SecretKey)?;
+        // The data directory holds the database, keys and the secret key: owner only.
+        crate::store::make_private_directory(&config.settings.root.data())?;
         let store = Store::open(
             &config.settings.database_url,
             config.settings.database_max_connections,
         )
         .await?
         .with_audit(seal);
-        Ok(Self::from_parts(config, cas, store))
+        let gateway = Self::from_parts(config, cas, store);
+        gateway.adopt_legacy_officers().await?;
+        gateway
+            .refresh_revoked_officers()
+            .await
+            .map_err(|e| StartError::Store(StoreError::Corrupt(e.to_string())))?;
+        gateway.spawn_officer_revocation_refresher(OFFICER_REVOCATION_REFRESH);
+        Ok(gateway)
+    }
+
+    /// Officer rows registered before issuers were recorded belong to the officers CA.
+    async fn adopt_legacy_officers(&self) -> Result<(), StoreError> {
+        let Some(ca) = self.cas.get(officers::OFFICERS_CA) else {
+            return Ok(());
+        };
+        let issuer = ca.certificate().tbs_certificate().subject().to_string();
+        let adopted = self.store.adopt_legacy_officers(&issuer).await?;
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                issuer,
+                "officer registry: recorded the issuer of older officer rows"
+            );
+        }
+        Ok(())
     }
 
     /// Builds a gateway from loaded parts.
@@ -212,7 +243,13 @@ impl Gateway {
             store,
             crypto_slots: Semaphore::new(cores),
             crl_lock: tokio::sync::Mutex::new(()),
+            revoked_officers: RevokedOfficers::new(),
         })
+    }
+
+    /// The revoked officer certificates (for the HTTPS listener's TLS client verifier).
+    pub fn revoked_officers(&self) -> Arc<RevokedOfficers> {
+        self.revoked_officers.clone()
     }
 
     /// The key pool.
@@ -245,8 +282,9 @@ impl Gateway {
         &self.cas
     }
 
-    /// Readiness: the database answers.
+    /// Readiness: the database answers and accepts writes.
     pub async fn ready(&self) -> Result<(), IssuanceError> {
-        self.store.ping().await.map_err(IssuanceError::from)
+        self.store.ping().await?;
+        self.store.writable().await.map_err(IssuanceError::from)
     }
 }

@@ -11,7 +11,7 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use super::recipe::{TokenRecipe, with_cas};
 use super::{Gateway, IssuanceError};
 use crate::ca::{Attribute, Serial, Subject, parse_extended_key_usage};
-use crate::identity::Caller;
+use crate::identity::{Caller, CertificateId};
 use crate::rules::{CertificateTemplate, PasswordPolicy};
 use crate::store::{AuditEvent, OfficerRecord, OfficerStatus};
 use crate::token::{KeyType, Pin, Pkcs12Profile};
@@ -110,8 +110,12 @@ impl Gateway {
                 "an officer recipe made no certificate",
             ));
         };
+        let id = CertificateId::from_der(&certificate.der).ok_or_else(|| {
+            IssuanceError::invariant("an officer certificate we just issued does not parse")
+        })?;
         let record = OfficerRecord {
-            serial: hex::encode(&certificate.serial),
+            serial: id.serial.hex().to_string(),
+            issuer: id.issuer,
             fingerprint: hex::encode(Sha256::digest(&certificate.der)),
             name: name.to_string(),
             roles,
@@ -146,7 +150,55 @@ impl Gateway {
             json!({"serial": serial.hex()}),
         );
         let now = super::unix(std::time::SystemTime::now());
-        Ok(self.store.revoke_officer(serial, now, &event).await?)
+        let record = self.store.revoke_officer(serial, now, &event).await?;
+        // This node's TLS verifier refuses the certificate from its next handshake on.
+        if let Some(r) = record
+            .as_ref()
+            .filter(|r| r.status == OfficerStatus::Revoked)
+        {
+            self.revoked_officers.insert(CertificateId {
+                issuer: r.issuer.clone(),
+                serial: serial.clone(),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Reloads the revoked officer certificates the TLS client verifier refuses (revocations
+    /// made by the CLI or another node reach this node's handshakes this way).
+    pub async fn refresh_revoked_officers(&self) -> Result<usize, IssuanceError> {
+        let revoked: std::collections::HashSet<CertificateId> = self
+            .store
+            .revoked_officer_certificates()
+            .await?
+            .into_iter()
+            .map(|(issuer, serial)| CertificateId { issuer, serial })
+            .collect();
+        let count = revoked.len();
+        self.revoked_officers.replace(revoked);
+        Ok(count)
+    }
+
+    /// Refreshes the revoked officer set every `every` in the background, for as long as the
+    /// gateway lives.
+    pub fn spawn_officer_revocation_refresher(
+        self: &Arc<Self>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let gateway = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(gateway) = gateway.upgrade() else {
+                    return;
+                };
+                if let Err(e) = gateway.refresh_revoked_officers().await {
+                    tracing::warn!(error = %e, "could not refresh the revoked officer certificates");
+                }
+            }
+        })
     }
 
     /// Every registered officer.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{IssuanceError, Unavailable};
 use crate::ca::{
-    Attribute, Ca, CertificateProfile, IssuedCertificate, PublishedUrls, Subject, issue_certificate,
+    Attribute, Ca, CertificateProfile, IssuedCertificate, PublishedUrls, Subject,
+    issue_certificate, subject_preview,
 };
 use crate::policy::{EvaluatedFields, PolicyError};
 use crate::rules::{CertificateTemplate, TokenProcedure};
@@ -25,8 +26,10 @@ pub(crate) struct Planned {
 }
 
 /// The subject of each certificate of `procedure`, in procedure order, from evaluated fields.
-/// Pure (no CA, no key): shared by issuance, `config explain` and `bench`. A certificate
-/// whose subject would be empty is refused.
+/// Pure (no CA, no key): shared by issuance, `config explain` and `bench`. Everything about a
+/// value that could make the recipe fail later is checked here, before any key is taken or
+/// made: an empty subject, the DN and SAN encodings (the same code that signs) and the PKCS#12
+/// friendlyName.
 pub(crate) fn plan_subjects<'p>(
     procedure: &'p TokenProcedure,
     fields: &EvaluatedFields,
@@ -44,6 +47,7 @@ pub(crate) fn plan_subjects<'p>(
                 ),
             }));
         }
+        subject_preview(&subject, &template.subject_order)?;
         plan.push((template, subject));
     }
     Ok(plan)
@@ -156,7 +160,7 @@ impl TokenRecipe {
             .iter()
             .zip(&keys)
             .map(|((planned, certificate), key)| TokenEntry {
-                friendly_name: friendly_name(planned),
+                friendly_name: friendly_name(&planned.subject, &planned.template),
                 key,
                 certificate_der: &certificate.der,
                 chain: planned.ca.chain(),
@@ -204,14 +208,11 @@ impl TokenRecipe {
 }
 
 /// `<commonname> <purpose>`: what wallets show for the key.
-fn friendly_name(planned: &Planned) -> String {
+fn friendly_name(subject: &Subject, template: &CertificateTemplate) -> String {
     format!(
         "{} {}",
-        planned
-            .subject
-            .first(Attribute::CommonName)
-            .unwrap_or("token"),
-        planned.template.purpose
+        subject.first(Attribute::CommonName).unwrap_or("token"),
+        template.purpose
     )
 }
 
@@ -250,8 +251,65 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{Attempt, IssuanceError, with_fresh_serials};
+    use super::{Attempt, IssuanceError, plan_subjects, with_fresh_serials};
+    use crate::ca::{Attribute, Subject};
     use crate::issuance::{Code, Unavailable};
+    use crate::policy::EvaluatedFields;
+    use crate::rules::{CertificateTemplate, TokenProcedure};
+
+    fn procedure() -> TokenProcedure {
+        TokenProcedure {
+            name: "p".into(),
+            certificates: vec![CertificateTemplate {
+                purpose: "authentication".into(),
+                ca: "issuing".into(),
+                key: crate::token::KeyType::EcP256,
+                validity: std::time::Duration::from_secs(86_400),
+                key_usage: x509_cert::ext::pkix::KeyUsage(
+                    x509_cert::ext::pkix::KeyUsages::DigitalSignature.into(),
+                ),
+                extended_key_usage: Vec::new(),
+                policies: Vec::new(),
+                subject_order: Vec::new(),
+            }],
+        }
+    }
+
+    fn plan(values: &[(Attribute, &str)]) -> Result<(), IssuanceError> {
+        let fields = EvaluatedFields {
+            common: Subject {
+                values: values.iter().map(|(a, v)| (*a, v.to_string())).collect(),
+            },
+            ..EvaluatedFields::default()
+        };
+        plan_subjects(&procedure(), &fields).map(|_| ())
+    }
+
+    #[test]
+    fn planning_refuses_what_signing_or_packaging_would() {
+        assert!(plan(&[(Attribute::CommonName, "Hanna Ström")]).is_ok());
+        // Outside the Basic Multilingual Plane: the friendlyName takes surrogate pairs.
+        assert!(plan(&[(Attribute::CommonName, "𠮷田 太郎")]).is_ok());
+        for values in [
+            // PrintableString cannot hold `_` (signing would fail).
+            vec![
+                (Attribute::CommonName, "A"),
+                (Attribute::SerialNumber, "ABC_123"),
+            ],
+            vec![
+                (Attribute::CommonName, "A"),
+                (Attribute::CountryName, "Sweden"),
+            ],
+            // rfc822Name is an IA5String.
+            vec![
+                (Attribute::CommonName, "A"),
+                (Attribute::Rfc822Name, "å@x.se"),
+            ],
+        ] {
+            let error = plan(&values).unwrap_err();
+            assert_eq!(error.code(), Code::FieldInvalid, "{values:?}: {error}");
+        }
+    }
 
     #[tokio::test]
     async fn collision_is_retried_with_fresh_serials() {

@@ -127,7 +127,10 @@ impl Gateway {
         error
     }
 
-    /// The registry entry of the connection's client certificate, when the handler needs one.
+    /// The registry entry of the connection's client certificate, when the handler needs one,
+    /// looked up by issuer and serial (never by fingerprint: see `identity::CertificateId`).
+    /// A revoked entry is also remembered for the TLS client verifier, so the certificate's
+    /// next connection to this node is refused in the handshake.
     async fn officer_standing(
         &self,
         handler: &Handler,
@@ -138,17 +141,24 @@ impl Gateway {
         else {
             return Ok(None);
         };
+        let Some(id) = certificate.id() else {
+            return Ok(None);
+        };
         let record = self
             .store
-            .officer_by_fingerprint(certificate.fingerprint())
+            .officer_by_certificate(&id.issuer, &id.serial)
             .await
             .map_err(IssuanceError::from)?;
-        Ok(record.map(|r| OfficerStanding {
+        let standing = record.map(|r| OfficerStanding {
             serial: r.serial,
             name: r.name,
             roles: r.roles,
             revoked: r.status != OfficerStatus::Active,
-        }))
+        });
+        if standing.as_ref().is_some_and(|o| o.revoked) {
+            self.revoked_officers.insert(id.clone());
+        }
+        Ok(standing)
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
@@ -167,7 +177,12 @@ impl Gateway {
         let profile = handler
             .choose_profile(form.profile.as_deref())
             .map_err(|e| IssuanceError::BadRequest(e.to_string()))?;
-        let plan = self.plan(&rules, handler, &request.headers, &caller)?;
+        let headers = request.headers.decoded_as(
+            handler
+                .header_encoding
+                .unwrap_or(self.settings.header_encoding),
+        );
+        let plan = self.plan(&rules, handler, &headers, &caller)?;
         let order = Order {
             handler,
             caller: &caller,

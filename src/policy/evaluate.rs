@@ -47,15 +47,32 @@ pub fn evaluate(
             continue;
         };
         let raw: Option<String> = match source {
-            Source::Header(name) => headers.get(name)?.map(str::to_string),
+            Source::Header(name) => headers.get(name)?,
             Source::Literal(text) => Some(text.clone()),
             Source::CertSubject(a) => certificate.and_then(|c| find(&c.subject, *a)),
             Source::CertSan(a) => certificate.and_then(|c| find(&c.sans, *a)),
         };
+        let invalid = |rule: String| PolicyError::FieldInvalid {
+            field: field.target.attribute.name().to_string(),
+            index: field.index,
+            rule,
+        };
+        // NFC first, so that verifiers and `oneof`/`match` see one spelling of each text.
+        let raw = raw
+            .map(|v| super::text::nfc(&v))
+            .transpose()
+            .map_err(invalid)?;
         let value = apply_modules(field, source, raw)?;
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             continue;
         };
+        let allow_format = field
+            .modules
+            .iter()
+            .any(|m| matches!(m, Module::AllowFormat));
+        super::text::check_characters(&value, allow_format).map_err(invalid)?;
+        // A modifier (`replace`) may have produced a non-NFC sequence.
+        let value = super::text::nfc(&value).map_err(invalid)?;
         let subject = match field.target.scope {
             Scope::Common => &mut out.common,
             Scope::Request(i) => out.requests.entry(i).or_default(),
@@ -131,9 +148,7 @@ fn apply_modules(
                 }
             }
             Module::Email => {
-                if !is_email(v) {
-                    return Err(invalid("email (an ASCII address local@domain.tld)".into()));
-                }
+                *v = super::text::mailbox(v).map_err(|why| invalid(format!("email: {why}")))?;
             }
             Module::Country => {
                 if !is_country(v) {
@@ -142,28 +157,10 @@ fn apply_modules(
                     ));
                 }
             }
-            Module::Default(_) | Module::Required => {}
+            Module::Default(_) | Module::Required | Module::AllowFormat => {}
         }
     }
     Ok(value)
-}
-
-/// A pragmatic address check: ASCII (rfc822Name is an IA5String), one `@`, no spaces, a dot
-/// in the domain.
-fn is_email(v: &str) -> bool {
-    let Some((local, domain)) = v.split_once('@') else {
-        return false;
-    };
-    v.is_ascii()
-        && !local.is_empty()
-        && !domain.contains('@')
-        && !v.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
-        })
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
 }
 
 /// ISO 3166-1 alpha-2 officially assigned codes.
@@ -270,9 +267,71 @@ mod tests {
             run("v | country"),
             Err(PolicyError::FieldInvalid { .. })
         ));
-        assert!(is_email("alice@example.com"));
-        assert!(!is_email("alice@localhost"));
         assert!(is_country("SE") && !is_country("XX") && !is_country("se"));
+    }
+
+    #[test]
+    fn names_are_nfc_and_visible() {
+        let run = |line: &str, value: &str| {
+            let h = IdentityHeaders::new([("v", value)]);
+            let f = fields(&[(1, line)]);
+            evaluate(&f, &h, None)
+                .map(|e| e.common.first(Attribute::CommonName).map(str::to_string))
+        };
+        let cn = "ast.valuetarget.commonname.value = v | trim";
+        // Decomposed and composed spellings give one value; `oneof` compares NFC.
+        assert_eq!(run(cn, "Stro\u{308}m").unwrap().as_deref(), Some("Ström"));
+        assert!(
+            run(
+                "ast.valuetarget.commonname.value = v | oneof(\"Ström\")",
+                "Stro\u{308}m"
+            )
+            .is_ok()
+        );
+        for bad in [
+            "Alice\u{202E}ecilA",
+            "Al\u{200B}ice",
+            "A\u{378}",
+            "\u{212A}ai",
+        ] {
+            assert!(
+                matches!(run(cn, bad), Err(PolicyError::FieldInvalid { .. })),
+                "{bad:?}"
+            );
+        }
+        // Per field: `allowformat` admits the zero-width non-joiner (Persian names), not RLO.
+        let allow = "ast.valuetarget.commonname.value = v | trim | allowformat";
+        assert!(run(allow, "می\u{200C}خواهم").is_ok());
+        assert!(run(allow, "Alice\u{202E}").is_err());
+        // `replace` can remove what the check would refuse.
+        let strip = "ast.valuetarget.commonname.value = v | replace(\"\u{200B}\",\"\")";
+        assert_eq!(
+            run(strip, "Al\u{200B}ice").unwrap().as_deref(),
+            Some("Alice")
+        );
+    }
+
+    #[test]
+    fn email_module_writes_a_labels() {
+        let run = |value: &str| {
+            let h = IdentityHeaders::new([("email", value)]);
+            let f = fields(&[(
+                1,
+                "ast.valuetarget.rfc822name.value = email | trim | lower | email",
+            )]);
+            evaluate(&f, &h, None)
+                .map(|e| e.common.first(Attribute::Rfc822Name).map(str::to_string))
+        };
+        assert_eq!(
+            run("Hanna@Bücher.Example").unwrap().as_deref(),
+            Some("hanna@xn--bcher-kva.example")
+        );
+        // The Kelvin sign never becomes `k` (NFC would make it `K`, `lower` then `k`).
+        assert!(matches!(
+            run("alice@\u{212A}.example.com"),
+            Err(PolicyError::FieldInvalid { .. })
+        ));
+        assert!(run("alice@[127.0.0.1]").is_err());
     }
 
     #[test]

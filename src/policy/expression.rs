@@ -106,6 +106,9 @@ pub enum Module {
     OneOf(Vec<String>),
     Email,
     Country,
+    /// Accept invisible format characters (zero-width joiners, LRM/RLM …) in this field's
+    /// value; refused otherwise.
+    AllowFormat,
 }
 
 impl Module {
@@ -128,6 +131,7 @@ impl Module {
             ),
             Module::Email => "email".into(),
             Module::Country => "country".into(),
+            Module::AllowFormat => "allowformat".into(),
         }
     }
 }

@@ -168,6 +168,7 @@ impl Lexer {
             "required" => none(&args, Module::Required),
             "email" => none(&args, Module::Email),
             "country" => none(&args, Module::Country),
+            "allowformat" => none(&args, Module::AllowFormat),
             "truncate" => Ok(Module::Truncate(n(&args)?)),
             "maxlen" => Ok(Module::MaxLen(n(&args)?)),
             "minlen" => Ok(Module::MinLen(n(&args)?)),
@@ -201,7 +202,7 @@ impl Lexer {
             )),
             other => Err(format!(
                 "unknown module `{other}`{}; modules are trim, lower, upper, replace, truncate, default, required, \
-                 match, maxlen, minlen, oneof, email, country",
+                 match, maxlen, minlen, oneof, email, country, allowformat",
                 did_you_mean(other, MODULE_NAMES)
             )),
         }
@@ -209,8 +210,20 @@ impl Lexer {
 }
 
 const MODULE_NAMES: &[&str] = &[
-    "trim", "lower", "upper", "replace", "truncate", "default", "required", "match", "maxlen",
-    "minlen", "oneof", "email", "country",
+    "trim",
+    "lower",
+    "upper",
+    "replace",
+    "truncate",
+    "default",
+    "required",
+    "match",
+    "maxlen",
+    "minlen",
+    "oneof",
+    "email",
+    "country",
+    "allowformat",
 ];
 
 enum Arg {

@@ -3,22 +3,23 @@
 //!
 //! Owns: the field expression language (`<target> = <source> | module | …`), its evaluation and
 //! the header hygiene of the headers it reads. Must not: know HTTP types, sign, or store.
-//! Invariants: a header is read only through `IdentityHeaders`, which refuses duplicates, `_`
-//! spellings, invalid UTF-8 and control characters; refusal messages name the field and the
-//! rule, never the value.
+//! Invariants: a header is read only through `IdentityHeaders`, which decodes it in the
+//! configured `HeaderEncoding` and refuses duplicates, `_` spellings, undecodable values and
+//! control characters; refusal messages name the field and the rule, never the value.
 
 mod certificate;
 mod evaluate;
 mod expression;
 mod headers;
 mod lexer;
+mod text;
 mod words;
 
 pub use evaluate::{CertificateFacts, EvaluatedFields, evaluate};
 pub use expression::{
     FieldSpec, Module, Origin, Scope, Source, Target, parse_expression, parse_field, parse_target,
 };
-pub use headers::IdentityHeaders;
+pub use headers::{HeaderEncoding, IdentityHeaders};
 pub use words::{did_you_mean, regex_error};
 
 /// Why a request's fields were refused.

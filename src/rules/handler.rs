@@ -12,7 +12,7 @@ use super::formats::Formats;
 use super::password::{DEFAULT_PIN_PATTERN, PasswordPolicy};
 use super::procedure::TokenProcedure;
 use crate::config::{ConfigError, ConfigErrors, Diagnostics, HandlerScope, Value};
-use crate::policy::{FieldSpec, Scope, regex_error};
+use crate::policy::{FieldSpec, HeaderEncoding, Scope, regex_error};
 use crate::token::Pkcs12Profile;
 
 /// The parameters a scope (`default.` or `handler.<n>.`) may set, besides `formatFields.<N>`.
@@ -22,10 +22,12 @@ pub const PARAMETERS: &[&str] = &[
     "format",
     "tokenprocedure",
     "requiredRoRoles",
+    "headerEncoding",
     "formatFields.<N>",
     "password.minLength",
     "password.maxLength",
     "password.pattern",
+    "password.allowEdgeWhitespace",
     "pkcs12.profile",
     "pkcs12.profiles",
 ];
@@ -33,7 +35,8 @@ pub const PARAMETERS: &[&str] = &[
 /// Officer roles a handler requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequiredRoles {
-    /// `none`: any unrevoked certificate that chains to `client_ca`.
+    /// `none`: any registered, unrevoked officer, whatever its roles (a certificate that
+    /// merely chains to `client_ca` is not enough).
     AnyCertificate,
     /// All of these roles.
     All(Vec<String>),
@@ -62,6 +65,9 @@ pub struct Handler {
     pub fields: Vec<FieldSpec>,
     pub token_procedure: String,
     pub required_roles: Option<RequiredRoles>,
+    /// `headerEncoding`: how this handler's identity headers are decoded (`None`: the
+    /// `[trust] header_encoding` of gateway.toml).
+    pub header_encoding: Option<HeaderEncoding>,
     pub password_policy: PasswordPolicy,
     pub pkcs12_profile: Pkcs12Profile,
     pub pkcs12_profiles: Vec<Pkcs12Profile>,
@@ -91,7 +97,7 @@ impl Handler {
                     .into()
             }
             Some(RequiredRoles::AnyCertificate) => {
-                "any officer client certificate (requiredRoRoles = none)".into()
+                "any officer client certificate that is registered, whatever its roles (requiredRoRoles = none)".into()
             }
             Some(RequiredRoles::All(roles)) => format!(
                 "an officer client certificate with the roles {}",
@@ -179,6 +185,12 @@ impl TryFrom<HandlerSource<'_>> for Handler {
                 &mut diagnostics,
             );
         }
+        let header_encoding = scope.get("headerEncoding").and_then(|v| {
+            v.text
+                .parse()
+                .map_err(|m| diagnostics.push(source.error("headerEncoding", m)))
+                .ok()
+        });
         let password_policy = password_policy(&source, &mut diagnostics);
         let (pkcs12_profile, pkcs12_profiles) = profiles(&source, &mut diagnostics);
         let Ok(filter) = filter else {
@@ -193,6 +205,7 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             fields,
             token_procedure,
             required_roles: scope.get("requiredRoRoles").and_then(required_roles),
+            header_encoding,
             password_policy,
             pkcs12_profile,
             pkcs12_profiles,
@@ -261,7 +274,8 @@ fn required_roles(value: &Value) -> Option<RequiredRoles> {
     }
 }
 
-/// `password.minLength`, `password.maxLength`, `password.pattern`.
+/// `password.minLength`, `password.maxLength`, `password.pattern`,
+/// `password.allowEdgeWhitespace`.
 fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) -> PasswordPolicy {
     let scope = &source.scope;
     let mut number = |name: &str, default: usize| match scope.get(name) {
@@ -288,7 +302,15 @@ fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) ->
     let pattern = scope
         .get("password.pattern")
         .map_or_else(|| DEFAULT_PIN_PATTERN.to_string(), |v| v.text.clone());
-    PasswordPolicy::new(min, max, &pattern).unwrap_or_else(|e| {
+    let allow_edge_whitespace = match scope.get("password.allowEdgeWhitespace").map(boolean) {
+        None => false,
+        Some(Ok(b)) => b,
+        Some(Err(m)) => {
+            diagnostics.push(source.error("password.allowEdgeWhitespace", m));
+            false
+        }
+    };
+    let policy = PasswordPolicy::new(min, max, &pattern).unwrap_or_else(|e| {
         diagnostics.push(source.error(
             "password.pattern",
             format!(
@@ -297,7 +319,8 @@ fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) ->
             ),
         ));
         PasswordPolicy::default()
-    })
+    });
+    policy.allowing_edge_whitespace(allow_edge_whitespace)
 }
 
 /// `pkcs12.profile` (the default) and `pkcs12.profiles` (those a user may choose).

@@ -1,4 +1,5 @@
-//! The PIN policy of a handler (`password.minLength`, `password.maxLength`, `password.pattern`).
+//! The PIN policy of a handler (`password.minLength`, `password.maxLength`, `password.pattern`,
+//! `password.allowEdgeWhitespace`).
 
 use regex::Regex;
 
@@ -13,6 +14,12 @@ pub enum PinError {
     TooLong(usize),
     #[error("the password contains characters that are not allowed ({0})")]
     Pattern(String),
+    #[error("the password must not consist of spaces only")]
+    Blank,
+    #[error(
+        "the password must not begin or end with a space (they are easily lost when it is typed or pasted)"
+    )]
+    EdgeWhitespace,
 }
 
 /// PIN policy of a handler.
@@ -24,13 +31,24 @@ pub struct PasswordPolicy {
     pub pattern: Regex,
     /// The pattern as configured, shown to users.
     pub pattern_source: String,
+    /// Accept PINs that are blank or begin or end with white space (off by default).
+    pub allow_edge_whitespace: bool,
 }
 
 /// Two policies are the same when their limits and pattern text are.
 impl PartialEq for PasswordPolicy {
     fn eq(&self, other: &Self) -> bool {
-        (self.min_length, self.max_length, &self.pattern_source)
-            == (other.min_length, other.max_length, &other.pattern_source)
+        (
+            self.min_length,
+            self.max_length,
+            &self.pattern_source,
+            self.allow_edge_whitespace,
+        ) == (
+            other.min_length,
+            other.max_length,
+            &other.pattern_source,
+            other.allow_edge_whitespace,
+        )
     }
 }
 
@@ -38,14 +56,22 @@ impl PartialEq for PasswordPolicy {
 pub const DEFAULT_PIN_PATTERN: &str = "[\\x20-\\x7E]*";
 
 impl PasswordPolicy {
-    /// Builds a policy; the pattern must match the whole PIN.
+    /// Builds a policy; the pattern must match the whole PIN. Blank PINs and PINs with white
+    /// space at either end are refused (see [`PasswordPolicy::allowing_edge_whitespace`]).
     pub fn new(min_length: usize, max_length: usize, pattern: &str) -> Result<Self, regex::Error> {
         Ok(PasswordPolicy {
             min_length,
             max_length,
             pattern: Regex::new(&format!("^(?:{pattern})$"))?,
             pattern_source: pattern.to_string(),
+            allow_edge_whitespace: false,
         })
+    }
+
+    /// The same policy, accepting (`true`) or refusing blank and edge-white-space PINs.
+    pub fn allowing_edge_whitespace(mut self, allow: bool) -> Self {
+        self.allow_edge_whitespace = allow;
+        self
     }
 
     /// Checks a PIN against the policy.
@@ -65,6 +91,15 @@ impl PasswordPolicy {
             };
             return Err(PinError::Pattern(rule));
         }
+        if !self.allow_edge_whitespace {
+            let pin = pin.expose();
+            if pin.trim().is_empty() {
+                return Err(PinError::Blank);
+            }
+            if pin.trim() != pin {
+                return Err(PinError::EdgeWhitespace);
+            }
+        }
         Ok(())
     }
 }
@@ -77,6 +112,7 @@ impl Default for PasswordPolicy {
             #[allow(clippy::expect_used)] // a constant pattern, covered by the tests below
             pattern: Regex::new(&format!("^(?:{DEFAULT_PIN_PATTERN})$")).expect("valid"),
             pattern_source: DEFAULT_PIN_PATTERN.to_string(),
+            allow_edge_whitespace: false,
         }
     }
 }
@@ -110,6 +146,25 @@ mod tests {
             .check(&Pin::new("sec".into()))
             .unwrap_err();
         assert!(!e.to_string().contains("sec "));
+    }
+
+    #[test]
+    fn blank_and_edge_whitespace() {
+        let p = PasswordPolicy::default();
+        assert_eq!(p.check(&Pin::new("      ".into())), Err(PinError::Blank));
+        assert_eq!(
+            p.check(&Pin::new(" secret1".into())),
+            Err(PinError::EdgeWhitespace)
+        );
+        assert_eq!(
+            p.check(&Pin::new("secret1 ".into())),
+            Err(PinError::EdgeWhitespace)
+        );
+        assert!(p.check(&Pin::new("sec ret1".into())).is_ok());
+        let relaxed = p.allowing_edge_whitespace(true);
+        assert!(relaxed.check(&Pin::new("      ".into())).is_ok());
+        assert!(relaxed.check(&Pin::new(" secret1".into())).is_ok());
+        assert_ne!(relaxed, PasswordPolicy::default());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod anchor;
 mod audit;
 mod audit_crosscheck;
 mod audit_verify;
+mod files;
 mod officers;
 mod records;
 mod refusals;
@@ -31,6 +32,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 pub use anchor::Anchor;
 pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
 pub use audit_verify::{AnchorSeen, AuditProblem, AuditVerification};
+pub use files::make_private_directory;
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
@@ -54,6 +56,12 @@ pub enum StoreError {
     /// The operation does not exist for this database kind.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// The SQLite database file could not be created or made private.
+    #[error("{0}")]
+    File(String),
+    /// The database answers but refuses writes (read-only replica, locked SQLite file).
+    #[error("the database does not accept writes: {0}")]
+    ReadOnly(String),
 }
 
 /// Connection-pool settings.
@@ -149,6 +157,9 @@ impl Store {
         } else {
             Backend::Postgres
         };
+        if backend == Backend::Sqlite {
+            files::prepare_sqlite_file(url)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -281,6 +292,62 @@ impl Store {
         let round_trip = sqlx::query("SELECT 1").fetch_one(&mut *connection);
         match tokio::time::timeout(limit, round_trip).await {
             Ok(result) => result.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::TimedOut(limit)),
+        }
+    }
+
+    /// Can this node write? `/readyz` asks after [`Store::ping`]: a SQLite file another
+    /// process holds locked, or a PostgreSQL standby (or `transaction_read_only`), answers
+    /// reads but would fail every issuance. SQLite: `BEGIN IMMEDIATE` on a fresh connection
+    /// with a short busy timeout, then `ROLLBACK` (nothing is written). PostgreSQL: the
+    /// server's read-only state, asked on a pooled connection; skipped while every pooled
+    /// connection is busy, which means the node is writing.
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        let limit = self.pool.options().get_acquire_timeout();
+        let probe = async {
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut connection = AnyConnection::connect(&self.health.url).await?;
+                    sqlx::query("PRAGMA busy_timeout = 250")
+                        .fetch_optional(&mut connection)
+                        .await?;
+                    let began = sqlx::query("BEGIN IMMEDIATE")
+                        .execute(&mut connection)
+                        .await;
+                    if began.is_ok() {
+                        sqlx::query("ROLLBACK").execute(&mut connection).await?;
+                    }
+                    let _ = connection.close().await;
+                    began
+                        .map(|_| ())
+                        .map_err(|e| StoreError::ReadOnly(format!("SQLite: {e}")))
+                }
+                Backend::Postgres => {
+                    let exhausted = self.pool.num_idle() == 0
+                        && self.pool.size() >= self.pool.options().get_max_connections();
+                    if exhausted {
+                        return Ok(());
+                    }
+                    let mut connection = self.connection().await?;
+                    let row = sqlx::query(
+                        "SELECT CASE WHEN pg_is_in_recovery() \
+                         OR current_setting('transaction_read_only') = 'on' THEN 1 ELSE 0 END",
+                    )
+                    .fetch_one(&mut *connection)
+                    .await?;
+                    if row.try_get::<i32, _>(0)? == 1 {
+                        Err(StoreError::ReadOnly(
+                            "PostgreSQL is read-only here (a standby, or transaction_read_only)"
+                                .into(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(limit, probe).await {
+            Ok(result) => result,
             Err(_) => Err(StoreError::TimedOut(limit)),
         }
     }
@@ -440,7 +507,38 @@ impl Store {
         officers::insert(&self.pool, &self.audit, officer, event).await
     }
 
-    /// The officer holding the certificate with this SHA-256 fingerprint (lower-case hex).
+    /// The officer holding the certificate with this issuer (RFC 4514 text) and serial: how a
+    /// client certificate is looked up on every request.
+    pub async fn officer_by_certificate(
+        &self,
+        issuer: &str,
+        serial: &Serial,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        officers::by_certificate(&self.pool, issuer, serial.hex()).await
+    }
+
+    /// (issuer, serial) of every revoked officer certificate, for the TLS client verifier.
+    pub async fn revoked_officer_certificates(&self) -> Result<Vec<(String, Serial)>, StoreError> {
+        officers::revoked(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(issuer, serial)| {
+                Serial::parse(&serial)
+                    .map(|s| (issuer, s))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Records `issuer` on officer rows registered before issuers were stored (migration
+    /// 0006); returns how many rows it updated.
+    pub async fn adopt_legacy_officers(&self, issuer: &str) -> Result<u64, StoreError> {
+        officers::adopt_legacy(&self.pool, issuer).await
+    }
+
+    /// The officer whose certificate, as issued, has this SHA-256 fingerprint (lower-case
+    /// hex). For operators' look-ups only: a certificate can be re-encoded with another
+    /// fingerprint, so identity checks use [`Store::officer_by_certificate`].
     pub async fn officer_by_fingerprint(
         &self,
         fingerprint: &str,

@@ -1,4 +1,5 @@
-//! The officer registry: officer client certificates and the roles they hold.
+//! The officer registry: officer client certificates and the roles they hold, known by the
+//! issuer and serial of the certificate (the fingerprint is kept for operators only).
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -38,7 +39,10 @@ impl OfficerStatus {
 pub struct OfficerRecord {
     /// Certificate serial, canonical lower-case hex (`ca::Serial`).
     pub serial: String,
-    /// SHA-256 of the certificate DER, lower-case hex.
+    /// The issuer DN as RFC 4514 text (the officers CA's subject).
+    pub issuer: String,
+    /// SHA-256 of the certificate DER as issued, lower-case hex. Informational: the same
+    /// certificate can be re-encoded with another fingerprint, so nothing is looked up by it.
     pub fingerprint: String,
     pub name: String,
     pub roles: Vec<String>,
@@ -52,6 +56,7 @@ fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
     let roles: String = row.try_get("roles")?;
     Ok(OfficerRecord {
         serial: row.try_get("serial")?,
+        issuer: row.try_get("issuer")?,
         fingerprint: row.try_get("fingerprint")?,
         name: row.try_get("name")?,
         roles: serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -75,10 +80,11 @@ pub(super) async fn insert(
     let mut tx = pool.begin().await?;
     audit::append(&mut tx, seal, &event).await?;
     sqlx::query(
-        "INSERT INTO officers (serial, fingerprint, name, roles, status, created, revoked) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO officers (serial, issuer, fingerprint, name, roles, status, created, revoked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&officer.serial)
+    .bind(&officer.issuer)
     .bind(&officer.fingerprint)
     .bind(&officer.name)
     .bind(serde_json::to_string(&officer.roles).unwrap_or_else(|_| "[]".into()))
@@ -95,15 +101,49 @@ pub(super) async fn by_fingerprint(
     pool: &AnyPool,
     fingerprint: &str,
 ) -> Result<Option<OfficerRecord>, StoreError> {
-    let row = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers WHERE fingerprint = $1")
+    let row = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers WHERE fingerprint = $1")
         .bind(fingerprint)
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
+pub(super) async fn by_certificate(
+    pool: &AnyPool,
+    issuer: &str,
+    serial: &str,
+) -> Result<Option<OfficerRecord>, StoreError> {
+    let row = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1 AND issuer = $2")
+        .bind(serial)
+        .bind(issuer)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// (issuer, serial) of every revoked officer.
+pub(super) async fn revoked(pool: &AnyPool) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT issuer, serial FROM officers WHERE status = 'revoked'")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("issuer")?, r.try_get("serial")?)))
+        .collect()
+}
+
+/// Gives rows registered before issuers were recorded (empty issuer) the issuer `issuer`.
+pub(super) async fn adopt_legacy(pool: &AnyPool, issuer: &str) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("UPDATE officers SET issuer = $1 WHERE issuer = ''")
+            .bind(issuer)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
 pub(super) async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreError> {
-    let rows = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers ORDER BY created, serial")
+    let rows = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers ORDER BY created, serial")
         .fetch_all(pool)
         .await?;
     rows.iter().map(from_row).collect()
@@ -134,7 +174,7 @@ pub(super) async fn revoke(
         // The officers CA's CRL must be re-issued (issue #5).
         super::revocation::bump_revision(&mut tx, super::revocation::OFFICERS_CA).await?;
     }
-    let row = sqlx::query("SELECT serial, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1")
+    let row = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1")
         .bind(serial)
         .fetch_optional(&mut *tx)
         .await?;

@@ -6,6 +6,7 @@ mod config;
 mod databases;
 mod garbage;
 mod hardening_http;
+mod hardening_input;
 mod interop;
 mod kit;
 mod nginx;

@@ -754,8 +754,9 @@ async fn header_hygiene() {
             "bad-header",
         ),
         (
-            "invalid UTF-8",
-            vec![("commonname", b"Alice \xff\xfe")],
+            // Not UTF-8, and as ISO-8859-1 (read by the default header_encoding) a C1 control.
+            "invalid UTF-8 that is no Latin-1 text either",
+            vec![("commonname", b"Alice \x9f\xfe")],
             "bad-header",
         ),
         (
@@ -791,7 +792,7 @@ async fn header_hygiene() {
 
     // The same over a raw socket, byte for byte (no client library normalising anything).
     assert_eq!(
-        raw_request(env.http, &[b"commonname: Alice\xc3\x28"]).await,
+        raw_request(env.http, &[b"commonname: Alice\xc3\x28\x9f"]).await,
         (400, "bad-header".into())
     );
     assert_eq!(
@@ -1021,6 +1022,7 @@ async fn officer_registry_sequence(url: &str) {
     let event = |e: &str| AuditEvent::now(e, "cli", "", serde_json::json!({}));
     let officer = OfficerRecord {
         serial: "0abc01".into(),
+        issuer: "CN=Officers".into(),
         fingerprint: "f".repeat(64),
         name: "Olga, O=Evil".into(),
         roles: vec!["ast-requester".into(), "admin".into()],
@@ -1044,6 +1046,20 @@ async fn officer_registry_sequence(url: &str) {
         Some(officer.clone())
     );
     assert_eq!(store.officer_by_fingerprint("00").await.unwrap(), None);
+    assert_eq!(
+        store
+            .officer_by_certificate("CN=Officers", &ser("0A:BC:01"))
+            .await
+            .unwrap(),
+        Some(officer.clone())
+    );
+    assert_eq!(
+        store
+            .officer_by_certificate("CN=Elsewhere", &ser("0abc01"))
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.officers().await.unwrap(), vec![officer.clone()]);
     // Any hex form of the serial.
     let revoked = store
