@@ -9,6 +9,8 @@ use super::Root;
 pub const DEFAULT_GATEWAY_TOML: &str = include_str!("default/gateway.toml");
 /// Default `conf/ast.properties`.
 pub const DEFAULT_AST_PROPERTIES: &str = include_str!("default/ast.properties");
+/// Default `conf/api.properties`.
+pub const DEFAULT_API_PROPERTIES: &str = include_str!("default/api.properties");
 /// Default `conf/formats/ast-default.format`.
 pub const DEFAULT_FORMAT: &str = include_str!("default/ast-default.format");
 
@@ -48,7 +50,11 @@ fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
 /// configuration exists already. gateway.toml is written last: its presence marks an
 /// initialised root.
 pub fn write_default_files(root: &Root) -> Result<(), InitError> {
-    for existing in [root.gateway_toml(), root.ast_properties()] {
+    for existing in [
+        root.gateway_toml(),
+        root.ast_properties(),
+        root.api_properties(),
+    ] {
         if existing.exists() {
             return Err(InitError::Exists(existing.display().to_string()));
         }
@@ -56,6 +62,7 @@ pub fn write_default_files(root: &Root) -> Result<(), InitError> {
     super::SecretKey::load_or_create(root).map_err(InitError::Secret)?;
     write_new(&root.formats().join("ast-default.format"), DEFAULT_FORMAT)?;
     write_new(&root.ast_properties(), DEFAULT_AST_PROPERTIES)?;
+    write_new(&root.api_properties(), DEFAULT_API_PROPERTIES)?;
     write_new(&root.gateway_toml(), DEFAULT_GATEWAY_TOML)?;
     Ok(())
 }

@@ -86,6 +86,23 @@ pub struct OcspConfig {
     pub validity: Duration,
 }
 
+/// Whether REST API writes must be signed by the calling officer (`[api] signed_writes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignedWrites {
+    /// Signatures are neither required nor checked.
+    #[default]
+    Off,
+    /// `POST softtokens`, `certificates/revoke` and `certificates/reinstate` must carry a
+    /// detached CMS signature of the exact body by the mTLS officer (`X-Officer-Signature`).
+    Required,
+}
+
+/// `[api]`: the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiSettings {
+    pub signed_writes: SignedWrites,
+}
+
 /// The resolved gateway.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -102,6 +119,7 @@ pub struct GatewayConfig {
     pub cas: Vec<CaConfig>,
     pub crl: CrlConfig,
     pub ocsp: OcspConfig,
+    pub api: ApiSettings,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -188,6 +206,21 @@ pub fn resolve_settings(
             "must be at least 256 bytes",
         ));
     }
+    let signed_writes = match file.api.signed_writes.as_ref() {
+        None => SignedWrites::Off,
+        Some(value) => match value.get_ref().as_str() {
+            "off" => SignedWrites::Off,
+            "required" => SignedWrites::Required,
+            other => {
+                diagnostics.push(toml.error(
+                    value.span(),
+                    "api.signed_writes",
+                    format!("`{other}` is not a choice; write \"off\" or \"required\""),
+                ));
+                SignedWrites::Off
+            }
+        },
+    };
     let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
         (server, trusted_proxies, cas, key_pool)
     else {
@@ -213,6 +246,7 @@ pub fn resolve_settings(
             enabled: file.ocsp.enabled,
             validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
         },
+        api: ApiSettings { signed_writes },
     })
 }
 
@@ -479,5 +513,19 @@ mod tests {
         let e = load_edited(|t| t.replace("admin = \"127.0.0.1:9102\"", "admin = \"nowhere\""))
             .unwrap_err();
         assert!(e.to_string().contains("server.admin"), "{e}");
+    }
+
+    #[test]
+    fn api_signed_writes() {
+        let config = load_edited(|t| t).unwrap();
+        assert_eq!(config.settings.api.signed_writes, SignedWrites::Off);
+        let config =
+            load_edited(|t| t.replace("# signed_writes = \"off\"", "signed_writes = \"required\""))
+                .unwrap();
+        assert_eq!(config.settings.api.signed_writes, SignedWrites::Required);
+        let e = load_edited(|t| t.replace("# signed_writes = \"off\"", "signed_writes = \"yes\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("api.signed_writes"), "{e}");
+        assert!(e.to_string().contains("\"required\""), "{e}");
     }
 }
