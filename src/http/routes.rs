@@ -17,7 +17,9 @@ use zeroize::Zeroizing;
 use super::error::{ErrorFormat, respond};
 use super::page;
 use crate::identity::Connection;
-use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, TokenForm, Unavailable};
+use crate::issuance::{
+    Gateway, HandlerChoice, IssuanceError, SoftTokenRequest, TokenForm, Unavailable,
+};
 use crate::policy::IdentityHeaders;
 use crate::token::Pin;
 
@@ -110,7 +112,7 @@ async fn issue(
 ) -> Response {
     let request = SoftTokenRequest {
         connection,
-        path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
+        handler: HandlerChoice::Path(rest.map(|Path(p)| p).unwrap_or_default()),
         form: parse_form(&headers, body),
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         request_id: request_id.clone(),
