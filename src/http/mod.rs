@@ -6,6 +6,7 @@
 //! internal error text is logged once and never sent; every response carries `X-Request-Id`.
 
 mod admin;
+mod api;
 mod error;
 mod page;
 mod revocation;
@@ -14,6 +15,7 @@ mod server;
 mod tls;
 
 pub use admin::{AdminServer, admin_router, prometheus, start_admin};
+pub use api::document as openapi_document;
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{Listeners, RunningServer, start};
