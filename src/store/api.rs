@@ -57,7 +57,7 @@ pub struct IdempotencyKey<'a> {
 pub struct IdempotentToken {
     pub token_id: String,
     pub request_hash: String,
-    /// Serials of the token's certificates, in issuance order.
+    /// Serials of the token's certificates, sorted.
     pub serials: Vec<String>,
 }
 
@@ -164,15 +164,14 @@ pub(super) async fn idempotent_token(
         return Ok(None);
     };
     let token_id: String = row.try_get("token_id")?;
-    let serials = sqlx::query(
-        "SELECT serial FROM certificates WHERE token_id = $1 ORDER BY not_before, serial",
-    )
-    .bind(&token_id)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get::<String, _>("serial"))
-    .collect::<Result<Vec<_>, _>>()?;
+    let serials =
+        sqlx::query("SELECT serial FROM certificates WHERE token_id = $1 ORDER BY serial")
+            .bind(&token_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("serial"))
+            .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(IdempotentToken {
         token_id,
         request_hash: row.try_get("request_hash")?,
