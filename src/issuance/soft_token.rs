@@ -216,6 +216,8 @@ impl Gateway {
             HandlerChoice::Api(issue) => {
                 let (caller, issued) = self.admit_api_issue(&rules, &connection, issue).await?;
                 let form = form?;
+                // A retry gets the first answer's serials even if the rules changed since.
+                self.check_idempotency(&caller, &issued).await?;
                 let handler = issued.select(&rules)?;
                 (form, handler, caller, Some(issued))
             }
@@ -225,9 +227,6 @@ impl Gateway {
             .choose_profile(form.profile.as_deref())
             .map_err(|e| IssuanceError::BadRequest(e.to_string()))?;
         let plan = self.plan(&rules, handler, &headers, &caller)?;
-        if let Some(api) = &api {
-            self.check_idempotency(&caller, api).await?;
-        }
         let order = Order {
             handler,
             caller: &caller,
