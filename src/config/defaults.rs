@@ -10,6 +10,8 @@ use super::Root;
 pub const DEFAULT_GATEWAY_TOML: &str = include_str!("default/gateway.toml");
 /// Default `conf/ast.properties`.
 pub const DEFAULT_AST_PROPERTIES: &str = include_str!("default/ast.properties");
+/// Default `conf/api.properties`.
+pub const DEFAULT_API_PROPERTIES: &str = include_str!("default/api.properties");
 /// Default `conf/formats/ast-default.format`.
 pub const DEFAULT_FORMAT: &str = include_str!("default/ast-default.format");
 
@@ -99,6 +101,7 @@ pub fn write_default_files(root: &Root, settings: &InitSettings) -> Result<(), I
     super::SecretKey::load_or_create(root).map_err(InitError::Secret)?;
     write_new(&root.formats().join("ast-default.format"), DEFAULT_FORMAT)?;
     write_new(&root.ast_properties(), DEFAULT_AST_PROPERTIES)?;
+    write_new(&root.api_properties(), DEFAULT_API_PROPERTIES)?;
     write_new(&root.gateway_toml(), &gateway_toml(settings))?;
     Ok(())
 }

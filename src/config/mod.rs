@@ -8,6 +8,7 @@
 //! Invariants: every problem is reported at once, with file, line (when it has one) and key,
 //! through one `Diagnostics` collector; there is no global configuration.
 
+mod api_file;
 mod ast;
 mod defaults;
 pub mod properties;
@@ -19,17 +20,18 @@ mod toml_file;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use api_file::{ApiFile, read_api};
 pub use ast::{AstFile, HandlerScope, Params, Value, format_files, read_ast, read_format};
 pub use defaults::{
-    DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, InitError, InitSettings,
-    write_default_files,
+    DEFAULT_API_PROPERTIES, DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML,
+    InitError, InitSettings, write_default_files,
 };
 pub use public_url::{check_public_url, public_url_from_listener, public_url_warnings};
 pub use secret::SecretKey;
 pub use settings::{
-    CaConfig, CrlConfig, GatewayConfig, Limits, LogFormat, MAX_KEY_POOL_SIZE, OcspConfig,
-    ServerConfig, default_key_pool_size, load_gateway, parse_duration, peek_log_format,
-    resolve_settings,
+    ApiSettings, CaConfig, CrlConfig, GatewayConfig, Limits, LogFormat, MAX_KEY_POOL_SIZE,
+    OcspConfig, ServerConfig, SignedWrites, default_key_pool_size, load_gateway, parse_duration,
+    peek_log_format, resolve_settings,
 };
 pub use toml_file::{
     CertificateFile, GatewayFile, TokenProcedureFile, TomlText, read_gateway_file,
@@ -65,6 +67,10 @@ impl Root {
     /// `conf/ast.properties`.
     pub fn ast_properties(&self) -> PathBuf {
         self.conf().join("ast.properties")
+    }
+    /// `conf/api.properties` (REST API handlers).
+    pub fn api_properties(&self) -> PathBuf {
+        self.conf().join("api.properties")
     }
     /// `conf/formats/`.
     pub fn formats(&self) -> PathBuf {

@@ -137,6 +137,23 @@ pub struct OcspConfig {
     pub validity: Duration,
 }
 
+/// Whether REST API writes must be signed by the calling officer (`[api] signed_writes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignedWrites {
+    /// Signatures are neither required nor checked.
+    #[default]
+    Off,
+    /// `POST softtokens`, `certificates/revoke` and `certificates/reinstate` must carry a
+    /// detached CMS signature of the exact body by the mTLS officer (`X-Officer-Signature`).
+    Required,
+}
+
+/// `[api]`: the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiSettings {
+    pub signed_writes: SignedWrites,
+}
+
 /// The resolved gateway.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -158,6 +175,7 @@ pub struct GatewayConfig {
     pub ocsp: OcspConfig,
     /// `[log] format`.
     pub log_format: LogFormat,
+    pub api: ApiSettings,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -288,6 +306,21 @@ pub fn resolve_settings(
     let body_timeout = seconds("body_timeout_secs", &file.limits.body_timeout_secs, 20);
     let idle_timeout = seconds("idle_timeout_secs", &file.limits.idle_timeout_secs, 15);
     let shutdown_grace = seconds("shutdown_grace_secs", &file.limits.shutdown_grace_secs, 30);
+    let signed_writes = match file.api.signed_writes.as_ref() {
+        None => SignedWrites::Off,
+        Some(value) => match value.get_ref().as_str() {
+            "off" => SignedWrites::Off,
+            "required" => SignedWrites::Required,
+            other => {
+                diagnostics.push(toml.error(
+                    value.span(),
+                    "api.signed_writes",
+                    format!("`{other}` is not a choice; write \"off\" or \"required\""),
+                ));
+                SignedWrites::Off
+            }
+        },
+    };
     let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
         (server, trusted_proxies, cas, key_pool)
     else {
@@ -321,6 +354,7 @@ pub fn resolve_settings(
             validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
         },
         log_format,
+        api: ApiSettings { signed_writes },
     })
 }
 
@@ -738,5 +772,19 @@ mod tests {
             e.to_string().contains("not an http:// or https:// URL"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn api_signed_writes() {
+        let config = load_edited(|t| t).unwrap();
+        assert_eq!(config.settings.api.signed_writes, SignedWrites::Off);
+        let config =
+            load_edited(|t| t.replace("# signed_writes = \"off\"", "signed_writes = \"required\""))
+                .unwrap();
+        assert_eq!(config.settings.api.signed_writes, SignedWrites::Required);
+        let e = load_edited(|t| t.replace("# signed_writes = \"off\"", "signed_writes = \"yes\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("api.signed_writes"), "{e}");
+        assert!(e.to_string().contains("\"required\""), "{e}");
     }
 }

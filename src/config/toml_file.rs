@@ -76,6 +76,8 @@ pub struct GatewayFile {
     pub crl: CrlFile,
     #[serde(default)]
     pub ocsp: OcspFile,
+    #[serde(default)]
+    pub api: ApiSection,
     #[serde(default, rename = "ca")]
     pub cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
@@ -256,6 +258,15 @@ fn default_true() -> bool {
 
 fn default_ocsp_validity() -> Spanned<String> {
     Spanned::new(0..0, "1h".into())
+}
+
+/// `[api]`: the REST API under /pgwy/api.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// `"off"` (default) or `"required"`: write calls (softtokens, revoke, reinstate) must carry
+    /// the officer's detached CMS signature of the body in `X-Officer-Signature`.
+    pub signed_writes: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -117,7 +117,7 @@ mod tests {
                 peer: "127.0.0.1:40000".parse().unwrap(),
                 client_certificate: None,
             },
-            path_remainder: String::new(),
+            handler: crate::issuance::HandlerChoice::Path(String::new()),
             headers: IdentityHeaders::new([
                 ("commonname", "Metrics Test"),
                 ("country", "SE"),

@@ -16,7 +16,15 @@ pub enum ErrorFormat {
 /// its status is chosen here.
 pub fn status(code: Code) -> StatusCode {
     match code {
-        Code::UntrustedCaller | Code::MissingRole | Code::CrossSite => StatusCode::FORBIDDEN,
+        Code::UntrustedCaller
+        | Code::MissingRole
+        | Code::CrossSite
+        | Code::SignatureRequired
+        | Code::BadSignature => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::AlreadyIssued => StatusCode::CONFLICT,
+        Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Code::NoHandler | Code::NotFound => StatusCode::NOT_FOUND,
         Code::Conflict => StatusCode::CONFLICT,
         Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -54,7 +62,12 @@ pub fn respond(error: &IssuanceError, request_id: &str, format: ErrorFormat) -> 
     }
     let mut response = match format {
         ErrorFormat::Json => {
-            let body = serde_json::json!({"error": {"code": code, "message": message, "requestId": request_id}});
+            let mut body = serde_json::json!({"error": {"code": code, "message": message, "requestId": request_id}});
+            // A retried Idempotency-Key answers with the serials of the token it issued.
+            if let IssuanceError::AlreadyIssued { token_id, serials } = error {
+                body["error"]["tokenId"] = token_id.as_str().into();
+                body["error"]["serials"] = serials.clone().into();
+            }
             (
                 status,
                 [(header::CONTENT_TYPE, "application/json")],

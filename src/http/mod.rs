@@ -6,6 +6,7 @@
 //! internal error text is logged once and never sent; every response carries `X-Request-Id`.
 
 mod admin;
+mod api;
 mod connection;
 mod cross_site;
 mod error;
@@ -16,6 +17,7 @@ mod server;
 mod tls;
 
 pub use admin::{AdminServer, admin_router, prometheus, start_admin};
+pub use api::document as openapi_document;
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{Listeners, RunningServer, start};

@@ -21,7 +21,9 @@ use super::error::{ErrorFormat, respond};
 use super::page;
 use super::server::OverTls;
 use crate::identity::Connection;
-use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, TokenForm, Unavailable};
+use crate::issuance::{
+    Gateway, HandlerChoice, IssuanceError, SoftTokenRequest, TokenForm, Unavailable,
+};
 use crate::policy::IdentityHeaders;
 use crate::token::Pin;
 
@@ -41,6 +43,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(super::revocation::routes())
+        .merge(super::api::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
             gateway.clone(),
@@ -227,7 +230,7 @@ async fn issue(
         .and_then(|()| parse_form(&headers, body, settings.limits.body_timeout));
     let request = SoftTokenRequest {
         connection,
-        path_remainder: rest.map(|Path(p)| p).unwrap_or_default(),
+        handler: HandlerChoice::Path(rest.map(|Path(p)| p).unwrap_or_default()),
         form,
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         request_id: request_id.clone(),

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::signed_write::SignatureError;
 use crate::ca::CaError;
 use crate::identity::TrustError;
 use crate::policy::PolicyError;
@@ -36,6 +37,16 @@ pub enum Code {
     Conflict,
     Unavailable,
     Internal,
+    /// The REST API was called without a client certificate.
+    Unauthenticated,
+    /// An `Idempotency-Key` was used before: the token it issued is not issued again.
+    AlreadyIssued,
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    /// `[api] signed_writes = "required"` and the write carries no signature.
+    SignatureRequired,
+    /// The write's signature is malformed, not the officer's, or not over this body.
+    BadSignature,
 }
 
 impl Code {
@@ -58,6 +69,12 @@ impl Code {
             Code::Conflict => "conflict",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
+            Code::Unauthenticated => "unauthenticated",
+            Code::AlreadyIssued => "already-issued",
+            Code::MethodNotAllowed => "method-not-allowed",
+            Code::UnsupportedMediaType => "unsupported-media-type",
+            Code::SignatureRequired => "signature-required",
+            Code::BadSignature => "bad-signature",
         }
     }
 }
@@ -144,6 +161,27 @@ pub enum IssuanceError {
     /// The request contradicts the current state (e.g. reinstating a certificate not on hold).
     #[error("{0}")]
     Conflict(String),
+    /// No handler of api.properties serves this path (after `/pgwy/api/`).
+    #[error("no handler in api.properties serves /pgwy/api/{0}")]
+    NoApiHandler(String),
+    /// The REST API needs a client certificate and none was presented.
+    #[error("the REST API needs an officer client certificate over HTTPS, and none was presented")]
+    Unauthenticated,
+    /// The caller already used this `Idempotency-Key`; its token's certificates.
+    #[error(
+        "this Idempotency-Key was already used: token {token_id} was issued with the certificates {}; it is not issued again (the PKCS#12 is not kept)",
+        serials.join(", ")
+    )]
+    AlreadyIssued {
+        token_id: String,
+        serials: Vec<String>,
+    },
+    #[error("the method {method} is not allowed here; the Allow header lists the methods that are")]
+    MethodNotAllowed { method: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     #[error("the service is temporarily unavailable")]
     Unavailable(#[from] Unavailable),
     #[error("internal error")]
@@ -199,7 +237,15 @@ impl IssuanceError {
     /// The stable error code (X-Ast-Error header, JSON `code`).
     pub fn code(&self) -> Code {
         match self {
-            IssuanceError::NoHandler | IssuanceError::Disabled => Code::NoHandler,
+            IssuanceError::NoHandler | IssuanceError::Disabled | IssuanceError::NoApiHandler(_) => {
+                Code::NoHandler
+            }
+            IssuanceError::Unauthenticated => Code::Unauthenticated,
+            IssuanceError::AlreadyIssued { .. } => Code::AlreadyIssued,
+            IssuanceError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
+            IssuanceError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
+            IssuanceError::Signature(SignatureError::Missing) => Code::SignatureRequired,
+            IssuanceError::Signature(_) => Code::BadSignature,
             IssuanceError::Trust(TrustError::MissingRole(_)) => Code::MissingRole,
             IssuanceError::Trust(_) => Code::UntrustedCaller,
             IssuanceError::Policy(PolicyError::FieldMissing { .. }) => Code::FieldMissing,

@@ -7,6 +7,7 @@
 //! the token that holds it leaves this module; every refusal is audited and issues nothing;
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
+mod api;
 pub mod bench;
 mod error;
 mod explain;
@@ -16,6 +17,7 @@ mod officers;
 mod recipe;
 mod reload;
 mod revocation;
+mod signed_write;
 mod soft_token;
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
+pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
 pub use error::{Code, Internal, IssuanceError, Unavailable};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
@@ -34,7 +37,8 @@ pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::OcspAnswer;
-pub use soft_token::{SoftToken, SoftTokenRequest, TokenForm};
+pub use signed_write::{MAX_SIGNATURE_BASE64, SignatureError, SignedWrite};
+pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
 use crate::config::{ConfigError, ConfigErrors, GatewayConfig};

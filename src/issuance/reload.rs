@@ -1,5 +1,5 @@
-//! Reloading the configuration (SIGHUP): `ast.properties`, the formats and the token procedures
-//! of `gateway.toml` are re-read, validated as `config check` does, and swapped in atomically for
+//! Reloading the configuration (SIGHUP): `ast.properties`, the formats, `api.properties` and the
+//! token procedures of `gateway.toml` are re-read, validated as `config check` does, and swapped in atomically for
 //! new requests. A configuration with any problem is refused and the running one keeps serving.
 
 use super::Gateway;
@@ -98,6 +98,7 @@ fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str>
         ("[key_pool]", old.key_pool != new.key_pool),
         ("[crl]", old.crl != new.crl),
         ("[ocsp]", old.ocsp != new.ocsp),
+        ("[api]", old.api != new.api),
         ("[[ca]]", old.cas != new.cas),
     ]
     .into_iter()

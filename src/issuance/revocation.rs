@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
+use super::signed_write::SignedWrite;
 use super::{Gateway, IssuanceError};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
 use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, Serial, issue_crl};
@@ -36,6 +37,19 @@ fn unix(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// The audit detail with the signature fields of a signed write added.
+fn with_signature(
+    mut detail: serde_json::Value,
+    signed: Option<&SignedWrite>,
+) -> serde_json::Value {
+    if let (Some(signed), Some(map)) = (signed, detail.as_object_mut())
+        && let serde_json::Value::Object(fields) = signed.audit_fields()
+    {
+        map.extend(fields);
+    }
+    detail
+}
+
 fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
@@ -50,12 +64,29 @@ impl Gateway {
         caller: &Caller,
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
+        self.revoke_signed(serial, reason, caller, request_id, None)
+            .await
+    }
+
+    /// As [`Gateway::revoke`], keeping the officer's signature of the request in the audit
+    /// record (signed API writes).
+    pub async fn revoke_signed(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        caller: &Caller,
+        request_id: &str,
+        signed: Option<&SignedWrite>,
+    ) -> Result<CertificateRecord, IssuanceError> {
         let now = unix(SystemTime::now());
         let event = AuditEvent::now(
             "revoked",
             &caller.to_string(),
             request_id,
-            json!({"serial": serial.hex(), "reason": reason.name()}),
+            with_signature(
+                json!({"serial": serial.hex(), "reason": reason.name()}),
+                signed,
+            ),
         );
         let outcome = self
             .store
@@ -85,11 +116,24 @@ impl Gateway {
         caller: &Caller,
         request_id: &str,
     ) -> Result<CertificateRecord, IssuanceError> {
+        self.reinstate_signed(serial, caller, request_id, None)
+            .await
+    }
+
+    /// As [`Gateway::reinstate`], keeping the officer's signature of the request in the audit
+    /// record (signed API writes).
+    pub async fn reinstate_signed(
+        &self,
+        serial: &Serial,
+        caller: &Caller,
+        request_id: &str,
+        signed: Option<&SignedWrite>,
+    ) -> Result<CertificateRecord, IssuanceError> {
         let event = AuditEvent::now(
             "reinstated",
             &caller.to_string(),
             request_id,
-            json!({"serial": serial.hex()}),
+            with_signature(json!({"serial": serial.hex()}), signed),
         );
         let outcome = self.store.reinstate_certificate(serial, &event).await?;
         let result = match outcome {

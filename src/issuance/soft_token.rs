@@ -6,6 +6,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use serde_json::json;
 
+use super::api::{ApiIssue, ApiIssued};
 use super::recipe::{
     Attempt, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
     with_fresh_serials,
@@ -28,13 +29,22 @@ pub struct TokenForm {
     pub profile: Option<String>,
 }
 
+/// How the handler of a soft-token request is chosen, and who vouches for its identity fields.
+#[derive(Debug)]
+pub enum HandlerChoice {
+    /// The form endpoint: the handler whose filter matches this path after `/pgwy/ast/` (empty
+    /// for `/pgwy/ast`); the handler's trust rule decides whether the headers are believed.
+    Path(String),
+    /// The REST API: an officer authorized by api.properties supplies the fields.
+    Api(ApiIssue),
+}
+
 /// A request for a soft token, as the HTTP layer hands it over. A form the HTTP layer could
 /// not read is handed over too (as `Err`), so that its refusal is audited like every other.
 #[derive(Debug)]
 pub struct SoftTokenRequest {
     pub connection: Connection,
-    /// The path after `/pgwy/ast/` (empty for `/pgwy/ast`).
-    pub path_remainder: String,
+    pub handler: HandlerChoice,
     pub headers: IdentityHeaders,
     pub form: Result<TokenForm, IssuanceError>,
     pub request_id: String,
@@ -58,6 +68,8 @@ struct Order<'a> {
     caller: &'a Caller,
     request_id: &'a str,
     recipe: Arc<TokenRecipe>,
+    /// For the REST API: the idempotency key and the signature to keep.
+    api: Option<&'a ApiIssued>,
 }
 
 impl Gateway {
@@ -69,12 +81,16 @@ impl Gateway {
     ) -> Result<SoftToken, IssuanceError> {
         let request_id = request.request_id.clone();
         let connection = request.connection.clone();
-        let handler_path = request.path_remainder.clone();
+        let (path, api) = match &request.handler {
+            HandlerChoice::Path(path) => (path.clone(), false),
+            HandlerChoice::Api(issue) => (issue.path.clone(), true),
+        };
         match self.issue_inner(request).await {
             Ok(token) => Ok(token),
-            Err(error) => Err(self
-                .refuse_on(&connection, &handler_path, &request_id, error)
+            Err(error) if api => Err(self
+                .refuse_api(&connection, &path, &request_id, error)
                 .await),
+            Err(error) => Err(self.refuse_on(&connection, &path, &request_id, error).await),
         }
     }
 
@@ -88,6 +104,29 @@ impl Gateway {
         request_id: &str,
         error: IssuanceError,
     ) -> IssuanceError {
+        let handler = self
+            .rules()
+            .select(path)
+            .map(|h| format!("handler.{}", h.number));
+        self.record_refusal(
+            connection,
+            path,
+            handler.as_deref().unwrap_or("none"),
+            request_id,
+            error,
+        )
+        .await
+    }
+
+    /// Audits a refusal at `path` (counted in metrics under `label`) and returns it.
+    pub(crate) async fn record_refusal(
+        &self,
+        connection: &Connection,
+        path: &str,
+        label: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
         let peer = connection.peer.ip().to_string();
         let certificate = connection
             .client_certificate
@@ -97,11 +136,7 @@ impl Gateway {
             Some(fingerprint) => format!("certificate:{fingerprint}"),
             None => format!("peer:{peer}"),
         };
-        let handler = self
-            .rules()
-            .select(path)
-            .map(|h| format!("handler.{}", h.number));
-        super::metrics::refused(handler.as_deref().unwrap_or("none"), error.code().as_str());
+        super::metrics::refused(label, error.code().as_str());
         let rule = match &error {
             IssuanceError::Trust(trust) => trust.rule(),
             other => other.code().as_str(),
@@ -136,9 +171,19 @@ impl Gateway {
         handler: &Handler,
         connection: &Connection,
     ) -> Result<Option<OfficerStanding>, IssuanceError> {
-        let (Some(_), Some(certificate)) =
-            (&handler.required_roles, &connection.client_certificate)
-        else {
+        if handler.required_roles.is_none() {
+            return Ok(None);
+        }
+        self.officer_of(connection).await
+    }
+
+    /// The registry entry of the connection's client certificate, if it has one and it is
+    /// registered. Looked up per request: a revoked officer is refused from the next request on.
+    pub(crate) async fn officer_of(
+        &self,
+        connection: &Connection,
+    ) -> Result<Option<OfficerStanding>, IssuanceError> {
+        let Some(certificate) = &connection.client_certificate else {
             return Ok(None);
         };
         let Some(id) = certificate.id() else {
@@ -162,32 +207,56 @@ impl Gateway {
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
-        let form = request.form?;
+        let SoftTokenRequest {
+            connection,
+            handler: choice,
+            headers,
+            form,
+            request_id,
+        } = request;
         // The same rules throughout, even if a reload swaps them meanwhile.
         let rules = self.rules();
-        let handler = select(&rules, &request.path_remainder)?;
-        // Looked up per request: a revoked officer is refused from the next request on.
-        let officer = self.officer_standing(handler, &request.connection).await?;
-        let caller = self.trust.authorize(
-            handler.required_roles.as_ref(),
-            &request.connection,
-            officer.as_ref(),
-        )?;
+        let (form, handler, caller, api) = match choice {
+            HandlerChoice::Path(remainder) => {
+                let form = form?;
+                let handler = select(&rules, &remainder)?;
+                // Looked up per request: a revoked officer is refused from the next request on.
+                let officer = self.officer_standing(handler, &connection).await?;
+                let caller = self.trust.authorize(
+                    handler.required_roles.as_ref(),
+                    &connection,
+                    officer.as_ref(),
+                )?;
+                (form, handler, caller, None)
+            }
+            HandlerChoice::Api(issue) => {
+                let (caller, issued) = self.admit_api_issue(&rules, &connection, issue).await?;
+                let form = form?;
+                // A retry gets the first answer's serials even if the rules changed since.
+                self.check_idempotency(&caller, &issued).await?;
+                let handler = issued.select(&rules)?;
+                (form, handler, caller, Some(issued))
+            }
+        };
         handler.password_policy.check(&form.pin)?;
         let profile = handler
             .choose_profile(form.profile.as_deref())
             .map_err(|e| IssuanceError::BadRequest(e.to_string()))?;
-        let headers = request.headers.decoded_as(
-            handler
+        // Headers from a front are in the front's encoding; API fields arrive as JSON text.
+        let encoding = match api {
+            Some(_) => crate::policy::HeaderEncoding::Utf8,
+            None => handler
                 .header_encoding
                 .unwrap_or(self.settings.header_encoding),
-        );
+        };
+        let headers = headers.decoded_as(encoding);
         let plan = self.plan(&rules, handler, &headers, &caller)?;
         let order = Order {
             handler,
             caller: &caller,
-            request_id: &request.request_id,
+            request_id: &request_id,
             recipe: Arc::new(TokenRecipe::new(plan, form.pin, profile, &self.settings)),
+            api: api.as_ref(),
         };
         // Serials are random and unique-constrained; on the astronomically unlikely collision
         // (with a certificate issued earlier, on any node) the whole token is made again with
@@ -226,16 +295,7 @@ impl Gateway {
             stages,
         } = made;
         let store_started = Instant::now();
-        let recorded = self
-            .record(
-                order.handler,
-                order.caller,
-                order.request_id,
-                order.recipe.profile,
-                issued,
-                pkcs12,
-            )
-            .await;
+        let recorded = self.record(order, issued, pkcs12).await;
         if let Ok(Attempt::Done(_)) = &recorded {
             super::metrics::issued(
                 &format!("handler.{}", order.handler.number),
@@ -251,13 +311,12 @@ impl Gateway {
     /// failure the PKCS#12 is dropped here.
     async fn record(
         &self,
-        handler: &Handler,
-        caller: &Caller,
-        request_id: &str,
-        profile: Pkcs12Profile,
+        order: &Order<'_>,
         issued: Vec<(Planned, IssuedCertificate)>,
         pkcs12: Vec<u8>,
     ) -> Result<Attempt<SoftToken>, IssuanceError> {
+        let (handler, caller, request_id) = (order.handler, order.caller, order.request_id);
+        let profile = order.recipe.profile;
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -294,21 +353,34 @@ impl Gateway {
                 der: cert.der.clone(),
             })
             .collect();
-        let event = AuditEvent::now(
-            "issued",
-            &caller.to_string(),
-            request_id,
-            json!({
-                "token": token_id,
-                "handler": token.handler,
-                "tokenProcedure": token.token_procedure,
-                "profile": token.profile,
-                "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
-            }),
-        );
-        match self.store.record_issuance(&token, &records, &event).await {
+        let mut detail = json!({
+            "token": token_id,
+            "handler": token.handler,
+            "tokenProcedure": token.token_procedure,
+            "profile": token.profile,
+            "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
+        });
+        if let Some(api) = order.api {
+            api.add_audit_fields(&mut detail);
+        }
+        let event = AuditEvent::now("issued", &caller.to_string(), request_id, detail);
+        let scope = caller.to_string();
+        let key = order.api.and_then(|api| api.idempotency_key(&scope));
+        match self
+            .store
+            .record_issuance_once(&token, &records, &event, key.as_ref())
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
+            // A concurrent request with the same key committed first: this token is dropped
+            // here, unrecorded and undelivered.
+            Err(StoreError::DuplicateIdempotencyKey) => {
+                return Err(match order.api {
+                    Some(api) => self.already_issued(caller, api).await,
+                    None => IssuanceError::invariant("idempotency key without an API request"),
+                });
+            }
             Err(e) => return Err(e.into()),
         }
         let common_name = issued

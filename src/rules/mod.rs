@@ -7,6 +7,7 @@
 //! keys. Invariants: a `Rules` value is complete and consistent (every handler names an existing
 //! token procedure; every `certrequests:<i>` exists); a reload swaps the whole value.
 
+mod api;
 mod formats;
 mod handler;
 mod password;
@@ -16,6 +17,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+pub use api::{API_PARAMETERS, ApiHandler, ApiHandlerSource, ApiRules, build_api};
 pub use formats::Formats;
 pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
 pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
@@ -23,7 +25,7 @@ pub use procedure::{CertificateSource, CertificateTemplate, ProcedureSource, Tok
 
 use crate::config::{
     AstFile, ConfigError, ConfigErrors, Diagnostics, GatewayConfig, GatewayFile, HandlerScope,
-    Root, TomlText, default_key_pool_size, read_ast, read_gateway_file, resolve_settings,
+    Root, TomlText, default_key_pool_size, read_api, read_ast, read_gateway_file, resolve_settings,
 };
 use crate::token::KeyType;
 
@@ -35,6 +37,8 @@ pub struct Rules {
     /// Enabled handlers, in ascending number.
     pub handlers: Vec<Handler>,
     pub procedures: BTreeMap<String, TokenProcedure>,
+    /// REST API handlers (api.properties).
+    pub api: ApiRules,
 }
 
 impl Rules {
@@ -85,8 +89,8 @@ impl Configuration {
     }
 }
 
-/// Loads and cross-checks gateway.toml, ast.properties and the formats it names, reporting
-/// every problem at once, sorted by file and line.
+/// Loads and cross-checks gateway.toml, ast.properties, the formats it names and
+/// api.properties, reporting every problem at once, sorted by file and line.
 pub fn load(root: &Root) -> Result<Configuration, ConfigErrors> {
     let mut diagnostics = Diagnostics::default();
     let gateway = diagnostics.take(read_gateway_file(root));
@@ -98,10 +102,13 @@ pub fn load(root: &Root) -> Result<Configuration, ConfigErrors> {
         .and_then(|(file, toml)| diagnostics.take(procedures(file, toml)));
     let rules = read_ast(root, PARAMETERS, &mut diagnostics)
         .and_then(|ast| build_rules(root, &ast, procedures, &mut diagnostics));
-    match (settings, rules) {
-        (Some(settings), Some(rules)) if diagnostics.is_empty() => {
-            Ok(Configuration { settings, rules })
-        }
+    let api = read_api(root, API_PARAMETERS, &mut diagnostics)
+        .and_then(|file| diagnostics.take(build_api(&file)));
+    match (settings, rules, api) {
+        (Some(settings), Some(rules), Some(api)) if diagnostics.is_empty() => Ok(Configuration {
+            settings,
+            rules: Rules { api, ..rules },
+        }),
         _ => Err(diagnostics.into_errors()),
     }
 }
@@ -197,6 +204,7 @@ fn build_rules(
         enabled,
         handlers,
         procedures: procedures.unwrap_or_default(),
+        api: ApiRules::default(),
     };
     match problems.finish(rules) {
         Ok(rules) => Some(rules),

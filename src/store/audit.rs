@@ -29,7 +29,7 @@ pub const AUDIT_KEY_LABEL: &str = "ast-gateway audit chain v1";
 /// Longest stored `path` value in an audit detail (hostile requests carry long paths).
 pub const PATH_LIMIT: usize = 256;
 /// Longest stored string anywhere else in an audit row (detail values, actor).
-pub const TEXT_LIMIT: usize = 1024;
+pub const TEXT_LIMIT: usize = 8192;
 
 /// One audit event. `detail` is JSON without secrets (no PIN, no key, no header values beyond
 /// what identifies the request).

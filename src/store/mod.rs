@@ -11,6 +11,7 @@
 //! connections are tested before use).
 
 mod anchor;
+mod api;
 mod audit;
 mod audit_crosscheck;
 mod audit_verify;
@@ -30,6 +31,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 pub use anchor::Anchor;
+pub use api::{CertificatePage, CertificateQuery, IdempotencyKey, IdempotentToken, PageCursor};
 pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
 pub use audit_verify::{AnchorSeen, AuditProblem, AuditVerification};
 pub use files::make_private_directory;
@@ -50,6 +52,10 @@ pub enum StoreError {
     /// unlikely). Nothing of the transaction was written; the caller re-signs with a new serial.
     #[error("a certificate with serial {0} is already recorded")]
     DuplicateSerial(String),
+    /// The caller already used this idempotency key (an earlier or a concurrent request).
+    /// Nothing of the transaction was written.
+    #[error("the idempotency key was already used")]
+    DuplicateIdempotencyKey,
     /// A write did not finish within the operation timeout; its outcome is unknown.
     #[error("the database did not finish a write within {0:?}")]
     TimedOut(Duration),
@@ -361,6 +367,20 @@ impl Store {
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        self.record_issuance_once(token, certificates, event, None)
+            .await
+    }
+
+    /// As [`Store::record_issuance`], and when `key` is given, records it for the token in the
+    /// same transaction: a key the caller used before fails the whole transaction with
+    /// [`StoreError::DuplicateIdempotencyKey`] (nothing is written).
+    pub async fn record_issuance_once(
+        &self,
+        token: &TokenRecord,
+        certificates: &[CertificateRecord],
+        event: &AuditEvent,
+        key: Option<&IdempotencyKey<'_>>,
+    ) -> Result<(), StoreError> {
         // The chain lists the serials actually inserted, so `audit verify` can cross-check them.
         let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
         let event = event.with_fields(&[("serials", serde_json::json!(serials))]);
@@ -381,6 +401,9 @@ impl Store {
         .bind(&token.profile)
         .execute(&mut *tx)
         .await?;
+        if let Some(key) = key {
+            api::insert_key(&mut tx, key, &token.id, token.created_at).await?;
+        }
         for c in certificates {
             sqlx::query(
                 "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
@@ -443,6 +466,24 @@ impl Store {
         filter: &CertificateFilter,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
         records::list(&self.pool, self.backend == Backend::Postgres, filter).await
+    }
+
+    /// One page of certificates matching `query`, newest first (then by serial): a stable
+    /// order, so a cursor taken from one page continues exactly after it.
+    pub async fn certificate_page(
+        &self,
+        query: &CertificateQuery,
+    ) -> Result<CertificatePage, StoreError> {
+        api::page(&self.pool, self.backend == Backend::Postgres, query).await
+    }
+
+    /// The token a caller's idempotency key was used for, with its certificates' serials.
+    pub async fn idempotent_token(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentToken>, StoreError> {
+        api::idempotent_token(&self.pool, scope, key).await
     }
 
     /// One certificate by serial.

@@ -84,10 +84,10 @@ pub struct CertificateFilter {
     pub offset: Option<i64>,
 }
 
-const COLUMNS: &str = "serial, ca, issuer, subject, sans, not_before, not_after, purpose, token_id, status, \
+pub(super) const COLUMNS: &str = "serial, ca, issuer, subject, sans, not_before, not_after, purpose, token_id, status, \
                        revoked_at, revocation_reason, der";
 
-fn from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
+pub(super) fn from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
     let sans: String = row.try_get("sans")?;
     Ok(CertificateRecord {
         serial: row.try_get("serial")?,
@@ -189,7 +189,7 @@ pub(super) async fn count_expiring(
 }
 
 /// Escapes backslash, `%` and `_` for a `LIKE … ESCAPE` pattern whose escape is a backslash.
-fn like_literal(text: &str) -> String {
+pub(super) fn like_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '\\' | '%' | '_') {

@@ -36,7 +36,13 @@ struct Pending {
     count: u64,
     first_at: i64,
     last: AuditEvent,
+    /// The request ids of the first `REQUEST_IDS` counted refusals, so an operator can still
+    /// find a client's request in the trail; bounded so a flood cannot grow the row.
+    request_ids: Vec<String>,
 }
+
+/// How many request ids an aggregate row keeps.
+const REQUEST_IDS: usize = 64;
 
 /// The in-memory part, shared by the clones of a store.
 #[derive(Debug, Default)]
@@ -66,12 +72,17 @@ impl Refusals {
                     Some(p) => {
                         p.count += 1;
                         p.last = event.clone();
+                        if p.request_ids.len() < REQUEST_IDS {
+                            p.request_ids
+                                .push(event.request_id.chars().take(64).collect());
+                        }
                     }
                     None => {
                         *slot = Some(Pending {
                             count: 1,
                             first_at: event.at,
                             last: event.clone(),
+                            request_ids: vec![event.request_id.chars().take(64).collect()],
                         })
                     }
                 }
@@ -138,6 +149,7 @@ fn aggregate_event(key: &Key, pending: &Pending) -> AuditEvent {
             "firstAt": pending.first_at,
             "lastAt": last.at,
             "last": last.detail,
+            "requestIds": pending.request_ids,
         }),
     }
 }

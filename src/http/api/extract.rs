@@ -1,0 +1,265 @@
+//! What the API's handlers extract: the call (connection, path, request id), JSON bodies and
+//! query strings parsed into domain requests. A request that cannot be read becomes an
+//! `IssuanceError` handed to the domain, so that its refusal is audited like every other.
+//! Parse errors name the field and the rule, never the value sent (a password may be in it).
+
+use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::BytesRejection;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use super::super::routes::{Peer, RequestId};
+use crate::issuance::{ApiCall, IdempotencyKey, IssuanceError, SignedBody};
+
+/// The prefix of every API path.
+pub const PREFIX: &str = "/pgwy/api/";
+
+/// The API call of a request: connection, the path after `/pgwy/api/`, request id.
+pub struct Call(pub ApiCall);
+
+impl<S: Send + Sync> FromRequestParts<S> for Call {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Peer(connection) = Peer::from_request_parts(parts, state).await?;
+        let Ok(RequestId(request_id)) = RequestId::from_request_parts(parts, state).await;
+        let path = parts
+            .uri
+            .path()
+            .strip_prefix(PREFIX)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Call(ApiCall {
+            connection,
+            path,
+            request_id,
+        }))
+    }
+}
+
+/// The body of a write, as received, with its `X-Officer-Signature`; or why it cannot be read.
+pub fn signed_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> (SignedBody, Result<(), IssuanceError>) {
+    let signature = headers
+        .get("x-officer-signature")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    match body {
+        Ok(bytes) => (
+            SignedBody {
+                bytes: Zeroizing::new(Vec::from(bytes)),
+                signature,
+            },
+            Ok(()),
+        ),
+        Err(rejection) => {
+            let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                IssuanceError::TooLarge
+            } else {
+                IssuanceError::BadRequest("the request body could not be read".into())
+            };
+            (
+                SignedBody {
+                    bytes: Zeroizing::new(Vec::new()),
+                    signature,
+                },
+                Err(error),
+            )
+        }
+    }
+}
+
+/// Parses a JSON body into `T`: the content type must be JSON (else 415), unknown fields, wrong
+/// types and malformed JSON are 400 naming the field.
+pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, IssuanceError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" {
+        return Err(IssuanceError::UnsupportedMediaType(
+            "send the request body as application/json".into(),
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| bad_body(e.path().to_string(), e.inner()))?;
+    deserializer.end().map_err(|e| bad_body(".".into(), &e))?;
+    Ok(value)
+}
+
+fn bad_body(path: String, error: &serde_json::Error) -> IssuanceError {
+    let what = describe(&error.to_string());
+    if path == "." || path.is_empty() {
+        IssuanceError::BadRequest(format!("the JSON body is not acceptable: {what}"))
+    } else {
+        IssuanceError::BadRequest(format!("`{path}`: {what}"))
+    }
+}
+
+/// serde's message without the value it quotes (`invalid type: string "…", expected u32` →
+/// `wrong type, expected u32`), shortened.
+fn describe(message: &str) -> String {
+    let message = if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        match message.rsplit_once(", expected ") {
+            Some((_, expected)) => format!("wrong type or value, expected {expected}"),
+            None => "wrong type or value".to_string(),
+        }
+    } else {
+        message.to_string()
+    };
+    message.chars().take(300).collect()
+}
+
+/// Parses a query string into `T` (unknown parameters and bad values are 400 naming them).
+pub fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T, IssuanceError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(T::default());
+    };
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let what = describe(&e.inner().to_string());
+        let path = e.path().to_string();
+        if path == "." || path.is_empty() {
+            IssuanceError::BadRequest(format!("the query string is not acceptable: {what}"))
+        } else {
+            IssuanceError::BadRequest(format!("query parameter `{path}`: {what}"))
+        }
+    })
+}
+
+/// The `Idempotency-Key` header, if sent.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, IssuanceError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(IssuanceError::BadRequest(
+            "the header Idempotency-Key was sent twice".into(),
+        ));
+    }
+    IdempotencyKey::parse(value.as_bytes()).map(Some)
+}
+
+/// True when the client asks for `media` (an exact media type in `Accept`).
+pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        password: String,
+        n: Option<u32>,
+    }
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn json_errors_name_the_field_never_the_value() {
+        let h = headers("application/json; charset=utf-8");
+        let e = json::<Sample>(&h, br#"{"password": 123456789}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("`password`: wrong type or value, expected a string"),
+            "{e}"
+        );
+        assert!(!e.contains("123456789"), "{e}");
+        let e = json::<Sample>(&h, br#"{"password": "s3cret-pin", "n": "s3cret-pin"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("`n`:"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = json::<Sample>(&h, br#"{"password": "x", "extra": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `extra`"), "{e}");
+        let e = json::<Sample>(&h, br#"{"password": "x""#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EOF"), "{e}");
+        let e = json::<Sample>(&h, br#"{"password": "x"} trailing"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trailing"), "{e}");
+        assert!(json::<Sample>(&h, br#"{"password": "x"}"#).is_ok());
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            assert!(matches!(
+                json::<Sample>(&headers(bad), b"{}"),
+                Err(IssuanceError::UnsupportedMediaType(_))
+            ));
+        }
+        assert!(matches!(
+            json::<Sample>(&HeaderMap::new(), b"{}"),
+            Err(IssuanceError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn queries_and_headers() {
+        #[derive(serde::Deserialize, Default, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Q {
+            limit: Option<u32>,
+        }
+        assert_eq!(query::<Q>(Some("limit=5")).unwrap().limit, Some(5));
+        assert_eq!(query::<Q>(None).unwrap().limit, None);
+        let e = query::<Q>(Some("limit=x")).unwrap_err().to_string();
+        assert!(e.contains("`limit`"), "{e}");
+        let e = query::<Q>(Some("other=1")).unwrap_err().to_string();
+        assert!(e.contains("unknown field `other`"), "{e}");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html, application/json;q=0.9"),
+        );
+        assert!(accepts(&h, "application/json"));
+        assert!(!accepts(&h, "application/pkix-cert"));
+        h.append("idempotency-key", HeaderValue::from_static("a"));
+        assert_eq!(idempotency_key(&h).unwrap().unwrap().as_str(), "a");
+        h.append("idempotency-key", HeaderValue::from_static("b"));
+        assert!(idempotency_key(&h).is_err());
+    }
+}

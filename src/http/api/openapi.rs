@@ -1,0 +1,145 @@
+//! The OpenAPI 3.1 document, generated from the operations' `#[utoipa::path]` attributes and the
+//! schemas of `model`: what is served is what the code does.
+
+use std::sync::LazyLock;
+
+use utoipa::openapi::security::SecurityScheme;
+use utoipa::{Modify, OpenApi};
+
+use super::model;
+use super::operations;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ast-gateway REST API",
+        description = "Soft tokens (PKCS#12) and the certificate database of ast-gateway, laid out like the CM REST API of the original product. Every operation needs an officer client certificate over HTTPS (mutual TLS); which officer roles each path needs is configured in conf/api.properties. Errors are `{\"error\": {\"code\", \"message\", \"requestId\"}}`, with the stable code also in the X-Ast-Error header. Timestamps are RFC 3339 (ISO 8601) in UTC.",
+    ),
+    servers((url = "/pgwy/api", description = "This service")),
+    paths(
+        operations::create_soft_token,
+        operations::list_certificates,
+        operations::certificate_details,
+        operations::download_certificate,
+        operations::revoke_certificate,
+        operations::reinstate_certificate,
+        operations::list_token_procedures,
+        operations::list_handlers,
+    ),
+    components(schemas(model::ErrorBody, model::ErrorDetail)),
+    modifiers(&OfficerCertificate),
+    security(("officerCertificate" = [])),
+    tags(
+        (name = "softtokens", description = "Issue soft tokens"),
+        (name = "certificates", description = "The certificate database: list, show, download, revoke, reinstate"),
+        (name = "configuration", description = "Token procedures and AST handlers in effect"),
+    )
+)]
+struct ApiDoc;
+
+/// The `officerCertificate` security scheme: mutual TLS.
+struct OfficerCertificate;
+
+impl Modify for OfficerCertificate {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "officerCertificate",
+            SecurityScheme::MutualTls {
+                description: Some(
+                    "An officer client certificate issued by the officers CA ([server] client_ca), registered with `ast-gateway officer issue` and holding the roles api.properties requires for the path".into(),
+                ),
+                deprecated: None,
+                extensions: None,
+            },
+        );
+    }
+}
+
+/// The document as JSON (built once).
+pub fn document() -> &'static str {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    });
+    &DOCUMENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_with_its_errors_and_the_security_scheme() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["officerCertificate"]["type"],
+            "mutualTLS"
+        );
+        let operations = [
+            ("/softtokens", "post", "createSoftToken"),
+            ("/certificates", "get", "listCertificates"),
+            (
+                "/certificates/{serial}/details",
+                "get",
+                "getCertificateDetails",
+            ),
+            (
+                "/certificates/{serial}/download",
+                "get",
+                "downloadCertificate",
+            ),
+            ("/certificates/revoke", "post", "revokeCertificate"),
+            ("/certificates/reinstate", "post", "reinstateCertificate"),
+            ("/tokenprocedures", "get", "listTokenProcedures"),
+            ("/handlers", "get", "listHandlers"),
+        ];
+        assert_eq!(doc["paths"].as_object().unwrap().len(), operations.len());
+        for (path, method, id) in operations {
+            let op = &doc["paths"][path][method];
+            assert_eq!(op["operationId"], id, "{path}");
+            for status in ["401", "403", "404"] {
+                assert_eq!(
+                    op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{path} {status}"
+                );
+            }
+            assert_eq!(
+                op["security"][0]["officerCertificate"],
+                serde_json::json!([])
+            );
+        }
+        let list = &doc["paths"]["/certificates"]["get"]["parameters"];
+        let names: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "subject",
+            "serial",
+            "status",
+            "purpose",
+            "issuedAfter",
+            "issuedBefore",
+            "expiringAfter",
+            "expiringBefore",
+            "limit",
+            "cursor",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let body = &doc["components"]["schemas"]["SoftTokenBody"];
+        assert_eq!(body["required"], serde_json::json!(["password"]));
+        let issued = &doc["paths"]["/softtokens"]["post"]["responses"]["200"]["content"];
+        assert!(issued["application/x-pkcs12"].is_object());
+        assert_eq!(
+            issued["application/json"]["schema"]["$ref"],
+            "#/components/schemas/SoftTokenJson"
+        );
+    }
+}

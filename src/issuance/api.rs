@@ -1,0 +1,569 @@
+//! The REST API's use cases: the same soft-token pipeline, revocation and listings as the form
+//! endpoint and the CLI, with an officer authorized by api.properties as the caller.
+//!
+//! Every call is authorized first (client certificate → api.properties handler of the path →
+//! officer registry → roles), then a write's signature is checked (`[api] signed_writes`), then
+//! the request the HTTP layer parsed (handed over as `Err` when it could not be read, so that
+//! its refusal is audited like every other). Every refusal is audited with the officer (or the
+//! peer) as actor; every state change is audited by the use case it runs.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::signed_write::{SignedWrite, verify};
+use super::soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenForm};
+use super::{Gateway, IssuanceError};
+use crate::ca::{RevocationReason, Serial};
+use crate::config::SignedWrites;
+use crate::identity::{Caller, Connection, TrustError};
+use crate::policy::IdentityHeaders;
+use crate::rules::{Handler, Rules};
+use crate::store::{
+    CertificatePage, CertificateQuery, CertificateRecord, IdempotencyKey as StoredKey,
+    IdempotentToken, PageCursor,
+};
+use crate::token::Pin;
+
+/// What every API call carries.
+#[derive(Debug, Clone)]
+pub struct ApiCall {
+    pub connection: Connection,
+    /// The path after `/pgwy/api/`, as api.properties filters see it.
+    pub path: String,
+    pub request_id: String,
+}
+
+/// A write's body exactly as received, and its `X-Officer-Signature` header. The body of a
+/// soft-token request holds the password: it is zeroised on drop.
+#[derive(Debug, Default)]
+pub struct SignedBody {
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub signature: Option<String>,
+}
+
+/// An `Idempotency-Key`: 1 to 255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Parses the header value.
+    pub fn parse(raw: &[u8]) -> Result<IdempotencyKey, IssuanceError> {
+        let bad = || {
+            IssuanceError::BadRequest(
+                "the header Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+            )
+        };
+        let text = std::str::from_utf8(raw).map_err(|_| bad())?.trim();
+        if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(bad());
+        }
+        Ok(IdempotencyKey(text.to_string()))
+    }
+
+    /// The key as sent (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `POST softtokens` as parsed by the HTTP layer.
+#[derive(Debug)]
+pub struct ApiTokenRequest {
+    /// Chooses the AST handler as the form endpoint's path would (`/pgwy/ast/<handler>`).
+    pub handler: Option<String>,
+    /// Chooses the first AST handler using this token procedure (or checks the handler's).
+    pub token_procedure: Option<String>,
+    pub password: Pin,
+    pub profile: Option<String>,
+    /// Identity fields, read by the handler's format exactly as identity headers are.
+    pub fields: Vec<(String, String)>,
+}
+
+/// The API's part of a soft-token request, before authorization.
+#[derive(Debug)]
+pub struct ApiIssue {
+    pub path: String,
+    handler: Option<String>,
+    token_procedure: Option<String>,
+    body: SignedBody,
+    idempotency_key: Result<Option<IdempotencyKey>, IssuanceError>,
+    request_hash: String,
+}
+
+/// The API's part of a soft-token request, once admitted.
+#[derive(Debug)]
+pub(crate) struct ApiIssued {
+    handler: Option<String>,
+    token_procedure: Option<String>,
+    key: Option<IdempotencyKey>,
+    request_hash: String,
+    signed: Option<SignedWrite>,
+}
+
+impl ApiIssued {
+    /// The AST handler whose format, verifiers and token procedure the request uses.
+    pub(crate) fn select<'r>(&self, rules: &'r Rules) -> Result<&'r Handler, IssuanceError> {
+        let shown = |s: &str| s.chars().take(64).collect::<String>();
+        let handler = match (&self.handler, &self.token_procedure) {
+            (Some(path), _) => rules.select(path).ok_or_else(|| {
+                IssuanceError::BadRequest(format!(
+                    "`handler`: no AST handler's filter matches \"{}\"; GET /pgwy/api/handlers lists them",
+                    shown(path)
+                ))
+            })?,
+            (None, Some(procedure)) => rules
+                .handlers
+                .iter()
+                .find(|h| h.token_procedure == *procedure)
+                .ok_or_else(|| {
+                    IssuanceError::BadRequest(format!(
+                        "`tokenProcedure`: no AST handler issues the token procedure \"{}\"; GET /pgwy/api/tokenprocedures and handlers list them",
+                        shown(procedure)
+                    ))
+                })?,
+            (None, None) => rules.select("").ok_or_else(|| {
+                IssuanceError::BadRequest(
+                    "no AST handler serves the empty path; name one in `handler` or `tokenProcedure`"
+                        .into(),
+                )
+            })?,
+        };
+        if let Some(procedure) = &self.token_procedure
+            && handler.token_procedure != *procedure
+        {
+            return Err(IssuanceError::BadRequest(format!(
+                "`tokenProcedure`: handler.{} issues the token procedure \"{}\", not \"{}\"",
+                handler.number,
+                handler.token_procedure,
+                shown(procedure)
+            )));
+        }
+        Ok(handler)
+    }
+
+    /// Adds the API's facts to the `issued` audit detail.
+    pub(crate) fn add_audit_fields(&self, detail: &mut serde_json::Value) {
+        detail["api"] = true.into();
+        if let Some(key) = &self.key {
+            detail["idempotencyKey"] = key.as_str().into();
+        }
+        if let Some(signed) = &self.signed
+            && let (serde_json::Value::Object(fields), Some(map)) =
+                (signed.audit_fields(), detail.as_object_mut())
+        {
+            map.extend(fields);
+        }
+    }
+
+    /// The key as the store records it for `scope` (the caller).
+    pub(crate) fn idempotency_key<'a>(&'a self, scope: &'a str) -> Option<StoredKey<'a>> {
+        self.key.as_ref().map(|key| StoredKey {
+            scope,
+            key: key.as_str(),
+            request_hash: &self.request_hash,
+        })
+    }
+}
+
+/// SHA-256 over the request without its password: what tells a retry from a different request
+/// under the same key.
+fn request_hash(request: &ApiTokenRequest) -> String {
+    let mut fields: Vec<(String, &str)> = request
+        .fields
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.as_str()))
+        .collect();
+    fields.sort();
+    let canonical = json!({
+        "handler": request.handler,
+        "tokenProcedure": request.token_procedure,
+        "profile": request.profile,
+        "fields": fields,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// A page cursor as the API hands it out: opaque, URL-safe.
+pub fn encode_cursor(cursor: &PageCursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}.{}", cursor.created_at, cursor.serial))
+}
+
+/// Reads a cursor handed out by [`encode_cursor`].
+pub fn decode_cursor(text: &str) -> Result<PageCursor, IssuanceError> {
+    let bad = || {
+        IssuanceError::BadRequest(
+            "`cursor` is not a cursor this service handed out (nextCursor of a page)".into(),
+        )
+    };
+    if text.len() > 256 {
+        return Err(bad());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (created_at, serial) = text.split_once('.').ok_or_else(bad)?;
+    let serial = Serial::parse(serial).map_err(|_| bad())?;
+    Ok(PageCursor {
+        created_at: created_at.parse().map_err(|_| bad())?,
+        serial: serial.hex().to_string(),
+    })
+}
+
+impl Gateway {
+    /// Authorizes an API call: a client certificate (else 401), an api.properties handler for
+    /// the path, the officer registry (looked up now: a revoked officer is refused at once) and
+    /// the handler's roles.
+    async fn authorize_api(
+        &self,
+        rules: &Rules,
+        path: &str,
+        connection: &Connection,
+    ) -> Result<Caller, IssuanceError> {
+        if connection.client_certificate.is_none() {
+            return Err(IssuanceError::Unauthenticated);
+        }
+        let handler = rules
+            .api
+            .select(path)
+            .ok_or_else(|| IssuanceError::NoApiHandler(path.chars().take(200).collect()))?;
+        let officer = self.officer_of(connection).await?;
+        self.trust
+            .authorize(Some(&handler.required_roles), connection, officer.as_ref())
+            .map_err(|e| match e {
+                TrustError::NoClientCertificate => IssuanceError::Unauthenticated,
+                other => other.into(),
+            })
+    }
+
+    /// The signature of a write, verified when `[api] signed_writes = "required"`.
+    fn check_signature(
+        &self,
+        body: &SignedBody,
+        connection: &Connection,
+    ) -> Result<Option<SignedWrite>, IssuanceError> {
+        if self.settings.api.signed_writes == SignedWrites::Off {
+            return Ok(None);
+        }
+        let certificate = connection
+            .client_certificate
+            .as_ref()
+            .ok_or(IssuanceError::Unauthenticated)?;
+        let signature = body
+            .signature
+            .as_deref()
+            .ok_or(super::signed_write::SignatureError::Missing)?;
+        Ok(Some(verify(signature, &body.bytes, certificate.der())?))
+    }
+
+    /// Authorization, signature, then the parsed request of a write.
+    async fn admit_write<T>(
+        &self,
+        call: &ApiCall,
+        body: &SignedBody,
+        request: Result<T, IssuanceError>,
+    ) -> Result<(Caller, Option<SignedWrite>, T), IssuanceError> {
+        let rules = self.rules();
+        let caller = self
+            .authorize_api(&rules, &call.path, &call.connection)
+            .await?;
+        let signed = self.check_signature(body, &call.connection)?;
+        Ok((caller, signed, request?))
+    }
+
+    /// The API part of a soft-token request: authorization, signature, idempotency key.
+    pub(crate) async fn admit_api_issue(
+        &self,
+        rules: &Rules,
+        connection: &Connection,
+        issue: ApiIssue,
+    ) -> Result<(Caller, ApiIssued), IssuanceError> {
+        let caller = self.authorize_api(rules, &issue.path, connection).await?;
+        let signed = self.check_signature(&issue.body, connection)?;
+        let key = issue.idempotency_key?;
+        Ok((
+            caller,
+            ApiIssued {
+                handler: issue.handler,
+                token_procedure: issue.token_procedure,
+                key,
+                request_hash: issue.request_hash,
+                signed,
+            },
+        ))
+    }
+
+    /// Refuses a request whose idempotency key the caller used before.
+    pub(crate) async fn check_idempotency(
+        &self,
+        caller: &Caller,
+        api: &ApiIssued,
+    ) -> Result<(), IssuanceError> {
+        let Some(key) = &api.key else {
+            return Ok(());
+        };
+        match self
+            .store
+            .idempotent_token(&caller.to_string(), key.as_str())
+            .await?
+        {
+            Some(token) => Err(judge(token, api)),
+            None => Ok(()),
+        }
+    }
+
+    /// The refusal for a key that a concurrent request committed first.
+    pub(crate) async fn already_issued(&self, caller: &Caller, api: &ApiIssued) -> IssuanceError {
+        let Some(key) = &api.key else {
+            return IssuanceError::invariant("idempotency conflict without a key");
+        };
+        match self
+            .store
+            .idempotent_token(&caller.to_string(), key.as_str())
+            .await
+        {
+            Ok(Some(token)) => judge(token, api),
+            Ok(None) => IssuanceError::invariant("idempotency key vanished"),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// `POST softtokens`: the soft-token pipeline with the fields as identity headers.
+    pub async fn api_issue(
+        &self,
+        call: ApiCall,
+        body: SignedBody,
+        request: Result<ApiTokenRequest, IssuanceError>,
+        idempotency_key: Result<Option<IdempotencyKey>, IssuanceError>,
+    ) -> Result<SoftToken, IssuanceError> {
+        let (issue, form, fields) = match request {
+            Ok(request) => {
+                let hash = request_hash(&request);
+                let ApiTokenRequest {
+                    handler,
+                    token_procedure,
+                    password,
+                    profile,
+                    fields,
+                } = request;
+                let issue = ApiIssue {
+                    path: call.path,
+                    handler,
+                    token_procedure,
+                    body,
+                    idempotency_key,
+                    request_hash: hash,
+                };
+                (
+                    issue,
+                    Ok(TokenForm {
+                        pin: password,
+                        profile,
+                    }),
+                    fields,
+                )
+            }
+            Err(e) => {
+                let issue = ApiIssue {
+                    path: call.path,
+                    handler: None,
+                    token_procedure: None,
+                    body,
+                    idempotency_key,
+                    request_hash: String::new(),
+                };
+                (issue, Err(e), Vec::new())
+            }
+        };
+        self.issue_soft_token(SoftTokenRequest {
+            connection: call.connection,
+            handler: HandlerChoice::Api(issue),
+            headers: IdentityHeaders::new(fields),
+            form,
+            request_id: call.request_id,
+        })
+        .await
+    }
+
+    /// `POST certificates/revoke`.
+    pub async fn api_revoke(
+        &self,
+        call: &ApiCall,
+        body: SignedBody,
+        request: Result<(Serial, RevocationReason), IssuanceError>,
+    ) -> Result<CertificateRecord, IssuanceError> {
+        let (caller, signed, (serial, reason)) = match self.admit_write(call, &body, request).await
+        {
+            Ok(admitted) => admitted,
+            Err(e) => return Err(self.refuse_api_call(call, e).await),
+        };
+        self.revoke_signed(&serial, reason, &caller, &call.request_id, signed.as_ref())
+            .await
+    }
+
+    /// `POST certificates/reinstate`.
+    pub async fn api_reinstate(
+        &self,
+        call: &ApiCall,
+        body: SignedBody,
+        request: Result<Serial, IssuanceError>,
+    ) -> Result<CertificateRecord, IssuanceError> {
+        let (caller, signed, serial) = match self.admit_write(call, &body, request).await {
+            Ok(admitted) => admitted,
+            Err(e) => return Err(self.refuse_api_call(call, e).await),
+        };
+        self.reinstate_signed(&serial, &caller, &call.request_id, signed.as_ref())
+            .await
+    }
+
+    /// `GET handlers`, `GET tokenprocedures`: the rules in effect, to a reader.
+    pub async fn api_rules(&self, call: &ApiCall) -> Result<Arc<Rules>, IssuanceError> {
+        let rules = self.rules();
+        match self
+            .authorize_api(&rules, &call.path, &call.connection)
+            .await
+        {
+            Ok(_) => Ok(rules),
+            Err(e) => Err(self.refuse_api_call(call, e).await),
+        }
+    }
+
+    /// `GET certificates`: one page.
+    pub async fn api_certificates(
+        &self,
+        call: &ApiCall,
+        query: Result<CertificateQuery, IssuanceError>,
+    ) -> Result<CertificatePage, IssuanceError> {
+        let result = async {
+            let rules = self.rules();
+            self.authorize_api(&rules, &call.path, &call.connection)
+                .await?;
+            Ok(self.store.certificate_page(&query?).await?)
+        }
+        .await;
+        match result {
+            Ok(page) => Ok(page),
+            Err(e) => Err(self.refuse_api_call(call, e).await),
+        }
+    }
+
+    /// `GET certificates/{serial}/details` and `/download`.
+    pub async fn api_certificate(
+        &self,
+        call: &ApiCall,
+        serial: Result<Serial, IssuanceError>,
+    ) -> Result<CertificateRecord, IssuanceError> {
+        let result = async {
+            let rules = self.rules();
+            self.authorize_api(&rules, &call.path, &call.connection)
+                .await?;
+            let serial = serial?;
+            self.store.certificate(&serial).await?.ok_or_else(|| {
+                IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+            })
+        }
+        .await;
+        match result {
+            Ok(record) => Ok(record),
+            Err(e) => Err(self.refuse_api_call(call, e).await),
+        }
+    }
+
+    /// Audits a refusal the HTTP layer decides before any use case (wrong method, no such
+    /// operation) and returns it.
+    pub async fn refuse_api_call(&self, call: &ApiCall, error: IssuanceError) -> IssuanceError {
+        self.refuse_api(&call.connection, &call.path, &call.request_id, error)
+            .await
+    }
+
+    /// Audits an API refusal: who (the client certificate's fingerprint, else the peer), the
+    /// path, the rule and the operator message. Never a password or a field value.
+    pub(crate) async fn refuse_api(
+        &self,
+        connection: &Connection,
+        path: &str,
+        request_id: &str,
+        error: IssuanceError,
+    ) -> IssuanceError {
+        let shown: String = path.chars().take(256).collect();
+        self.record_refusal(
+            connection,
+            &format!("/pgwy/api/{shown}"),
+            "api",
+            request_id,
+            error,
+        )
+        .await
+    }
+}
+
+/// The answer to a reused key: the same request gets its token's serials, another one a conflict.
+fn judge(token: IdempotentToken, api: &ApiIssued) -> IssuanceError {
+    if token.request_hash == api.request_hash {
+        IssuanceError::AlreadyIssued {
+            token_id: token.token_id,
+            serials: token.serials,
+        }
+    } else {
+        IssuanceError::Conflict(format!(
+            "this Idempotency-Key was used for a different request (token {}); send a new key for a new request",
+            token.token_id
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(
+            IdempotencyKey::parse(b" order-17 ").unwrap().as_str(),
+            "order-17"
+        );
+        assert!(IdempotencyKey::parse(b"").is_err());
+        assert!(IdempotencyKey::parse(b"a\x01b").is_err());
+        assert!(IdempotencyKey::parse("é".as_bytes()).is_err());
+        assert!(IdempotencyKey::parse(&[b'k'; 256]).is_err());
+        assert!(IdempotencyKey::parse(&[b'k'; 255]).is_ok());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_forgeries() {
+        let cursor = PageCursor {
+            created_at: 1_700_000_000,
+            serial: "0abc01".into(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&cursor)).unwrap(), cursor);
+        for bad in ["", "!!", "MTIz", &"A".repeat(300)] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("1.zz");
+        assert!(decode_cursor(&forged).is_err());
+    }
+
+    #[test]
+    fn request_hash_ignores_the_password_and_field_order() {
+        let request = |pin: &str, fields: &[(&str, &str)]| ApiTokenRequest {
+            handler: None,
+            token_procedure: Some("default".into()),
+            password: Pin::new(pin.into()),
+            profile: None,
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        };
+        let a = request_hash(&request("one-pin", &[("cn", "A"), ("email", "a@x")]));
+        let b = request_hash(&request("other-pin", &[("email", "a@x"), ("CN", "A")]));
+        let c = request_hash(&request("one-pin", &[("cn", "B"), ("email", "a@x")]));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

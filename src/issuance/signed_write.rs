@@ -1,0 +1,364 @@
+//! Signed API writes: a detached CMS SignedData (RFC 5652) over the exact request body, made by
+//! the calling officer's key — what `openssl cms -sign -binary -noattr -outform DER` writes —
+//! sent base64 in `X-Officer-Signature` and kept in the audit trail, so the action is provable
+//! later with the body (or, for bodies holding a password, its digest) and the officer's
+//! certificate.
+//!
+//! The structures are the `cms` crate's; the signature is checked with aws-lc-rs against the
+//! public key of the certificate the officer presented in the TLS handshake (never a
+//! certificate carried inside the signature), so "signed by the mTLS officer" holds by
+//! construction. Only signatures without signed attributes are accepted (`-noattr`): the
+//! signature is then over the body itself, which keeps the check small and exact.
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use base64::Engine;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier};
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+
+/// Largest accepted `X-Officer-Signature` (base64). A P-256 or RSA-4096 signature with the
+/// signer's certificate and a chain of three is well under this.
+pub const MAX_SIGNATURE_BASE64: usize = 16 * 1024;
+
+const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// Why a signed write was refused. Messages say what to do; they never quote the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error(
+        "this service requires signed writes: send the officer's detached CMS signature of the exact body, base64 DER, in X-Officer-Signature (openssl cms -sign -binary -noattr -outform DER)"
+    )]
+    Missing,
+    #[error("X-Officer-Signature is not usable: {0}")]
+    Malformed(String),
+    #[error(
+        "X-Officer-Signature was not made by the officer of this connection: sign with the key of the client certificate you present"
+    )]
+    WrongSigner,
+    #[error(
+        "X-Officer-Signature does not verify over this request body: sign the exact bytes you send (openssl cms -sign -binary)"
+    )]
+    Invalid,
+}
+
+/// A verified signature, as kept in the audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedWrite {
+    /// The signature as sent (base64 DER CMS SignedData).
+    pub signature: String,
+    /// SHA-256 of the signed body, lower-case hex.
+    pub body_sha256: String,
+}
+
+impl SignedWrite {
+    /// The audit detail fields.
+    pub fn audit_fields(&self) -> serde_json::Value {
+        serde_json::json!({
+            "officerSignature": self.signature,
+            "signedBodySha256": self.body_sha256,
+        })
+    }
+}
+
+/// Verifies `signature` (base64 of a DER ContentInfo holding a detached SignedData) over `body`,
+/// made by the key of `officer_der` (the verified TLS client certificate).
+pub fn verify(
+    signature: &str,
+    body: &[u8],
+    officer_der: &[u8],
+) -> Result<SignedWrite, SignatureError> {
+    let malformed = |m: &str| SignatureError::Malformed(m.to_string());
+    if signature.len() > MAX_SIGNATURE_BASE64 {
+        return Err(malformed("longer than 16 KiB"));
+    }
+    let compact: String = signature
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|_| malformed("not base64"))?;
+    let content =
+        ContentInfo::from_der(&der).map_err(|_| malformed("not a DER CMS ContentInfo"))?;
+    if content.content_type != SIGNED_DATA {
+        return Err(malformed("not a CMS SignedData"));
+    }
+    let signed: SignedData = content
+        .content
+        .decode_as()
+        .map_err(|_| malformed("not a DER CMS SignedData"))?;
+    if signed.encap_content_info.econtent.is_some() {
+        return Err(malformed(
+            "the body is embedded; send a detached signature (the body travels as the request body)",
+        ));
+    }
+    let mut signers = signed.signer_infos.0.iter();
+    let (Some(signer), None) = (signers.next(), signers.next()) else {
+        return Err(malformed("exactly one signer is expected"));
+    };
+    if signer.signed_attrs.is_some() {
+        return Err(malformed(
+            "signed attributes are not accepted; sign with -noattr",
+        ));
+    }
+    let officer =
+        Certificate::from_der(officer_der).map_err(|_| malformed("unreadable officer"))?;
+    if !identifies(&signer.sid, &officer) {
+        return Err(SignatureError::WrongSigner);
+    }
+    let algorithm = algorithm(
+        &officer,
+        signer.digest_alg.oid,
+        signer.signature_algorithm.oid,
+    )?;
+    let spki = &officer.tbs_certificate().subject_public_key_info();
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| malformed("the officer's public key is not whole bytes"))?;
+    UnparsedPublicKey::new(algorithm, key)
+        .verify(body, signer.signature.as_bytes())
+        .map_err(|_| SignatureError::Invalid)?;
+    Ok(SignedWrite {
+        signature: compact,
+        body_sha256: hex::encode(Sha256::digest(body)),
+    })
+}
+
+/// The signer identifier names this certificate: its issuer and serial, or its SKI.
+fn identifies(sid: &SignerIdentifier, certificate: &Certificate) -> bool {
+    let tbs = certificate.tbs_certificate();
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(isn) => {
+            // Compared as DER, so equal names compare equal whatever their in-memory form.
+            isn.serial_number == *tbs.serial_number()
+                && isn.issuer.to_der().ok() == tbs.issuer().to_der().ok()
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            matches!(tbs.get_extension::<SubjectKeyIdentifier>(), Ok(Some((_, own))) if own == *ski)
+        }
+    }
+}
+
+/// The aws-lc-rs algorithm for the officer's key type, the digest and the signature algorithm
+/// of the signer. The signature algorithm must agree with the key and, where it names a digest,
+/// with the digest algorithm.
+fn algorithm(
+    officer: &Certificate,
+    digest: ObjectIdentifier,
+    signature_algorithm: ObjectIdentifier,
+) -> Result<&'static dyn VerificationAlgorithm, SignatureError> {
+    let unsupported = || {
+        SignatureError::Malformed(
+            "unsupported algorithm; use RSA or ECDSA (P-256, P-384) with SHA-256, SHA-384 or SHA-512"
+                .into(),
+        )
+    };
+    let spki = officer.tbs_certificate().subject_public_key_info();
+    let key_oid = spki.algorithm.oid;
+    let named_digest = match signature_algorithm {
+        SHA256_WITH_RSA | ECDSA_SHA256 => Some(SHA256),
+        SHA384_WITH_RSA | ECDSA_SHA384 => Some(SHA384),
+        SHA512_WITH_RSA | ECDSA_SHA512 => Some(SHA512),
+        RSA_ENCRYPTION | EC_PUBLIC_KEY => None,
+        _ => return Err(unsupported()),
+    };
+    if named_digest.is_some_and(|d| d != digest) {
+        return Err(SignatureError::Malformed(
+            "the signature algorithm and the digest algorithm disagree".into(),
+        ));
+    }
+    let rsa_signature = matches!(
+        signature_algorithm,
+        RSA_ENCRYPTION | SHA256_WITH_RSA | SHA384_WITH_RSA | SHA512_WITH_RSA
+    );
+    if key_oid == RSA_ENCRYPTION {
+        if !rsa_signature {
+            return Err(unsupported());
+        }
+        return match digest {
+            SHA256 => Ok(&signature::RSA_PKCS1_2048_8192_SHA256),
+            SHA384 => Ok(&signature::RSA_PKCS1_2048_8192_SHA384),
+            SHA512 => Ok(&signature::RSA_PKCS1_2048_8192_SHA512),
+            _ => Err(unsupported()),
+        };
+    }
+    if key_oid != EC_PUBLIC_KEY || rsa_signature {
+        return Err(unsupported());
+    }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    match (curve, digest) {
+        (Some(P256), SHA256) => Ok(&signature::ECDSA_P256_SHA256_ASN1),
+        (Some(P256), SHA384) => Ok(&signature::ECDSA_P256_SHA384_ASN1),
+        (Some(P256), SHA512) => Ok(&signature::ECDSA_P256_SHA512_ASN1),
+        (Some(P384), SHA256) => Ok(&signature::ECDSA_P384_SHA256_ASN1),
+        (Some(P384), SHA384) => Ok(&signature::ECDSA_P384_SHA384_ASN1),
+        (Some(P384), SHA512) => Ok(&signature::ECDSA_P384_SHA512_ASN1),
+        _ => Err(unsupported()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn openssl() -> Option<std::path::PathBuf> {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|d| Path::new(d).join("openssl"))
+            .find(|p| p.is_file())
+    }
+
+    fn run(openssl: &Path, dir: &Path, args: &[&str]) {
+        let out = Command::new(openssl)
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A self-signed certificate and key made by openssl, and `sign(name, body)` by openssl cms.
+    fn identity(openssl: &Path, dir: &Path, name: &str, key: &[&str]) -> Vec<u8> {
+        let keyfile = format!("{name}.key");
+        let certfile = format!("{name}.pem");
+        let mut args = vec!["req", "-x509", "-nodes", "-days", "1", "-subj"];
+        let subject = format!("/CN={name}");
+        args.push(&subject);
+        args.extend_from_slice(key);
+        args.extend_from_slice(&["-keyout", &keyfile, "-out", &certfile]);
+        run(openssl, dir, &args);
+        run(
+            openssl,
+            dir,
+            &[
+                "x509",
+                "-in",
+                &certfile,
+                "-outform",
+                "DER",
+                "-out",
+                &format!("{name}.der"),
+            ],
+        );
+        std::fs::read(dir.join(format!("{name}.der"))).unwrap()
+    }
+
+    fn sign(openssl: &Path, dir: &Path, name: &str, body: &[u8], extra: &[&str]) -> String {
+        std::fs::write(dir.join("body"), body).unwrap();
+        let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+        let mut args = vec![
+            "cms", "-sign", "-binary", "-outform", "DER", "-in", "body", "-signer", &cert,
+            "-inkey", &key, "-out", "sig.der",
+        ];
+        args.extend_from_slice(extra);
+        run(openssl, dir, &args);
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(dir.join("sig.der")).unwrap())
+    }
+
+    #[test]
+    fn openssl_signatures_verify_and_tampering_does_not() {
+        let Some(openssl) = openssl() else {
+            println!("skipped: openssl_signatures: openssl is not installed");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ec = identity(
+            &openssl,
+            d,
+            "ec",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        );
+        let ec384 = identity(
+            &openssl,
+            d,
+            "ec384",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        );
+        let rsa = identity(&openssl, d, "rsa", &["-newkey", "rsa:2048"]);
+        let body = br#"{"serial":"0a1b","reason":"keyCompromise"}"#;
+
+        for (name, der) in [("ec", &ec), ("ec384", &ec384), ("rsa", &rsa)] {
+            let signature = sign(&openssl, d, name, body, &["-noattr"]);
+            let signed = verify(&signature, body, der).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(signed.body_sha256, hex::encode(Sha256::digest(body)));
+            // One byte changed in the body.
+            assert_eq!(
+                verify(
+                    &signature,
+                    br#"{"serial":"0a1c","reason":"keyCompromise"}"#,
+                    der
+                ),
+                Err(SignatureError::Invalid),
+                "{name}"
+            );
+        }
+        // SHA-384 digest with a P-256 key; the SKI as signer identifier (-keyid).
+        let signature = sign(
+            &openssl,
+            d,
+            "ec",
+            body,
+            &["-noattr", "-md", "sha384", "-keyid"],
+        );
+        verify(&signature, body, &ec).unwrap();
+        // Signed by someone else than the connection's officer.
+        let signature = sign(&openssl, d, "rsa", body, &["-noattr"]);
+        assert_eq!(
+            verify(&signature, body, &ec),
+            Err(SignatureError::WrongSigner)
+        );
+        // With signed attributes (openssl's default) or embedded content.
+        let signature = sign(&openssl, d, "ec", body, &[]);
+        assert!(
+            matches!(verify(&signature, body, &ec), Err(SignatureError::Malformed(m)) if m.contains("-noattr"))
+        );
+        let signature = sign(&openssl, d, "ec", body, &["-noattr", "-nodetach"]);
+        assert!(
+            matches!(verify(&signature, body, &ec), Err(SignatureError::Malformed(m)) if m.contains("detached"))
+        );
+        // Garbage.
+        assert!(matches!(
+            verify("%%%", body, &ec),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify("AAAA", body, &ec),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify(&"A".repeat(MAX_SIGNATURE_BASE64 + 4), body, &ec),
+            Err(SignatureError::Malformed(_))
+        ));
+    }
+}
