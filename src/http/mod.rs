@@ -6,6 +6,7 @@
 //! internal error text is logged once and never sent; every response carries `X-Request-Id`.
 
 mod admin;
+mod archive;
 mod connection;
 mod cross_site;
 mod error;

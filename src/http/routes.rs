@@ -15,14 +15,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use zeroize::Zeroizing;
 
+use super::archive;
 use super::connection::is_body_timeout;
 use super::cross_site;
 use super::error::{ErrorFormat, respond};
 use super::page;
 use super::server::OverTls;
 use crate::identity::Connection;
-use crate::issuance::{Gateway, IssuanceError, SoftTokenRequest, TokenForm, Unavailable};
+use crate::issuance::{
+    Gateway, IssuanceError, SoftToken, SoftTokenRequest, TokenForm, Unavailable,
+};
 use crate::policy::IdentityHeaders;
+use crate::rules::Layout;
 use crate::token::Pin;
 
 /// The request id, set by middleware on every request.
@@ -195,7 +199,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Transport {
 
 async fn pin_page(State(gateway): State<Arc<Gateway>>) -> Response {
     let rules = gateway.rules();
-    let html = page::render(rules.select(""));
+    let handler = rules.select("");
+    let html = page::render(
+        handler,
+        handler.and_then(|h| rules.procedure(&h.token_procedure)),
+    );
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -237,21 +245,34 @@ async fn issue(
         .await
         .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
     match result {
-        Ok(token) => {
-            let disposition = content_disposition(&token.filename);
-            (
-                [
-                    (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                    (header::CACHE_CONTROL, "no-store".to_string()),
-                    (header::SET_COOKIE, download_cookie(over_tls).to_string()),
-                ],
-                token.pkcs12,
-            )
-                .into_response()
-        }
+        Ok(token) => download(token, over_tls, &request_id),
         Err(error) => respond(&error, &request_id, ErrorFormat::Html),
     }
+}
+
+/// The token as a download: the PKCS#12 itself, or for a `per-purpose` token a zip of its
+/// files.
+fn download(token: SoftToken, over_tls: bool, request_id: &str) -> Response {
+    let (content_type, filename, body) = match token.layout {
+        Layout::Combined => ("application/x-pkcs12", token.filename, token.pkcs12),
+        Layout::PerPurpose => match archive::zip_files(&token.files) {
+            Ok(zip) => ("application/zip", archive::zip_name(&token.filename), zip),
+            Err(e) => {
+                let error = IssuanceError::invariant(format!("cannot write the token's zip: {e}"));
+                return respond(&error, request_id, ErrorFormat::Html);
+            }
+        },
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, content_disposition(&filename)),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::SET_COOKIE, download_cookie(over_tls).to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The cookie the PIN page watches for (the download has started); `Secure` on HTTPS.

@@ -34,7 +34,7 @@ pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::OcspAnswer;
-pub use soft_token::{SoftToken, SoftTokenRequest, TokenForm};
+pub use soft_token::{SoftToken, SoftTokenRequest, TokenFile, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
 use crate::config::{ConfigError, ConfigErrors, GatewayConfig};

@@ -7,14 +7,14 @@ use std::time::{Instant, UNIX_EPOCH};
 use serde_json::json;
 
 use super::recipe::{
-    Attempt, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
+    Attempt, MadeFile, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
     with_fresh_serials,
 };
 use super::{Gateway, IssuanceError, Unavailable};
 use crate::ca::{Ca, IssuedCertificate};
 use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{IdentityHeaders, evaluate};
-use crate::rules::{Handler, Rules};
+use crate::rules::{Handler, Layout, Rules};
 use crate::store::{
     AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
 };
@@ -44,12 +44,29 @@ pub struct SoftTokenRequest {
 #[derive(Debug)]
 pub struct SoftToken {
     pub token_id: String,
-    /// The PKCS#12 file.
+    /// The PKCS#12 file with every key (layout `combined`). EMPTY for layout `per-purpose`:
+    /// deliver `files` then.
     pub pkcs12: Vec<u8>,
     /// Suggested file name: `<commonname>.p12`, sanitised.
     pub filename: String,
+    /// How the token procedure delivers the keys.
+    pub layout: Layout,
+    /// What to deliver, under the same PIN: `combined`, one file (`pkcs12` under `filename`);
+    /// `per-purpose`, one file per certificate, in token procedure order.
+    pub files: Vec<TokenFile>,
     pub profile: Pkcs12Profile,
     pub certificates: Vec<CertificateRecord>,
+}
+
+/// One PKCS#12 file of a soft token.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    /// Suggested file name: `<commonname>.p12` (combined) or `<commonname> <purpose>.p12`
+    /// (per-purpose), sanitised; unique within the token.
+    pub name: String,
+    /// The purpose of the one certificate in the file; `None` for the combined file.
+    pub purpose: Option<String>,
+    pub pkcs12: Vec<u8>,
 }
 
 /// Everything one issuance attempt needs; the same for every attempt of a request.
@@ -172,7 +189,10 @@ impl Gateway {
             handler,
             caller: &caller,
             request_id: &request.request_id,
-            recipe: Arc::new(TokenRecipe::new(plan, form.pin, profile, &self.settings)),
+            recipe: Arc::new(
+                TokenRecipe::new(plan, form.pin, profile, &self.settings)
+                    .with_layout(procedure_of(&rules, handler)?.layout),
+            ),
         };
         // Serials are random and unique-constrained; on the astronomically unlikely collision
         // (with a certificate issued earlier, on any node) the whole token is made again with
@@ -207,7 +227,7 @@ impl Gateway {
         let made = self.make(order.recipe.clone()).await?;
         let MadeToken {
             issued,
-            pkcs12,
+            files,
             stages,
         } = made;
         let store_started = Instant::now();
@@ -218,7 +238,7 @@ impl Gateway {
                 order.request_id,
                 order.recipe.profile,
                 issued,
-                pkcs12,
+                files,
             )
             .await;
         if let Ok(Attempt::Done(_)) = &recorded {
@@ -233,7 +253,8 @@ impl Gateway {
     }
 
     /// Records a made token (committed before anything leaves) and hands it out. On
-    /// failure the PKCS#12 is dropped here.
+    /// failure the PKCS#12 files are dropped here.
+    #[allow(clippy::too_many_arguments)] // the parts of one made token
     async fn record(
         &self,
         handler: &Handler,
@@ -241,7 +262,7 @@ impl Gateway {
         request_id: &str,
         profile: Pkcs12Profile,
         issued: Vec<(Planned, IssuedCertificate)>,
-        pkcs12: Vec<u8>,
+        files: Vec<MadeFile>,
     ) -> Result<Attempt<SoftToken>, IssuanceError> {
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -296,18 +317,30 @@ impl Gateway {
             Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
             Err(e) => return Err(e.into()),
         }
-        let common_name = issued
-            .first()
-            .and_then(|(p, _)| {
-                p.subject
-                    .first(crate::ca::Attribute::CommonName)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "token".into());
+        let common_name = |planned: Option<&Planned>| {
+            planned
+                .and_then(|p| p.subject.first(crate::ca::Attribute::CommonName))
+                .unwrap_or("token")
+                .to_string()
+        };
+        let filename = sanitise_filename(&common_name(issued.first().map(|(p, _)| p)));
+        let files = name_files(files, &issued, &filename, common_name);
+        let (layout, pkcs12) = match files.as_slice() {
+            [
+                TokenFile {
+                    purpose: None,
+                    pkcs12,
+                    ..
+                },
+            ] => (Layout::Combined, pkcs12.clone()),
+            _ => (Layout::PerPurpose, Vec::new()),
+        };
         Ok(Attempt::Done(SoftToken {
             token_id,
             pkcs12,
-            filename: sanitise_filename(&common_name),
+            filename,
+            layout,
+            files,
             profile,
             certificates: records,
         }))
@@ -353,13 +386,60 @@ fn issuer_dn(ca: &Ca) -> String {
     ca.certificate().tbs_certificate().subject().to_string()
 }
 
+/// Names the files of a made token: the combined file `filename`, a per-purpose file
+/// `<its certificate's commonname> <purpose>.p12`; a name already taken gets ` (2)`, ` (3)` ….
+fn name_files(
+    files: Vec<MadeFile>,
+    issued: &[(Planned, IssuedCertificate)],
+    filename: &str,
+    common_name: impl Fn(Option<&Planned>) -> String,
+) -> Vec<TokenFile> {
+    let mut named: Vec<TokenFile> = Vec::with_capacity(files.len());
+    for file in files {
+        let planned = file
+            .certificate
+            .and_then(|index| issued.get(index))
+            .map(|(p, _)| p);
+        let purpose = planned.map(|p| p.template.purpose.clone());
+        let base = match &purpose {
+            Some(purpose) => format!(
+                "{} {}",
+                sanitise_stem(&common_name(planned)).unwrap_or_else(|| "token".into()),
+                sanitise_stem(purpose).unwrap_or_else(|| "certificate".into())
+            ),
+            None => filename.trim_end_matches(".p12").to_string(),
+        };
+        let taken = |name: &str| named.iter().any(|f| f.name.eq_ignore_ascii_case(name));
+        let mut name = format!("{base}.p12");
+        let mut n = 2;
+        while taken(&name) {
+            name = format!("{base} ({n}).p12");
+            n += 1;
+        }
+        named.push(TokenFile {
+            name,
+            purpose,
+            pkcs12: file.pkcs12,
+        });
+    }
+    named
+}
+
 /// `<commonname>.p12` with everything but letters and digits (of any script, with their
 /// combining marks), space, `.`, `-` and `_` replaced by `_`, so the name is safe on every file
 /// system and in a Content-Disposition header (the HTTP layer adds the ASCII fallback and the
 /// RFC 6266 `filename*`).
 pub fn sanitise_filename(common_name: &str) -> String {
+    match sanitise_stem(common_name) {
+        Some(stem) => format!("{stem}.p12"),
+        None => "token.p12".into(),
+    }
+}
+
+/// The sanitised text of [`sanitise_filename`] without the extension; `None` if nothing is left.
+fn sanitise_stem(text: &str) -> Option<String> {
     let combining = |c: char| matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}');
-    let cleaned: String = common_name
+    let cleaned: String = text
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || combining(c) || matches!(c, ' ' | '.' | '-' | '_') {
@@ -371,11 +451,7 @@ pub fn sanitise_filename(common_name: &str) -> String {
         .take(64)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
-    if cleaned.is_empty() {
-        "token.p12".into()
-    } else {
-        format!("{cleaned}.p12")
-    }
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
 #[cfg(test)]
