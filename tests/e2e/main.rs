@@ -7,6 +7,7 @@ mod databases;
 mod hardening_http;
 mod interop;
 mod kit;
+mod layout;
 mod nginx;
 mod operations;
 mod page;
