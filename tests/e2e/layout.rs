@@ -395,7 +395,7 @@ fn smime_example() -> (String, String) {
         .filter_map(|l| l.strip_prefix("#   handler.2."))
         .map(|l| format!("handler.2.{l}\n"))
         .collect::<String>();
-    assert_eq!(handler.lines().count(), 5, "{handler}");
+    assert_eq!(handler.lines().count(), 8, "{handler}");
     (procedure, handler)
 }
 
@@ -524,6 +524,8 @@ async fn the_documented_smime_example_passes_pkilint() {
         ("locality", "Lund"),
         ("serialnumber", "19800101-1234"),
         ("organization", "Builders AB"),
+        ("organizationalunit", "Roofs"),
+        ("upn", "bob@corp.example"),
         ("email", "Bob@Example.com"),
     ];
     for headers in [ALICE, bob] {
@@ -644,4 +646,51 @@ fn config_check_reports_layout_oid_and_cps_errors_at_their_lines() {
         );
     }
     assert!(stdout.contains("3 problem(s) found"), "{stdout}");
+}
+
+#[tokio::test]
+async fn per_purpose_page_in_headless_chromium() {
+    const TEST: &str = "per_purpose_page_in_headless_chromium";
+    let Some(node) = tool("node") else {
+        return skipped(TEST, "node not installed");
+    };
+    let Some(chromium) = tool("chromium") else {
+        return skipped(TEST, "chromium not installed (apt-get install chromium)");
+    };
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !browser.join("node_modules/playwright-core").exists() {
+        return skipped(TEST, "run `npm ci` in tests/browser (playwright-core)");
+    }
+    let gw = TestGateway::start_with(|root| edit_gateway_toml(root, per_purpose)).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let (base, dir) = (gw.base.clone(), downloads.path().to_path_buf());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(node)
+            .arg(browser.join("layout.mjs"))
+            .arg(&base)
+            .arg(&dir)
+            .env("CHROMIUM", chromium)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && text.contains("ok"),
+        "browser test failed:\n{text}"
+    );
+    let zip = std::fs::read(downloads.path().join("Alice Andersson.zip")).unwrap();
+    let names: Vec<String> = unzip(&zip).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "Alice Andersson authentication.p12",
+            "Alice Andersson signing.p12"
+        ]
+    );
 }
