@@ -269,6 +269,11 @@ impl Gateway {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let token_id = uuid::Uuid::new_v4().to_string();
+        let layout = if files.iter().any(|f| f.certificate.is_some()) {
+            Layout::PerPurpose
+        } else {
+            Layout::Combined
+        };
         let token = TokenRecord {
             id: token_id.clone(),
             created_at,
@@ -309,6 +314,7 @@ impl Gateway {
                 "handler": token.handler,
                 "tokenProcedure": token.token_procedure,
                 "profile": token.profile,
+                "layout": layout.name(),
                 "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
             }),
         );
@@ -325,15 +331,9 @@ impl Gateway {
         };
         let filename = sanitise_filename(&common_name(issued.first().map(|(p, _)| p)));
         let files = name_files(files, &issued, &filename, common_name);
-        let (layout, pkcs12) = match files.as_slice() {
-            [
-                TokenFile {
-                    purpose: None,
-                    pkcs12,
-                    ..
-                },
-            ] => (Layout::Combined, pkcs12.clone()),
-            _ => (Layout::PerPurpose, Vec::new()),
+        let pkcs12 = match (layout, files.as_slice()) {
+            (Layout::Combined, [file]) => file.pkcs12.clone(),
+            _ => Vec::new(),
         };
         Ok(Attempt::Done(SoftToken {
             token_id,
@@ -402,20 +402,15 @@ fn name_files(
             .map(|(p, _)| p);
         let purpose = planned.map(|p| p.template.purpose.clone());
         let base = match &purpose {
-            Some(purpose) => format!(
-                "{} {}",
-                sanitise_stem(&common_name(planned)).unwrap_or_else(|| "token".into()),
-                sanitise_stem(purpose).unwrap_or_else(|| "certificate".into())
-            ),
-            None => filename.trim_end_matches(".p12").to_string(),
+            Some(purpose) => per_purpose_stem(&common_name(planned), purpose),
+            None => filename
+                .strip_suffix(".p12")
+                .unwrap_or(filename)
+                .to_string(),
         };
-        let taken = |name: &str| named.iter().any(|f| f.name.eq_ignore_ascii_case(name));
-        let mut name = format!("{base}.p12");
-        let mut n = 2;
-        while taken(&name) {
-            name = format!("{base} ({n}).p12");
-            n += 1;
-        }
+        let name = unique_name(&base, |name| {
+            named.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+        });
         named.push(TokenFile {
             name,
             purpose,
@@ -423,6 +418,26 @@ fn name_files(
         });
     }
     named
+}
+
+/// `<commonname> <purpose>`, each part sanitised like [`sanitise_filename`].
+fn per_purpose_stem(common_name: &str, purpose: &str) -> String {
+    format!(
+        "{} {}",
+        sanitise_stem(common_name).unwrap_or_else(|| "token".into()),
+        sanitise_stem(purpose).unwrap_or_else(|| "certificate".into())
+    )
+}
+
+/// `<stem>.p12`, or `<stem> (2).p12`, `<stem> (3).p12` … while `taken`.
+fn unique_name(stem: &str, taken: impl Fn(&str) -> bool) -> String {
+    let mut name = format!("{stem}.p12");
+    let mut n = 2;
+    while taken(&name) {
+        name = format!("{stem} ({n}).p12");
+        n += 1;
+    }
+    name
 }
 
 /// `<commonname>.p12` with everything but letters and digits (of any script, with their
@@ -456,7 +471,30 @@ fn sanitise_stem(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitise_filename;
+    use super::{per_purpose_stem, sanitise_filename, unique_name};
+
+    #[test]
+    fn per_purpose_names() {
+        assert_eq!(
+            per_purpose_stem("Hanna Ström", "signing"),
+            "Hanna Ström signing"
+        );
+        assert_eq!(per_purpose_stem("..", "a/b"), "token a_b");
+        let long = "x".repeat(100);
+        assert_eq!(
+            per_purpose_stem(&long, "authentication"),
+            format!("{} authentication", "x".repeat(64)),
+            "a long name keeps its purpose"
+        );
+        let taken = ["A sign_1.p12", "a sign_1 (2).p12"];
+        assert_eq!(
+            unique_name("A sign_1", |n| taken
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(n))),
+            "A sign_1 (3).p12"
+        );
+        assert_eq!(unique_name("A x", |_| false), "A x.p12");
+    }
 
     #[test]
     fn filenames() {

@@ -175,6 +175,11 @@ async fn per_purpose_form_answers_a_zip_of_one_key_files_under_the_same_pin() {
     );
     assert_eq!(gw.gateway.store().count_tokens().await.unwrap(), 1);
     assert_eq!(gw.gateway.store().count_certificates().await.unwrap(), 2);
+    let audit = gw.gateway.store().audit_page(0, 0, 100).await.unwrap();
+    let issued: Vec<_> = audit.iter().filter(|r| r.event == "issued").collect();
+    assert_eq!(issued.len(), 1);
+    let detail: serde_json::Value = serde_json::from_str(&issued[0].detail).unwrap();
+    assert_eq!(detail["layout"], "per-purpose", "{detail}");
 
     let Some(openssl) = tool("openssl") else {
         return skipped("per_purpose_form_answers_a_zip", "openssl not installed");
@@ -419,7 +424,16 @@ fn pkilint() -> Result<PathBuf, String> {
         ));
     }
     let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "pkilint"])
+        .args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--timeout",
+            "20",
+            "--retries",
+            "1",
+            "pkilint",
+        ])
         .output()
         .map_err(|e| e.to_string())?;
     if !installed.status.success() || !lint.is_file() {
