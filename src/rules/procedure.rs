@@ -297,10 +297,13 @@ mod tests {
         })
     }
 
-    /// The 1-based line of `needle` in the default file plus `extra`.
+    /// The 1-based line of `needle` in the default file plus `extra` (comments skipped).
     fn line_of(extra: &str, needle: &str) -> usize {
         let text = format!("{DEFAULT_GATEWAY_TOML}{extra}");
-        1 + text.lines().position(|l| l.contains(needle)).unwrap()
+        1 + text
+            .lines()
+            .position(|l| !l.starts_with('#') && l.contains(needle))
+            .unwrap()
     }
 
     const SMIME: &str = r#"
