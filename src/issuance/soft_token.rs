@@ -47,7 +47,8 @@ pub struct SoftToken {
     /// The PKCS#12 file with every key (layout `combined`). EMPTY for layout `per-purpose`:
     /// deliver `files` then.
     pub pkcs12: Vec<u8>,
-    /// Suggested file name: `<commonname>.p12`, sanitised.
+    /// Suggested file name: `<commonname>.p12`, sanitised (for `per-purpose`, the name a
+    /// container of `files` takes, e.g. `<commonname>.zip`).
     pub filename: String,
     /// How the token procedure delivers the keys.
     pub layout: Layout,
