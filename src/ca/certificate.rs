@@ -25,7 +25,8 @@ use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
     CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier, certpolicy::PolicyInformation,
+    SubjectAltName, SubjectKeyIdentifier,
+    certpolicy::{PolicyInformation, PolicyQualifierInfo},
 };
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -37,6 +38,41 @@ use super::{Attribute, CaError, PublishedUrls, Signer, Subject};
 const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
 const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
 const CA_ISSUERS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
+/// id-qt-cps (RFC 5280 §4.2.1.4): the qualifier is the CPS URI as an IA5String.
+const CPS_QUALIFIER_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.1");
+
+/// One certificate policy (RFC 5280 §4.2.1.4): its OID and, optionally, where its
+/// certification practice statement is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificatePolicy {
+    pub oid: ObjectIdentifier,
+    /// The CPS URI (checked ASCII http:// or https://: it is written as an IA5String).
+    pub cps: Option<String>,
+}
+
+impl CertificatePolicy {
+    /// A policy without qualifiers.
+    pub fn oid(oid: ObjectIdentifier) -> CertificatePolicy {
+        CertificatePolicy { oid, cps: None }
+    }
+
+    fn encode(&self) -> Result<PolicyInformation, CaError> {
+        let qualifiers = match &self.cps {
+            None => None,
+            Some(uri) => {
+                let uri = Ia5String::new(uri).map_err(|e| CaError::Encoding(e.to_string()))?;
+                Some(vec![PolicyQualifierInfo {
+                    policy_qualifier_id: CPS_QUALIFIER_OID,
+                    qualifier: Some(Any::encode_from(&uri)?),
+                }])
+            }
+        };
+        Ok(PolicyInformation {
+            policy_identifier: self.oid,
+            policy_qualifiers: qualifiers,
+        })
+    }
+}
 
 /// What a certificate should contain, apart from issuer and signature.
 pub struct CertificateProfile<'a> {
@@ -48,7 +84,8 @@ pub struct CertificateProfile<'a> {
     pub validity: Duration,
     pub key_usage: KeyUsage,
     pub extended_key_usage: &'a [ObjectIdentifier],
-    pub policies: &'a [ObjectIdentifier],
+    /// Certificate policies, in order (none: no extension).
+    pub policies: &'a [CertificatePolicy],
     /// `Some(path_len)` for a CA certificate.
     pub ca: Option<Option<u8>>,
     /// The issuing CA's CRL, certificate and OCSP URLs (CRL distribution point and Authority
@@ -308,11 +345,8 @@ fn extensions(
             profile
                 .policies
                 .iter()
-                .map(|oid| PolicyInformation {
-                    policy_identifier: *oid,
-                    policy_qualifiers: None,
-                })
-                .collect(),
+                .map(CertificatePolicy::encode)
+                .collect::<Result<_, _>>()?,
         );
         out.push(extension(
             rfc5280::ID_CE_CERTIFICATE_POLICIES,
@@ -407,7 +441,31 @@ pub fn parse_extended_key_usage(name: &str) -> Result<ObjectIdentifier, String> 
 
 /// Parses a dotted OID (certificate policies).
 pub fn parse_oid(s: &str) -> Result<ObjectIdentifier, String> {
-    ObjectIdentifier::new(s).map_err(|_| format!("`{s}` is not a dotted object identifier"))
+    ObjectIdentifier::new(s).map_err(|_| {
+        format!("`{s}` is not an object identifier; write it dotted, e.g. 2.23.140.1.5.4.2")
+    })
+}
+
+/// Checks a CPS URI: an absolute http:// or https:// URL with a host, printable ASCII without
+/// spaces (it is written as an IA5String, and relying parties show it as a link), at most 1024
+/// characters.
+pub fn parse_cps_uri(s: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a CPS URI; expected an http:// or https:// URL with a host, in ASCII without spaces"
+        )
+    };
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let printable = s.bytes().all(|b| b.is_ascii_graphic());
+    if !printable || host.is_empty() || host.starts_with(':') || s.len() > 1024 {
+        return Err(bad());
+    }
+    Ok(s.to_string())
 }
 
 /// A profile that hands the builder exactly what we computed.
@@ -460,5 +518,73 @@ impl Keypair for SignerAdapter {
 impl DynSignatureAlgorithmIdentifier for SignerAdapter {
     fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
         Ok(self.algorithm.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cps_uris() {
+        for good in [
+            "https://pki.example.com/cps",
+            "http://pki.example.com:8080/cps.pdf?v=2#s",
+            "https://[2001:db8::1]/cps",
+        ] {
+            assert_eq!(parse_cps_uri(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "pki.example.com/cps",
+            "ftp://pki.example.com/cps",
+            "https:///cps",
+            "https://:443/cps",
+            "https://pki.example.com/c ps",
+            "https://pki.exämple.com/cps",
+            "https://pki.example.com/\ncps",
+        ] {
+            let message = parse_cps_uri(bad).unwrap_err();
+            assert!(message.contains("CPS URI; expected"), "{bad}: {message}");
+        }
+        assert!(parse_cps_uri(&format!("https://a.example/{}", "x".repeat(1100))).is_err());
+    }
+
+    #[test]
+    fn a_policy_with_a_cps_encodes_as_rfc_5280_policy_information() {
+        let policy = CertificatePolicy {
+            oid: ObjectIdentifier::new_unwrap("2.23.140.1.5.4.2"),
+            cps: Some("https://pki.example.com/cps".into()),
+        };
+        let policies = CertificatePolicies(vec![
+            policy.encode().unwrap(),
+            CertificatePolicy::oid(ObjectIdentifier::new_unwrap("1.2.752.201.3.1"))
+                .encode()
+                .unwrap(),
+        ]);
+        let der = extension(rfc5280::ID_CE_CERTIFICATE_POLICIES, false, &policies)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        // Read back by an independent parser.
+        use x509_parser::prelude::FromDer;
+        let (_, parsed) = x509_parser::extensions::X509Extension::from_der(&der).unwrap();
+        let x509_parser::extensions::ParsedExtension::CertificatePolicies(policies) =
+            parsed.parsed_extension()
+        else {
+            panic!("not certificate policies: {parsed:?}");
+        };
+        assert_eq!(policies.len(), 2);
+        assert_eq!(policies[0].policy_id.to_id_string(), "2.23.140.1.5.4.2");
+        let qualifiers = policies[0].policy_qualifiers.as_ref().unwrap();
+        assert_eq!(qualifiers.len(), 1);
+        assert_eq!(
+            qualifiers[0].policy_qualifier_id.to_id_string(),
+            "1.3.6.1.5.5.7.2.1"
+        );
+        // The qualifier is an IA5String (tag 0x16) holding the URI.
+        let uri = b"https://pki.example.com/cps";
+        assert_eq!(qualifiers[0].qualifier[0], 0x16);
+        assert!(qualifiers[0].qualifier.ends_with(uri));
+        assert!(policies[1].policy_qualifiers.is_none());
     }
 }

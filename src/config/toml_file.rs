@@ -286,6 +286,9 @@ pub struct CaFile {
 #[serde(deny_unknown_fields)]
 pub struct TokenProcedureFile {
     pub name: Spanned<String>,
+    /// `combined` (default): one PKCS#12 with every key and certificate; `per-purpose`: one
+    /// PKCS#12 per certificate, all under the same PIN (a zip for the form).
+    pub layout: Option<Spanned<String>>,
     #[serde(default)]
     pub certificate: Vec<CertificateFile>,
 }
@@ -300,7 +303,21 @@ pub struct CertificateFile {
     pub key_usage: Spanned<Vec<String>>,
     pub extended_key_usage: Option<Spanned<Vec<String>>>,
     pub policies: Option<Spanned<Vec<String>>>,
+    /// Certificate policies with an optional CPS URI qualifier,
+    /// `[{ oid = "2.23.140.1.5.4.2", cps = "https://pki.example.com/cps" }]`; written after
+    /// the OIDs of `policies`.
+    pub certificate_policies: Option<Vec<CertificatePolicyFile>>,
     /// The DN attributes this certificate carries, in RDN order (default: all, in the default
     /// order).
     pub subject: Option<Spanned<Vec<String>>>,
+}
+
+/// One entry of `certificate_policies`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePolicyFile {
+    /// The policy OID, dotted.
+    pub oid: Spanned<String>,
+    /// The URI of the certification practice statement (RFC 5280 §4.2.1.4 id-qt-cps).
+    pub cps: Option<Spanned<String>>,
 }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod archive;
 mod connection;
 mod cross_site;
 mod error;

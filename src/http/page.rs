@@ -9,8 +9,9 @@ use std::sync::LazyLock;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use super::error::escape;
 use crate::rules::DEFAULT_PIN_PATTERN;
-use crate::rules::Handler;
+use crate::rules::{Handler, Layout, TokenProcedure};
 use crate::token::Pkcs12Profile;
 
 const TEMPLATE: &str = include_str!("ast.html");
@@ -47,8 +48,9 @@ fn csp_hash(block: &str) -> String {
     )
 }
 
-/// Renders the page for the handler serving `/pgwy/ast` (its PIN policy and profiles).
-pub fn render(handler: Option<&Handler>) -> String {
+/// Renders the page for the handler serving `/pgwy/ast` (its PIN policy and profiles) and its
+/// token procedure (a `per-purpose` one is explained: the download is a zip).
+pub fn render(handler: Option<&Handler>, procedure: Option<&TokenProcedure>) -> String {
     let (min, max, ascii_only, legacy) = match handler {
         Some(h) => (
             h.password_policy.min_length,
@@ -80,6 +82,28 @@ pub fn render(handler: Option<&Handler>) -> String {
             },
         )
         .replace("{{LEGACY}}", legacy_html)
+        .replace("{{LAYOUT}}", &layout_html(procedure))
+}
+
+/// For a `per-purpose` procedure: what the zip holds and why (clients that use only the first
+/// or only key of a file). Nothing for `combined`.
+fn layout_html(procedure: Option<&TokenProcedure>) -> String {
+    let Some(procedure) = procedure.filter(|p| p.layout == Layout::PerPurpose) else {
+        return String::new();
+    };
+    let items: String = procedure
+        .certificates
+        .iter()
+        .map(|c| format!("<li>{}</li>", escape(&c.purpose)))
+        .collect();
+    format!(
+        "<div id=\"layout\"><p>You will receive a zip file with {} certificate files, one per use:</p>\
+         <ul>{items}</ul><p class=\"hint\">Each file holds one key and opens with the password you choose \
+         here. Unzip it and install each file where it is used (for example the authentication file in \
+         the browser or VPN client, the signing file in the e-mail or document program): some programs \
+         use only the first key of a file.</p></div>",
+        procedure.certificates.len()
+    )
 }
 
 #[cfg(test)]
@@ -88,7 +112,7 @@ mod tests {
 
     #[test]
     fn the_policy_allows_exactly_the_rendered_inline_blocks() {
-        let page = render(None);
+        let page = render(None, None);
         let policy = content_security_policy();
         assert!(!policy.contains("unsafe-inline"), "{policy}");
         for tag in ["script", "style"] {
@@ -107,6 +131,39 @@ mod tests {
         }
         // No inline event handlers or style attributes (they would need 'unsafe-hashes').
         assert!(!page.contains(" style=") && !page.contains(" onclick="));
+    }
+
+    #[test]
+    fn a_per_purpose_procedure_is_explained_and_the_policy_still_holds() {
+        use crate::rules::{CertificateTemplate, TokenProcedure};
+        use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+        let template = |purpose: &str| CertificateTemplate {
+            purpose: purpose.into(),
+            ca: "issuing".into(),
+            key: crate::token::KeyType::EcP256,
+            validity: std::time::Duration::from_secs(86_400),
+            key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
+            extended_key_usage: Vec::new(),
+            policies: Vec::new(),
+            subject_order: Vec::new(),
+        };
+        let mut procedure = TokenProcedure {
+            name: "p".into(),
+            layout: Layout::PerPurpose,
+            certificates: vec![template("authentication"), template("<sign>")],
+        };
+        let page = render(None, Some(&procedure));
+        assert!(
+            page.contains("a zip file with 2 certificate files"),
+            "{page}"
+        );
+        assert!(page.contains("<li>authentication</li><li>&lt;sign&gt;</li>"));
+        for tag in ["script", "style"] {
+            assert!(content_security_policy().contains(&csp_hash(inline_block(&page, tag))));
+        }
+        procedure.layout = Layout::Combined;
+        let page = render(None, Some(&procedure));
+        assert!(!page.contains("zip") && !page.contains("{{"));
     }
 
     #[test]

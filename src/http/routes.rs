@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use zeroize::Zeroizing;
 
+use super::archive;
 use super::connection::is_body_timeout;
 use super::cross_site;
 use super::error::{ErrorFormat, respond};
@@ -22,9 +23,10 @@ use super::page;
 use super::server::OverTls;
 use crate::identity::Connection;
 use crate::issuance::{
-    Gateway, HandlerChoice, IssuanceError, SoftTokenRequest, TokenForm, Unavailable,
+    Gateway, HandlerChoice, IssuanceError, SoftToken, SoftTokenRequest, TokenForm, Unavailable,
 };
 use crate::policy::IdentityHeaders;
+use crate::rules::Layout;
 use crate::token::Pin;
 
 /// The request id, set by middleware on every request.
@@ -198,7 +200,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Transport {
 
 async fn pin_page(State(gateway): State<Arc<Gateway>>) -> Response {
     let rules = gateway.rules();
-    let html = page::render(rules.select(""));
+    let handler = rules.select("");
+    let html = page::render(
+        handler,
+        handler.and_then(|h| rules.procedure(&h.token_procedure)),
+    );
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -240,20 +246,40 @@ async fn issue(
         .await
         .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
     match result {
-        Ok(token) => {
-            let disposition = content_disposition(&token.filename);
-            (
-                [
-                    (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                    (header::CACHE_CONTROL, "no-store".to_string()),
-                    (header::SET_COOKIE, download_cookie(over_tls).to_string()),
-                ],
-                token.pkcs12,
-            )
-                .into_response()
-        }
+        Ok(token) => download(token, over_tls, &request_id),
         Err(error) => respond(&error, &request_id, ErrorFormat::Html),
+    }
+}
+
+/// The token as a download: the PKCS#12 itself, or for a `per-purpose` token a zip of its
+/// files.
+fn download(token: SoftToken, over_tls: bool, request_id: &str) -> Response {
+    let (content_type, filename, body) = match token_file(token) {
+        Ok(file) => file,
+        Err(error) => return respond(&error, request_id, ErrorFormat::Html),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, content_disposition(&filename)),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::SET_COOKIE, download_cookie(over_tls).to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The one file a token is downloaded as: its PKCS#12 (combined layout), or a zip of one
+/// PKCS#12 per certificate (per-purpose layout). Content type, file name and bytes.
+pub(super) fn token_file(
+    token: SoftToken,
+) -> Result<(&'static str, String, Vec<u8>), IssuanceError> {
+    match token.layout {
+        Layout::Combined => Ok(("application/x-pkcs12", token.filename, token.pkcs12)),
+        Layout::PerPurpose => archive::zip_files(&token.files)
+            .map(|zip| ("application/zip", archive::zip_name(&token.filename), zip))
+            .map_err(|e| IssuanceError::invariant(format!("cannot write the token's zip: {e}"))),
     }
 }
 
@@ -269,7 +295,7 @@ fn download_cookie(over_tls: bool) -> &'static str {
 /// `attachment; filename="<ASCII>"`, plus RFC 6266 `filename*=UTF-8''<percent-encoded>` when
 /// the (already sanitised) name is not ASCII: browsers take `filename*`, older clients the ASCII
 /// fallback with every other character as `_`.
-fn content_disposition(filename: &str) -> String {
+pub(super) fn content_disposition(filename: &str) -> String {
     let ascii: String = filename
         .chars()
         .map(|c| {

@@ -161,9 +161,10 @@ pub fn run(config: &Configuration, options: &BenchOptions) -> Result<BenchReport
                                 Pin::new("bench-pin-000000".into()),
                                 Pkcs12Profile::Modern,
                                 &config.settings,
-                            );
+                            )
+                            .with_layout(procedure.layout);
                             let made = recipe.make(&pool)?;
-                            std::hint::black_box(&made.pkcs12);
+                            std::hint::black_box(&made.files);
                             samples.push((token_started.elapsed(), made.stages));
                         }
                         Ok(samples)

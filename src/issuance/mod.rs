@@ -38,7 +38,7 @@ pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::OcspAnswer;
 pub use signed_write::{MAX_SIGNATURE_BASE64, SignatureError, SignedWrite};
-pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenForm};
+pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenFile, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
 use crate::config::{ConfigError, ConfigErrors, GatewayConfig};

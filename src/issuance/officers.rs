@@ -130,10 +130,14 @@ impl Gateway {
             json!({"serial": record.serial, "fingerprint": record.fingerprint, "name": record.name, "roles": record.roles}),
         );
         self.store.register_officer(&record, &event).await?;
-        Ok(IssuedOfficer {
-            record,
-            pkcs12: made.pkcs12,
-        })
+        // An officer recipe is combined: one file.
+        let pkcs12 = made
+            .files
+            .into_iter()
+            .next()
+            .map(|file| file.pkcs12)
+            .ok_or_else(|| IssuanceError::invariant("an officer recipe made no PKCS#12"))?;
+        Ok(IssuedOfficer { record, pkcs12 })
     }
 
     /// Revokes an officer certificate by serial; new requests with it are refused from now on.

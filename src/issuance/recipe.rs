@@ -12,7 +12,7 @@ use crate::ca::{
     issue_certificate, subject_preview,
 };
 use crate::policy::{EvaluatedFields, PolicyError};
-use crate::rules::{CertificateTemplate, TokenProcedure};
+use crate::rules::{CertificateTemplate, Layout, TokenProcedure};
 use crate::token::{
     GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12,
 };
@@ -90,6 +90,8 @@ pub(crate) struct TokenRecipe {
     pub(crate) profile: Pkcs12Profile,
     pub(crate) iterations: u32,
     pub(crate) publication: Publication,
+    /// One PKCS#12 with every key, or one per certificate.
+    pub(crate) layout: Layout,
 }
 
 /// Where the time of one token went (metrics, `bench`).
@@ -107,12 +109,20 @@ pub struct StageTimes {
     pub inline_keys: u32,
 }
 
-/// The certificates of a token (with what they were made from), its PKCS#12 and the time
-/// each stage took.
+/// The certificates of a token (with what they were made from), its PKCS#12 files and the
+/// time each stage took.
 pub(crate) struct MadeToken {
     pub(crate) issued: Vec<(Planned, IssuedCertificate)>,
-    pub(crate) pkcs12: Vec<u8>,
+    /// One file (combined layout) or one per certificate, in the order of `issued`.
+    pub(crate) files: Vec<MadeFile>,
     pub(crate) stages: StageTimes,
+}
+
+/// One PKCS#12 of a made token.
+pub(crate) struct MadeFile {
+    /// The index in `issued` of the one certificate this file holds; `None`: every one.
+    pub(crate) certificate: Option<usize>,
+    pub(crate) pkcs12: Vec<u8>,
 }
 
 impl TokenRecipe {
@@ -132,7 +142,14 @@ impl TokenRecipe {
                 public_url: Some(settings.server.public_url.clone()),
                 ocsp: settings.ocsp.enabled,
             },
+            layout: Layout::Combined,
         }
+    }
+
+    /// The same recipe delivering its keys in `layout`.
+    pub(crate) fn with_layout(mut self, layout: Layout) -> TokenRecipe {
+        self.layout = layout;
+        self
     }
 
     /// Keys (from the pool, else inline), certificates and the PKCS#12. CPU-bound: call on a
@@ -166,11 +183,29 @@ impl TokenRecipe {
                 chain: planned.ca.chain(),
             })
             .collect();
-        let pkcs12 = write_pkcs12(&entries, &self.pin, self.profile, self.iterations)?;
+        let write = |entries: &[TokenEntry<'_>]| {
+            write_pkcs12(entries, &self.pin, self.profile, self.iterations)
+        };
+        let files = match self.layout {
+            Layout::Combined => vec![MadeFile {
+                certificate: None,
+                pkcs12: write(&entries)?,
+            }],
+            Layout::PerPurpose => entries
+                .iter()
+                .enumerate()
+                .map(|(index, entry)| {
+                    Ok(MadeFile {
+                        certificate: Some(index),
+                        pkcs12: write(std::slice::from_ref(entry))?,
+                    })
+                })
+                .collect::<Result<_, IssuanceError>>()?,
+        };
         stages.pkcs12 = writing.elapsed();
         Ok(MadeToken {
             issued,
-            pkcs12,
+            files,
             stages,
         })
     }
@@ -260,6 +295,7 @@ mod tests {
     fn procedure() -> TokenProcedure {
         TokenProcedure {
             name: "p".into(),
+            layout: crate::rules::Layout::Combined,
             certificates: vec![CertificateTemplate {
                 purpose: "authentication".into(),
                 ca: "issuing".into(),

@@ -8,14 +8,14 @@ use serde_json::json;
 
 use super::api::{ApiIssue, ApiIssued};
 use super::recipe::{
-    Attempt, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
+    Attempt, MadeFile, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
     with_fresh_serials,
 };
 use super::{Gateway, IssuanceError, Unavailable};
 use crate::ca::{Ca, IssuedCertificate};
 use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{IdentityHeaders, evaluate};
-use crate::rules::{Handler, Rules};
+use crate::rules::{Handler, Layout, Rules};
 use crate::store::{
     AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
 };
@@ -54,12 +54,30 @@ pub struct SoftTokenRequest {
 #[derive(Debug)]
 pub struct SoftToken {
     pub token_id: String,
-    /// The PKCS#12 file.
+    /// The PKCS#12 file with every key (layout `combined`). EMPTY for layout `per-purpose`:
+    /// deliver `files` then.
     pub pkcs12: Vec<u8>,
-    /// Suggested file name: `<commonname>.p12`, sanitised.
+    /// Suggested file name: `<commonname>.p12`, sanitised (for `per-purpose`, the name a
+    /// container of `files` takes, e.g. `<commonname>.zip`).
     pub filename: String,
+    /// How the token procedure delivers the keys.
+    pub layout: Layout,
+    /// What to deliver, under the same PIN: `combined`, one file (`pkcs12` under `filename`);
+    /// `per-purpose`, one file per certificate, in token procedure order.
+    pub files: Vec<TokenFile>,
     pub profile: Pkcs12Profile,
     pub certificates: Vec<CertificateRecord>,
+}
+
+/// One PKCS#12 file of a soft token.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    /// Suggested file name: `<commonname>.p12` (combined) or `<commonname> <purpose>.p12`
+    /// (per-purpose), sanitised; unique within the token.
+    pub name: String,
+    /// The purpose of the one certificate in the file; `None` for the combined file.
+    pub purpose: Option<String>,
+    pub pkcs12: Vec<u8>,
 }
 
 /// Everything one issuance attempt needs; the same for every attempt of a request.
@@ -255,7 +273,10 @@ impl Gateway {
             handler,
             caller: &caller,
             request_id: &request_id,
-            recipe: Arc::new(TokenRecipe::new(plan, form.pin, profile, &self.settings)),
+            recipe: Arc::new(
+                TokenRecipe::new(plan, form.pin, profile, &self.settings)
+                    .with_layout(procedure_of(&rules, handler)?.layout),
+            ),
             api: api.as_ref(),
         };
         // Serials are random and unique-constrained; on the astronomically unlikely collision
@@ -291,11 +312,11 @@ impl Gateway {
         let made = self.make(order.recipe.clone()).await?;
         let MadeToken {
             issued,
-            pkcs12,
+            files,
             stages,
         } = made;
         let store_started = Instant::now();
-        let recorded = self.record(order, issued, pkcs12).await;
+        let recorded = self.record(order, issued, files).await;
         if let Ok(Attempt::Done(_)) = &recorded {
             super::metrics::issued(
                 &format!("handler.{}", order.handler.number),
@@ -308,12 +329,13 @@ impl Gateway {
     }
 
     /// Records a made token (committed before anything leaves) and hands it out. On
-    /// failure the PKCS#12 is dropped here.
+    /// failure the PKCS#12 files are dropped here.
+    #[allow(clippy::too_many_arguments)] // the parts of one made token
     async fn record(
         &self,
         order: &Order<'_>,
         issued: Vec<(Planned, IssuedCertificate)>,
-        pkcs12: Vec<u8>,
+        files: Vec<MadeFile>,
     ) -> Result<Attempt<SoftToken>, IssuanceError> {
         let (handler, caller, request_id) = (order.handler, order.caller, order.request_id);
         let profile = order.recipe.profile;
@@ -322,6 +344,11 @@ impl Gateway {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let token_id = uuid::Uuid::new_v4().to_string();
+        let layout = if files.iter().any(|f| f.certificate.is_some()) {
+            Layout::PerPurpose
+        } else {
+            Layout::Combined
+        };
         let token = TokenRecord {
             id: token_id.clone(),
             created_at,
@@ -358,6 +385,7 @@ impl Gateway {
             "handler": token.handler,
             "tokenProcedure": token.token_procedure,
             "profile": token.profile,
+            "layout": layout.name(),
             "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
         });
         if let Some(api) = order.api {
@@ -383,18 +411,24 @@ impl Gateway {
             }
             Err(e) => return Err(e.into()),
         }
-        let common_name = issued
-            .first()
-            .and_then(|(p, _)| {
-                p.subject
-                    .first(crate::ca::Attribute::CommonName)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "token".into());
+        let common_name = |planned: Option<&Planned>| {
+            planned
+                .and_then(|p| p.subject.first(crate::ca::Attribute::CommonName))
+                .unwrap_or("token")
+                .to_string()
+        };
+        let filename = sanitise_filename(&common_name(issued.first().map(|(p, _)| p)));
+        let files = name_files(files, &issued, &filename, common_name);
+        let pkcs12 = match (layout, files.as_slice()) {
+            (Layout::Combined, [file]) => file.pkcs12.clone(),
+            _ => Vec::new(),
+        };
         Ok(Attempt::Done(SoftToken {
             token_id,
             pkcs12,
-            filename: sanitise_filename(&common_name),
+            filename,
+            layout,
+            files,
             profile,
             certificates: records,
         }))
@@ -440,13 +474,75 @@ fn issuer_dn(ca: &Ca) -> String {
     ca.certificate().tbs_certificate().subject().to_string()
 }
 
+/// Names the files of a made token: the combined file `filename`, a per-purpose file
+/// `<its certificate's commonname> <purpose>.p12`; a name already taken gets ` (2)`, ` (3)` ….
+fn name_files(
+    files: Vec<MadeFile>,
+    issued: &[(Planned, IssuedCertificate)],
+    filename: &str,
+    common_name: impl Fn(Option<&Planned>) -> String,
+) -> Vec<TokenFile> {
+    let mut named: Vec<TokenFile> = Vec::with_capacity(files.len());
+    for file in files {
+        let planned = file
+            .certificate
+            .and_then(|index| issued.get(index))
+            .map(|(p, _)| p);
+        let purpose = planned.map(|p| p.template.purpose.clone());
+        let base = match &purpose {
+            Some(purpose) => per_purpose_stem(&common_name(planned), purpose),
+            None => filename
+                .strip_suffix(".p12")
+                .unwrap_or(filename)
+                .to_string(),
+        };
+        let name = unique_name(&base, |name| {
+            named.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+        });
+        named.push(TokenFile {
+            name,
+            purpose,
+            pkcs12: file.pkcs12,
+        });
+    }
+    named
+}
+
+/// `<commonname> <purpose>`, each part sanitised like [`sanitise_filename`].
+fn per_purpose_stem(common_name: &str, purpose: &str) -> String {
+    format!(
+        "{} {}",
+        sanitise_stem(common_name).unwrap_or_else(|| "token".into()),
+        sanitise_stem(purpose).unwrap_or_else(|| "certificate".into())
+    )
+}
+
+/// `<stem>.p12`, or `<stem> (2).p12`, `<stem> (3).p12` … while `taken`.
+fn unique_name(stem: &str, taken: impl Fn(&str) -> bool) -> String {
+    let mut name = format!("{stem}.p12");
+    let mut n = 2;
+    while taken(&name) {
+        name = format!("{stem} ({n}).p12");
+        n += 1;
+    }
+    name
+}
+
 /// `<commonname>.p12` with everything but letters and digits (of any script, with their
 /// combining marks), space, `.`, `-` and `_` replaced by `_`, so the name is safe on every file
 /// system and in a Content-Disposition header (the HTTP layer adds the ASCII fallback and the
 /// RFC 6266 `filename*`).
 pub fn sanitise_filename(common_name: &str) -> String {
+    match sanitise_stem(common_name) {
+        Some(stem) => format!("{stem}.p12"),
+        None => "token.p12".into(),
+    }
+}
+
+/// The sanitised text of [`sanitise_filename`] without the extension; `None` if nothing is left.
+fn sanitise_stem(text: &str) -> Option<String> {
     let combining = |c: char| matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}');
-    let cleaned: String = common_name
+    let cleaned: String = text
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || combining(c) || matches!(c, ' ' | '.' | '-' | '_') {
@@ -458,16 +554,35 @@ pub fn sanitise_filename(common_name: &str) -> String {
         .take(64)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
-    if cleaned.is_empty() {
-        "token.p12".into()
-    } else {
-        format!("{cleaned}.p12")
-    }
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sanitise_filename;
+    use super::{per_purpose_stem, sanitise_filename, unique_name};
+
+    #[test]
+    fn per_purpose_names() {
+        assert_eq!(
+            per_purpose_stem("Hanna Ström", "signing"),
+            "Hanna Ström signing"
+        );
+        assert_eq!(per_purpose_stem("..", "a/b"), "token a_b");
+        let long = "x".repeat(100);
+        assert_eq!(
+            per_purpose_stem(&long, "authentication"),
+            format!("{} authentication", "x".repeat(64)),
+            "a long name keeps its purpose"
+        );
+        let taken = ["A sign_1.p12", "a sign_1 (2).p12"];
+        assert_eq!(
+            unique_name("A sign_1", |n| taken
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(n))),
+            "A sign_1 (3).p12"
+        );
+        assert_eq!(unique_name("A x", |_| false), "A x.p12");
+    }
 
     #[test]
     fn filenames() {

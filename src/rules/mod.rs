@@ -21,7 +21,9 @@ pub use api::{API_PARAMETERS, ApiHandler, ApiHandlerSource, ApiRules, build_api}
 pub use formats::Formats;
 pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
 pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
-pub use procedure::{CertificateSource, CertificateTemplate, ProcedureSource, TokenProcedure};
+pub use procedure::{
+    CertificateSource, CertificateTemplate, Layout, ProcedureSource, TokenProcedure,
+};
 
 use crate::config::{
     AstFile, ConfigError, ConfigErrors, Diagnostics, GatewayConfig, GatewayFile, HandlerScope,

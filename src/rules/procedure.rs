@@ -7,7 +7,10 @@ use std::time::Duration;
 use const_oid::ObjectIdentifier;
 use x509_cert::ext::pkix::KeyUsage;
 
-use crate::ca::{Attribute, parse_extended_key_usage, parse_key_usage, parse_oid};
+use crate::ca::{
+    Attribute, CertificatePolicy, parse_cps_uri, parse_extended_key_usage, parse_key_usage,
+    parse_oid,
+};
 use crate::config::{
     CertificateFile, ConfigErrors, Diagnostics, TokenProcedureFile, TomlText, parse_duration,
 };
@@ -22,15 +25,55 @@ pub struct CertificateTemplate {
     pub validity: Duration,
     pub key_usage: KeyUsage,
     pub extended_key_usage: Vec<ObjectIdentifier>,
-    pub policies: Vec<ObjectIdentifier>,
+    /// `policies` (OIDs alone), then `certificate_policies` (OIDs with an optional CPS URI).
+    pub policies: Vec<CertificatePolicy>,
     /// The DN attributes the certificate carries, in RDN order (empty: all, default order).
     pub subject_order: Vec<Attribute>,
+}
+
+/// How a token's keys are delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// One PKCS#12 with every key and certificate (the client-authentication key first).
+    #[default]
+    Combined,
+    /// One PKCS#12 per certificate, each with its one key and the chain, all under the same
+    /// PIN: for clients that take the first or only key of a file (Java SunX509, pyca,
+    /// Go x/crypto/pkcs12).
+    PerPurpose,
+}
+
+impl Layout {
+    /// The name in gateway.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Combined => "combined",
+            Layout::PerPurpose => "per-purpose",
+        }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "combined" => Ok(Layout::Combined),
+            "per-purpose" => Ok(Layout::PerPurpose),
+            other => Err(format!(
+                "unknown layout `{other}`; expected `combined` (one PKCS#12 with every key) or \
+                 `per-purpose` (one PKCS#12 per certificate, same PIN)"
+            )),
+        }
+    }
 }
 
 /// A named list of certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenProcedure {
     pub name: String,
+    /// One file with every key, or one file per certificate.
+    pub layout: Layout,
     pub certificates: Vec<CertificateTemplate>,
 }
 
@@ -59,6 +102,17 @@ impl TryFrom<ProcedureSource<'_>> for TokenProcedure {
                 format!("token procedure `{name}` has no [[token_procedure.certificate]]"),
             ));
         }
+        let layout = match &file.layout {
+            None => Layout::default(),
+            Some(text) => text.get_ref().parse().unwrap_or_else(|message| {
+                diagnostics.push(toml.error(
+                    text.span(),
+                    &format!("token_procedure.{name}.layout"),
+                    message,
+                ));
+                Layout::default()
+            }),
+        };
         let mut certificates = Vec::with_capacity(file.certificate.len());
         for certificate in &file.certificate {
             let source = CertificateSource {
@@ -71,7 +125,30 @@ impl TryFrom<ProcedureSource<'_>> for TokenProcedure {
                 certificates.push(template);
             }
         }
-        diagnostics.finish(TokenProcedure { name, certificates })
+        if layout == Layout::PerPurpose {
+            // The purpose names the file (`<CN> <purpose>.p12`): two alike would collide, also
+            // on case-insensitive file systems.
+            for (index, certificate) in file.certificate.iter().enumerate() {
+                let purpose = certificate.purpose.get_ref();
+                if file.certificate[..index]
+                    .iter()
+                    .any(|c| c.purpose.get_ref().to_lowercase() == purpose.to_lowercase())
+                {
+                    diagnostics.push(toml.error(
+                        certificate.purpose.span(),
+                        &format!("token_procedure.{name}.certificate.{purpose}"),
+                        format!(
+                            "purpose `{purpose}` is used twice; with layout = \"per-purpose\" it names the file, so every certificate needs its own"
+                        ),
+                    ));
+                }
+            }
+        }
+        diagnostics.finish(TokenProcedure {
+            name,
+            layout,
+            certificates,
+        })
     }
 }
 
@@ -126,11 +203,37 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
                 Err(m) => fail(span, m),
             }
         }
-        let mut policies = Vec::new();
+        let mut policies: Vec<CertificatePolicy> = Vec::new();
         for (text, span) in spanned_list(&c.policies) {
             match parse_oid(text) {
-                Ok(oid) => policies.push(oid),
+                Ok(oid) if policies.iter().any(|p| p.oid == oid) => fail(
+                    span,
+                    format!("policy `{oid}` is listed twice; RFC 5280 allows each policy once"),
+                ),
+                Ok(oid) => policies.push(CertificatePolicy::oid(oid)),
                 Err(m) => fail(span, m),
+            }
+        }
+        for entry in c.certificate_policies.iter().flatten() {
+            let oid = parse_oid(entry.oid.get_ref())
+                .map_err(|m| fail(entry.oid.span(), m))
+                .ok();
+            let cps = match &entry.cps {
+                None => Some(None),
+                Some(uri) => parse_cps_uri(uri.get_ref())
+                    .map(Some)
+                    .map_err(|m| fail(uri.span(), m))
+                    .ok(),
+            };
+            if let (Some(oid), Some(cps)) = (oid, cps) {
+                // RFC 5280 §4.2.1.4: a policy OID appears at most once.
+                if policies.iter().any(|p| p.oid == oid) {
+                    fail(
+                        entry.oid.span(),
+                        format!("policy `{oid}` is listed twice; RFC 5280 allows each policy once"),
+                    );
+                }
+                policies.push(CertificatePolicy { oid, cps });
             }
         }
         let mut subject_order = Vec::new();
@@ -164,4 +267,159 @@ fn spanned_list(
 ) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
     list.iter()
         .flat_map(|l| l.get_ref().iter().map(move |s| (s.as_str(), l.span())))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ca::CertificatePolicy;
+    use crate::config::{DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML, Root};
+    use crate::rules::{Layout, load};
+
+    const AST: &str = "handler.1.filter =\nhandler.1.format = ast-default.format\nhandler.1.tokenprocedure = default\n";
+
+    /// Loads the default configuration with `extra` appended to gateway.toml; returns the
+    /// procedures or the errors as `line: message` (line numbers of the whole file).
+    fn load_with(extra: &str) -> Result<crate::rules::Rules, Vec<(usize, String)>> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(root.formats()).unwrap();
+        std::fs::write(
+            root.gateway_toml(),
+            format!("{DEFAULT_GATEWAY_TOML}{extra}"),
+        )
+        .unwrap();
+        std::fs::write(root.formats().join("ast-default.format"), DEFAULT_FORMAT).unwrap();
+        std::fs::write(root.ast_properties(), AST).unwrap();
+        load(&root).map(|c| c.rules).map_err(|e| {
+            e.0.iter()
+                .map(|e| (e.line.unwrap_or(0), e.message.clone()))
+                .collect()
+        })
+    }
+
+    /// The 1-based line of `needle` in the default file plus `extra` (comments skipped).
+    fn line_of(extra: &str, needle: &str) -> usize {
+        let text = format!("{DEFAULT_GATEWAY_TOML}{extra}");
+        1 + text
+            .lines()
+            .position(|l| !l.starts_with('#') && l.contains(needle))
+            .unwrap()
+    }
+
+    const SMIME: &str = r#"
+[[token_procedure]]
+name = "smime"
+layout = "per-purpose"
+
+[[token_procedure.certificate]]
+purpose = "authentication"
+ca = "issuing"
+key = "ec-p256"
+validity = "730d"
+key_usage = ["digitalSignature"]
+extended_key_usage = ["emailProtection", "clientAuth"]
+policies = ["1.2.752.201.3.1"]
+certificate_policies = [{ oid = "2.23.140.1.5.4.2", cps = "https://pki.example.com/cps" }, { oid = "1.3.6.1.4.1.99999.1" }]
+
+[[token_procedure.certificate]]
+purpose = "signing"
+ca = "issuing"
+key = "ec-p256"
+validity = "730d"
+key_usage = ["digitalSignature", "nonRepudiation"]
+extended_key_usage = ["emailProtection", "documentSigning", "1.3.6.1.4.1.311.10.3.12"]
+"#;
+
+    #[test]
+    fn layout_and_policies_with_cps() {
+        let rules = load_with(SMIME).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(rules.procedure("default").unwrap().layout, Layout::Combined);
+        let smime = rules.procedure("smime").unwrap();
+        assert_eq!(smime.layout, Layout::PerPurpose);
+        let oid = |s| const_oid::ObjectIdentifier::new(s).unwrap();
+        assert_eq!(
+            smime.certificates[0].policies,
+            vec![
+                CertificatePolicy::oid(oid("1.2.752.201.3.1")),
+                CertificatePolicy {
+                    oid: oid("2.23.140.1.5.4.2"),
+                    cps: Some("https://pki.example.com/cps".into())
+                },
+                CertificatePolicy::oid(oid("1.3.6.1.4.1.99999.1")),
+            ]
+        );
+        assert_eq!(
+            smime.certificates[1].extended_key_usage,
+            vec![
+                oid("1.3.6.1.5.5.7.3.4"),
+                oid("1.3.6.1.5.5.7.3.36"),
+                oid("1.3.6.1.4.1.311.10.3.12")
+            ]
+        );
+        assert!(smime.certificates[1].policies.is_empty());
+    }
+
+    #[test]
+    fn every_problem_at_its_line() {
+        let extra = SMIME
+            .replace("\"per-purpose\"", "\"per_purpose\"")
+            .replace("\"2.23.140.1.5.4.2\"", "\"2.23.140.1.5.4.two\"")
+            .replace("https://pki.example.com/cps", "pki.example.com/cps")
+            .replace(
+                "{ oid = \"1.3.6.1.4.1.99999.1\" }",
+                "{ oid = \"1.2.752.201.3.1\" }",
+            );
+        let errors = load_with(&extra).unwrap_err();
+        let line = |needle| line_of(&extra, needle);
+        let expect = [
+            (
+                line("per_purpose"),
+                "unknown layout `per_purpose`; expected",
+            ),
+            (
+                line("2.23.140.1.5.4.two"),
+                "`2.23.140.1.5.4.two` is not an object identifier",
+            ),
+            (
+                line("certificate_policies ="),
+                "`pki.example.com/cps` is not a CPS URI; expected",
+            ),
+            (
+                line("certificate_policies ="),
+                "policy `1.2.752.201.3.1` is listed twice",
+            ),
+        ];
+        for (line, start) in expect {
+            assert!(
+                errors
+                    .iter()
+                    .any(|(l, m)| *l == line && m.starts_with(start)),
+                "missing {line}: {start} in {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), expect.len(), "{errors:?}");
+    }
+
+    #[test]
+    fn per_purpose_needs_distinct_purposes() {
+        let extra = SMIME.replace("purpose = \"signing\"", "purpose = \"Authentication\"");
+        let errors = load_with(&extra).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, line_of(&extra, "\"Authentication\""));
+        assert!(errors[0].1.contains("used twice;"), "{errors:?}");
+        // Combined: the same purposes are allowed (as before).
+        assert!(load_with(&extra.replace("layout = \"per-purpose\"", "")).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_policy_is_refused() {
+        let extra = SMIME.replace("cps = ", "cps_uri = ");
+        let errors = load_with(&extra).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|(l, m)| *l == line_of(&extra, "cps_uri") && m.contains("cps_uri")),
+            "{errors:?}"
+        );
+    }
 }

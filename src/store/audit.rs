@@ -306,8 +306,8 @@ mod tests {
         let path = "a".repeat(4096);
         let detail = serde_json::json!({
             "path": path,
-            "reason": "é".repeat(3000),
-            "nested": {"path": "b".repeat(300), "list": ["c".repeat(2000)]},
+            "reason": "é".repeat(TEXT_LIMIT + 2000),
+            "nested": {"path": "b".repeat(300), "list": ["c".repeat(TEXT_LIMIT + 1000)]},
             "code": "no-handler",
             "n": 5,
         });
@@ -328,7 +328,7 @@ mod tests {
             b["nested"]["list"][0]
                 .as_str()
                 .unwrap()
-                .contains("truncated, 2000")
+                .contains(&format!("truncated, {}", TEXT_LIMIT + 1000))
         );
         assert_eq!(b["code"], "no-handler");
         assert_eq!(b["n"], 5);

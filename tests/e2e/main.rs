@@ -10,6 +10,7 @@ mod hardening_http;
 mod hardening_input;
 mod interop;
 mod kit;
+mod layout;
 mod nginx;
 mod operations;
 mod page;

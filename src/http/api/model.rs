@@ -105,10 +105,28 @@ pub struct SoftTokenJson {
     pub filename: String,
     /// PKCS#12 profile it was written with.
     pub profile: String,
+    /// The PKCS#12 file, base64 (the combined layout; absent for a per-purpose procedure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(content_encoding = "base64")]
+    pub pkcs12: Option<String>,
+    /// Every PKCS#12 file of the token: one for the combined layout, one per certificate (same
+    /// password) for a per-purpose procedure.
+    pub files: Vec<TokenFileJson>,
+    pub certificates: Vec<IssuedCertificate>,
+}
+
+/// One PKCS#12 file of a token.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenFileJson {
+    /// Suggested file name.
+    pub name: String,
+    /// The purpose of the file's one certificate; absent for the combined file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
     /// The PKCS#12 file, base64.
     #[schema(content_encoding = "base64")]
     pub pkcs12: String,
-    pub certificates: Vec<IssuedCertificate>,
 }
 
 impl From<&SoftToken> for SoftTokenJson {
@@ -118,7 +136,17 @@ impl From<&SoftToken> for SoftTokenJson {
             token_id: token.token_id.clone(),
             filename: token.filename.clone(),
             profile: token.profile.name().to_string(),
-            pkcs12: base64::engine::general_purpose::STANDARD.encode(&token.pkcs12),
+            pkcs12: (!token.pkcs12.is_empty())
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&token.pkcs12)),
+            files: token
+                .files
+                .iter()
+                .map(|f| TokenFileJson {
+                    name: f.name.clone(),
+                    purpose: f.purpose.clone(),
+                    pkcs12: base64::engine::general_purpose::STANDARD.encode(&f.pkcs12),
+                })
+                .collect(),
             certificates: token
                 .certificates
                 .iter()

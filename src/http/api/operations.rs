@@ -115,18 +115,22 @@ pub async fn create_soft_token(
         Ok(token) if accepts(&headers, "application/json") => {
             ok_json(&SoftTokenJson::from(&token), &request_id)
         }
-        Ok(token) => (
-            [
-                (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{}\"", token.filename),
-                ),
-                (header::CACHE_CONTROL, "no-store".to_string()),
-            ],
-            token.pkcs12,
-        )
-            .into_response(),
+        // Without JSON: the same single file as the form endpoint (a zip for per-purpose).
+        Ok(token) => match crate::http::routes::token_file(token) {
+            Ok((content_type, filename, body)) => (
+                [
+                    (header::CONTENT_TYPE, content_type.to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        crate::http::routes::content_disposition(&filename),
+                    ),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(e) => refused(&e, &request_id),
+        },
         Err(e) => refused(&e, &request_id),
     }
 }
