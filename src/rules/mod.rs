@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 pub use formats::Formats;
 pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
 pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
-pub use procedure::{CertificateSource, CertificateTemplate, ProcedureSource, TokenProcedure};
+pub use procedure::{
+    CertificateSource, CertificateTemplate, LeafNotAfter, ProcedureSource, TokenProcedure,
+};
 
 use crate::config::{
     AstFile, ConfigError, ConfigErrors, Diagnostics, GatewayConfig, GatewayFile, HandlerScope,
