@@ -388,7 +388,11 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let warnings = subject_warnings(&config);
+    let mut warnings = subject_warnings(&config);
+    warnings.extend(ca_lifetime_warnings(
+        &config,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ));
     if !warnings.is_empty() {
         outln!();
     }
@@ -449,6 +453,79 @@ fn subject_warnings(config: &crate::rules::Configuration) -> Vec<String> {
     warnings
 }
 
+/// A certificate template whose validity reaches past its CA's notAfter: with
+/// `leaf_not_after = "cap"` its certificates end with the CA, with `refuse` they are refused.
+/// One warning per template, and one per expired CA.
+fn ca_lifetime_warnings(config: &crate::rules::Configuration, now: i64) -> Vec<String> {
+    use der::Decode;
+    let not_after = |name: &str| -> Option<i64> {
+        let ca = config.settings.cas.iter().find(|c| c.name == name)?;
+        let der = crate::ca::read_certificate_file(&ca.certificate).ok()?;
+        let certificate = x509_cert::Certificate::from_der(&der).ok()?;
+        let t = certificate.tbs_certificate().validity().not_after;
+        Some(t.to_unix_duration().as_secs() as i64)
+    };
+    let date = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| t.to_string())
+    };
+    let mut warnings = Vec::new();
+    let mut expired = std::collections::BTreeSet::new();
+    for procedure in config.rules.procedures.values() {
+        for template in &procedure.certificates {
+            let Some(end) = not_after(&template.ca) else {
+                continue;
+            };
+            let left = end - now;
+            if left <= 0 {
+                if expired.insert(template.ca.clone()) {
+                    warnings.push(format!(
+                        "CA `{}` expired on {}: every request for its certificates is refused; \
+                         roll it over (ast-gateway ca create NEW --replaces {})",
+                        template.ca,
+                        date(end),
+                        template.ca
+                    ));
+                }
+                continue;
+            }
+            let validity = template.validity.as_secs();
+            if validity as i64 <= left {
+                continue;
+            }
+            let outcome = match template.leaf_not_after {
+                crate::rules::LeafNotAfter::Cap => format!(
+                    "its certificates are cut to end with the CA (leaf_not_after = \"cap\"), {} \
+                     days instead of {}",
+                    left / 86_400,
+                    validity.div_ceil(86_400)
+                ),
+                crate::rules::LeafNotAfter::Refuse => {
+                    "every request for it is refused (leaf_not_after = \"refuse\")".to_string()
+                }
+            };
+            warnings.push(format!(
+                "token procedure `{}`, certificate `{}`: validity {} days exceeds the remaining \
+                 life of CA `{}` (until {}, {} days left): {outcome}. Roll the CA over \
+                 (ast-gateway ca create NEW --replaces {})",
+                procedure.name,
+                template.purpose,
+                validity.div_ceil(86_400),
+                template.ca,
+                date(end),
+                left / 86_400,
+                template.ca
+            ));
+        }
+    }
+    warnings
+}
+
 fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
     let command = match command {
         CaCommand::Create(args) => return ca_admin::create(root, args),
@@ -503,6 +580,63 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validities_past_the_ca_end_are_warned_about() {
+        use der::Decode;
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let der = crate::ca::read_certificate_file(&root.resolve("data/ca/issuing.pem")).unwrap();
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let end = cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs() as i64;
+        let config = crate::rules::load(&root).unwrap();
+        // Two years before the end: 365 days fit.
+        assert!(ca_lifetime_warnings(&config, end - 730 * 86_400).is_empty());
+        // 100 days before the end: both certificates of `default` reach past it.
+        let warnings = ca_lifetime_warnings(&config, end - 100 * 86_400);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(
+            w.starts_with("token procedure `default`, certificate `authentication`: validity 365 days exceeds the remaining life of CA `issuing`"),
+            "{w}"
+        );
+        assert!(w.contains("100 days left"), "{w}");
+        assert!(
+            w.contains("leaf_not_after = \"cap\"), 100 days instead of 365"),
+            "{w}"
+        );
+        assert!(w.contains("--replaces issuing"), "{w}");
+
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let text = text.replace(
+            "key_usage = [\"nonRepudiation\"]",
+            "key_usage = [\"nonRepudiation\"]\nleaf_not_after = \"refuse\"",
+        );
+        std::fs::write(root.gateway_toml(), text).unwrap();
+        let config = crate::rules::load(&root).unwrap();
+        let warnings = ca_lifetime_warnings(&config, end - 100 * 86_400);
+        assert!(
+            warnings[1].contains("certificate `signing`"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("every request for it is refused (leaf_not_after = \"refuse\")"),
+            "{warnings:?}"
+        );
+        // Past the end: one warning for the CA, not one per certificate.
+        let warnings = ca_lifetime_warnings(&config, end + 1);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("CA `issuing` expired on"),
+            "{warnings:?}"
+        );
+    }
 
     #[test]
     fn subject_lists_that_drop_format_fields_are_warned_about() {

@@ -135,6 +135,9 @@ pub fn check_configuration(root: &Root) -> Result<Configuration, ConfigErrors> {
             errors.push(error);
         }
     }
+    if let Some(config) = &loaded {
+        errors.extend(officer_listener_errors(root, config));
+    }
     match loaded {
         Some(config) if errors.is_empty() => Ok(config),
         _ => {
@@ -143,4 +146,54 @@ pub fn check_configuration(root: &Root) -> Result<Configuration, ConfigErrors> {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// A handler with `requiredRoRoles` serves only callers with a verified client certificate,
+/// which only the HTTPS listener with `client_ca` asks for: without both, it refuses every
+/// request. One error per such handler, at its `requiredRoRoles` line.
+fn officer_listener_errors(root: &Root, config: &Configuration) -> Vec<ConfigError> {
+    let server = &config.settings.server;
+    let missing = match (server.https.is_some(), server.client_ca.is_some()) {
+        (true, true) => return Vec::new(),
+        (false, false) => "no HTTPS listener ([server] https) and no client_ca",
+        (false, true) => "no HTTPS listener ([server] https)",
+        (true, false) => {
+            "no [server] client_ca, so the HTTPS listener asks for no client certificate"
+        }
+    };
+    let path = root.ast_properties();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    config
+        .rules
+        .handlers
+        .iter()
+        .filter(|h| h.required_roles.is_some())
+        .map(|h| {
+            let key = format!("handler.{}.requiredRoRoles", h.number);
+            // The handler's own line, else the `default.` one it inherits.
+            let line = [key.as_str(), "default.requiredRoRoles"]
+                .iter()
+                .find_map(|k| {
+                    text.lines()
+                        .position(|l| {
+                            l.trim_start()
+                                .strip_prefix(k)
+                                .is_some_and(|rest| rest.trim_start().starts_with(['=', ':']))
+                        })
+                        .map(|i| i + 1)
+                });
+            ConfigError::at(
+                &path,
+                line,
+                Some(&key),
+                format!(
+                    "handler.{} requires officer client certificates (requiredRoRoles), but \
+                     gateway.toml has {missing}: it would refuse every request. Set [server] \
+                     https, tls_cert, tls_key and client_ca (see docs/configuration.md), or \
+                     remove requiredRoRoles",
+                    h.number
+                ),
+            )
+        })
+        .collect()
 }
