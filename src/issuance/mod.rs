@@ -32,7 +32,7 @@ pub use explain::{
 pub use init::{write_default, write_default_for};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
-pub use reload::{ReloadSummary, check_configuration};
+pub use reload::{PinPage, ReloadSummary, check_configuration};
 pub use revocation::OcspAnswer;
 pub use soft_token::{SoftToken, SoftTokenRequest, TokenForm};
 
@@ -66,6 +66,8 @@ pub struct Gateway {
     /// Pre-generated keys; its refill thread stops when the gateway is dropped.
     /// Sized at start; a configuration reload does not resize it.
     key_pool: KeyPool,
+    /// The operator's PIN page templates (`conf/pages/`); a reload swaps them with the rules.
+    pages: ArcSwap<crate::config::PageTemplates>,
 }
 
 /// Loads every configured CA (certificate, chain, key), reporting every problem at once.
@@ -182,6 +184,7 @@ impl Gateway {
     /// Loads CAs, opens the database (running migrations) and builds the gateway.
     pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config.settings)?;
+        let pages = reload::load_pages(&config)?;
         let seal = audit_seal(&config.settings.root).map_err(StartError::SecretKey)?;
         let store = Store::open(
             &config.settings.database_url,
@@ -189,7 +192,9 @@ impl Gateway {
         )
         .await?
         .with_audit(seal);
-        Ok(Self::from_parts(config, cas, store))
+        let gateway = Self::from_parts(config, cas, store);
+        gateway.pages.store(Arc::new(pages));
+        Ok(gateway)
     }
 
     /// Builds a gateway from loaded parts.
@@ -212,6 +217,7 @@ impl Gateway {
             store,
             crypto_slots: Semaphore::new(cores),
             crl_lock: tokio::sync::Mutex::new(()),
+            pages: ArcSwap::from_pointee(Default::default()),
         })
     }
 
