@@ -212,7 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Officer { command } => officer::run(&root, command).await,
-        Command::Ca { command } => ca(&root, command),
+        Command::Ca { command } => ca(&root, command).await,
         Command::Crl { ca, out } => crl::run(&root, ca, out).await,
         Command::Audit {
             command: AuditCommand::Verify { json },
@@ -526,7 +526,34 @@ fn ca_lifetime_warnings(config: &crate::rules::Configuration, now: i64) -> Vec<S
     warnings
 }
 
-fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
+/// The state of every configured CA (active / retiring / retired / unused), counting the
+/// certificates in the database; `None` (with a message on standard error) when the database
+/// cannot be read.
+async fn ca_states(
+    config: &crate::rules::Configuration,
+) -> Option<std::collections::BTreeMap<String, crate::issuance::CaState>> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let usage = async {
+        let store = crate::store::Store::open(&config.settings.database_url, 1).await?;
+        let usage = store.ca_usage(now).await;
+        store.close().await;
+        usage
+    }
+    .await;
+    match usage {
+        Ok(usage) => Some(crate::issuance::ca_states(
+            &config.settings,
+            &config.rules,
+            &usage,
+        )),
+        Err(e) => {
+            errln!("warning: the database cannot be read, CA states are left out: {e}");
+            None
+        }
+    }
+}
+
+async fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
     let command = match command {
         CaCommand::Create(args) => return ca_admin::create(root, args),
         CaCommand::Import(args) => return ca_admin::import(root, args),
@@ -536,17 +563,30 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
     let cas = crate::issuance::load_cas(&config.settings).map_err(|e| anyhow::anyhow!("{e}"))?;
     match command {
         CaCommand::List { json } => {
+            let states = ca_states(&config).await;
             let rows: Vec<serde_json::Value> = cas
                 .values()
                 .map(|ca| {
                     let tbs = ca.certificate().tbs_certificate();
-                    serde_json::json!({
+                    let state = states.as_ref().and_then(|s| s.get(ca.name()));
+                    let mut row = serde_json::json!({
                         "name": ca.name(),
                         "subject": tbs.subject().to_string(),
                         "issuer": tbs.issuer().to_string(),
                         "notAfter": tbs.validity().not_after.to_string(),
                         "chainLength": ca.chain().len(),
-                    })
+                        "state": state.map(|s| s.name()),
+                        "stateDetail": state.map(|s| s.to_string()),
+                    });
+                    if let Some(crate::issuance::CaState::Retiring {
+                        certificates,
+                        until,
+                    }) = state
+                    {
+                        row["unexpiredCertificates"] = (*certificates).into();
+                        row["lastNotAfter"] = (*until).into();
+                    }
+                    row
                 })
                 .collect();
             if json {
@@ -554,10 +594,11 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
             } else {
                 for r in rows {
                     outln!(
-                        "{:<12} {}  (until {})",
+                        "{:<12} {}  (until {})  {}",
                         r["name"].as_str().unwrap_or(""),
                         r["subject"].as_str().unwrap_or(""),
-                        r["notAfter"].as_str().unwrap_or("")
+                        r["notAfter"].as_str().unwrap_or(""),
+                        r["stateDetail"].as_str().unwrap_or("")
                     );
                 }
             }

@@ -33,7 +33,7 @@ pub use init::{write_default, write_default_for};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
 pub use reload::{PinPage, ReloadSummary, check_configuration};
-pub use revocation::OcspAnswer;
+pub use revocation::{CaState, OcspAnswer, ca_states};
 pub use soft_token::{SoftToken, SoftTokenRequest, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
