@@ -584,7 +584,13 @@ async fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
                     }) = state
                     {
                         row["unexpiredCertificates"] = (*certificates).into();
-                        row["lastNotAfter"] = (*until).into();
+                        row["lastNotAfter"] = time::OffsetDateTime::from_unix_timestamp(*until)
+                            .ok()
+                            .and_then(|t| {
+                                t.format(&time::format_description::well_known::Rfc3339)
+                                    .ok()
+                            })
+                            .into();
                     }
                     row
                 })

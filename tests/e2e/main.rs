@@ -9,6 +9,7 @@ mod interop;
 mod kit;
 mod nginx;
 mod operations;
+mod operations2;
 mod page;
 mod performance;
 mod scale_out;
