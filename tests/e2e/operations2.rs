@@ -523,7 +523,7 @@ impl Server {
         let base = loop {
             let found = log.lock().unwrap().iter().find_map(|l| {
                 let rest = &l[l.find("AST endpoint:")? + 13..];
-                let url = rest.trim().split_whitespace().next()?;
+                let url = rest.split_whitespace().next()?;
                 Some(url.trim_end_matches("/pgwy/ast").to_string())
             });
             if let Some(base) = found {
