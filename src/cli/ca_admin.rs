@@ -1,6 +1,12 @@
 //! `ca create` (new CA key in a file or a PKCS#11 token, certificate signed by a parent) and
 //! `ca import` (bring an existing CA certificate + key file or `pkcs11:` URI). Both check that
 //! the key matches the certificate and append a `[[ca]]` block to gateway.toml.
+//!
+//! `ca create NEW --replaces OLD` is a rollover: the new CA gets OLD's parent, and every
+//! `ca = "OLD"` of a token procedure certificate in gateway.toml becomes `ca = "NEW"` — edited
+//! in place at the spans the TOML parser reports, so comments and layout stay, and each edit is
+//! printed. OLD stays configured: it keeps signing CRLs and answering OCSP for what it issued
+//! (`ca list` shows it retiring, then retired).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,16 +28,23 @@ use crate::token::{KeyType, generate_key};
 pub struct CreateArgs {
     /// The CA's name in gateway.toml.
     pub name: String,
-    /// Where the key goes: a new PKCS#8 file (relative to the root), or a `pkcs11:` URI
-    /// (token, object label, module-path, PIN) where the key pair is generated.
+    /// Where the key goes: a new PKCS#8 file (relative to the root; default
+    /// data/ca/NAME.key), or a `pkcs11:` URI (token, object label, module-path, PIN) where the
+    /// key pair is generated.
     #[arg(long)]
-    pub key: String,
+    pub key: Option<String>,
     /// rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384 (ed25519 for file keys only).
     #[arg(long, default_value = "ec-p256")]
     pub key_type: String,
-    /// The CA that signs the new certificate; without it the CA is a self-signed root.
+    /// The CA that signs the new certificate; without it the CA is a self-signed root (with
+    /// --replaces: the replaced CA's parent).
     #[arg(long)]
     pub parent: Option<String>,
+    /// Rollover: the token procedures that use this CA move to the new one (gateway.toml is
+    /// edited in place, comments kept); the old CA stays configured to sign CRLs and answer
+    /// OCSP until its certificates expire. Restart the service afterwards.
+    #[arg(long, value_name = "OLD")]
+    pub replaces: Option<String>,
     /// Subject common name.
     #[arg(long)]
     pub common_name: String,
@@ -146,9 +159,116 @@ fn parent_ca(
         .ok_or_else(|| anyhow::anyhow!("no CA named `{parent}` is configured"))
 }
 
-pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> {
+/// One `ca = "OLD"` of a token procedure certificate, to become `ca = "NEW"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CaReference {
+    procedure: String,
+    purpose: String,
+    /// The byte range of the quoted value in gateway.toml.
+    span: std::ops::Range<usize>,
+    line: usize,
+}
+
+/// gateway.toml with every token procedure certificate of `old` moved to `new`, and the edits.
+/// Only the quoted values change; every other byte (comments, layout) stays.
+fn move_procedures(
+    root: &Root,
+    old: &str,
+    new: &str,
+) -> anyhow::Result<(String, Vec<CaReference>)> {
+    let (file, toml) =
+        crate::config::read_gateway_file(root).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = toml.path().to_path_buf();
+    let mut text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut references = Vec::new();
+    for procedure in &file.token_procedures {
+        for certificate in &procedure.certificate {
+            if certificate.ca.get_ref() != old {
+                continue;
+            }
+            let span = certificate.ca.span();
+            // The span is the value as written: a basic or literal string. Anything else
+            // (escapes, a multi-line string) is left to the operator.
+            let written = text.get(span.clone()).unwrap_or_default();
+            if written != toml_string(old) && written != format!("'{old}'") {
+                anyhow::bail!(
+                    "{}:{}: cannot rewrite `ca = {written}` safely; change it to ca = {} by hand \
+                     and run `ca create` without --replaces",
+                    path.display(),
+                    toml.line(&span),
+                    toml_string(new)
+                );
+            }
+            references.push(CaReference {
+                procedure: procedure.name.get_ref().clone(),
+                purpose: certificate.purpose.get_ref().clone(),
+                line: toml.line(&span),
+                span,
+            });
+        }
+    }
+    let mut by_position = references.clone();
+    by_position.sort_by_key(|r| std::cmp::Reverse(r.span.start));
+    for r in &by_position {
+        text.replace_range(r.span.clone(), &toml_string(new));
+    }
+    Ok((text, references))
+}
+
+/// What a rollover needs: the replaced CA's parent, and gateway.toml with the procedures moved.
+fn plan_rollover(
+    root: &Root,
+    config: &crate::rules::Configuration,
+    old: &str,
+    new: &str,
+) -> anyhow::Result<(Option<String>, String, Vec<CaReference>)> {
+    let Some(replaced) = config.settings.cas.iter().find(|c| c.name == old) else {
+        anyhow::bail!(
+            "--replaces {old}: no CA named `{old}` is configured; configured: {}",
+            config
+                .settings
+                .cas
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if old == crate::issuance::OFFICERS_CA {
+        anyhow::bail!(
+            "--replaces {old}: the officers CA is found by its name (officer certificates, \
+             client_ca); it cannot be replaced by another name"
+        );
+    }
+    let (text, references) = move_procedures(root, old, new)?;
+    if references.is_empty() {
+        anyhow::bail!(
+            "--replaces {old}: no token procedure uses CA `{old}`, so nothing would move; \
+             create the CA without --replaces"
+        );
+    }
+    Ok((replaced.parent.clone(), text, references))
+}
+
+pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
     check_new_name(&config, &args.name)?;
+    // A rollover is planned (and refused) before any key is made.
+    let rollover = match args.replaces.clone() {
+        Some(old) => {
+            let (parent, text, references) = plan_rollover(root, &config, &old, &args.name)?;
+            if args.parent.is_none() {
+                args.parent = parent;
+            }
+            Some((old, text, references))
+        }
+        None => None,
+    };
+    let key_location = args
+        .key
+        .clone()
+        .unwrap_or_else(|| format!("data/ca/{}.key", args.name));
     let key_type: KeyType = args
         .key_type
         .parse()
@@ -166,7 +286,7 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
     if cert_path.exists() {
         anyhow::bail!("{} exists already", cert_path.display());
     }
-    let signer: Arc<dyn Signer> = if args.key.starts_with("pkcs11:") {
+    let signer: Arc<dyn Signer> = if key_location.starts_with("pkcs11:") {
         let kind = match key_type {
             KeyType::Rsa2048 => Pkcs11KeyKind::Rsa(2048),
             KeyType::Rsa3072 => Pkcs11KeyKind::Rsa(3072),
@@ -177,9 +297,9 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
                 anyhow::bail!("ed25519 CA keys in PKCS#11 tokens are not supported; use ec-p256")
             }
         };
-        Arc::new(Pkcs11Signer::generate(&args.key, kind)?)
+        Arc::new(Pkcs11Signer::generate(&key_location, kind)?)
     } else {
-        let key_path = root.resolve(&args.key);
+        let key_path = root.resolve(&key_location);
         let key = generate_key(key_type)?;
         write_private_key_pem(&key_path, key.pkcs8_der())
             .with_context(|| format!("writing {}", key_path.display()))?;
@@ -209,21 +329,65 @@ pub(super) fn create(root: &Root, args: CreateArgs) -> anyhow::Result<ExitCode> 
     }
     std::fs::write(&cert_path, pem_certificate(&issued.der))
         .with_context(|| format!("writing {}", cert_path.display()))?;
+    let toml_path = root.gateway_toml();
+    let before = std::fs::read_to_string(&toml_path)
+        .with_context(|| format!("reading {}", toml_path.display()))?;
+    if let Some((_, text, _)) = &rollover {
+        std::fs::write(&toml_path, text)
+            .with_context(|| format!("writing {}", toml_path.display()))?;
+    }
     append_ca(
         root,
         &args.name,
         &cert_rel,
-        &args.key,
+        &key_location,
         args.parent.as_deref(),
         None,
     )?;
+    // The edited file must load as before; otherwise it is put back as it was.
+    if let Err(e) = super::load_config(root) {
+        std::fs::write(&toml_path, &before)
+            .with_context(|| format!("restoring {}", toml_path.display()))?;
+        anyhow::bail!(
+            "{} was restored: the edited configuration did not load ({e}); CA files written: {}",
+            toml_path.display(),
+            cert_path.display()
+        );
+    }
     outln!(
         "created CA `{}` ({}), certificate {}, added to {}",
         args.name,
         key_type,
         cert_path.display(),
-        root.gateway_toml().display()
+        toml_path.display()
     );
+    if let Some((old, _, references)) = rollover {
+        outln!(
+            "token procedures moved from `{old}` to `{}` ({}):",
+            args.name,
+            toml_path.display()
+        );
+        for r in &references {
+            outln!(
+                "  line {}: token procedure `{}`, certificate `{}`: ca = {} -> ca = {}",
+                r.line,
+                r.procedure,
+                r.purpose,
+                toml_string(&old),
+                toml_string(&args.name)
+            );
+        }
+        outln!(
+            "`{old}` stays configured: it keeps signing CRLs and answering OCSP for the \
+             certificates it issued until the last one expires (`ast-gateway ca list` shows it \
+             retiring, then retired; remove its [[ca]] block only then)."
+        );
+        outln!(
+            "Restart the service to load the new CA (a reload does not load new CAs), e.g. \
+             `systemctl restart ast-gateway`; new tokens then come from `{}`.",
+            args.name
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -275,4 +439,64 @@ fn absolute(path: &Path) -> anyhow::Result<String> {
     p.to_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rollover_edits_only_the_ca_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let before = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let (text, references) = move_procedures(&root, "issuing", "issuing-2").unwrap();
+        assert_eq!(references.len(), 2, "{references:?}");
+        assert_eq!(references[0].purpose, "authentication");
+        assert_eq!(references[1].purpose, "signing");
+        // Line by line: only the two `ca =` lines of the certificates differ.
+        let changed: Vec<(usize, &str, &str)> = before
+            .lines()
+            .zip(text.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (a, b))| (i + 1, a, b))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                (references[0].line, "ca = \"issuing\"", "ca = \"issuing-2\""),
+                (references[1].line, "ca = \"issuing\"", "ca = \"issuing-2\""),
+            ]
+        );
+        assert_eq!(before.lines().count(), text.lines().count());
+        // The [[ca]] block named "issuing" and its parent lines are untouched.
+        assert!(text.contains("name = \"issuing\"\ncertificate = \"data/ca/issuing.pem\""));
+    }
+
+    #[test]
+    fn a_rollover_is_refused_when_nothing_would_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let config = super::super::load_config(&root).unwrap();
+        let e = plan_rollover(&root, &config, "root", "root-2").unwrap_err();
+        assert!(
+            e.to_string().contains("no token procedure uses CA `root`"),
+            "{e}"
+        );
+        let e = plan_rollover(&root, &config, "officers", "officers-2").unwrap_err();
+        assert!(e.to_string().contains("found by its name"), "{e}");
+        let e = plan_rollover(&root, &config, "nope", "x").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("configured: root, issuing, officers"),
+            "{e}"
+        );
+        let (parent, _, references) =
+            plan_rollover(&root, &config, "issuing", "issuing-2").unwrap();
+        assert_eq!(parent.as_deref(), Some("root"));
+        assert_eq!(references.len(), 2);
+    }
 }

@@ -212,7 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => config_encrypt(&root),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Officer { command } => officer::run(&root, command).await,
-        Command::Ca { command } => ca(&root, command),
+        Command::Ca { command } => ca(&root, command).await,
         Command::Crl { ca, out } => crl::run(&root, ca, out).await,
         Command::Audit {
             command: AuditCommand::Verify { json },
@@ -388,7 +388,11 @@ async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let warnings = subject_warnings(&config);
+    let mut warnings = subject_warnings(&config);
+    warnings.extend(ca_lifetime_warnings(
+        &config,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ));
     if !warnings.is_empty() {
         outln!();
     }
@@ -449,7 +453,107 @@ fn subject_warnings(config: &crate::rules::Configuration) -> Vec<String> {
     warnings
 }
 
-fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
+/// A certificate template whose validity reaches past its CA's notAfter: with
+/// `leaf_not_after = "cap"` its certificates end with the CA, with `refuse` they are refused.
+/// One warning per template, and one per expired CA.
+fn ca_lifetime_warnings(config: &crate::rules::Configuration, now: i64) -> Vec<String> {
+    use der::Decode;
+    let not_after = |name: &str| -> Option<i64> {
+        let ca = config.settings.cas.iter().find(|c| c.name == name)?;
+        let der = crate::ca::read_certificate_file(&ca.certificate).ok()?;
+        let certificate = x509_cert::Certificate::from_der(&der).ok()?;
+        let t = certificate.tbs_certificate().validity().not_after;
+        Some(t.to_unix_duration().as_secs() as i64)
+    };
+    let date = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| t.to_string())
+    };
+    let mut warnings = Vec::new();
+    let mut expired = std::collections::BTreeSet::new();
+    for procedure in config.rules.procedures.values() {
+        for template in &procedure.certificates {
+            let Some(end) = not_after(&template.ca) else {
+                continue;
+            };
+            let left = end - now;
+            if left <= 0 {
+                if expired.insert(template.ca.clone()) {
+                    warnings.push(format!(
+                        "CA `{}` expired on {}: every request for its certificates is refused; \
+                         roll it over (ast-gateway ca create NEW --replaces {})",
+                        template.ca,
+                        date(end),
+                        template.ca
+                    ));
+                }
+                continue;
+            }
+            let validity = template.validity.as_secs();
+            if validity as i64 <= left {
+                continue;
+            }
+            let outcome = match template.leaf_not_after {
+                crate::rules::LeafNotAfter::Cap => format!(
+                    "its certificates are cut to end with the CA (leaf_not_after = \"cap\"), {} \
+                     days instead of {}",
+                    left / 86_400,
+                    validity.div_ceil(86_400)
+                ),
+                crate::rules::LeafNotAfter::Refuse => {
+                    "every request for it is refused (leaf_not_after = \"refuse\")".to_string()
+                }
+            };
+            warnings.push(format!(
+                "token procedure `{}`, certificate `{}`: validity {} days exceeds the remaining \
+                 life of CA `{}` (until {}, {} days left): {outcome}. Roll the CA over \
+                 (ast-gateway ca create NEW --replaces {})",
+                procedure.name,
+                template.purpose,
+                validity.div_ceil(86_400),
+                template.ca,
+                date(end),
+                left / 86_400,
+                template.ca
+            ));
+        }
+    }
+    warnings
+}
+
+/// The state of every configured CA (active / retiring / retired / unused), counting the
+/// certificates in the database; `None` (with a message on standard error) when the database
+/// cannot be read.
+async fn ca_states(
+    config: &crate::rules::Configuration,
+) -> Option<std::collections::BTreeMap<String, crate::issuance::CaState>> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let usage = async {
+        let store = crate::store::Store::open(&config.settings.database_url, 1).await?;
+        let usage = store.ca_usage(now).await;
+        store.close().await;
+        usage
+    }
+    .await;
+    match usage {
+        Ok(usage) => Some(crate::issuance::ca_states(
+            &config.settings,
+            &config.rules,
+            &usage,
+        )),
+        Err(e) => {
+            errln!("warning: the database cannot be read, CA states are left out: {e}");
+            None
+        }
+    }
+}
+
+async fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
     let command = match command {
         CaCommand::Create(args) => return ca_admin::create(root, args),
         CaCommand::Import(args) => return ca_admin::import(root, args),
@@ -459,17 +563,36 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
     let cas = crate::issuance::load_cas(&config.settings).map_err(|e| anyhow::anyhow!("{e}"))?;
     match command {
         CaCommand::List { json } => {
+            let states = ca_states(&config).await;
             let rows: Vec<serde_json::Value> = cas
                 .values()
                 .map(|ca| {
                     let tbs = ca.certificate().tbs_certificate();
-                    serde_json::json!({
+                    let state = states.as_ref().and_then(|s| s.get(ca.name()));
+                    let mut row = serde_json::json!({
                         "name": ca.name(),
                         "subject": tbs.subject().to_string(),
                         "issuer": tbs.issuer().to_string(),
                         "notAfter": tbs.validity().not_after.to_string(),
                         "chainLength": ca.chain().len(),
-                    })
+                        "state": state.map(|s| s.name()),
+                        "stateDetail": state.map(|s| s.to_string()),
+                    });
+                    if let Some(crate::issuance::CaState::Retiring {
+                        certificates,
+                        until,
+                    }) = state
+                    {
+                        row["unexpiredCertificates"] = (*certificates).into();
+                        row["lastNotAfter"] = time::OffsetDateTime::from_unix_timestamp(*until)
+                            .ok()
+                            .and_then(|t| {
+                                t.format(&time::format_description::well_known::Rfc3339)
+                                    .ok()
+                            })
+                            .into();
+                    }
+                    row
                 })
                 .collect();
             if json {
@@ -477,10 +600,11 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
             } else {
                 for r in rows {
                     outln!(
-                        "{:<12} {}  (until {})",
+                        "{:<12} {}  (until {})  {}",
                         r["name"].as_str().unwrap_or(""),
                         r["subject"].as_str().unwrap_or(""),
-                        r["notAfter"].as_str().unwrap_or("")
+                        r["notAfter"].as_str().unwrap_or(""),
+                        r["stateDetail"].as_str().unwrap_or("")
                     );
                 }
             }
@@ -503,6 +627,63 @@ fn ca(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validities_past_the_ca_end_are_warned_about() {
+        use der::Decode;
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let der = crate::ca::read_certificate_file(&root.resolve("data/ca/issuing.pem")).unwrap();
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let end = cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs() as i64;
+        let config = crate::rules::load(&root).unwrap();
+        // Two years before the end: 365 days fit.
+        assert!(ca_lifetime_warnings(&config, end - 730 * 86_400).is_empty());
+        // 100 days before the end: both certificates of `default` reach past it.
+        let warnings = ca_lifetime_warnings(&config, end - 100 * 86_400);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(
+            w.starts_with("token procedure `default`, certificate `authentication`: validity 365 days exceeds the remaining life of CA `issuing`"),
+            "{w}"
+        );
+        assert!(w.contains("100 days left"), "{w}");
+        assert!(
+            w.contains("leaf_not_after = \"cap\"), 100 days instead of 365"),
+            "{w}"
+        );
+        assert!(w.contains("--replaces issuing"), "{w}");
+
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let text = text.replace(
+            "key_usage = [\"nonRepudiation\"]",
+            "key_usage = [\"nonRepudiation\"]\nleaf_not_after = \"refuse\"",
+        );
+        std::fs::write(root.gateway_toml(), text).unwrap();
+        let config = crate::rules::load(&root).unwrap();
+        let warnings = ca_lifetime_warnings(&config, end - 100 * 86_400);
+        assert!(
+            warnings[1].contains("certificate `signing`"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("every request for it is refused (leaf_not_after = \"refuse\")"),
+            "{warnings:?}"
+        );
+        // Past the end: one warning for the CA, not one per certificate.
+        let warnings = ca_lifetime_warnings(&config, end + 1);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("CA `issuing` expired on"),
+            "{warnings:?}"
+        );
+    }
 
     #[test]
     fn subject_lists_that_drop_format_fields_are_warned_about() {

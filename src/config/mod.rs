@@ -11,6 +11,7 @@
 mod api_file;
 mod ast;
 mod defaults;
+mod page;
 pub mod properties;
 mod public_url;
 mod secret;
@@ -25,6 +26,10 @@ pub use ast::{AstFile, HandlerScope, Params, Value, format_files, read_ast, read
 pub use defaults::{
     DEFAULT_API_PROPERTIES, DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML,
     InitError, InitSettings, write_default_files,
+};
+pub use page::{
+    MAX_PAGE_TEMPLATE_BYTES, PAGE_PLACEHOLDERS, PAGE_SECTIONS, PagePiece, PageTemplate,
+    PageTemplates, csp_hash, load_page_templates,
 };
 pub use public_url::{check_public_url, public_url_from_listener, public_url_warnings};
 pub use secret::SecretKey;
@@ -75,6 +80,10 @@ impl Root {
     /// `conf/formats/`.
     pub fn formats(&self) -> PathBuf {
         self.conf().join("formats")
+    }
+    /// `conf/pages/`: PIN page templates.
+    pub fn pages(&self) -> PathBuf {
+        self.conf().join("pages")
     }
     /// A configured path: absolute as given, relative to the root otherwise.
     pub fn resolve(&self, path: &str) -> PathBuf {

@@ -310,6 +310,9 @@ pub struct CertificateFile {
     /// The DN attributes this certificate carries, in RDN order (default: all, in the default
     /// order).
     pub subject: Option<Spanned<Vec<String>>>,
+    /// `cap` (default): a certificate ends no later than its CA's certificate; `refuse`: a
+    /// request whose certificate would outlive the CA is refused.
+    pub leaf_not_after: Option<Spanned<String>>,
 }
 
 /// One entry of `certificate_policies`.

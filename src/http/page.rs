@@ -1,66 +1,113 @@
-//! The bundled PIN page: self-contained, keyboard-usable, readable on a phone.
+//! The PIN page: the bundled template (`ast.html`) or the operator's (`conf/pages/`, parsed and
+//! checked by `config::PageTemplate`), filled in with one handler's values.
 //!
-//! Its one inline script and one inline style block hold no per-request values (the PIN
-//! policy travels in the form's attributes), so their SHA-256 hashes are computed once and the
+//! Inline script and style blocks hold no per-request values (the PIN policy travels in the
+//! form's attributes), so their SHA-256 hashes are fixed per template and the
 //! Content-Security-Policy allows exactly them — no `'unsafe-inline'`.
 
 use std::sync::LazyLock;
 
-use base64::Engine;
-use sha2::{Digest, Sha256};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::error::escape;
+use crate::config::{PagePiece, PageTemplate};
 use crate::rules::DEFAULT_PIN_PATTERN;
 use crate::rules::{Handler, Layout, TokenProcedure};
 use crate::token::Pkcs12Profile;
 
-const TEMPLATE: &str = include_str!("ast.html");
+const BUNDLED: &str = include_str!("ast.html");
 
-/// The PIN page's Content-Security-Policy: its inline script and style by hash, `fetch` and
-/// the form to this origin only, no framing.
-pub fn content_security_policy() -> &'static str {
-    static POLICY: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self'; \
-             form-action 'self'; img-src data:; base-uri 'none'; frame-ancestors 'none'",
-            csp_hash(inline_block(TEMPLATE, "script")),
-            csp_hash(inline_block(TEMPLATE, "style")),
-        )
-    });
-    &POLICY
+/// The bundled page, parsed once (a unit test keeps it parsable).
+pub fn bundled() -> Option<&'static PageTemplate> {
+    static PARSED: LazyLock<Option<PageTemplate>> =
+        LazyLock::new(|| match PageTemplate::parse(None, BUNDLED) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("the bundled PIN page does not parse: {e}");
+                None
+            }
+        });
+    PARSED.as_ref()
 }
 
-/// The text between `<tag>` and `</tag>` (the first such block), as the browser hashes it.
-fn inline_block<'a>(html: &'a str, tag: &str) -> &'a str {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    html.split_once(open.as_str())
-        .and_then(|(_, rest)| rest.split_once(close.as_str()))
-        .map(|(block, _)| block)
-        .unwrap_or_default()
-}
-
-/// `sha256-<base64>` of a script or style block (CSP Level 2 hash source).
-fn csp_hash(block: &str) -> String {
+/// A page's Content-Security-Policy: its inline scripts and styles by hash, `fetch` and the
+/// form to this origin only, no framing.
+pub fn content_security_policy(template: &PageTemplate) -> String {
+    let sources = |hashes: &[String]| {
+        if hashes.is_empty() {
+            "'none'".to_string()
+        } else {
+            hashes
+                .iter()
+                .map(|h| format!("'{h}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
     format!(
-        "sha256-{}",
-        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(block.as_bytes()))
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
+         form-action 'self'; img-src data:; base-uri 'none'; frame-ancestors 'none'",
+        sources(template.script_hashes()),
+        sources(template.style_hashes()),
     )
 }
 
-/// Renders the page for the handler serving `/pgwy/ast` (its PIN policy and profiles) and its
-/// token procedure (a `per-purpose` one is explained: the download is a zip).
-pub fn render(handler: Option<&Handler>, procedure: Option<&TokenProcedure>) -> String {
-    let (min, max, ascii_only, legacy) = match handler {
+/// Characters of a path remainder that are escaped in the form's action URL (`/` is kept: the
+/// remainder is a path). The issuance route decodes them back to the same remainder.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}')
+    .add(b'[')
+    .add(b']');
+
+/// The URL the page's form posts to: `/pgwy/ast` for the empty remainder, else
+/// `/pgwy/ast/<remainder>` (percent-encoded).
+pub fn action_for(remainder: &str) -> String {
+    if remainder.is_empty() {
+        "/pgwy/ast".into()
+    } else {
+        format!("/pgwy/ast/{}", utf8_percent_encode(remainder, PATH))
+    }
+}
+
+/// Renders `template` for `handler` (its PIN policy and profiles; `None`: the defaults), with
+/// the form posting to `action`.
+pub fn render(
+    template: &PageTemplate,
+    handler: Option<&Handler>,
+    procedure: Option<&TokenProcedure>,
+    action: &str,
+) -> String {
+    let (min, max, ascii_only, profile, profiles, number) = match handler {
         Some(h) => (
             h.password_policy.min_length,
             h.password_policy.max_length,
             h.password_policy.pattern_source == DEFAULT_PIN_PATTERN,
-            h.pkcs12_profiles.contains(&Pkcs12Profile::Legacy)
-                && h.pkcs12_profile != Pkcs12Profile::Legacy,
+            h.pkcs12_profile,
+            h.pkcs12_profiles.clone(),
+            h.number,
         ),
-        None => (6, 128, true, false),
+        None => (
+            6,
+            128,
+            true,
+            Pkcs12Profile::Modern,
+            vec![Pkcs12Profile::Modern],
+            0,
+        ),
     };
+    let legacy = profiles.contains(&Pkcs12Profile::Legacy) && profile != Pkcs12Profile::Legacy;
     let legacy_html = if legacy {
         "<label class=\"check\"><input type=\"checkbox\" name=\"profile\" value=\"legacy\" aria-describedby=\"legacy-hint\"> \
          File for older devices</label><p id=\"legacy-hint\" class=\"hint\">Choose this for Windows Server 2016 or older, \
@@ -68,21 +115,50 @@ pub fn render(handler: Option<&Handler>, procedure: Option<&TokenProcedure>) -> 
     } else {
         ""
     };
-    TEMPLATE
-        .replace("{{ACTION}}", "/pgwy/ast")
-        .replace("{{MIN}}", &min.to_string())
-        .replace("{{MAX}}", &max.to_string())
-        .replace("{{ASCII_ONLY}}", if ascii_only { "true" } else { "false" })
-        .replace(
-            "{{PATTERN_HINT}}",
-            if ascii_only {
-                ", letters, digits, spaces and ASCII punctuation"
-            } else {
-                ""
-            },
-        )
-        .replace("{{LEGACY}}", legacy_html)
-        .replace("{{LAYOUT}}", &layout_html(procedure))
+    let value = |name: &str| -> String {
+        match name {
+            "ACTION" => escape(action),
+            "MIN" => min.to_string(),
+            "MAX" => max.to_string(),
+            "ASCII_ONLY" => ascii_only.to_string(),
+            "HANDLER" => number.to_string(),
+            "PROFILE" => profile.name().to_string(),
+            "PROFILES" => profiles
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            "PATTERN_HINT" if ascii_only => {
+                ", letters, digits, spaces and ASCII punctuation".into()
+            }
+            "LEGACY" => legacy_html.into(),
+            "LAYOUT" => layout_html(procedure),
+            _ => String::new(),
+        }
+    };
+    let condition = |section: &str| match section {
+        "ascii" => ascii_only,
+        "legacy" => legacy,
+        _ => false,
+    };
+    let mut html = String::with_capacity(BUNDLED.len() + 512);
+    // Whether each open section shows its content (nested in the enclosing ones).
+    let mut shown: Vec<bool> = Vec::new();
+    for piece in template.pieces() {
+        let visible = shown.last().copied().unwrap_or(true);
+        match piece {
+            PagePiece::Open { section, inverted } => {
+                shown.push(visible && condition(section) != *inverted);
+            }
+            PagePiece::Close => {
+                shown.pop();
+            }
+            PagePiece::Text(text) if visible => html.push_str(text),
+            PagePiece::Value(name) if visible => html.push_str(&value(name)),
+            PagePiece::Text(_) | PagePiece::Value(_) => {}
+        }
+    }
+    html
 }
 
 /// For a `per-purpose` procedure: what the zip holds and why (clients that use only the first
@@ -109,11 +185,23 @@ fn layout_html(procedure: Option<&TokenProcedure>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::csp_hash;
+
+    /// The text between `<tag>` and `</tag>` (the first such block), as the browser hashes it.
+    fn inline_block<'a>(html: &'a str, tag: &str) -> &'a str {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        html.split_once(open.as_str())
+            .and_then(|(_, rest)| rest.split_once(close.as_str()))
+            .map(|(block, _)| block)
+            .unwrap_or_default()
+    }
 
     #[test]
     fn the_policy_allows_exactly_the_rendered_inline_blocks() {
-        let page = render(None, None);
-        let policy = content_security_policy();
+        let template = bundled().unwrap();
+        let page = render(template, None, None, "/pgwy/ast");
+        let policy = content_security_policy(template);
         assert!(!policy.contains("unsafe-inline"), "{policy}");
         for tag in ["script", "style"] {
             let block = inline_block(&page, tag);
@@ -131,11 +219,44 @@ mod tests {
         }
         // No inline event handlers or style attributes (they would need 'unsafe-hashes').
         assert!(!page.contains(" style=") && !page.contains(" onclick="));
+        assert!(!page.contains("{{"), "a placeholder left in the page");
+        assert!(page.contains("action=\"/pgwy/ast\""));
+    }
+
+    #[test]
+    fn actions_keep_the_path_and_escape_the_rest() {
+        assert_eq!(action_for(""), "/pgwy/ast");
+        assert_eq!(action_for("staff"), "/pgwy/ast/staff");
+        assert_eq!(
+            action_for("contractors/acme corp"),
+            "/pgwy/ast/contractors/acme%20corp"
+        );
+        assert_eq!(
+            action_for("a\"><script>?#%"),
+            "/pgwy/ast/a%22%3E%3Cscript%3E%3F%23%25"
+        );
+        assert_eq!(action_for("städ"), "/pgwy/ast/st%C3%A4d");
+    }
+
+    #[test]
+    fn sections_and_values_follow_the_handler() {
+        let template = PageTemplate::parse(
+            None,
+            "<form action=\"{{ACTION}}\">{{#ascii}}A{{/ascii}}{{^ascii}}U{{/ascii}}\
+             {{#legacy}}L{{#ascii}}+{{/ascii}}{{/legacy}}{{^legacy}}M{{/legacy}}\
+             {{MIN}}-{{MAX}} {{PROFILE}} [{{PROFILES}}] h{{HANDLER}}",
+        )
+        .unwrap();
+        let page = render(&template, None, None, "/pgwy/ast/x\"y");
+        assert_eq!(
+            page,
+            "<form action=\"/pgwy/ast/x&quot;y\">AM6-128 modern [modern] h0"
+        );
     }
 
     #[test]
     fn a_per_purpose_procedure_is_explained_and_the_policy_still_holds() {
-        use crate::rules::{CertificateTemplate, TokenProcedure};
+        use crate::rules::CertificateTemplate;
         use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
         let template = |purpose: &str| CertificateTemplate {
             purpose: purpose.into(),
@@ -146,32 +267,26 @@ mod tests {
             extended_key_usage: Vec::new(),
             policies: Vec::new(),
             subject_order: Vec::new(),
+            leaf_not_after: crate::rules::LeafNotAfter::Cap,
         };
         let mut procedure = TokenProcedure {
             name: "p".into(),
             layout: Layout::PerPurpose,
             certificates: vec![template("authentication"), template("<sign>")],
         };
-        let page = render(None, Some(&procedure));
+        let bundled = bundled().unwrap();
+        let page = render(bundled, None, Some(&procedure), "/pgwy/ast");
         assert!(
             page.contains("a zip file with 2 certificate files"),
             "{page}"
         );
         assert!(page.contains("<li>authentication</li><li>&lt;sign&gt;</li>"));
+        let policy = content_security_policy(bundled);
         for tag in ["script", "style"] {
-            assert!(content_security_policy().contains(&csp_hash(inline_block(&page, tag))));
+            assert!(policy.contains(&csp_hash(inline_block(&page, tag))));
         }
         procedure.layout = Layout::Combined;
-        let page = render(None, Some(&procedure));
+        let page = render(bundled, None, Some(&procedure), "/pgwy/ast");
         assert!(!page.contains("zip") && !page.contains("{{"));
-    }
-
-    #[test]
-    fn the_hash_is_the_standard_one() {
-        // echo -n 'alert(1)' | openssl dgst -sha256 -binary | base64
-        assert_eq!(
-            csp_hash("alert(1)"),
-            "sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI="
-        );
     }
 }

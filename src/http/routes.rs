@@ -38,7 +38,7 @@ pub struct RequestId(pub String);
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let limit = gateway.settings().limits.max_body_bytes;
     Router::new()
-        .route("/pgwy/request/ast.html", get(pin_page))
+        .route("/pgwy/request/{*page}", get(pin_page))
         .route("/pgwy/ast", post(issue))
         .route("/pgwy/ast/{*rest}", post(issue))
         .route("/pgwy/ca/{file}", get(ca_chain))
@@ -198,22 +198,54 @@ impl<S: Send + Sync> FromRequestParts<S> for Transport {
     }
 }
 
-async fn pin_page(State(gateway): State<Arc<Gateway>>) -> Response {
+/// `/pgwy/request/ast.html` and `/pgwy/request/<remainder>/ast.html`: the PIN page of the
+/// handler that serves `/pgwy/ast` or `/pgwy/ast/<remainder>`, posting there.
+async fn pin_page(
+    State(gateway): State<Arc<Gateway>>,
+    RequestId(request_id): RequestId,
+    Peer(connection): Peer,
+    Path(page): Path<String>,
+) -> Response {
+    let remainder = match page.strip_suffix("ast.html") {
+        Some(r) if r.is_empty() || r.ends_with('/') => r.trim_end_matches('/'),
+        _ => {
+            let error = IssuanceError::NotFound(
+                "no page here: PIN pages are /pgwy/request/ast.html and /pgwy/request/<path>/ast.html".into(),
+            );
+            return respond(&error, &request_id, ErrorFormat::Html);
+        }
+    };
+    let found = match gateway.pin_page(remainder) {
+        Ok(found) => found,
+        Err(error) => {
+            let error = gateway
+                .refuse_on(&connection, remainder, &request_id, error)
+                .await;
+            return respond(&error, &request_id, ErrorFormat::Html);
+        }
+    };
+    let template: Option<&crate::config::PageTemplate> = match found.template() {
+        Some(own) => Some(own),
+        None => page::bundled(),
+    };
+    let Some(template) = template else {
+        let error = IssuanceError::invariant("the bundled PIN page does not parse");
+        return respond(&error, &request_id, ErrorFormat::Html);
+    };
     let rules = gateway.rules();
-    let handler = rules.select("");
     let html = page::render(
-        handler,
-        handler.and_then(|h| rules.procedure(&h.token_procedure)),
+        template,
+        Some(&found.handler),
+        rules.procedure(&found.handler.token_procedure),
+        &page::action_for(remainder),
     );
+    let policy = page::content_security_policy(template);
     (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                page::content_security_policy(),
-            ),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+            (header::X_FRAME_OPTIONS, "DENY".to_string()),
+            (header::CONTENT_SECURITY_POLICY, policy),
         ],
         html,
     )

@@ -35,6 +35,9 @@ pub enum Code {
     CrossSite,
     NotFound,
     Conflict,
+    /// A certificate would outlive its CA (`leaf_not_after = "refuse"`) or the CA has expired:
+    /// the operator must roll the CA over (503).
+    CaExpiring,
     Unavailable,
     Internal,
     /// The REST API was called without a client certificate.
@@ -67,6 +70,7 @@ impl Code {
             Code::CrossSite => "cross-site",
             Code::NotFound => "not-found",
             Code::Conflict => "conflict",
+            Code::CaExpiring => "ca-expiring",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
             Code::Unauthenticated => "unauthenticated",
@@ -182,6 +186,19 @@ pub enum IssuanceError {
     UnsupportedMediaType(String),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// The CA cannot sign a certificate of this validity: it expires first (and the template
+    /// says `leaf_not_after = "refuse"`), or it has expired. Nothing was generated.
+    #[error(
+        "certificate `{purpose}` would be valid for {validity_days} days, but CA `{ca}` {ends}; \
+         the operator must roll the CA over (ast-gateway ca create --replaces {ca})"
+    )]
+    CaLifetime {
+        purpose: String,
+        ca: String,
+        validity_days: u64,
+        /// `expires on <date> (leaf_not_after = "refuse")` or `expired on <date>`.
+        ends: String,
+    },
     #[error("the service is temporarily unavailable")]
     Unavailable(#[from] Unavailable),
     #[error("internal error")]
@@ -257,6 +274,7 @@ impl IssuanceError {
             IssuanceError::BadRequest(_) => Code::BadRequest,
             IssuanceError::NotFound(_) => Code::NotFound,
             IssuanceError::Conflict(_) => Code::Conflict,
+            IssuanceError::CaLifetime { .. } => Code::CaExpiring,
             IssuanceError::TooLarge => Code::TooLarge,
             IssuanceError::HeaderTooLarge(_) => Code::HeaderTooLarge,
             IssuanceError::BodyTimeout(_) => Code::Timeout,
@@ -281,6 +299,7 @@ impl IssuanceError {
         match self {
             IssuanceError::Unavailable(e) => Some(e.to_string()),
             IssuanceError::Internal(e) => Some(e.to_string()),
+            IssuanceError::CaLifetime { .. } => Some(self.to_string()),
             _ => None,
         }
     }

@@ -35,8 +35,8 @@ pub use explain::{
 pub use init::{write_default, write_default_for};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
-pub use reload::{ReloadSummary, check_configuration};
-pub use revocation::OcspAnswer;
+pub use reload::{PinPage, ReloadSummary, check_configuration};
+pub use revocation::{CaState, OcspAnswer, ca_states};
 pub use signed_write::{MAX_SIGNATURE_BASE64, SignatureError, SignedWrite};
 pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenFile, TokenForm};
 
@@ -72,6 +72,8 @@ pub struct Gateway {
     key_pool: KeyPool,
     /// Revoked officer certificates, refused by the HTTPS listener's TLS client verifier.
     revoked_officers: Arc<RevokedOfficers>,
+    /// The operator's PIN page templates (`conf/pages/`); a reload swaps them with the rules.
+    pages: ArcSwap<crate::config::PageTemplates>,
 }
 
 /// How often the revoked officer certificates are re-read from the database.
@@ -191,6 +193,7 @@ impl Gateway {
     /// Loads CAs, opens the database (running migrations) and builds the gateway.
     pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config.settings)?;
+        let pages = reload::load_pages(&config)?;
         let seal = audit_seal(&config.settings.root).map_err(StartError::SecretKey)?;
         // The data directory holds the database, keys and the secret key: owner only.
         crate::store::make_private_directory(&config.settings.root.data())?;
@@ -201,6 +204,7 @@ impl Gateway {
         .await?
         .with_audit(seal);
         let gateway = Self::from_parts(config, cas, store);
+        gateway.pages.store(Arc::new(pages));
         gateway.adopt_legacy_officers().await?;
         gateway
             .refresh_revoked_officers()
@@ -248,6 +252,7 @@ impl Gateway {
             crypto_slots: Semaphore::new(cores),
             crl_lock: tokio::sync::Mutex::new(()),
             revoked_officers: RevokedOfficers::new(),
+            pages: ArcSwap::from_pointee(Default::default()),
         })
     }
 

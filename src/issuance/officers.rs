@@ -75,6 +75,7 @@ fn officer_template() -> Result<CertificateTemplate, IssuanceError> {
         ],
         policies: Vec::new(),
         subject_order: vec![Attribute::CommonName],
+        leaf_not_after: crate::rules::LeafNotAfter::Cap,
     })
 }
 

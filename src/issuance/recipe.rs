@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{IssuanceError, Unavailable};
 use crate::ca::{
@@ -12,7 +12,7 @@ use crate::ca::{
     issue_certificate, subject_preview,
 };
 use crate::policy::{EvaluatedFields, PolicyError};
-use crate::rules::{CertificateTemplate, Layout, TokenProcedure};
+use crate::rules::{CertificateTemplate, Layout, LeafNotAfter, TokenProcedure};
 use crate::token::{
     GeneratedKey, KeyPool, KeySource, Pin, Pkcs12Profile, TokenEntry, write_pkcs12,
 };
@@ -53,11 +53,14 @@ pub(crate) fn plan_subjects<'p>(
     Ok(plan)
 }
 
-/// Pairs each planned subject with its loaded CA.
+/// Pairs each planned subject with its loaded CA. Refuses, before any key is generated, a
+/// certificate its CA cannot sign: the CA has expired, or the certificate would outlive it and
+/// the template says `leaf_not_after = "refuse"`.
 pub(crate) fn with_cas(
     subjects: Vec<(&CertificateTemplate, Subject)>,
     cas: &BTreeMap<String, Arc<Ca>>,
 ) -> Result<Vec<Planned>, IssuanceError> {
+    let now = SystemTime::now();
     subjects
         .into_iter()
         .map(|(template, subject)| {
@@ -65,6 +68,7 @@ pub(crate) fn with_cas(
                 .get(&template.ca)
                 .cloned()
                 .ok_or_else(|| Unavailable::CaNotLoaded(template.ca.clone()))?;
+            check_ca_lifetime(template, &ca, now)?;
             Ok(Planned {
                 template: template.clone(),
                 ca,
@@ -72,6 +76,47 @@ pub(crate) fn with_cas(
             })
         })
         .collect()
+}
+
+/// The CA certificate's notAfter.
+pub(crate) fn ca_not_after(ca: &Ca) -> SystemTime {
+    ca.certificate()
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_system_time()
+}
+
+/// The refusal for a certificate its CA cannot sign at `now` (see `with_cas`).
+fn check_ca_lifetime(
+    template: &CertificateTemplate,
+    ca: &Ca,
+    now: SystemTime,
+) -> Result<(), IssuanceError> {
+    let not_after = ca_not_after(ca);
+    let ends = match not_after.duration_since(now) {
+        Err(_) => format!("expired on {}", rfc3339(not_after)),
+        Ok(left) if left < template.validity && template.leaf_not_after == LeafNotAfter::Refuse => {
+            format!(
+                "expires on {} (leaf_not_after = \"refuse\")",
+                rfc3339(not_after)
+            )
+        }
+        Ok(_) => return Ok(()),
+    };
+    Err(IssuanceError::CaLifetime {
+        purpose: template.purpose.clone(),
+        ca: ca.name().to_string(),
+        validity_days: template.validity.as_secs().div_ceil(86_400),
+        ends,
+    })
+}
+
+/// `2026-01-31T12:00:00Z`.
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{t:?}"))
 }
 
 /// Where relying parties find revocation information, written into leaf certificates.
@@ -218,11 +263,21 @@ impl TokenRecipe {
     ) -> Result<IssuedCertificate, IssuanceError> {
         let template = &planned.template;
         let ca = &planned.ca;
+        // A certificate never outlives its CA: its notAfter (now + validity) is cut to the
+        // CA's. `refuse` templates were refused in planning; this catches the seconds since.
+        let left = ca_not_after(ca)
+            .duration_since(SystemTime::now())
+            .map_err(|_| IssuanceError::CaLifetime {
+                purpose: template.purpose.clone(),
+                ca: ca.name().to_string(),
+                validity_days: template.validity.as_secs().div_ceil(86_400),
+                ends: format!("expired on {}", rfc3339(ca_not_after(ca))),
+            })?;
         let profile = CertificateProfile {
             subject: &planned.subject,
             subject_order: &template.subject_order,
             spki_der: key.spki_der(),
-            validity: template.validity,
+            validity: template.validity.min(left),
             key_usage: template.key_usage,
             extended_key_usage: &template.extended_key_usage,
             policies: &template.policies,
@@ -307,6 +362,7 @@ mod tests {
                 extended_key_usage: Vec::new(),
                 policies: Vec::new(),
                 subject_order: Vec::new(),
+                leaf_not_after: crate::rules::LeafNotAfter::Cap,
             }],
         }
     }
@@ -344,6 +400,117 @@ mod tests {
         ] {
             let error = plan(&values).unwrap_err();
             assert_eq!(error.code(), Code::FieldInvalid, "{values:?}: {error}");
+        }
+    }
+
+    mod leaf_not_after {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+
+        use super::super::{Planned, Publication, TokenRecipe, ca_not_after, with_cas};
+        use crate::ca::{Attribute, Ca, FileSigner, Subject, issue_ca_certificate};
+        use crate::issuance::{Code, IssuanceError};
+        use crate::rules::{CertificateTemplate, LeafNotAfter};
+        use crate::token::{KeyPool, KeyType, Pin, Pkcs12Profile, generate_key};
+
+        const DAY: Duration = Duration::from_secs(86_400);
+
+        /// A self-signed CA valid for `days`.
+        fn ca(days: u64) -> Arc<Ca> {
+            let key = generate_key(KeyType::EcP256).unwrap();
+            let signer = FileSigner::from_pkcs8("test", key.pkcs8_der()).unwrap();
+            let issued =
+                issue_ca_certificate(None, &signer, "Short CA", None, DAY * days as u32, None)
+                    .unwrap();
+            Arc::new(Ca::new("short", issued.der, Vec::new(), Arc::new(signer)).unwrap())
+        }
+
+        fn template(days: u32, leaf_not_after: LeafNotAfter) -> CertificateTemplate {
+            CertificateTemplate {
+                purpose: "authentication".into(),
+                ca: "short".into(),
+                key: KeyType::EcP256,
+                validity: DAY * days,
+                key_usage: crate::ca::parse_key_usage(&["digitalSignature".into()]).unwrap(),
+                extended_key_usage: Vec::new(),
+                policies: Vec::new(),
+                subject_order: Vec::new(),
+                leaf_not_after,
+            }
+        }
+
+        fn plan(
+            template: &CertificateTemplate,
+            ca: &Arc<Ca>,
+        ) -> Result<Vec<Planned>, IssuanceError> {
+            let subject = Subject {
+                values: vec![(Attribute::CommonName, "Alice".into())],
+            };
+            let cas = BTreeMap::from([("short".to_string(), ca.clone())]);
+            with_cas(vec![(template, subject)], &cas)
+        }
+
+        fn not_after_of(plan: Vec<Planned>) -> SystemTime {
+            let recipe = TokenRecipe {
+                plan,
+                pin: Arc::new(Pin::new("Str0ng-Pass!".into())),
+                profile: Pkcs12Profile::Modern,
+                iterations: 1,
+                publication: Publication {
+                    public_url: None,
+                    ocsp: false,
+                },
+                layout: crate::rules::Layout::Combined,
+            };
+            let made = recipe
+                .make(&KeyPool::without_refill(BTreeMap::new()))
+                .unwrap();
+            made.issued[0].1.not_after
+        }
+
+        #[test]
+        fn cap_ends_the_certificate_with_its_ca() {
+            let ca = ca(2);
+            let planned = plan(&template(365, LeafNotAfter::Cap), &ca).unwrap();
+            assert_eq!(not_after_of(planned), ca_not_after(&ca));
+        }
+
+        #[test]
+        fn a_certificate_inside_the_ca_life_is_not_cut() {
+            let ca = ca(30);
+            let before = SystemTime::now();
+            let planned = plan(&template(10, LeafNotAfter::Refuse), &ca).unwrap();
+            let not_after = not_after_of(planned);
+            assert!(not_after >= before + DAY * 10 - Duration::from_secs(2));
+            assert!(not_after < ca_not_after(&ca) - DAY * 19);
+        }
+
+        #[test]
+        fn refuse_refuses_in_planning() {
+            let ca = ca(2);
+            let error = plan(&template(365, LeafNotAfter::Refuse), &ca)
+                .err()
+                .unwrap();
+            assert_eq!(error.code(), Code::CaExpiring);
+            let message = error.to_string();
+            assert!(
+                message.contains("certificate `authentication` would be valid for 365 days"),
+                "{message}"
+            );
+            assert!(message.contains("CA `short` expires on"), "{message}");
+            assert!(message.contains("leaf_not_after = \"refuse\""), "{message}");
+            assert!(message.contains("ca create --replaces short"), "{message}");
+        }
+
+        #[test]
+        fn an_expired_ca_is_refused_even_with_cap() {
+            // Validity 0: notAfter is now, in whole seconds, so already past.
+            let ca = ca(0);
+            std::thread::sleep(Duration::from_millis(10));
+            let error = plan(&template(1, LeafNotAfter::Cap), &ca).err().unwrap();
+            assert_eq!(error.code(), Code::CaExpiring);
+            assert!(error.to_string().contains("expired on"), "{error}");
         }
     }
 

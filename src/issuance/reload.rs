@@ -1,10 +1,31 @@
-//! Reloading the configuration (SIGHUP): `ast.properties`, the formats, `api.properties` and the
-//! token procedures of `gateway.toml` are re-read, validated as `config check` does, and swapped in atomically for
-//! new requests. A configuration with any problem is refused and the running one keeps serving.
+//! Reloading the configuration (SIGHUP): `ast.properties`, the formats, `api.properties`, the
+//! token procedures of `gateway.toml` and the PIN page templates (`conf/pages/`) are re-read,
+//! validated as `config check` does, and swapped in atomically for new requests. A
+//! configuration with any problem is refused and the running one keeps serving.
 
-use super::Gateway;
-use crate::config::{ConfigError, ConfigErrors, GatewayConfig, Root};
-use crate::rules::{self, Configuration};
+use std::sync::Arc;
+
+use super::{Gateway, IssuanceError};
+use crate::config::{
+    ConfigError, ConfigErrors, GatewayConfig, PageTemplate, PageTemplates, Root,
+    load_page_templates,
+};
+use crate::rules::{self, Configuration, Handler};
+
+/// What the PIN page reached under a path shows: the handler that path selects (the domain's
+/// selection, as for issuance) and the operator's template for it, if any.
+#[derive(Debug, Clone)]
+pub struct PinPage {
+    pub handler: Handler,
+    templates: Arc<PageTemplates>,
+}
+
+impl PinPage {
+    /// The operator's template for this handler; `None`: the bundled page.
+    pub fn template(&self) -> Option<&PageTemplate> {
+        self.templates.for_handler(self.handler.number)
+    }
+}
 
 /// What a successful reload changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +47,7 @@ impl Gateway {
                 tracing::info!(
                     target: "config",
                     handlers = summary.handlers,
-                    "configuration reloaded (ast.properties, formats, token procedures)"
+                    "configuration reloaded (ast.properties, formats, token procedures, PIN pages)"
                 );
                 if !summary.restart_needed.is_empty() {
                     tracing::warn!(
@@ -50,8 +71,20 @@ impl Gateway {
         result
     }
 
+    /// The PIN page for a path remainder (`""` for `/pgwy/request/ast.html`): the handler that
+    /// would serve `/pgwy/ast/<remainder>`, or why there is none.
+    pub fn pin_page(&self, remainder: &str) -> Result<PinPage, IssuanceError> {
+        let rules = self.rules();
+        let handler = super::soft_token::select(&rules, remainder)?.clone();
+        Ok(PinPage {
+            handler,
+            templates: self.pages.load_full(),
+        })
+    }
+
     fn reload_inner(&self) -> Result<ReloadSummary, ConfigErrors> {
         let fresh = rules::load(&self.settings.root)?;
+        let pages = load_pages(&fresh)?;
         let toml = self.settings.root.gateway_toml();
         let mut errors = Vec::new();
         for procedure in fresh.rules.procedures.values() {
@@ -75,7 +108,8 @@ impl Gateway {
         }
         let restart_needed = restart_needed(&self.settings, &fresh.settings);
         let handlers = fresh.rules.handlers.len();
-        self.rules.store(std::sync::Arc::new(fresh.rules));
+        self.rules.store(Arc::new(fresh.rules));
+        self.pages.store(Arc::new(pages));
         Ok(ReloadSummary {
             handlers,
             restart_needed,
@@ -136,6 +170,12 @@ pub fn check_configuration(root: &Root) -> Result<Configuration, ConfigErrors> {
             errors.push(error);
         }
     }
+    if let Some(config) = &loaded {
+        errors.extend(officer_listener_errors(root, config));
+        if let Err(mut e) = load_pages(config) {
+            errors.append(&mut e.0);
+        }
+    }
     match loaded {
         Some(config) if errors.is_empty() => Ok(config),
         _ => {
@@ -143,5 +183,88 @@ pub fn check_configuration(root: &Root) -> Result<Configuration, ConfigErrors> {
             errors.dedup();
             Err(ConfigErrors(errors))
         }
+    }
+}
+
+/// A handler with `requiredRoRoles` serves only callers with a verified client certificate,
+/// which only the HTTPS listener with `client_ca` asks for: without both, it refuses every
+/// request. One error per such handler, at its `requiredRoRoles` line.
+fn officer_listener_errors(root: &Root, config: &Configuration) -> Vec<ConfigError> {
+    let server = &config.settings.server;
+    let missing = match (server.https.is_some(), server.client_ca.is_some()) {
+        (true, true) => return Vec::new(),
+        (false, false) => "no HTTPS listener ([server] https) and no client_ca",
+        (false, true) => "no HTTPS listener ([server] https)",
+        (true, false) => {
+            "no [server] client_ca, so the HTTPS listener asks for no client certificate"
+        }
+    };
+    let path = root.ast_properties();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    config
+        .rules
+        .handlers
+        .iter()
+        .filter(|h| h.required_roles.is_some())
+        .map(|h| {
+            let key = format!("handler.{}.requiredRoRoles", h.number);
+            // The handler's own line, else the `default.` one it inherits.
+            let line = [key.as_str(), "default.requiredRoRoles"]
+                .iter()
+                .find_map(|k| {
+                    text.lines()
+                        .position(|l| {
+                            l.trim_start()
+                                .strip_prefix(k)
+                                .is_some_and(|rest| rest.trim_start().starts_with(['=', ':']))
+                        })
+                        .map(|i| i + 1)
+                });
+            ConfigError::at(
+                &path,
+                line,
+                Some(&key),
+                format!(
+                    "handler.{} requires officer client certificates (requiredRoRoles), but \
+                     gateway.toml has {missing}: it would refuse every request. Set [server] \
+                     https, tls_cert, tls_key and client_ca (see docs/configuration.md), or \
+                     remove requiredRoRoles",
+                    h.number
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The PIN page templates of `conf/pages/`, checked against the handlers: a
+/// `handler.<n>.html` needs an enabled `handler.<n>`.
+pub(crate) fn load_pages(config: &Configuration) -> Result<PageTemplates, ConfigErrors> {
+    let pages = load_page_templates(config.root())?;
+    let errors: Vec<ConfigError> = pages
+        .handlers
+        .iter()
+        .filter(|(n, _)| !config.rules.handlers.iter().any(|h| h.number == **n))
+        .map(|(n, t)| {
+            ConfigError::at(
+                t.source.as_deref().unwrap_or(std::path::Path::new("conf/pages")),
+                None,
+                None,
+                format!(
+                    "there is no enabled handler.{n} in ast.properties for this page (handlers: {})",
+                    config
+                        .rules
+                        .handlers
+                        .iter()
+                        .map(|h| h.number.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(pages)
+    } else {
+        Err(ConfigErrors(errors))
     }
 }

@@ -6,6 +6,7 @@
 //! CRL at the next request), or when half its validity has passed (so it is always re-issued
 //! well before nextUpdate). OCSP answers are built per request from the certificates table.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,9 +16,11 @@ use super::signed_write::SignedWrite;
 use super::{Gateway, IssuanceError};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
 use crate::ca::{Ca, CrlEntry, CrlParameters, RevocationReason, Serial, issue_crl};
+use crate::config::GatewayConfig;
 use crate::identity::Caller;
+use crate::rules::Rules;
 use crate::store::{
-    AuditEvent, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome, StoredCrl,
+    AuditEvent, CaUsage, CertificateRecord, CertificateStatus, HOLD, RevocationOutcome, StoredCrl,
 };
 
 /// An OCSP answer for the HTTP layer.
@@ -29,6 +32,126 @@ pub struct OcspAnswer {
     pub max_age: Option<u64>,
     /// thisUpdate of a signed answer (Last-Modified).
     pub this_update: Option<SystemTime>,
+}
+
+/// Where a configured CA stands (`ca list`; which CRLs `serve` keeps fresh).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaState {
+    /// Signs now: the CA of a token procedure, the parent of a configured CA, or the officers
+    /// CA. The text says which.
+    Active(String),
+    /// Signs nothing new (e.g. replaced by `ca create --replaces`), but certificates it issued
+    /// have not expired: it keeps signing CRLs and answering OCSP until `until`.
+    Retiring { certificates: i64, until: i64 },
+    /// Nothing uses it and every certificate it issued has expired (the last on
+    /// `last_not_after`): its `[[ca]]` block may be removed.
+    Retired { last_not_after: i64 },
+    /// Nothing uses it and it never issued a certificate.
+    Unused,
+}
+
+impl CaState {
+    /// `active`, `retiring`, `retired` or `unused`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaState::Active(_) => "active",
+            CaState::Retiring { .. } => "retiring",
+            CaState::Retired { .. } => "retired",
+            CaState::Unused => "unused",
+        }
+    }
+
+    /// True while relying parties may still ask for the CA's CRL (it is in unexpired
+    /// certificates).
+    pub fn keeps_crl(&self) -> bool {
+        matches!(self, CaState::Active(_) | CaState::Retiring { .. })
+    }
+}
+
+impl std::fmt::Display for CaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let date = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .ok()
+                .and_then(|d| {
+                    d.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| t.to_string())
+        };
+        match self {
+            CaState::Active(why) => write!(f, "active ({why})"),
+            CaState::Retiring {
+                certificates,
+                until,
+            } => write!(
+                f,
+                "retiring: {certificates} certificate{} until {}",
+                if *certificates == 1 { "" } else { "s" },
+                date(*until)
+            ),
+            CaState::Retired { last_not_after } => write!(
+                f,
+                "retired (its last certificate expired on {})",
+                date(*last_not_after)
+            ),
+            CaState::Unused => f.write_str("unused (no token procedure, no certificates)"),
+        }
+    }
+}
+
+/// The state of every configured CA, from the configuration and the per-CA certificate counts
+/// of the store (`Store::ca_usage`).
+pub fn ca_states(
+    settings: &GatewayConfig,
+    rules: &Rules,
+    usage: &[CaUsage],
+) -> BTreeMap<String, CaState> {
+    settings
+        .cas
+        .iter()
+        .map(|ca| {
+            let name = &ca.name;
+            let mut why = Vec::new();
+            let procedures: BTreeSet<&str> = rules
+                .procedures
+                .values()
+                .filter(|p| p.certificates.iter().any(|c| &c.ca == name))
+                .map(|p| p.name.as_str())
+                .collect();
+            if !procedures.is_empty() {
+                why.push(format!(
+                    "token procedure {}",
+                    procedures.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let children: Vec<&str> = settings
+                .cas
+                .iter()
+                .filter(|c| c.parent.as_ref() == Some(name))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !children.is_empty() {
+                why.push(format!("parent of {}", children.join(", ")));
+            }
+            if name == super::OFFICERS_CA {
+                why.push("officer certificates".into());
+            }
+            let used = usage.iter().find(|u| &u.ca == name);
+            let state = match used {
+                _ if !why.is_empty() => CaState::Active(why.join("; ")),
+                Some(u) if u.unexpired > 0 => CaState::Retiring {
+                    certificates: u.unexpired,
+                    until: u.last_not_after,
+                },
+                Some(u) => CaState::Retired {
+                    last_not_after: u.last_not_after,
+                },
+                None => CaState::Unused,
+            };
+            (name.clone(), state)
+        })
+        .collect()
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -302,7 +425,7 @@ impl Gateway {
                 let Some(gateway) = gateway.upgrade() else {
                     return;
                 };
-                let signing = gateway.signing_cas();
+                let signing = gateway.signing_cas().await;
                 let names: Vec<String> = gateway.cas.keys().cloned().collect();
                 for name in names {
                     if !signing.contains(&name) {
@@ -323,24 +446,22 @@ impl Gateway {
         })
     }
 
-    /// The CAs whose CRL distribution point is in certificates: parents of configured CAs,
-    /// CAs of token procedures, and the officers CA.
-    fn signing_cas(&self) -> std::collections::BTreeSet<String> {
-        let mut names: std::collections::BTreeSet<String> = self
-            .settings
-            .cas
-            .iter()
-            .filter_map(|c| c.parent.clone())
-            .collect();
-        names.extend(
-            self.rules()
-                .procedures
-                .values()
-                .flat_map(|tp| tp.certificates.iter().map(|c| c.ca.clone())),
-        );
-        names.insert(super::OFFICERS_CA.to_string());
-        names.retain(|n| self.cas.contains_key(n));
-        names
+    /// The CAs whose CRL distribution point is in unexpired certificates: the active ones
+    /// (parents of configured CAs, CAs of token procedures, the officers CA) and the retiring
+    /// ones (replaced, with certificates not yet expired).
+    async fn signing_cas(&self) -> BTreeSet<String> {
+        let usage = match self.store.ca_usage(unix(SystemTime::now())).await {
+            Ok(usage) => usage,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count the certificates per CA; refreshing the CRLs of active CAs only");
+                Vec::new()
+            }
+        };
+        ca_states(&self.settings, &self.rules(), &usage)
+            .into_iter()
+            .filter(|(name, state)| state.keeps_crl() && self.cas.contains_key(name))
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// Answers a DER OCSP request (RFC 6960). Never fails: problems become OCSP error statuses.
@@ -432,5 +553,90 @@ impl Gateway {
             max_age: Some(validity.as_secs()),
             this_update: Some(this_update),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CaState, ca_states};
+    use crate::config::Root;
+    use crate::store::CaUsage;
+
+    fn usage(ca: &str, unexpired: i64, total: i64, last: i64) -> CaUsage {
+        CaUsage {
+            ca: ca.into(),
+            unexpired,
+            total,
+            last_not_after: last,
+        }
+    }
+
+    #[test]
+    fn a_replaced_ca_retires_once_its_certificates_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        crate::issuance::write_default(&root).unwrap();
+        let mut config = crate::rules::load(&root).unwrap();
+        let states = ca_states(&config.settings, &config.rules, &[]);
+        assert_eq!(
+            states["issuing"],
+            CaState::Active("token procedure default".into())
+        );
+        assert_eq!(
+            states["root"],
+            CaState::Active("parent of issuing, officers".into())
+        );
+        assert_eq!(
+            states["officers"],
+            CaState::Active("officer certificates".into())
+        );
+        assert!(states.values().all(CaState::keeps_crl));
+
+        // The procedures move to another CA: `issuing` keeps its CRL while certificates live.
+        let mut replacement = config.settings.cas[1].clone();
+        replacement.name = "issuing-2".into();
+        config.settings.cas.push(replacement);
+        for procedure in config.rules.procedures.values_mut() {
+            for c in &mut procedure.certificates {
+                c.ca = "issuing-2".into();
+            }
+        }
+        let retiring = ca_states(
+            &config.settings,
+            &config.rules,
+            &[usage("issuing", 2, 5, 1_900_000_000)],
+        );
+        assert_eq!(
+            retiring["issuing"],
+            CaState::Retiring {
+                certificates: 2,
+                until: 1_900_000_000
+            }
+        );
+        assert!(retiring["issuing"].keeps_crl());
+        assert_eq!(
+            retiring["issuing"].to_string(),
+            "retiring: 2 certificates until 2030-03-17T17:46:40Z"
+        );
+        assert_eq!(retiring["issuing-2"].name(), "active");
+        assert_eq!(
+            retiring["root"],
+            CaState::Active("parent of issuing, officers, issuing-2".into())
+        );
+
+        let retired = ca_states(
+            &config.settings,
+            &config.rules,
+            &[usage("issuing", 0, 5, 1_700_000_000)],
+        );
+        assert_eq!(
+            retired["issuing"],
+            CaState::Retired {
+                last_not_after: 1_700_000_000
+            }
+        );
+        assert!(!retired["issuing"].keeps_crl());
+        let unused = ca_states(&config.settings, &config.rules, &[]);
+        assert_eq!(unused["issuing"], CaState::Unused);
     }
 }

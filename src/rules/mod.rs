@@ -22,7 +22,7 @@ pub use formats::Formats;
 pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
 pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
 pub use procedure::{
-    CertificateSource, CertificateTemplate, Layout, ProcedureSource, TokenProcedure,
+    CertificateSource, CertificateTemplate, Layout, LeafNotAfter, ProcedureSource, TokenProcedure,
 };
 
 use crate::config::{

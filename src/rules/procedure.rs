@@ -29,6 +29,42 @@ pub struct CertificateTemplate {
     pub policies: Vec<CertificatePolicy>,
     /// The DN attributes the certificate carries, in RDN order (empty: all, default order).
     pub subject_order: Vec<Attribute>,
+    /// What happens when `validity` would outlast the issuing CA's certificate.
+    pub leaf_not_after: LeafNotAfter,
+}
+
+/// `leaf_not_after`: a certificate whose validity would end after its CA's notAfter is cut
+/// to end with the CA (`cap`, the default) or not issued at all (`refuse`, before any key is
+/// generated). Modelled on Vault PKI's `leaf_not_after_behavior` (`truncate` / `err`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LeafNotAfter {
+    #[default]
+    Cap,
+    Refuse,
+}
+
+impl LeafNotAfter {
+    /// The spelling in gateway.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeafNotAfter::Cap => "cap",
+            LeafNotAfter::Refuse => "refuse",
+        }
+    }
+}
+
+impl std::str::FromStr for LeafNotAfter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cap" => Ok(LeafNotAfter::Cap),
+            "refuse" => Ok(LeafNotAfter::Refuse),
+            other => Err(format!(
+                "leaf_not_after = \"{other}\": use \"cap\" (end with the CA's certificate) or \"refuse\""
+            )),
+        }
+    }
 }
 
 /// How a token's keys are delivered.
@@ -243,9 +279,17 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
                 None => fail(span, format!("`{name}` is not a subject DN attribute")),
             }
         }
-        match (key, validity, key_usage) {
-            (Some(key), Some(validity), Some(key_usage)) => {
-                diagnostics.finish(CertificateTemplate {
+        let leaf_not_after = match &c.leaf_not_after {
+            None => Some(LeafNotAfter::default()),
+            Some(v) => v
+                .get_ref()
+                .parse::<LeafNotAfter>()
+                .map_err(|m| fail(v.span(), m))
+                .ok(),
+        };
+        match (key, validity, key_usage, leaf_not_after) {
+            (Some(key), Some(validity), Some(key_usage), Some(leaf_not_after)) => diagnostics
+                .finish(CertificateTemplate {
                     purpose: c.purpose.get_ref().clone(),
                     ca: c.ca.get_ref().clone(),
                     key,
@@ -254,8 +298,8 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
                     extended_key_usage,
                     policies,
                     subject_order,
-                })
-            }
+                    leaf_not_after,
+                }),
             _ => Err(diagnostics.into_errors()),
         }
     }

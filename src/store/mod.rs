@@ -36,7 +36,7 @@ pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TE
 pub use audit_verify::{AnchorSeen, AuditProblem, AuditVerification};
 pub use files::make_private_directory;
 pub use officers::{OfficerRecord, OfficerStatus};
-pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
+pub use records::{CaUsage, CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
@@ -498,6 +498,12 @@ impl Store {
     /// `ast_certificates_expiring` gauge.
     pub async fn count_expiring(&self, from: i64, until: i64) -> Result<i64, StoreError> {
         records::count_expiring(&self.pool, from, until).await
+    }
+
+    /// Per CA: certificates not yet expired at `now` (Unix seconds), all certificates, and the
+    /// latest notAfter. CAs without certificates are absent.
+    pub async fn ca_usage(&self, now: i64) -> Result<Vec<CaUsage>, StoreError> {
+        records::ca_usage(&self.pool, now).await
     }
 
     /// Audit rows after sequence number `after_seq` written at or after `since_ms` (Unix

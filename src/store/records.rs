@@ -188,6 +188,40 @@ pub(super) async fn count_expiring(
     Ok(row.try_get::<i64, _>(0)?)
 }
 
+/// The certificates one CA issued, as far as the store knows (officer certificates live in
+/// the officer registry and are not counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaUsage {
+    pub ca: String,
+    /// Certificates whose notAfter lies after `now` (revoked ones included: they stay on the
+    /// CRL until they expire).
+    pub unexpired: i64,
+    /// Every certificate ever issued.
+    pub total: i64,
+    /// The latest notAfter (Unix seconds).
+    pub last_not_after: i64,
+}
+
+pub(super) async fn ca_usage(pool: &AnyPool, now: i64) -> Result<Vec<CaUsage>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT ca, SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), COUNT(*), MAX(not_after) \
+         FROM certificates GROUP BY ca ORDER BY ca",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CaUsage {
+                ca: row.try_get(0)?,
+                unexpired: row.try_get(1)?,
+                total: row.try_get(2)?,
+                last_not_after: row.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
 /// Escapes backslash, `%` and `_` for a `LIKE … ESCAPE` pattern whose escape is a backslash.
 pub(super) fn like_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -13,6 +13,7 @@ mod kit;
 mod layout;
 mod nginx;
 mod operations;
+mod operations2;
 mod page;
 mod performance;
 mod scale_out;

@@ -1,0 +1,569 @@
+//! PIN page templates: `conf/pages/ast.html` replaces the bundled page for every handler,
+//! `conf/pages/handler.<n>.html` for handler `<n>` alone. A template is one self-contained HTML
+//! file (its own title, texts and language) with placeholders for the handler's values:
+//!
+//! | placeholder | value |
+//! | --- | --- |
+//! | `{{ACTION}}` (required) | the URL the form posts to (`/pgwy/ast/<path>`) |
+//! | `{{MIN}}`, `{{MAX}}` | the PIN's least and greatest length |
+//! | `{{ASCII_ONLY}}` | `true` when the PIN must be printable ASCII, else `false` |
+//! | `{{HANDLER}}` | the handler number |
+//! | `{{PROFILE}}`, `{{PROFILES}}` | the default PKCS#12 profile, the offered ones (`modern, legacy`) |
+//! | `{{PATTERN_HINT}}`, `{{LEGACY}}` | the bundled page's English hint and legacy checkbox |
+//! | `{{#ascii}}…{{/ascii}}`, `{{^ascii}}…{{/ascii}}` | kept when the PIN is (is not) ASCII-only |
+//! | `{{#legacy}}…{{/legacy}}`, `{{^legacy}}…{{/legacy}}` | kept when the legacy profile can (cannot) be chosen |
+//!
+//! The page is served with a Content-Security-Policy that allows its inline `<script>` and
+//! `<style>` blocks by SHA-256 hash, computed here when the template is loaded (at start and on
+//! reload). So a template is refused when a hash could not cover it: a placeholder inside a
+//! script or style block, a `<script>`/`<style>` tag with attributes (external scripts),
+//! `<link>`, inline event handlers (`onclick=`) or `style=` attributes. Every problem is
+//! reported with its line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use base64::Engine;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use super::{ConfigError, ConfigErrors, Root};
+
+/// The values a template may insert.
+pub const PAGE_PLACEHOLDERS: &[&str] = &[
+    "ACTION",
+    "MIN",
+    "MAX",
+    "ASCII_ONLY",
+    "HANDLER",
+    "PROFILE",
+    "PROFILES",
+    "PATTERN_HINT",
+    "LEGACY",
+    "LAYOUT",
+];
+
+/// The conditions a template may test with `{{#name}}` / `{{^name}}`.
+pub const PAGE_SECTIONS: &[&str] = &["ascii", "legacy"];
+
+/// Larger templates are refused (a page is a few kilobytes).
+pub const MAX_PAGE_TEMPLATE_BYTES: usize = 256 * 1024;
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PagePiece {
+    Text(String),
+    /// `{{NAME}}`, one of [`PAGE_PLACEHOLDERS`].
+    Value(&'static str),
+    /// `{{#name}}` (or `{{^name}}`, `inverted`), one of [`PAGE_SECTIONS`].
+    Open {
+        section: &'static str,
+        inverted: bool,
+    },
+    /// `{{/name}}`.
+    Close,
+}
+
+/// A checked PIN page template and the CSP hashes of its inline blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageTemplate {
+    /// The file it came from; `None` for the bundled page.
+    pub source: Option<PathBuf>,
+    pieces: Vec<PagePiece>,
+    script_hashes: Vec<String>,
+    style_hashes: Vec<String>,
+}
+
+impl PageTemplate {
+    /// Parses and checks a template; `source` names the file in messages (`None`: bundled).
+    pub fn parse(source: Option<&Path>, text: &str) -> Result<PageTemplate, ConfigErrors> {
+        let file = source.map_or_else(|| PathBuf::from("(bundled PIN page)"), Path::to_path_buf);
+        let mut errors = Vec::new();
+        let mut fail = |offset: usize, message: String| {
+            errors.push(ConfigError::at(
+                &file,
+                Some(line_of(text, offset)),
+                None,
+                message,
+            ));
+        };
+        if text.len() > MAX_PAGE_TEMPLATE_BYTES {
+            fail(
+                0,
+                format!(
+                    "the template is {} bytes; at most {MAX_PAGE_TEMPLATE_BYTES} are allowed",
+                    text.len()
+                ),
+            );
+            return Err(ConfigErrors(errors));
+        }
+        let pieces = tokens(text, &mut fail);
+        let mut script_hashes = Vec::new();
+        let mut style_hashes = Vec::new();
+        for (tag, hashes) in [("script", &mut script_hashes), ("style", &mut style_hashes)] {
+            for block in inline_blocks(text, tag, &mut fail) {
+                if block.text.contains("{{") {
+                    fail(
+                        block.offset,
+                        format!(
+                            "a placeholder inside <{tag}> would change the block's CSP hash on \
+                             every request; pass values through attributes (as the bundled page \
+                             does with data-ascii-only, minlength and maxlength)"
+                        ),
+                    );
+                }
+                hashes.push(csp_hash(block.text));
+            }
+        }
+        static BLOCKED: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+            [
+                (
+                    r"(?i)<[a-z][^>]*\son[a-z]+\s*=",
+                    "an inline event handler attribute (onclick=…) is blocked by the page's \
+                     Content-Security-Policy; use addEventListener in the <script> block",
+                ),
+                (
+                    r"(?i)<[a-z][^>]*\sstyle\s*=",
+                    "a style= attribute is blocked by the page's Content-Security-Policy; use \
+                     a class and the <style> block",
+                ),
+                (
+                    r"(?i)<link[\s>]",
+                    "<link> loads nothing under the page's Content-Security-Policy; the page must \
+                     be one self-contained file (inline <style>, images as data: URLs)",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(pattern, message)| Regex::new(pattern).ok().map(|r| (r, message)))
+            .collect()
+        });
+        for (pattern, message) in BLOCKED.iter() {
+            if let Some(m) = pattern.find(text) {
+                fail(m.start(), (*message).to_string());
+            }
+        }
+        if !pieces.contains(&PagePiece::Value("ACTION")) {
+            fail(
+                0,
+                "the template has no {{ACTION}}: the form must post to it (<form method=\"post\" \
+                 action=\"{{ACTION}}\">)"
+                    .into(),
+            );
+        }
+        if errors.is_empty() {
+            Ok(PageTemplate {
+                source: source.map(Path::to_path_buf),
+                pieces,
+                script_hashes,
+                style_hashes,
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The parsed pieces, in order.
+    pub fn pieces(&self) -> &[PagePiece] {
+        &self.pieces
+    }
+
+    /// `sha256-…` of each inline `<script>` block.
+    pub fn script_hashes(&self) -> &[String] {
+        &self.script_hashes
+    }
+
+    /// `sha256-…` of each inline `<style>` block.
+    pub fn style_hashes(&self) -> &[String] {
+        &self.style_hashes
+    }
+}
+
+/// The templates found in `conf/pages/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageTemplates {
+    /// `ast.html`: every handler without its own.
+    pub default: Option<PageTemplate>,
+    /// `handler.<n>.html`, by handler number.
+    pub handlers: BTreeMap<u32, PageTemplate>,
+}
+
+impl PageTemplates {
+    /// The template for handler `number`, if the operator gave one.
+    pub fn for_handler(&self, number: u32) -> Option<&PageTemplate> {
+        self.handlers.get(&number).or(self.default.as_ref())
+    }
+}
+
+/// Reads and checks every template in `conf/pages/` (none there: the bundled page serves).
+/// Other `.html` names are refused (a typo would silently leave the bundled page in place);
+/// other files are ignored. Whether `handler.<n>` exists is checked with the rules (reload,
+/// `config check`).
+pub fn load_page_templates(root: &Root) -> Result<PageTemplates, ConfigErrors> {
+    let dir = root.pages();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(PageTemplates::default());
+        }
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError::at(
+                &dir,
+                None,
+                None,
+                format!("cannot read the directory: {e}"),
+            )]));
+        }
+    };
+    let mut templates = PageTemplates::default();
+    let mut errors = Vec::new();
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.ends_with(".html") {
+            continue;
+        }
+        let handler = match name {
+            "ast.html" => None,
+            _ => match name
+                .strip_prefix("handler.")
+                .and_then(|n| n.strip_suffix(".html"))
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                Some(n) => Some(n),
+                None => {
+                    errors.push(ConfigError::at(
+                        &path,
+                        None,
+                        None,
+                        "not a PIN page name: use ast.html (every handler) or handler.<n>.html \
+                         (handler <n> of ast.properties)",
+                    ));
+                    continue;
+                }
+            },
+        };
+        match read_template(&path) {
+            Ok(template) => match handler {
+                None => templates.default = Some(template),
+                Some(n) => {
+                    templates.handlers.insert(n, template);
+                }
+            },
+            Err(mut e) => errors.append(&mut e.0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(templates)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn read_template(path: &Path) -> Result<PageTemplate, ConfigErrors> {
+    let fail = |message: String| ConfigErrors(vec![ConfigError::at(path, None, None, message)]);
+    let size = std::fs::metadata(path)
+        .map_err(|e| fail(format!("cannot read the file: {e}")))?
+        .len();
+    if size > MAX_PAGE_TEMPLATE_BYTES as u64 {
+        return Err(fail(format!(
+            "the template is {size} bytes; at most {MAX_PAGE_TEMPLATE_BYTES} are allowed"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the template is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    PageTemplate::parse(Some(path), &text)
+}
+
+/// `sha256-<base64>` of a script or style block (CSP Level 2 hash source).
+pub fn csp_hash(block: &str) -> String {
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(block.as_bytes()))
+    )
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Splits the template into text, placeholders and sections, reporting unknown names and
+/// unbalanced sections.
+fn tokens(text: &str, fail: &mut impl FnMut(usize, String)) -> Vec<PagePiece> {
+    let mut pieces = Vec::new();
+    let mut open: Vec<(&'static str, usize)> = Vec::new();
+    let mut rest = 0;
+    while let Some(found) = text[rest..].find("{{") {
+        let start = rest + found;
+        if start > rest {
+            pieces.push(PagePiece::Text(text[rest..start].to_string()));
+        }
+        let Some(length) = text[start + 2..].find("}}") else {
+            fail(start, "`{{` without a closing `}}`".into());
+            return pieces;
+        };
+        let inner = text[start + 2..start + 2 + length].trim();
+        rest = start + 2 + length + 2;
+        let section = |name: &str| PAGE_SECTIONS.iter().copied().find(|s| *s == name);
+        let piece = if let Some(name) = inner.strip_prefix('#').or(inner.strip_prefix('^')) {
+            section(name.trim()).map(|s| {
+                open.push((s, start));
+                PagePiece::Open {
+                    section: s,
+                    inverted: inner.starts_with('^'),
+                }
+            })
+        } else if let Some(name) = inner.strip_prefix('/') {
+            match (section(name.trim()), open.pop()) {
+                (Some(s), Some((o, _))) if s == o => Some(PagePiece::Close),
+                (Some(s), Some((o, at))) => {
+                    fail(
+                        start,
+                        format!(
+                            "{{{{/{s}}}}} closes the section {{{{#{o}}}}} opened on line {}",
+                            line_of(text, at)
+                        ),
+                    );
+                    None
+                }
+                (Some(s), None) => {
+                    fail(
+                        start,
+                        format!("{{{{/{s}}}}} without an opening {{{{#{s}}}}}"),
+                    );
+                    None
+                }
+                (None, _) => None,
+            }
+        } else {
+            PAGE_PLACEHOLDERS
+                .iter()
+                .copied()
+                .find(|p| *p == inner)
+                .map(PagePiece::Value)
+        };
+        match piece {
+            Some(p) => pieces.push(p),
+            None if inner.starts_with(['#', '^', '/']) => {
+                if section(inner[1..].trim()).is_none() {
+                    fail(
+                        start,
+                        format!(
+                            "unknown section {{{{{inner}}}}}; sections: {}",
+                            PAGE_SECTIONS.join(", ")
+                        ),
+                    );
+                }
+            }
+            None => fail(
+                start,
+                format!(
+                    "unknown placeholder {{{{{inner}}}}}; placeholders: {}",
+                    PAGE_PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{{{p}}}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }
+    }
+    if rest < text.len() {
+        pieces.push(PagePiece::Text(text[rest..].to_string()));
+    }
+    for (section, at) in open {
+        fail(
+            at,
+            format!("the section {{{{#{section}}}}} is never closed with {{{{/{section}}}}}"),
+        );
+    }
+    pieces
+}
+
+/// An inline block's text (what the browser hashes) and where it starts.
+struct Block<'a> {
+    text: &'a str,
+    offset: usize,
+}
+
+/// Every `<tag>…</tag>` block (tag names in any case). A tag with attributes is reported:
+/// `<script src=…>` loads nothing under the policy, and the hash covers bare blocks only.
+fn inline_blocks<'a>(
+    text: &'a str,
+    tag: &str,
+    fail: &mut impl FnMut(usize, String),
+) -> Vec<Block<'a>> {
+    let lower = text.to_ascii_lowercase();
+    let open = format!("<{tag}");
+    let close = format!("</{tag}>");
+    let mut blocks = Vec::new();
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(&open) {
+        let start = at + found;
+        let after = start + open.len();
+        match lower.as_bytes().get(after) {
+            Some(b'>') => {}
+            // `<scripts>` or `<style-x>` are other tags.
+            Some(c) if c.is_ascii_alphanumeric() || *c == b'-' => {
+                at = after;
+                continue;
+            }
+            _ => {
+                fail(
+                    start,
+                    format!(
+                        "<{tag}> with attributes: only bare inline <{tag}> blocks are allowed \
+                         (the page's Content-Security-Policy allows them by hash and loads \
+                         nothing from elsewhere)"
+                    ),
+                );
+                at = after;
+                continue;
+            }
+        }
+        let body = after + 1;
+        let Some(length) = lower[body..].find(&close) else {
+            fail(start, format!("<{tag}> is never closed with {close}"));
+            return blocks;
+        };
+        blocks.push(Block {
+            text: &text[body..body + length],
+            offset: body,
+        });
+        at = body + length + close.len();
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> String {
+        PageTemplate::parse(Some(Path::new("conf/pages/ast.html")), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    const MINIMAL: &str = "<!doctype html>\n<html lang=\"sv\"><head><style>p{}</style></head>\n\
+        <body><form method=\"post\" action=\"{{ACTION}}\" data-ascii=\"{{ASCII_ONLY}}\">\n\
+        {{#legacy}}<input name=\"profile\" value=\"legacy\" type=\"checkbox\">{{/legacy}}\n\
+        </form><script>var a = 1;</script></body></html>\n";
+
+    #[test]
+    fn a_template_is_split_and_its_blocks_hashed() {
+        let t = PageTemplate::parse(None, MINIMAL).unwrap();
+        assert_eq!(t.script_hashes(), [csp_hash("var a = 1;")]);
+        assert_eq!(t.style_hashes(), [csp_hash("p{}")]);
+        let values: Vec<_> = t
+            .pieces()
+            .iter()
+            .filter(|p| !matches!(p, PagePiece::Text(_)))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                &PagePiece::Value("ACTION"),
+                &PagePiece::Value("ASCII_ONLY"),
+                &PagePiece::Open {
+                    section: "legacy",
+                    inverted: false
+                },
+                &PagePiece::Close
+            ]
+        );
+    }
+
+    #[test]
+    fn the_hash_is_the_standard_one() {
+        // echo -n 'alert(1)' | openssl dgst -sha256 -binary | base64
+        assert_eq!(
+            csp_hash("alert(1)"),
+            "sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI="
+        );
+    }
+
+    #[test]
+    fn problems_are_reported_with_their_line() {
+        let e = errors("<form action=\"{{ACTION}}\">\n{{TITLE}}\n");
+        assert!(
+            e.contains("conf/pages/ast.html:2: unknown placeholder {{TITLE}}"),
+            "{e}"
+        );
+        let e = errors("<p>no form</p>");
+        assert!(e.contains("has no {{ACTION}}"), "{e}");
+        let e = errors("{{ACTION}}\n<script>var x = \"{{MIN}}\";</script>");
+        assert!(e.contains(":2: a placeholder inside <script>"), "{e}");
+        let e = errors("{{ACTION}}\n\n<script src=\"https://cdn.example/x.js\"></script>");
+        assert!(e.contains(":3: <script> with attributes"), "{e}");
+        let e = errors("{{ACTION}}<button onclick=\"go()\">");
+        assert!(e.contains("inline event handler"), "{e}");
+        let e = errors("{{ACTION}}<p style=\"color:red\">");
+        assert!(e.contains("style= attribute"), "{e}");
+        let e = errors("{{ACTION}}<link rel=\"stylesheet\" href=\"x.css\">");
+        assert!(e.contains("<link>"), "{e}");
+        let e = errors("{{ACTION}}{{#ascii}}\n{{/legacy}}");
+        assert!(
+            e.contains(":2: {{/legacy}} closes the section {{#ascii}}"),
+            "{e}"
+        );
+        let e = errors("{{ACTION}}\n{{#ascii}}");
+        assert!(
+            e.contains(":2: the section {{#ascii}} is never closed"),
+            "{e}"
+        );
+        let e = errors("{{ACTION}}{{#french}}{{/french}}");
+        assert!(e.contains("unknown section {{#french}}"), "{e}");
+        let e = errors("{{ACTION}} {{MIN");
+        assert!(e.contains("without a closing"), "{e}");
+        let big = format!("{{{{ACTION}}}}{}", " ".repeat(MAX_PAGE_TEMPLATE_BYTES));
+        assert!(errors(&big).contains("at most"));
+        // Every problem at once.
+        let e = errors("{{NOPE}}\n<p style=x>");
+        assert_eq!(e.lines().count(), 3, "{e}");
+    }
+
+    #[test]
+    fn templates_are_found_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        assert_eq!(
+            load_page_templates(&root).unwrap(),
+            PageTemplates::default()
+        );
+        std::fs::create_dir_all(root.pages()).unwrap();
+        std::fs::write(root.pages().join("ast.html"), MINIMAL).unwrap();
+        std::fs::write(
+            root.pages().join("handler.2.html"),
+            MINIMAL.replace("sv", "de"),
+        )
+        .unwrap();
+        std::fs::write(root.pages().join("README.txt"), "ignored").unwrap();
+        let t = load_page_templates(&root).unwrap();
+        assert!(t.default.is_some());
+        assert_eq!(
+            t.for_handler(2).and_then(|t| t.source.clone()),
+            Some(root.pages().join("handler.2.html"))
+        );
+        assert_eq!(
+            t.for_handler(1).and_then(|t| t.source.clone()),
+            Some(root.pages().join("ast.html"))
+        );
+        std::fs::write(root.pages().join("staff.html"), MINIMAL).unwrap();
+        let e = load_page_templates(&root).unwrap_err().to_string();
+        assert!(e.contains("staff.html: not a PIN page name"), "{e}");
+    }
+}
