@@ -24,8 +24,9 @@ pub use defaults::{
 };
 pub use secret::SecretKey;
 pub use settings::{
-    CaConfig, CrlConfig, GatewayConfig, Limits, MAX_KEY_POOL_SIZE, OcspConfig, ServerConfig,
-    default_key_pool_size, load_gateway, parse_duration, resolve_settings,
+    CaConfig, CrlConfig, GatewayConfig, Limits, MAX_KEY_POOL_SIZE, MAX_WRITE_BATCH, OcspConfig,
+    RateLimits, ServerConfig, default_key_pool_size, load_gateway, parse_duration,
+    resolve_settings,
 };
 pub use toml_file::{
     CertificateFile, GatewayFile, TokenProcedureFile, TomlText, read_gateway_file,

@@ -9,10 +9,33 @@
 //! `ast_key_pool_capacity{key_type}` (gauges, also re-sampled on every scrape) and
 //! `ast_key_pool_requests_total{key_type,source="pool"|"inline"}` (a growing `inline` count
 //! means the pool is too small or the host too busy to refill it).
+//!
+//! Load and backpressure: `ast_issuance_shed_total{queue="cpu"|"write"}` (requests refused
+//! with 503 because a bounded queue was full), `ast_rate_limited_total{scope}` (429s),
+//! `ast_issuance_waiting` and `ast_issuance_cpu_busy` (gauges: requests waiting for a CPU slot,
+//! slots in use), `ast_store_write_queue` (gauge: issuances reserved or queued for the database
+//! writer) and, recorded by the store, `ast_store_batch_size` (issuances per committed
+//! transaction) and `ast_store_commit_seconds`.
 
 use std::time::Duration;
 
 use super::{Gateway, StageTimes};
+use crate::store::WriterStats;
+
+pub use super::admission::{BUSY, RATE_LIMITED, SHED, WAITING};
+/// Gauge: issuances reserved or queued for the database writer.
+pub const WRITE_QUEUE: &str = "ast_store_write_queue";
+
+/// How loaded the issuance path is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuanceLoad {
+    /// CPU slots in use: blocking tasks making tokens (also for requests already gone).
+    pub cpu_busy: usize,
+    /// Requests waiting for a CPU slot.
+    pub cpu_waiting: usize,
+    /// The database writer's counters.
+    pub writer: WriterStats,
+}
 
 /// Counter: tokens delivered, by handler and token procedure.
 pub const TOKENS_ISSUED: &str = "ast_tokens_issued_total";
@@ -72,5 +95,18 @@ impl Gateway {
             metrics::gauge!("ast_key_pool_capacity", "key_type" => name).set(fill.capacity as f64);
         }
         metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        let load = self.load();
+        metrics::gauge!(BUSY).set(load.cpu_busy as f64);
+        metrics::gauge!(WAITING).set(load.cpu_waiting as f64);
+        metrics::gauge!(WRITE_QUEUE).set((load.writer.queued + load.writer.in_flight) as f64);
+    }
+
+    /// The load of the issuance path now (CPU slots, queue, database writer).
+    pub fn load(&self) -> IssuanceLoad {
+        IssuanceLoad {
+            cpu_busy: self.admission.cpu.busy(),
+            cpu_waiting: self.admission.cpu.waiting(),
+            writer: self.store.writer_stats(),
+        }
     }
 }

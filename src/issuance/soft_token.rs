@@ -5,18 +5,20 @@ use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::recipe::{
     Attempt, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
     with_fresh_serials,
 };
-use super::{Gateway, IssuanceError, Unavailable};
+use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, IssuedCertificate};
 use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{IdentityHeaders, evaluate};
 use crate::rules::{Handler, Rules};
 use crate::store::{
-    AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
+    AuditEvent, CertificateRecord, CertificateStatus, IssuanceRecord, OfficerStatus, StoreError,
+    TokenRecord, WriteSlot,
 };
 use crate::token::{Pin, Pkcs12Profile};
 
@@ -146,6 +148,8 @@ impl Gateway {
     }
 
     async fn issue_inner(&self, request: SoftTokenRequest) -> Result<SoftToken, IssuanceError> {
+        // Every request of a peer counts, refused or not, before any other work.
+        self.admission.rates.peer(request.connection.peer.ip())?;
         let form = request.form?;
         // The same rules throughout, even if a reload swaps them meanwhile.
         let rules = self.rules();
@@ -162,6 +166,14 @@ impl Gateway {
             .choose_profile(form.profile.as_deref())
             .map_err(|e| IssuanceError::BadRequest(e.to_string()))?;
         let plan = self.plan(&rules, handler, &request.headers, &caller)?;
+        // Rate limits count tokens about to be made: after every check that needs no CPU.
+        if let Caller::Officer { .. } = caller {
+            self.admission.rates.officer(&caller.to_string())?;
+        }
+        if let Some(first) = plan.first() {
+            let identity = first.subject.display_dn(&first.template.subject_order);
+            self.admission.rates.identity(&identity)?;
+        }
         let order = Order {
             handler,
             caller: &caller,
@@ -174,15 +186,40 @@ impl Gateway {
         with_fresh_serials(SERIAL_ATTEMPTS, |attempt| self.attempt(attempt, &order)).await
     }
 
-    /// Runs a recipe on a blocking thread, holding one of the CPU slots.
+    /// Runs a recipe on a blocking thread, holding one of the CPU slots (waiting for one in the
+    /// bounded queue; refused at once when it is full).
     pub(crate) async fn make(&self, recipe: Arc<TokenRecipe>) -> Result<MadeToken, IssuanceError> {
-        let _slot = self
-            .crypto_slots
-            .acquire()
-            .await
-            .map_err(|_| Unavailable::ShuttingDown)?;
+        let slot = self.admission.cpu.enter().await?;
+        self.make_in(slot, recipe).await
+    }
+
+    /// Runs a recipe on a blocking thread that owns `slot`: the slot is freed when the CPU work
+    /// ends, not when the request does, so an abandoned request cannot leave key generation
+    /// running outside the bound.
+    async fn make_in(
+        &self,
+        slot: OwnedSemaphorePermit,
+        recipe: Arc<TokenRecipe>,
+    ) -> Result<MadeToken, IssuanceError> {
         let pool = self.key_pool.clone();
-        tokio::task::spawn_blocking(move || recipe.make(&pool)).await?
+        tokio::task::spawn_blocking(move || {
+            let made = recipe.make(&pool);
+            drop(slot);
+            made
+        })
+        .await?
+    }
+
+    /// A place in the database writer's queue, taken before the token is made: a full queue
+    /// refuses the request before any key is generated.
+    fn write_slot(&self) -> Result<WriteSlot, IssuanceError> {
+        self.store.reserve_write().map_err(|e| {
+            if let StoreError::QueueFull { .. } = e {
+                metrics::counter!(super::admission::SHED, "queue" => super::Queue::Write.as_str())
+                    .increment(1);
+            }
+            IssuanceError::from(e)
+        })
     }
 
     /// Makes the token (keys, certificates, PKCS#12) and records it.
@@ -198,7 +235,9 @@ impl Gateway {
                 "serial collision: making the token again with new serials"
             );
         }
-        let made = self.make(order.recipe.clone()).await?;
+        let cpu = self.admission.cpu.enter().await?;
+        let slot = self.write_slot()?;
+        let made = self.make_in(cpu, order.recipe.clone()).await?;
         let MadeToken {
             issued,
             pkcs12,
@@ -207,6 +246,7 @@ impl Gateway {
         let store_started = Instant::now();
         let recorded = self
             .record(
+                slot,
                 order.handler,
                 order.caller,
                 order.request_id,
@@ -226,10 +266,12 @@ impl Gateway {
         recorded
     }
 
-    /// Records a made token (SPEC §9: commit before anything leaves) and hands it out. On
-    /// failure the PKCS#12 is dropped here.
+    /// Records a made token through the group-commit writer (committed before anything
+    /// leaves) and hands it out. On failure the PKCS#12 is dropped here.
+    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
+        slot: WriteSlot,
         handler: &Handler,
         caller: &Caller,
         request_id: &str,
@@ -285,7 +327,14 @@ impl Gateway {
                 "serials": records.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
             }),
         );
-        match self.store.record_issuance(&token, &records, &event).await {
+        let written = slot
+            .record(IssuanceRecord {
+                token,
+                certificates: records.clone(),
+                event,
+            })
+            .await;
+        match written {
             Ok(()) => {}
             Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
             Err(e) => return Err(e.into()),

@@ -1,8 +1,9 @@
-//! Storage: tokens, certificates and the audit trail in SQLite or PostgreSQL (SPEC §9).
+//! Storage: tokens, certificates and the audit trail in SQLite or PostgreSQL.
 //!
 //! Owns: the schema, migrations, and every SQL statement. Must not: know HTTP, sign, or hold
 //! private keys or PINs (there are no columns for them). Invariants: an issuance (token row,
-//! its certificate rows and its audit row) is one transaction; the audit chain is linear
+//! its certificate rows and its audit row) is committed whole, by the node's one writer task,
+//! possibly together with other issuances (group commit, see `writer`); the audit chain is linear
 //! because every audit write first updates the single `audit_head` row (on PostgreSQL its row
 //! lock queues writers of every node; on SQLite the write lock does); methods speak domain
 //! types, never rows. Availability: acquiring a connection is bounded by a short timeout, so a
@@ -14,6 +15,7 @@ mod audit;
 mod officers;
 mod records;
 mod revocation;
+mod writer;
 
 use crate::ca::Serial;
 use std::sync::Arc;
@@ -28,6 +30,9 @@ pub use audit::{AuditEvent, AuditVerification};
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
+pub use writer::{
+    BATCH_SIZE, COMMIT_SECONDS, IssuanceRecord, WriteSlot, WriterOptions, WriterStats,
+};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,15 @@ pub enum StoreError {
     /// A write did not finish within the operation timeout; its outcome is unknown.
     #[error("the database did not finish a write within {0:?}")]
     TimedOut(Duration),
+    /// The writer's queue is full: the node is writing as fast as the database commits.
+    #[error("the database writer's queue is full")]
+    QueueFull { retry_after: Duration },
+    /// The writer task has stopped (the node is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// The batch this write was part of failed as a whole.
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
 }
 
 /// Connection-pool settings.
@@ -89,12 +103,15 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     health: Arc<Health>,
+    /// The group-commit writer (`None` only in the writer task's own handle).
+    writer: Option<Arc<writer::Writer>>,
 }
 
 /// Whether the database looked unreachable at the last attempt to get a connection, shared by
 /// the clones of a store.
 struct Health {
     unreachable: AtomicBool,
+    acquire_timeout: Duration,
     unreachable_timeout: Duration,
     operation_timeout: Duration,
     /// For the reachability probe.
@@ -121,6 +138,16 @@ impl Store {
 
     /// As [`Store::open`], with explicit pool settings.
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        Store::open_tuned(url, options, WriterOptions::default()).await
+    }
+
+    /// As [`Store::open_with`], with explicit settings of the group-commit writer. Starts the
+    /// writer task: call inside a Tokio runtime.
+    pub async fn open_tuned(
+        url: &str,
+        options: StoreOptions,
+        writer: WriterOptions,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -146,15 +173,19 @@ impl Store {
         }
         let health = Arc::new(Health {
             unreachable: AtomicBool::new(false),
+            acquire_timeout: options.acquire_timeout,
             unreachable_timeout: options.unreachable_timeout.min(options.acquire_timeout),
             operation_timeout: options.operation_timeout,
             url: url.to_string(),
         });
-        Ok(Store {
+        let mut store = Store {
             pool,
             backend,
             health,
-        })
+            writer: None,
+        };
+        store.writer = Some(Arc::new(writer::Writer::start(store.clone(), writer)));
+        Ok(store)
     }
 
     /// True for PostgreSQL.
@@ -251,57 +282,22 @@ impl Store {
         }
     }
 
-    /// Records a token, its certificates and the audit event in one transaction. Returns only
-    /// after the commit: the caller may then deliver the token (SPEC §9 ordering).
+    /// Records a token, its certificates and the audit event, committed whole (possibly in one
+    /// transaction with other issuances). Returns only after the commit: the caller may then
+    /// deliver the token. [`StoreError::QueueFull`] at once when the writer's queue is full.
     pub async fn record_issuance(
         &self,
         token: &TokenRecord,
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection().await?;
-        self.bounded(async {
-        let mut tx = connection.begin().await?;
-        audit::append(&mut tx, event).await?;
-        sqlx::query(
-            "INSERT INTO tokens (id, created_at, handler, token_procedure, caller, request_id, profile) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&token.id)
-        .bind(token.created_at)
-        .bind(&token.handler)
-        .bind(&token.token_procedure)
-        .bind(&token.caller)
-        .bind(&token.request_id)
-        .bind(&token.profile)
-        .execute(&mut *tx)
-        .await?;
-        for c in certificates {
-            sqlx::query(
-                "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
-                 token_id, status, revoked_at, revocation_reason, der, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12)",
-            )
-            .bind(&c.serial)
-            .bind(&c.ca)
-            .bind(&c.issuer)
-            .bind(&c.subject)
-            .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(&c.purpose)
-            .bind(&c.token_id)
-            .bind(c.status.name())
-            .bind(c.der.clone())
-            .bind(token.created_at)
-            .execute(&mut *tx)
+        self.reserve_write()?
+            .record(IssuanceRecord {
+                token: token.clone(),
+                certificates: certificates.to_vec(),
+                event: event.clone(),
+            })
             .await
-            .map_err(|e| duplicate_serial(e, &c.serial))?;
-        }
-        tx.commit().await?;
-        Ok(())
-        })
-        .await
     }
 
     /// Appends an audit event on its own (refusals, CLI actions).
