@@ -1,6 +1,7 @@
 //! Reloading the configuration (SIGHUP): `ast.properties`, the formats and the token procedures
 //! of `gateway.toml` are re-read, validated as `config check` does, and swapped in atomically for
-//! new requests. A configuration with any problem is refused and the running one keeps serving.
+//! new requests; the key pool is resized to the new `[key_pool]` and token procedures. A
+//! configuration with any problem is refused and the running one keeps serving.
 
 use super::Gateway;
 use crate::config::{ConfigError, ConfigErrors, GatewayConfig, Root};
@@ -26,7 +27,7 @@ impl Gateway {
                 tracing::info!(
                     target: "config",
                     handlers = summary.handlers,
-                    "configuration reloaded (ast.properties, formats, token procedures)"
+                    "configuration reloaded (ast.properties, formats, token procedures, key pool sizes)"
                 );
                 if !summary.restart_needed.is_empty() {
                     tracing::warn!(
@@ -75,7 +76,9 @@ impl Gateway {
         }
         let restart_needed = restart_needed(&self.settings, &fresh.settings);
         let handlers = fresh.rules.handlers.len();
+        let pool_sizes = fresh.rules.key_pool_sizes(&fresh.settings.key_pool);
         self.rules.store(std::sync::Arc::new(fresh.rules));
+        self.key_pool.resize(pool_sizes);
         Ok(ReloadSummary {
             handlers,
             restart_needed,
@@ -95,7 +98,6 @@ fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str>
         ),
         ("[pkcs12]", old.pkcs12_iterations != new.pkcs12_iterations),
         ("[limits]", old.limits != new.limits),
-        ("[key_pool]", old.key_pool != new.key_pool),
         ("[crl]", old.crl != new.crl),
         ("[ocsp]", old.ocsp != new.ocsp),
         ("[[ca]]", old.cas != new.cas),
