@@ -117,7 +117,14 @@ impl Gateway {
             "clientCertificate": certificate,
         });
         let event = AuditEvent::now("refused", &actor, request_id, detail);
-        if let Err(e) = self.store.record_audit(&event).await {
+        // A refusal about load (overload, rate limit, timeout) must not wait for the database
+        // it is protecting: its audit row goes with the writer's next batch.
+        let recorded = if error.retry_after().is_some() {
+            self.store.record_audit_soon(event).await
+        } else {
+            self.store.record_audit(&event).await
+        };
+        if let Err(e) = recorded {
             tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
         }
         error

@@ -15,6 +15,11 @@
 //! progress and its own. The queue is bounded (`write_queue`): a slot is reserved before the
 //! token is made, and a full queue is refused at once ([`StoreError::QueueFull`]).
 //!
+//! Audit events of load refusals (503 overload, 429) are queued for the writer too, in a second
+//! bounded queue: they are committed with the next batch and their requests are answered at once,
+//! so shedding load never waits for the database (when that queue is full, the event is written
+//! directly and the refusal waits for it: back-pressure instead of an unbounded backlog).
+//!
 //! A duplicate serial fails only its own issuance: the batch is rolled back, the colliding
 //! issuance is answered with [`StoreError::DuplicateSerial`] (its caller makes the token again
 //! with fresh serials) and the rest is committed again without it. A waiter that went away
@@ -100,6 +105,7 @@ struct Counters {
 /// The sending side, shared by the clones of a store; the task ends when the last is dropped.
 pub(super) struct Writer {
     queue: mpsc::Sender<Pending>,
+    events: mpsc::Sender<AuditEvent>,
     options: WriterOptions,
     counters: Arc<Counters>,
     /// How long a waiter waits for its answer before it gives up (outcome unknown).
@@ -136,11 +142,19 @@ impl Writer {
             ..options
         };
         let (queue, receiver) = mpsc::channel(options.queue);
+        let (events, event_receiver) = mpsc::channel(options.queue);
         let counters = Arc::new(Counters::default());
         let answer_within = store.health.acquire_timeout + 2 * store.health.operation_timeout;
-        tokio::spawn(run(store, receiver, options.batch, counters.clone()));
+        tokio::spawn(run(
+            store,
+            receiver,
+            event_receiver,
+            options.batch,
+            counters.clone(),
+        ));
         Writer {
             queue,
+            events,
             options,
             counters,
             answer_within,
@@ -162,6 +176,15 @@ impl Writer {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::WriterStopped),
         }
+    }
+
+    /// Queues an audit event for the next batch; gives it back when the queue is full.
+    pub(super) fn queue_audit(&self, event: AuditEvent) -> Result<(), AuditEvent> {
+        self.events.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event) => {
+                event
+            }
+        })
     }
 
     pub(super) fn stats(&self) -> WriterStats {
@@ -197,29 +220,64 @@ impl WriteSlot {
 
 async fn run(
     store: Store,
-    mut receiver: mpsc::Receiver<Pending>,
+    mut issuances: mpsc::Receiver<Pending>,
+    mut events: mpsc::Receiver<AuditEvent>,
     largest: usize,
     counters: Arc<Counters>,
 ) {
     let mut batch = Vec::with_capacity(largest);
-    // Waits for the first, then takes whatever else is already queued (up to `largest`).
-    while receiver.recv_many(&mut batch, largest).await > 0 {
+    let mut audits = Vec::new();
+    let (mut issuances_open, mut events_open) = (true, true);
+    loop {
+        // Waits for the first of either, then takes whatever else is already queued.
+        tokio::select! {
+            biased;
+            n = issuances.recv_many(&mut batch, largest), if issuances_open => {
+                issuances_open = n > 0;
+            }
+            n = events.recv_many(&mut audits, largest), if events_open => {
+                events_open = n > 0;
+            }
+            else => break,
+        }
+        while batch.len() < largest
+            && let Ok(pending) = issuances.try_recv()
+        {
+            batch.push(pending);
+        }
+        while audits.len() < largest
+            && let Ok(event) = events.try_recv()
+        {
+            audits.push(event);
+        }
         // Abandoned requests: nobody would receive the token, so it is not recorded.
         batch.retain(|p| !p.reply.is_closed());
-        if !batch.is_empty() {
-            counters
-                .in_flight
-                .store(batch.len() as u64, Ordering::Relaxed);
-            commit(&store, std::mem::take(&mut batch), &counters).await;
-            counters.in_flight.store(0, Ordering::Relaxed);
+        if batch.is_empty() && audits.is_empty() {
+            continue;
         }
-        batch.clear();
+        counters
+            .in_flight
+            .store(batch.len() as u64, Ordering::Relaxed);
+        commit(
+            &store,
+            std::mem::take(&mut batch),
+            std::mem::take(&mut audits),
+            &counters,
+        )
+        .await;
+        counters.in_flight.store(0, Ordering::Relaxed);
     }
 }
 
-/// Commits `batch`, answering every waiter. A duplicate serial fails only its issuance.
-async fn commit(store: &Store, mut batch: Vec<Pending>, counters: &Counters) {
-    while !batch.is_empty() {
+/// Commits `batch` and `audits`, answering every waiter. A duplicate serial fails only its
+/// issuance.
+async fn commit(
+    store: &Store,
+    mut batch: Vec<Pending>,
+    audits: Vec<AuditEvent>,
+    counters: &Counters,
+) {
+    loop {
         let started = Instant::now();
         let records: Vec<&IssuanceRecord> = batch.iter().map(|p| &p.record).collect();
         // Waiting for a connection is bounded by the acquire timeouts (short once the database
@@ -228,11 +286,11 @@ async fn commit(store: &Store, mut batch: Vec<Pending>, counters: &Counters) {
         let mut connection = match store.connection().await {
             Ok(connection) => connection,
             Err(e) => {
-                answer_all(batch, e);
+                fail(batch, &audits, e);
                 return;
             }
         };
-        let written = write(&mut connection, &records);
+        let written = write(&mut connection, &records, &audits);
         let outcome = match store.bounded(async { Ok(written.await) }).await {
             Ok(written) => written,
             Err(e) => Err(Failed::Batch(e)),
@@ -240,10 +298,12 @@ async fn commit(store: &Store, mut batch: Vec<Pending>, counters: &Counters) {
         match outcome {
             Ok(()) => {
                 let n = batch.len() as u64;
-                counters.batches.fetch_add(1, Ordering::Relaxed);
-                counters.written.fetch_add(n, Ordering::Relaxed);
-                counters.largest_batch.fetch_max(n, Ordering::Relaxed);
-                metrics::histogram!(BATCH_SIZE).record(n as f64);
+                if n > 0 {
+                    counters.batches.fetch_add(1, Ordering::Relaxed);
+                    counters.written.fetch_add(n, Ordering::Relaxed);
+                    counters.largest_batch.fetch_max(n, Ordering::Relaxed);
+                    metrics::histogram!(BATCH_SIZE).record(n as f64);
+                }
                 metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
                 for pending in batch {
                     let _ = pending.reply.send(Ok(()));
@@ -258,11 +318,27 @@ async fn commit(store: &Store, mut batch: Vec<Pending>, counters: &Counters) {
                 // The rest again, in a new transaction.
             }
             Err(Failed::At(_, error) | Failed::Batch(error)) => {
-                answer_all(batch, error);
+                fail(batch, &audits, error);
                 return;
             }
         }
     }
+}
+
+/// A failed batch: every waiter gets the error, every queued audit event is logged as lost.
+fn fail(batch: Vec<Pending>, audits: &[AuditEvent], error: StoreError) {
+    for event in audits {
+        tracing::error!(
+            target: "audit",
+            error = %error,
+            event = %event.event,
+            actor = %event.actor,
+            request_id = %event.request_id,
+            detail = %event.detail,
+            "could not record a refusal in the audit table"
+        );
+    }
+    answer_all(batch, error);
 }
 
 /// Why a batch failed: at one issuance (its index), or as a whole.
@@ -281,6 +357,7 @@ impl From<sqlx::Error> for Failed {
 async fn write(
     connection: &mut sqlx::AnyConnection,
     records: &[&IssuanceRecord],
+    audits: &[AuditEvent],
 ) -> Result<(), Failed> {
     let mut tx = connection.begin().await?;
     for (index, record) in records.iter().enumerate() {
@@ -324,6 +401,9 @@ async fn write(
             .map_err(|e| at(duplicate_serial(e, &c.serial)))?;
         }
     }
+    for event in audits {
+        audit::append(&mut tx, event).await.map_err(Failed::Batch)?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -353,6 +433,21 @@ impl Store {
             Some(writer) => writer.reserve(),
             None => Err(StoreError::WriterStopped),
         }
+    }
+
+    /// Appends an audit event with the writer's next batch and returns at once (the event is
+    /// committed within one batch; a failure is logged). When that queue is full, or there is
+    /// no writer, the event is written here, waiting for the commit. For refusals that must
+    /// not wait for the database (load shedding).
+    pub async fn record_audit_soon(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let event = match &self.writer {
+            Some(writer) => match writer.queue_audit(event) {
+                Ok(()) => return Ok(()),
+                Err(event) => event,
+            },
+            None => event,
+        };
+        self.record_audit(&event).await
     }
 
     /// The writer's counters (batches, issuances, largest batch, queue occupancy).
@@ -500,6 +595,30 @@ mod tests {
         assert_eq!(store.count_certificates().await.unwrap(), 4);
         let verification = store.verify_audit().await.unwrap();
         assert_eq!((verification.rows, verification.first_bad), (4, None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refusal_audit_events_do_not_wait_for_a_locked_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, url) = sqlite(&dir, WriterOptions::default()).await;
+        let mut blocker = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        // A direct write would wait for the lock (and fail after SQLite's busy timeout).
+        for i in 0..5 {
+            let event = AuditEvent::now("refused", "peer:192.0.2.1", &format!("r{i}"), json!({}));
+            store.record_audit_soon(event).await.unwrap();
+        }
+        assert_eq!(store.count_audit().await.unwrap(), 0);
+        sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.count_audit().await.unwrap() < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let verification = store.verify_audit().await.unwrap();
+        assert_eq!((verification.rows, verification.first_bad), (5, None));
     }
 
     #[tokio::test]
