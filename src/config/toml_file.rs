@@ -159,8 +159,8 @@ pub struct LimitsFile {
     /// is busy; one more is refused at once with 503 `unavailable` and `Retry-After`.
     #[serde(default = "default_issuance_queue")]
     pub issuance_queue: usize,
-    /// Made tokens that may wait for the database writer (group commit); one more is refused at
-    /// once with 503 `unavailable` and `Retry-After`.
+    /// Made tokens that may wait for the database writer (group commit) behind the batch it is
+    /// writing; one more is refused at once with 503 `unavailable` and `Retry-After`.
     #[serde(default = "default_write_queue")]
     pub write_queue: Spanned<usize>,
     /// The most issuances the writer commits in one transaction.
