@@ -251,17 +251,7 @@ impl Gateway {
             stages,
         } = made;
         let store_started = Instant::now();
-        let recorded = self
-            .record(
-                slot,
-                order.handler,
-                order.caller,
-                order.request_id,
-                order.recipe.profile,
-                issued,
-                pkcs12,
-            )
-            .await;
+        let recorded = self.record(slot, order, issued, pkcs12).await;
         if let Ok(Attempt::Done(_)) = &recorded {
             super::metrics::issued(
                 &format!("handler.{}", order.handler.number),
@@ -275,17 +265,20 @@ impl Gateway {
 
     /// Records a made token through the group-commit writer (committed before anything
     /// leaves) and hands it out. On failure the PKCS#12 is dropped here.
-    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         slot: WriteSlot,
-        handler: &Handler,
-        caller: &Caller,
-        request_id: &str,
-        profile: Pkcs12Profile,
+        order: &Order<'_>,
         issued: Vec<(Planned, IssuedCertificate)>,
         pkcs12: Vec<u8>,
     ) -> Result<Attempt<SoftToken>, IssuanceError> {
+        let Order {
+            handler,
+            caller,
+            request_id,
+            ..
+        } = *order;
+        let profile = order.recipe.profile;
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
