@@ -9,7 +9,7 @@
 #    --no-pool` pinned to CPUs 0..N-1 (the floor), then `serve` pinned to CPUs 0..N-1 and driven
 #    by wrk (CONNS connections, default 64; WRK_THREADS threads, default 4) pinned to the next
 #    WRK_THREADS CPUs (shared with the server, and marked so, when the machine has no CPU
-#    left). Each serve run gets a fresh database (SQLite in WORKDIR, default /var/tmp, a disk,
+#    left). REPEAT (default 1) repeats each floor + HTTP pair; the table shows medians. Each serve run gets a fresh database (SQLite in WORKDIR, default /var/tmp, a disk,
 #    not tmpfs: commits are fsynced; or DATABASE_URL=postgres://…) and a WARMUP (default 3s)
 #    wrk run first. Prints a markdown table per job (tokens/s, HTTP ÷ floor, p50/p99, peak
 #    RSS, the store stage and mean batch from /metrics) and writes it to OUT (default
@@ -41,7 +41,7 @@ BIN=${BIN:-$repo/target/release/ast-gateway}
 # --- mode 1: core scaling -------------------------------------------------------------------
 scaling() {
   local DURATION=${DURATION:-30s} CONNS=${CONNS:-64} WRK_THREADS=${WRK_THREADS:-4}
-  local WARMUP=${WARMUP:-3s} JOBS=${JOBS:-"p256 default"}
+  local WARMUP=${WARMUP:-3s} JOBS=${JOBS:-"p256 default"} REPEAT=${REPEAT:-1}
   local OUT=${OUT:-$here/cores-last-run.md}
   local JSON=${OUT%.md}.json
   [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release (or set BIN)" >&2; exit 2; }
@@ -51,9 +51,10 @@ scaling() {
   for n in $CORES; do
     [ "$n" -le "$total" ] || { echo "CORES has $n but this machine has $total CPUs" >&2; exit 2; }
   done
-  local work; work=$(mktemp -d "${WORKDIR:-/var/tmp}/ast-bench.XXXXXX")
-  local server_pid=""
-  trap 'if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+  # Global (not local): the EXIT trap runs after this function has returned.
+  work=$(mktemp -d "${WORKDIR:-/var/tmp}/ast-bench.XXXXXX")
+  server_pid=""
+  trap 'if [ -n "${server_pid:-}" ]; then kill "$server_pid" 2>/dev/null || true; fi; rm -rf "${work:-/nonexistent}"' EXIT
   say() { printf '== %s\n' "$*" >&2; }
 
   # A GET over bash's /dev/tcp (no curl needed): the whole response, headers included.
@@ -138,7 +139,11 @@ LUA
   fs=$(stat -f -c %T "$work")
   version=$("$BIN" --version 2>/dev/null || echo ast-gateway)
   : > "$JSON"
-  declare -A v
+  declare -A v acc
+  median() { # VALUES...: the median of the numeric ones, "–" if none
+    printf '%s\n' "$@" | grep -E '^[-0-9.eE+]+$' | sort -g | awk '{a[NR] = $1} END {
+      if (NR == 0) print "–"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }' || true
+  }
   local n job
   for job in $JOBS; do
     R=$work/root-$job
@@ -150,6 +155,8 @@ LUA
       else
         w=$WRK_THREADS; wrk_cpus="0-$((total - 1))"; shared=true
       fi
+      local rep field
+      for rep in $(seq "$REPEAT"); do
       # The floor: the same recipe in-process, one thread per server core, no pool.
       local tokens
       if [ "$job" = p256 ]; then tokens=$(( ${FLOOR_P256_PER_CORE:-3000} * n )); else tokens=$(( ${FLOOR_RSA_PER_CORE:-25} * n )); fi
@@ -162,7 +169,7 @@ LUA
       rm -f "$R"/data/ast-gateway.db*
       local port aport
       port=$(free_port); aport=$(free_port)
-      say "$job, $n cores: serve on CPUs $cpus, wrk -t$w -c$CONNS -d$DURATION on CPUs $wrk_cpus$($shared && echo ' (shared)')"
+      say "$job, $n cores: serve on CPUs $cpus, wrk -t$w -c$CONNS -d$DURATION on CPUs $wrk_cpus$($shared && echo ' (shared)' || true)"
       RUST_LOG=warn taskset -c "$cpus" "$BIN" --root "$R" serve --http "127.0.0.1:$port" --admin "127.0.0.1:$aport" 2>"$work/serve.log" &
       server_pid=$!
       local ready=false
@@ -204,7 +211,15 @@ LUA
         "$job" "$n" "$cpus" "$wrk_cpus" "$shared" "${v[$job:$n:floor]:-0}" "${v[$job:$n:http]:-0}" "${v[$job:$n:p50]:-0}" \
         "${v[$job:$n:p99]:-0}" "${v[$job:$n:errors]:-0}" "${v[$job:$n:non2xx]:-0}" "${v[$job:$n:rss]:-0}" "${v[$job:$n:store]}" \
         "${v[$job:$n:batch]}" "${v[$job:$n:shed]:-0}" "$CONNS" "$DURATION" "${DATABASE_URL:+postgres}${DATABASE_URL:-sqlite}" "$fs" >> "$JSON"
-      say "$job, $n cores: floor ${v[$job:$n:floor]}/s, HTTP ${v[$job:$n:http]}/s, p50 ${v[$job:$n:p50]} ms, p99 ${v[$job:$n:p99]} ms"
+      say "$job, $n cores, run $rep: floor ${v[$job:$n:floor]}/s, HTTP ${v[$job:$n:http]}/s, p50 ${v[$job:$n:p50]} ms, p99 ${v[$job:$n:p99]} ms"
+      for field in floor http p50 p99 errors non2xx rss store batch shed; do
+        acc[$job:$n:$field]+=" ${v[$job:$n:$field]:-}"
+      done
+      done
+      # The table shows the median of the runs.
+      for field in floor http p50 p99 errors non2xx rss store batch shed; do
+        v[$job:$n:$field]=$(median ${acc[$job:$n:$field]})
+      done
     done
     # Optional peer row: pyca/cryptography, one process per core, pinned like the server.
     if [ -z "${SKIP_PYCA:-}" ] && [ -f "$here/peers/pyca_issuer.py" ] && python3 -c 'import cryptography' 2>/dev/null; then
@@ -223,13 +238,13 @@ LUA
   fmt() { awk -v x="$1" 'BEGIN { if (x == "" || x == "–") print "–"; else printf "%.1f", x }'; }
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f×", a / b }'; }
   {
-    echo "Machine: $machine. $version. Database: ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-SQLite on $fs} (synchronous=FULL). wrk: -c$CONNS -d$DURATION after a $WARMUP warm-up, pinned to its own CPUs (marked † where it shares the server's)."
+    echo "Machine: $machine. $version. Database: ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-SQLite on $fs} (synchronous=FULL). wrk: -c$CONNS -d$DURATION after a $WARMUP warm-up, pinned to its own CPUs (marked † where it shares the server's). Medians of $REPEAT run(s) per cell; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     for job in $JOBS; do
       local title
       if [ "$job" = p256 ]; then title="P-256 token, PKCS#12 2 048 iterations"; else title="RSA default token (2 × RSA-2048), PKCS#12 10 000 iterations"; fi
       echo
       local head="| $title |" rule="|---|"
-      for n in $CORES; do head+=" $n cores$(${v[$job:$n:shared]} && echo ' †') |"; rule+="---:|"; done
+      for n in $CORES; do head+=" $n cores$(${v[$job:$n:shared]} && echo ' †' || true) |"; rule+="---:|"; done
       echo "$head"; echo "$rule"
       row() { # LABEL FIELD-PRINTER
         local line="| $1 |"
