@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# bench/run.sh — the issue-7 benchmark: ast-gateway against other issuers on this machine.
+# bench/run.sh — ast-gateway benchmarks. Two modes:
 #
-#   cargo build --release && bench/run.sh            # full run, ~10 minutes on 2 cores
-#   QUICK=1 bench/run.sh                             # smoke run, ~2 minutes
+# 1. Core scaling (CORES set): the in-process floor against `serve` over HTTP, per core count.
+#      CORES="2 4 12" DURATION=30s bench/run.sh
+#    Self-contained: needs only the release binary (BIN) and `wrk`, plus bash, coreutils, awk,
+#    sed and taskset (util-linux); python3 with pyca/cryptography adds an optional peer row.
+#    For each N in CORES and each job in JOBS (default "p256 default"): `bench --threads N
+#    --no-pool` pinned to CPUs 0..N-1 (the floor), then `serve` pinned to CPUs 0..N-1 and driven
+#    by wrk (CONNS connections, default 64; WRK_THREADS threads, default 4) pinned to the next
+#    WRK_THREADS CPUs (shared with the server, and marked so, when the machine has no CPU
+#    left). REPEAT (default 1) repeats each floor + HTTP pair; the table shows medians. Each serve run gets a fresh database (SQLite in WORKDIR, default /var/tmp, a disk,
+#    not tmpfs: commits are fsynced; or DATABASE_URL=postgres://…) and a WARMUP (default 3s)
+#    wrk run first. Prints a markdown table per job (tokens/s, HTTP ÷ floor, p50/p99, peak
+#    RSS, the store stage and mean batch from /metrics) and writes it to OUT (default
+#    bench/cores-last-run.md), with one JSON object per run in ${OUT%.md}.json.
+#
+# 2. Peers (CORES unset): the issue-7 comparison against other issuers on this machine.
+#      cargo build --release && bench/run.sh            # full run, ~10 minutes on 2 cores
+#      QUICK=1 bench/run.sh                             # smoke run, ~2 minutes
 #
 # Environment: BIN (default target/release/ast-gateway), DURATION (wrk, default 30s),
 # CONC (wrk connections, default 4), TOKENS (in-process and pyca RSA tokens, default 200),
@@ -22,6 +37,250 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 BIN=${BIN:-$repo/target/release/ast-gateway}
+
+# --- mode 1: core scaling -------------------------------------------------------------------
+scaling() {
+  local DURATION=${DURATION:-30s} CONNS=${CONNS:-64} WRK_THREADS=${WRK_THREADS:-4}
+  local WARMUP=${WARMUP:-3s} JOBS=${JOBS:-"p256 default"} REPEAT=${REPEAT:-1}
+  local OUT=${OUT:-$here/cores-last-run.md}
+  local JSON=${OUT%.md}.json
+  [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release (or set BIN)" >&2; exit 2; }
+  command -v wrk >/dev/null || { echo "wrk is not on PATH" >&2; exit 2; }
+  command -v taskset >/dev/null || { echo "taskset (util-linux) is not on PATH" >&2; exit 2; }
+  local total; total=$(nproc)
+  for n in $CORES; do
+    [ "$n" -le "$total" ] || { echo "CORES has $n but this machine has $total CPUs" >&2; exit 2; }
+  done
+  # Global (not local): the EXIT trap runs after this function has returned.
+  work=$(mktemp -d "${WORKDIR:-/var/tmp}/ast-bench.XXXXXX")
+  server_pid=""
+  trap 'if [ -n "${server_pid:-}" ]; then kill "$server_pid" 2>/dev/null || true; fi; rm -rf "${work:-/nonexistent}"' EXIT
+  say() { printf '== %s\n' "$*" >&2; }
+
+  # A GET over bash's /dev/tcp (no curl needed): the whole response, headers included.
+  http_get() { # PORT PATH
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&"$fd"
+    cat <&"$fd"
+    exec {fd}<&-
+  }
+  free_port() {
+    local p
+    for _ in $(seq 200); do
+      p=$(( 20000 + RANDOM % 30000 ))
+      if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    echo "no free port" >&2; exit 2
+  }
+  json_num() { # JSON KEY: the first number under "KEY":
+    printf '%s' "$1" | grep -o "\"$2\":[-0-9.eE+]*" | head -1 | cut -d: -f2 || true
+  }
+
+  # Roots: the embedded default (job "default": 2 × RSA-2048, PKCS#12 10 000 iterations) and
+  # "p256" (1 × P-256, 2 048 iterations). No rate limits: the load has one identity.
+  local R
+  for job in $JOBS; do
+    R=$work/root-$job
+    "$BIN" --root "$R" init >/dev/null
+    sed -i -e 's/^request_timeout_secs = 60/request_timeout_secs = 60\nidentity_per_minute = 0\nofficer_per_minute = 0/' "$R/conf/gateway.toml"
+    if [ -n "${DATABASE_URL:-}" ]; then
+      sed -i "s|^url = \"sqlite://data/ast-gateway.db\"|url = \"$DATABASE_URL\"|" "$R/conf/gateway.toml"
+    fi
+    case $job in
+      default) ;;
+      p256)
+        sed -i -e 's/^iterations = 10000/iterations = 2048/' -e 's/^rsa-2048 = 32/rsa-2048 = 0/' "$R/conf/gateway.toml"
+        cat >> "$R/conf/gateway.toml" <<'EOF'
+
+[[token_procedure]]
+name = "p256"
+
+[[token_procedure.certificate]]
+purpose = "authentication"
+ca = "issuing"
+key = "ec-p256"
+validity = "365d"
+key_usage = ["digitalSignature"]
+extended_key_usage = ["clientAuth", "emailProtection"]
+EOF
+        sed -i 's/^handler.1.tokenprocedure = default/handler.1.tokenprocedure = p256/' "$R/conf/ast.properties"
+        ;;
+      *) echo "unknown job $job (use p256, default)" >&2; exit 2 ;;
+    esac
+    if ! "$BIN" --root "$R" config check >/dev/null 2>&1; then
+      # A binary from before the [limits] rate limits (a "before" measurement): it has none.
+      sed -i -e '/^identity_per_minute = 0$/d' -e '/^officer_per_minute = 0$/d' "$R/conf/gateway.toml"
+      "$BIN" --root "$R" config check >/dev/null
+    fi
+  done
+
+  cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "password=bench-pin-000000"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["commonname"] = "Bench User"
+wrk.headers["country"] = "SE"
+wrk.headers["organization"] = "Example AB"
+wrk.headers["email"] = "bench.user@example.com"
+done = function(summary, latency, requests)
+  local s = summary.duration / 1e6
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+            + summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    '{"requests":%d,"seconds":%.3f,"tokens_per_s":%.3f,"p50_ms":%.3f,"p99_ms":%.3f,"errors":%d,"non2xx":%d}\n',
+    summary.requests, s, (summary.requests - bad) / s, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, bad, summary.errors.status))
+end
+LUA
+
+  local machine fs version
+  machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $total CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  fs=$(stat -f -c %T "$work")
+  version=$("$BIN" --version 2>/dev/null || echo ast-gateway)
+  : > "$JSON"
+  declare -A v acc
+  median() { # VALUES...: the median of the numeric ones, "–" if none
+    printf '%s\n' "$@" | grep -E '^[-0-9.eE+]+$' | sort -g | awk '{a[NR] = $1} END {
+      if (NR == 0) print "–"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }' || true
+  }
+  local n job
+  for job in $JOBS; do
+    R=$work/root-$job
+    for n in $CORES; do
+      local cpus="0-$((n - 1))" wrk_cpus shared=false w
+      if [ $((total - n)) -ge 1 ]; then
+        w=$(( total - n < WRK_THREADS ? total - n : WRK_THREADS ))
+        wrk_cpus="$n-$((n + w - 1))"
+      else
+        w=$WRK_THREADS; wrk_cpus="0-$((total - 1))"; shared=true
+      fi
+      local rep field
+      for rep in $(seq "$REPEAT"); do
+      # The floor: the same recipe in-process, one thread per server core, no pool.
+      local tokens
+      if [ "$job" = p256 ]; then tokens=$(( ${FLOOR_P256_PER_CORE:-3000} * n )); else tokens=$(( ${FLOOR_RSA_PER_CORE:-25} * n )); fi
+      say "$job, $n cores: bench --threads $n --no-pool --tokens $tokens on CPUs $cpus"
+      local floor
+      floor=$(taskset -c "$cpus" "$BIN" --root "$R" bench --procedure "$job" --threads "$n" --no-pool --tokens "$tokens" --json)
+      v[$job:$n:floor]=$(json_num "$floor" tokens_per_second)
+
+      # The service: fresh database, pinned, warmed up, then measured.
+      rm -f "$R"/data/ast-gateway.db*
+      local port aport
+      port=$(free_port); aport=$(free_port)
+      say "$job, $n cores: serve on CPUs $cpus, wrk -t$w -c$CONNS -d$DURATION on CPUs $wrk_cpus$($shared && echo ' (shared)' || true)"
+      RUST_LOG=warn taskset -c "$cpus" "$BIN" --root "$R" serve --http "127.0.0.1:$port" --admin "127.0.0.1:$aport" 2>"$work/serve.log" &
+      server_pid=$!
+      local ready=false
+      for _ in $(seq 300); do
+        if http_get "$port" /readyz 2>/dev/null | head -1 | grep -q ' 200'; then ready=true; break; fi
+        sleep 0.2
+      done
+      $ready || { echo "serve did not become ready:" >&2; cat "$work/serve.log" >&2; exit 1; }
+      taskset -c "$wrk_cpus" wrk -t"$w" -c"$CONNS" -d"$WARMUP" --timeout 30s -s "$work/post.lua" "http://127.0.0.1:$port/pgwy/ast" >/dev/null
+      local before after out
+      before=$(http_get "$aport" /metrics)
+      out=$(taskset -c "$wrk_cpus" wrk -t"$w" -c"$CONNS" -d"$DURATION" --timeout 30s -s "$work/post.lua" "http://127.0.0.1:$port/pgwy/ast" | tail -1)
+      after=$(http_get "$aport" /metrics)
+      v[$job:$n:http]=$(json_num "$out" tokens_per_s)
+      v[$job:$n:p50]=$(json_num "$out" p50_ms)
+      v[$job:$n:p99]=$(json_num "$out" p99_ms)
+      v[$job:$n:errors]=$(json_num "$out" errors)
+      v[$job:$n:non2xx]=$(json_num "$out" non2xx)
+      v[$job:$n:rss]=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status")
+      # Deltas over the measured run, from the service's own /metrics.
+      delta() { # NAME: after - before of a sample line
+        local a b
+        a=$(printf '%s\n' "$after" | awk -v n="$1" '$1 == n {print $2; exit}')
+        b=$(printf '%s\n' "$before" | awk -v n="$1" '$1 == n {print $2; exit}')
+        awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.6f", a - b}'
+      }
+      local ss sc bs bc shed
+      ss=$(delta 'ast_issuance_stage_seconds_sum{stage="store"}')
+      sc=$(delta 'ast_issuance_stage_seconds_count{stage="store"}')
+      bs=$(delta 'ast_store_batch_size_sum')
+      bc=$(delta 'ast_store_batch_size_count')
+      shed=$(awk -v a="$(delta 'ast_issuance_shed_total{queue="cpu"}')" -v b="$(delta 'ast_issuance_shed_total{queue="write"}')" 'BEGIN {print a + b}')
+      v[$job:$n:store]=$(awk -v s="$ss" -v c="$sc" 'BEGIN {if (c > 0) printf "%.2f", 1000 * s / c; else print "–"}')
+      v[$job:$n:batch]=$(awk -v s="$bs" -v c="$bc" 'BEGIN {if (c > 0) printf "%.1f", s / c; else print "–"}')
+      v[$job:$n:shed]=$shed
+      v[$job:$n:shared]=$shared
+      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+      printf '{"job":"%s","cores":%s,"server_cpus":"%s","wrk_cpus":"%s","wrk_shares_cpus":%s,"floor_tokens_per_s":%s,"http_tokens_per_s":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"peak_rss_mb":%s,"store_ms":"%s","mean_batch":"%s","shed":%s,"connections":%s,"duration":"%s","database":"%s","filesystem":"%s"}\n' \
+        "$job" "$n" "$cpus" "$wrk_cpus" "$shared" "${v[$job:$n:floor]:-0}" "${v[$job:$n:http]:-0}" "${v[$job:$n:p50]:-0}" \
+        "${v[$job:$n:p99]:-0}" "${v[$job:$n:errors]:-0}" "${v[$job:$n:non2xx]:-0}" "${v[$job:$n:rss]:-0}" "${v[$job:$n:store]}" \
+        "${v[$job:$n:batch]}" "${v[$job:$n:shed]:-0}" "$CONNS" "$DURATION" "${DATABASE_URL:+postgres}${DATABASE_URL:-sqlite}" "$fs" >> "$JSON"
+      say "$job, $n cores, run $rep: floor ${v[$job:$n:floor]}/s, HTTP ${v[$job:$n:http]}/s, p50 ${v[$job:$n:p50]} ms, p99 ${v[$job:$n:p99]} ms"
+      for field in floor http p50 p99 errors non2xx rss store batch shed; do
+        acc[$job:$n:$field]+=" ${v[$job:$n:$field]:-}"
+      done
+      done
+      # The table shows the median of the runs.
+      for field in floor http p50 p99 errors non2xx rss store batch shed; do
+        v[$job:$n:$field]=$(median ${acc[$job:$n:$field]})
+      done
+    done
+    # Optional peer row: pyca/cryptography, one process per core, pinned like the server.
+    if [ -z "${SKIP_PYCA:-}" ] && [ -f "$here/peers/pyca_issuer.py" ] && python3 -c 'import cryptography' 2>/dev/null; then
+      for n in $CORES; do
+        local keys iter count
+        if [ "$job" = p256 ]; then keys=ec-p256; iter=2048; count=$(( 1000 * n )); else keys=rsa-2048,rsa-2048; iter=10000; count=$(( 25 * n )); fi
+        say "$job, $n cores: pyca/cryptography, $n processes"
+        local py
+        py=$(taskset -c "0-$((n - 1))" python3 "$here/peers/pyca_issuer.py" --root "$R" --procs "$n" --keys "$keys" --iterations "$iter" --tokens "$count" 2>/dev/null || true)
+        v[$job:$n:pyca]=$(json_num "$py" tokens_per_s)
+      done
+    fi
+  done
+
+  # --- the table ---
+  fmt() { awk -v x="$1" 'BEGIN { if (x == "" || x == "–") print "–"; else printf "%.1f", x }'; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f×", a / b }'; }
+  {
+    echo "Machine: $machine. $version. Database: ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-SQLite on $fs} (synchronous=FULL). wrk: -c$CONNS -d$DURATION after a $WARMUP warm-up, pinned to its own CPUs (marked † where it shares the server's). Medians of $REPEAT run(s) per cell; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+    for job in $JOBS; do
+      local title
+      if [ "$job" = p256 ]; then title="P-256 token, PKCS#12 2 048 iterations"; else title="RSA default token (2 × RSA-2048), PKCS#12 10 000 iterations"; fi
+      echo
+      local head="| $title |" rule="|---|"
+      for n in $CORES; do head+=" $n cores$(${v[$job:$n:shared]} && echo ' †' || true) |"; rule+="---:|"; done
+      echo "$head"; echo "$rule"
+      row() { # LABEL FIELD-PRINTER
+        local line="| $1 |"
+        for n in $CORES; do line+=" $($2 "$n") |"; done
+        echo "$line"
+      }
+      f_floor() { fmt "${v[$job:$1:floor]:-}"; }
+      f_http() { fmt "${v[$job:$1:http]:-}"; }
+      f_ratio() { ratio "${v[$job:$1:http]:-}" "${v[$job:$1:floor]:-}"; }
+      f_lat() { echo "$(fmt "${v[$job:$1:p50]:-}") / $(fmt "${v[$job:$1:p99]:-}")"; }
+      f_tail() { ratio "${v[$job:$1:p99]:-}" "${v[$job:$1:p50]:-}"; }
+      f_err() { echo "${v[$job:$1:errors]:-–} / ${v[$job:$1:shed]:-–}"; }
+      f_rss() { fmt "${v[$job:$1:rss]:-}"; }
+      f_store() { echo "${v[$job:$1:store]:-–}"; }
+      f_batch() { echo "${v[$job:$1:batch]:-–}"; }
+      f_pyca() { fmt "${v[$job:$1:pyca]:-}"; }
+      row '`ast-gateway bench` in-process floor (N threads, no pool), tokens/s' f_floor
+      [ -n "${v[$job:${CORES%% *}:pyca]:-}" ] && row 'pyca/cryptography, same job (N processes), tokens/s' f_pyca
+      row "\`ast-gateway serve\` over HTTP, $CONNS connections, tokens/s" f_http
+      row 'HTTP ÷ floor' f_ratio
+      row 'HTTP p50 / p99 ms' f_lat
+      row 'p99 ÷ p50' f_tail
+      row 'errors (incl. non-2xx) / shed 503s' f_err
+      row 'server peak RSS MB' f_rss
+      row '`store` stage mean ms (/metrics)' f_store
+      row 'issuances per commit (/metrics)' f_batch
+    done
+  } | tee "$OUT"
+  echo >&2
+  echo "table written to $OUT, one JSON object per run in $JSON" >&2
+}
+
+if [ -n "${CORES:-}" ]; then
+  scaling
+  exit 0
+fi
 DURATION=${DURATION:-30s}
 CONC=${CONC:-4}
 TOKENS=${TOKENS:-200}

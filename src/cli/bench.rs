@@ -7,7 +7,9 @@ use clap::Args;
 
 use super::output::outln;
 use crate::config::Root;
-use crate::issuance::bench::{BenchOptions, run as run_bench};
+use crate::issuance::bench::{
+    BenchOptions, KeygenComparisonOptions, compare_rsa_keygen, run as run_bench,
+};
 
 /// `bench` options.
 #[derive(Debug, Args)]
@@ -27,6 +29,13 @@ pub struct BenchArgs {
     /// Only generate the procedure's keys (no certificates, no PKCS#12): raw keygen rate.
     #[arg(long)]
     keygen_only: bool,
+    /// Compare RSA-2048/3072 key generation by aws-lc-rs and OpenSSL in alternating rounds
+    /// (`--tokens` keys per round; needs a build with `--features openssl-rsa`).
+    #[arg(long)]
+    compare_rsa_keygen: bool,
+    /// Rounds of `--compare-rsa-keygen`.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -37,6 +46,23 @@ pub struct BenchArgs {
 pub async fn run(root: &Root, args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !root.is_initialised() {
         crate::issuance::write_default(root).context("writing the default configuration")?;
+    }
+    if args.compare_rsa_keygen {
+        let options = KeygenComparisonOptions {
+            keys: args.tokens,
+            rounds: args.rounds,
+            threads: args.threads,
+        };
+        let report = tokio::task::spawn_blocking(move || compare_rsa_keygen(&options))
+            .await
+            .context("the benchmark task failed")?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.summary());
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let config = super::load_config(root)?;
     let options = BenchOptions {

@@ -99,7 +99,32 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Requests that may wait for a CPU slot; beyond it, 503 + `Retry-After`.
+    pub issuance_queue: usize,
+    /// Made tokens that may wait for the database writer; beyond it, 503 + `Retry-After`.
+    pub write_queue: usize,
+    /// The most issuances committed in one transaction.
+    pub write_batch: usize,
+    /// `Retry-After` of an overload refusal.
+    pub retry_after: Duration,
+    /// Per-caller rate limits.
+    pub rates: RateLimits,
 }
+
+/// Tokens per minute per caller; 0 turns a limit off. Each allows a burst of its whole
+/// minute's worth, then one token every `60 / n` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per TCP peer (IPv6 per /64).
+    pub per_peer: u32,
+    /// Per proxy-asserted identity (the subject the headers make).
+    pub per_identity: u32,
+    /// Per officer (client certificate).
+    pub per_officer: u32,
+}
+
+/// Upper bound of `[limits] write_batch`.
+pub const MAX_WRITE_BATCH: usize = 1000;
 
 /// A configured CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +346,20 @@ pub fn resolve_settings(
             }
         },
     };
+    if !(1..=MAX_WRITE_BATCH).contains(file.limits.write_batch.get_ref()) {
+        diagnostics.push(toml.error(
+            file.limits.write_batch.span(),
+            "limits.write_batch",
+            format!("use 1 to {MAX_WRITE_BATCH} issuances per transaction"),
+        ));
+    }
+    if *file.limits.write_queue.get_ref() == 0 {
+        diagnostics.push(toml.error(
+            file.limits.write_queue.span(),
+            "limits.write_queue",
+            "must be at least 1 (it is the bound of the database writer's queue)",
+        ));
+    }
     let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
         (server, trusted_proxies, cas, key_pool)
     else {
@@ -343,6 +382,15 @@ pub fn resolve_settings(
             max_header_bytes,
             max_connections: file.limits.max_connections.filter(|n| *n > 0),
             shutdown_grace,
+            issuance_queue: file.limits.issuance_queue,
+            write_queue: *file.limits.write_queue.get_ref(),
+            write_batch: *file.limits.write_batch.get_ref(),
+            retry_after: Duration::from_secs(file.limits.retry_after_secs.clamp(1, 3600)),
+            rates: RateLimits {
+                per_peer: file.limits.peer_per_minute,
+                per_identity: file.limits.identity_per_minute,
+                per_officer: file.limits.officer_per_minute,
+            },
         },
         key_pool,
         cas,

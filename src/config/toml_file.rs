@@ -190,6 +190,30 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     /// Seconds requests in progress get to finish after SIGTERM. Default 30.
     pub shutdown_grace_secs: Option<Spanned<u64>>,
+    /// Requests that may wait for a CPU slot (key generation, signing, PKCS#12) while every slot
+    /// is busy; one more is refused at once with 503 `unavailable` and `Retry-After`.
+    #[serde(default = "default_issuance_queue")]
+    pub issuance_queue: usize,
+    /// Made tokens that may wait for the database writer (group commit) behind the batch it is
+    /// writing; one more is refused at once with 503 `unavailable` and `Retry-After`.
+    #[serde(default = "default_write_queue")]
+    pub write_queue: Spanned<usize>,
+    /// The most issuances the writer commits in one transaction.
+    #[serde(default = "default_write_batch")]
+    pub write_batch: Spanned<usize>,
+    /// The `Retry-After` (seconds) sent with an overload refusal.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+    /// Tokens per minute per TCP peer (IPv6: per /64); 0 turns the limit off. Behind an
+    /// authenticating proxy every request comes from the proxy: keep it off there.
+    #[serde(default)]
+    pub peer_per_minute: u32,
+    /// Tokens per minute per proxy-asserted identity (the certificate subject the headers make).
+    #[serde(default = "default_identity_rate")]
+    pub identity_per_minute: u32,
+    /// Tokens per minute per officer (client certificate).
+    #[serde(default = "default_officer_rate")]
+    pub officer_per_minute: u32,
 }
 
 impl Default for LimitsFile {
@@ -203,8 +227,39 @@ impl Default for LimitsFile {
             max_header_bytes: None,
             max_connections: None,
             shutdown_grace_secs: None,
+            issuance_queue: default_issuance_queue(),
+            write_queue: default_write_queue(),
+            write_batch: default_write_batch(),
+            retry_after_secs: default_retry_after(),
+            peer_per_minute: 0,
+            identity_per_minute: default_identity_rate(),
+            officer_per_minute: default_officer_rate(),
         }
     }
+}
+
+fn default_issuance_queue() -> usize {
+    256
+}
+
+fn default_write_queue() -> Spanned<usize> {
+    Spanned::new(0..0, 1024)
+}
+
+fn default_write_batch() -> Spanned<usize> {
+    Spanned::new(0..0, 64)
+}
+
+fn default_retry_after() -> u64 {
+    1
+}
+
+fn default_identity_rate() -> u32 {
+    30
+}
+
+fn default_officer_rate() -> u32 {
+    600
 }
 
 fn default_body() -> Spanned<usize> {

@@ -31,6 +31,7 @@ pub fn status(code: Code) -> StatusCode {
         Code::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         Code::Timeout => StatusCode::REQUEST_TIMEOUT,
         Code::Unavailable | Code::CaExpiring => StatusCode::SERVICE_UNAVAILABLE,
+        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Code::FieldMissing
         | Code::FieldInvalid
@@ -98,6 +99,13 @@ pub fn respond(error: &IssuanceError, request_id: &str, format: ErrorFormat) -> 
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(wait) = error.retry_after() {
+        // Whole seconds, at least one (RFC 9110 §10.2.3: delay-seconds).
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     response
 }
 

@@ -5,6 +5,7 @@
 //! log and never reaches a client.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::signed_write::SignatureError;
 use crate::ca::CaError;
@@ -39,6 +40,7 @@ pub enum Code {
     /// the operator must roll the CA over (503).
     CaExpiring,
     Unavailable,
+    RateLimited,
     Internal,
     /// The REST API was called without a client certificate.
     Unauthenticated,
@@ -72,6 +74,7 @@ impl Code {
             Code::Conflict => "conflict",
             Code::CaExpiring => "ca-expiring",
             Code::Unavailable => "unavailable",
+            Code::RateLimited => "rate-limited",
             Code::Internal => "internal",
             Code::Unauthenticated => "unauthenticated",
             Code::AlreadyIssued => "already-issued",
@@ -109,6 +112,53 @@ pub enum Unavailable {
     ShuttingDown,
     #[error("the request took longer than [limits] request_timeout_secs")]
     TimedOut,
+    /// A bounded queue in front of issuance is full: shed at once instead of piling up.
+    #[error("overloaded: the {queue} queue is full")]
+    Overloaded { queue: Queue, retry_after: Duration },
+}
+
+/// The bounded queues in front of issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queue {
+    /// Requests waiting for a CPU slot (keys, signatures, PKCS#12): `[limits] issuance_queue`.
+    Cpu,
+    /// Made tokens waiting for the database writer: `[limits] write_queue`.
+    Write,
+}
+
+impl Queue {
+    /// Metric label and log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Cpu => "cpu",
+            Queue::Write => "write",
+        }
+    }
+}
+
+impl fmt::Display for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whose rate limit a request exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateScope {
+    Peer,
+    Identity,
+    Officer,
+}
+
+impl RateScope {
+    /// Metric label and the word in the message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateScope::Peer => "peer",
+            RateScope::Identity => "identity",
+            RateScope::Officer => "officer",
+        }
+    }
 }
 
 /// A bug or an impossible state. The text is for the log only.
@@ -201,13 +251,27 @@ pub enum IssuanceError {
     },
     #[error("the service is temporarily unavailable")]
     Unavailable(#[from] Unavailable),
+    /// The caller asked for more tokens than `[limits] <scope>_per_minute` allows.
+    #[error("too many requests for this {}; try again in {} s", scope.as_str(), retry_after.as_secs().max(1))]
+    RateLimited {
+        scope: RateScope,
+        retry_after: Duration,
+    },
     #[error("internal error")]
     Internal(#[from] Internal),
 }
 
 impl From<StoreError> for IssuanceError {
     fn from(e: StoreError) -> Self {
-        IssuanceError::Unavailable(Unavailable::Store(e))
+        match e {
+            StoreError::QueueFull { retry_after } => {
+                IssuanceError::Unavailable(Unavailable::Overloaded {
+                    queue: Queue::Write,
+                    retry_after,
+                })
+            }
+            e => IssuanceError::Unavailable(Unavailable::Store(e)),
+        }
     }
 }
 
@@ -280,7 +344,20 @@ impl IssuanceError {
             IssuanceError::BodyTimeout(_) => Code::Timeout,
             IssuanceError::CrossSite(_) => Code::CrossSite,
             IssuanceError::Unavailable(_) => Code::Unavailable,
+            IssuanceError::RateLimited { .. } => Code::RateLimited,
             IssuanceError::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// When the client may try again (`Retry-After`), for refusals that are about load.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            IssuanceError::RateLimited { retry_after, .. }
+            | IssuanceError::Unavailable(Unavailable::Overloaded { retry_after, .. }) => {
+                Some(*retry_after)
+            }
+            IssuanceError::Unavailable(Unavailable::TimedOut) => Some(Duration::from_secs(1)),
+            _ => None,
         }
     }
 

@@ -10,10 +10,34 @@
 //! `ast_key_pool_requests_total{key_type,source="pool"|"inline"}` (a growing `inline` count
 //! means the pool is too small or the host too busy to refill it). Every metric is described
 //! in [`describe`], which gives it its `# HELP` line; docs/operations.md lists them.
+//! means the pool is too small or the host too busy to refill it).
+//!
+//! Load and backpressure: `ast_issuance_shed_total{queue="cpu"|"write"}` (requests refused
+//! with 503 because a bounded queue was full), `ast_rate_limited_total{scope}` (429s),
+//! `ast_issuance_waiting` and `ast_issuance_cpu_busy` (gauges: requests waiting for a CPU slot,
+//! slots in use), `ast_store_write_queue` (gauge: issuances reserved or queued for the database
+//! writer) and, recorded by the store, `ast_store_batch_size` (issuances per committed
+//! transaction) and `ast_store_commit_seconds`.
 
 use std::time::Duration;
 
 use super::{Gateway, StageTimes};
+use crate::store::WriterStats;
+
+pub use super::admission::{BUSY, RATE_LIMITED, SHED, WAITING};
+/// Gauge: issuances reserved or queued for the database writer.
+pub const WRITE_QUEUE: &str = "ast_store_write_queue";
+
+/// How loaded the issuance path is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuanceLoad {
+    /// CPU slots in use: blocking tasks making tokens (also for requests already gone).
+    pub cpu_busy: usize,
+    /// Requests waiting for a CPU slot.
+    pub cpu_waiting: usize,
+    /// The database writer's counters.
+    pub writer: WriterStats,
+}
 
 /// Counter: tokens delivered, by handler and token procedure.
 pub const TOKENS_ISSUED: &str = "ast_tokens_issued_total";
@@ -48,6 +72,32 @@ pub const EXPIRY_REFRESH: Duration = Duration::from_secs(300);
 /// installed; the exporter prints the text of each described metric.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        super::admission::SHED,
+        "Requests refused with 503 because a bounded queue was full (queue = cpu or write)."
+    );
+    describe_counter!(
+        super::admission::RATE_LIMITED,
+        "Requests refused with 429 by a per-caller rate limit (scope = peer, identity or officer)."
+    );
+    describe_gauge!(
+        super::admission::WAITING,
+        "Requests waiting for a CPU slot (key generation, signing, PKCS#12)."
+    );
+    describe_gauge!(super::admission::BUSY, "CPU slots in use by issuance work.");
+    describe_gauge!(
+        WRITE_QUEUE,
+        "Issuances reserved or queued for the database writer (group commit)."
+    );
+    describe_histogram!(
+        crate::store::BATCH_SIZE,
+        "Issuances committed per database transaction by the group-commit writer."
+    );
+    describe_histogram!(
+        crate::store::COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time of one group-commit transaction, from begin to commit."
+    );
     describe_counter!(
         TOKENS_ISSUED,
         "Soft tokens delivered, by handler and token procedure."
@@ -149,6 +199,10 @@ impl Gateway {
                 .to_unix_duration();
             metrics::gauge!(CA_NOT_AFTER, "ca" => name.clone()).set(not_after.as_secs() as f64);
         }
+        let load = self.load();
+        metrics::gauge!(BUSY).set(load.cpu_busy as f64);
+        metrics::gauge!(WAITING).set(load.cpu_waiting as f64);
+        metrics::gauge!(WRITE_QUEUE).set((load.writer.queued + load.writer.in_flight) as f64);
     }
 
     /// Recounts the certificates expiring within [`EXPIRING_WINDOW`] and sets the gauge.
@@ -182,5 +236,14 @@ impl Gateway {
                 }
             }
         })
+    }
+
+    /// The load of the issuance path now (CPU slots, queue, database writer).
+    pub fn load(&self) -> IssuanceLoad {
+        IssuanceLoad {
+            cpu_busy: self.admission.cpu.busy(),
+            cpu_waiting: self.admission.cpu.waiting(),
+            writer: self.store.writer_stats(),
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! the token that holds it leaves this module; every refusal is audited and issues nothing;
 //! CPU-bound work (keygen, signing, PBKDF2) runs on blocking threads, bounded by a semaphore.
 
+mod admission;
 mod api;
 pub mod bench;
 mod error;
@@ -24,10 +25,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
 
 pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
-pub use error::{Code, Internal, IssuanceError, Unavailable};
+pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
     parse_header_argument, path_remainder,
@@ -63,12 +63,13 @@ pub struct Gateway {
     cas: BTreeMap<String, Arc<Ca>>,
     store: Store,
     trust: TrustPolicy,
-    /// Bounds concurrent CPU-heavy issuance work to the number of cores.
-    crypto_slots: Semaphore,
+    /// Bounds concurrent CPU-heavy issuance work to the number of cores, with a bounded queue
+    /// in front, and the per-caller rate limits.
+    admission: admission::Admission,
     /// One CRL build at a time on this node (see `revocation`).
     crl_lock: tokio::sync::Mutex<()>,
-    /// Pre-generated keys; its refill thread stops when the gateway is dropped.
-    /// Sized at start; a configuration reload does not resize it.
+    /// Pre-generated keys; its refill threads stop when the gateway is dropped. A reload
+    /// resizes it.
     key_pool: KeyPool,
     /// Revoked officer certificates, refused by the HTTPS listener's TLS client verifier.
     revoked_officers: Arc<RevokedOfficers>,
@@ -197,9 +198,15 @@ impl Gateway {
         let seal = audit_seal(&config.settings.root).map_err(StartError::SecretKey)?;
         // The data directory holds the database, keys and the secret key: owner only.
         crate::store::make_private_directory(&config.settings.root.data())?;
-        let store = Store::open(
+        let limits = &config.settings.limits;
+        let store = Store::open_tuned(
             &config.settings.database_url,
-            config.settings.database_max_connections,
+            crate::store::StoreOptions::new(config.settings.database_max_connections),
+            crate::store::WriterOptions {
+                queue: limits.write_queue,
+                batch: limits.write_batch,
+                retry_after: limits.retry_after,
+            },
         )
         .await?
         .with_audit(seal);
@@ -242,6 +249,7 @@ impl Gateway {
             .unwrap_or(2);
         let Configuration { settings, rules } = config;
         let key_pool = KeyPool::start(rules.key_pool_sizes(&settings.key_pool));
+        let admission = admission::Admission::new(cores, &settings.limits);
         Arc::new(Gateway {
             key_pool,
             trust: TrustPolicy::new(settings.trusted_proxies.clone()),
@@ -249,7 +257,7 @@ impl Gateway {
             rules: ArcSwap::from_pointee(rules),
             cas,
             store,
-            crypto_slots: Semaphore::new(cores),
+            admission,
             crl_lock: tokio::sync::Mutex::new(()),
             revoked_officers: RevokedOfficers::new(),
             pages: ArcSwap::from_pointee(Default::default()),

@@ -1,6 +1,7 @@
 //! Reloading the configuration (SIGHUP): `ast.properties`, the formats, `api.properties`, the
 //! token procedures of `gateway.toml` and the PIN page templates (`conf/pages/`) are re-read,
-//! validated as `config check` does, and swapped in atomically for new requests. A
+//! validated as `config check` does, and swapped in atomically for new requests; the key pool is
+//! resized to the new `[key_pool]` and token procedures. A
 //! configuration with any problem is refused and the running one keeps serving.
 
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl Gateway {
                 tracing::info!(
                     target: "config",
                     handlers = summary.handlers,
-                    "configuration reloaded (ast.properties, formats, token procedures, PIN pages)"
+                    "configuration reloaded (ast.properties, formats, token procedures, PIN pages, key pool sizes)"
                 );
                 if !summary.restart_needed.is_empty() {
                     tracing::warn!(
@@ -108,8 +109,10 @@ impl Gateway {
         }
         let restart_needed = restart_needed(&self.settings, &fresh.settings);
         let handlers = fresh.rules.handlers.len();
+        let pool_sizes = fresh.rules.key_pool_sizes(&fresh.settings.key_pool);
         self.rules.store(Arc::new(fresh.rules));
         self.pages.store(Arc::new(pages));
+        self.key_pool.resize(pool_sizes);
         Ok(ReloadSummary {
             handlers,
             restart_needed,
@@ -129,7 +132,6 @@ fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str>
         ),
         ("[pkcs12]", old.pkcs12_iterations != new.pkcs12_iterations),
         ("[limits]", old.limits != new.limits),
-        ("[key_pool]", old.key_pool != new.key_pool),
         ("[crl]", old.crl != new.crl),
         ("[ocsp]", old.ocsp != new.ocsp),
         ("[api]", old.api != new.api),

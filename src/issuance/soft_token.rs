@@ -5,19 +5,21 @@ use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::api::{ApiIssue, ApiIssued};
 use super::recipe::{
     Attempt, MadeFile, MadeToken, Planned, SERIAL_ATTEMPTS, TokenRecipe, plan_subjects, with_cas,
     with_fresh_serials,
 };
-use super::{Gateway, IssuanceError, Unavailable};
+use super::{Gateway, IssuanceError};
 use crate::ca::{Ca, IssuedCertificate};
 use crate::identity::{Caller, Connection, OfficerStanding};
 use crate::policy::{IdentityHeaders, evaluate};
 use crate::rules::{Handler, Layout, Rules};
 use crate::store::{
-    AuditEvent, CertificateRecord, CertificateStatus, OfficerStatus, StoreError, TokenRecord,
+    AuditEvent, CertificateRecord, CertificateStatus, IssuanceRecord, OfficerStatus, StoreError,
+    TokenRecord, WriteSlot,
 };
 use crate::token::{Pin, Pkcs12Profile};
 
@@ -232,6 +234,8 @@ impl Gateway {
             form,
             request_id,
         } = request;
+        // Every request of a peer counts, refused or not, before any other work.
+        self.admission.rates.peer(connection.peer.ip())?;
         // The same rules throughout, even if a reload swaps them meanwhile.
         let rules = self.rules();
         let (form, handler, caller, api) = match choice {
@@ -269,6 +273,14 @@ impl Gateway {
         };
         let headers = headers.decoded_as(encoding);
         let plan = self.plan(&rules, handler, &headers, &caller)?;
+        // Rate limits count tokens about to be made: after every check that needs no CPU.
+        if let Caller::Officer { .. } = caller {
+            self.admission.rates.officer(&caller.to_string())?;
+        }
+        if let Some(first) = plan.first() {
+            let identity = first.subject.display_dn(&first.template.subject_order);
+            self.admission.rates.identity(&identity)?;
+        }
         let order = Order {
             handler,
             caller: &caller,
@@ -285,15 +297,40 @@ impl Gateway {
         with_fresh_serials(SERIAL_ATTEMPTS, |attempt| self.attempt(attempt, &order)).await
     }
 
-    /// Runs a recipe on a blocking thread, holding one of the CPU slots.
+    /// Runs a recipe on a blocking thread, holding one of the CPU slots (waiting for one in the
+    /// bounded queue; refused at once when it is full).
     pub(crate) async fn make(&self, recipe: Arc<TokenRecipe>) -> Result<MadeToken, IssuanceError> {
-        let _slot = self
-            .crypto_slots
-            .acquire()
-            .await
-            .map_err(|_| Unavailable::ShuttingDown)?;
+        let slot = self.admission.cpu.enter().await?;
+        self.make_in(slot, recipe).await
+    }
+
+    /// Runs a recipe on a blocking thread that owns `slot`: the slot is freed when the CPU work
+    /// ends, not when the request does, so an abandoned request cannot leave key generation
+    /// running outside the bound.
+    async fn make_in(
+        &self,
+        slot: OwnedSemaphorePermit,
+        recipe: Arc<TokenRecipe>,
+    ) -> Result<MadeToken, IssuanceError> {
         let pool = self.key_pool.clone();
-        tokio::task::spawn_blocking(move || recipe.make(&pool)).await?
+        tokio::task::spawn_blocking(move || {
+            let made = recipe.make(&pool);
+            drop(slot);
+            made
+        })
+        .await?
+    }
+
+    /// A place in the database writer's queue, taken before the token is made: a full queue
+    /// refuses the request before any key is generated.
+    fn write_slot(&self) -> Result<WriteSlot, IssuanceError> {
+        self.store.reserve_write().map_err(|e| {
+            if let StoreError::QueueFull { .. } = e {
+                metrics::counter!(super::admission::SHED, "queue" => super::Queue::Write.as_str())
+                    .increment(1);
+            }
+            IssuanceError::from(e)
+        })
     }
 
     /// Makes the token (keys, certificates, PKCS#12) and records it.
@@ -309,14 +346,16 @@ impl Gateway {
                 "serial collision: making the token again with new serials"
             );
         }
-        let made = self.make(order.recipe.clone()).await?;
+        let cpu = self.admission.cpu.enter().await?;
+        let slot = self.write_slot()?;
+        let made = self.make_in(cpu, order.recipe.clone()).await?;
         let MadeToken {
             issued,
             files,
             stages,
         } = made;
         let store_started = Instant::now();
-        let recorded = self.record(order, issued, files).await;
+        let recorded = self.record(slot, order, issued, files).await;
         if let Ok(Attempt::Done(_)) = &recorded {
             super::metrics::issued(
                 &format!("handler.{}", order.handler.number),
@@ -328,16 +367,21 @@ impl Gateway {
         recorded
     }
 
-    /// Records a made token (committed before anything leaves) and hands it out. On
-    /// failure the PKCS#12 files are dropped here.
-    #[allow(clippy::too_many_arguments)] // the parts of one made token
+    /// Records a made token through the group-commit writer (committed before anything
+    /// leaves) and hands it out. On failure the PKCS#12 files are dropped here.
     async fn record(
         &self,
+        slot: WriteSlot,
         order: &Order<'_>,
         issued: Vec<(Planned, IssuedCertificate)>,
         files: Vec<MadeFile>,
     ) -> Result<Attempt<SoftToken>, IssuanceError> {
-        let (handler, caller, request_id) = (order.handler, order.caller, order.request_id);
+        let Order {
+            handler,
+            caller,
+            request_id,
+            ..
+        } = *order;
         let profile = order.recipe.profile;
         let created_at = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -394,11 +438,25 @@ impl Gateway {
         let event = AuditEvent::now("issued", &caller.to_string(), request_id, detail);
         let scope = caller.to_string();
         let key = order.api.and_then(|api| api.idempotency_key(&scope));
-        match self
-            .store
-            .record_issuance_once(&token, &records, &event, key.as_ref())
-            .await
-        {
+        // With an idempotency key the issuance is its own transaction (the key row must commit
+        // with it); otherwise it joins the writer's next batch.
+        let written = match key {
+            Some(key) => {
+                drop(slot);
+                self.store
+                    .record_issuance_once(&token, &records, &event, Some(&key))
+                    .await
+            }
+            None => {
+                slot.record(IssuanceRecord {
+                    token: token.clone(),
+                    certificates: records.clone(),
+                    event,
+                })
+                .await
+            }
+        };
+        match written {
             Ok(()) => {}
             Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
             // A concurrent request with the same key committed first: this token is dropped

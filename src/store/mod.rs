@@ -2,7 +2,8 @@
 //!
 //! Owns: the schema, migrations, and every SQL statement. Must not: know HTTP, sign, or hold
 //! private keys or PINs (there are no columns for them). Invariants: an issuance (token row,
-//! its certificate rows and its audit row) is one transaction; the audit chain is linear
+//! its certificate rows and its audit row) is committed whole, by the node's one writer task,
+//! possibly together with other issuances (group commit, see `writer`); the audit chain is linear
 //! because every audit write first updates the single `audit_head` row (on PostgreSQL its row
 //! lock queues writers of every node; on SQLite the write lock does); methods speak domain
 //! types, never rows. Availability: acquiring a connection is bounded by a short timeout, so a
@@ -20,6 +21,7 @@ mod officers;
 mod records;
 mod refusals;
 mod revocation;
+mod writer;
 
 use crate::ca::Serial;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub use files::make_private_directory;
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CaUsage, CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
+pub use writer::{
+    BATCH_SIZE, COMMIT_SECONDS, IssuanceRecord, WriteSlot, WriterOptions, WriterStats,
+};
 
 /// Errors of the store. Messages are for logs; clients only ever see `unavailable`.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,15 @@ pub enum StoreError {
     /// The database answers but refuses writes (read-only replica, locked SQLite file).
     #[error("the database does not accept writes: {0}")]
     ReadOnly(String),
+    /// The writer's queue is full: the node is writing as fast as the database commits.
+    #[error("the database writer's queue is full")]
+    QueueFull { retry_after: Duration },
+    /// The writer task has stopped (the node is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// The batch this write was part of failed as a whole.
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
 }
 
 /// Connection-pool settings.
@@ -116,6 +130,8 @@ pub struct Store {
     audit: AuditSeal,
     refusals: Arc<refusals::Refusals>,
     upkeep: Arc<Upkeep>,
+    /// The group-commit writer (`None` only in the writer task's own handle).
+    writer: Option<Arc<writer::Writer>>,
 }
 
 /// Audit bookkeeping shared by the clones of a store.
@@ -131,6 +147,7 @@ struct Upkeep {
 /// the clones of a store.
 struct Health {
     unreachable: AtomicBool,
+    acquire_timeout: Duration,
     unreachable_timeout: Duration,
     operation_timeout: Duration,
     /// For the reachability probe.
@@ -157,6 +174,16 @@ impl Store {
 
     /// As [`Store::open`], with explicit pool settings.
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        Store::open_tuned(url, options, WriterOptions::default()).await
+    }
+
+    /// As [`Store::open_with`], with explicit settings of the group-commit writer. Starts the
+    /// writer task: call inside a Tokio runtime.
+    pub async fn open_tuned(
+        url: &str,
+        options: StoreOptions,
+        writer: WriterOptions,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -185,18 +212,22 @@ impl Store {
         }
         let health = Arc::new(Health {
             unreachable: AtomicBool::new(false),
+            acquire_timeout: options.acquire_timeout,
             unreachable_timeout: options.unreachable_timeout.min(options.acquire_timeout),
             operation_timeout: options.operation_timeout,
             url: url.to_string(),
         });
-        Ok(Store {
+        let mut store = Store {
             pool,
             backend,
             health,
             audit: AuditSeal::default(),
             refusals: Arc::default(),
             upkeep: Arc::default(),
-        })
+            writer: None,
+        };
+        store.writer = Some(Arc::new(writer::Writer::start(store.clone(), writer)));
+        Ok(store)
     }
 
     /// The same store, sealing the audit trail with `seal`: rows get MACs, anchors are taken,
@@ -205,6 +236,14 @@ impl Store {
     /// verification reports once keyed rows exist.
     pub fn with_audit(mut self, seal: AuditSeal) -> Store {
         self.audit = seal;
+        // The writer task holds its own clone of the store: start it again with the seal (the
+        // old one ends when its queue's last sender, the dropped `Writer`, is gone).
+        if let Some(old) = self.writer.take() {
+            let options = old.options();
+            let mut plain = self.clone();
+            plain.writer = None;
+            self.writer = Some(Arc::new(writer::Writer::start(plain, options)));
+        }
         self
     }
 
@@ -358,22 +397,32 @@ impl Store {
         }
     }
 
-    /// Records a token, its certificates and the audit event in one transaction. Returns only
-    /// after the commit: the caller may then deliver the token (recorded before delivered,
-    /// never the other way round).
+    /// Records a token, its certificates and the audit event, committed whole (possibly in one
+    /// transaction with other issuances). Returns only after the commit: the caller may then
+    /// deliver the token. [`StoreError::QueueFull`] at once when the writer's queue is full.
     pub async fn record_issuance(
         &self,
         token: &TokenRecord,
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        self.record_issuance_once(token, certificates, event, None)
+        // The chain lists the serials actually inserted, so `audit verify` can cross-check them.
+        let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
+        let event = event.with_fields(&[("serials", serde_json::json!(serials))]);
+        self.reserve_write()?
+            .record(IssuanceRecord {
+                token: token.clone(),
+                certificates: certificates.to_vec(),
+                event,
+            })
             .await
     }
 
     /// As [`Store::record_issuance`], and when `key` is given, records it for the token in the
     /// same transaction: a key the caller used before fails the whole transaction with
-    /// [`StoreError::DuplicateIdempotencyKey`] (nothing is written).
+    /// [`StoreError::DuplicateIdempotencyKey`] (nothing is written). With a key the issuance is
+    /// its own transaction, outside the group-commit writer (API retries are rare; the audit
+    /// chain stays linear because both paths take the chain head's row first).
     pub async fn record_issuance_once(
         &self,
         token: &TokenRecord,
@@ -381,6 +430,9 @@ impl Store {
         event: &AuditEvent,
         key: Option<&IdempotencyKey<'_>>,
     ) -> Result<(), StoreError> {
+        if key.is_none() {
+            return self.record_issuance(token, certificates, event).await;
+        }
         // The chain lists the serials actually inserted, so `audit verify` can cross-check them.
         let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
         let event = event.with_fields(&[("serials", serde_json::json!(serials))]);

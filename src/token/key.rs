@@ -16,18 +16,20 @@
 //! * a vendored `openssl` would be a second C crypto library (a 5.5-minute build, a second FIPS
 //!   and CVE story), while aws-lc-rs is already linked for rustls and sqlx. For P-256 (0.03 ms)
 //!   and for PBKDF2 (p12-keystore) the current stack is already 1.8–2.8× faster than OpenSSL;
-//! * if RSA capacity at saturation ever matters more than that, only `generate_key` below has to
-//!   change (OpenSSL keygen behind a cargo feature).
+//! * if RSA capacity at saturation matters more than that, build with the cargo feature
+//!   `openssl-rsa`: RSA keys then come from OpenSSL (`rsa.rs`; measured in `bench
+//!   --compare-rsa-keygen`), everything else stays on aws-lc-rs.
 
 use std::fmt;
 use std::str::FromStr;
 
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
-use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING};
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+pub use super::rsa::RsaBackend;
 
 use super::TokenError;
 
@@ -129,18 +131,20 @@ impl fmt::Debug for GeneratedKey {
 /// Generates one key pair. CPU-bound (RSA: tens to hundreds of milliseconds): call it from a
 /// blocking thread, never on the async reactor.
 pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, TokenError> {
+    generate_key_with(key_type, RsaBackend::configured())
+}
+
+/// As [`generate_key`], with RSA keys from `rsa` (`bench` compares the backends).
+pub fn generate_key_with(key_type: KeyType, rsa: RsaBackend) -> Result<GeneratedKey, TokenError> {
     let err = |_| TokenError::KeyGeneration(key_type);
     let (pkcs8, spki) = match key_type {
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
-            let size = match key_type {
-                KeyType::Rsa2048 => KeySize::Rsa2048,
-                KeyType::Rsa3072 => KeySize::Rsa3072,
-                _ => KeySize::Rsa4096,
+            let bits = match key_type {
+                KeyType::Rsa2048 => 2048,
+                KeyType::Rsa3072 => 3072,
+                _ => 4096,
             };
-            let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(err)?;
-            let pkcs8: Pkcs8V1Der = pair.as_der().map_err(err)?;
-            let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(err)?;
-            (pkcs8.as_ref().to_vec(), spki.as_ref().to_vec())
+            super::rsa::generate(bits, rsa).map_err(|()| TokenError::KeyGeneration(key_type))?
         }
         KeyType::EcP256 | KeyType::EcP384 => {
             let alg = if key_type == KeyType::EcP256 {

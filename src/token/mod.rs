@@ -11,8 +11,9 @@ mod pfx;
 mod pin;
 mod pkcs12;
 mod pool;
+mod rsa;
 
-pub use key::{GeneratedKey, KeyType, generate_key};
+pub use key::{GeneratedKey, KeyType, RsaBackend, generate_key, generate_key_with};
 pub use pin::Pin;
 pub use pkcs12::{Pkcs12Profile, TokenEntry, client_auth_rank, write_pkcs12};
 pub use pool::{KeyPool, KeySource, PoolFill};

@@ -20,4 +20,5 @@ mod scale_out;
 mod soft_token;
 mod store;
 mod tcp_proxy;
+mod throughput;
 mod trust;
