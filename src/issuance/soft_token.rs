@@ -172,11 +172,15 @@ impl Gateway {
         let event = AuditEvent::now("refused", &actor, request_id, detail);
         // Aggregated per peer, code and minute: a flood of refusals adds rows per minute, not
         // per request (the store bounds the stored path, too).
-        if let Err(e) = self
-            .store
-            .record_refusal(&peer, error.code().as_str(), &event)
-            .await
-        {
+        // A refusal about load (overload, rate limit) must not wait for the database it is
+        // protecting: its row, when one is written, goes with the writer's next batch.
+        let code = error.code().as_str();
+        let recorded = if error.retry_after().is_some() {
+            self.store.record_load_refusal(&peer, code, &event).await
+        } else {
+            self.store.record_refusal(&peer, code, &event).await
+        };
+        if let Err(e) = recorded {
             tracing::error!(target: "audit", request_id, error = %e, "could not record a refusal in the audit table");
         }
         error

@@ -163,17 +163,40 @@ impl Store {
         code: &str,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        self.record_refusal_as(peer, code, event, false).await
+    }
+
+    /// As [`Store::record_refusal`] for a refusal about load (overload, rate limit): it must not
+    /// wait for the database it protects, so its row (when one is written) goes with the
+    /// writer's next batch, and the minute's aggregates are left to the periodic flush.
+    pub async fn record_load_refusal(
+        &self,
+        peer: &str,
+        code: &str,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.record_refusal_as(peer, code, event, true).await
+    }
+
+    async fn record_refusal_as(
+        &self,
+        peer: &str,
+        code: &str,
+        event: &AuditEvent,
+        soon: bool,
+    ) -> Result<(), StoreError> {
         let minute = event.at.div_euclid(60_000);
         // Failed flushes are logged by `write_aggregates`; this refusal is recorded anyway.
-        if self
-            .upkeep
-            .flushed_minute
-            .fetch_max(minute, Ordering::Relaxed)
-            < minute
+        if !soon
+            && self
+                .upkeep
+                .flushed_minute
+                .fetch_max(minute, Ordering::Relaxed)
+                < minute
         {
             let _ = self.flush_refusals_before(minute).await;
         }
-        if self.refusals.is_full() {
+        if self.refusals.is_full() && !soon {
             let _ = self.flush_refusals().await;
             self.refusals.clear();
         }
@@ -186,7 +209,11 @@ impl Store {
         match self.refusals.decide(&key, event) {
             Decision::Counted => Ok(()),
             Decision::Append => {
-                let result = self.record_audit(event).await;
+                let result = if soon {
+                    self.record_audit_soon(event.clone()).await
+                } else {
+                    self.record_audit(event).await
+                };
                 if result.is_err() {
                     // Not stored: the next one of its kind must be appended in full.
                     self.refusals.forget(&key);
