@@ -58,6 +58,12 @@ sed -i \
   -e 's|^iterations = 10000|iterations = 1000|' \
   -e 's|key = "rsa-2048"|key = "ec-p256"|' \
   "$root/conf/gateway.toml"
+# The fuzzer issues thousands of tokens for the same few subjects from one officer: without
+# this, the per-identity and per-officer rate limits answer nearly everything 429 and the
+# pipeline behind them stays untested (429 itself is documented and checked by the e2e tests).
+sed -i -e 's|^request_timeout_secs = 60|request_timeout_secs = 60\nidentity_per_minute = 0\nofficer_per_minute = 0\npeer_per_minute = 0|' \
+  "$root/conf/gateway.toml"
+grep -q '^identity_per_minute = 0' "$root/conf/gateway.toml"
 grep -q "^https = \"127.0.0.1:$port\"" "$root/conf/gateway.toml"
 grep -q '^client_ca' "$root/conf/gateway.toml"
 

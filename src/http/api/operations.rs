@@ -91,7 +91,10 @@ impl From<SoftTokenBody> for ApiTokenRequest {
         (status = 409, description = "The Idempotency-Key was used before (`already-issued` with `serials`, or `conflict` for a different request)", body = ErrorBody),
         (status = 413, description = "The body is too large (`too-large`)", body = ErrorBody),
         (status = 415, description = "The body is not application/json (`unsupported-media-type`)", body = ErrorBody),
-        (status = 503, description = "Database or CA unavailable (`unavailable`)", body = ErrorBody),
+        (status = 429, description = "Too many tokens for this peer, identity or officer (`rate-limited`); `Retry-After` says when to try again", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database or CA unavailable, or the node is overloaded (`unavailable`, `ca-expiring`); an overload answer carries `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (overload only)"))),
     ),
     security(("officerCertificate" = []))
 )]
