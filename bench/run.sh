@@ -68,13 +68,13 @@ scaling() {
   free_port() {
     local p
     for _ in $(seq 200); do
-      p=$(( 20000 + RANDOM % 30000 ))
+      p=$(( 10000 + RANDOM % 20000 ))  # below the ephemeral range (32768+) wrk's sockets use
       if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
     done
     echo "no free port" >&2; exit 2
   }
   json_num() { # JSON KEY: the first number under "KEY":
-    printf '%s' "$1" | grep -o "\"$2\":[-0-9.eE+]*" | head -1 | cut -d: -f2 || true
+    printf '%s' "$1" | grep -o "\"$2\": *[-0-9.eE+]*" | head -1 | cut -d: -f2 | tr -d ' ' || true
   }
 
   # Roots: the embedded default (job "default": 2 × RSA-2048, PKCS#12 10 000 iterations) and

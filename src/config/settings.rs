@@ -757,6 +757,64 @@ mod tests {
     }
 
     #[test]
+    fn limits_defaults_values_and_errors() {
+        let limits = load_edited(|t| t).unwrap().settings.limits;
+        assert_eq!(
+            (
+                limits.issuance_queue,
+                limits.write_queue,
+                limits.write_batch,
+                limits.retry_after
+            ),
+            (256, 1024, 64, Duration::from_secs(1))
+        );
+        assert_eq!(
+            limits.rates,
+            RateLimits {
+                per_peer: 0,
+                per_identity: 30,
+                per_officer: 600
+            }
+        );
+        let edited = |extra: &str| {
+            load_edited(|t| {
+                t.replace(
+                    "request_timeout_secs = 60",
+                    &format!("request_timeout_secs = 60\n{extra}"),
+                )
+            })
+        };
+        let limits = edited(
+            "issuance_queue = 0\nwrite_queue = 8\nwrite_batch = 2\nretry_after_secs = 9\n\
+             peer_per_minute = 5\nidentity_per_minute = 0\nofficer_per_minute = 7",
+        )
+        .unwrap()
+        .settings
+        .limits;
+        assert_eq!(
+            (
+                limits.issuance_queue,
+                limits.write_queue,
+                limits.write_batch,
+                limits.retry_after
+            ),
+            (0, 8, 2, Duration::from_secs(9))
+        );
+        assert_eq!(
+            limits.rates,
+            RateLimits {
+                per_peer: 5,
+                per_identity: 0,
+                per_officer: 7
+            }
+        );
+        let e = edited("write_batch = 0").unwrap_err().to_string();
+        assert!(e.contains("limits.write_batch"), "{e}");
+        let e = edited("write_queue = 0").unwrap_err().to_string();
+        assert!(e.contains("limits.write_queue"), "{e}");
+    }
+
+    #[test]
     fn key_pool_and_admin_errors_name_the_key() {
         let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-1024 = 4")).unwrap_err();
         assert!(e.to_string().contains("rsa-1024"), "{e}");

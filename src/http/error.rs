@@ -124,3 +124,57 @@ pub fn escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::issuance::{Queue, RateScope, Unavailable};
+
+    fn header(response: &Response, name: &str) -> Option<String> {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("?").to_string())
+    }
+
+    #[test]
+    fn load_refusals_carry_retry_after_in_whole_seconds() {
+        let limited = IssuanceError::RateLimited {
+            scope: RateScope::Peer,
+            retry_after: Duration::from_millis(29_200),
+        };
+        let response = respond(&limited, "r1", ErrorFormat::Json);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            header(&response, "x-ast-error").as_deref(),
+            Some("rate-limited")
+        );
+        assert_eq!(header(&response, "retry-after").as_deref(), Some("30"));
+
+        let shed = IssuanceError::Unavailable(Unavailable::Overloaded {
+            queue: Queue::Write,
+            retry_after: Duration::from_secs(2),
+        });
+        let response = respond(&shed, "r2", ErrorFormat::Html);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            header(&response, "x-ast-error").as_deref(),
+            Some("unavailable")
+        );
+        assert_eq!(header(&response, "retry-after").as_deref(), Some("2"));
+
+        // A rate limit that has almost recovered still says at least one second.
+        let soon = IssuanceError::RateLimited {
+            scope: RateScope::Identity,
+            retry_after: Duration::from_millis(3),
+        };
+        let response = respond(&soon, "r3", ErrorFormat::Json);
+        assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
+
+        // Other refusals do not invite a retry.
+        let response = respond(&IssuanceError::NoHandler, "r4", ErrorFormat::Json);
+        assert_eq!(header(&response, "retry-after"), None);
+    }
+}
