@@ -1,0 +1,248 @@
+//! Tests of `config/settings.rs`.
+
+use super::*;
+
+#[test]
+fn durations() {
+    assert_eq!(
+        parse_duration("365d").unwrap(),
+        Duration::from_secs(365 * 86_400)
+    );
+    assert_eq!(
+        parse_duration("1y").unwrap(),
+        Duration::from_secs(365 * 86_400)
+    );
+    assert!(parse_duration("10x").is_err());
+    assert!(parse_duration("0d").is_err());
+    assert!(parse_duration("d").is_err());
+}
+
+/// The embedded default gateway.toml with `edit` applied, loaded.
+fn load_edited(
+    edit: impl FnOnce(String) -> String,
+) -> Result<crate::rules::Configuration, ConfigErrors> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    crate::issuance::write_default(&root).unwrap();
+    let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+    std::fs::write(root.gateway_toml(), edit(text)).unwrap();
+    crate::rules::load(&root)
+}
+
+fn pool(config: &crate::rules::Configuration) -> BTreeMap<KeyType, usize> {
+    config.rules.key_pool_sizes(&config.settings.key_pool)
+}
+
+#[test]
+fn key_pool_and_admin_defaults() {
+    let config = load_edited(|t| t).unwrap();
+    assert_eq!(pool(&config), BTreeMap::from([(KeyType::Rsa2048, 32)]));
+    assert_eq!(config.settings.server.admin, "127.0.0.1:9102".parse().ok());
+
+    // No [key_pool] at all: types the procedures use get their default size.
+    let config = load_edited(|t| t.replace("[key_pool]", "").replace("rsa-2048 = 32", "")).unwrap();
+    assert_eq!(pool(&config), BTreeMap::from([(KeyType::Rsa2048, 32)]));
+
+    // 0 turns a type off; an unused type can be pooled explicitly; "" turns admin off.
+    let config = load_edited(|t| {
+        t.replace("rsa-2048 = 32", "rsa-2048 = 0\nec-p256 = 8")
+            .replace("admin = \"127.0.0.1:9102\"", "admin = \"\"")
+    })
+    .unwrap();
+    assert_eq!(pool(&config), BTreeMap::from([(KeyType::EcP256, 8)]));
+    assert_eq!(config.settings.server.admin, None);
+}
+
+#[test]
+fn connection_limits_and_allowed_origins() {
+    let config = load_edited(|t| t).unwrap();
+    assert_eq!(
+        config.settings.limits.header_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(config.settings.limits.body_timeout, Duration::from_secs(20));
+    assert_eq!(config.settings.limits.idle_timeout, Duration::from_secs(15));
+    assert_eq!(config.settings.limits.max_header_bytes, 32 * 1024);
+    assert_eq!(config.settings.limits.max_connections, None);
+    assert_eq!(
+        config.settings.limits.shutdown_grace,
+        Duration::from_secs(30)
+    );
+    assert!(config.settings.server.allowed_origins.is_empty());
+
+    let config = load_edited(|t| {
+        t.replace("# header_timeout_secs = 10", "header_timeout_secs = 3")
+            .replace("# max_connections = 0", "max_connections = 500")
+            .replace("# shutdown_grace_secs = 30", "shutdown_grace_secs = 5")
+            .replace(
+                "# allowed_origins = [\"https://portal.example.org\"]",
+                "allowed_origins = [\"HTTPS://Portal.Example.org/\", \"http://10.0.0.1:8080\"]",
+            )
+    })
+    .unwrap();
+    assert_eq!(
+        config.settings.limits.header_timeout,
+        Duration::from_secs(3)
+    );
+    assert_eq!(config.settings.limits.max_connections, Some(500));
+    assert_eq!(
+        config.settings.limits.shutdown_grace,
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        config.settings.server.allowed_origins,
+        ["https://portal.example.org", "http://10.0.0.1:8080"]
+    );
+
+    let e = load_edited(|t| {
+        t.replace("# header_timeout_secs = 10", "header_timeout_secs = 0")
+            .replace("# max_header_bytes = 32768", "max_header_bytes = 100")
+            .replace(
+                "# allowed_origins = [\"https://portal.example.org\"]",
+                "allowed_origins = [\"https://portal.example.org/form\"]",
+            )
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("limits.header_timeout_secs"), "{e}");
+    assert!(e.contains("limits.max_header_bytes"), "{e}");
+    assert!(e.contains("server.allowed_origins"), "{e}");
+}
+
+#[test]
+fn limits_defaults_values_and_errors() {
+    let limits = load_edited(|t| t).unwrap().settings.limits;
+    assert_eq!(
+        (
+            limits.issuance_queue,
+            limits.write_queue,
+            limits.write_batch,
+            limits.retry_after
+        ),
+        (256, 1024, 64, Duration::from_secs(1))
+    );
+    assert_eq!(
+        limits.rates,
+        RateLimits {
+            per_peer: 0,
+            per_identity: 30,
+            per_officer: 600
+        }
+    );
+    let edited = |extra: &str| {
+        load_edited(|t| {
+            t.replace(
+                "request_timeout_secs = 60",
+                &format!("request_timeout_secs = 60\n{extra}"),
+            )
+        })
+    };
+    let limits = edited(
+        "issuance_queue = 0\nwrite_queue = 8\nwrite_batch = 2\nretry_after_secs = 9\n\
+         peer_per_minute = 5\nidentity_per_minute = 0\nofficer_per_minute = 7",
+    )
+    .unwrap()
+    .settings
+    .limits;
+    assert_eq!(
+        (
+            limits.issuance_queue,
+            limits.write_queue,
+            limits.write_batch,
+            limits.retry_after
+        ),
+        (0, 8, 2, Duration::from_secs(9))
+    );
+    assert_eq!(
+        limits.rates,
+        RateLimits {
+            per_peer: 5,
+            per_identity: 0,
+            per_officer: 7
+        }
+    );
+    let e = edited("write_batch = 0").unwrap_err().to_string();
+    assert!(e.contains("limits.write_batch"), "{e}");
+    let e = edited("write_queue = 0").unwrap_err().to_string();
+    assert!(e.contains("limits.write_queue"), "{e}");
+}
+
+#[test]
+fn key_pool_and_admin_errors_name_the_key() {
+    let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-1024 = 4")).unwrap_err();
+    assert!(e.to_string().contains("rsa-1024"), "{e}");
+    let e = load_edited(|t| t.replace("rsa-2048 = 32", "rsa-2048 = 5000")).unwrap_err();
+    assert!(e.to_string().contains("key_pool.rsa-2048"), "{e}");
+    assert!(e.to_string().contains("0 to 4096"), "{e}");
+    let e = load_edited(|t| t.replace("admin = \"127.0.0.1:9102\"", "admin = \"nowhere\""))
+        .unwrap_err();
+    assert!(e.to_string().contains("server.admin"), "{e}");
+}
+
+#[test]
+fn log_format() {
+    let format = |c: crate::rules::Configuration| c.settings.log_format;
+    assert_eq!(format(load_edited(|t| t).unwrap()), LogFormat::Text);
+    let json = |t: String| t.replace("format = \"text\"", "format = \"json\"");
+    assert_eq!(format(load_edited(json).unwrap()), LogFormat::Json);
+    let e = load_edited(|t| t.replace("format = \"text\"", "format = \"xml\"")).unwrap_err();
+    assert!(e.to_string().contains("log.format"), "{e}");
+    assert!(e.to_string().contains("\"json\""), "{e}");
+    let e = load_edited(|t| t.replace("[log]", "[log]\ncolour = true")).unwrap_err();
+    assert!(e.to_string().contains("colour"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    assert_eq!(peek_log_format(&root), None);
+    crate::issuance::write_default(&root).unwrap();
+    assert_eq!(peek_log_format(&root), Some(LogFormat::Text));
+    let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+    std::fs::write(root.gateway_toml(), json(text) + "\n[broken").unwrap();
+    assert_eq!(peek_log_format(&root), None);
+}
+
+#[test]
+fn public_url_comes_from_the_file_or_the_listener() {
+    let config = load_edited(|t| t).unwrap();
+    assert_eq!(config.settings.server.public_url, "http://127.0.0.1:8080");
+    assert!(!config.settings.server.public_url_derived);
+    let config = load_edited(|t| {
+        t.replace("public_url = \"http://127.0.0.1:8080\"", "")
+            .replace("http = \"127.0.0.1:8080\"", "http = \"10.9.8.7:8000\"")
+    })
+    .unwrap();
+    assert_eq!(config.settings.server.public_url, "http://10.9.8.7:8000");
+    assert!(config.settings.server.public_url_derived);
+    // No URL and no listener: nothing to derive it from.
+    let e = load_edited(|t| {
+        t.replace("public_url = \"http://127.0.0.1:8080\"", "")
+            .replace("http = \"127.0.0.1:8080\"", "")
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("server.public_url"), "{e}");
+    let e = load_edited(|t| {
+        t.replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            "public_url = \"ftp://x\"",
+        )
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("not an http:// or https:// URL"),
+        "{e}"
+    );
+}
+
+#[test]
+fn api_signed_writes() {
+    let config = load_edited(|t| t).unwrap();
+    assert_eq!(config.settings.api.signed_writes, SignedWrites::Off);
+    let config =
+        load_edited(|t| t.replace("# signed_writes = \"off\"", "signed_writes = \"required\""))
+            .unwrap();
+    assert_eq!(config.settings.api.signed_writes, SignedWrites::Required);
+    let e = load_edited(|t| t.replace("# signed_writes = \"off\"", "signed_writes = \"yes\""))
+        .unwrap_err();
+    assert!(e.to_string().contains("api.signed_writes"), "{e}");
+    assert!(e.to_string().contains("\"required\""), "{e}");
+}
