@@ -438,48 +438,14 @@ impl Store {
         let event = event.with_fields(&[("serials", serde_json::json!(serials))]);
         let mut connection = self.connection().await?;
         self.bounded(async {
-        let mut tx = connection.begin().await?;
-        audit::append(&mut tx, &self.audit, &event).await?;
-        sqlx::query(
-            "INSERT INTO tokens (id, created_at, handler, token_procedure, caller, request_id, profile) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&token.id)
-        .bind(token.created_at)
-        .bind(&token.handler)
-        .bind(&token.token_procedure)
-        .bind(&token.caller)
-        .bind(&token.request_id)
-        .bind(&token.profile)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(key) = key {
-            api::insert_key(&mut tx, key, &token.id, token.created_at).await?;
-        }
-        for c in certificates {
-            sqlx::query(
-                "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
-                 token_id, status, revoked_at, revocation_reason, der, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12)",
-            )
-            .bind(&c.serial)
-            .bind(&c.ca)
-            .bind(&c.issuer)
-            .bind(&c.subject)
-            .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(&c.purpose)
-            .bind(&c.token_id)
-            .bind(c.status.name())
-            .bind(c.der.clone())
-            .bind(token.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| duplicate_serial(e, &c.serial))?;
-        }
-        tx.commit().await?;
-        Ok(())
+            let mut tx = connection.begin().await?;
+            audit::append(&mut tx, &self.audit, &event).await?;
+            records::insert_issuance(&mut tx, token, certificates).await?;
+            if let Some(key) = key {
+                api::insert_key(&mut tx, key, &token.id, token.created_at).await?;
+            }
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }

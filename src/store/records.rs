@@ -234,6 +234,51 @@ pub(super) fn like_literal(text: &str) -> String {
     out
 }
 
+/// Inserts a token row and its certificate rows in `tx` (the caller has appended the audit
+/// row first and commits). A serial already taken is [`StoreError::DuplicateSerial`].
+pub(super) async fn insert_issuance(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token: &TokenRecord,
+    certificates: &[CertificateRecord],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tokens (id, created_at, handler, token_procedure, caller, request_id, profile) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&token.id)
+    .bind(token.created_at)
+    .bind(&token.handler)
+    .bind(&token.token_procedure)
+    .bind(&token.caller)
+    .bind(&token.request_id)
+    .bind(&token.profile)
+    .execute(&mut **tx)
+    .await?;
+    for c in certificates {
+        sqlx::query(
+            "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
+             token_id, status, revoked_at, revocation_reason, der, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12)",
+        )
+        .bind(&c.serial)
+        .bind(&c.ca)
+        .bind(&c.issuer)
+        .bind(&c.subject)
+        .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.purpose)
+        .bind(&c.token_id)
+        .bind(c.status.name())
+        .bind(c.der.clone())
+        .bind(token.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| super::duplicate_serial(e, &c.serial))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

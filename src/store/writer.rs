@@ -32,9 +32,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    AuditSeal, CertificateRecord, Store, StoreError, TokenRecord, audit, duplicate_serial,
-};
+use super::{AuditSeal, CertificateRecord, Store, StoreError, TokenRecord, audit, records};
 use crate::store::AuditEvent;
 
 /// Histogram: issuances per committed batch.
@@ -373,43 +371,9 @@ async fn write(
         audit::append(&mut tx, seal, &record.event)
             .await
             .map_err(at)?;
-        let token = &record.token;
-        sqlx::query(
-            "INSERT INTO tokens (id, created_at, handler, token_procedure, caller, request_id, profile) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&token.id)
-        .bind(token.created_at)
-        .bind(&token.handler)
-        .bind(&token.token_procedure)
-        .bind(&token.caller)
-        .bind(&token.request_id)
-        .bind(&token.profile)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| at(e.into()))?;
-        for c in &record.certificates {
-            sqlx::query(
-                "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
-                 token_id, status, revoked_at, revocation_reason, der, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12)",
-            )
-            .bind(&c.serial)
-            .bind(&c.ca)
-            .bind(&c.issuer)
-            .bind(&c.subject)
-            .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(&c.purpose)
-            .bind(&c.token_id)
-            .bind(c.status.name())
-            .bind(c.der.clone())
-            .bind(token.created_at)
-            .execute(&mut *tx)
+        records::insert_issuance(&mut tx, &record.token, &record.certificates)
             .await
-            .map_err(|e| at(duplicate_serial(e, &c.serial)))?;
-        }
+            .map_err(at)?;
     }
     for event in audits {
         audit::append(&mut tx, seal, event)
