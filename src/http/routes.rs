@@ -23,7 +23,7 @@ use super::page;
 use super::server::OverTls;
 use crate::identity::Connection;
 use crate::issuance::{
-    Gateway, HandlerChoice, IssuanceError, SoftToken, SoftTokenRequest, TokenForm, Unavailable,
+    Gateway, HandlerChoice, IssuanceError, SoftToken, SoftTokenRequest, TokenForm,
 };
 use crate::policy::IdentityHeaders;
 use crate::rules::Layout;
@@ -273,11 +273,8 @@ async fn issue(
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         request_id: request_id.clone(),
     };
-    let timeout = gateway.settings().limits.request_timeout;
-    let result = tokio::time::timeout(timeout, gateway.issue_soft_token(request))
-        .await
-        .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
-    match result {
+    // The domain bounds the request by [limits] request_timeout_secs and audits a timeout.
+    match gateway.issue_soft_token(request).await {
         Ok(token) => download(token, over_tls, &request_id),
         Err(error) => respond(&error, &request_id, ErrorFormat::Html),
     }

@@ -105,7 +105,14 @@ impl Gateway {
             HandlerChoice::Path(path) => (path.clone(), false),
             HandlerChoice::Api(issue) => (issue.path.clone(), true),
         };
-        match self.issue_inner(request).await {
+        // `[limits] request_timeout_secs` bounds the whole pipeline here, in the domain, so a
+        // request that runs out of time is refused and audited like every other refusal. The CPU
+        // work already started finishes inside its slot (the permit belongs to it).
+        let timeout = self.settings.limits.request_timeout;
+        let result = tokio::time::timeout(timeout, self.issue_inner(request))
+            .await
+            .unwrap_or_else(|_| Err(IssuanceError::Unavailable(super::Unavailable::TimedOut)));
+        match result {
             Ok(token) => Ok(token),
             Err(error) if api => Err(self
                 .refuse_api(&connection, &path, &request_id, error)

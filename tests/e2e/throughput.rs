@@ -632,3 +632,58 @@ async fn kill_9_under_load_loses_no_delivered_token_postgres() {
     };
     kill_under_load(Some(&db)).await;
 }
+
+/// `[limits] request_timeout_secs` is enforced by the domain: a request that runs out of time
+/// (here: its commit waits on a database another session holds locked) is answered 503 and
+/// audited like every other refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_request_is_refused_and_audited() {
+    let gw = TestGateway::start_with(|r| {
+        configure(r, 1_000, "identity_per_minute = 0");
+        let path = r.gateway_toml();
+        let toml = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            toml.replace("request_timeout_secs = 60", "request_timeout_secs = 1"),
+        )
+        .unwrap();
+    })
+    .await;
+    let url = gw.gateway.settings().database_url.clone();
+    let mut blocker = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let response = post(&client(), &gw.base, "Timed Out").await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-ast-error"], "unavailable");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    drop(blocker);
+    let store = gw.gateway.store();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        store.flush_refusals().await.unwrap();
+        let rows = store.audit_page(i64::MIN, 0, 10_000).await.unwrap();
+        let audited = rows.iter().any(|row| {
+            row.event == "refused"
+                && row.request_id == request_id
+                && row.detail.contains("\"unavailable\"")
+        });
+        if audited {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out request {request_id} is not in the audit trail"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

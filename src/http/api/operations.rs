@@ -16,7 +16,7 @@ use super::model::{
     ProcedureList, ReinstateBody, RevokeBody, SerialPath, SoftTokenBody, SoftTokenJson, serial,
 };
 use crate::http::error::{ErrorFormat, respond};
-use crate::issuance::{ApiTokenRequest, Gateway, IssuanceError, Unavailable};
+use crate::issuance::{ApiTokenRequest, Gateway, IssuanceError};
 use crate::store::CertificateQuery;
 use crate::token::Pin;
 
@@ -110,11 +110,8 @@ pub async fn create_soft_token(
         .map(ApiTokenRequest::from);
     let key = idempotency_key(&headers);
     let request_id = call.request_id.clone();
-    let timeout = gateway.settings().limits.request_timeout;
-    let issued = tokio::time::timeout(timeout, gateway.api_issue(call, signed, request, key))
-        .await
-        .unwrap_or_else(|_| Err(IssuanceError::Unavailable(Unavailable::TimedOut)));
-    match issued {
+    // The domain bounds the request by [limits] request_timeout_secs and audits a timeout.
+    match gateway.api_issue(call, signed, request, key).await {
         Ok(token) if accepts(&headers, "application/json") => {
             ok_json(&SoftTokenJson::from(&token), &request_id)
         }
