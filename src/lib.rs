@@ -1,7 +1,8 @@
 //! ast-gateway: an Authenticated Soft Token gateway.
 //!
-//! The modules mirror the flow of a request: `http` receives a request, `identity` decides whether
-//! its identity headers may be trusted, `config` holds the handlers and formats, `policy` turns
+//! The modules mirror the flow of a request: `http` receives a request (the form endpoint or the
+//! JSON API), `identity` decides whether its identity headers may be trusted, `config` reads the
+//! files and `rules` gives them meaning (handlers, formats, token procedures), `policy` turns
 //! headers into certificate fields, `token` generates keys and writes the PKCS#12, `ca` signs,
 //! `store` records, and `issuance` is the one module that composes them. `cli` is the command
 //! line. See ARCHITECTURE.md for the invariants each module keeps.

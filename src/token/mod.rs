@@ -24,5 +24,5 @@ pub enum TokenError {
     #[error("key generation failed for {0}")]
     KeyGeneration(KeyType),
     #[error("PKCS#12 encoding failed: {0}")]
-    Pkcs12(String),
+    Pkcs12(#[from] pfx::PfxError),
 }

@@ -47,6 +47,21 @@ const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
+/// Why a PKCS#12 could not be encoded. None of them carries the password or key material.
+#[derive(Debug, thiserror::Error)]
+pub enum PfxError {
+    #[error("DER encoding: {0}")]
+    Der(#[from] der::Error),
+    #[error("PBES2: {0}")]
+    Pbes2(#[from] pkcs5::Error),
+    #[error("iteration count too large")]
+    IterationsTooLarge,
+    #[error("no randomness")]
+    NoRandomness,
+    #[error("3DES key or IV of the wrong length")]
+    CipherLength,
+}
+
 /// How the file is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Protection {
@@ -76,8 +91,8 @@ pub(super) fn encode(
     password: &str,
     protection: Protection,
     iterations: u32,
-) -> Result<Vec<u8>, String> {
-    let iterations_i32 = i32::try_from(iterations).map_err(|_| "iteration count too large")?;
+) -> Result<Vec<u8>, PfxError> {
+    let iterations_i32 = i32::try_from(iterations).map_err(|_| PfxError::IterationsTooLarge)?;
     let mut cert_bags = Vec::with_capacity(keys.len() + ca_certificates.len());
     for key in keys {
         cert_bags.push(certificate_bag(
@@ -88,24 +103,19 @@ pub(super) fn encode(
     for ca in ca_certificates {
         cert_bags.push(certificate_bag(ca, None)?);
     }
-    let (algorithm, encrypted) = encrypt(
-        &cert_bags.to_der().map_err(e)?,
-        password,
-        protection,
-        iterations,
-    )?;
+    let (algorithm, encrypted) = encrypt(&cert_bags.to_der()?, password, protection, iterations)?;
     let certificates = EncryptedData {
         version: CmsVersion::V0,
         enc_content_info: EncryptedContentInfo {
             content_type: ID_DATA,
             content_enc_alg: algorithm,
-            encrypted_content: Some(OctetString::new(encrypted).map_err(e)?),
+            encrypted_content: Some(OctetString::new(encrypted)?),
         },
         unprotected_attrs: None,
     };
     let certificates = ContentInfo {
         content_type: ID_ENCRYPTED_DATA,
-        content: Any::from_der(&certificates.to_der().map_err(e)?).map_err(e)?,
+        content: Any::from_der(&certificates.to_der()?)?,
     };
 
     let mut key_bags = Vec::with_capacity(keys.len());
@@ -113,76 +123,64 @@ pub(super) fn encode(
         let (algorithm, encrypted) = encrypt(key.pkcs8, password, protection, iterations)?;
         let shrouded = EncryptedPrivateKeyInfo {
             encryption_algorithm: algorithm,
-            encrypted_data: OctetString::new(encrypted).map_err(e)?,
+            encrypted_data: OctetString::new(encrypted)?,
         };
         key_bags.push(SafeBag {
             bag_id: pkcs12::PKCS_12_PKCS8_KEY_BAG_OID,
-            bag_value: shrouded.to_der().map_err(e)?,
+            bag_value: shrouded.to_der()?,
             bag_attributes: Some(attributes(key.friendly_name, key.local_key_id)?),
         });
     }
-    let keys = data(&key_bags.to_der().map_err(e)?)?;
+    let keys = data(&key_bags.to_der()?)?;
 
-    let authenticated_safe = vec![certificates, keys].to_der().map_err(e)?;
+    let authenticated_safe = vec![certificates, keys].to_der()?;
     let mac_data = mac(&authenticated_safe, password, protection, iterations_i32)?;
     let pfx = Pfx {
         version: Version::V3,
         auth_safe: data(&authenticated_safe)?,
         mac_data: Some(mac_data),
     };
-    pfx.to_der().map_err(e)
-}
-
-fn e(error: impl std::fmt::Display) -> String {
-    error.to_string()
+    Ok(pfx.to_der()?)
 }
 
 /// A ContentInfo of type id-data around `bytes`.
-fn data(bytes: &[u8]) -> Result<ContentInfo, String> {
+fn data(bytes: &[u8]) -> Result<ContentInfo, PfxError> {
     Ok(ContentInfo {
         content_type: ID_DATA,
-        content: Any::from_der(&OctetString::new(bytes).map_err(e)?.to_der().map_err(e)?)
-            .map_err(e)?,
+        content: Any::from_der(&OctetString::new(bytes)?.to_der()?)?,
     })
 }
 
-fn certificate_bag(der: &[u8], attributes: Option<Attributes>) -> Result<SafeBag, String> {
+fn certificate_bag(der: &[u8], attributes: Option<Attributes>) -> Result<SafeBag, PfxError> {
     let bag = CertBag {
         cert_id: X509_CERTIFICATE,
-        cert_value: OctetString::new(der).map_err(e)?,
+        cert_value: OctetString::new(der)?,
     };
     Ok(SafeBag {
         bag_id: pkcs12::PKCS_12_CERT_BAG_OID,
-        bag_value: bag.to_der().map_err(e)?,
+        bag_value: bag.to_der()?,
         bag_attributes: attributes,
     })
 }
 
 /// friendlyName (BMPString) and localKeyId (OCTET STRING).
-fn attributes(friendly_name: &str, local_key_id: &[u8]) -> Result<Attributes, String> {
+fn attributes(friendly_name: &str, local_key_id: &[u8]) -> Result<Attributes, PfxError> {
     let name = Attribute {
         oid: FRIENDLY_NAME,
-        values: SetOfVec::from_iter([bmp_string(friendly_name)?]).map_err(e)?,
+        values: SetOfVec::from_iter([bmp_string(friendly_name)?])?,
     };
     let id = Attribute {
         oid: LOCAL_KEY_ID,
-        values: SetOfVec::from_iter([Any::from_der(
-            &OctetString::new(local_key_id)
-                .map_err(e)?
-                .to_der()
-                .map_err(e)?,
-        )
-        .map_err(e)?])
-        .map_err(e)?,
+        values: SetOfVec::from_iter([Any::from_der(&OctetString::new(local_key_id)?.to_der()?)?])?,
     };
-    SetOfVec::from_iter([name, id]).map_err(e)
+    Ok(SetOfVec::from_iter([name, id])?)
 }
 
 /// A BMPString holding any Unicode text: UTF-16 big-endian, characters outside the Basic
 /// Multilingual Plane as surrogate pairs. That is what OpenSSL, NSS, Windows and Java write
 /// and read for friendlyName (`der::asn1::BmpString` refuses such characters as non-UCS-2).
-pub(super) fn bmp_string(text: &str) -> Result<Any, String> {
-    Any::new(Tag::BmpString, utf16_be(text)).map_err(e)
+pub(super) fn bmp_string(text: &str) -> Result<Any, PfxError> {
+    Ok(Any::new(Tag::BmpString, utf16_be(text))?)
 }
 
 fn utf16_be(text: &str) -> Vec<u8> {
@@ -197,9 +195,9 @@ fn kdf_password(password: &str) -> Zeroizing<Vec<u8>> {
     bytes
 }
 
-fn random<const N: usize>() -> Result<[u8; N], String> {
+fn random<const N: usize>() -> Result<[u8; N], PfxError> {
     let mut bytes = [0u8; N];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness".to_string())?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| PfxError::NoRandomness)?;
     Ok(bytes)
 }
 
@@ -209,26 +207,23 @@ fn encrypt(
     password: &str,
     protection: Protection,
     iterations: u32,
-) -> Result<(AlgorithmIdentifierOwned, Vec<u8>), String> {
+) -> Result<(AlgorithmIdentifierOwned, Vec<u8>), PfxError> {
     match protection {
         Protection::Modern => {
             let salt: [u8; 32] = random()?;
             let iv: [u8; 16] = random()?;
             let parameters =
-                pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, &salt, iv)
-                    .map_err(e)?;
-            let encrypted = parameters
-                .encrypt(password.as_bytes(), plaintext)
-                .map_err(e)?;
+                pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, &salt, iv)?;
+            let encrypted = parameters.encrypt(password.as_bytes(), plaintext)?;
             let algorithm = AlgorithmIdentifierOwned {
                 oid: PBES2,
-                parameters: Some(Any::from_der(&parameters.to_der().map_err(e)?).map_err(e)?),
+                parameters: Some(Any::from_der(&parameters.to_der()?)?),
             };
             Ok((algorithm, encrypted))
         }
         Protection::Legacy => {
             let salt: [u8; 20] = random()?;
-            let rounds = i32::try_from(iterations).map_err(e)?;
+            let rounds = i32::try_from(iterations).map_err(|_| PfxError::IterationsTooLarge)?;
             let password = kdf_password(password);
             let key = Zeroizing::new(derive_key::<sha1::Sha1>(
                 &password,
@@ -245,15 +240,15 @@ fn encrypt(
                 8,
             ));
             let cipher = cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
-                .map_err(|_| "3DES key or IV of the wrong length".to_string())?;
+                .map_err(|_| PfxError::CipherLength)?;
             let encrypted = cipher.encrypt_padded_vec::<Pkcs7>(plaintext);
             let parameters = Pkcs12PbeParams {
-                salt: OctetString::new(salt.to_vec()).map_err(e)?,
+                salt: OctetString::new(salt.to_vec())?,
                 iterations: rounds,
             };
             let algorithm = AlgorithmIdentifierOwned {
                 oid: pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC,
-                parameters: Some(Any::from_der(&parameters.to_der().map_err(e)?).map_err(e)?),
+                parameters: Some(Any::from_der(&parameters.to_der()?)?),
             };
             Ok((algorithm, encrypted))
         }
@@ -266,7 +261,7 @@ fn mac(
     password: &str,
     protection: Protection,
     iterations: i32,
-) -> Result<MacData, String> {
+) -> Result<MacData, PfxError> {
     use aws_lc_rs::hmac;
     let salt: [u8; 8] = random()?;
     let password = kdf_password(password);
@@ -290,9 +285,9 @@ fn mac(
                 oid,
                 parameters: None,
             },
-            digest: OctetString::new(tag.as_ref()).map_err(e)?,
+            digest: OctetString::new(tag.as_ref())?,
         },
-        mac_salt: OctetString::new(salt.to_vec()).map_err(e)?,
+        mac_salt: OctetString::new(salt.to_vec())?,
         iterations,
     })
 }

@@ -110,7 +110,13 @@ pub fn write_pkcs12(
         Pkcs12Profile::Modern => pfx::Protection::Modern,
         Pkcs12Profile::Legacy => pfx::Protection::Legacy,
     };
-    pfx::encode(&keys, &cas, pin.expose(), protection, iterations).map_err(TokenError::Pkcs12)
+    Ok(pfx::encode(
+        &keys,
+        &cas,
+        pin.expose(),
+        protection,
+        iterations,
+    )?)
 }
 
 /// How fit a certificate is for TLS client authentication, lower first: 0 with
