@@ -7,7 +7,7 @@
 //! `init` writes it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::ast::{Params, Value};
 use super::properties::{self, Entry};
@@ -34,14 +34,7 @@ pub fn read_api(
 ) -> Option<ApiFile> {
     let path = root.api_properties();
     let embedded = !path.exists();
-    let entries = if embedded {
-        properties::parse(DEFAULT_API_PROPERTIES.as_bytes()).map_err(|(line, message)| {
-            ConfigError::at(&path, line, None, format!("embedded default: {message}"))
-        })
-    } else {
-        properties::read_file(&path)
-    };
-    let entries = match entries {
+    let entries = match read_entries(&path, embedded) {
         Ok(entries) => entries,
         Err(e) => {
             diagnostics.push(e);
@@ -59,34 +52,12 @@ pub fn read_api(
         let mut err = |message: String| {
             diagnostics.push(ConfigError::at(&path, Some(line), Some(&written), message))
         };
-        let (scope, param) = if let Some(rest) = written.strip_prefix("default.") {
-            (None, rest)
-        } else if let Some(rest) = written.strip_prefix("handler.") {
-            match rest.split_once('.') {
-                Some((n, param)) => match n.parse::<u32>() {
-                    Ok(n) => (Some(n), param),
-                    Err(_) => {
-                        err(format!(
-                            "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
-                        ));
-                        continue;
-                    }
-                },
-                None => {
-                    err(
-                        "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter"
-                            .into(),
-                    );
-                    continue;
-                }
+        let (scope, param) = match scope_and_parameter(&written) {
+            Ok(split) => split,
+            Err(message) => {
+                err(message);
+                continue;
             }
-        } else {
-            let known = ["default.requiredRoRoles", "handler.1.filter"];
-            err(format!(
-                "unknown key{}; keys are default.<parameter> or handler.<number>.<parameter>",
-                did_you_mean(&written, &known)
-            ));
-            continue;
         };
         if !parameters.contains(&param) {
             err(format!(
@@ -126,6 +97,43 @@ pub fn read_api(
         handlers,
         embedded,
     })
+}
+
+/// The entries of the file at `path`, or of the embedded default when it is `embedded`.
+fn read_entries(path: &Path, embedded: bool) -> Result<Vec<Entry>, ConfigError> {
+    if embedded {
+        properties::parse(DEFAULT_API_PROPERTIES.as_bytes()).map_err(|(line, message)| {
+            ConfigError::at(path, line, None, format!("embedded default: {message}"))
+        })
+    } else {
+        properties::read_file(path)
+    }
+}
+
+/// A key's scope (`None`: `default.*`, else the handler number) and parameter; the message of
+/// the problem when the key is malformed.
+fn scope_and_parameter(written: &str) -> Result<(Option<u32>, &str), String> {
+    if let Some(rest) = written.strip_prefix("default.") {
+        Ok((None, rest))
+    } else if let Some(rest) = written.strip_prefix("handler.") {
+        match rest.split_once('.') {
+            Some((n, param)) => match n.parse::<u32>() {
+                Ok(n) => Ok((Some(n), param)),
+                Err(_) => Err(format!(
+                    "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
+                )),
+            },
+            None => Err(
+                "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter".into(),
+            ),
+        }
+    } else {
+        let known = ["default.requiredRoRoles", "handler.1.filter"];
+        Err(format!(
+            "unknown key{}; keys are default.<parameter> or handler.<number>.<parameter>",
+            did_you_mean(written, &known)
+        ))
+    }
 }
 
 #[cfg(test)]

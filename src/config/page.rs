@@ -19,15 +19,19 @@
 //! script or style block, a `<script>`/`<style>` tag with attributes (external scripts),
 //! `<link>`, inline event handlers (`onclick=`) or `style=` attributes. Every problem is
 //! reported with its line.
+//!
+//! Here: the template types, loading `conf/pages/` and the checks of a whole template; the
+//! template syntax (placeholders, sections, inline blocks, blocked constructs) is `page/syntax.rs`.
+
+mod syntax;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use base64::Engine;
-use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use self::syntax::{inline_blocks, line_of, report_blocked, tokens};
 use super::{ConfigError, ConfigErrors, Root};
 
 /// The values a template may insert.
@@ -99,50 +103,8 @@ impl PageTemplate {
             return Err(ConfigErrors(errors));
         }
         let pieces = tokens(text, &mut fail);
-        let mut script_hashes = Vec::new();
-        let mut style_hashes = Vec::new();
-        for (tag, hashes) in [("script", &mut script_hashes), ("style", &mut style_hashes)] {
-            for block in inline_blocks(text, tag, &mut fail) {
-                if block.text.contains("{{") {
-                    fail(
-                        block.offset,
-                        format!(
-                            "a placeholder inside <{tag}> would change the block's CSP hash on \
-                             every request; pass values through attributes (as the bundled page \
-                             does with data-ascii-only, minlength and maxlength)"
-                        ),
-                    );
-                }
-                hashes.push(csp_hash(block.text));
-            }
-        }
-        static BLOCKED: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-            [
-                (
-                    r"(?i)<[a-z][^>]*\son[a-z]+\s*=",
-                    "an inline event handler attribute (onclick=…) is blocked by the page's \
-                     Content-Security-Policy; use addEventListener in the <script> block",
-                ),
-                (
-                    r"(?i)<[a-z][^>]*\sstyle\s*=",
-                    "a style= attribute is blocked by the page's Content-Security-Policy; use \
-                     a class and the <style> block",
-                ),
-                (
-                    r"(?i)<link[\s>]",
-                    "<link> loads nothing under the page's Content-Security-Policy; the page must \
-                     be one self-contained file (inline <style>, images as data: URLs)",
-                ),
-            ]
-            .into_iter()
-            .filter_map(|(pattern, message)| Regex::new(pattern).ok().map(|r| (r, message)))
-            .collect()
-        });
-        for (pattern, message) in BLOCKED.iter() {
-            if let Some(m) = pattern.find(text) {
-                fail(m.start(), (*message).to_string());
-            }
-        }
+        let (script_hashes, style_hashes) = inline_hashes(text, &mut fail);
+        report_blocked(text, &mut fail);
         if !pieces.contains(&PagePiece::Value("ACTION")) {
             fail(
                 0,
@@ -283,168 +245,35 @@ fn read_template(path: &Path) -> Result<PageTemplate, ConfigErrors> {
     PageTemplate::parse(Some(path), &text)
 }
 
+/// The CSP hashes of the inline `<script>` blocks, then of the `<style>` blocks; a block with a
+/// placeholder is reported.
+fn inline_hashes(text: &str, fail: &mut impl FnMut(usize, String)) -> (Vec<String>, Vec<String>) {
+    let mut script_hashes = Vec::new();
+    let mut style_hashes = Vec::new();
+    for (tag, hashes) in [("script", &mut script_hashes), ("style", &mut style_hashes)] {
+        for block in inline_blocks(text, tag, fail) {
+            if block.text.contains("{{") {
+                fail(
+                    block.offset,
+                    format!(
+                        "a placeholder inside <{tag}> would change the block's CSP hash on \
+                         every request; pass values through attributes (as the bundled page \
+                         does with data-ascii-only, minlength and maxlength)"
+                    ),
+                );
+            }
+            hashes.push(csp_hash(block.text));
+        }
+    }
+    (script_hashes, style_hashes)
+}
+
 /// `sha256-<base64>` of a script or style block (CSP Level 2 hash source).
 pub fn csp_hash(block: &str) -> String {
     format!(
         "sha256-{}",
         base64::engine::general_purpose::STANDARD.encode(Sha256::digest(block.as_bytes()))
     )
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
-
-/// Splits the template into text, placeholders and sections, reporting unknown names and
-/// unbalanced sections.
-fn tokens(text: &str, fail: &mut impl FnMut(usize, String)) -> Vec<PagePiece> {
-    let mut pieces = Vec::new();
-    let mut open: Vec<(&'static str, usize)> = Vec::new();
-    let mut rest = 0;
-    while let Some(found) = text[rest..].find("{{") {
-        let start = rest + found;
-        if start > rest {
-            pieces.push(PagePiece::Text(text[rest..start].to_string()));
-        }
-        let Some(length) = text[start + 2..].find("}}") else {
-            fail(start, "`{{` without a closing `}}`".into());
-            return pieces;
-        };
-        let inner = text[start + 2..start + 2 + length].trim();
-        rest = start + 2 + length + 2;
-        let section = |name: &str| PAGE_SECTIONS.iter().copied().find(|s| *s == name);
-        let piece = if let Some(name) = inner.strip_prefix('#').or(inner.strip_prefix('^')) {
-            section(name.trim()).map(|s| {
-                open.push((s, start));
-                PagePiece::Open {
-                    section: s,
-                    inverted: inner.starts_with('^'),
-                }
-            })
-        } else if let Some(name) = inner.strip_prefix('/') {
-            match (section(name.trim()), open.pop()) {
-                (Some(s), Some((o, _))) if s == o => Some(PagePiece::Close),
-                (Some(s), Some((o, at))) => {
-                    fail(
-                        start,
-                        format!(
-                            "{{{{/{s}}}}} closes the section {{{{#{o}}}}} opened on line {}",
-                            line_of(text, at)
-                        ),
-                    );
-                    None
-                }
-                (Some(s), None) => {
-                    fail(
-                        start,
-                        format!("{{{{/{s}}}}} without an opening {{{{#{s}}}}}"),
-                    );
-                    None
-                }
-                (None, _) => None,
-            }
-        } else {
-            PAGE_PLACEHOLDERS
-                .iter()
-                .copied()
-                .find(|p| *p == inner)
-                .map(PagePiece::Value)
-        };
-        match piece {
-            Some(p) => pieces.push(p),
-            None if inner.starts_with(['#', '^', '/']) => {
-                if section(inner[1..].trim()).is_none() {
-                    fail(
-                        start,
-                        format!(
-                            "unknown section {{{{{inner}}}}}; sections: {}",
-                            PAGE_SECTIONS.join(", ")
-                        ),
-                    );
-                }
-            }
-            None => fail(
-                start,
-                format!(
-                    "unknown placeholder {{{{{inner}}}}}; placeholders: {}",
-                    PAGE_PLACEHOLDERS
-                        .iter()
-                        .map(|p| format!("{{{{{p}}}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-        }
-    }
-    if rest < text.len() {
-        pieces.push(PagePiece::Text(text[rest..].to_string()));
-    }
-    for (section, at) in open {
-        fail(
-            at,
-            format!("the section {{{{#{section}}}}} is never closed with {{{{/{section}}}}}"),
-        );
-    }
-    pieces
-}
-
-/// An inline block's text (what the browser hashes) and where it starts.
-struct Block<'a> {
-    text: &'a str,
-    offset: usize,
-}
-
-/// Every `<tag>…</tag>` block (tag names in any case). A tag with attributes is reported:
-/// `<script src=…>` loads nothing under the policy, and the hash covers bare blocks only.
-fn inline_blocks<'a>(
-    text: &'a str,
-    tag: &str,
-    fail: &mut impl FnMut(usize, String),
-) -> Vec<Block<'a>> {
-    let lower = text.to_ascii_lowercase();
-    let open = format!("<{tag}");
-    let close = format!("</{tag}>");
-    let mut blocks = Vec::new();
-    let mut at = 0;
-    while let Some(found) = lower[at..].find(&open) {
-        let start = at + found;
-        let after = start + open.len();
-        match lower.as_bytes().get(after) {
-            Some(b'>') => {}
-            // `<scripts>` or `<style-x>` are other tags.
-            Some(c) if c.is_ascii_alphanumeric() || *c == b'-' => {
-                at = after;
-                continue;
-            }
-            _ => {
-                fail(
-                    start,
-                    format!(
-                        "<{tag}> with attributes: only bare inline <{tag}> blocks are allowed \
-                         (the page's Content-Security-Policy allows them by hash and loads \
-                         nothing from elsewhere)"
-                    ),
-                );
-                at = after;
-                continue;
-            }
-        }
-        let body = after + 1;
-        let Some(length) = lower[body..].find(&close) else {
-            fail(start, format!("<{tag}> is never closed with {close}"));
-            return blocks;
-        };
-        blocks.push(Block {
-            text: &text[body..body + length],
-            offset: body,
-        });
-        at = body + length + close.len();
-    }
-    blocks
 }
 
 #[cfg(test)]

@@ -1,6 +1,16 @@
 //! The service settings of `conf/gateway.toml` (listeners, TLS, trust, database, limits, CAs,
 //! CRL, OCSP), resolved from the raw file and typed. Token procedures are not settings: they are
 //! rules, built by the `rules` module from the same file.
+//!
+//! Here: the settings types, durations, and `resolve_settings`, which checks every section and
+//! reports every problem at once. The sections with more to check have their own files:
+//! `server` (`[server]`, `[trust]`), `limits` (`[limits]`), `ca` (`[[ca]]`, `[crl]`, `[ocsp]`)
+//! and `key_pool` (`[key_pool]`).
+
+mod ca;
+mod key_pool;
+mod limits;
+mod server;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,22 +19,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::public_url::{check_public_url, public_url_from_listener};
-use super::toml_file::{CaFile, GatewayFile, KeyPoolFile, ServerFile, TomlText};
-use super::{ConfigError, ConfigErrors, Diagnostics, Root};
+use super::toml_file::{GatewayFile, TomlText};
+use super::{ConfigErrors, Diagnostics, Root};
 use crate::policy::HeaderEncoding;
 use crate::token::KeyType;
 
-/// Default pool size for a key type a token procedure uses and `[key_pool]` does not mention.
-/// Only RSA is pooled by default: EC and Ed25519 keys take microseconds to make.
-pub fn default_key_pool_size(key_type: KeyType) -> usize {
-    match key_type {
-        KeyType::Rsa2048 => 32,
-        KeyType::Rsa3072 => 16,
-        KeyType::Rsa4096 => 8,
-        KeyType::EcP256 | KeyType::EcP384 | KeyType::Ed25519 => 0,
-    }
-}
+pub use key_pool::{MAX_KEY_POOL_SIZE, default_key_pool_size};
 
 /// The log format of `[log] format` (or `--log-format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,9 +56,6 @@ pub fn peek_log_format(root: &Root) -> Option<LogFormat> {
     let value: toml::Table = toml::from_str(&text).ok()?;
     value.get("log")?.get("format")?.as_str()?.parse().ok()
 }
-
-/// Largest accepted pool size per key type.
-pub const MAX_KEY_POOL_SIZE: usize = 4096;
 
 /// Listeners and TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,15 +234,48 @@ pub fn resolve_settings(
     toml: &TomlText,
 ) -> Result<GatewayConfig, ConfigErrors> {
     let mut diagnostics = Diagnostics::default();
-    let server = diagnostics.take(server(root, &file.server, toml));
-    let trusted_proxies = diagnostics.take(proxies(file, toml));
-    let header_encoding = match &file.trust.header_encoding {
-        None => HeaderEncoding::default(),
-        Some(value) => value.get_ref().parse().unwrap_or_else(|m| {
-            diagnostics.push(toml.error(value.span(), "trust.header_encoding", m));
-            HeaderEncoding::default()
-        }),
+    let server = diagnostics.take(server::server(root, &file.server, toml));
+    let trusted_proxies = diagnostics.take(server::proxies(file, toml));
+    let header_encoding = server::header_encoding(file, toml, &mut diagnostics);
+    let database_url = database_url(root, file, toml, &mut diagnostics);
+    check_iterations(file, toml, &mut diagnostics);
+    let cas = diagnostics.take(ca::cas(root, &file.cas, toml));
+    let key_pool = diagnostics.take(key_pool::key_pool(file.key_pool.as_ref(), toml));
+    let crl = ca::crl(file, toml, &mut diagnostics);
+    let ocsp = ca::ocsp(file, toml, &mut diagnostics);
+    let log_format = log_format(file, toml, &mut diagnostics);
+    let limits = limits::limits(&file.limits, toml, &mut diagnostics);
+    let signed_writes = signed_writes(file, toml, &mut diagnostics);
+    let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
+        (server, trusted_proxies, cas, key_pool)
+    else {
+        return Err(diagnostics.into_errors());
     };
+    diagnostics.finish(GatewayConfig {
+        root: root.clone(),
+        server,
+        trusted_proxies,
+        header_encoding,
+        database_url,
+        database_max_connections: file.database.max_connections.unwrap_or(8),
+        pkcs12_iterations: *file.pkcs12.iterations.get_ref(),
+        limits,
+        key_pool,
+        cas,
+        crl,
+        ocsp,
+        log_format,
+        api: ApiSettings { signed_writes },
+    })
+}
+
+/// `database.url`, resolved against the root; only SQLite and PostgreSQL URLs are accepted.
+fn database_url(
+    root: &Root,
+    file: &GatewayFile,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> String {
     let database_url = resolve_database_url(root, file.database.url.get_ref());
     if !(database_url.starts_with("sqlite:")
         || database_url.starts_with("postgres://")
@@ -260,6 +290,11 @@ pub fn resolve_settings(
             ),
         ));
     }
+    database_url
+}
+
+/// `pkcs12.iterations`: 1000 to 1000000.
+fn check_iterations(file: &GatewayFile, toml: &TomlText, diagnostics: &mut Diagnostics) {
     let iterations = &file.pkcs12.iterations;
     if !(1_000..=1_000_000).contains(iterations.get_ref()) {
         diagnostics.push(toml.error(
@@ -271,67 +306,26 @@ pub fn resolve_settings(
             ),
         ));
     }
-    let cas = diagnostics.take(cas(root, &file.cas, toml));
-    let key_pool = diagnostics.take(key_pool(file.key_pool.as_ref(), toml));
-    let duration = |d: &mut Diagnostics, value: &toml::Spanned<String>, key: &str| {
-        parse_duration(value.get_ref())
-            .map_err(|m| d.push(toml.error(value.span(), key, m)))
-            .ok()
-    };
-    let crl_validity = duration(&mut diagnostics, &file.crl.validity, "crl.validity");
-    if crl_validity.is_some_and(|v| v < Duration::from_secs(600)) {
-        diagnostics.push(toml.error(
-            file.crl.validity.span(),
-            "crl.validity",
-            "a CRL validity below 10 minutes leaves relying parties no time; use e.g. 1d or 7d",
-        ));
-    }
-    let ocsp_validity = duration(&mut diagnostics, &file.ocsp.validity, "ocsp.validity");
-    let log_format = match &file.log.format {
+}
+
+/// `[log] format` (text when not written or malformed).
+fn log_format(file: &GatewayFile, toml: &TomlText, diagnostics: &mut Diagnostics) -> LogFormat {
+    match &file.log.format {
         None => LogFormat::Text,
         Some(f) => f.get_ref().parse().unwrap_or_else(|m: String| {
             diagnostics.push(toml.error(f.span(), "log.format", m));
             LogFormat::Text
         }),
-    };
-    if *file.limits.max_body_bytes.get_ref() < 256 {
-        diagnostics.push(toml.error(
-            file.limits.max_body_bytes.span(),
-            "limits.max_body_bytes",
-            "must be at least 256 bytes",
-        ));
     }
-    let max_header_bytes = match &file.limits.max_header_bytes {
-        None => 32 * 1024,
-        Some(value) => {
-            if !(4096..=1024 * 1024).contains(value.get_ref()) {
-                diagnostics.push(toml.error(
-                    value.span(),
-                    "limits.max_header_bytes",
-                    "must be between 4096 and 1048576 bytes",
-                ));
-            }
-            *value.get_ref()
-        }
-    };
-    let mut seconds = |key: &str, value: &Option<toml::Spanned<u64>>, default: u64| {
-        let Some(value) = value else {
-            return Duration::from_secs(default);
-        };
-        if !(1..=3600).contains(value.get_ref()) {
-            diagnostics.push(toml.error(
-                value.span(),
-                &format!("limits.{key}"),
-                "must be between 1 and 3600 seconds",
-            ));
-        }
-        Duration::from_secs((*value.get_ref()).clamp(1, 3600))
-    };
-    let header_timeout = seconds("header_timeout_secs", &file.limits.header_timeout_secs, 10);
-    let body_timeout = seconds("body_timeout_secs", &file.limits.body_timeout_secs, 20);
-    let idle_timeout = seconds("idle_timeout_secs", &file.limits.idle_timeout_secs, 15);
-    let shutdown_grace = seconds("shutdown_grace_secs", &file.limits.shutdown_grace_secs, 30);
-    let signed_writes = match file.api.signed_writes.as_ref() {
+}
+
+/// `[api] signed_writes`: "off" (the default) or "required".
+fn signed_writes(
+    file: &GatewayFile,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> SignedWrites {
+    match file.api.signed_writes.as_ref() {
         None => SignedWrites::Off,
         Some(value) => match value.get_ref().as_str() {
             "off" => SignedWrites::Off,
@@ -345,285 +339,7 @@ pub fn resolve_settings(
                 SignedWrites::Off
             }
         },
-    };
-    if !(1..=MAX_WRITE_BATCH).contains(file.limits.write_batch.get_ref()) {
-        diagnostics.push(toml.error(
-            file.limits.write_batch.span(),
-            "limits.write_batch",
-            format!("use 1 to {MAX_WRITE_BATCH} issuances per transaction"),
-        ));
     }
-    if *file.limits.write_queue.get_ref() == 0 {
-        diagnostics.push(toml.error(
-            file.limits.write_queue.span(),
-            "limits.write_queue",
-            "must be at least 1 (it is the bound of the database writer's queue)",
-        ));
-    }
-    let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
-        (server, trusted_proxies, cas, key_pool)
-    else {
-        return Err(diagnostics.into_errors());
-    };
-    diagnostics.finish(GatewayConfig {
-        root: root.clone(),
-        server,
-        trusted_proxies,
-        header_encoding,
-        database_url,
-        database_max_connections: file.database.max_connections.unwrap_or(8),
-        pkcs12_iterations: *iterations.get_ref(),
-        limits: Limits {
-            max_body_bytes: *file.limits.max_body_bytes.get_ref(),
-            request_timeout: Duration::from_secs(file.limits.request_timeout_secs.max(1)),
-            header_timeout,
-            body_timeout,
-            idle_timeout,
-            max_header_bytes,
-            max_connections: file.limits.max_connections.filter(|n| *n > 0),
-            shutdown_grace,
-            issuance_queue: file.limits.issuance_queue,
-            write_queue: *file.limits.write_queue.get_ref(),
-            write_batch: *file.limits.write_batch.get_ref(),
-            retry_after: Duration::from_secs(file.limits.retry_after_secs.clamp(1, 3600)),
-            rates: RateLimits {
-                per_peer: file.limits.peer_per_minute,
-                per_identity: file.limits.identity_per_minute,
-                per_officer: file.limits.officer_per_minute,
-            },
-        },
-        key_pool,
-        cas,
-        crl: CrlConfig {
-            validity: crl_validity.unwrap_or(Duration::from_secs(7 * 86_400)),
-        },
-        ocsp: OcspConfig {
-            enabled: file.ocsp.enabled,
-            validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
-        },
-        log_format,
-        api: ApiSettings { signed_writes },
-    })
-}
-
-/// `[server]`: listeners, TLS files, public URL, admin listener.
-fn server(root: &Root, file: &ServerFile, toml: &TomlText) -> Result<ServerConfig, ConfigErrors> {
-    let mut diagnostics = Diagnostics::default();
-    let mut addr = |key: &str, value: &Option<toml::Spanned<String>>| -> Option<SocketAddr> {
-        let value = value.as_ref()?;
-        value
-            .get_ref()
-            .parse()
-            .map_err(|_| {
-                diagnostics.push(toml.error(
-                    value.span(),
-                    key,
-                    format!(
-                        "`{}` is not an address:port such as 127.0.0.1:8080",
-                        value.get_ref()
-                    ),
-                ))
-            })
-            .ok()
-    };
-    let http = addr("server.http", &file.http);
-    let https = addr("server.https", &file.https);
-    let admin = match file.admin.as_ref().map(|a| a.get_ref().as_str()) {
-        None => "127.0.0.1:9102".parse().ok(),
-        Some("") => None,
-        Some(_) => addr("server.admin", &file.admin),
-    };
-    if let Some(https_value) = &file.https
-        && (file.tls_cert.is_none() || file.tls_key.is_none())
-    {
-        diagnostics.push(toml.error(
-            https_value.span(),
-            "server.https",
-            "an HTTPS listener needs server.tls_cert and server.tls_key",
-        ));
-    }
-    // No silent default: without `public_url` the listener gives it (and `serve` and `config
-    // check` say so); with no listener either there is nothing to derive it from.
-    let public_url_derived = file.public_url.is_none();
-    let public_url = match (&file.public_url, http, https) {
-        (Some(url), _, _) => {
-            if let Err(m) = check_public_url(url.get_ref()) {
-                diagnostics.push(toml.error(url.span(), "server.public_url", m));
-            }
-            url.get_ref().clone()
-        }
-        (None, listener, https_listener) => {
-            let derived = match (listener, https_listener) {
-                (Some(addr), _) => public_url_from_listener(addr, false),
-                (None, Some(addr)) => public_url_from_listener(addr, true),
-                (None, None) => Err(
-                    "not set, and no [server] http or https listener to derive it from; set it to \
-                     the URL relying parties use to reach this service (CRLs, OCSP, CA certificates)"
-                        .into(),
-                ),
-            };
-            derived.unwrap_or_else(|m| {
-                diagnostics.push(ConfigError::at(
-                    toml.path(),
-                    None,
-                    Some("server.public_url"),
-                    m,
-                ));
-                String::new()
-            })
-        }
-    };
-    let mut allowed_origins = Vec::new();
-    for origin in &file.allowed_origins {
-        match normalise_origin(origin.get_ref()) {
-            Some(o) => allowed_origins.push(o),
-            None => diagnostics.push(toml.error(
-                origin.span(),
-                "server.allowed_origins",
-                format!(
-                    "`{}` is not a web origin; write scheme://host[:port] such as https://portal.example.org (no path)",
-                    origin.get_ref()
-                ),
-            )),
-        }
-    }
-    diagnostics.finish(ServerConfig {
-        http,
-        https,
-        tls_cert: file.tls_cert.as_deref().map(|p| root.resolve(p)),
-        tls_key: file.tls_key.as_deref().map(|p| root.resolve(p)),
-        client_ca: file.client_ca.as_deref().map(|p| root.resolve(p)),
-        handshake_timeout: Duration::from_secs(
-            file.handshake_timeout_secs.unwrap_or(10).clamp(1, 300),
-        ),
-        public_url: public_url.trim_end_matches('/').to_string(),
-        public_url_derived,
-        admin,
-        allowed_origins,
-    })
-}
-
-/// `Scheme://Host:Port` → `scheme://host:port` (a browser's `Origin` is lower case); `None`
-/// for anything that is not an http(s) origin (a path, user info, query or fragment).
-fn normalise_origin(origin: &str) -> Option<String> {
-    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    let (scheme, authority) = origin.split_once("://")?;
-    let valid_authority = !authority.is_empty()
-        && authority
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
-    ((scheme == "http" || scheme == "https") && valid_authority).then_some(origin)
-}
-
-/// `[trust] proxies`: addresses or CIDRs.
-fn proxies(file: &GatewayFile, toml: &TomlText) -> Result<Vec<IpNet>, ConfigErrors> {
-    let mut diagnostics = Diagnostics::default();
-    let mut nets = Vec::new();
-    for p in &file.trust.proxies {
-        let text = p.get_ref();
-        let parsed = text
-            .parse::<IpNet>()
-            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
-        match parsed {
-            Ok(net) => nets.push(net),
-            Err(_) => diagnostics.push(toml.error(
-                p.span(),
-                "trust.proxies",
-                format!("`{text}` is not an IP address or CIDR such as 10.0.0.0/24"),
-            )),
-        }
-    }
-    diagnostics.finish(nets)
-}
-
-/// `[[ca]]`: names unique, parents configured, OCSP delegate complete.
-fn cas(root: &Root, files: &[CaFile], toml: &TomlText) -> Result<Vec<CaConfig>, ConfigErrors> {
-    let mut diagnostics = Diagnostics::default();
-    let mut cas: Vec<CaConfig> = Vec::new();
-    for ca in files {
-        let name = ca.name.get_ref();
-        if cas.iter().any(|c| &c.name == name) {
-            diagnostics.push(toml.error(
-                ca.name.span(),
-                "ca.name",
-                format!("CA `{name}` is defined twice"),
-            ));
-        }
-        let ocsp_delegate = match (&ca.ocsp_certificate, &ca.ocsp_key) {
-            (Some(c), Some(k)) => Some((root.resolve(c.get_ref()), root.resolve(k))),
-            (None, None) => None,
-            _ => {
-                diagnostics.push(toml.error(
-                    ca.ocsp_certificate.as_ref().map_or(ca.name.span(), |c| c.span()),
-                    &format!("ca.{name}.ocsp_certificate"),
-                    "ocsp_certificate and ocsp_key go together (a delegated OCSP responder needs both)",
-                ));
-                None
-            }
-        };
-        cas.push(CaConfig {
-            name: name.clone(),
-            certificate: root.resolve(&ca.certificate),
-            key: root.resolve(&ca.key),
-            pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
-            parent: ca.parent.as_ref().map(|p| p.get_ref().clone()),
-            key_passphrase_env: ca.key_passphrase_env.clone(),
-            key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
-            ocsp_delegate,
-        });
-    }
-    for ca in files {
-        if let Some(parent) = &ca.parent
-            && !cas.iter().any(|c| &c.name == parent.get_ref())
-        {
-            diagnostics.push(toml.error(
-                parent.span(),
-                "ca.parent",
-                format!(
-                    "CA `{}` names parent `{}`, which is not configured",
-                    ca.name.get_ref(),
-                    parent.get_ref()
-                ),
-            ));
-        }
-    }
-    diagnostics.finish(cas)
-}
-
-/// `[key_pool]` as written: explicit sizes only, each at most `MAX_KEY_POOL_SIZE`.
-fn key_pool(
-    file: Option<&KeyPoolFile>,
-    toml: &TomlText,
-) -> Result<BTreeMap<KeyType, usize>, ConfigErrors> {
-    let mut diagnostics = Diagnostics::default();
-    let mut sizes = BTreeMap::new();
-    let Some(file) = file else {
-        return Ok(sizes);
-    };
-    for key_type in KeyType::ALL {
-        let written = match key_type {
-            KeyType::Rsa2048 => &file.rsa_2048,
-            KeyType::Rsa3072 => &file.rsa_3072,
-            KeyType::Rsa4096 => &file.rsa_4096,
-            KeyType::EcP256 => &file.ec_p256,
-            KeyType::EcP384 => &file.ec_p384,
-            KeyType::Ed25519 => &file.ed25519,
-        };
-        let Some(size) = written else { continue };
-        if *size.get_ref() > MAX_KEY_POOL_SIZE {
-            diagnostics.push(toml.error(
-                size.span(),
-                &format!("key_pool.{key_type}"),
-                format!(
-                    "{} keys is too many; use 0 to {MAX_KEY_POOL_SIZE}",
-                    size.get_ref()
-                ),
-            ));
-        } else {
-            sizes.insert(key_type, *size.get_ref());
-        }
-    }
-    diagnostics.finish(sizes)
 }
 
 /// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.

@@ -158,20 +158,7 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             || "ast-default.format".to_string(),
             |v| v.text.trim().to_string(),
         );
-        let format_fields = source
-            .formats
-            .fields(&format)
-            .map_err(|m| diagnostics.push(source.error("format", m)))
-            .unwrap_or_default();
-        let mut fields: BTreeMap<u32, FieldSpec> =
-            format_fields.iter().map(|f| (f.index, f.clone())).collect();
-        fields.extend(source.default_fields.iter().map(|(n, f)| (*n, f.clone())));
-        fields.extend(super::formats::parse_fields(
-            source.path,
-            &scope.params.fields,
-            &mut diagnostics,
-        ));
-        let fields: Vec<FieldSpec> = fields.into_values().collect();
+        let fields = fields(&source, &format, &mut diagnostics);
         let token_procedure = scope
             .get("tokenprocedure")
             .map(|v| v.text.trim().to_string())
@@ -211,6 +198,29 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             pkcs12_profiles,
         })
     }
+}
+
+/// The format's fields, overridden by `default.formatFields.<N>`, then by the handler's own,
+/// ordered by index.
+fn fields(
+    source: &HandlerSource<'_>,
+    format: &str,
+    diagnostics: &mut Diagnostics,
+) -> Vec<FieldSpec> {
+    let format_fields = source
+        .formats
+        .fields(format)
+        .map_err(|m| diagnostics.push(source.error("format", m)))
+        .unwrap_or_default();
+    let mut fields: BTreeMap<u32, FieldSpec> =
+        format_fields.iter().map(|f| (f.index, f.clone())).collect();
+    fields.extend(source.default_fields.iter().map(|(n, f)| (*n, f.clone())));
+    fields.extend(super::formats::parse_fields(
+        source.path,
+        &source.scope.params.fields,
+        diagnostics,
+    ));
+    fields.into_values().collect()
 }
 
 /// The token procedure exists, and every `certrequests:<i>` field names one of its certificates.

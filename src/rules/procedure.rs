@@ -2,6 +2,7 @@
 //! from which CA, with which key and extensions. Built from the raw file structs, every problem
 //! reported with its line.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use const_oid::ObjectIdentifier;
@@ -211,7 +212,7 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
             "token_procedure.{procedure}.certificate.{}",
             c.purpose.get_ref()
         );
-        let mut fail = |span: std::ops::Range<usize>, message: String| {
+        let mut fail = |span: Range<usize>, message: String| {
             diagnostics.push(toml.error(span, &key_name, message));
         };
         if !ca_names.contains(&c.ca.get_ref().as_str()) {
@@ -239,39 +240,7 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
                 Err(m) => fail(span, m),
             }
         }
-        let mut policies: Vec<CertificatePolicy> = Vec::new();
-        for (text, span) in spanned_list(&c.policies) {
-            match parse_oid(text) {
-                Ok(oid) if policies.iter().any(|p| p.oid == oid) => fail(
-                    span,
-                    format!("policy `{oid}` is listed twice; RFC 5280 allows each policy once"),
-                ),
-                Ok(oid) => policies.push(CertificatePolicy::oid(oid)),
-                Err(m) => fail(span, m),
-            }
-        }
-        for entry in c.certificate_policies.iter().flatten() {
-            let oid = parse_oid(entry.oid.get_ref())
-                .map_err(|m| fail(entry.oid.span(), m))
-                .ok();
-            let cps = match &entry.cps {
-                None => Some(None),
-                Some(uri) => parse_cps_uri(uri.get_ref())
-                    .map(Some)
-                    .map_err(|m| fail(uri.span(), m))
-                    .ok(),
-            };
-            if let (Some(oid), Some(cps)) = (oid, cps) {
-                // RFC 5280 §4.2.1.4: a policy OID appears at most once.
-                if policies.iter().any(|p| p.oid == oid) {
-                    fail(
-                        entry.oid.span(),
-                        format!("policy `{oid}` is listed twice; RFC 5280 allows each policy once"),
-                    );
-                }
-                policies.push(CertificatePolicy { oid, cps });
-            }
-        }
+        let policies = policies(c, &mut fail);
         let mut subject_order = Vec::new();
         for (name, span) in spanned_list(&c.subject) {
             match Attribute::from_name(name).filter(|a| !a.is_san()) {
@@ -305,10 +274,52 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
     }
 }
 
+/// `policies` (OIDs alone), then `certificate_policies` (OIDs with an optional CPS URI); a
+/// policy listed twice is reported.
+fn policies(
+    c: &CertificateFile,
+    fail: &mut impl FnMut(Range<usize>, String),
+) -> Vec<CertificatePolicy> {
+    let mut policies: Vec<CertificatePolicy> = Vec::new();
+    for (text, span) in spanned_list(&c.policies) {
+        match parse_oid(text) {
+            Ok(oid) if policies.iter().any(|p| p.oid == oid) => fail(
+                span,
+                format!("policy `{oid}` is listed twice; RFC 5280 allows each policy once"),
+            ),
+            Ok(oid) => policies.push(CertificatePolicy::oid(oid)),
+            Err(m) => fail(span, m),
+        }
+    }
+    for entry in c.certificate_policies.iter().flatten() {
+        let oid = parse_oid(entry.oid.get_ref())
+            .map_err(|m| fail(entry.oid.span(), m))
+            .ok();
+        let cps = match &entry.cps {
+            None => Some(None),
+            Some(uri) => parse_cps_uri(uri.get_ref())
+                .map(Some)
+                .map_err(|m| fail(uri.span(), m))
+                .ok(),
+        };
+        if let (Some(oid), Some(cps)) = (oid, cps) {
+            // RFC 5280 §4.2.1.4: a policy OID appears at most once.
+            if policies.iter().any(|p| p.oid == oid) {
+                fail(
+                    entry.oid.span(),
+                    format!("policy `{oid}` is listed twice; RFC 5280 allows each policy once"),
+                );
+            }
+            policies.push(CertificatePolicy { oid, cps });
+        }
+    }
+    policies
+}
+
 /// The entries of an optional list with the list's span (for line numbers).
 fn spanned_list(
     list: &Option<toml::Spanned<Vec<String>>>,
-) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+) -> impl Iterator<Item = (&str, Range<usize>)> {
     list.iter()
         .flat_map(|l| l.get_ref().iter().map(move |s| (s.as_str(), l.span())))
 }

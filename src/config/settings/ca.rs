@@ -1,0 +1,106 @@
+//! `[[ca]]` (the configured CAs, their keys and delegated OCSP responders), and the validity of
+//! what they publish: `[crl]` and `[ocsp]`.
+
+use std::time::Duration;
+
+use super::super::toml_file::{CaFile, GatewayFile, TomlText};
+use super::super::{ConfigErrors, Diagnostics, Root};
+use super::{CaConfig, CrlConfig, OcspConfig, parse_duration};
+
+/// `[[ca]]`: names unique, parents configured, OCSP delegate complete.
+pub(super) fn cas(
+    root: &Root,
+    files: &[CaFile],
+    toml: &TomlText,
+) -> Result<Vec<CaConfig>, ConfigErrors> {
+    let mut diagnostics = Diagnostics::default();
+    let mut cas: Vec<CaConfig> = Vec::new();
+    for ca in files {
+        let name = ca.name.get_ref();
+        if cas.iter().any(|c| &c.name == name) {
+            diagnostics.push(toml.error(
+                ca.name.span(),
+                "ca.name",
+                format!("CA `{name}` is defined twice"),
+            ));
+        }
+        let ocsp_delegate = match (&ca.ocsp_certificate, &ca.ocsp_key) {
+            (Some(c), Some(k)) => Some((root.resolve(c.get_ref()), root.resolve(k))),
+            (None, None) => None,
+            _ => {
+                diagnostics.push(toml.error(
+                    ca.ocsp_certificate.as_ref().map_or(ca.name.span(), |c| c.span()),
+                    &format!("ca.{name}.ocsp_certificate"),
+                    "ocsp_certificate and ocsp_key go together (a delegated OCSP responder needs both)",
+                ));
+                None
+            }
+        };
+        cas.push(CaConfig {
+            name: name.clone(),
+            certificate: root.resolve(&ca.certificate),
+            key: root.resolve(&ca.key),
+            pkcs11: ca.key.starts_with("pkcs11:").then(|| ca.key.clone()),
+            parent: ca.parent.as_ref().map(|p| p.get_ref().clone()),
+            key_passphrase_env: ca.key_passphrase_env.clone(),
+            key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
+            ocsp_delegate,
+        });
+    }
+    for ca in files {
+        if let Some(parent) = &ca.parent
+            && !cas.iter().any(|c| &c.name == parent.get_ref())
+        {
+            diagnostics.push(toml.error(
+                parent.span(),
+                "ca.parent",
+                format!(
+                    "CA `{}` names parent `{}`, which is not configured",
+                    ca.name.get_ref(),
+                    parent.get_ref()
+                ),
+            ));
+        }
+    }
+    diagnostics.finish(cas)
+}
+
+/// `[crl]`: the validity (default 7 days), at least 10 minutes.
+pub(super) fn crl(file: &GatewayFile, toml: &TomlText, diagnostics: &mut Diagnostics) -> CrlConfig {
+    let crl_validity = validity(&file.crl.validity, "crl.validity", toml, diagnostics);
+    if crl_validity.is_some_and(|v| v < Duration::from_secs(600)) {
+        diagnostics.push(toml.error(
+            file.crl.validity.span(),
+            "crl.validity",
+            "a CRL validity below 10 minutes leaves relying parties no time; use e.g. 1d or 7d",
+        ));
+    }
+    CrlConfig {
+        validity: crl_validity.unwrap_or(Duration::from_secs(7 * 86_400)),
+    }
+}
+
+/// `[ocsp]`: on or off, and the validity of responses (default 1 hour).
+pub(super) fn ocsp(
+    file: &GatewayFile,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> OcspConfig {
+    let ocsp_validity = validity(&file.ocsp.validity, "ocsp.validity", toml, diagnostics);
+    OcspConfig {
+        enabled: file.ocsp.enabled,
+        validity: ocsp_validity.unwrap_or(Duration::from_secs(3_600)),
+    }
+}
+
+/// A duration under `key`; `None` (reported) when it does not parse.
+fn validity(
+    value: &toml::Spanned<String>,
+    key: &str,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> Option<Duration> {
+    parse_duration(value.get_ref())
+        .map_err(|m| diagnostics.push(toml.error(value.span(), key, m)))
+        .ok()
+}

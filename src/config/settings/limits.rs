@@ -1,0 +1,104 @@
+//! `[limits]`: request sizes and timeouts, connection and queue bounds, the database writer's
+//! batch, and per-caller rate limits.
+
+use std::time::Duration;
+
+use super::super::Diagnostics;
+use super::super::toml_file::{LimitsFile, TomlText};
+use super::{Limits, MAX_WRITE_BATCH, RateLimits};
+
+/// `[limits]`, every value checked; a value out of range is reported (and clamped where the
+/// limit needs a usable value).
+pub(super) fn limits(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagnostics) -> Limits {
+    if *file.max_body_bytes.get_ref() < 256 {
+        diagnostics.push(toml.error(
+            file.max_body_bytes.span(),
+            "limits.max_body_bytes",
+            "must be at least 256 bytes",
+        ));
+    }
+    let max_header_bytes = max_header_bytes(file, toml, diagnostics);
+    let mut timeout = |key: &str, value: &Option<toml::Spanned<u64>>, default: u64| {
+        seconds(key, value, default, toml, diagnostics)
+    };
+    let header_timeout = timeout("header_timeout_secs", &file.header_timeout_secs, 10);
+    let body_timeout = timeout("body_timeout_secs", &file.body_timeout_secs, 20);
+    let idle_timeout = timeout("idle_timeout_secs", &file.idle_timeout_secs, 15);
+    let shutdown_grace = timeout("shutdown_grace_secs", &file.shutdown_grace_secs, 30);
+    check_writer(file, toml, diagnostics);
+    Limits {
+        max_body_bytes: *file.max_body_bytes.get_ref(),
+        request_timeout: Duration::from_secs(file.request_timeout_secs.max(1)),
+        header_timeout,
+        body_timeout,
+        idle_timeout,
+        max_header_bytes,
+        max_connections: file.max_connections.filter(|n| *n > 0),
+        shutdown_grace,
+        issuance_queue: file.issuance_queue,
+        write_queue: *file.write_queue.get_ref(),
+        write_batch: *file.write_batch.get_ref(),
+        retry_after: Duration::from_secs(file.retry_after_secs.clamp(1, 3600)),
+        rates: RateLimits {
+            per_peer: file.peer_per_minute,
+            per_identity: file.identity_per_minute,
+            per_officer: file.officer_per_minute,
+        },
+    }
+}
+
+/// `limits.max_header_bytes`: 4096 to 1048576, default 32768.
+fn max_header_bytes(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagnostics) -> usize {
+    match &file.max_header_bytes {
+        None => 32 * 1024,
+        Some(value) => {
+            if !(4096..=1024 * 1024).contains(value.get_ref()) {
+                diagnostics.push(toml.error(
+                    value.span(),
+                    "limits.max_header_bytes",
+                    "must be between 4096 and 1048576 bytes",
+                ));
+            }
+            *value.get_ref()
+        }
+    }
+}
+
+/// A `limits.<key>` timeout in seconds: 1 to 3600 (clamped), `default` when not written.
+fn seconds(
+    key: &str,
+    value: &Option<toml::Spanned<u64>>,
+    default: u64,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> Duration {
+    let Some(value) = value else {
+        return Duration::from_secs(default);
+    };
+    if !(1..=3600).contains(value.get_ref()) {
+        diagnostics.push(toml.error(
+            value.span(),
+            &format!("limits.{key}"),
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    Duration::from_secs((*value.get_ref()).clamp(1, 3600))
+}
+
+/// `limits.write_batch` and `limits.write_queue`: the database writer's bounds.
+fn check_writer(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagnostics) {
+    if !(1..=MAX_WRITE_BATCH).contains(file.write_batch.get_ref()) {
+        diagnostics.push(toml.error(
+            file.write_batch.span(),
+            "limits.write_batch",
+            format!("use 1 to {MAX_WRITE_BATCH} issuances per transaction"),
+        ));
+    }
+    if *file.write_queue.get_ref() == 0 {
+        diagnostics.push(toml.error(
+            file.write_queue.span(),
+            "limits.write_queue",
+            "must be at least 1 (it is the bound of the database writer's queue)",
+        ));
+    }
+}
