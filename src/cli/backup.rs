@@ -157,24 +157,7 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
     let out = args.out;
-    if out.exists()
-        && std::fs::read_dir(&out)
-            .with_context(|| format!("reading {}", out.display()))?
-            .next()
-            .is_some()
-    {
-        anyhow::bail!(
-            "{} exists and is not empty; a backup goes into a new directory",
-            out.display()
-        );
-    }
-    create_private_dir(&out)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting the mode of {}", out.display()))?;
-    }
+    create_out(&out)?;
     let mut backup = Backup {
         root: absolute(root.dir()),
         out: out.clone(),
@@ -192,6 +175,63 @@ pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCod
             backup.skip.insert(PathBuf::from(name));
         }
     }
+    let hsm = copy_files(&mut backup, root, &config)?;
+    let pg_dump = back_up_database(&mut backup, sqlite, &config.settings.database_url).await?;
+    write_manifest(&backup, &hsm)?;
+
+    outln!(
+        "backup of {} written to {}: {} file(s)",
+        backup.root.display(),
+        out.display(),
+        backup.files.len()
+    );
+    outln!("database: {}", backup.database);
+    for (original, copy) in &backup.external {
+        outln!(
+            "outside the root: {} -> {} (restore it to its path)",
+            original.display(),
+            copy.display()
+        );
+    }
+    for name in &hsm {
+        outln!("CA `{name}`: its key is in a PKCS#11 token, not in this backup");
+    }
+    if let Some(command) = pg_dump {
+        outln!("run now: {command}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the backup directory (0700); an existing one must be empty.
+fn create_out(out: &Path) -> anyhow::Result<()> {
+    if out.exists()
+        && std::fs::read_dir(out)
+            .with_context(|| format!("reading {}", out.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "{} exists and is not empty; a backup goes into a new directory",
+            out.display()
+        );
+    }
+    create_private_dir(out)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("setting the mode of {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies conf/, data/, the secret key, and the CA, OCSP and TLS files; returns the names of
+/// the CAs whose key is in a PKCS#11 token (not copied).
+fn copy_files(
+    backup: &mut Backup,
+    root: &Root,
+    config: &crate::rules::Configuration,
+) -> anyhow::Result<Vec<String>> {
     backup.copy_tree(&root.conf())?;
     if root.data().is_dir() {
         backup.copy_tree(&root.data())?;
@@ -220,12 +260,20 @@ pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCod
             backup.copy(path)?;
         }
     }
+    Ok(hsm)
+}
 
-    let url = &config.settings.database_url;
+/// SQLite: a `VACUUM INTO` snapshot in place of the database file. PostgreSQL: nothing is
+/// copied; returns the `pg_dump` command to run.
+async fn back_up_database(
+    backup: &mut Backup,
+    sqlite: Option<PathBuf>,
+    url: &str,
+) -> anyhow::Result<Option<String>> {
     let mut pg_dump = None;
     if let Some(path) = sqlite {
         let relative = backup.place(&path);
-        let dest = out.join(&relative);
+        let dest = backup.out.join(&relative);
         // VACUUM INTO wants a new or empty file; creating it first fixes its mode.
         drop(create_private_file(&dest)?);
         let store = Store::open(url, 1).await?;
@@ -246,37 +294,15 @@ pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCod
     } else {
         let command = format!(
             "pg_dump --format=custom --file={} '{}'",
-            absolute(&out).join("ast-gateway.pgdump").display(),
-            super::serve::database_url_without_secrets(url)
+            absolute(&backup.out).join("ast-gateway.pgdump").display(),
+            super::database_url::database_url_without_secrets(url)
         );
         backup.database = format!(
             "PostgreSQL, NOT included: dump it now with\n  {command}\n(password from PGPASSWORD or ~/.pgpass)"
         );
         pg_dump = Some(command);
     }
-    write_manifest(&backup, &hsm)?;
-
-    outln!(
-        "backup of {} written to {}: {} file(s)",
-        backup.root.display(),
-        out.display(),
-        backup.files.len()
-    );
-    outln!("database: {}", backup.database);
-    for (original, copy) in &backup.external {
-        outln!(
-            "outside the root: {} -> {} (restore it to its path)",
-            original.display(),
-            copy.display()
-        );
-    }
-    for name in &hsm {
-        outln!("CA `{name}`: its key is in a PKCS#11 token, not in this backup");
-    }
-    if let Some(command) = pg_dump {
-        outln!("run now: {command}");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(pg_dump)
 }
 
 fn write_manifest(backup: &Backup, hsm: &[String]) -> anyhow::Result<()> {

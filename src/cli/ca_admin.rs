@@ -2,11 +2,8 @@
 //! `ca import` (bring an existing CA certificate + key file or `pkcs11:` URI). Both check that
 //! the key matches the certificate and append a `[[ca]]` block to gateway.toml.
 //!
-//! `ca create NEW --replaces OLD` is a rollover: the new CA gets OLD's parent, and every
-//! `ca = "OLD"` of a token procedure certificate in gateway.toml becomes `ca = "NEW"` — edited
-//! in place at the spans the TOML parser reports, so comments and layout stay, and each edit is
-//! printed. OLD stays configured: it keeps signing CRLs and answering OCSP for what it issued
-//! (`ca list` shows it retiring, then retired).
+//! `ca create NEW --replaces OLD` is a rollover, planned in `ca_rollover` before any key is
+//! made; `create` writes the edited gateway.toml and prints each edit.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::ca_rollover::{CaReference, plan_rollover};
 use super::output::outln;
 use crate::ca::{
     Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, PublishedUrls, Signer, issue_ca_certificate,
@@ -95,7 +93,7 @@ fn open_signer(
     )?))
 }
 
-fn toml_string(s: &str) -> String {
+pub(super) fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
@@ -159,98 +157,6 @@ fn parent_ca(
         .ok_or_else(|| anyhow::anyhow!("no CA named `{parent}` is configured"))
 }
 
-/// One `ca = "OLD"` of a token procedure certificate, to become `ca = "NEW"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CaReference {
-    procedure: String,
-    purpose: String,
-    /// The byte range of the quoted value in gateway.toml.
-    span: std::ops::Range<usize>,
-    line: usize,
-}
-
-/// gateway.toml with every token procedure certificate of `old` moved to `new`, and the edits.
-/// Only the quoted values change; every other byte (comments, layout) stays.
-fn move_procedures(
-    root: &Root,
-    old: &str,
-    new: &str,
-) -> anyhow::Result<(String, Vec<CaReference>)> {
-    let (file, toml) =
-        crate::config::read_gateway_file(root).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let path = toml.path().to_path_buf();
-    let mut text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut references = Vec::new();
-    for procedure in &file.token_procedures {
-        for certificate in &procedure.certificate {
-            if certificate.ca.get_ref() != old {
-                continue;
-            }
-            let span = certificate.ca.span();
-            // The span is the value as written: a basic or literal string. Anything else
-            // (escapes, a multi-line string) is left to the operator.
-            let written = text.get(span.clone()).unwrap_or_default();
-            if written != toml_string(old) && written != format!("'{old}'") {
-                anyhow::bail!(
-                    "{}:{}: cannot rewrite `ca = {written}` safely; change it to ca = {} by hand \
-                     and run `ca create` without --replaces",
-                    path.display(),
-                    toml.line(&span),
-                    toml_string(new)
-                );
-            }
-            references.push(CaReference {
-                procedure: procedure.name.get_ref().clone(),
-                purpose: certificate.purpose.get_ref().clone(),
-                line: toml.line(&span),
-                span,
-            });
-        }
-    }
-    let mut by_position = references.clone();
-    by_position.sort_by_key(|r| std::cmp::Reverse(r.span.start));
-    for r in &by_position {
-        text.replace_range(r.span.clone(), &toml_string(new));
-    }
-    Ok((text, references))
-}
-
-/// What a rollover needs: the replaced CA's parent, and gateway.toml with the procedures moved.
-fn plan_rollover(
-    root: &Root,
-    config: &crate::rules::Configuration,
-    old: &str,
-    new: &str,
-) -> anyhow::Result<(Option<String>, String, Vec<CaReference>)> {
-    let Some(replaced) = config.settings.cas.iter().find(|c| c.name == old) else {
-        anyhow::bail!(
-            "--replaces {old}: no CA named `{old}` is configured; configured: {}",
-            config
-                .settings
-                .cas
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    };
-    if old == crate::issuance::OFFICERS_CA {
-        anyhow::bail!(
-            "--replaces {old}: the officers CA is found by its name (officer certificates, \
-             client_ca); it cannot be replaced by another name"
-        );
-    }
-    let (text, references) = move_procedures(root, old, new)?;
-    if references.is_empty() {
-        anyhow::bail!(
-            "--replaces {old}: no token procedure uses CA `{old}`, so nothing would move; \
-             create the CA without --replaces"
-        );
-    }
-    Ok((replaced.parent.clone(), text, references))
-}
-
 pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
     check_new_name(&config, &args.name)?;
@@ -286,25 +192,7 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
     if cert_path.exists() {
         anyhow::bail!("{} exists already", cert_path.display());
     }
-    let signer: Arc<dyn Signer> = if key_location.starts_with("pkcs11:") {
-        let kind = match key_type {
-            KeyType::Rsa2048 => Pkcs11KeyKind::Rsa(2048),
-            KeyType::Rsa3072 => Pkcs11KeyKind::Rsa(3072),
-            KeyType::Rsa4096 => Pkcs11KeyKind::Rsa(4096),
-            KeyType::EcP256 => Pkcs11KeyKind::EcP256,
-            KeyType::EcP384 => Pkcs11KeyKind::EcP384,
-            KeyType::Ed25519 => {
-                anyhow::bail!("ed25519 CA keys in PKCS#11 tokens are not supported; use ec-p256")
-            }
-        };
-        Arc::new(Pkcs11Signer::generate(&key_location, kind)?)
-    } else {
-        let key_path = root.resolve(&key_location);
-        let key = generate_key(key_type)?;
-        write_private_key_pem(&key_path, key.pkcs8_der())
-            .with_context(|| format!("writing {}", key_path.display()))?;
-        Arc::new(FileSigner::from_file(&key_path)?)
-    };
+    let signer = new_signer(root, &key_location, key_type)?;
     // Below a parent, the certificate points at the parent's CRL and certificate.
     let published = args
         .parent
@@ -329,18 +217,72 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
     }
     std::fs::write(&cert_path, pem_certificate(&issued.der))
         .with_context(|| format!("writing {}", cert_path.display()))?;
+    let edited = rollover.as_ref().map(|(_, text, _)| text.as_str());
+    let toml_path = add_to_gateway_toml(root, &args, &cert_rel, &key_location, edited, &cert_path)?;
+    outln!(
+        "created CA `{}` ({}), certificate {}, added to {}",
+        args.name,
+        key_type,
+        cert_path.display(),
+        toml_path.display()
+    );
+    if let Some((old, _, references)) = rollover {
+        print_rollover(&old, &args.name, &references, &toml_path)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The new CA's key pair: generated in the PKCS#11 token of a `pkcs11:` location, else written
+/// to a new key file.
+fn new_signer(
+    root: &Root,
+    key_location: &str,
+    key_type: KeyType,
+) -> anyhow::Result<Arc<dyn Signer>> {
+    let signer: Arc<dyn Signer> = if key_location.starts_with("pkcs11:") {
+        let kind = match key_type {
+            KeyType::Rsa2048 => Pkcs11KeyKind::Rsa(2048),
+            KeyType::Rsa3072 => Pkcs11KeyKind::Rsa(3072),
+            KeyType::Rsa4096 => Pkcs11KeyKind::Rsa(4096),
+            KeyType::EcP256 => Pkcs11KeyKind::EcP256,
+            KeyType::EcP384 => Pkcs11KeyKind::EcP384,
+            KeyType::Ed25519 => {
+                anyhow::bail!("ed25519 CA keys in PKCS#11 tokens are not supported; use ec-p256")
+            }
+        };
+        Arc::new(Pkcs11Signer::generate(key_location, kind)?)
+    } else {
+        let key_path = root.resolve(key_location);
+        let key = generate_key(key_type)?;
+        write_private_key_pem(&key_path, key.pkcs8_der())
+            .with_context(|| format!("writing {}", key_path.display()))?;
+        Arc::new(FileSigner::from_file(&key_path)?)
+    };
+    Ok(signer)
+}
+
+/// Writes a rollover's `edited` gateway.toml, if any, and appends the new CA's `[[ca]]` block.
+/// Returns the path of gateway.toml.
+fn add_to_gateway_toml(
+    root: &Root,
+    args: &CreateArgs,
+    cert_rel: &str,
+    key_location: &str,
+    edited: Option<&str>,
+    cert_path: &Path,
+) -> anyhow::Result<PathBuf> {
     let toml_path = root.gateway_toml();
     let before = std::fs::read_to_string(&toml_path)
         .with_context(|| format!("reading {}", toml_path.display()))?;
-    if let Some((_, text, _)) = &rollover {
+    if let Some(text) = edited {
         std::fs::write(&toml_path, text)
             .with_context(|| format!("writing {}", toml_path.display()))?;
     }
     append_ca(
         root,
         &args.name,
-        &cert_rel,
-        &key_location,
+        cert_rel,
+        key_location,
         args.parent.as_deref(),
         None,
     )?;
@@ -354,41 +296,42 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
             cert_path.display()
         );
     }
+    Ok(toml_path)
+}
+
+/// What a rollover changed in gateway.toml, and what the operator does next.
+fn print_rollover(
+    old: &str,
+    new: &str,
+    references: &[CaReference],
+    toml_path: &Path,
+) -> anyhow::Result<()> {
     outln!(
-        "created CA `{}` ({}), certificate {}, added to {}",
-        args.name,
-        key_type,
-        cert_path.display(),
+        "token procedures moved from `{old}` to `{}` ({}):",
+        new,
         toml_path.display()
     );
-    if let Some((old, _, references)) = rollover {
+    for r in references {
         outln!(
-            "token procedures moved from `{old}` to `{}` ({}):",
-            args.name,
-            toml_path.display()
-        );
-        for r in &references {
-            outln!(
-                "  line {}: token procedure `{}`, certificate `{}`: ca = {} -> ca = {}",
-                r.line,
-                r.procedure,
-                r.purpose,
-                toml_string(&old),
-                toml_string(&args.name)
-            );
-        }
-        outln!(
-            "`{old}` stays configured: it keeps signing CRLs and answering OCSP for the \
-             certificates it issued until the last one expires (`ast-gateway ca list` shows it \
-             retiring, then retired; remove its [[ca]] block only then)."
-        );
-        outln!(
-            "Restart the service to load the new CA (a reload does not load new CAs), e.g. \
-             `systemctl restart ast-gateway`; new tokens then come from `{}`.",
-            args.name
+            "  line {}: token procedure `{}`, certificate `{}`: ca = {} -> ca = {}",
+            r.line,
+            r.procedure,
+            r.purpose,
+            toml_string(old),
+            toml_string(new)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    outln!(
+        "`{old}` stays configured: it keeps signing CRLs and answering OCSP for the \
+         certificates it issued until the last one expires (`ast-gateway ca list` shows it \
+         retiring, then retired; remove its [[ca]] block only then)."
+    );
+    outln!(
+        "Restart the service to load the new CA (a reload does not load new CAs), e.g. \
+         `systemctl restart ast-gateway`; new tokens then come from `{}`.",
+        new
+    );
+    Ok(())
 }
 
 pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -439,64 +382,4 @@ fn absolute(path: &Path) -> anyhow::Result<String> {
     p.to_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rollover_edits_only_the_ca_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path());
-        crate::issuance::write_default(&root).unwrap();
-        let before = std::fs::read_to_string(root.gateway_toml()).unwrap();
-        let (text, references) = move_procedures(&root, "issuing", "issuing-2").unwrap();
-        assert_eq!(references.len(), 2, "{references:?}");
-        assert_eq!(references[0].purpose, "authentication");
-        assert_eq!(references[1].purpose, "signing");
-        // Line by line: only the two `ca =` lines of the certificates differ.
-        let changed: Vec<(usize, &str, &str)> = before
-            .lines()
-            .zip(text.lines())
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .map(|(i, (a, b))| (i + 1, a, b))
-            .collect();
-        assert_eq!(
-            changed,
-            [
-                (references[0].line, "ca = \"issuing\"", "ca = \"issuing-2\""),
-                (references[1].line, "ca = \"issuing\"", "ca = \"issuing-2\""),
-            ]
-        );
-        assert_eq!(before.lines().count(), text.lines().count());
-        // The [[ca]] block named "issuing" and its parent lines are untouched.
-        assert!(text.contains("name = \"issuing\"\ncertificate = \"data/ca/issuing.pem\""));
-    }
-
-    #[test]
-    fn a_rollover_is_refused_when_nothing_would_move() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path());
-        crate::issuance::write_default(&root).unwrap();
-        let config = super::super::load_config(&root).unwrap();
-        let e = plan_rollover(&root, &config, "root", "root-2").unwrap_err();
-        assert!(
-            e.to_string().contains("no token procedure uses CA `root`"),
-            "{e}"
-        );
-        let e = plan_rollover(&root, &config, "officers", "officers-2").unwrap_err();
-        assert!(e.to_string().contains("found by its name"), "{e}");
-        let e = plan_rollover(&root, &config, "nope", "x").unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("configured: root, issuing, officers"),
-            "{e}"
-        );
-        let (parent, _, references) =
-            plan_rollover(&root, &config, "issuing", "issuing-2").unwrap();
-        assert_eq!(parent.as_deref(), Some("root"));
-        assert_eq!(references.len(), 2);
-    }
 }

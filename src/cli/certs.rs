@@ -153,82 +153,102 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
             expiring,
             limit,
         } => {
-            let status = match status.as_deref() {
-                None => None,
-                Some("good") => Some(CertificateStatus::Good),
-                Some("revoked") => Some(CertificateStatus::Revoked),
-                Some(other) => anyhow::bail!("unknown status `{other}`; use good or revoked"),
-            };
-            let expiring = match expiring.as_deref() {
-                None => None,
-                Some(window) => {
-                    let window = crate::config::parse_duration(window)
-                        .map_err(|e| anyhow::anyhow!("--expiring: {e}"))?;
-                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                    Some((now, now.saturating_add(window.as_secs() as i64)))
-                }
-            };
-            let status = status.or(expiring.map(|_| CertificateStatus::Good));
-            let filter = CertificateFilter {
-                subject,
-                status,
-                expiring,
-                limit: Some(limit),
-                ..Default::default()
-            };
-            let list = store.certificates(&filter).await?;
+            let filter = list_filter(subject, status, expiring, limit)?;
+            list(&store, &filter, json).await
+        }
+        CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. } => change(root, command).await,
+        CertsCommand::Show { serial, json } => show(&store, &serial, json).await,
+    }
+}
+
+/// The filter of `certs list`: --expiring means good ones only unless --status is given.
+fn list_filter(
+    subject: Option<String>,
+    status: Option<String>,
+    expiring: Option<String>,
+    limit: i64,
+) -> anyhow::Result<CertificateFilter> {
+    let status = match status.as_deref() {
+        None => None,
+        Some("good") => Some(CertificateStatus::Good),
+        Some("revoked") => Some(CertificateStatus::Revoked),
+        Some(other) => anyhow::bail!("unknown status `{other}`; use good or revoked"),
+    };
+    let expiring = match expiring.as_deref() {
+        None => None,
+        Some(window) => {
+            let window = crate::config::parse_duration(window)
+                .map_err(|e| anyhow::anyhow!("--expiring: {e}"))?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            Some((now, now.saturating_add(window.as_secs() as i64)))
+        }
+    };
+    let status = status.or(expiring.map(|_| CertificateStatus::Good));
+    Ok(CertificateFilter {
+        subject,
+        status,
+        expiring,
+        limit: Some(limit),
+        ..Default::default()
+    })
+}
+
+/// `certs list`: a table, or one JSON array.
+async fn list(store: &Store, filter: &CertificateFilter, json: bool) -> anyhow::Result<ExitCode> {
+    let list = store.certificates(filter).await?;
+    if json {
+        let rows: Vec<_> = list.iter().map(to_json).collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        outln!(
+            "{:<42} {:<8} {:<15} {:<21} SUBJECT",
+            "SERIAL",
+            "STATUS",
+            "PURPOSE",
+            "NOT AFTER"
+        );
+        for c in &list {
+            outln!(
+                "{:<42} {:<8} {:<15} {:<21} {}",
+                c.serial,
+                c.status.name(),
+                c.purpose,
+                rfc3339(c.not_after),
+                c.subject
+            );
+        }
+        errln!("{} certificate(s)", list.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `certs show`: the fields and the PEM, or JSON.
+async fn show(store: &Store, serial: &crate::ca::Serial, json: bool) -> anyhow::Result<ExitCode> {
+    match store.certificate(serial).await? {
+        None => {
+            errln!("no certificate with serial `{serial}`");
+            Ok(ExitCode::FAILURE)
+        }
+        Some(c) => {
             if json {
-                let rows: Vec<_> = list.iter().map(to_json).collect();
-                outln!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&to_json(&c))?);
             } else {
-                outln!(
-                    "{:<42} {:<8} {:<15} {:<21} SUBJECT",
-                    "SERIAL",
-                    "STATUS",
-                    "PURPOSE",
-                    "NOT AFTER"
-                );
-                for c in &list {
-                    outln!(
-                        "{:<42} {:<8} {:<15} {:<21} {}",
-                        c.serial,
-                        c.status.name(),
-                        c.purpose,
-                        rfc3339(c.not_after),
-                        c.subject
-                    );
+                let v = to_json(&c);
+                if let Some(map) = v.as_object() {
+                    for (k, val) in map {
+                        outln!(
+                            "{k:<17} {}",
+                            if let Some(s) = val.as_str() {
+                                s.to_string()
+                            } else {
+                                val.to_string()
+                            }
+                        );
+                    }
                 }
-                errln!("{} certificate(s)", list.len());
+                out!("{}", crate::ca::pem_certificate(&c.der));
             }
             Ok(ExitCode::SUCCESS)
         }
-        CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. } => change(root, command).await,
-        CertsCommand::Show { serial, json } => match store.certificate(&serial).await? {
-            None => {
-                errln!("no certificate with serial `{serial}`");
-                Ok(ExitCode::FAILURE)
-            }
-            Some(c) => {
-                if json {
-                    outln!("{}", serde_json::to_string_pretty(&to_json(&c))?);
-                } else {
-                    let v = to_json(&c);
-                    if let Some(map) = v.as_object() {
-                        for (k, val) in map {
-                            outln!(
-                                "{k:<17} {}",
-                                if let Some(s) = val.as_str() {
-                                    s.to_string()
-                                } else {
-                                    val.to_string()
-                                }
-                            );
-                        }
-                    }
-                    out!("{}", crate::ca::pem_certificate(&c.der));
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-        },
     }
 }

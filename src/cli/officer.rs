@@ -118,101 +118,116 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
     match command {
         OfficerCommand::Issue {
             name, roles, out, ..
-        } => {
-            let roles = parse_roles(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
-            let Some(password) = password else {
-                anyhow::bail!("{NO_TERMINAL}");
-            };
-            // Create the file first so that a bad path fails before anything is issued.
-            let mut file = create_private(&out)?;
-            let issued = match gateway
-                .issue_officer(&Caller::Cli, &name, roles, password)
-                .await
-            {
-                Ok(issued) => issued,
-                Err(e) => {
-                    drop(file);
-                    let _ = std::fs::remove_file(&out);
-                    // The CLI runs on the gateway host: show the operator the detail.
-                    let detail = e.log_detail().unwrap_or_else(|| e.to_string());
-                    anyhow::bail!("officer not issued: {detail} ({})", e.code());
-                }
-            };
-            if let Err(e) = file
-                .write_all(&issued.pkcs12)
-                .and_then(|()| file.sync_all())
-            {
-                // Registered but not delivered: revoke, so no unknown certificate stays active.
-                let _ = gateway
-                    .revoke_officer(
-                        &Caller::Cli,
-                        &crate::ca::Serial::parse(&issued.record.serial)?,
-                    )
-                    .await;
-                anyhow::bail!(
-                    "writing {}: {e}; the certificate {} was revoked",
-                    out.display(),
-                    issued.record.serial
-                );
-            }
+        } => issue(&gateway, &name, &roles, &out, password).await,
+        OfficerCommand::List { json } => list(&gateway, json).await,
+        OfficerCommand::Revoke { serial } => revoke(&gateway, &serial).await,
+    }
+}
+
+/// `officer issue`: the PKCS#12 goes to `out`, created before anything is issued.
+async fn issue(
+    gateway: &Gateway,
+    name: &str,
+    roles: &str,
+    out: &Path,
+    password: Option<Pin>,
+) -> anyhow::Result<ExitCode> {
+    let roles = parse_roles(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+    let Some(password) = password else {
+        anyhow::bail!("{NO_TERMINAL}");
+    };
+    // Create the file first so that a bad path fails before anything is issued.
+    let mut file = create_private(out)?;
+    let issued = match gateway
+        .issue_officer(&Caller::Cli, name, roles, password)
+        .await
+    {
+        Ok(issued) => issued,
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(out);
+            // The CLI runs on the gateway host: show the operator the detail.
+            let detail = e.log_detail().unwrap_or_else(|| e.to_string());
+            anyhow::bail!("officer not issued: {detail} ({})", e.code());
+        }
+    };
+    if let Err(e) = file
+        .write_all(&issued.pkcs12)
+        .and_then(|()| file.sync_all())
+    {
+        // Registered but not delivered: revoke, so no unknown certificate stays active.
+        let _ = gateway
+            .revoke_officer(
+                &Caller::Cli,
+                &crate::ca::Serial::parse(&issued.record.serial)?,
+            )
+            .await;
+        anyhow::bail!(
+            "writing {}: {e}; the certificate {} was revoked",
+            out.display(),
+            issued.record.serial
+        );
+    }
+    outln!(
+        "issued officer `{}` serial {} roles {} -> {}",
+        issued.record.name,
+        issued.record.serial,
+        issued.record.roles.join(","),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `officer list`: a table, or one JSON array.
+async fn list(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
+    let officers = gateway.officers().await?;
+    if json {
+        let rows: Vec<_> = officers
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "serial": o.serial,
+                    "name": o.name,
+                    "roles": o.roles,
+                    "status": o.status,
+                    "fingerprint": o.fingerprint,
+                    "created": rfc3339(o.created),
+                    "revoked": o.revoked.map(rfc3339),
+                })
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        outln!("{:<42} {:<8} {:<30} NAME", "SERIAL", "STATUS", "ROLES");
+        for o in &officers {
             outln!(
-                "issued officer `{}` serial {} roles {} -> {}",
-                issued.record.name,
-                issued.record.serial,
-                issued.record.roles.join(","),
-                out.display()
+                "{:<42} {:<8} {:<30} {}",
+                o.serial,
+                o.status.name(),
+                o.roles.join(","),
+                o.name
+            );
+        }
+        errln!("{} officer(s)", officers.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `officer revoke`.
+async fn revoke(gateway: &Gateway, serial: &crate::ca::Serial) -> anyhow::Result<ExitCode> {
+    match gateway.revoke_officer(&Caller::Cli, serial).await? {
+        Some(o) => {
+            outln!(
+                "officer `{}` serial {} is {}",
+                o.name,
+                o.serial,
+                o.status.name()
             );
             Ok(ExitCode::SUCCESS)
         }
-        OfficerCommand::List { json } => {
-            let officers = gateway.officers().await?;
-            if json {
-                let rows: Vec<_> = officers
-                    .iter()
-                    .map(|o| {
-                        serde_json::json!({
-                            "serial": o.serial,
-                            "name": o.name,
-                            "roles": o.roles,
-                            "status": o.status,
-                            "fingerprint": o.fingerprint,
-                            "created": rfc3339(o.created),
-                            "revoked": o.revoked.map(rfc3339),
-                        })
-                    })
-                    .collect();
-                outln!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                outln!("{:<42} {:<8} {:<30} NAME", "SERIAL", "STATUS", "ROLES");
-                for o in &officers {
-                    outln!(
-                        "{:<42} {:<8} {:<30} {}",
-                        o.serial,
-                        o.status.name(),
-                        o.roles.join(","),
-                        o.name
-                    );
-                }
-                errln!("{} officer(s)", officers.len());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        OfficerCommand::Revoke { serial } => {
-            match gateway.revoke_officer(&Caller::Cli, &serial).await? {
-                Some(o) => {
-                    outln!(
-                        "officer `{}` serial {} is {}",
-                        o.name,
-                        o.serial,
-                        o.status.name()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    errln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
+        None => {
+            errln!("no officer with serial `{serial}` (see `ast-gateway officer list`)");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

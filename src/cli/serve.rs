@@ -8,9 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::database_url::redact_database_url;
 use crate::ca::{Ca, SignatureAlgorithm, is_demo_certificate};
 use crate::config::{CaConfig, Root};
-use crate::http::{Listeners, start};
+use crate::http::{AdminServer, Listeners, RunningServer, start};
 use crate::issuance::Gateway;
 
 /// `serve` options.
@@ -77,14 +78,7 @@ fn root_state(root: &Root, explicit: bool, init: bool) -> anyhow::Result<RootSta
 }
 
 pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if root_state(root, explicit, args.init)? == RootState::WriteDefault {
-        // Port 0 is chosen at bind time: nothing to derive a URL from, keep the default.
-        let settings = super::init_settings(args.http.filter(|a| a.port() != 0), None)?;
-        crate::issuance::write_default_for(root, &settings)
-            .context("writing the default configuration")?;
-        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
-        tracing::info!("{}", settings.describe());
-    }
+    prepare_root(root, explicit, &args)?;
     let config = super::load_config(root)?;
     tracing::info!(
         "ast-gateway {} starting, root {}",
@@ -106,6 +100,42 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
     let server = start(gateway.clone(), listeners)
         .await
         .context("binding the listeners")?;
+    log_listeners(&gateway, &server);
+    let admin = start_admin_listener(&gateway, args.admin).await?;
+    let _expiry_refresher = admin.as_ref().map(|admin| {
+        tracing::info!(
+            "listener admin: {0} (metrics: http://{0}/metrics)",
+            admin.addr
+        );
+        gateway.spawn_expiry_refresher()
+    });
+    log_summary(&gateway);
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    server.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On a first run, writes the embedded default configuration and a demo CA (after the guard
+/// rail of `root_state`).
+fn prepare_root(root: &Root, explicit: bool, args: &ServeArgs) -> anyhow::Result<()> {
+    if root_state(root, explicit, args.init)? == RootState::WriteDefault {
+        // Port 0 is chosen at bind time: nothing to derive a URL from, keep the default.
+        let settings = super::init_settings(args.http.filter(|a| a.port() != 0), None)?;
+        crate::issuance::write_default_for(root, &settings)
+            .context("writing the default configuration")?;
+        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
+        tracing::info!("{}", settings.describe());
+    }
+    Ok(())
+}
+
+/// The bound listeners and their URLs, then the warnings about the public URL.
+fn log_listeners(gateway: &Gateway, server: &RunningServer) {
     let settings = gateway.settings();
     if let Some(addr) = server.http_addr {
         tracing::info!("listener http:  {addr}");
@@ -135,10 +165,19 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
     for warning in crate::config::public_url_warnings(public_url, &bound) {
         tracing::warn!("{warning}");
     }
-    // Metrics are auxiliary: when the configured admin address is taken (a second node on the
-    // same host, say) the service still issues and says so loudly. An address given on the
-    // command line must work.
-    let admin = match args.admin {
+}
+
+/// The admin (metrics) listener: --admin, else [server] admin.
+///
+/// Metrics are auxiliary: when the configured admin address is taken (a second node on the
+/// same host, say) the service still issues and says so loudly. An address given on the
+/// command line must work.
+async fn start_admin_listener(
+    gateway: &Arc<Gateway>,
+    admin: Option<AdminAddress>,
+) -> anyhow::Result<Option<AdminServer>> {
+    let settings = gateway.settings();
+    Ok(match admin {
         Some(AdminAddress::At(addr)) => Some(
             crate::http::start_admin(gateway.clone(), addr)
                 .await
@@ -164,23 +203,7 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
                 }
             },
         },
-    };
-    let _expiry_refresher = admin.as_ref().map(|admin| {
-        tracing::info!(
-            "listener admin: {0} (metrics: http://{0}/metrics)",
-            admin.addr
-        );
-        gateway.spawn_expiry_refresher()
-    });
-    log_summary(&gateway);
-    let stop = server.shutdown_handle();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop.send(true);
-    });
-    server.wait().await?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// The start-up summary after the listeners: database, CAs, public URL, trust, and the
@@ -313,56 +336,6 @@ fn rfc3339(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| unix.to_string())
-}
-
-/// The database URL without secrets, for logs: the password of `user:password@` and every
-/// query parameter whose name contains `password` become `***`.
-pub fn redact_database_url(url: &str) -> String {
-    hide_secrets(url, Some("***"))
-}
-
-/// The database URL with its secrets left out (for a command an operator runs, with the
-/// password from PGPASSWORD or ~/.pgpass).
-pub(super) fn database_url_without_secrets(url: &str) -> String {
-    hide_secrets(url, None)
-}
-
-/// Replaces (`Some(mask)`) or removes (`None`) the password of the userinfo and every query
-/// parameter whose name contains `password`.
-fn hide_secrets(url: &str, mask: Option<&str>) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match (userinfo.split_once(':'), mask) {
-            (Some((user, _password)), Some(mask)) => format!("{user}:{mask}@{host}"),
-            (Some((user, _password)), None) => format!("{user}@{host}"),
-            (None, _) => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .filter_map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
-                        mask.map(|mask| format!("{key}={mask}"))
-                    }
-                    _ => Some(pair.to_string()),
-                })
-                .collect();
-            if query.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}?{}", query.join("&"))
-            }
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
 }
 
 /// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs

@@ -1,4 +1,4 @@
-//! Tests of `cli/mod.rs`.
+//! Tests of `cli/config_tools.rs`.
 
 use super::*;
 

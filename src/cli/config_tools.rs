@@ -1,0 +1,303 @@
+//! `config check`, `config explain` and `config encrypt`: the configuration tools. `config
+//! check` also warns about what loads but will not do what it says (subject lists that drop
+//! format fields, certificate validities past their CA's end).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::load_config;
+use super::output::{errln, outln};
+use crate::config::{self, Root};
+
+/// `config explain`: the handler a request would hit and what it would get.
+pub(super) fn config_explain(
+    root: &Root,
+    path: &str,
+    headers: &[String],
+    client_cert: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(root)?;
+    let pairs = headers
+        .iter()
+        .map(|h| crate::issuance::parse_header_argument(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let facts = match client_cert {
+        None => None,
+        Some(file) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            Some(
+                crate::policy::CertificateFacts::from_pem_or_der(&bytes)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let headers = crate::policy::IdentityHeaders::new(pairs);
+    let explanation = crate::issuance::explain(&config.rules, path, &headers, facts.as_ref());
+    outln!("{explanation}");
+    Ok(if explanation.outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// `config encrypt`: a value for a `<param>.encrypted` key, read from standard input.
+pub(super) fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
+    let key = config::SecretKey::load_or_create(root).map_err(anyhow::Error::msg)?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the value from standard input")?;
+    let value = line.trim_end_matches(['\r', '\n']);
+    let encrypted = key.encrypt(value).map_err(anyhow::Error::msg)?;
+    outln!("{encrypted}");
+    errln!(
+        "write it as <param>.encrypted = {encrypted}  (key: {})",
+        root.secret_key().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `config check`: every problem, or the effective handlers and the warnings.
+pub(super) async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
+    let config = match crate::issuance::check_configuration(root) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                outln!("{e}");
+            }
+            outln!("{} problem(s) found", errors.0.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    outln!("configuration OK ({})", root.dir().display());
+    print_server(&config)?;
+    outln!(
+        "AST service: {}",
+        if config.rules.enabled {
+            "enabled"
+        } else {
+            "disabled (start = false)"
+        }
+    );
+    for h in &config.rules.handlers {
+        print_handler(h)?;
+    }
+    let mut warnings = subject_warnings(&config);
+    warnings.extend(ca_lifetime_warnings(
+        &config,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ));
+    if !warnings.is_empty() {
+        outln!();
+    }
+    for w in &warnings {
+        outln!("warning: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The public URL and the warnings about it.
+fn print_server(config: &crate::rules::Configuration) -> anyhow::Result<()> {
+    let server = &config.settings.server;
+    outln!(
+        "public URL: {} (CRL, OCSP and CA-certificate URLs in certificates)",
+        server.public_url
+    );
+    if server.public_url_derived {
+        outln!(
+            "warning: [server] public_url is not set; it was derived from the listener. Set it to \
+             the URL relying parties use"
+        );
+    }
+    let listeners: Vec<SocketAddr> = server.http.into_iter().chain(server.https).collect();
+    for warning in config::public_url_warnings(&server.public_url, &listeners) {
+        outln!("warning: {warning}");
+    }
+    Ok(())
+}
+
+/// One effective handler: its settings, then one line per format field.
+fn print_handler(h: &crate::rules::Handler) -> anyhow::Result<()> {
+    outln!();
+    outln!(
+        "handler.{}: filter \"{}\", format {}, token procedure {}, roles {}",
+        h.number,
+        h.filter_source,
+        h.format,
+        h.token_procedure,
+        match &h.required_roles {
+            None => "- (trusted proxies)".to_string(),
+            Some(crate::rules::RequiredRoles::AnyCertificate) =>
+                "none (any client certificate)".to_string(),
+            Some(crate::rules::RequiredRoles::All(r)) => r.join(","),
+        }
+    );
+    outln!(
+        "  PIN {}..{} chars; PKCS#12 {} (offered: {})",
+        h.password_policy.min_length,
+        h.password_policy.max_length,
+        h.pkcs12_profile,
+        h.pkcs12_profiles
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for f in &h.fields {
+        let source = f
+            .source
+            .as_ref()
+            .map_or("(disabled)".to_string(), |s| s.to_string());
+        let modules = f
+            .modules
+            .iter()
+            .map(|m| m.describe())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let from = std::path::Path::new(&f.origin.file)
+            .file_name()
+            .map(|n| format!("{}:{}", n.to_string_lossy(), f.origin.line))
+            .unwrap_or_default();
+        outln!(
+            "  {:>3}  {:<48} <- {:<28} {:<40} ({from})",
+            f.index,
+            f.target.to_string(),
+            source,
+            modules
+        );
+    }
+    Ok(())
+}
+
+/// A certificate template with `subject = [...]` carries only the listed DN attributes: a
+/// format field that sets another one for that certificate is silently dropped from it. One
+/// warning per handler and certificate, naming the fields.
+fn subject_warnings(config: &crate::rules::Configuration) -> Vec<String> {
+    use crate::policy::Scope;
+    let mut warnings = Vec::new();
+    for h in &config.rules.handlers {
+        let Some(procedure) = config.rules.procedure(&h.token_procedure) else {
+            continue;
+        };
+        for (i, template) in procedure.certificates.iter().enumerate() {
+            if template.subject_order.is_empty() {
+                continue;
+            }
+            let dropped: Vec<String> = h
+                .fields
+                .iter()
+                .filter(|f| f.source.is_some())
+                .filter(|f| match f.target.scope {
+                    Scope::Common => true,
+                    Scope::Request(r) => r == i,
+                })
+                .filter(|f| {
+                    !f.target.attribute.is_san()
+                        && !template.subject_order.contains(&f.target.attribute)
+                })
+                .map(|f| format!("{} ({})", f.index, f.target.attribute.name()))
+                .collect();
+            if dropped.is_empty() {
+                continue;
+            }
+            warnings.push(format!(
+                "handler.{}: certificate {i} ({}) of token procedure `{}` lists subject = [{}]; \
+                 format field(s) {} set attributes it leaves out, so those values are dropped \
+                 from that certificate (add them to `subject`, or disable the fields)",
+                h.number,
+                template.purpose,
+                procedure.name,
+                template
+                    .subject_order
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dropped.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
+/// A certificate template whose validity reaches past its CA's notAfter: with
+/// `leaf_not_after = "cap"` its certificates end with the CA, with `refuse` they are refused.
+/// One warning per template, and one per expired CA.
+fn ca_lifetime_warnings(config: &crate::rules::Configuration, now: i64) -> Vec<String> {
+    use der::Decode;
+    let not_after = |name: &str| -> Option<i64> {
+        let ca = config.settings.cas.iter().find(|c| c.name == name)?;
+        let der = crate::ca::read_certificate_file(&ca.certificate).ok()?;
+        let certificate = x509_cert::Certificate::from_der(&der).ok()?;
+        let t = certificate.tbs_certificate().validity().not_after;
+        Some(t.to_unix_duration().as_secs() as i64)
+    };
+    let date = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| t.to_string())
+    };
+    let mut warnings = Vec::new();
+    let mut expired = std::collections::BTreeSet::new();
+    for procedure in config.rules.procedures.values() {
+        for template in &procedure.certificates {
+            let Some(end) = not_after(&template.ca) else {
+                continue;
+            };
+            let left = end - now;
+            if left <= 0 {
+                if expired.insert(template.ca.clone()) {
+                    warnings.push(format!(
+                        "CA `{}` expired on {}: every request for its certificates is refused; \
+                         roll it over (ast-gateway ca create NEW --replaces {})",
+                        template.ca,
+                        date(end),
+                        template.ca
+                    ));
+                }
+                continue;
+            }
+            let validity = template.validity.as_secs();
+            if validity as i64 <= left {
+                continue;
+            }
+            let outcome = match template.leaf_not_after {
+                crate::rules::LeafNotAfter::Cap => format!(
+                    "its certificates are cut to end with the CA (leaf_not_after = \"cap\"), {} \
+                     days instead of {}",
+                    left / 86_400,
+                    validity.div_ceil(86_400)
+                ),
+                crate::rules::LeafNotAfter::Refuse => {
+                    "every request for it is refused (leaf_not_after = \"refuse\")".to_string()
+                }
+            };
+            warnings.push(format!(
+                "token procedure `{}`, certificate `{}`: validity {} days exceeds the remaining \
+                 life of CA `{}` (until {}, {} days left): {outcome}. Roll the CA over \
+                 (ast-gateway ca create NEW --replaces {})",
+                procedure.name,
+                template.purpose,
+                validity.div_ceil(86_400),
+                template.ca,
+                date(end),
+                left / 86_400,
+                template.ca
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+#[path = "config_tools_tests.rs"]
+mod tests;
