@@ -119,16 +119,7 @@ fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))
+    super::output::create_private_file(path).with_context(|| format!("creating {}", path.display()))
 }
 
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {

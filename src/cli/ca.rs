@@ -36,72 +36,84 @@ async fn ca_states(
 
 /// `ca …`: `create` and `import` go to `ca_admin`; `list` and `export` read the configured CAs.
 pub(super) async fn run(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
-    let command = match command {
-        CaCommand::Create(args) => return ca_admin::create(root, args),
-        CaCommand::Import(args) => return ca_admin::import(root, args),
-        other => other,
-    };
+    match command {
+        CaCommand::Create(args) => ca_admin::create(root, args),
+        CaCommand::Import(args) => ca_admin::import(root, args),
+        CaCommand::List { json } => {
+            let (config, cas) = load(root)?;
+            list(&config, &cas, json).await
+        }
+        CaCommand::Export { name } => export(&load(root)?.1, &name),
+    }
+}
+
+type Cas = std::collections::BTreeMap<String, std::sync::Arc<crate::ca::Ca>>;
+
+/// The configuration and the CAs it names, loaded like `serve` does.
+fn load(root: &Root) -> anyhow::Result<(crate::rules::Configuration, Cas)> {
     let config = load_config(root)?;
     let cas = crate::issuance::load_cas(&config.settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-    match command {
-        CaCommand::List { json } => {
-            let states = ca_states(&config).await;
-            let rows: Vec<serde_json::Value> = cas
-                .values()
-                .map(|ca| {
-                    let tbs = ca.certificate().tbs_certificate();
-                    let state = states.as_ref().and_then(|s| s.get(ca.name()));
-                    let mut row = serde_json::json!({
-                        "name": ca.name(),
-                        "subject": tbs.subject().to_string(),
-                        "issuer": tbs.issuer().to_string(),
-                        "notAfter": tbs.validity().not_after.to_string(),
-                        "chainLength": ca.chain().len(),
-                        "state": state.map(|s| s.name()),
-                        "stateDetail": state.map(|s| s.to_string()),
-                    });
-                    if let Some(crate::issuance::CaState::Retiring {
-                        certificates,
-                        until,
-                    }) = state
-                    {
-                        row["unexpiredCertificates"] = (*certificates).into();
-                        row["lastNotAfter"] = time::OffsetDateTime::from_unix_timestamp(*until)
-                            .ok()
-                            .and_then(|t| {
-                                t.format(&time::format_description::well_known::Rfc3339)
-                                    .ok()
-                            })
-                            .into();
-                    }
-                    row
-                })
-                .collect();
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in rows {
-                    outln!(
-                        "{:<12} {}  (until {})  {}",
-                        r["name"].as_str().unwrap_or(""),
-                        r["subject"].as_str().unwrap_or(""),
-                        r["notAfter"].as_str().unwrap_or(""),
-                        r["stateDetail"].as_str().unwrap_or("")
-                    );
-                }
+    Ok((config, cas))
+}
+
+/// `ca list`: one row per configured CA, with its state when the database can be read.
+async fn list(
+    config: &crate::rules::Configuration,
+    cas: &Cas,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let states = ca_states(config).await;
+    let rows: Vec<serde_json::Value> = cas
+        .values()
+        .map(|ca| {
+            let tbs = ca.certificate().tbs_certificate();
+            let state = states.as_ref().and_then(|s| s.get(ca.name()));
+            let mut row = serde_json::json!({
+                "name": ca.name(),
+                "subject": tbs.subject().to_string(),
+                "issuer": tbs.issuer().to_string(),
+                "notAfter": tbs.validity().not_after.to_string(),
+                "chainLength": ca.chain().len(),
+                "state": state.map(|s| s.name()),
+                "stateDetail": state.map(|s| s.to_string()),
+            });
+            if let Some(crate::issuance::CaState::Retiring {
+                certificates,
+                until,
+            }) = state
+            {
+                row["unexpiredCertificates"] = (*certificates).into();
+                row["lastNotAfter"] = super::output::rfc3339_or_none(*until).into();
             }
+            row
+        })
+        .collect();
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in rows {
+            outln!(
+                "{:<12} {}  (until {})  {}",
+                r["name"].as_str().unwrap_or(""),
+                r["subject"].as_str().unwrap_or(""),
+                r["notAfter"].as_str().unwrap_or(""),
+                r["stateDetail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ca export NAME`: the CA's chain as PEM.
+fn export(cas: &Cas, name: &str) -> anyhow::Result<ExitCode> {
+    match cas.get(name) {
+        Some(ca) => {
+            out!("{}", ca.chain_pem());
             Ok(ExitCode::SUCCESS)
         }
-        CaCommand::Export { name } => match cas.get(&name) {
-            Some(ca) => {
-                out!("{}", ca.chain_pem());
-                Ok(ExitCode::SUCCESS)
-            }
-            None => anyhow::bail!(
-                "no CA named `{name}`; configured: {}",
-                cas.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        },
-        CaCommand::Create(_) | CaCommand::Import(_) => Ok(ExitCode::FAILURE),
+        None => anyhow::bail!(
+            "no CA named `{name}`; configured: {}",
+            cas.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
     }
 }

@@ -1,5 +1,6 @@
 //! `certs list [--expiring 30d]`, `certs show`, `certs revoke`, `certs reinstate`.
 
+use super::output::rfc3339;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -55,16 +56,6 @@ pub enum CertsCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 fn to_json(c: &CertificateRecord) -> serde_json::Value {
@@ -137,14 +128,6 @@ async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> 
 }
 
 pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
-    if matches!(
-        command,
-        CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. }
-    ) {
-        return change(root, command).await;
-    }
-    let config = super::load_config(root)?;
-    let store = Store::open(&config.settings.database_url, 2).await?;
     match command {
         CertsCommand::List {
             json,
@@ -153,12 +136,18 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
             expiring,
             limit,
         } => {
+            let store = open_store(root).await?;
             let filter = list_filter(subject, status, expiring, limit)?;
             list(&store, &filter, json).await
         }
+        CertsCommand::Show { serial, json } => show(&open_store(root).await?, &serial, json).await,
         CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. } => change(root, command).await,
-        CertsCommand::Show { serial, json } => show(&store, &serial, json).await,
     }
+}
+
+async fn open_store(root: &Root) -> anyhow::Result<Store> {
+    let config = super::load_config(root)?;
+    Ok(Store::open(&config.settings.database_url, 2).await?)
 }
 
 /// The filter of `certs list`: --expiring means good ones only unless --status is given.

@@ -237,15 +237,7 @@ fn ca_lifetime_warnings(config: &crate::rules::Configuration, now: i64) -> Vec<S
         let t = certificate.tbs_certificate().validity().not_after;
         Some(t.to_unix_duration().as_secs() as i64)
     };
-    let date = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .ok()
-            .and_then(|d| {
-                d.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| t.to_string())
-    };
+    let date = super::output::rfc3339;
     let mut warnings = Vec::new();
     let mut expired = std::collections::BTreeSet::new();
     for procedure in config.rules.procedures.values() {

@@ -1,5 +1,6 @@
 //! `officer issue`, `officer list`, `officer revoke`.
 
+use super::output::rfc3339;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,16 +46,6 @@ pub enum OfficerCommand {
     },
 }
 
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
 /// What to say when the password cannot be asked for: rpassword reads the controlling
 /// terminal (/dev/tty), and without one (cron, systemd, ssh without -t, CI) its error is a
 /// bare "No such device or address".
@@ -82,14 +73,7 @@ fn prompt_password() -> anyhow::Result<Pin> {
 
 /// Creates `path` with mode 0600, refusing to overwrite.
 fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path).with_context(|| {
+    super::output::create_private_file(path).with_context(|| {
         format!(
             "creating {} (an existing file is never overwritten)",
             path.display()

@@ -1,6 +1,7 @@
 //! `serve`: the root guard rail, the start-up summary and warnings, the listeners, the
 //! background tasks and the signals (SIGHUP reloads, SIGTERM/SIGINT stop gracefully).
 
+use super::output::rfc3339;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -326,16 +327,6 @@ fn rsa_bits(der: &[u8]) -> Option<usize> {
         PublicKey::RSA(key) => Some(key.key_size()),
         _ => None,
     }
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs
