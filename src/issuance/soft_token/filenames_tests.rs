@@ -1,4 +1,4 @@
-//! Tests of `issuance/soft_token.rs`.
+//! Tests of `issuance/soft_token/filenames.rs`.
 
 use super::{per_purpose_stem, sanitise_filename, unique_name};
 

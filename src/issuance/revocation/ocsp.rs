@@ -1,0 +1,114 @@
+//! OCSP (RFC 6960): answers built per request from the certificates table (and, for the
+//! officers CA, the officer registry), signed by the CA that issued the first certificate asked
+//! about.
+
+use std::time::SystemTime;
+
+use super::{from_unix, unix};
+use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
+use crate::issuance::{Gateway, OFFICERS_CA};
+use crate::store::CertificateStatus;
+
+/// An OCSP answer for the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct OcspAnswer {
+    /// The DER OCSPResponse (`application/ocsp-response`).
+    pub der: Vec<u8>,
+    /// Seconds a cache may keep it (RFC 5019 §6.2), `None` for unsigned error answers.
+    pub max_age: Option<u64>,
+    /// thisUpdate of a signed answer (Last-Modified).
+    pub this_update: Option<SystemTime>,
+}
+
+impl Gateway {
+    /// Answers a DER OCSP request (RFC 6960). Never fails: problems become OCSP error statuses.
+    pub async fn ocsp(&self, request_der: &[u8]) -> OcspAnswer {
+        match self.ocsp_inner(request_der).await {
+            Ok(answer) => answer,
+            Err(why) => OcspAnswer {
+                der: ocsp::failure_response(why),
+                max_age: None,
+                this_update: None,
+            },
+        }
+    }
+
+    async fn ocsp_inner(&self, request_der: &[u8]) -> Result<OcspAnswer, OcspFailure> {
+        let request = ocsp::parse_request(request_der)?;
+        let first = request
+            .queries
+            .first()
+            .ok_or(OcspFailure::MalformedRequest)?;
+        // Signed by the CA that issued the first certificate asked about; queries about other
+        // issuers are answered `unknown`.
+        let ca = self
+            .cas
+            .values()
+            .find(|ca| first.is_issued_by(ca))
+            .cloned()
+            .ok_or(OcspFailure::Unauthorized)?;
+        let mut statuses = Vec::with_capacity(request.queries.len());
+        for query in &request.queries {
+            let status = if !query.is_issued_by(&ca) {
+                OcspStatus::Unknown
+            } else {
+                match self.store.certificate(&query.serial).await {
+                    Err(e) => {
+                        tracing::error!(error = %e, "OCSP: the database is unavailable");
+                        return Err(OcspFailure::TryLater);
+                    }
+                    Ok(Some(record)) if record.ca == ca.name() => match record.status {
+                        CertificateStatus::Good => OcspStatus::Good,
+                        CertificateStatus::Revoked => OcspStatus::Revoked {
+                            at: from_unix(record.revoked_at.unwrap_or(0)),
+                            reason: record
+                                .revocation_reason
+                                .as_deref()
+                                .and_then(|s| s.parse().ok()),
+                        },
+                    },
+                    Ok(_) if ca.name() == OFFICERS_CA => {
+                        match self.store.officer_revocation(&query.serial).await {
+                            Ok(Some(None)) => OcspStatus::Good,
+                            Ok(Some(Some(at))) => OcspStatus::Revoked {
+                                at: from_unix(at),
+                                reason: None,
+                            },
+                            Ok(None) => OcspStatus::Unknown,
+                            Err(e) => {
+                                tracing::error!(error = %e, "OCSP: the database is unavailable");
+                                return Err(OcspFailure::TryLater);
+                            }
+                        }
+                    }
+                    Ok(_) => OcspStatus::Unknown,
+                }
+            };
+            statuses.push(status);
+        }
+        let validity = self.settings().ocsp.validity;
+        let this_update = from_unix(unix(SystemTime::now()));
+        let next_update = this_update + validity;
+        let der = tokio::task::spawn_blocking(move || {
+            let answers: Vec<_> = request.queries.iter().zip(statuses).collect();
+            ocsp::sign_response(
+                &ca,
+                &answers,
+                request.nonce.as_deref(),
+                this_update,
+                next_update,
+            )
+        })
+        .await
+        .map_err(|_| OcspFailure::InternalError)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "OCSP: signing failed");
+            OcspFailure::InternalError
+        })?;
+        Ok(OcspAnswer {
+            der,
+            max_age: Some(validity.as_secs()),
+            this_update: Some(this_update),
+        })
+    }
+}
