@@ -4,8 +4,8 @@
 use sqlx::Connection;
 
 use super::{
-    AuditEvent, CertificateRecord, IdempotencyKey, IssuanceRecord, Store, StoreError,
-    TokenRecord, api, audit, records,
+    AuditEvent, CertificateRecord, IdempotencyKey, IssuanceRecord, Store, StoreError, TokenRecord,
+    api, audit, records,
 };
 
 impl Store {
