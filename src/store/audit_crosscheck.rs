@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::audit_verify::AuditVerification;
+use super::audit_report::AuditVerification;
 use super::{Store, StoreError};
 use crate::ca::Serial;
 

@@ -5,109 +5,22 @@
 //! Everything is read in one read transaction (REPEATABLE READ on PostgreSQL; a SQLite read
 //! transaction in WAL mode is a snapshot too), so rows other nodes append meanwhile are not
 //! half-seen: the head, the rows and the tables are of one moment. Memory: one entry per
-//! certificate, officer and anchor (the cross-check needs the last status of each).
+//! certificate, officer and anchor (the cross-check needs the last status of each). The
+//! report's types are in `audit_report`, the tables' cross-check in `audit_crosscheck`.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::anchor::{self, Anchor, Source};
 use super::audit::{chain_hash, row_mac};
 use super::audit_crosscheck::Statuses;
+use super::audit_report::{AnchorSeen, AuditVerification};
 use super::{Store, StoreError};
 
 /// Rows read per query while verifying, so the trail never has to fit in memory.
 const VERIFY_PAGE: i64 = 1000;
-/// Problems listed in full; beyond that they are only counted.
-const MAX_PROBLEMS: usize = 1000;
-
-/// One thing `audit verify` found wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditProblem {
-    /// Stable kind: `row-changed`, `row-missing`, `mac-mismatch`, `unkeyed-row`,
-    /// `head-mismatch`, `no-key`, `anchor-forged`, `anchor-unreadable`, `anchor-mismatch`,
-    /// `truncated`, `status-mismatch`, `missing-event`, `missing-row`.
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    pub message: String,
-}
-
-/// The anchor that proves how far the chain reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AnchorSeen {
-    pub seq: i64,
-    /// Unix milliseconds.
-    pub at: i64,
-    pub reason: String,
-    /// `anchor file line N` or `audit_anchor row N`.
-    pub source: String,
-}
-
-/// Result of `audit verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditVerification {
-    /// Rows up to the head.
-    pub rows: i64,
-    /// The first sequence number whose row is changed or missing, if any.
-    pub first_bad: Option<i64>,
-    /// The head's sequence number.
-    pub head_seq: i64,
-    /// Rows with a MAC, and whether the MACs were checked (the store had the key).
-    pub keyed_rows: i64,
-    pub macs_checked: bool,
-    /// Rows without a MAC (before the keyed chain began).
-    pub legacy_rows: i64,
-    /// Anchors read from this node's anchor file and from the database, and the furthest one.
-    pub file_anchors: usize,
-    pub database_anchors: usize,
-    pub latest_anchor: Option<AnchorSeen>,
-    /// Set when an anchor names a sequence number beyond the head: rows were deleted.
-    pub truncated: Option<AnchorSeen>,
-    /// Certificates and officers compared with the chain (0 when the chain is broken).
-    pub certificates_checked: i64,
-    pub officers_checked: i64,
-    /// Everything wrong, in the order found (at most 1000 listed; see `problem_count`).
-    pub problems: Vec<AuditProblem>,
-    pub problem_count: usize,
-}
-
-impl AuditVerification {
-    /// True when nothing is wrong.
-    pub fn is_intact(&self) -> bool {
-        self.first_bad.is_none() && self.truncated.is_none() && self.problem_count == 0
-    }
-
-    pub(super) fn problem(
-        &mut self,
-        kind: &str,
-        seq: Option<i64>,
-        serial: Option<&str>,
-        message: String,
-    ) {
-        self.problem_count += 1;
-        if self.problems.len() < MAX_PROBLEMS {
-            self.problems.push(AuditProblem {
-                kind: kind.into(),
-                seq,
-                serial: serial.map(str::to_string),
-                message,
-            });
-        }
-    }
-
-    fn broken(&mut self, seq: i64, kind: &str, message: String) {
-        self.first_bad.get_or_insert(seq);
-        self.problem(kind, Some(seq), None, message);
-    }
-}
 
 impl Store {
     /// Verifies the audit trail: the chain up to the head as it is now (other nodes may keep
@@ -295,18 +208,7 @@ impl Store {
         anchors: &BTreeMap<i64, Vec<(Source, Anchor)>>,
         report: &mut AuditVerification,
     ) -> bool {
-        let ChainRow {
-            seq,
-            at,
-            event,
-            actor,
-            request_id,
-            detail,
-            prev_hash,
-            hash,
-            mac,
-        } = row;
-        let seq = *seq;
+        let (seq, event, hash) = (row.seq, &row.event, &row.hash);
         if seq != expected_seq {
             // A gap reports the first missing row.
             report.broken(
@@ -316,8 +218,16 @@ impl Store {
             );
             return false;
         }
-        let computed = chain_hash(prev, seq, *at, event, actor, request_id, detail);
-        if prev_hash != prev || *hash != computed {
+        let computed = chain_hash(
+            prev,
+            seq,
+            row.at,
+            event,
+            &row.actor,
+            &row.request_id,
+            &row.detail,
+        );
+        if row.prev_hash != prev || *hash != computed {
             report.broken(seq, "row-changed", format!("row {seq} ({event}) was changed: its hash does not match its content or the row before it"));
             return false;
         }
@@ -325,7 +235,7 @@ impl Store {
             return false;
         }
         for (source, a) in anchors.get(&seq).into_iter().flatten() {
-            let mac_differs = a.mac.is_some() && a.mac != *mac;
+            let mac_differs = a.mac.is_some() && a.mac != row.mac;
             if a.hash != *hash || mac_differs {
                 report.broken(seq, "anchor-mismatch", format!("row {seq} is not the row that {source} recorded ({}): the chain was rewritten from there on", a.reason));
                 return false;
