@@ -1,6 +1,7 @@
 //! Narrow queries of the REST API: pages of certificates (filters and a keyset cursor over a
 //! stable order) and idempotency keys.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use super::records::{COLUMNS, from_row, like_literal};
@@ -66,6 +67,14 @@ pub(super) async fn page(
     postgres: bool,
     query: &CertificateQuery,
 ) -> Result<CertificatePage, StoreError> {
+    let sql = page_sql(postgres, query);
+    let limit = query.limit.max(1);
+    let rows = fetch_page(pool, sql, query, limit).await?;
+    page_from_rows(&rows, limit)
+}
+
+/// The page's statement: one numbered placeholder per filter present, the cursor, the limit.
+fn page_sql(postgres: bool, query: &CertificateQuery) -> String {
     let mut sql = format!("SELECT {COLUMNS}, created_at FROM certificates WHERE 1 = 1");
     let mut n = 0;
     let mut next = || {
@@ -95,6 +104,17 @@ pub(super) async fn page(
         sql += &format!(" AND (created_at < {a} OR (created_at = {b} AND serial > {c}))");
     }
     sql += &format!(" ORDER BY created_at DESC, serial LIMIT {}", next());
+    sql
+}
+
+/// Binds the filters, the cursor and the limit in the order of [`page_sql`]'s placeholders,
+/// and fetches up to `limit` + 1 rows.
+async fn fetch_page(
+    pool: &AnyPool,
+    sql: String,
+    query: &CertificateQuery,
+    limit: u32,
+) -> Result<Vec<AnyRow>, StoreError> {
     // Safe: `sql` is built from constant fragments and numbered placeholders only.
     let mut statement = sqlx::query(AssertSqlSafe(sql));
     if let Some(s) = &query.subject {
@@ -126,10 +146,14 @@ pub(super) async fn page(
             .bind(cursor.created_at)
             .bind(cursor.serial.clone());
     }
-    let limit = query.limit.max(1);
     // One more than asked tells whether another page follows.
     statement = statement.bind(i64::from(limit) + 1);
-    let rows = statement.fetch_all(pool).await?;
+    Ok(statement.fetch_all(pool).await?)
+}
+
+/// The first `limit` rows as certificates; the cursor after the last of them when another
+/// row follows.
+fn page_from_rows(rows: &[AnyRow], limit: u32) -> Result<CertificatePage, StoreError> {
     let mut certificates = Vec::with_capacity(rows.len());
     let mut last = None;
     for row in rows.iter().take(limit as usize) {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::audit_verify::AuditVerification;
+use super::audit_report::AuditVerification;
 use super::{Store, StoreError};
 use crate::ca::Serial;
 
@@ -94,95 +94,116 @@ impl Store {
     pub(super) async fn cross_check(
         &self,
         tx: &mut Transaction<'_, Any>,
-        mut statuses: Statuses,
+        statuses: Statuses,
         report: &mut AuditVerification,
     ) -> Result<(), StoreError> {
-        let mut after = String::new();
-        loop {
-            let page = sqlx::query(
-                "SELECT serial, status, revocation_reason FROM certificates WHERE serial > $1 ORDER BY serial LIMIT $2",
-            )
-            .bind(&after)
-            .bind(PAGE)
-            .fetch_all(&mut **tx)
-            .await?;
-            let Some(last) = page.last() else { break };
-            after = last.try_get(0)?;
-            for row in &page {
-                let serial: String = row.try_get(0)?;
-                let status: String = row.try_get(1)?;
-                let reason: Option<String> = row.try_get(2)?;
-                report.certificates_checked += 1;
-                let table = match status.as_str() {
-                    "good" => Implied::Good,
-                    _ => Implied::Revoked(reason),
-                };
-                let key = normalise_serial(&serial).unwrap_or_else(|| serial.clone());
-                match statuses.certificates.remove(&key) {
-                    None => report.problem(
-                        "missing-event",
-                        None,
-                        Some(&serial),
-                        format!("certificate {serial} is in the table ({table}) but no `issued` event in the chain lists it"),
-                    ),
-                    Some((implied, seq)) if implied != table => report.problem(
-                        "status-mismatch",
-                        Some(seq),
-                        Some(&serial),
-                        format!("certificate {serial}: the table says {table}, the chain says {implied} (row {seq})"),
-                    ),
-                    Some(_) => {}
-                }
-            }
-        }
-        let mut missing: Vec<_> = statuses.certificates.into_iter().collect();
-        missing.sort_by_key(|(_, (_, seq))| *seq);
-        for (serial, (implied, seq)) in missing {
-            report.problem(
-                "missing-row",
-                Some(seq),
-                Some(&serial),
-                format!("certificate {serial} is in the chain ({implied}, row {seq}) but not in the table: its row was deleted"),
-            );
-        }
-        let officers = sqlx::query("SELECT serial, status FROM officers ORDER BY serial")
-            .fetch_all(&mut **tx)
-            .await?;
-        for row in &officers {
+        cross_check_certificates(tx, statuses.certificates, report).await?;
+        cross_check_officers(tx, statuses.officers, report).await
+    }
+}
+
+/// The certificates table, page by page, against the chain; then the certificates the chain
+/// records whose rows are gone.
+async fn cross_check_certificates(
+    tx: &mut Transaction<'_, Any>,
+    mut certificates: HashMap<String, (Implied, i64)>,
+    report: &mut AuditVerification,
+) -> Result<(), StoreError> {
+    let mut after = String::new();
+    loop {
+        let page = sqlx::query(
+            "SELECT serial, status, revocation_reason FROM certificates WHERE serial > $1 ORDER BY serial LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(last) = page.last() else { break };
+        after = last.try_get(0)?;
+        for row in &page {
             let serial: String = row.try_get(0)?;
             let status: String = row.try_get(1)?;
-            report.officers_checked += 1;
-            let revoked = status == "revoked";
-            let name = |r: bool| if r { "revoked" } else { "active" };
+            let reason: Option<String> = row.try_get(2)?;
+            report.certificates_checked += 1;
+            let table = match status.as_str() {
+                "good" => Implied::Good,
+                _ => Implied::Revoked(reason),
+            };
             let key = normalise_serial(&serial).unwrap_or_else(|| serial.clone());
-            match statuses.officers.remove(&key) {
+            match certificates.remove(&key) {
                 None => report.problem(
                     "missing-event",
                     None,
                     Some(&serial),
-                    format!("officer certificate {serial} is registered ({}) but no `officer-issued` event in the chain names it", name(revoked)),
+                    format!("certificate {serial} is in the table ({table}) but no `issued` event in the chain lists it"),
                 ),
-                Some((implied, seq)) if implied != revoked => report.problem(
+                Some((implied, seq)) if implied != table => report.problem(
                     "status-mismatch",
                     Some(seq),
                     Some(&serial),
-                    format!("officer certificate {serial}: the table says {}, the chain says {} (row {seq})", name(revoked), name(implied)),
+                    format!("certificate {serial}: the table says {table}, the chain says {implied} (row {seq})"),
                 ),
                 Some(_) => {}
             }
         }
-        let mut missing: Vec<_> = statuses.officers.into_iter().collect();
-        missing.sort_by_key(|(_, (_, seq))| *seq);
-        for (serial, (_, seq)) in missing {
-            report.problem(
-                "missing-row",
+    }
+    let mut missing: Vec<_> = certificates.into_iter().collect();
+    missing.sort_by_key(|(_, (_, seq))| *seq);
+    for (serial, (implied, seq)) in missing {
+        report.problem(
+            "missing-row",
+            Some(seq),
+            Some(&serial),
+            format!("certificate {serial} is in the chain ({implied}, row {seq}) but not in the table: its row was deleted"),
+        );
+    }
+    Ok(())
+}
+
+/// The officers table against the chain; then the officers the chain records whose rows are
+/// gone.
+async fn cross_check_officers(
+    tx: &mut Transaction<'_, Any>,
+    mut officers: HashMap<String, (bool, i64)>,
+    report: &mut AuditVerification,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT serial, status FROM officers ORDER BY serial")
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in &rows {
+        let serial: String = row.try_get(0)?;
+        let status: String = row.try_get(1)?;
+        report.officers_checked += 1;
+        let revoked = status == "revoked";
+        let name = |r: bool| if r { "revoked" } else { "active" };
+        let key = normalise_serial(&serial).unwrap_or_else(|| serial.clone());
+        match officers.remove(&key) {
+            None => report.problem(
+                "missing-event",
+                None,
+                Some(&serial),
+                format!("officer certificate {serial} is registered ({}) but no `officer-issued` event in the chain names it", name(revoked)),
+            ),
+            Some((implied, seq)) if implied != revoked => report.problem(
+                "status-mismatch",
                 Some(seq),
                 Some(&serial),
-                format!("officer certificate {serial} is in the chain (row {seq}) but not in the officers table: its row was deleted"),
-            );
+                format!("officer certificate {serial}: the table says {}, the chain says {} (row {seq})", name(revoked), name(implied)),
+            ),
+            Some(_) => {}
         }
-        Ok(())
     }
+    let mut missing: Vec<_> = officers.into_iter().collect();
+    missing.sort_by_key(|(_, (_, seq))| *seq);
+    for (serial, (_, seq)) in missing {
+        report.problem(
+            "missing-row",
+            Some(seq),
+            Some(&serial),
+            format!("officer certificate {serial} is in the chain (row {seq}) but not in the officers table: its row was deleted"),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

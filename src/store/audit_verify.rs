@@ -5,108 +5,22 @@
 //! Everything is read in one read transaction (REPEATABLE READ on PostgreSQL; a SQLite read
 //! transaction in WAL mode is a snapshot too), so rows other nodes append meanwhile are not
 //! half-seen: the head, the rows and the tables are of one moment. Memory: one entry per
-//! certificate, officer and anchor (the cross-check needs the last status of each).
+//! certificate, officer and anchor (the cross-check needs the last status of each). The
+//! report's types are in `audit_report`, the tables' cross-check in `audit_crosscheck`.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::anchor::{self, Anchor, Source};
 use super::audit::{chain_hash, row_mac};
 use super::audit_crosscheck::Statuses;
+use super::audit_report::{AnchorSeen, AuditVerification};
 use super::{Store, StoreError};
 
 /// Rows read per query while verifying, so the trail never has to fit in memory.
 const VERIFY_PAGE: i64 = 1000;
-/// Problems listed in full; beyond that they are only counted.
-const MAX_PROBLEMS: usize = 1000;
-
-/// One thing `audit verify` found wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditProblem {
-    /// Stable kind: `row-changed`, `row-missing`, `mac-mismatch`, `unkeyed-row`,
-    /// `head-mismatch`, `no-key`, `anchor-forged`, `anchor-unreadable`, `anchor-mismatch`,
-    /// `truncated`, `status-mismatch`, `missing-event`, `missing-row`.
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    pub message: String,
-}
-
-/// The anchor that proves how far the chain reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AnchorSeen {
-    pub seq: i64,
-    /// Unix milliseconds.
-    pub at: i64,
-    pub reason: String,
-    /// `anchor file line N` or `audit_anchor row N`.
-    pub source: String,
-}
-
-/// Result of `audit verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditVerification {
-    /// Rows up to the head.
-    pub rows: i64,
-    /// The first sequence number whose row is changed or missing, if any.
-    pub first_bad: Option<i64>,
-    /// The head's sequence number.
-    pub head_seq: i64,
-    /// Rows with a MAC, and whether the MACs were checked (the store had the key).
-    pub keyed_rows: i64,
-    pub macs_checked: bool,
-    /// Rows without a MAC (before the keyed chain began).
-    pub legacy_rows: i64,
-    /// Anchors read from this node's anchor file and from the database, and the furthest one.
-    pub file_anchors: usize,
-    pub database_anchors: usize,
-    pub latest_anchor: Option<AnchorSeen>,
-    /// Set when an anchor names a sequence number beyond the head: rows were deleted.
-    pub truncated: Option<AnchorSeen>,
-    /// Certificates and officers compared with the chain (0 when the chain is broken).
-    pub certificates_checked: i64,
-    pub officers_checked: i64,
-    /// Everything wrong, in the order found (at most 1000 listed; see `problem_count`).
-    pub problems: Vec<AuditProblem>,
-    pub problem_count: usize,
-}
-
-impl AuditVerification {
-    /// True when nothing is wrong.
-    pub fn is_intact(&self) -> bool {
-        self.first_bad.is_none() && self.truncated.is_none() && self.problem_count == 0
-    }
-
-    pub(super) fn problem(
-        &mut self,
-        kind: &str,
-        seq: Option<i64>,
-        serial: Option<&str>,
-        message: String,
-    ) {
-        self.problem_count += 1;
-        if self.problems.len() < MAX_PROBLEMS {
-            self.problems.push(AuditProblem {
-                kind: kind.into(),
-                seq,
-                serial: serial.map(str::to_string),
-                message,
-            });
-        }
-    }
-
-    fn broken(&mut self, seq: i64, kind: &str, message: String) {
-        self.first_bad.get_or_insert(seq);
-        self.problem(kind, Some(seq), None, message);
-    }
-}
 
 impl Store {
     /// Verifies the audit trail: the chain up to the head as it is now (other nodes may keep
@@ -254,65 +168,12 @@ impl Store {
                 return Ok(false);
             }
             for row in &page {
-                let seq: i64 = row.try_get(0)?;
-                let at: i64 = row.try_get(1)?;
-                let event: String = row.try_get(2)?;
-                let actor: String = row.try_get(3)?;
-                let request_id: String = row.try_get(4)?;
-                let detail: String = row.try_get(5)?;
-                let prev_hash: String = row.try_get(6)?;
-                let hash: String = row.try_get(7)?;
-                let mac: Option<String> = row.try_get(8)?;
-                if seq != expected_seq {
-                    // A gap reports the first missing row.
-                    report.broken(
-                        expected_seq,
-                        "row-missing",
-                        format!("row {expected_seq} is missing"),
-                    );
+                let row = ChainRow::read(row)?;
+                if !self.check_row(&row, &prev, expected_seq, &mut keyed_seen, anchors, report) {
                     return Ok(false);
                 }
-                let computed = chain_hash(&prev, seq, at, &event, &actor, &request_id, &detail);
-                if prev_hash != prev || hash != computed {
-                    report.broken(seq, "row-changed", format!("row {seq} ({event}) was changed: its hash does not match its content or the row before it"));
-                    return Ok(false);
-                }
-                match (&mac, &self.audit.key) {
-                    (Some(mac), Some(key)) => {
-                        let expected = row_mac(key, &hash);
-                        if aws_lc_rs::constant_time::verify_slices_are_equal(
-                            expected.as_bytes(),
-                            mac.as_bytes(),
-                        )
-                        .is_err()
-                        {
-                            report.broken(seq, "mac-mismatch", format!("row {seq} ({event}): the MAC does not match — the row or one before it was rewritten (and the hash chain recomputed), or it was written with another secret.key"));
-                            return Ok(false);
-                        }
-                        keyed_seen = true;
-                        report.keyed_rows += 1;
-                    }
-                    (Some(_), None) => {
-                        keyed_seen = true;
-                        report.keyed_rows += 1;
-                    }
-                    (None, _) => {
-                        if keyed_seen && self.audit.is_keyed() {
-                            report.broken(seq, "unkeyed-row", format!("row {seq} ({event}) has no MAC although rows before it have one: written without the audit key (forged, or by a node without data/secret.key)"));
-                            return Ok(false);
-                        }
-                        report.legacy_rows += 1;
-                    }
-                }
-                for (source, a) in anchors.get(&seq).into_iter().flatten() {
-                    let mac_differs = a.mac.is_some() && a.mac != mac;
-                    if a.hash != hash || mac_differs {
-                        report.broken(seq, "anchor-mismatch", format!("row {seq} is not the row that {source} recorded ({}): the chain was rewritten from there on", a.reason));
-                        return Ok(false);
-                    }
-                }
-                statuses.observe(seq, &event, &detail);
-                prev = hash;
+                statuses.observe(row.seq, &row.event, &row.detail);
+                prev = row.hash;
                 expected_seq += 1;
             }
         }
@@ -333,5 +194,121 @@ impl Store {
             );
         }
         Ok(true)
+    }
+
+    /// Checks one row against the row before it (`prev`: its hash), the audit key and the
+    /// anchors that name it. Returns false, with the break reported, when the chain is broken
+    /// here.
+    fn check_row(
+        &self,
+        row: &ChainRow,
+        prev: &str,
+        expected_seq: i64,
+        keyed_seen: &mut bool,
+        anchors: &BTreeMap<i64, Vec<(Source, Anchor)>>,
+        report: &mut AuditVerification,
+    ) -> bool {
+        let (seq, event, hash) = (row.seq, &row.event, &row.hash);
+        if seq != expected_seq {
+            // A gap reports the first missing row.
+            report.broken(
+                expected_seq,
+                "row-missing",
+                format!("row {expected_seq} is missing"),
+            );
+            return false;
+        }
+        let computed = chain_hash(
+            prev,
+            seq,
+            row.at,
+            event,
+            &row.actor,
+            &row.request_id,
+            &row.detail,
+        );
+        if row.prev_hash != prev || *hash != computed {
+            report.broken(seq, "row-changed", format!("row {seq} ({event}) was changed: its hash does not match its content or the row before it"));
+            return false;
+        }
+        if !self.check_mac(row, keyed_seen, report) {
+            return false;
+        }
+        for (source, a) in anchors.get(&seq).into_iter().flatten() {
+            let mac_differs = a.mac.is_some() && a.mac != row.mac;
+            if a.hash != *hash || mac_differs {
+                report.broken(seq, "anchor-mismatch", format!("row {seq} is not the row that {source} recorded ({}): the chain was rewritten from there on", a.reason));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Checks a row's MAC (with the key) and counts keyed and legacy rows. Returns false, with
+    /// the break reported, when the MAC does not match or a row lacks one after keyed rows.
+    fn check_mac(
+        &self,
+        row: &ChainRow,
+        keyed_seen: &mut bool,
+        report: &mut AuditVerification,
+    ) -> bool {
+        let (seq, event) = (row.seq, &row.event);
+        match (&row.mac, &self.audit.key) {
+            (Some(mac), Some(key)) => {
+                let expected = row_mac(key, &row.hash);
+                if aws_lc_rs::constant_time::verify_slices_are_equal(
+                    expected.as_bytes(),
+                    mac.as_bytes(),
+                )
+                .is_err()
+                {
+                    report.broken(seq, "mac-mismatch", format!("row {seq} ({event}): the MAC does not match — the row or one before it was rewritten (and the hash chain recomputed), or it was written with another secret.key"));
+                    return false;
+                }
+                *keyed_seen = true;
+                report.keyed_rows += 1;
+            }
+            (Some(_), None) => {
+                *keyed_seen = true;
+                report.keyed_rows += 1;
+            }
+            (None, _) => {
+                if *keyed_seen && self.audit.is_keyed() {
+                    report.broken(seq, "unkeyed-row", format!("row {seq} ({event}) has no MAC although rows before it have one: written without the audit key (forged, or by a node without data/secret.key)"));
+                    return false;
+                }
+                report.legacy_rows += 1;
+            }
+        }
+        true
+    }
+}
+
+/// One audit row as `audit verify` reads it.
+struct ChainRow {
+    seq: i64,
+    at: i64,
+    event: String,
+    actor: String,
+    request_id: String,
+    detail: String,
+    prev_hash: String,
+    hash: String,
+    mac: Option<String>,
+}
+
+impl ChainRow {
+    fn read(row: &AnyRow) -> Result<ChainRow, StoreError> {
+        Ok(ChainRow {
+            seq: row.try_get(0)?,
+            at: row.try_get(1)?,
+            event: row.try_get(2)?,
+            actor: row.try_get(3)?,
+            request_id: row.try_get(4)?,
+            detail: row.try_get(5)?,
+            prev_hash: row.try_get(6)?,
+            hash: row.try_get(7)?,
+            mac: row.try_get(8)?,
+        })
     }
 }

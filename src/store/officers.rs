@@ -5,7 +5,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{AuditEvent, AuditSeal, StoreError, audit};
+use super::{AuditEvent, AuditSeal, Store, StoreError, audit};
+use crate::ca::Serial;
 
 /// Whether an officer certificate may still be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,7 +67,7 @@ fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
     })
 }
 
-pub(super) async fn insert(
+async fn insert(
     pool: &AnyPool,
     seal: &AuditSeal,
     officer: &OfficerRecord,
@@ -97,7 +98,7 @@ pub(super) async fn insert(
     Ok(())
 }
 
-pub(super) async fn by_fingerprint(
+async fn by_fingerprint(
     pool: &AnyPool,
     fingerprint: &str,
 ) -> Result<Option<OfficerRecord>, StoreError> {
@@ -108,7 +109,7 @@ pub(super) async fn by_fingerprint(
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn by_certificate(
+async fn by_certificate(
     pool: &AnyPool,
     issuer: &str,
     serial: &str,
@@ -122,7 +123,7 @@ pub(super) async fn by_certificate(
 }
 
 /// (issuer, serial) of every revoked officer.
-pub(super) async fn revoked(pool: &AnyPool) -> Result<Vec<(String, String)>, StoreError> {
+async fn revoked(pool: &AnyPool) -> Result<Vec<(String, String)>, StoreError> {
     let rows = sqlx::query("SELECT issuer, serial FROM officers WHERE status = 'revoked'")
         .fetch_all(pool)
         .await?;
@@ -132,7 +133,7 @@ pub(super) async fn revoked(pool: &AnyPool) -> Result<Vec<(String, String)>, Sto
 }
 
 /// Gives rows registered before issuers were recorded (empty issuer) the issuer `issuer`.
-pub(super) async fn adopt_legacy(pool: &AnyPool, issuer: &str) -> Result<u64, StoreError> {
+async fn adopt_legacy(pool: &AnyPool, issuer: &str) -> Result<u64, StoreError> {
     Ok(
         sqlx::query("UPDATE officers SET issuer = $1 WHERE issuer = ''")
             .bind(issuer)
@@ -142,7 +143,7 @@ pub(super) async fn adopt_legacy(pool: &AnyPool, issuer: &str) -> Result<u64, St
     )
 }
 
-pub(super) async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreError> {
+async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreError> {
     let rows = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers ORDER BY created, serial")
         .fetch_all(pool)
         .await?;
@@ -151,7 +152,7 @@ pub(super) async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreErro
 
 /// Marks an officer revoked; `Ok(None)` when no such serial, the record (already revoked or
 /// just now) otherwise. The audit row is written only when the status changes.
-pub(super) async fn revoke(
+async fn revoke(
     pool: &AnyPool,
     seal: &AuditSeal,
     serial: &str,
@@ -180,4 +181,70 @@ pub(super) async fn revoke(
         .await?;
     tx.commit().await?;
     row.as_ref().map(from_row).transpose()
+}
+
+impl Store {
+    /// Registers an officer certificate and records the audit event, in one transaction.
+    pub async fn register_officer(
+        &self,
+        officer: &OfficerRecord,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        insert(&self.pool, &self.audit, officer, event).await
+    }
+
+    /// The officer holding the certificate with this issuer (RFC 4514 text) and serial: how a
+    /// client certificate is looked up on every request.
+    pub async fn officer_by_certificate(
+        &self,
+        issuer: &str,
+        serial: &Serial,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        by_certificate(&self.pool, issuer, serial.hex()).await
+    }
+
+    /// (issuer, serial) of every revoked officer certificate, for the TLS client verifier.
+    pub async fn revoked_officer_certificates(&self) -> Result<Vec<(String, Serial)>, StoreError> {
+        revoked(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(issuer, serial)| {
+                Serial::parse(&serial)
+                    .map(|s| (issuer, s))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Records `issuer` on officer rows registered before issuers were stored (migration
+    /// 0006); returns how many rows it updated.
+    pub async fn adopt_legacy_officers(&self, issuer: &str) -> Result<u64, StoreError> {
+        adopt_legacy(&self.pool, issuer).await
+    }
+
+    /// The officer whose certificate, as issued, has this SHA-256 fingerprint (lower-case
+    /// hex). For operators' look-ups only: a certificate can be re-encoded with another
+    /// fingerprint, so identity checks use [`Store::officer_by_certificate`].
+    pub async fn officer_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        by_fingerprint(&self.pool, fingerprint).await
+    }
+
+    /// Every registered officer, oldest first.
+    pub async fn officers(&self) -> Result<Vec<OfficerRecord>, StoreError> {
+        list(&self.pool).await
+    }
+
+    /// Revokes an officer by certificate serial. `Ok(None)`: no such officer. The audit event
+    /// is recorded only when the status changes.
+    pub async fn revoke_officer(
+        &self,
+        serial: &Serial,
+        at: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<OfficerRecord>, StoreError> {
+        revoke(&self.pool, &self.audit, serial.hex(), at, event).await
+    }
 }

@@ -3,6 +3,8 @@
 use super::*;
 use crate::store::{CertificateStatus, StoreOptions};
 use serde_json::json;
+use sqlx::Connection;
+use std::time::Instant;
 
 fn record(id: &str, serial: &str) -> IssuanceRecord {
     IssuanceRecord {

@@ -1,0 +1,186 @@
+//! The database's health as the store sees it: connections for writes (bounded waits, shorter
+//! once the database looks unreachable), the reachability probe, the operation timeout on
+//! writes, and the `/readyz` checks ([`Store::ping`], [`Store::writable`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Connection, Row};
+
+use super::{Backend, Store, StoreError};
+
+/// Whether the database looked unreachable at the last attempt to get a connection, shared by
+/// the clones of a store.
+pub(super) struct Health {
+    pub(super) unreachable: AtomicBool,
+    pub(super) acquire_timeout: Duration,
+    pub(super) unreachable_timeout: Duration,
+    pub(super) operation_timeout: Duration,
+    /// For the reachability probe.
+    pub(super) url: String,
+}
+
+impl std::fmt::Debug for Health {
+    // Without the URL: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("unreachable", &self.unreachable)
+            .field("unreachable_timeout", &self.unreachable_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A connection for a write. While the database looks healthy this waits up to the acquire
+    /// timeout (the pool may be busy); once it looks unreachable, only up to the short
+    /// unreachable timeout, until a connection is obtained again. Connections are tested
+    /// before use, so a database that returns is noticed on the next call.
+    pub(super) async fn connection(&self) -> Result<PoolConnection<Any>, StoreError> {
+        let acquired = if self.health.unreachable.load(Ordering::Relaxed) {
+            tokio::time::timeout(self.health.unreachable_timeout, self.pool.acquire())
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        } else {
+            self.pool.acquire().await
+        };
+        match &acquired {
+            Ok(_) => self.set_unreachable(false),
+            Err(_) => self.check_reachable().await,
+        }
+        Ok(acquired?)
+    }
+
+    /// After a failure: is the database unreachable, or only busy (every pooled connection in
+    /// use, a lock held)? A fresh connection outside the pool tells, within the unreachable
+    /// timeout. Only unreachability shortens later waits, so load does not turn into refusals.
+    pub(super) async fn check_reachable(&self) {
+        let probe = tokio::time::timeout(
+            self.health.unreachable_timeout,
+            AnyConnection::connect(&self.health.url),
+        )
+        .await;
+        let reachable = match probe {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                true
+            }
+            _ => false,
+        };
+        self.set_unreachable(!reachable);
+    }
+
+    fn set_unreachable(&self, unreachable: bool) {
+        if self.health.unreachable.swap(unreachable, Ordering::Relaxed) != unreachable {
+            if unreachable {
+                tracing::error!(
+                    "the database is unreachable: requests that need it fail with `unavailable`"
+                );
+            } else {
+                tracing::info!("the database is reachable again");
+            }
+        }
+    }
+
+    /// Cheap reachability check for `/readyz`: a round trip, bounded by the acquire timeout.
+    /// When every pooled connection is busy (a node under load), it uses a fresh connection
+    /// instead of queueing behind the requests, so a busy node does not report itself unready
+    /// and get taken out of the load balancer exactly when it is needed.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let limit = self.pool.options().get_acquire_timeout();
+        let exhausted = self.pool.num_idle() == 0
+            && self.pool.size() >= self.pool.options().get_max_connections();
+        if exhausted {
+            let probe = async {
+                let mut connection = AnyConnection::connect(&self.health.url).await?;
+                sqlx::query("SELECT 1").fetch_one(&mut connection).await?;
+                let _ = connection.close().await;
+                Ok::<(), sqlx::Error>(())
+            };
+            return match tokio::time::timeout(limit, probe).await {
+                Ok(result) => result.map_err(StoreError::from),
+                Err(_) => Err(StoreError::TimedOut(limit)),
+            };
+        }
+        // The wait for a pooled connection is bounded by `connection` itself, which also notices
+        // an outage; the round trip gets the acquire timeout on top.
+        let mut connection = self.connection().await?;
+        let round_trip = sqlx::query("SELECT 1").fetch_one(&mut *connection);
+        match tokio::time::timeout(limit, round_trip).await {
+            Ok(result) => result.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::TimedOut(limit)),
+        }
+    }
+
+    /// Can this node write? `/readyz` asks after [`Store::ping`]: a SQLite file another
+    /// process holds locked, or a PostgreSQL standby (or `transaction_read_only`), answers
+    /// reads but would fail every issuance. SQLite: `BEGIN IMMEDIATE` on a fresh connection
+    /// with a short busy timeout, then `ROLLBACK` (nothing is written). PostgreSQL: the
+    /// server's read-only state, asked on a pooled connection; skipped while every pooled
+    /// connection is busy, which means the node is writing.
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        let limit = self.pool.options().get_acquire_timeout();
+        let probe = async {
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut connection = AnyConnection::connect(&self.health.url).await?;
+                    sqlx::query("PRAGMA busy_timeout = 250")
+                        .fetch_optional(&mut connection)
+                        .await?;
+                    let began = sqlx::query("BEGIN IMMEDIATE")
+                        .execute(&mut connection)
+                        .await;
+                    if began.is_ok() {
+                        sqlx::query("ROLLBACK").execute(&mut connection).await?;
+                    }
+                    let _ = connection.close().await;
+                    began
+                        .map(|_| ())
+                        .map_err(|e| StoreError::ReadOnly(format!("SQLite: {e}")))
+                }
+                Backend::Postgres => {
+                    let exhausted = self.pool.num_idle() == 0
+                        && self.pool.size() >= self.pool.options().get_max_connections();
+                    if exhausted {
+                        return Ok(());
+                    }
+                    let mut connection = self.connection().await?;
+                    let row = sqlx::query(
+                        "SELECT CASE WHEN pg_is_in_recovery() \
+                         OR current_setting('transaction_read_only') = 'on' THEN 1 ELSE 0 END",
+                    )
+                    .fetch_one(&mut *connection)
+                    .await?;
+                    if row.try_get::<i32, _>(0)? == 1 {
+                        Err(StoreError::ReadOnly(
+                            "PostgreSQL is read-only here (a standby, or transaction_read_only)"
+                                .into(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(limit, probe).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::TimedOut(limit)),
+        }
+    }
+
+    /// Runs a write under the operation timeout.
+    pub(super) async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.health.operation_timeout;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.check_reachable().await;
+                Err(StoreError::TimedOut(limit))
+            }
+        }
+    }
+}

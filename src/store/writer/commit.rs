@@ -1,0 +1,140 @@
+//! Committing one batch of the group-commit writer: one transaction for its issuances and
+//! queued audit events, then an answer to every waiter. A duplicate serial fails only its own
+//! issuance (the rest is committed again without it); any other failure fails the batch, and its
+//! queued audit events are logged as lost.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use sqlx::Connection;
+
+use super::{BATCH_SIZE, COMMIT_SECONDS, Counters, IssuanceRecord, Pending};
+use crate::store::{AuditEvent, AuditSeal, Store, StoreError, audit, records};
+
+/// Commits `batch` and `audits`, answering every waiter. A duplicate serial fails only its
+/// issuance.
+pub(super) async fn commit(
+    store: &Store,
+    mut batch: Vec<Pending>,
+    audits: Vec<AuditEvent>,
+    counters: &Counters,
+) {
+    loop {
+        let started = Instant::now();
+        let records: Vec<&IssuanceRecord> = batch.iter().map(|p| &p.record).collect();
+        // Waiting for a connection is bounded by the acquire timeouts (short once the database
+        // looks unreachable), the batch itself by the operation timeout: a stuck database fails
+        // it, and its outcome is then unknown.
+        let mut connection = match store.connection().await {
+            Ok(connection) => connection,
+            Err(e) => {
+                fail(batch, &audits, e);
+                return;
+            }
+        };
+        let written = write(&mut connection, &store.audit, &records, &audits);
+        let outcome = match store.bounded(async { Ok(written.await) }).await {
+            Ok(written) => written,
+            Err(e) => Err(Failed::Batch(e)),
+        };
+        match outcome {
+            Ok(()) => {
+                let n = batch.len() as u64;
+                if n > 0 {
+                    counters.batches.fetch_add(1, Ordering::Relaxed);
+                    counters.written.fetch_add(n, Ordering::Relaxed);
+                    counters.largest_batch.fetch_max(n, Ordering::Relaxed);
+                    metrics::histogram!(BATCH_SIZE).record(n as f64);
+                }
+                metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                for pending in batch {
+                    let _ = pending.reply.send(Ok(()));
+                }
+                return;
+            }
+            Err(Failed::At(index, StoreError::DuplicateSerial(serial))) if index < batch.len() => {
+                let colliding = batch.remove(index);
+                let _ = colliding
+                    .reply
+                    .send(Err(StoreError::DuplicateSerial(serial)));
+                // The rest again, in a new transaction.
+            }
+            Err(Failed::At(_, error) | Failed::Batch(error)) => {
+                fail(batch, &audits, error);
+                return;
+            }
+        }
+    }
+}
+
+/// A failed batch: every waiter gets the error, every queued audit event is logged as lost.
+fn fail(batch: Vec<Pending>, audits: &[AuditEvent], error: StoreError) {
+    for event in audits {
+        tracing::error!(
+            target: "audit",
+            error = %error,
+            event = %event.event,
+            actor = %event.actor,
+            request_id = %event.request_id,
+            detail = %event.detail,
+            "could not record a refusal in the audit table"
+        );
+    }
+    answer_all(batch, error);
+}
+
+/// Why a batch failed: at one issuance (its index), or as a whole.
+enum Failed {
+    At(usize, StoreError),
+    Batch(StoreError),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        Failed::Batch(StoreError::Database(e))
+    }
+}
+
+/// One transaction: for each issuance in order, its audit row (chained), token and certificates.
+async fn write(
+    connection: &mut sqlx::AnyConnection,
+    seal: &AuditSeal,
+    records: &[&IssuanceRecord],
+    audits: &[AuditEvent],
+) -> Result<(), Failed> {
+    let mut tx = connection.begin().await?;
+    for (index, record) in records.iter().enumerate() {
+        let at = |e: StoreError| Failed::At(index, e);
+        audit::append(&mut tx, seal, &record.event)
+            .await
+            .map_err(at)?;
+        records::insert_issuance(&mut tx, &record.token, &record.certificates)
+            .await
+            .map_err(at)?;
+    }
+    for event in audits {
+        audit::append(&mut tx, seal, event)
+            .await
+            .map_err(Failed::Batch)?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The same failure for every waiter of a batch. A batch of one gets the error itself.
+fn answer_all(mut batch: Vec<Pending>, error: StoreError) {
+    if batch.len() == 1
+        && let Some(pending) = batch.pop()
+    {
+        let _ = pending.reply.send(Err(error));
+        return;
+    }
+    let shared = Arc::new(error);
+    for pending in batch {
+        let _ = pending.reply.send(Err(match shared.as_ref() {
+            StoreError::TimedOut(limit) => StoreError::TimedOut(*limit),
+            _ => StoreError::Batch(shared.clone()),
+        }));
+    }
+}
