@@ -75,10 +75,7 @@ pub fn read_api(
             params.first_line = line;
         }
         match params.values.get(param) {
-            Some(first) => err(format!(
-                "set twice (also at line {}); keep one line (Java would silently use the last)",
-                first.line
-            )),
+            Some(first) => err(super::ast::set_twice(first.line)),
             None => {
                 params.values.insert(
                     param.to_string(),
@@ -116,17 +113,8 @@ fn scope_and_parameter(written: &str) -> Result<(Option<u32>, &str), String> {
     if let Some(rest) = written.strip_prefix("default.") {
         Ok((None, rest))
     } else if let Some(rest) = written.strip_prefix("handler.") {
-        match rest.split_once('.') {
-            Some((n, param)) => match n.parse::<u32>() {
-                Ok(n) => Ok((Some(n), param)),
-                Err(_) => Err(format!(
-                    "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
-                )),
-            },
-            None => Err(
-                "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter".into(),
-            ),
-        }
+        let (n, param) = super::ast::handler_key(rest)?;
+        Ok((Some(n), param))
     } else {
         let known = ["default.requiredRoRoles", "handler.1.filter"];
         Err(format!(

@@ -105,20 +105,27 @@ fn place(key: &str) -> Result<Place<'_>, String> {
             did_you_mean(key, &known)
         ));
     };
+    let (n, param) = handler_key(rest)?;
+    Ok(Place::Scope(Some(n), param))
+}
+
+/// `<number>.<parameter>` after `handler.` (in ast.properties and api.properties).
+pub(super) fn handler_key(rest: &str) -> Result<(u32, &str), String> {
     let Some((n, param)) = rest.split_once('.') else {
         return Err(
             "no parameter; write handler.<number>.<parameter>, e.g. handler.1.filter".into(),
         );
     };
     match n.parse::<u32>() {
-        Ok(n) => Ok(Place::Scope(Some(n), param)),
+        Ok(n) => Ok((n, param)),
         Err(_) => Err(format!(
             "`{n}` is not a handler number; write handler.<number>.<parameter>, e.g. handler.1.filter"
         )),
     }
 }
 
-fn set_twice(first: usize) -> String {
+/// A key written twice in a properties file (Java keeps the last one without a word).
+pub(super) fn set_twice(first: usize) -> String {
     format!("set twice (also at line {first}); keep one line (Java would silently use the last)")
 }
 
@@ -267,7 +274,7 @@ pub fn read_format(path: &Path, diagnostics: &mut Diagnostics) -> BTreeMap<u32, 
                 path,
                 Some(line),
                 Some(&key),
-                format!("set twice (also at line {first}); keep one line (Java would silently use the last)"),
+                set_twice(first),
             ));
             continue;
         }

@@ -165,11 +165,11 @@ fn fill_pool(pool: &KeyPool, threads: usize) -> Result<(), IssuanceError> {
         let fillers: Vec<_> = (0..threads)
             .map(|_| scope.spawn(|| pool.fill_now()))
             .collect();
-        fillers
-            .into_iter()
-            .try_for_each(|f| f.join().unwrap_or(Ok(())))
+        fillers.into_iter().try_for_each(|f| match f.join() {
+            Ok(filled) => filled.map_err(IssuanceError::from),
+            Err(_) => Err(IssuanceError::invariant("a key-pool filler panicked")),
+        })
     })
-    .map_err(IssuanceError::from)
 }
 
 /// The timed part: `threads` workers make the workload's tokens between them.

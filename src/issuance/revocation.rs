@@ -26,21 +26,15 @@ use crate::ca::{RevocationReason, Serial};
 use crate::identity::Caller;
 use crate::store::{AuditEvent, CertificateRecord, HOLD, RevocationOutcome};
 
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use super::unix;
 
 /// The audit detail with the signature fields of a signed write added.
 fn with_signature(
     mut detail: serde_json::Value,
     signed: Option<&SignedWrite>,
 ) -> serde_json::Value {
-    if let (Some(signed), Some(map)) = (signed, detail.as_object_mut())
-        && let serde_json::Value::Object(fields) = signed.audit_fields()
-    {
-        map.extend(fields);
+    if let Some(signed) = signed {
+        signed.add_to_audit(&mut detail);
     }
     detail
 }

@@ -68,12 +68,13 @@ pub struct SignedWrite {
 }
 
 impl SignedWrite {
-    /// The audit detail fields.
-    pub fn audit_fields(&self) -> serde_json::Value {
-        serde_json::json!({
-            "officerSignature": self.signature,
-            "signedBodySha256": self.body_sha256,
-        })
+    /// Adds the signature and the body's SHA-256 to an audit detail (an object; anything else
+    /// is left as it is).
+    pub fn add_to_audit(&self, detail: &mut serde_json::Value) {
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("officerSignature".into(), self.signature.clone().into());
+            map.insert("signedBodySha256".into(), self.body_sha256.clone().into());
+        }
     }
 }
 

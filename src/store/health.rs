@@ -33,6 +33,11 @@ impl std::fmt::Debug for Health {
 }
 
 impl Store {
+    /// Every connection of the pool is open and in use: a probe must not queue behind them.
+    fn pool_exhausted(&self) -> bool {
+        self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections()
+    }
+
     /// A connection for a write. While the database looks healthy this waits up to the acquire
     /// timeout (the pool may be busy); once it looks unreachable, only up to the short
     /// unreachable timeout, until a connection is obtained again. Connections are tested
@@ -89,9 +94,7 @@ impl Store {
     /// and get taken out of the load balancer exactly when it is needed.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let limit = self.pool.options().get_acquire_timeout();
-        let exhausted = self.pool.num_idle() == 0
-            && self.pool.size() >= self.pool.options().get_max_connections();
-        if exhausted {
+        if self.pool_exhausted() {
             let probe = async {
                 let mut connection = AnyConnection::connect(&self.health.url).await?;
                 sqlx::query("SELECT 1").fetch_one(&mut connection).await?;
@@ -140,9 +143,7 @@ impl Store {
                         .map_err(|e| StoreError::ReadOnly(format!("SQLite: {e}")))
                 }
                 Backend::Postgres => {
-                    let exhausted = self.pool.num_idle() == 0
-                        && self.pool.size() >= self.pool.options().get_max_connections();
-                    if exhausted {
+                    if self.pool_exhausted() {
                         return Ok(());
                     }
                     let mut connection = self.connection().await?;

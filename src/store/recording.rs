@@ -18,9 +18,7 @@ impl Store {
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        // The chain lists the serials actually inserted, so `audit verify` can cross-check them.
-        let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
-        let event = event.with_fields(&[("serials", serde_json::json!(serials))]);
+        let event = with_serials(event, certificates);
         self.reserve_write()?
             .record(IssuanceRecord {
                 token: token.clone(),
@@ -45,9 +43,7 @@ impl Store {
         if key.is_none() {
             return self.record_issuance(token, certificates, event).await;
         }
-        // The chain lists the serials actually inserted, so `audit verify` can cross-check them.
-        let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
-        let event = event.with_fields(&[("serials", serde_json::json!(serials))]);
+        let event = with_serials(event, certificates);
         let mut connection = self.connection().await?;
         self.bounded(async {
             let mut tx = connection.begin().await?;
@@ -73,4 +69,10 @@ impl Store {
         })
         .await
     }
+}
+
+/// The event with the serials actually inserted, so `audit verify` can cross-check them.
+fn with_serials(event: &AuditEvent, certificates: &[CertificateRecord]) -> AuditEvent {
+    let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
+    event.with_fields(&[("serials", serde_json::json!(serials))])
 }

@@ -80,11 +80,8 @@ impl ApiIssued {
         if let Some(key) = &self.key {
             detail["idempotencyKey"] = key.as_str().into();
         }
-        if let Some(signed) = &self.signed
-            && let (serde_json::Value::Object(fields), Some(map)) =
-                (signed.audit_fields(), detail.as_object_mut())
-        {
-            map.extend(fields);
+        if let Some(signed) = &self.signed {
+            signed.add_to_audit(detail);
         }
     }
 

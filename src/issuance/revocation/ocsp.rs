@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use super::{from_unix, unix};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
+use crate::ca::{Ca, Serial};
 use crate::issuance::{Gateway, OFFICERS_CA};
 use crate::store::CertificateStatus;
 
@@ -49,40 +50,13 @@ impl Gateway {
             .ok_or(OcspFailure::Unauthorized)?;
         let mut statuses = Vec::with_capacity(request.queries.len());
         for query in &request.queries {
-            let status = if !query.is_issued_by(&ca) {
-                OcspStatus::Unknown
+            let status = if query.is_issued_by(&ca) {
+                self.ocsp_status(&ca, &query.serial).await.map_err(|e| {
+                    tracing::error!(error = %e, "OCSP: the database is unavailable");
+                    OcspFailure::TryLater
+                })?
             } else {
-                match self.store.certificate(&query.serial).await {
-                    Err(e) => {
-                        tracing::error!(error = %e, "OCSP: the database is unavailable");
-                        return Err(OcspFailure::TryLater);
-                    }
-                    Ok(Some(record)) if record.ca == ca.name() => match record.status {
-                        CertificateStatus::Good => OcspStatus::Good,
-                        CertificateStatus::Revoked => OcspStatus::Revoked {
-                            at: from_unix(record.revoked_at.unwrap_or(0)),
-                            reason: record
-                                .revocation_reason
-                                .as_deref()
-                                .and_then(|s| s.parse().ok()),
-                        },
-                    },
-                    Ok(_) if ca.name() == OFFICERS_CA => {
-                        match self.store.officer_revocation(&query.serial).await {
-                            Ok(Some(None)) => OcspStatus::Good,
-                            Ok(Some(Some(at))) => OcspStatus::Revoked {
-                                at: from_unix(at),
-                                reason: None,
-                            },
-                            Ok(None) => OcspStatus::Unknown,
-                            Err(e) => {
-                                tracing::error!(error = %e, "OCSP: the database is unavailable");
-                                return Err(OcspFailure::TryLater);
-                            }
-                        }
-                    }
-                    Ok(_) => OcspStatus::Unknown,
-                }
+                OcspStatus::Unknown
             };
             statuses.push(status);
         }
@@ -109,6 +83,36 @@ impl Gateway {
             der,
             max_age: Some(validity.as_secs()),
             this_update: Some(this_update),
+        })
+    }
+
+    /// The status of `serial` issued by `ca`: from the certificate table, or for the officers'
+    /// CA from the officer registry; `Unknown` when neither knows it.
+    async fn ocsp_status(
+        &self,
+        ca: &Ca,
+        serial: &Serial,
+    ) -> Result<OcspStatus, crate::store::StoreError> {
+        Ok(match self.store.certificate(serial).await? {
+            Some(record) if record.ca == ca.name() => match record.status {
+                CertificateStatus::Good => OcspStatus::Good,
+                CertificateStatus::Revoked => OcspStatus::Revoked {
+                    at: from_unix(record.revoked_at.unwrap_or(0)),
+                    reason: record
+                        .revocation_reason
+                        .as_deref()
+                        .and_then(|s| s.parse().ok()),
+                },
+            },
+            _ if ca.name() == OFFICERS_CA => match self.store.officer_revocation(serial).await? {
+                Some(None) => OcspStatus::Good,
+                Some(Some(at)) => OcspStatus::Revoked {
+                    at: from_unix(at),
+                    reason: None,
+                },
+                None => OcspStatus::Unknown,
+            },
+            _ => OcspStatus::Unknown,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! record committed before the token is handed out (as one file or one file per purpose).
 
 use std::sync::Arc;
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
@@ -101,10 +101,7 @@ impl Gateway {
         files: Vec<MadeFile>,
     ) -> Result<Attempt<SoftToken>, IssuanceError> {
         let profile = order.recipe.profile;
-        let created_at = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let created_at = crate::issuance::unix(std::time::SystemTime::now());
         let token_id = uuid::Uuid::new_v4().to_string();
         let layout = if files.iter().any(|f| f.certificate.is_some()) {
             Layout::PerPurpose
