@@ -3,13 +3,17 @@
 //! x509-cert rather than rcgen: rcgen loses repeated DN attributes, also in the issuer it copies
 //! from an existing CA certificate, which silently breaks chains under AD CS-style CA names.
 //! The built-in `cabf` profiles reject repeated attributes, so the
-//! profile here sets issuer, subject and every extension itself.
+//! profile here sets issuer, subject and every extension itself: the subject here, the
+//! extensions in `extensions`; `parse` reads what the configuration says a certificate holds.
+
+mod extensions;
+mod parse;
 
 use std::time::{Duration, SystemTime};
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280;
-use der::asn1::{BitString, Ia5String, OctetString, SetOfVec};
+use der::asn1::{BitString, SetOfVec};
 use der::{Any, Decode, Encode, Tag};
 use sha1::{Digest, Sha1};
 use signature::Keypair;
@@ -20,59 +24,16 @@ use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::crl::dp::DistributionPoint;
-use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
-use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
-    certpolicy::{PolicyInformation, PolicyQualifierInfo},
-};
+use x509_cert::ext::pkix::{KeyUsage, SubjectKeyIdentifier};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+pub use extensions::CertificatePolicy;
+use extensions::{extensions, ia5};
+pub use parse::{parse_cps_uri, parse_extended_key_usage, parse_key_usage, parse_oid};
+
 use super::{Attribute, CaError, PublishedUrls, Signer, Subject};
-
-/// Microsoft's User Principal Name otherName (used for smart-card logon).
-const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
-const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
-const CA_ISSUERS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
-/// id-qt-cps (RFC 5280 §4.2.1.4): the qualifier is the CPS URI as an IA5String.
-const CPS_QUALIFIER_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.1");
-
-/// One certificate policy (RFC 5280 §4.2.1.4): its OID and, optionally, where its
-/// certification practice statement is published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificatePolicy {
-    pub oid: ObjectIdentifier,
-    /// The CPS URI (checked ASCII http:// or https://: it is written as an IA5String).
-    pub cps: Option<String>,
-}
-
-impl CertificatePolicy {
-    /// A policy without qualifiers.
-    pub fn oid(oid: ObjectIdentifier) -> CertificatePolicy {
-        CertificatePolicy { oid, cps: None }
-    }
-
-    fn encode(&self) -> Result<PolicyInformation, CaError> {
-        let qualifiers = match &self.cps {
-            None => None,
-            Some(uri) => {
-                let uri = Ia5String::new(uri).map_err(|e| CaError::Encoding(e.to_string()))?;
-                Some(vec![PolicyQualifierInfo {
-                    policy_qualifier_id: CPS_QUALIFIER_OID,
-                    qualifier: Some(Any::encode_from(&uri)?),
-                }])
-            }
-        };
-        Ok(PolicyInformation {
-            policy_identifier: self.oid,
-            policy_qualifiers: qualifiers,
-        })
-    }
-}
 
 /// What a certificate should contain, apart from issuer and signature.
 pub struct CertificateProfile<'a> {
@@ -255,217 +216,6 @@ pub fn subject_preview(subject: &Subject, order: &[Attribute]) -> Result<String,
 
 fn is_printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
-}
-
-fn extension<T: Encode>(
-    oid: ObjectIdentifier,
-    critical: bool,
-    value: &T,
-) -> Result<Extension, CaError> {
-    Ok(Extension {
-        extn_id: oid,
-        critical,
-        extn_value: OctetString::new(value.to_der()?)?,
-    })
-}
-
-fn ia5(attribute: Attribute, value: &str) -> Result<Ia5String, CaError> {
-    Ia5String::new(value).map_err(|_| CaError::Value {
-        attribute: attribute.name(),
-        message: "must be ASCII".into(),
-    })
-}
-
-fn extensions(
-    profile: &CertificateProfile<'_>,
-    spki: &spki::SubjectPublicKeyInfoOwned,
-    issuer_key_id: &[u8],
-    empty_subject: bool,
-) -> Result<Vec<Extension>, CaError> {
-    let mut out = Vec::with_capacity(9);
-    let basic = BasicConstraints {
-        ca: profile.ca.is_some(),
-        path_len_constraint: profile.ca.flatten(),
-    };
-    out.push(extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &basic)?);
-    out.push(extension(
-        rfc5280::ID_CE_KEY_USAGE,
-        true,
-        &profile.key_usage,
-    )?);
-    if !profile.extended_key_usage.is_empty() {
-        let eku = ExtendedKeyUsage(profile.extended_key_usage.to_vec());
-        out.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &eku)?);
-    }
-    let ski = SubjectKeyIdentifier(OctetString::new(key_identifier(spki))?);
-    out.push(extension(
-        rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
-        false,
-        &ski,
-    )?);
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(issuer_key_id)?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
-    out.push(extension(
-        rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-        false,
-        &aki,
-    )?);
-
-    let mut sans = Vec::new();
-    for (attribute, value) in profile.subject.san_values() {
-        if value.is_empty() {
-            return Err(CaError::Value {
-                attribute: attribute.name(),
-                message: "the value is empty".into(),
-            });
-        }
-        sans.push(match attribute {
-            Attribute::Rfc822Name => GeneralName::Rfc822Name(ia5(attribute, value)?),
-            Attribute::DnsName => GeneralName::DnsName(ia5(attribute, value)?),
-            Attribute::Uri => GeneralName::UniformResourceIdentifier(ia5(attribute, value)?),
-            _ => GeneralName::OtherName(OtherName {
-                type_id: UPN_OID,
-                value: Any::new(Tag::Utf8String, value.as_bytes())?,
-            }),
-        });
-    }
-    if !sans.is_empty() {
-        // RFC 5280 §4.2.1.6: critical when the subject is empty.
-        out.push(extension(
-            rfc5280::ID_CE_SUBJECT_ALT_NAME,
-            empty_subject,
-            &SubjectAltName(sans),
-        )?);
-    }
-    if !profile.policies.is_empty() {
-        let policies = CertificatePolicies(
-            profile
-                .policies
-                .iter()
-                .map(CertificatePolicy::encode)
-                .collect::<Result<_, _>>()?,
-        );
-        out.push(extension(
-            rfc5280::ID_CE_CERTIFICATE_POLICIES,
-            false,
-            &policies,
-        )?);
-    }
-    if let Some(urls) = &profile.published {
-        let uri = |url: &str| -> Result<GeneralName, CaError> {
-            Ok(GeneralName::UniformResourceIdentifier(
-                Ia5String::new(url).map_err(|e| CaError::Encoding(e.to_string()))?,
-            ))
-        };
-        let dp = CrlDistributionPoints(vec![DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![uri(&urls.crl)?])),
-            reasons: None,
-            crl_issuer: None,
-        }]);
-        out.push(extension(
-            rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS,
-            false,
-            &dp,
-        )?);
-        let mut access = Vec::with_capacity(2);
-        if let Some(ocsp) = &urls.ocsp {
-            access.push(AccessDescription {
-                access_method: OCSP_OID,
-                access_location: uri(ocsp)?,
-            });
-        }
-        access.push(AccessDescription {
-            access_method: CA_ISSUERS_OID,
-            access_location: uri(&urls.ca_issuers)?,
-        });
-        out.push(extension(
-            rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
-            false,
-            &AuthorityInfoAccessSyntax(access),
-        )?);
-    }
-    Ok(out)
-}
-
-/// Parses key usage names (RFC 5280 §4.2.1.3; `contentCommitment` = `nonRepudiation`).
-pub fn parse_key_usage(names: &[String]) -> Result<KeyUsage, String> {
-    let mut flags = der::flagset::FlagSet::<KeyUsages>::default();
-    for name in names {
-        flags |= match name.as_str() {
-            "digitalSignature" => KeyUsages::DigitalSignature,
-            "nonRepudiation" | "contentCommitment" => KeyUsages::NonRepudiation,
-            "keyEncipherment" => KeyUsages::KeyEncipherment,
-            "dataEncipherment" => KeyUsages::DataEncipherment,
-            "keyAgreement" => KeyUsages::KeyAgreement,
-            "keyCertSign" => KeyUsages::KeyCertSign,
-            "cRLSign" => KeyUsages::CRLSign,
-            "encipherOnly" => KeyUsages::EncipherOnly,
-            "decipherOnly" => KeyUsages::DecipherOnly,
-            other => {
-                return Err(format!(
-                    "unknown key usage `{other}`; expected digitalSignature, nonRepudiation, keyEncipherment, \
-                     dataEncipherment, keyAgreement, keyCertSign, cRLSign, encipherOnly or decipherOnly"
-                ));
-            }
-        };
-    }
-    if flags.is_empty() {
-        return Err("at least one key usage is needed".into());
-    }
-    Ok(KeyUsage(flags))
-}
-
-/// Parses an extended key usage given by name or dotted OID.
-pub fn parse_extended_key_usage(name: &str) -> Result<ObjectIdentifier, String> {
-    let oid = match name {
-        "serverAuth" => "1.3.6.1.5.5.7.3.1",
-        "clientAuth" => "1.3.6.1.5.5.7.3.2",
-        "codeSigning" => "1.3.6.1.5.5.7.3.3",
-        "emailProtection" => "1.3.6.1.5.5.7.3.4",
-        "timeStamping" => "1.3.6.1.5.5.7.3.8",
-        "OCSPSigning" | "ocspSigning" => "1.3.6.1.5.5.7.3.9",
-        "smartcardLogon" | "msSmartcardLogin" => "1.3.6.1.4.1.311.20.2.2",
-        "documentSigning" => "1.3.6.1.5.5.7.3.36",
-        other => other,
-    };
-    ObjectIdentifier::new(oid).map_err(|_| {
-        format!(
-            "unknown extended key usage `{name}`; use serverAuth, clientAuth, codeSigning, emailProtection, \
-             timeStamping, OCSPSigning, smartcardLogon, documentSigning or a dotted OID"
-        )
-    })
-}
-
-/// Parses a dotted OID (certificate policies).
-pub fn parse_oid(s: &str) -> Result<ObjectIdentifier, String> {
-    ObjectIdentifier::new(s).map_err(|_| {
-        format!("`{s}` is not an object identifier; write it dotted, e.g. 2.23.140.1.5.4.2")
-    })
-}
-
-/// Checks a CPS URI: an absolute http:// or https:// URL with a host, printable ASCII without
-/// spaces (it is written as an IA5String, and relying parties show it as a link), at most 1024
-/// characters.
-pub fn parse_cps_uri(s: &str) -> Result<String, String> {
-    let bad = || {
-        format!(
-            "`{s}` is not a CPS URI; expected an http:// or https:// URL with a host, in ASCII without spaces"
-        )
-    };
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .ok_or_else(bad)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let printable = s.bytes().all(|b| b.is_ascii_graphic());
-    if !printable || host.is_empty() || host.starts_with(':') || s.len() > 1024 {
-        return Err(bad());
-    }
-    Ok(s.to_string())
 }
 
 /// A profile that hands the builder exactly what we computed.

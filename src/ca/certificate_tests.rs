@@ -1,6 +1,8 @@
 //! Tests of `ca/certificate.rs`.
 
+use super::extensions::extension;
 use super::*;
+use x509_cert::ext::pkix::CertificatePolicies;
 
 #[test]
 fn cps_uris() {

@@ -10,9 +10,12 @@
 //! and does not start before hyper-util's protocol detection has seen the first bytes — a
 //! client that connects and sends nothing is never timed out. One watchdog per connection
 //! covers HTTP/1.1 and HTTP/2, plain and TLS, with the three limits operators expect.
+//!
+//! The byte counter on the socket is `watched`.
+
+mod watched;
 
 use std::collections::HashMap;
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,9 +24,10 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
+
+pub use watched::Watched;
 
 /// The timing limits of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -301,64 +305,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.registry.open().remove(&self.id);
         self.registry.freed.notify_waiters();
-    }
-}
-
-/// The socket (TCP or TLS) with a note of each read, so the watchdog can tell a request
-/// arriving from silence.
-pub struct Watched<I> {
-    inner: I,
-    state: Arc<ConnectionState>,
-}
-
-impl<I> Watched<I> {
-    pub fn new(inner: I, state: Arc<ConnectionState>) -> Self {
-        Watched { inner, state }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.state.received();
-        }
-        polled
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 

@@ -1,4 +1,10 @@
 //! Routes and their thin handlers.
+//!
+//! The layers every request passes are in `middleware`; the issued token as a download is in
+//! `download`.
+
+mod download;
+mod middleware;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,27 +13,25 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use zeroize::Zeroizing;
 
-use super::archive;
 use super::connection::is_body_timeout;
 use super::cross_site;
 use super::error::{ErrorFormat, respond};
 use super::page;
 use super::server::OverTls;
 use crate::identity::Connection;
-use crate::issuance::{
-    Gateway, HandlerChoice, IssuanceError, SoftToken, SoftTokenRequest, TokenForm,
-};
+use crate::issuance::{Gateway, HandlerChoice, IssuanceError, SoftTokenRequest, TokenForm};
 use crate::policy::IdentityHeaders;
-use crate::rules::Layout;
 use crate::token::Pin;
+use download::download;
+pub(super) use download::{content_disposition, token_file};
+use middleware::{header_limit, request_id, security_headers};
 
 /// The request id, set by middleware on every request.
 #[derive(Debug, Clone)]
@@ -47,93 +51,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(super::revocation::routes())
         .merge(super::api::routes())
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             gateway.clone(),
             header_limit,
         ))
-        .layer(middleware::from_fn(request_id))
-        .layer(middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(gateway)
-}
-
-/// Headers on every response: no MIME sniffing (the error page echoes request text), no
-/// Referer leaking gateway URLs, a locked-down CSP unless the route set its own (the PIN page),
-/// and HSTS on HTTPS (a TLS-terminating front adds its own).
-async fn security_headers(request: Request, next: Next) -> Response {
-    let over_tls = request.extensions().get::<OverTls>().is_some();
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
-        );
-    }
-    if over_tls {
-        headers.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    response
-}
-
-/// Refuses a header section above `[limits] max_header_bytes` with 431 `too-large` (hyper's
-/// own, larger ceiling answers a bare 431 before a request gets here). Audited on the issuance
-/// endpoint, like its other refusals.
-async fn header_limit(
-    State(gateway): State<Arc<Gateway>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let limit = gateway.settings().limits.max_header_bytes;
-    if header_section_size(&request) <= limit {
-        return next.run(request).await;
-    }
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let error = IssuanceError::HeaderTooLarge(limit);
-    let path = request.uri().path();
-    let remainder = path
-        .strip_prefix("/pgwy/ast")
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
-    match (remainder, connection_of(request.extensions())) {
-        (Some(rest), Some(connection)) => {
-            let rest: String = rest.trim_start_matches('/').chars().take(256).collect();
-            let error = gateway
-                .refuse_on(&connection, &rest, &request_id, error)
-                .await;
-            respond(&error, &request_id, ErrorFormat::Html)
-        }
-        _ => respond(&error, &request_id, ErrorFormat::Json),
-    }
-}
-
-/// The size of the request line and header fields as sent in HTTP/1.1.
-fn header_section_size(request: &Request) -> usize {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or(1, |target| target.as_str().len());
-    let line = request.method().as_str().len() + target + 12;
-    request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum::<usize>()
-        + line
-        + 2
 }
 
 /// The connection the server attached (TCP peer, verified client certificate), or one built
@@ -148,16 +72,6 @@ fn connection_of(extensions: &axum::http::Extensions) -> Option<Connection> {
             peer: *peer,
             client_certificate: None,
         })
-}
-
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
@@ -280,84 +194,6 @@ async fn issue(
     }
 }
 
-/// The token as a download: the PKCS#12 itself, or for a `per-purpose` token a zip of its
-/// files.
-fn download(token: SoftToken, over_tls: bool, request_id: &str) -> Response {
-    let (content_type, filename, body) = match token_file(token) {
-        Ok(file) => file,
-        Err(error) => return respond(&error, request_id, ErrorFormat::Html),
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, content_disposition(&filename)),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-            (header::SET_COOKIE, download_cookie(over_tls).to_string()),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// The one file a token is downloaded as: its PKCS#12 (combined layout), or a zip of one
-/// PKCS#12 per certificate (per-purpose layout). Content type, file name and bytes.
-pub(super) fn token_file(
-    token: SoftToken,
-) -> Result<(&'static str, String, Vec<u8>), IssuanceError> {
-    match token.layout {
-        Layout::Combined => Ok(("application/x-pkcs12", token.filename, token.pkcs12)),
-        Layout::PerPurpose => archive::zip_files(&token.files)
-            .map(|zip| ("application/zip", archive::zip_name(&token.filename), zip))
-            .map_err(|e| IssuanceError::invariant(format!("cannot write the token's zip: {e}"))),
-    }
-}
-
-/// The cookie the PIN page watches for (the download has started); `Secure` on HTTPS.
-fn download_cookie(over_tls: bool) -> &'static str {
-    if over_tls {
-        "downloaded=true; Path=/; SameSite=Strict; Secure"
-    } else {
-        "downloaded=true; Path=/; SameSite=Strict"
-    }
-}
-
-/// `attachment; filename="<ASCII>"`, plus RFC 6266 `filename*=UTF-8''<percent-encoded>` when
-/// the (already sanitised) name is not ASCII: browsers take `filename*`, older clients the ASCII
-/// fallback with every other character as `_`.
-pub(super) fn content_disposition(filename: &str) -> String {
-    let ascii: String = filename
-        .chars()
-        .map(|c| {
-            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if ascii == filename {
-        return format!("attachment; filename=\"{ascii}\"");
-    }
-    // RFC 8187 attr-char: ALPHA DIGIT ! # $ & + - . ^ _ ` | ~; everything else is encoded.
-    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'!')
-        .remove(b'#')
-        .remove(b'$')
-        .remove(b'&')
-        .remove(b'+')
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'^')
-        .remove(b'_')
-        .remove(b'`')
-        .remove(b'|')
-        .remove(b'~');
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        percent_encoding::utf8_percent_encode(filename, ATTR_CHAR)
-    )
-}
-
 /// Parses the form body. The body buffer is zeroised after the PIN is taken out.
 fn parse_form(
     headers: &HeaderMap,
@@ -435,33 +271,5 @@ async fn ready(State(gateway): State<Arc<Gateway>>, RequestId(request_id): Reque
     match gateway.ready().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => respond(&e, &request_id, ErrorFormat::Json),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::content_disposition;
-
-    #[test]
-    fn ascii_names_need_no_filename_star() {
-        assert_eq!(
-            content_disposition("Alice Andersson.p12"),
-            "attachment; filename=\"Alice Andersson.p12\""
-        );
-    }
-
-    #[test]
-    fn unicode_names_get_an_ascii_fallback_and_rfc_6266_filename_star() {
-        assert_eq!(
-            content_disposition("Hanna Ström.p12"),
-            "attachment; filename=\"Hanna Str_m.p12\"; filename*=UTF-8''Hanna%20Str%C3%B6m.p12"
-        );
-        assert_eq!(
-            content_disposition("𠮷田 太郎.p12"),
-            "attachment; filename=\"__ __.p12\"; filename*=UTF-8''%F0%A0%AE%B7%E7%94%B0%20%E5%A4%AA%E9%83%8E.p12"
-        );
-        // Whatever reaches it, the header stays one quoted ASCII token.
-        let header = content_disposition("a\"b\\c\r\nd.p12");
-        assert!(header.is_ascii() && !header.contains('\r') && header.matches('"').count() == 2);
     }
 }

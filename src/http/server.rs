@@ -7,31 +7,26 @@
 //! below the open-file limit; idle ones are evicted first). On shutdown the listeners stop
 //! accepting, connections without a request in progress (idle, silent, half-sent) are closed
 //! at once, and requests in progress get `[limits] shutdown_grace_secs` to finish.
+//!
+//! Here: the listeners and the accept loop; what runs for each connection is in
+//! `per_connection`.
+
+mod per_connection;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::Request;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
-use super::connection::{ConnectionState, DeadlineBody, Registry, Slot, Timeouts, Watched};
+use super::connection::{Registry, Timeouts};
 use super::{router, tls};
-use crate::identity::Connection;
 use crate::issuance::Gateway;
+use per_connection::serve_connection;
 
 /// Which addresses to listen on (overrides of the configuration).
 #[derive(Debug, Clone, Default)]
@@ -83,7 +78,7 @@ struct Transport {
     timeouts: Timeouts,
     /// hyper's own ceiling on the header section (HTTP/1 read buffer, HTTP/2 header list):
     /// beyond it hyper answers a bare 431 and closes. Below it, the router's check answers 431
-    /// with our error code (see `routes::header_limit`).
+    /// with our error code (see `routes::middleware::header_limit`).
     header_ceiling: usize,
     grace: Duration,
 }
@@ -296,133 +291,4 @@ fn is_per_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
     )
-}
-
-/// One connection: the TLS handshake (bounded) if any, then HTTP.
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-    app: Router,
-    tls: Option<Arc<TlsSetup>>,
-    transport: Arc<Transport>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let state = slot.state.clone();
-    let Some(tls) = tls else {
-        let connection = Connection {
-            peer,
-            client_certificate: None,
-        };
-        let io = Watched::new(tcp, state.clone());
-        serve_http(io, connection, false, app, state, &transport, &mut stop).await;
-        return;
-    };
-    let handshake = tokio::select! {
-        handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)) => handshake,
-        () = state.evicted() => return,
-        _ = stop.wait_for(|stop| *stop) => return,
-    };
-    let stream = match handshake {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, "TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let connection = Connection {
-        peer,
-        client_certificate: tls::verified_client_certificate(stream.get_ref().1),
-    };
-    state.ready();
-    let io = Watched::new(stream, state.clone());
-    serve_http(io, connection, true, app, state, &transport, &mut stop).await;
-}
-
-/// HTTP/1.1 or HTTP/2 on a ready connection, watched until it ends, idles out or is told to
-/// stop. Returning drops (closes) the connection.
-async fn serve_http<I>(
-    io: I,
-    connection: Connection,
-    over_tls: bool,
-    app: Router,
-    state: Arc<ConnectionState>,
-    transport: &Transport,
-    stop: &mut watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let peer = connection.peer;
-    let body_timeout = transport.timeouts.body;
-    let service_state = state.clone();
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let in_progress = service_state.begin_request();
-        let mut request = request.map(|body| DeadlineBody::new(body, body_timeout));
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request.extensions_mut().insert(connection.clone());
-        if over_tls {
-            request.extensions_mut().insert(OverTls);
-        }
-        let app = app.clone();
-        async move {
-            let response = app.oneshot(request).await?;
-            // The request counts as in progress until its response body is gone.
-            Ok::<_, std::convert::Infallible>(response.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _ = &in_progress;
-                    frame
-                }))
-            }))
-        }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(transport.header_ceiling);
-    builder
-        .http2()
-        .max_header_list_size(u32::try_from(transport.header_ceiling).unwrap_or(u32::MAX))
-        .max_concurrent_streams(64);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    let mut conn = std::pin::pin!(conn);
-    let mut stopping = false;
-    loop {
-        if stopping && state.is_idle() {
-            return;
-        }
-        let deadline = state.deadline(&transport.timeouts);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
-                return;
-            }
-            () = state.changed() => {}
-            () = state.evicted() => {
-                tracing::debug!(%peer, "closing an idle connection to admit a new one");
-                return;
-            }
-            () = sleep_until(deadline) => {
-                if state.deadline(&transport.timeouts).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!(%peer, "closing a connection: no complete request within the time limits");
-                    return;
-                }
-            }
-            _ = stop.wait_for(|stop| *stop), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-        }
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }

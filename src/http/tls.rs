@@ -8,7 +8,7 @@
 //! present *no* certificate through (they are then refused by `requiredRoRoles` handlers).
 //! Without a `client_ca` the server never asks for a certificate. So a peer certificate on a
 //! completed handshake of this listener is a verified one, and `VerifiedClientCertificate` is
-//! built here alone, once per connection (`server::serve_connection`).
+//! built here alone, once per connection (`server::per_connection::serve_connection`).
 //!
 //! Revoked officers are refused in the handshake too: `RevocationAwareVerifier` wraps the
 //! WebPKI verifier and, after it accepted a chain, refuses a leaf whose issuer and serial are
