@@ -11,12 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A Unix time as RFC 3339 (`2026-12-01T03:21:50Z`), or `None` when it is out of range.
 pub(crate) fn rfc3339_or_none(unix: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    crate::issuance::rfc3339(unix)
 }
 
 /// A Unix time as RFC 3339, or the number itself when it is out of range.

@@ -21,13 +21,7 @@ pub use softtokens::{SoftTokenBody, SoftTokenJson};
 
 /// RFC 3339 in UTC (`2026-12-01T10:00:00Z`).
 pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+    crate::issuance::rfc3339(unix).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 /// The error object.
