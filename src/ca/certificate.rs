@@ -30,7 +30,8 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 pub use extensions::CertificatePolicy;
-use extensions::{extensions, ia5};
+pub(super) use extensions::extension;
+use extensions::{extensions, subject_alt_names};
 pub use parse::{parse_cps_uri, parse_extended_key_usage, parse_key_usage, parse_oid};
 
 use super::{Attribute, CaError, PublishedUrls, Signer, Subject};
@@ -200,17 +201,8 @@ pub(super) fn encode_subject(subject: &Subject, order: &[Attribute]) -> Result<N
 /// encoding rules of [`encode_subject`] and the IA5String rule of rfc822Name, dNSName and URI.
 pub fn subject_preview(subject: &Subject, order: &[Attribute]) -> Result<String, CaError> {
     let name = encode_subject(subject, order)?;
-    for (attribute, value) in subject.san_values() {
-        if value.is_empty() {
-            return Err(CaError::Value {
-                attribute: attribute.name(),
-                message: "the value is empty".into(),
-            });
-        }
-        if attribute != Attribute::Upn {
-            ia5(attribute, value)?;
-        }
-    }
+    // The same encoding as in a certificate, so a preview never passes what issuance refuses.
+    subject_alt_names(subject)?;
     Ok(name.to_string())
 }
 

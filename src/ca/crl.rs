@@ -14,7 +14,6 @@ use der::Encode;
 use der::asn1::{BitString, OctetString, Uint};
 use x509_cert::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::CrlReason;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::serial_number::SerialNumber;
@@ -132,17 +131,7 @@ pub struct CrlParameters {
     pub next_update: SystemTime,
 }
 
-fn extension<T: Encode>(
-    oid: const_oid::ObjectIdentifier,
-    critical: bool,
-    value: &T,
-) -> Result<Extension, CaError> {
-    Ok(Extension {
-        extn_id: oid,
-        critical,
-        extn_value: OctetString::new(value.to_der()?)?,
-    })
-}
+use super::certificate::extension;
 
 /// Builds and signs a v2 CRL for `ca`. Returns DER.
 pub fn issue_crl(
@@ -257,28 +246,21 @@ mod tests {
             crl.next_update().map(|t| t.timestamp()),
             Some(1_900_086_400)
         );
-        let aki = crl
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                    aki.key_identifier.as_ref().map(|k| k.0.to_vec())
-                }
-                _ => None,
-            })
-            .unwrap();
+        let key_id_of = |extensions: &[x509_parser::extensions::X509Extension<'_>]| {
+            extensions
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                        aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let aki = key_id_of(crl.extensions());
         assert_eq!(aki, ca.key_identifier());
         let (_, issuing) = x509_parser::parse_x509_certificate(ca.certificate_der()).unwrap();
-        let own_aki = issuing
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                    aki.key_identifier.as_ref().map(|k| k.0.to_vec())
-                }
-                _ => None,
-            })
-            .unwrap();
+        let own_aki = key_id_of(issuing.extensions());
         assert_ne!(aki, own_aki, "the CRL must not carry the parent's key id");
         let revoked: Vec<_> = crl.iter_revoked_certificates().collect();
         assert_eq!(revoked.len(), 2);

@@ -105,6 +105,27 @@ async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), Store
 }
 
 impl Store {
+    /// Runs `update` (an `UPDATE … RETURNING ca` of one certificate) and, when it matched a row,
+    /// commits the change with its chained event ([`commit_status_change`]), all in one
+    /// transaction. `false`, with nothing written, when no row matched.
+    async fn change_status<'q>(
+        &self,
+        update: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+        change: NewStatus<'_>,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+            let mut tx = connection.begin().await?;
+            let Some(row) = update.fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            commit_status_change(tx, &self.audit, &row, change, event).await
+        })
+        .await
+    }
+
     /// The record after a committed status change.
     async fn changed_outcome(&self, serial: &str) -> Result<RevocationOutcome, StoreError> {
         Ok(records::get(&self.pool, serial)
@@ -125,35 +146,22 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<RevocationOutcome, StoreError> {
         let serial = serial.hex();
-        let mut connection = self.connection().await?;
-        let changed = self
-            .bounded(async {
-                let mut tx = connection.begin().await?;
-                // The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock
-                // (SQLite), so two nodes revoking at once serialise.
-                let updated = sqlx::query(
-                    "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 \
-                     WHERE serial = $3 AND (status = 'good' OR (revocation_reason = $4 AND $2 <> $4)) RETURNING ca",
-                )
-                .bind(revoked_at)
-                .bind(reason)
-                .bind(serial)
-                .bind(HOLD)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = updated else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                let change = NewStatus {
-                    serial,
-                    status: "revoked",
-                    reason: Some(reason),
-                };
-                commit_status_change(tx, &self.audit, &row, change, event).await
-            })
-            .await?;
-        drop(connection);
+        // The UPDATE comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite),
+        // so two nodes revoking at once serialise.
+        let update = sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 \
+             WHERE serial = $3 AND (status = 'good' OR (revocation_reason = $4 AND $2 <> $4)) RETURNING ca",
+        )
+        .bind(revoked_at)
+        .bind(reason)
+        .bind(serial)
+        .bind(HOLD);
+        let change = NewStatus {
+            serial,
+            status: "revoked",
+            reason: Some(reason),
+        };
+        let changed = self.change_status(update, change, event).await?;
         if !changed {
             return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
@@ -173,31 +181,18 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<RevocationOutcome, StoreError> {
         let serial = serial.hex();
-        let mut connection = self.connection().await?;
-        let changed = self
-            .bounded(async {
-                let mut tx = connection.begin().await?;
-                let updated = sqlx::query(
-                    "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
-                     WHERE serial = $1 AND status = 'revoked' AND revocation_reason = $2 RETURNING ca",
-                )
-                .bind(serial)
-                .bind(HOLD)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = updated else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                let change = NewStatus {
-                    serial,
-                    status: "good",
-                    reason: None,
-                };
-                commit_status_change(tx, &self.audit, &row, change, event).await
-            })
-            .await?;
-        drop(connection);
+        let update = sqlx::query(
+            "UPDATE certificates SET status = 'good', revoked_at = NULL, revocation_reason = NULL \
+             WHERE serial = $1 AND status = 'revoked' AND revocation_reason = $2 RETURNING ca",
+        )
+        .bind(serial)
+        .bind(HOLD);
+        let change = NewStatus {
+            serial,
+            status: "good",
+            reason: None,
+        };
+        let changed = self.change_status(update, change, event).await?;
         if !changed {
             return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,

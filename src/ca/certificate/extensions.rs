@@ -60,7 +60,8 @@ impl CertificatePolicy {
     }
 }
 
-pub(super) fn extension<T: Encode>(
+/// One extension: `value` DER-encoded into the OCTET STRING (certificates and CRLs).
+pub(in crate::ca) fn extension<T: Encode>(
     oid: ObjectIdentifier,
     critical: bool,
     value: &T,
@@ -152,7 +153,7 @@ fn push_key_extensions(
 
 /// The subject alternative names of the subject's SAN values, in order: rfc822Name, dNSName
 /// and URI as IA5Strings, UPN as a Microsoft otherName.
-fn subject_alt_names(subject: &Subject) -> Result<Vec<GeneralName>, CaError> {
+pub(super) fn subject_alt_names(subject: &Subject) -> Result<Vec<GeneralName>, CaError> {
     let mut sans = Vec::new();
     for (attribute, value) in subject.san_values() {
         if value.is_empty() {
@@ -165,6 +166,7 @@ fn subject_alt_names(subject: &Subject) -> Result<Vec<GeneralName>, CaError> {
             Attribute::Rfc822Name => GeneralName::Rfc822Name(ia5(attribute, value)?),
             Attribute::DnsName => GeneralName::DnsName(ia5(attribute, value)?),
             Attribute::Uri => GeneralName::UniformResourceIdentifier(ia5(attribute, value)?),
+            // `san_values` yields only SAN attributes: the fourth is the UPN.
             _ => GeneralName::OtherName(OtherName {
                 type_id: UPN_OID,
                 value: Any::new(Tag::Utf8String, value.as_bytes())?,
