@@ -238,6 +238,7 @@ pub fn resolve_settings(
     let trusted_proxies = diagnostics.take(server::proxies(file, toml));
     let header_encoding = server::header_encoding(file, toml, &mut diagnostics);
     let database_url = database_url(root, file, toml, &mut diagnostics);
+    let database_max_connections = database_max_connections(file, toml, &mut diagnostics);
     check_iterations(file, toml, &mut diagnostics);
     let cas = diagnostics.take(ca::cas(root, &file.cas, toml));
     let key_pool = diagnostics.take(key_pool::key_pool(file.key_pool.as_ref(), toml));
@@ -257,7 +258,7 @@ pub fn resolve_settings(
         trusted_proxies,
         header_encoding,
         database_url,
-        database_max_connections: file.database.max_connections.unwrap_or(8),
+        database_max_connections,
         pkcs12_iterations: *file.pkcs12.iterations.get_ref(),
         limits,
         key_pool,
@@ -291,6 +292,25 @@ fn database_url(
         ));
     }
     database_url
+}
+
+/// `database.max_connections`: at least 1, default 8.
+fn database_max_connections(
+    file: &GatewayFile,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> u32 {
+    let Some(value) = &file.database.max_connections else {
+        return 8;
+    };
+    if *value.get_ref() == 0 {
+        diagnostics.push(toml.error(
+            value.span(),
+            "database.max_connections",
+            "must be at least 1 (the size of the database connection pool)",
+        ));
+    }
+    (*value.get_ref()).max(1)
 }
 
 /// `pkcs12.iterations`: 1000 to 1000000.

@@ -29,6 +29,14 @@ fn load_edited(
     crate::rules::load(&root)
 }
 
+/// The embedded default gateway.toml's text with `edit` applied.
+fn load_edited_text(edit: impl FnOnce(String) -> String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    crate::issuance::write_default(&root).unwrap();
+    edit(std::fs::read_to_string(root.gateway_toml()).unwrap())
+}
+
 fn pool(config: &crate::rules::Configuration) -> BTreeMap<KeyType, usize> {
     config.rules.key_pool_sizes(&config.settings.key_pool)
 }
@@ -165,6 +173,69 @@ fn limits_defaults_values_and_errors() {
     assert!(e.contains("limits.write_batch"), "{e}");
     let e = edited("write_queue = 0").unwrap_err().to_string();
     assert!(e.contains("limits.write_queue"), "{e}");
+}
+
+/// Out-of-range timeouts and pool sizes are reported with their line, never clamped silently.
+#[test]
+fn out_of_range_values_are_reported_with_their_line() {
+    fn edit(t: String) -> String {
+        t.replace(
+            "request_timeout_secs = 60",
+            "request_timeout_secs = 0\nretry_after_secs = 7200",
+        )
+        .replace(
+            "# handshake_timeout_secs = 10",
+            "handshake_timeout_secs = 301",
+        )
+        .replace("[database]", "[database]\nmax_connections = 0")
+    }
+    let text = load_edited(edit).unwrap_err().to_string();
+    let file = load_edited_text(edit);
+    let line_of = |needle: &str| 1 + file.lines().position(|l| l.starts_with(needle)).unwrap();
+    for (key, needle, what) in [
+        (
+            "limits.request_timeout_secs",
+            "request_timeout_secs",
+            "between 1 and 3600 seconds",
+        ),
+        (
+            "limits.retry_after_secs",
+            "retry_after_secs",
+            "between 1 and 3600 seconds",
+        ),
+        (
+            "server.handshake_timeout_secs",
+            "handshake_timeout_secs",
+            "between 1 and 300 seconds",
+        ),
+        (
+            "database.max_connections",
+            "max_connections = 0",
+            "at least 1",
+        ),
+    ] {
+        let expected = format!("gateway.toml:{}: {key}: must be {what}", line_of(needle));
+        assert!(text.contains(&expected), "{expected} not in {text}");
+    }
+    // In range, they are taken as written.
+    let config = load_edited(|t| {
+        t.replace("request_timeout_secs = 60", "request_timeout_secs = 3600")
+            .replace(
+                "# handshake_timeout_secs = 10",
+                "handshake_timeout_secs = 300",
+            )
+            .replace("[database]", "[database]\nmax_connections = 3")
+    })
+    .unwrap();
+    assert_eq!(
+        config.settings.limits.request_timeout,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        config.settings.server.handshake_timeout,
+        Duration::from_secs(300)
+    );
+    assert_eq!(config.settings.database_max_connections, 3);
 }
 
 #[test]

@@ -103,7 +103,7 @@ pub struct ServerFile {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub client_ca: Option<String>,
-    pub handshake_timeout_secs: Option<u64>,
+    pub handshake_timeout_secs: Option<Spanned<u64>>,
     pub public_url: Option<Spanned<String>>,
     /// Admin listener (`/metrics`); `""` turns it off.
     pub admin: Option<Spanned<String>>,
@@ -146,7 +146,7 @@ pub struct TrustFile {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseFile {
     pub url: Spanned<String>,
-    pub max_connections: Option<u32>,
+    pub max_connections: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +174,7 @@ pub struct LimitsFile {
     #[serde(default = "default_body")]
     pub max_body_bytes: Spanned<usize>,
     #[serde(default = "default_timeout")]
-    pub request_timeout_secs: u64,
+    pub request_timeout_secs: Spanned<u64>,
     /// Seconds a client has to send a request's complete header section, counted from the
     /// moment the connection is ready (TCP accepted, TLS handshake done) or from the first byte
     /// of a request on a kept-alive connection. Default 10.
@@ -203,7 +203,7 @@ pub struct LimitsFile {
     pub write_batch: Spanned<usize>,
     /// The `Retry-After` (seconds) sent with an overload refusal.
     #[serde(default = "default_retry_after")]
-    pub retry_after_secs: u64,
+    pub retry_after_secs: Spanned<u64>,
     /// Tokens per minute per TCP peer (IPv6: per /64); 0 turns the limit off. Behind an
     /// authenticating proxy every request comes from the proxy: keep it off there.
     #[serde(default)]
@@ -250,8 +250,8 @@ fn default_write_batch() -> Spanned<usize> {
     Spanned::new(0..0, 64)
 }
 
-fn default_retry_after() -> u64 {
-    1
+fn default_retry_after() -> Spanned<u64> {
+    Spanned::new(0..0, 1)
 }
 
 fn default_identity_rate() -> u32 {
@@ -266,8 +266,8 @@ fn default_body() -> Spanned<usize> {
     Spanned::new(0..0, 16 * 1024)
 }
 
-fn default_timeout() -> u64 {
-    60
+fn default_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 60)
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,7 +28,13 @@ pub(super) fn limits(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagn
     check_writer(file, toml, diagnostics);
     Limits {
         max_body_bytes: *file.max_body_bytes.get_ref(),
-        request_timeout: Duration::from_secs(file.request_timeout_secs.max(1)),
+        request_timeout: within(
+            "limits.request_timeout_secs",
+            &file.request_timeout_secs,
+            3600,
+            toml,
+            diagnostics,
+        ),
         header_timeout,
         body_timeout,
         idle_timeout,
@@ -38,7 +44,13 @@ pub(super) fn limits(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagn
         issuance_queue: file.issuance_queue,
         write_queue: *file.write_queue.get_ref(),
         write_batch: *file.write_batch.get_ref(),
-        retry_after: Duration::from_secs(file.retry_after_secs.clamp(1, 3600)),
+        retry_after: within(
+            "limits.retry_after_secs",
+            &file.retry_after_secs,
+            3600,
+            toml,
+            diagnostics,
+        ),
         rates: RateLimits {
             per_peer: file.peer_per_minute,
             per_identity: file.identity_per_minute,
@@ -72,17 +84,29 @@ fn seconds(
     toml: &TomlText,
     diagnostics: &mut Diagnostics,
 ) -> Duration {
-    let Some(value) = value else {
-        return Duration::from_secs(default);
-    };
-    if !(1..=3600).contains(value.get_ref()) {
+    match value {
+        None => Duration::from_secs(default),
+        Some(value) => within(&format!("limits.{key}"), value, 3600, toml, diagnostics),
+    }
+}
+
+/// Seconds from 1 to `max`: a value outside is reported under `key` (and clamped, so the
+/// checks after it see a usable value).
+pub(in crate::config) fn within(
+    key: &str,
+    value: &toml::Spanned<u64>,
+    max: u64,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> Duration {
+    if !(1..=max).contains(value.get_ref()) {
         diagnostics.push(toml.error(
             value.span(),
-            &format!("limits.{key}"),
-            "must be between 1 and 3600 seconds",
+            key,
+            format!("must be between 1 and {max} seconds"),
         ));
     }
-    Duration::from_secs((*value.get_ref()).clamp(1, 3600))
+    Duration::from_secs((*value.get_ref()).clamp(1, max))
 }
 
 /// `limits.write_batch` and `limits.write_queue`: the database writer's bounds.

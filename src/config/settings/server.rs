@@ -38,15 +38,23 @@ pub(super) fn server(
     let public_url_derived = file.public_url.is_none();
     let public_url = public_url(file, http, https, toml, &mut diagnostics);
     let allowed_origins = allowed_origins(file, toml, &mut diagnostics);
+    let handshake_timeout = match &file.handshake_timeout_secs {
+        None => Duration::from_secs(10),
+        Some(value) => super::limits::within(
+            "server.handshake_timeout_secs",
+            value,
+            300,
+            toml,
+            &mut diagnostics,
+        ),
+    };
     diagnostics.finish(ServerConfig {
         http,
         https,
         tls_cert: file.tls_cert.as_deref().map(|p| root.resolve(p)),
         tls_key: file.tls_key.as_deref().map(|p| root.resolve(p)),
         client_ca: file.client_ca.as_deref().map(|p| root.resolve(p)),
-        handshake_timeout: Duration::from_secs(
-            file.handshake_timeout_secs.unwrap_or(10).clamp(1, 300),
-        ),
+        handshake_timeout,
         public_url: public_url.trim_end_matches('/').to_string(),
         public_url_derived,
         admin,
