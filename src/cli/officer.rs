@@ -83,43 +83,42 @@ fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
 
 pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    // The password first: a missing one must not cost a database connection or a CA key load.
-    let password = match &command {
-        OfficerCommand::Issue {
-            password, roles, ..
-        } => {
-            parse_roles(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
-            Some(match password {
-                Some(p) => Pin::new(p.clone()),
-                None => prompt_password()?,
-            })
-        }
-        _ => None,
-    };
-    let gateway = Gateway::open(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
     match command {
         OfficerCommand::Issue {
-            name, roles, out, ..
-        } => issue(&gateway, &name, &roles, &out, password).await,
-        OfficerCommand::List { json } => list(&gateway, json).await,
-        OfficerCommand::Revoke { serial } => revoke(&gateway, &serial).await,
+            name,
+            roles,
+            out,
+            password,
+        } => {
+            // Roles and the password first: a bad one must not cost a database connection or a
+            // CA key load.
+            let roles = parse_roles(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+            let password = match password {
+                Some(p) => Pin::new(p),
+                None => prompt_password()?,
+            };
+            let gateway = open(config).await?;
+            issue(&gateway, &name, roles, &out, password).await
+        }
+        OfficerCommand::List { json } => list(&*open(config).await?, json).await,
+        OfficerCommand::Revoke { serial } => revoke(&*open(config).await?, &serial).await,
     }
+}
+
+async fn open(config: crate::rules::Configuration) -> anyhow::Result<std::sync::Arc<Gateway>> {
+    Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))
 }
 
 /// `officer issue`: the PKCS#12 goes to `out`, created before anything is issued.
 async fn issue(
     gateway: &Gateway,
     name: &str,
-    roles: &str,
+    roles: Vec<String>,
     out: &Path,
-    password: Option<Pin>,
+    password: Pin,
 ) -> anyhow::Result<ExitCode> {
-    let roles = parse_roles(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
-    let Some(password) = password else {
-        anyhow::bail!("{NO_TERMINAL}");
-    };
     // Create the file first so that a bad path fails before anything is issued.
     let mut file = create_private(out)?;
     let issued = match gateway
