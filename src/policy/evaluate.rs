@@ -61,7 +61,7 @@ pub fn evaluate(
         let raw = raw
             .map(|v| super::text::nfc(&v))
             .transpose()
-            .map_err(invalid)?;
+            .map_err(|e| invalid(e.to_string()))?;
         let value = apply_modules(field, source, raw)?;
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             continue;
@@ -70,9 +70,9 @@ pub fn evaluate(
             .modules
             .iter()
             .any(|m| matches!(m, Module::AllowFormat));
-        super::text::check_characters(&value, allow_format).map_err(invalid)?;
+        super::text::check_characters(&value, allow_format).map_err(|e| invalid(e.to_string()))?;
         // A modifier (`replace`) may have produced a non-NFC sequence.
-        let value = super::text::nfc(&value).map_err(invalid)?;
+        let value = super::text::nfc(&value).map_err(|e| invalid(e.to_string()))?;
         let subject = match field.target.scope {
             Scope::Common => &mut out.common,
             Scope::Request(i) => out.requests.entry(i).or_default(),

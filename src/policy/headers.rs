@@ -50,14 +50,13 @@ impl HeaderEncoding {
     }
 
     /// The text of a raw header value, or why it is not one.
-    fn decode(self, raw: &[u8]) -> Result<String, String> {
-        let utf8 = |bytes: Vec<u8>| {
-            String::from_utf8(bytes).map_err(|_| "the decoded value is not valid UTF-8".to_string())
-        };
+    fn decode(self, raw: &[u8]) -> Result<String, DecodeError> {
+        let utf8 =
+            |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| DecodeError::DecodedNotUtf8);
         match self {
             HeaderEncoding::Utf8 => std::str::from_utf8(raw)
                 .map(str::to_string)
-                .map_err(|_| "the value is not valid UTF-8".into()),
+                .map_err(|_| DecodeError::NotUtf8),
             HeaderEncoding::Latin1 => Ok(latin1(raw)),
             HeaderEncoding::Utf8OrLatin1 => Ok(std::str::from_utf8(raw)
                 .map(str::to_string)
@@ -70,7 +69,7 @@ impl HeaderEncoding {
                 );
                 let bytes = BASE64URL
                     .decode(raw)
-                    .map_err(|_| "the value is not base64url".to_string())?;
+                    .map_err(|_| DecodeError::NotBase64Url)?;
                 utf8(bytes)
             }
             HeaderEncoding::Percent => utf8(percent_decode(raw)?),
@@ -114,7 +113,20 @@ fn latin1(raw: &[u8]) -> String {
 
 /// Strict RFC 3986 percent-decoding. Written here because the `percent-encoding` crate leaves
 /// a malformed `%` as it is; a front that sends one is misconfigured and must be told.
-fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, String> {
+/// Why a raw header value is not text in the configured encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum DecodeError {
+    #[error("the value is not valid UTF-8")]
+    NotUtf8,
+    #[error("the decoded value is not valid UTF-8")]
+    DecodedNotUtf8,
+    #[error("the value is not base64url")]
+    NotBase64Url,
+    #[error("a `%` is not followed by two hex digits")]
+    BadPercent,
+}
+
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.iter();
     while let Some(&b) = bytes.next() {
@@ -126,7 +138,7 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, String> {
         let digit = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
         match (digit(hex[0]), digit(hex[1])) {
             (Some(high), Some(low)) => out.push((high * 16 + low) as u8),
-            _ => return Err("a `%` is not followed by two hex digits".into()),
+            _ => return Err(DecodeError::BadPercent),
         }
     }
     Ok(out)

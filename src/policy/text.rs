@@ -12,16 +12,44 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::decompose_canonical;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
+/// Why a field value is refused. The message names the code point or the rule, never the value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum TextRefusal {
+    /// A character whose NFC form is a different ASCII character.
+    LookAlike(char),
+    /// A character that is never (or, for format characters, not without `allowformat`)
+    /// accepted, and what it is.
+    Character { c: char, what: &'static str },
+    /// Not an RFC 5321 mailbox as the e-mail parser reads it.
+    NotAnAddress(email_address::Error),
+    /// A mailbox the parser accepts but a certificate must not carry, and why.
+    Mailbox(&'static str),
+}
+
+impl std::fmt::Display for TextRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TextRefusal::LookAlike(c) => write!(
+                f,
+                "characters: {} is a look-alike of an ASCII character (Unicode normalisation would replace it)",
+                code_point(*c)
+            ),
+            TextRefusal::Character { c, what } => {
+                write!(f, "characters: {} is {what}", code_point(*c))
+            }
+            TextRefusal::NotAnAddress(e) => write!(f, "not an e-mail address ({e})"),
+            TextRefusal::Mailbox(why) => f.write_str(why),
+        }
+    }
+}
+
 /// The NFC form of a field value. Refuses the few characters whose NFC form is a different
 /// ASCII character (KELVIN SIGN → `K`, GREEK QUESTION MARK → `;`, GREEK VARIA → `` ` ``): they
 /// are look-alikes, and silently turning them into ASCII (then `lower` into `k`) would put
 /// something into the certificate that nobody sent.
-pub(super) fn nfc(value: &str) -> Result<String, String> {
+pub(super) fn nfc(value: &str) -> Result<String, TextRefusal> {
     if let Some(c) = value.chars().find(|&c| !c.is_ascii() && maps_to_ascii(c)) {
-        return Err(format!(
-            "characters: {} is a look-alike of an ASCII character (Unicode normalisation would replace it)",
-            code_point(c)
-        ));
+        return Err(TextRefusal::LookAlike(c));
     }
     Ok(value.nfc().collect())
 }
@@ -38,7 +66,7 @@ fn maps_to_ascii(c: char) -> bool {
 /// U+2066–U+2069), which reorder what a reader sees. Other format characters (zero-width
 /// space and joiners, LRM/RLM, soft hyphen …) are refused unless the field says
 /// `allowformat` — names in Persian or Indic scripts may need the zero-width non-joiner.
-pub(super) fn check_characters(value: &str, allow_format: bool) -> Result<(), String> {
+pub(super) fn check_characters(value: &str, allow_format: bool) -> Result<(), TextRefusal> {
     for c in value.chars() {
         let why = match c.general_category() {
             _ if is_bidi_control(c) => "a bidirectional embedding, override or isolate",
@@ -52,7 +80,7 @@ pub(super) fn check_characters(value: &str, allow_format: bool) -> Result<(), St
             }
             _ => continue,
         };
-        return Err(format!("characters: {} is {why}", code_point(c)));
+        return Err(TextRefusal::Character { c, what: why });
     }
     Ok(())
 }
@@ -71,19 +99,19 @@ fn code_point(c: char) -> String {
 /// would *change* rather than only encode (a Kelvin sign becoming `k`, full-width letters,
 /// `。` as a dot) is refused, so the certificate names exactly the host that was sent. Host
 /// names follow STD3: letters, digits and hyphens (no `_`), no hyphen at either end.
-pub(super) fn mailbox(value: &str) -> Result<String, String> {
+pub(super) fn mailbox(value: &str) -> Result<String, TextRefusal> {
     let options = email_address::Options::default()
         .with_required_tld()
         .without_domain_literal()
         .without_display_text();
     let parsed = email_address::EmailAddress::parse_with_options(value, options)
-        .map_err(|e| format!("not an e-mail address ({e})"))?;
+        .map_err(TextRefusal::NotAnAddress)?;
     let (local, domain) = (parsed.local_part(), parsed.domain());
     if local.starts_with('"') {
-        return Err("quoted local parts are not accepted".into());
+        return Err(TextRefusal::Mailbox("quoted local parts are not accepted"));
     }
     if !local.is_ascii() {
-        return Err("the part before `@` must be ASCII".into());
+        return Err(TextRefusal::Mailbox("the part before `@` must be ASCII"));
     }
     let ascii = idna::uts46::Uts46::new()
         .to_ascii(
@@ -93,13 +121,16 @@ pub(super) fn mailbox(value: &str) -> Result<String, String> {
             idna::uts46::DnsLength::Verify,
         )
         .map_err(|_| {
-            "the domain is not a host name (letters, digits and inner hyphens per label; IDNA for others)"
-                .to_string()
+            TextRefusal::Mailbox(
+                "the domain is not a host name (letters, digits and inner hyphens per label; IDNA for others)",
+            )
         })?;
     let sent: Vec<&str> = domain.split('.').collect();
     let encoded: Vec<&str> = ascii.split('.').collect();
     if sent.len() != encoded.len() {
-        return Err("IDNA would change the domain's labels".into());
+        return Err(TextRefusal::Mailbox(
+            "IDNA would change the domain's labels",
+        ));
     }
     for (sent, encoded) in sent.iter().zip(&encoded) {
         let same = if sent.is_ascii() {
@@ -108,17 +139,18 @@ pub(super) fn mailbox(value: &str) -> Result<String, String> {
             idna::domain_to_unicode(encoded).0 == lower_keeping_lookalikes(sent)
         };
         if !same {
-            return Err(
-                "IDNA would replace characters of the domain (e.g. a Kelvin sign or full-width letters)"
-                    .into(),
-            );
+            return Err(TextRefusal::Mailbox(
+                "IDNA would replace characters of the domain (e.g. a Kelvin sign or full-width letters)",
+            ));
         }
     }
     if encoded
         .last()
         .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
     {
-        return Err("the domain is an IP address; a host name is needed".into());
+        return Err(TextRefusal::Mailbox(
+            "the domain is an IP address; a host name is needed",
+        ));
     }
     Ok(format!("{local}@{ascii}"))
 }
@@ -149,7 +181,7 @@ mod tests {
         // Canonical singletons onto non-ASCII are fine (OHM SIGN → GREEK CAPITAL OMEGA).
         assert_eq!(nfc("\u{2126}").unwrap(), "\u{3A9}");
         for lookalike in ["\u{212A}elvin", "a\u{37E}b", "\u{1FEF}"] {
-            let e = nfc(lookalike).unwrap_err();
+            let e = nfc(lookalike).unwrap_err().to_string();
             assert!(e.contains("look-alike"), "{e}");
         }
         // Compatibility forms are not NFC's business (the e-mail check handles domains).
@@ -175,7 +207,9 @@ mod tests {
         }
         // Explicit bidi controls: never.
         for c in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
-            let e = check_characters(&format!("Al{c}ice"), true).unwrap_err();
+            let e = check_characters(&format!("Al{c}ice"), true)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("bidirectional"), "{e}");
         }
         // Unassigned (U+0378), a noncharacter (U+FFFF), separators, controls.
@@ -185,7 +219,9 @@ mod tests {
             assert!(check_characters(&format!("a{c}"), true).is_err(), "{c:?}");
         }
         // The message names the code point, never the value.
-        let e = check_characters("secret\u{200B}", false).unwrap_err();
+        let e = check_characters("secret\u{200B}", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("U+200B") && !e.contains("secret"), "{e}");
     }
 
