@@ -79,7 +79,7 @@ fn to_json(c: &CertificateRecord) -> serde_json::Value {
 /// They touch only the database, so no CA key is loaded: revoking works while an HSM is down.
 async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    let seal = crate::issuance::audit_seal(root).map_err(|e| anyhow::anyhow!(e))?;
+    let seal = crate::issuance::audit_seal(root).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Store::open(&config.settings.database_url, 2)
         .await?
         .with_audit(seal);

@@ -12,6 +12,22 @@ use super::output::{errln, outln};
 use crate::config::{self, Root};
 
 /// `config explain`: the handler a request would hit and what it would get.
+/// Parses `name: value` as given to `-H`, like curl.
+fn parse_header_argument(text: &str) -> anyhow::Result<(String, String)> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("`{text}` is not a header; write -H 'name: value'"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        anyhow::bail!("`{name}` is not a header name");
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
 pub(super) fn config_explain(
     root: &Root,
     path: &str,
@@ -21,9 +37,8 @@ pub(super) fn config_explain(
     let config = load_config(root)?;
     let pairs = headers
         .iter()
-        .map(|h| crate::issuance::parse_header_argument(h))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
+        .map(|h| parse_header_argument(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let facts = match client_cert {
         None => None,
         Some(file) => {

@@ -88,22 +88,6 @@ pub fn path_remainder(path: &str) -> Option<String> {
     }
 }
 
-/// Parses `name: value` as given to `-H`, like curl.
-pub fn parse_header_argument(text: &str) -> Result<(String, String), String> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| format!("`{text}` is not a header; write -H 'name: value'"))?;
-    let name = name.trim();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(format!("`{name}` is not a header name"));
-    }
-    Ok((name.to_string(), value.trim().to_string()))
-}
-
 /// Explains what a request to `path` with `headers` (and, for `cert:` sources, a caller
 /// certificate with `certificate` facts) would get under `rules`.
 pub fn explain(
@@ -272,15 +256,5 @@ mod tests {
         assert_eq!(path_remainder("users/a").as_deref(), Some("users/a"));
         assert_eq!(path_remainder("/pgwy/astro"), None);
         assert_eq!(path_remainder("/other"), None);
-        assert_eq!(
-            parse_header_argument("commonname: Alice A").unwrap(),
-            ("commonname".into(), "Alice A".into())
-        );
-        assert_eq!(
-            parse_header_argument("x:").unwrap(),
-            ("x".into(), String::new())
-        );
-        assert!(parse_header_argument("nocolon").is_err());
-        assert!(parse_header_argument("bad name: v").is_err());
     }
 }

@@ -29,8 +29,7 @@ use arc_swap::ArcSwap;
 pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
 pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
 pub use explain::{
-    Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain,
-    parse_header_argument, path_remainder,
+    Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, path_remainder,
 };
 pub use init::{write_default, write_default_for};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
@@ -192,9 +191,11 @@ pub enum StartError {
 
 /// How this root seals the audit trail: the chain key derived from `data/secret.key` (created
 /// when missing, like `init` does) and the node's anchor file `data/audit-anchors.log`.
-pub fn audit_seal(root: &crate::config::Root) -> Result<crate::store::AuditSeal, String> {
-    let secret = crate::config::SecretKey::load_or_create(root)?;
-    let key = secret.derive_hmac_key(crate::store::AUDIT_KEY_LABEL)?;
+pub fn audit_seal(root: &crate::config::Root) -> Result<crate::store::AuditSeal, StartError> {
+    let secret = crate::config::SecretKey::load_or_create(root).map_err(StartError::SecretKey)?;
+    let key = secret
+        .derive_hmac_key(crate::store::AUDIT_KEY_LABEL)
+        .map_err(StartError::SecretKey)?;
     Ok(crate::store::AuditSeal::new(
         Some(key),
         Some(root.audit_anchors()),
@@ -206,7 +207,7 @@ impl Gateway {
     pub async fn open(config: Configuration) -> Result<Arc<Gateway>, StartError> {
         let cas = load_cas(&config.settings)?;
         let pages = reload::load_pages(&config)?;
-        let seal = audit_seal(&config.settings.root).map_err(StartError::SecretKey)?;
+        let seal = audit_seal(&config.settings.root)?;
         // The data directory holds the database, keys and the secret key: owner only.
         crate::store::make_private_directory(&config.settings.root.data())?;
         let limits = &config.settings.limits;
