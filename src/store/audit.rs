@@ -264,6 +264,23 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+impl AuditRow {
+    /// Reads a row selected as `seq, at, event, actor, request_id, detail, prev_hash, hash`
+    /// (further columns are left to the caller).
+    pub(super) fn read(row: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
+        Ok(AuditRow {
+            seq: row.try_get(0)?,
+            at: row.try_get(1)?,
+            event: row.try_get(2)?,
+            actor: row.try_get(3)?,
+            request_id: row.try_get(4)?,
+            detail: row.try_get(5)?,
+            prev_hash: row.try_get(6)?,
+            hash: row.try_get(7)?,
+        })
+    }
+}
+
 /// Up to `limit` rows with `seq > after_seq` and `at >= since_ms`, in chain order. Paging by
 /// sequence number keeps an export of any length in bounded memory.
 pub(super) async fn page(
@@ -281,20 +298,7 @@ pub(super) async fn page(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(AuditRow {
-                seq: row.try_get(0)?,
-                at: row.try_get(1)?,
-                event: row.try_get(2)?,
-                actor: row.try_get(3)?,
-                request_id: row.try_get(4)?,
-                detail: row.try_get(5)?,
-                prev_hash: row.try_get(6)?,
-                hash: row.try_get(7)?,
-            })
-        })
-        .collect()
+    rows.iter().map(AuditRow::read).collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::anchor::{self, Anchor, Source};
-use super::audit::{chain_hash, row_mac};
+use super::audit::{AuditRow, chain_hash, row_mac};
 use super::audit_crosscheck::Statuses;
 use super::audit_report::{AnchorSeen, AuditVerification};
 use super::{Store, StoreError};
@@ -172,8 +172,8 @@ impl Store {
                 if !self.check_row(&row, &prev, expected_seq, &mut keyed_seen, anchors, report) {
                     return Ok(false);
                 }
-                statuses.observe(row.seq, &row.event, &row.detail);
-                prev = row.hash;
+                statuses.observe(row.row.seq, &row.row.event, &row.row.detail);
+                prev = row.row.hash;
                 expected_seq += 1;
             }
         }
@@ -208,7 +208,7 @@ impl Store {
         anchors: &BTreeMap<i64, Vec<(Source, Anchor)>>,
         report: &mut AuditVerification,
     ) -> bool {
-        let (seq, event, hash) = (row.seq, &row.event, &row.hash);
+        let (seq, event, hash) = (row.row.seq, &row.row.event, &row.row.hash);
         if seq != expected_seq {
             // A gap reports the first missing row.
             report.broken(
@@ -221,13 +221,13 @@ impl Store {
         let computed = chain_hash(
             prev,
             seq,
-            row.at,
+            row.row.at,
             event,
-            &row.actor,
-            &row.request_id,
-            &row.detail,
+            &row.row.actor,
+            &row.row.request_id,
+            &row.row.detail,
         );
-        if row.prev_hash != prev || *hash != computed {
+        if row.row.prev_hash != prev || *hash != computed {
             report.broken(seq, "row-changed", format!("row {seq} ({event}) was changed: its hash does not match its content or the row before it"));
             return false;
         }
@@ -252,10 +252,10 @@ impl Store {
         keyed_seen: &mut bool,
         report: &mut AuditVerification,
     ) -> bool {
-        let (seq, event) = (row.seq, &row.event);
+        let (seq, event) = (row.row.seq, &row.row.event);
         match (&row.mac, &self.audit.key) {
             (Some(mac), Some(key)) => {
-                let expected = row_mac(key, &row.hash);
+                let expected = row_mac(key, &row.row.hash);
                 if aws_lc_rs::constant_time::verify_slices_are_equal(
                     expected.as_bytes(),
                     mac.as_bytes(),
@@ -284,30 +284,16 @@ impl Store {
     }
 }
 
-/// One audit row as `audit verify` reads it.
+/// One audit row as `audit verify` reads it: the chained fields and the row's MAC.
 struct ChainRow {
-    seq: i64,
-    at: i64,
-    event: String,
-    actor: String,
-    request_id: String,
-    detail: String,
-    prev_hash: String,
-    hash: String,
+    row: AuditRow,
     mac: Option<String>,
 }
 
 impl ChainRow {
     fn read(row: &AnyRow) -> Result<ChainRow, StoreError> {
         Ok(ChainRow {
-            seq: row.try_get(0)?,
-            at: row.try_get(1)?,
-            event: row.try_get(2)?,
-            actor: row.try_get(3)?,
-            request_id: row.try_get(4)?,
-            detail: row.try_get(5)?,
-            prev_hash: row.try_get(6)?,
-            hash: row.try_get(7)?,
+            row: AuditRow::read(row)?,
             mac: row.try_get(8)?,
         })
     }
