@@ -29,8 +29,8 @@ use crate::identity::Connection;
 use crate::issuance::{Gateway, HandlerChoice, IssuanceError, SoftTokenRequest, TokenForm};
 use crate::policy::IdentityHeaders;
 use crate::token::Pin;
+pub(super) use download::attachment;
 use download::download;
-pub(super) use download::{content_disposition, token_file};
 use middleware::{header_limit, request_id, security_headers};
 
 /// The request id, set by middleware on every request.

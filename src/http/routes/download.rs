@@ -1,7 +1,7 @@
 //! The issued token as a download: its one file (the PKCS#12, or a zip of one per certificate),
 //! the Content-Disposition with its file name, and the cookie the PIN page watches for.
 
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::super::archive;
@@ -9,30 +9,39 @@ use super::super::error::{ErrorFormat, respond};
 use crate::issuance::{IssuanceError, SoftToken};
 use crate::rules::Layout;
 
-/// The token as a download: the PKCS#12 itself, or for a `per-purpose` token a zip of its
-/// files.
+/// The token as a download from the form endpoint: [`attachment`] with the cookie the PIN page
+/// watches for.
 pub(super) fn download(token: SoftToken, over_tls: bool, request_id: &str) -> Response {
-    let (content_type, filename, body) = match token_file(token) {
-        Ok(file) => file,
-        Err(error) => return respond(&error, request_id, ErrorFormat::Html),
-    };
-    (
+    match attachment(token) {
+        Ok(mut response) => {
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_static(download_cookie(over_tls)),
+            );
+            response
+        }
+        Err(error) => respond(&error, request_id, ErrorFormat::Html),
+    }
+}
+
+/// The token's one file as an attachment (not stored by caches): the PKCS#12 itself, or for a
+/// `per-purpose` token a zip of its files. Used by the form endpoint and the API.
+pub(in crate::http) fn attachment(token: SoftToken) -> Result<Response, IssuanceError> {
+    let (content_type, filename, body) = token_file(token)?;
+    Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, content_disposition(&filename)),
             (header::CACHE_CONTROL, "no-store".to_string()),
-            (header::SET_COOKIE, download_cookie(over_tls).to_string()),
         ],
         body,
     )
-        .into_response()
+        .into_response())
 }
 
 /// The one file a token is downloaded as: its PKCS#12 (combined layout), or a zip of one
 /// PKCS#12 per certificate (per-purpose layout). Content type, file name and bytes.
-pub(in crate::http) fn token_file(
-    token: SoftToken,
-) -> Result<(&'static str, String, Vec<u8>), IssuanceError> {
+fn token_file(token: SoftToken) -> Result<(&'static str, String, Vec<u8>), IssuanceError> {
     match token.layout {
         Layout::Combined => Ok(("application/x-pkcs12", token.filename, token.pkcs12)),
         Layout::PerPurpose => archive::zip_files(&token.files)

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use super::super::extract::{Call, accepts, idempotency_key, json, signed_body};
 use super::super::model::{ErrorBody, SoftTokenBody, SoftTokenJson};
@@ -84,21 +84,9 @@ pub async fn create_soft_token(
             ok_json(&SoftTokenJson::from(&token), &request_id)
         }
         // Without JSON: the same single file as the form endpoint (a zip for per-purpose).
-        Ok(token) => match crate::http::routes::token_file(token) {
-            Ok((content_type, filename, body)) => (
-                [
-                    (header::CONTENT_TYPE, content_type.to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        crate::http::routes::content_disposition(&filename),
-                    ),
-                    (header::CACHE_CONTROL, "no-store".to_string()),
-                ],
-                body,
-            )
-                .into_response(),
-            Err(e) => refused(&e, &request_id),
-        },
+        Ok(token) => {
+            crate::http::routes::attachment(token).unwrap_or_else(|e| refused(&e, &request_id))
+        }
         Err(e) => refused(&e, &request_id),
     }
 }
