@@ -1159,27 +1159,9 @@ async fn signed_writes_with_openssl_signatures() {
 /// transaction) on SQLite and on a fresh PostgreSQL database (migration 0005 on both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_store_on_sqlite_and_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("api.db").display());
-    api_store_sequence(&sqlite).await;
-
-    let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
-    let Ok(admin) = sqlx::PgPool::connect(admin_url).await else {
-        println!("skipped: PostgreSQL not reachable at 127.0.0.1:5432 (SQLite part ran)");
-        return;
-    };
-    let name = format!("ast_api_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    api_store_sequence(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
+    for db in crate::databases::TestDatabase::all().await {
+        api_store_sequence(&db.url).await;
+    }
 }
 
 async fn api_store_sequence(url: &str) {

@@ -1032,21 +1032,13 @@ fn config_check_reports_a_key_that_does_not_match_its_certificate() {
 /// "nodes" (pools) taking numbers at once on PostgreSQL.
 #[tokio::test]
 async fn crl_numbers_are_unique_across_nodes_on_postgres() {
-    use sqlx::Connection;
-    let admin_url = "postgres://postgres@127.0.0.1:5432/test";
-    let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await else {
-        println!("skipped: PostgreSQL not reachable at 127.0.0.1:5432");
+    let Some(db) = crate::databases::TestDatabase::postgres().await else {
         return;
     };
-    let db = format!("ast_issue5_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
-    let result = async {
-        let node_a = ast_gateway::store::Store::open(&url, 4).await.unwrap();
-        let node_b = ast_gateway::store::Store::open(&url, 4).await.unwrap();
+    let url = &db.url;
+    {
+        let node_a = ast_gateway::store::Store::open(url, 4).await.unwrap();
+        let node_b = ast_gateway::store::Store::open(url, 4).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..40 {
             let store = if i % 2 == 0 {
@@ -1087,13 +1079,7 @@ async fn crl_numbers_are_unique_across_nodes_on_postgres() {
             Some(&b"forty"[..])
         );
         assert_eq!(node_a.verify_audit().await.unwrap().first_bad, None);
-    };
-    result.await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {db} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    }
 }
 
 /// The issuing CA's key as encrypted PKCS#8 (PBES2) and as PKCS#12, both made by openssl:
@@ -1325,34 +1311,19 @@ async fn store_revocation_suite(store: &ast_gateway::store::Store) {
 /// The same revocation store suite on SQLite and PostgreSQL.
 #[tokio::test]
 async fn store_revocation_on_sqlite_and_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let sqlite = ast_gateway::store::Store::open(&url, 2).await.unwrap();
-    store_revocation_suite(&sqlite).await;
-
-    use sqlx::Connection;
-    let Ok(mut admin) =
-        sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test").await
-    else {
-        println!("skipped: PostgreSQL not reachable at 127.0.0.1:5432 (SQLite part passed)");
-        return;
-    };
-    let db = format!("ast_issue5_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let pg =
-        ast_gateway::store::Store::open(&format!("postgres://postgres@127.0.0.1:5432/{db}"), 4)
+    use crate::databases::{Backend, TestDatabase};
+    for db in TestDatabase::all().await {
+        let connections = if db.backend == Backend::Postgres {
+            4
+        } else {
+            2
+        };
+        let store = ast_gateway::store::Store::open(&db.url, connections)
             .await
             .unwrap();
-    store_revocation_suite(&pg).await;
-    drop(pg);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {db} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+        store_revocation_suite(&store).await;
+        store.close().await;
+    }
 }
 
 /// A stored CRL is served as is while it is young and reflects every revocation; once half

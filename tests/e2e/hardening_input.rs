@@ -6,15 +6,10 @@
 
 use std::time::Duration;
 
-use ast_gateway::ca::{
-    Attribute, CertificateProfile, Subject, issue_certificate, parse_extended_key_usage,
-    pem_certificate,
-};
-use ast_gateway::token::{KeyType, generate_key};
+use ast_gateway::ca::pem_certificate;
 use der::{Decode, Encode};
 use reqwest::header::{HeaderName, HeaderValue};
 use sha2::Digest;
-use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 use crate::kit::TestGateway;
 use crate::trust::Env;
@@ -319,35 +314,7 @@ async fn revocation_in_process_closes_the_handshake_at_once() {
 /// A client certificate signed by the real officers CA (clientAuth, valid) but never
 /// registered as an officer.
 fn unregistered_identity(env: &Env) -> Vec<u8> {
-    let ca = env.gateway.ca("officers").unwrap();
-    let key = generate_key(KeyType::EcP256).unwrap();
-    let subject = Subject {
-        values: vec![(Attribute::CommonName, "Ursula Unregistered".into())],
-    };
-    let eku = [parse_extended_key_usage("clientAuth").unwrap()];
-    let profile = CertificateProfile {
-        subject: &subject,
-        subject_order: &[Attribute::CommonName],
-        spki_der: key.spki_der(),
-        validity: Duration::from_secs(86_400),
-        key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
-        extended_key_usage: &eku,
-        policies: &[],
-        ca: None,
-        published: None,
-    };
-    let cert = issue_certificate(
-        ca.certificate().tbs_certificate().subject(),
-        ca.key_identifier(),
-        ca.signer(),
-        &profile,
-    )
-    .unwrap();
-    let mut pem = pem_certificate(&cert.der);
-    pem.push_str(
-        &der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, key.pkcs8_der()).unwrap(),
-    );
-    pem.into_bytes()
+    crate::trust::client_identity(env.gateway.ca("officers").unwrap(), "Ursula Unregistered")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,6 +332,15 @@ async fn queued_issuances_commit_together_and_a_full_write_queue_answers_503() {
 }
 
 /// `peer_per_minute = 3`: the fourth request of a peer is answered 429 with Retry-After;
+/// The `Retry-After` of a refusal, in seconds.
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// `identity_per_minute = 1`: a second token for the same subject too, another subject not.
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
@@ -347,11 +356,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     let again = post(&http, &gw.base, "Rita Rate").await.unwrap();
     assert_eq!(again.status(), 429);
     assert_eq!(again.headers()["x-ast-error"], "rate-limited");
-    let wait: u64 = again.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after(&again);
     assert!((1..=60).contains(&wait), "{wait}");
     assert!(again.text().await.unwrap().contains("identity"));
     assert_eq!(
@@ -362,11 +367,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     let peer = post(&http, &gw.base, "Third Person").await.unwrap();
     assert_eq!(peer.status(), 429);
     assert_eq!(peer.headers()["x-ast-error"], "rate-limited");
-    let wait: u64 = peer.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after(&peer);
     assert!(
         (1..=20).contains(&wait),
         "3 per minute: one every 20 s; got {wait}"

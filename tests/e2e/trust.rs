@@ -268,9 +268,15 @@ fn foreign_identity(dir: &std::path::Path) -> Vec<u8> {
     let root_der = read_certificate_file(&demo.root_cert).unwrap();
     let signer = FileSigner::from_file(&dir.join("foreign-ca/officers.key")).unwrap();
     let ca = Ca::new("officers", ca_der, vec![root_der], Arc::new(signer)).unwrap();
+    client_identity(&ca, "Mallory")
+}
+
+/// A day-long clientAuth certificate for `common_name` (P-256) signed by `ca`, with its key:
+/// PEM, as reqwest's `Identity::from_pem` takes it.
+pub fn client_identity(ca: &Ca, common_name: &str) -> Vec<u8> {
     let key = generate_key(KeyType::EcP256).unwrap();
     let subject = Subject {
-        values: vec![(Attribute::CommonName, "Mallory".into())],
+        values: vec![(Attribute::CommonName, common_name.into())],
     };
     let eku = [parse_extended_key_usage("clientAuth").unwrap()];
     let profile = CertificateProfile {
@@ -990,30 +996,9 @@ async fn audit_row_deletion_is_detected() {
 /// PostgreSQL database (migration 0002 on both back ends).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officer_registry_on_sqlite_and_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("officers.db").display()
-    );
-    officer_registry_sequence(&sqlite).await;
-
-    let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
-    let Ok(admin) = sqlx::PgPool::connect(admin_url).await else {
-        println!("skipped: PostgreSQL not reachable at 127.0.0.1:5432 (SQLite part ran)");
-        return;
-    };
-    let name = format!("ast_officers_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    officer_registry_sequence(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
+    for db in crate::databases::TestDatabase::all().await {
+        officer_registry_sequence(&db.url).await;
+    }
 }
 
 async fn officer_registry_sequence(url: &str) {
