@@ -41,7 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Call {
 }
 
 /// The body of a write, as received, with its `X-Officer-Signature`; or why it cannot be read.
-pub fn signed_body(
+fn signed_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> (SignedBody, Result<(), IssuanceError>) {
@@ -73,9 +73,20 @@ pub fn signed_body(
     }
 }
 
+/// A signed write's body read and parsed as JSON: the body with its signature (for the domain to
+/// verify and audit), and the request or why it is refused.
+pub fn signed_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> (SignedBody, Result<T, IssuanceError>) {
+    let (signed, read) = signed_body(headers, body);
+    let request = read.and_then(|()| json::<T>(headers, &signed.bytes));
+    (signed, request)
+}
+
 /// Parses a JSON body into `T`: the content type must be JSON (else 415), unknown fields, wrong
 /// types and malformed JSON are 400 naming the field.
-pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, IssuanceError> {
+fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, IssuanceError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::super::extract::{Call, accepts, json, query, signed_body};
+use super::super::extract::{Call, accepts, query, signed_json};
 use super::super::model::{
     self, CertificateDetails, CertificateList, ErrorBody, ListQuery, ReinstateBody, RevokeBody,
     SerialPath, serial,
@@ -221,10 +221,8 @@ pub async fn revoke_certificate(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (signed, read) = signed_body(&headers, body);
-    let request = read
-        .and_then(|()| json::<RevokeBody>(&headers, &signed.bytes))
-        .and_then(|b| Ok((serial(&b.serial, "serial")?, b.reason.into())));
+    let (signed, request) = signed_json::<RevokeBody>(&headers, body);
+    let request = request.and_then(|b| Ok((serial(&b.serial, "serial")?, b.reason.into())));
     match gateway.api_revoke(&call, signed, request).await {
         Ok(record) => ok_json(&model::Certificate::from(&record), &call.request_id),
         Err(e) => refused(&e, &call.request_id),
@@ -261,10 +259,8 @@ pub async fn reinstate_certificate(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (signed, read) = signed_body(&headers, body);
-    let request = read
-        .and_then(|()| json::<ReinstateBody>(&headers, &signed.bytes))
-        .and_then(|b| serial(&b.serial, "serial"));
+    let (signed, request) = signed_json::<ReinstateBody>(&headers, body);
+    let request = request.and_then(|b| serial(&b.serial, "serial"));
     match gateway.api_reinstate(&call, signed, request).await {
         Ok(record) => ok_json(&model::Certificate::from(&record), &call.request_id),
         Err(e) => refused(&e, &call.request_id),

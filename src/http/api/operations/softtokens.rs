@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::super::extract::{Call, accepts, idempotency_key, json, signed_body};
+use super::super::extract::{Call, accepts, idempotency_key, signed_json};
 use super::super::model::{ErrorBody, SoftTokenBody, SoftTokenJson};
 use super::{ok_json, refused};
 use crate::issuance::{ApiTokenRequest, Gateway};
@@ -72,10 +72,8 @@ pub async fn create_soft_token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (signed, read) = signed_body(&headers, body);
-    let request = read
-        .and_then(|()| json::<SoftTokenBody>(&headers, &signed.bytes))
-        .map(ApiTokenRequest::from);
+    let (signed, request) = signed_json::<SoftTokenBody>(&headers, body);
+    let request = request.map(ApiTokenRequest::from);
     let key = idempotency_key(&headers);
     let request_id = call.request_id.clone();
     // The domain bounds the request by [limits] request_timeout_secs and audits a timeout.
