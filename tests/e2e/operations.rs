@@ -472,7 +472,7 @@ fn finish_with_stdout_set(mut command: Command) -> Output {
 #[test]
 fn officer_issue_without_a_terminal_asks_for_password_option() {
     let Some(setsid) = tool("setsid") else {
-        println!("skipped: officer_issue_without_a_terminal: setsid not installed");
+        crate::kit::skipped("officer_issue_without_a_terminal", "setsid not installed");
         return;
     };
     let (dir, root) = init();
@@ -798,7 +798,10 @@ async fn backup_and_restore_sqlite() {
 #[tokio::test]
 async fn backup_and_restore_postgres() {
     if tool("pg_dump").is_none() || tool("pg_restore").is_none() {
-        println!("skipped: backup_and_restore_postgres: pg_dump/pg_restore not installed");
+        crate::kit::skipped(
+            "backup_and_restore_postgres",
+            "pg_dump/pg_restore not installed",
+        );
         return;
     }
     let Some(db) = TestDatabase::postgres().await else {
@@ -812,7 +815,7 @@ async fn backup_and_restore_postgres() {
 #[test]
 fn systemd_unit_verifies() {
     let Some(analyze) = tool("systemd-analyze") else {
-        println!("skipped: systemd_unit_verifies: systemd-analyze not installed");
+        crate::kit::skipped("systemd_unit_verifies", "systemd-analyze not installed");
         return;
     };
     let unit = std::fs::read_to_string(
