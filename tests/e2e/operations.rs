@@ -395,6 +395,26 @@ async fn json_log_format_gives_one_object_per_line_with_audit_events() {
 // --- paper cuts -------------------------------------------------------------------------------
 
 #[test]
+fn an_empty_ast_gateway_root_is_ignored() {
+    let (_dir, root) = init();
+    // `AST_GATEWAY_ROOT=` (set, empty) used to break every command, even one with --root.
+    let mut c = ast(&root);
+    c.env("AST_GATEWAY_ROOT", "").args(["config", "check"]);
+    let out = finish(c);
+    assert!(out.status.success(), "{}", text(&out));
+    // Without --root, an empty variable means the default root (./ast-gateway-data), not "".
+    let cwd = tempfile::tempdir().unwrap();
+    let mut c = Command::new(BIN);
+    c.current_dir(cwd.path())
+        .env("AST_GATEWAY_ROOT", "")
+        .args(["config", "check"]);
+    let out = finish(c);
+    let all = text(&out);
+    assert!(all.contains("ast-gateway-data"), "{all}");
+    assert!(!all.contains("a value is required"), "{all}");
+}
+
+#[test]
 fn a_taken_address_is_named() {
     let (_dir, root) = init();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
