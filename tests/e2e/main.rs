@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
 
 mod api;
+mod architecture;
 mod audit;
 mod ca;
 mod config;
