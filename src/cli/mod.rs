@@ -67,6 +67,11 @@ impl Cli {
         Root::new(self.root_dir().unwrap_or_else(|| DEFAULT_ROOT.into()))
     }
 
+    /// Whether the command runs the service (its log is the service's log).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+
     /// The log format: --log-format, else the root's `[log] format`, else text.
     pub fn log_format(&self) -> LogFormat {
         logging::format_for(&self.root(), self.log_format)
