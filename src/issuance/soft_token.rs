@@ -216,8 +216,17 @@ impl Gateway {
         if let Caller::Officer { .. } = caller {
             self.admission.rates.officer(&caller.to_string())?;
         }
-        if let Some(first) = plan.first() {
-            let identity = first.subject.display_dn(&first.template.subject_order);
+        // Per user: what the front (or certificate) asserted, not the DN (see `asserted_identity`).
+        let asserted = crate::policy::asserted_identity(
+            &handler.fields,
+            &headers,
+            caller.certificate_facts(),
+        )?;
+        let identity = asserted.or_else(|| {
+            plan.first()
+                .map(|first| first.subject.display_dn(&first.template.subject_order))
+        });
+        if let Some(identity) = identity {
             self.admission.rates.identity(&identity)?;
         }
         let order = Order {
