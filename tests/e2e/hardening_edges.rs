@@ -71,7 +71,8 @@ fn subject_of(der: &[u8]) -> String {
     cert.subject().to_string()
 }
 
-/// A request sent byte for byte (reqwest would resolve dot segments before sending).
+/// A request sent byte for byte (reqwest would resolve dot segments before sending): the
+/// status line and the error code.
 async fn raw_status(g: &TestGateway, request_line: &str) -> String {
     let addr = g.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -115,16 +116,24 @@ async fn handler_paths_are_matched_as_sent() {
         "/pgwy/ast/%70p",
         "/pgwy/ast/p%70",
         "/pgwy/ast/users/..%2F..%2Fpp",
-        "/pgwy/ast/users/%2E%2E/pp",
     ] {
         let (status, code, _) = post(&g, path, &alice).await;
         assert_eq!((status, code.as_str()), (400, "bad-request"), "{path}");
     }
-    let answer = raw_status(&g, "POST /pgwy/ast/users/../pp HTTP/1.1").await;
-    assert!(
-        answer.starts_with("HTTP/1.1 400") && answer.ends_with("bad-request"),
-        "{answer}"
-    );
+    // Dot segments, plain or escaped (a URL library resolves both before sending: raw TCP).
+    for line in [
+        "POST /pgwy/ast/users/../pp HTTP/1.1",
+        "POST /pgwy/ast/users/%2E%2E/pp HTTP/1.1",
+        "POST /pgwy/ast/./pp HTTP/1.1",
+        "GET /pgwy/request/users/%2e%2e/%2e%2e/evil/ast.html HTTP/1.1",
+        "GET /pgwy/request/users/../../evil/ast.html HTTP/1.1",
+    ] {
+        let answer = raw_status(&g, line).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.ends_with("bad-request"),
+            "{line}: {answer}"
+        );
+    }
     // Reserved and non-ASCII escapes are still decoded for the filter.
     let (status, code, _) = post(&g, "/pgwy/ast/contractors/acme%20corp", &alice).await;
     assert_eq!(status, 200, "{code}");
@@ -133,7 +142,6 @@ async fn handler_paths_are_matched_as_sent() {
     // The PIN page: a page whose form would post elsewhere is not served at all.
     for page in [
         "/pgwy/request/users/..%2F..%2Fevil/ast.html",
-        "/pgwy/request/users/%2E%2E/%2E%2E/evil/ast.html",
         "/pgwy/request/%70p/ast.html",
     ] {
         let r = crate::kit::client()
