@@ -7,6 +7,7 @@ mod ca;
 mod config;
 mod databases;
 mod garbage;
+mod hardening_edges;
 mod hardening_http;
 mod hardening_input;
 mod interop;
