@@ -120,21 +120,7 @@ fn limiter(per_minute: u32) -> Option<Keyed<[u8; 16]>> {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
 }
 
-/// A fixed-size key: the address (IPv6 cut to its /64), or a hash of a longer value.
-fn peer_key(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_ipv6_mapped().octets(),
-            None => {
-                let mut key = v6.octets();
-                key[8..].fill(0);
-                key
-            }
-        },
-    }
-}
-
+/// A fixed-size key: a hash of a longer value (a peer is keyed by `identity::peer_network`).
 fn hashed_key(value: &str) -> [u8; 16] {
     let digest = Sha256::digest(value.as_bytes());
     let mut key = [0u8; 16];
@@ -154,7 +140,11 @@ impl RateLimiters {
 
     /// Counts one request of this TCP peer.
     pub(crate) fn peer(&self, ip: IpAddr) -> Result<(), IssuanceError> {
-        self.check(RateScope::Peer, self.peer.as_ref(), &peer_key(ip))
+        self.check(
+            RateScope::Peer,
+            self.peer.as_ref(),
+            &crate::identity::peer_network(ip),
+        )
     }
 
     /// Counts one token for this identity (the asserted identity of the request).
