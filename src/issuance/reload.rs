@@ -35,6 +35,8 @@ pub struct ReloadSummary {
     pub handlers: usize,
     /// gateway.toml sections that changed on disk but only take effect on restart.
     pub restart_needed: Vec<&'static str>,
+    /// `[trust] header_encoding` now in effect (a reload applies it).
+    pub header_encoding: crate::policy::HeaderEncoding,
 }
 
 impl Gateway {
@@ -48,7 +50,8 @@ impl Gateway {
                 tracing::info!(
                     target: "config",
                     handlers = summary.handlers,
-                    "configuration reloaded (ast.properties, formats, token procedures, PIN pages, key pool sizes)"
+                    header_encoding = %summary.header_encoding,
+                    "configuration reloaded (ast.properties, formats, token procedures, [trust] header_encoding, PIN pages, key pool sizes)"
                 );
                 if !summary.restart_needed.is_empty() {
                     tracing::warn!(
@@ -109,6 +112,7 @@ impl Gateway {
         }
         let restart_needed = restart_needed(&self.settings, &fresh.settings);
         let handlers = fresh.rules.handlers.len();
+        let header_encoding = fresh.rules.header_encoding;
         let pool_sizes = fresh.rules.key_pool_sizes(&fresh.settings.key_pool);
         self.rules.store(Arc::new(fresh.rules));
         self.pages.store(Arc::new(pages));
@@ -116,15 +120,21 @@ impl Gateway {
         Ok(ReloadSummary {
             handlers,
             restart_needed,
+            header_encoding,
         })
     }
 }
 
 /// The gateway.toml sections whose settings differ: they take effect only after a restart.
-fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
+/// `[trust] header_encoding` is not among them: it travels with the rules and a reload applies
+/// it (`Rules::header_encoding`); `[trust] proxies` needs a restart.
+pub(crate) fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
     [
         ("[server]", old.server != new.server),
-        ("[trust]", old.trusted_proxies != new.trusted_proxies),
+        (
+            "[trust] proxies",
+            old.trusted_proxies != new.trusted_proxies,
+        ),
         (
             "[database]",
             (&old.database_url, old.database_max_connections)

@@ -12,6 +12,7 @@ mod evaluate;
 mod expression;
 mod headers;
 mod lexer;
+mod suspicious;
 mod text;
 mod words;
 
@@ -20,6 +21,7 @@ pub use expression::{
     FieldSpec, Module, Origin, Scope, Source, Target, parse_expression, parse_field, parse_target,
 };
 pub use headers::{HeaderEncoding, IdentityHeaders};
+pub use suspicious::base64url_text;
 pub use words::{did_you_mean, regex_error};
 
 /// Why a request's fields were refused.
@@ -41,4 +43,7 @@ pub enum PolicyError {
     DuplicateHeader(String),
     #[error("the identity header `{name}` is not acceptable: {reason}")]
     BadHeader { name: String, reason: String },
+    /// A value that decodes but is wrong: `(null)` or mojibake (see `suspicious`).
+    #[error("the identity header `{name}` looks wrong: {reason}")]
+    Suspicious { name: String, reason: &'static str },
 }
