@@ -18,6 +18,7 @@ mod page;
 mod performance;
 mod scale_out;
 mod soft_token;
+mod sso_apache;
 mod sso_front;
 mod store;
 mod tcp_proxy;

@@ -1,20 +1,17 @@
-//! The SSO front as operators configure it (issue 26): the headers each handler reads, the
-//! front's strip list in a real Apache httpd, `defaultFormat = off`, `[trust] header_encoding`
-//! on SIGHUP, `(null)` and mojibake, and what the PIN page's refusal says.
+//! The SSO front as operators configure it (issue 26): the headers each handler reads,
+//! `defaultFormat = off`, `[trust] header_encoding` on SIGHUP, `(null)` and mojibake, and what
+//! the PIN page's refusal says. Behind a real Apache httpd: `sso_apache`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use crate::config::{BIN, PIN, Server, init_root, post};
-use crate::kit::{TestGateway, skipped, tool};
+use crate::kit::TestGateway;
 
 /// The leaf certificate of a PKCS#12 (PIN [`PIN`]): its DER and its subject (RFC 4514), read by
 /// p12-keystore and x509-parser.
-fn leaf(p12: &[u8]) -> (Vec<u8>, String) {
+pub(super) fn leaf(p12: &[u8]) -> (Vec<u8>, String) {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let store =
         p12_keystore::KeyStore::from_pkcs12(p12, PIN, p12_keystore::Pkcs12ImportPolicy::Relaxed)
@@ -29,7 +26,7 @@ fn leaf(p12: &[u8]) -> (Vec<u8>, String) {
     (der, subject)
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(super) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
@@ -240,158 +237,26 @@ async fn sighup_applies_header_encoding_and_warns_for_proxies() {
     server.wait_for_log("take effect only after a restart: [trust] proxies");
 }
 
-/// A real Apache httpd started on a free loopback port with `config` (the server-level
-/// directives); killed on drop.
-struct Apache {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Apache {
-    fn start(binary: &Path, directives: &str) -> Apache {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let modules = Path::new("/usr/lib/apache2/modules");
-        let load: String = [
-            ("mpm_event_module", "mod_mpm_event.so"),
-            ("authz_core_module", "mod_authz_core.so"),
-            ("env_module", "mod_env.so"),
-            ("headers_module", "mod_headers.so"),
-            ("proxy_module", "mod_proxy.so"),
-            ("proxy_http_module", "mod_proxy_http.so"),
-        ]
-        .iter()
-        .map(|(name, file)| format!("LoadModule {name} {}\n", modules.join(file).display()))
-        .collect();
-        let d = dir.path().display();
-        let conf = format!(
-            "ServerRoot {d}\nServerName 127.0.0.1\nListen 127.0.0.1:{port}\nPidFile {d}/httpd.pid\n\
-             DefaultRuntimeDir {d}\nErrorLog {d}/error.log\nLogLevel warn\n{load}{directives}\n"
-        );
-        let file = dir.path().join("httpd.conf");
-        std::fs::write(&file, conf).unwrap();
-        let child = Command::new(binary)
-            .arg("-f")
-            .arg(&file)
-            .arg("-DFOREGROUND")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut apache = Apache { child, port, dir };
-        apache.wait_until_listening();
-        apache
-    }
-
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self.dir.path().join("error.log"));
-                panic!("apache2 exited with {status}: {log:?}");
-            }
-            assert!(Instant::now() < deadline, "apache2 did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Apache {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn apache_binary() -> Option<PathBuf> {
-    tool("apache2").or_else(|| Some(PathBuf::from("/usr/sbin/apache2")).filter(|p| p.is_file()))
-}
-
-/// The strip list `config front-headers --front apache` prints, put in front of the gateway in
-/// a real Apache, removes every header the gateway reads: each is sent forged and none reaches
-/// the certificate. Without the list the same Apache forwards them (the forgery works).
+/// Behind a TLS-terminating front the gateway sees plain HTTP; an https `public_url` still marks
+/// the `downloaded` cookie `Secure`.
 #[tokio::test]
-async fn apache_strip_list_removes_every_header_the_gateway_reads() {
-    let test = "apache_strip_list_removes_every_header_the_gateway_reads";
-    let Some(apache2) = apache_binary() else {
-        return skipped(test, "apache2 not installed (apt-get install apache2)");
-    };
-    if !Path::new("/usr/lib/apache2/modules/mod_proxy_http.so").is_file() {
-        return skipped(test, "apache2 modules not in /usr/lib/apache2/modules");
-    }
-    let gw = TestGateway::start().await;
-    let printed = Command::new(BIN)
-        .arg("--root")
-        .arg(gw.root.path())
-        .args(["config", "front-headers", "--front", "apache"])
-        .output()
-        .unwrap();
-    assert!(printed.status.success());
-    let strip = String::from_utf8(printed.stdout).unwrap();
-    let read: Vec<String> = strip
-        .lines()
-        .filter_map(|l| l.strip_prefix("RequestHeader unset "))
-        .map(|l| l.trim_end_matches(" early").to_string())
-        .collect();
-    assert_eq!(read, gw.gateway.rules().headers_read());
-    assert_eq!(read.len(), 10, "{read:?}");
-
-    // The sign-in module's part: the name claim set, the e-mail claim not released (`env=`
-    // leaves the header unset, so only the strip list stands between the browser and it).
-    let front = format!(
-        "SetEnv OIDC_CLAIM_name \"Alice Front\"\n\
-         RequestHeader set commonname \"%{{OIDC_CLAIM_name}}e\" env=OIDC_CLAIM_name\n\
-         RequestHeader set email \"%{{OIDC_CLAIM_email}}e\" env=OIDC_CLAIM_email\n\
-         ProxyPass /pgwy/ {base}/pgwy/\nProxyPassReverse /pgwy/ {base}/pgwy/\n",
-        base = gw.base
-    );
-    let forged = |h: &str| match h {
-        "country" => "DE".to_string(),
-        "email" => "forged@evil.example".to_string(),
-        "upn" => "admin@corp.example".to_string(),
-        "serialnumber" => "FORGED1".to_string(),
-        _ => format!("Forged {h}"),
-    };
-    let send = |url: String| {
-        let headers: Vec<(String, String)> = read.iter().map(|h| (h.clone(), forged(h))).collect();
-        async move {
-            let mut request = crate::kit::client().post(url).form(&[("password", PIN)]);
-            for (name, value) in &headers {
-                request = request.header(name, value);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.bytes().await.unwrap().to_vec())
-        }
-    };
-
-    // Without the strip list, Apache forwards what the browser sent.
-    let open = Apache::start(&apache2, &front);
-    let (status, body) = send(open.url("/pgwy/ast")).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let (der, subject) = leaf(&body);
-    assert!(subject.contains("O=Forged organization"), "{subject}");
-    assert!(contains(&der, "admin@corp.example"));
-    drop(open);
-
-    let guarded = Apache::start(&apache2, &format!("{strip}\n{front}"));
-    let (status, body) = send(guarded.url("/pgwy/ast")).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let (der, subject) = leaf(&body);
-    assert_eq!(subject, "CN=Alice Front");
-    for h in &read {
-        assert!(
-            !contains(&der, &forged(h)),
-            "forged `{h}` reached the certificate"
+async fn downloaded_cookie_is_secure_for_an_https_public_url() {
+    let gw = TestGateway::start_with(|root| {
+        let toml = root.gateway_toml();
+        let text = std::fs::read_to_string(&toml).unwrap().replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            "public_url = \"https://ast.example.org\"",
         );
-    }
+        std::fs::write(toml, text).unwrap();
+    })
+    .await;
+    let response = gw
+        .post("", &[("commonname", "Alice")], &[("password", PIN)])
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("downloaded=true") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
 }
