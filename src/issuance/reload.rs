@@ -128,7 +128,7 @@ impl Gateway {
 /// The gateway.toml sections whose settings differ: they take effect only after a restart.
 /// `[trust] header_encoding` is not among them: it travels with the rules and a reload applies
 /// it (`Rules::header_encoding`); `[trust] proxies` needs a restart.
-pub(crate) fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
+fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
     [
         ("[server]", old.server != new.server),
         (
@@ -278,5 +278,41 @@ pub(crate) fn load_pages(config: &Configuration) -> Result<PageTemplates, Config
         Ok(pages)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `[trust]` key either applies on reload (header_encoding, carried by the rules) or
+    /// is named as needing a restart (proxies).
+    #[test]
+    fn every_trust_key_applies_or_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        super::super::write_default(&root).unwrap();
+        let before = rules::load(&root).unwrap();
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let edit = |from: &str, to: &str| {
+            let changed = text.replace(from, to);
+            assert_ne!(changed, text, "{from}");
+            std::fs::write(root.gateway_toml(), changed).unwrap();
+            rules::load(&root).unwrap()
+        };
+        let encoding = edit(
+            "header_encoding = \"utf-8-or-latin-1\"",
+            "header_encoding = \"base64url\"",
+        );
+        assert!(restart_needed(&before.settings, &encoding.settings).is_empty());
+        assert_eq!(
+            encoding.rules.header_encoding,
+            crate::policy::HeaderEncoding::Base64Url
+        );
+        let proxies = edit("\"127.0.0.1/32\", \"::1/128\"", "\"127.0.0.1/32\"");
+        assert_eq!(
+            restart_needed(&before.settings, &proxies.settings),
+            ["[trust] proxies"]
+        );
     }
 }
