@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
 
 mod api;
+mod architecture;
 mod audit;
 mod ca;
 mod config;
@@ -20,6 +21,7 @@ mod scale_out;
 mod soft_token;
 mod sso_apache;
 mod sso_front;
+mod stalled;
 mod store;
 mod tcp_proxy;
 mod throughput;

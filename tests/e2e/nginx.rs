@@ -85,7 +85,7 @@ async fn nginx_front_with_officer_mtls() {
     let Some(nginx_bin) = crate::kit::tool("nginx")
         .or_else(|| Some(std::path::PathBuf::from(NGINX)).filter(|p| p.exists()))
     else {
-        println!("skipped: nginx not installed");
+        crate::kit::skipped(module_path!(), "nginx not installed");
         return;
     };
     // As in the document: no trusted proxies at all, handler.1 requires the officer role.
