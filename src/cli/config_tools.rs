@@ -163,6 +163,20 @@ fn print_handler(h: &crate::rules::Handler) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let read = h.headers_read();
+    outln!(
+        "  reads headers: {}{}",
+        if read.is_empty() {
+            "none".to_string()
+        } else {
+            read.join(", ")
+        },
+        if h.default_format {
+            ""
+        } else {
+            " (defaultFormat = off: only its formatFields in ast.properties)"
+        }
+    );
     for f in &h.fields {
         let source = f
             .source

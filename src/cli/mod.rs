@@ -11,6 +11,7 @@ mod certs;
 mod config_tools;
 mod crl;
 mod database_url;
+mod front_headers;
 pub mod logging;
 mod officer;
 pub(crate) mod output;
@@ -153,6 +154,14 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "FILE")]
         client_cert: Option<PathBuf>,
     },
+    /// Print the front's lines that remove every request header a handler reads, from the live
+    /// configuration: Apache `RequestHeader unset <h> early`, nginx `proxy_set_header <h> "";`.
+    /// Put them before the lines that set the identity headers from the authentication.
+    FrontHeaders {
+        /// apache or nginx.
+        #[arg(long, value_enum)]
+        front: front_headers::Front,
+    },
     /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
     /// (data/secret.key, created on first use). Reads the value from standard input (one line).
     Encrypt,
@@ -230,6 +239,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Encrypt,
         } => config_tools::config_encrypt(&root),
+        Command::Config {
+            command: ConfigCommand::FrontHeaders { front },
+        } => front_headers::run(&root, front),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Officer { command } => officer::run(&root, command).await,
         Command::Ca { command } => ca::run(&root, command).await,

@@ -38,7 +38,27 @@ pub fn status(code: Code) -> StatusCode {
         | Code::PasswordPolicy
         | Code::DuplicateHeader
         | Code::BadHeader
+        | Code::FieldSuspicious
         | Code::BadRequest => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// What the PIN page tells the user about a refusal that only the operator can fix: the
+/// identity the front sent could not be used (a missing, malformed or suspicious header). The
+/// operator's message, which names headers and rules, goes to the log and the audit row; the
+/// user gets this and the request id. `None`: the refusal's own message is for the user.
+pub fn user_message(code: Code) -> Option<&'static str> {
+    match code {
+        Code::FieldMissing
+        | Code::FieldInvalid
+        | Code::BadHeader
+        | Code::DuplicateHeader
+        | Code::FieldSuspicious => Some(
+            "Your details from the sign-in service could not be used for a certificate. This \
+             is a configuration problem that the service's administrators must fix: please \
+             contact your support desk and give them the request id below.",
+        ),
+        _ => None,
     }
 }
 
@@ -77,6 +97,7 @@ pub fn respond(error: &IssuanceError, request_id: &str, format: ErrorFormat) -> 
                 .into_response()
         }
         ErrorFormat::Html => {
+            let message = user_message(error.code()).unwrap_or(message);
             let body = format!(
                 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error {status}</title></head>\
                  <body><h1>Soft token not issued</h1><p id=\"message\" role=\"alert\">{}</p>\

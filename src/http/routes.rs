@@ -183,6 +183,7 @@ async fn issue(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let settings = gateway.settings();
+    let public_https = settings.server.public_url.starts_with("https://");
     let form = cross_site::check(&headers, &uri, &settings.server.allowed_origins)
         .and_then(|()| parse_form(&headers, body, settings.limits.body_timeout));
     let request = SoftTokenRequest {
@@ -199,7 +200,8 @@ async fn issue(
     };
     // The domain bounds the request by [limits] request_timeout_secs and audits a timeout.
     match gateway.issue_soft_token(request).await {
-        Ok(token) => download(token, over_tls, &request_id),
+        // `Secure` over TLS, and behind a TLS-terminating front (an https public URL).
+        Ok(token) => download(token, over_tls || public_https, &request_id),
         Err(error) => respond(&error, &request_id, ErrorFormat::Html),
     }
 }

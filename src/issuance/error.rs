@@ -26,6 +26,8 @@ pub enum Code {
     PasswordPolicy,
     DuplicateHeader,
     BadHeader,
+    /// An identity value decodes but is wrong: `(null)`, or UTF-8 read as Latin-1.
+    FieldSuspicious,
     BadRequest,
     TooLarge,
     /// The request header section is too large (431; same spelling as `TooLarge`).
@@ -66,6 +68,7 @@ impl Code {
             Code::PasswordPolicy => "password-policy",
             Code::DuplicateHeader => "duplicate-header",
             Code::BadHeader => "bad-header",
+            Code::FieldSuspicious => "field-suspicious",
             Code::BadRequest => "bad-request",
             Code::TooLarge | Code::HeaderTooLarge => "too-large",
             Code::Timeout => "timeout",
@@ -333,6 +336,7 @@ impl IssuanceError {
             IssuanceError::Policy(PolicyError::FieldInvalid { .. }) => Code::FieldInvalid,
             IssuanceError::Policy(PolicyError::DuplicateHeader(_)) => Code::DuplicateHeader,
             IssuanceError::Policy(PolicyError::BadHeader { .. }) => Code::BadHeader,
+            IssuanceError::Policy(PolicyError::Suspicious { .. }) => Code::FieldSuspicious,
             IssuanceError::FieldEncoding { .. } => Code::FieldInvalid,
             IssuanceError::Password(_) => Code::PasswordPolicy,
             IssuanceError::BadRequest(_) => Code::BadRequest,

@@ -72,6 +72,9 @@ pub struct Explanation {
     pub trials: Vec<HandlerTrial>,
     pub handler: Option<MatchedHandler>,
     pub outcome: Result<Vec<PlannedCertificate>, Refusal>,
+    /// What looks misconfigured although it decodes (a header value that reads as base64url
+    /// under another encoding).
+    pub hints: Vec<String>,
 }
 
 /// The path remainder for `path`: `/pgwy/ast` → ``, `/pgwy/ast/x/y` → `x/y`; a path without the
@@ -101,6 +104,7 @@ pub fn explain(
             path_remainder: path.to_string(),
             trials: Vec::new(),
             handler: None,
+            hints: Vec::new(),
             outcome: Err(Refusal {
                 code: super::Code::NoHandler,
                 message: format!(
@@ -117,6 +121,7 @@ pub fn explain(
                 path_remainder: remainder,
                 trials: Vec::new(),
                 handler: None,
+                hints: Vec::new(),
                 outcome: Err(Refusal::from(&e)),
             };
         }
@@ -139,6 +144,7 @@ pub fn explain(
         trials,
         handler: None,
         outcome: Ok(Vec::new()),
+        hints: Vec::new(),
     };
     let handler = match select(rules, &explanation.path_remainder) {
         Ok(handler) => handler,
@@ -153,8 +159,38 @@ pub fn explain(
         token_procedure: handler.token_procedure.clone(),
         trust: handler.trust_description(),
     });
-    explanation.outcome = plan(rules, handler, headers, certificate).map_err(|e| Refusal::from(&e));
+    // Decoded as issuance decodes them: the handler's encoding, suspicious values refused.
+    let encoding = rules.header_encoding_for(handler);
+    let headers = headers
+        .clone()
+        .decoded_as(encoding)
+        .refusing_suspicious(handler.refuse_suspicious);
+    explanation.hints = base64url_hints(handler, &headers);
+    explanation.outcome =
+        plan(rules, handler, &headers, certificate).map_err(|e| Refusal::from(&e));
     explanation
+}
+
+/// A header value that reads as base64url of a name while the handler decodes another
+/// encoding: the front probably sends base64url (mod_auth_openidc `OIDCPassClaimsAs …
+/// base64url`) and the name would go into the certificate as base64 text.
+fn base64url_hints(handler: &Handler, headers: &IdentityHeaders) -> Vec<String> {
+    let encoding = headers.encoding();
+    handler
+        .headers_read()
+        .into_iter()
+        .filter_map(|name| {
+            let value = headers.get(&name).ok().flatten()?;
+            let text = crate::policy::base64url_text(&value, encoding)?;
+            Some(format!(
+                "the `{name}` value looks like base64url (it decodes to \"{text}\") but handler.{} \
+                 reads {encoding}: if the front sends base64url (mod_auth_openidc OIDCPassClaimsAs \
+                 … base64url), set [trust] header_encoding = \"base64url\" or \
+                 handler.{}.headerEncoding = base64url",
+                handler.number, handler.number
+            ))
+        })
+        .collect()
 }
 
 /// The same planning as issuance (format evaluation, subjects, their encoding), no CA.
@@ -220,6 +256,9 @@ impl fmt::Display for Explanation {
                 h.number, h.format, h.token_procedure
             )?;
             writeln!(f, "  accepted from: {}", h.trust)?;
+        }
+        for hint in &self.hints {
+            writeln!(f, "hint: {hint}")?;
         }
         match &self.outcome {
             Err(r) => write!(f, "refused: {}: {}", r.code, r.message),

@@ -37,6 +37,8 @@ pub struct ReloadSummary {
     pub handlers: usize,
     /// gateway.toml sections that changed on disk but only take effect on restart.
     pub restart_needed: Vec<&'static str>,
+    /// `[trust] header_encoding` now in effect (a reload applies it).
+    pub header_encoding: crate::policy::HeaderEncoding,
 }
 
 impl Gateway {
@@ -50,7 +52,8 @@ impl Gateway {
                 tracing::info!(
                     target: "config",
                     handlers = summary.handlers,
-                    "configuration reloaded (ast.properties, formats, token procedures, PIN pages, key pool sizes)"
+                    header_encoding = %summary.header_encoding,
+                    "configuration reloaded (ast.properties, formats, token procedures, [trust] header_encoding, PIN pages, key pool sizes)"
                 );
                 if !summary.restart_needed.is_empty() {
                     tracing::warn!(
@@ -113,6 +116,7 @@ impl Gateway {
         }
         let restart_needed = restart_needed(&self.settings, &fresh.settings);
         let handlers = fresh.rules.handlers.len();
+        let header_encoding = fresh.rules.header_encoding;
         let pool_sizes = fresh.rules.key_pool_sizes(&fresh.settings.key_pool);
         self.rules.store(Arc::new(fresh.rules));
         self.pages.store(Arc::new(pages));
@@ -120,15 +124,21 @@ impl Gateway {
         Ok(ReloadSummary {
             handlers,
             restart_needed,
+            header_encoding,
         })
     }
 }
 
 /// The gateway.toml sections whose settings differ: they take effect only after a restart.
+/// `[trust] header_encoding` is not among them: it travels with the rules and a reload applies
+/// it (`Rules::header_encoding`); `[trust] proxies` needs a restart.
 fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
     [
         ("[server]", old.server != new.server),
-        ("[trust]", old.trusted_proxies != new.trusted_proxies),
+        (
+            "[trust] proxies",
+            old.trusted_proxies != new.trusted_proxies,
+        ),
         (
             "[database]",
             (&old.database_url, old.database_max_connections)
@@ -272,5 +282,41 @@ pub(crate) fn load_pages(config: &Configuration) -> Result<PageTemplates, Config
         Ok(pages)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `[trust]` key either applies on reload (header_encoding, carried by the rules) or
+    /// is named as needing a restart (proxies).
+    #[test]
+    fn every_trust_key_applies_or_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        super::super::write_default(&root).unwrap();
+        let before = rules::load(&root).unwrap();
+        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
+        let edit = |from: &str, to: &str| {
+            let changed = text.replace(from, to);
+            assert_ne!(changed, text, "{from}");
+            std::fs::write(root.gateway_toml(), changed).unwrap();
+            rules::load(&root).unwrap()
+        };
+        let encoding = edit(
+            "header_encoding = \"utf-8-or-latin-1\"",
+            "header_encoding = \"base64url\"",
+        );
+        assert!(restart_needed(&before.settings, &encoding.settings).is_empty());
+        assert_eq!(
+            encoding.rules.header_encoding,
+            crate::policy::HeaderEncoding::Base64Url
+        );
+        let proxies = edit("\"127.0.0.1/32\", \"::1/128\"", "\"127.0.0.1/32\"");
+        assert_eq!(
+            restart_needed(&before.settings, &proxies.settings),
+            ["[trust] proxies"]
+        );
     }
 }

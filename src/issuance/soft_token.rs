@@ -206,11 +206,11 @@ impl Gateway {
         // Headers from a front are in the front's encoding; API fields arrive as JSON text.
         let encoding = match api {
             Some(_) => crate::policy::HeaderEncoding::Utf8,
-            None => handler
-                .header_encoding
-                .unwrap_or(self.settings.header_encoding),
+            None => rules.header_encoding_for(handler),
         };
-        let headers = headers.decoded_as(encoding);
+        let headers = headers
+            .decoded_as(encoding)
+            .refusing_suspicious(handler.refuse_suspicious);
         let plan = self.plan(&rules, handler, &headers, &caller)?;
         // Rate limits count tokens about to be made: after every check that needs no CPU.
         if let Caller::Officer { .. } = caller {

@@ -50,7 +50,7 @@ impl HeaderEncoding {
     }
 
     /// The text of a raw header value, or why it is not one.
-    fn decode(self, raw: &[u8]) -> Result<String, DecodeError> {
+    pub(super) fn decode(self, raw: &[u8]) -> Result<String, DecodeError> {
         let utf8 =
             |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| DecodeError::DecodedNotUtf8);
         match self {
@@ -115,7 +115,7 @@ fn latin1(raw: &[u8]) -> String {
 /// a malformed `%` as it is; a front that sends one is misconfigured and must be told.
 /// Why a raw header value is not text in the configured encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum DecodeError {
+pub(super) enum DecodeError {
     #[error("the value is not valid UTF-8")]
     NotUtf8,
     #[error("the decoded value is not valid UTF-8")]
@@ -150,6 +150,8 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
 pub struct IdentityHeaders {
     headers: Vec<(String, Vec<u8>)>,
     encoding: HeaderEncoding,
+    /// Accept `(null)` and mojibake (`refuseSuspicious = false`); refused by default.
+    accept_suspicious: bool,
 }
 
 impl IdentityHeaders {
@@ -167,7 +169,15 @@ impl IdentityHeaders {
                 .map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref().to_vec()))
                 .collect(),
             encoding: HeaderEncoding::default(),
+            accept_suspicious: false,
         }
+    }
+
+    /// The same headers; `refuse` (the default) refuses decoded values that are wrong but
+    /// decodable: the literal `(null)` and UTF-8 read as Latin-1 (see `suspicious`).
+    pub fn refusing_suspicious(mut self, refuse: bool) -> Self {
+        self.accept_suspicious = !refuse;
+        self
     }
 
     /// The same headers, their values read in `encoding`.
@@ -183,7 +193,8 @@ impl IdentityHeaders {
 
     /// Reads one identity header. Refuses a header sent twice, a `_` spelling of a `-` name
     /// (proxies strip `-` names but often forget `_` twins), a value that does not decode in
-    /// the configured encoding, and control characters (after decoding).
+    /// the configured encoding, control characters (after decoding) and, unless told
+    /// otherwise, `(null)` and mojibake.
     pub fn get(&self, name: &str) -> Result<Option<String>, PolicyError> {
         let name = name.to_ascii_lowercase();
         if name.contains('-') {
@@ -217,6 +228,14 @@ impl IdentityHeaders {
             return Err(PolicyError::BadHeader {
                 name,
                 reason: "the value contains control characters".into(),
+            });
+        }
+        if !self.accept_suspicious
+            && let Err(suspicion) = super::suspicious::check(&text)
+        {
+            return Err(PolicyError::Suspicious {
+                name,
+                reason: suspicion.reason(),
             });
         }
         Ok(Some(text))
@@ -269,7 +288,20 @@ mod tests {
         assert_eq!(read(Utf8OrLatin1, b"Hanna Str\xf6m").unwrap(), strom);
         assert_eq!(read(Utf8OrLatin1, "Hanna Ström".as_bytes()).unwrap(), strom);
         // Latin-1 read as Latin-1 only: UTF-8 bytes become two characters each.
-        assert_eq!(read(Latin1, "ö".as_bytes()).unwrap().as_deref(), Some("Ã¶"));
+        // That is mojibake, refused by default; a handler may accept it.
+        assert!(matches!(
+            read(Latin1, "ö".as_bytes()),
+            Err(PolicyError::Suspicious { .. })
+        ));
+        let accepting = IdentityHeaders::new([("cn", "ö".as_bytes())])
+            .decoded_as(Latin1)
+            .refusing_suspicious(false);
+        assert_eq!(accepting.get("cn").unwrap().as_deref(), Some("Ã¶"));
+        // `(null)` from an unset Apache variable, in any encoding that can carry it.
+        assert!(matches!(
+            read(Utf8, b"(null)"),
+            Err(PolicyError::Suspicious { .. })
+        ));
         // C1 controls (0x80–0x9F) decode to control characters and are refused.
         assert!(read(Latin1, b"a\x85b").is_err());
         // base64url of UTF-8, with and without padding; `+`/`/` are not base64url.

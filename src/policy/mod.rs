@@ -14,6 +14,7 @@ mod headers;
 mod identity;
 mod lexer;
 mod script;
+mod suspicious;
 mod text;
 mod words;
 
@@ -23,6 +24,7 @@ pub use expression::{
 };
 pub use headers::{HeaderEncoding, IdentityHeaders};
 pub use identity::asserted_identity;
+pub use suspicious::base64url_text;
 pub use words::{did_you_mean, regex_error};
 
 /// Why a request's fields were refused.
@@ -44,4 +46,7 @@ pub enum PolicyError {
     DuplicateHeader(String),
     #[error("the identity header `{name}` is not acceptable: {reason}")]
     BadHeader { name: String, reason: String },
+    /// A value that decodes but is wrong: `(null)` or mojibake (see `suspicious`).
+    #[error("the identity header `{name}` looks wrong: {reason}")]
+    Suspicious { name: String, reason: &'static str },
 }

@@ -8,10 +8,15 @@ use std::path::Path;
 
 use regex::Regex;
 
+mod params;
+
+pub(super) use params::boolean;
+use params::{flag, password_policy, profiles, switch};
+
 use super::formats::Formats;
-use super::password::{DEFAULT_PIN_PATTERN, PasswordPolicy};
+use super::password::PasswordPolicy;
 use super::procedure::TokenProcedure;
-use crate::config::{ConfigError, ConfigErrors, Diagnostics, HandlerScope, Value};
+use crate::config::{ConfigError, ConfigErrors, Diagnostics, HandlerScope};
 use crate::policy::{FieldSpec, HeaderEncoding, Scope, regex_error};
 use crate::token::Pkcs12Profile;
 
@@ -20,9 +25,11 @@ pub const PARAMETERS: &[&str] = &[
     "start",
     "filter",
     "format",
+    "defaultFormat",
     "tokenprocedure",
     "requiredRoRoles",
     "headerEncoding",
+    "refuseSuspicious",
     "formatFields.<N>",
     "password.minLength",
     "password.maxLength",
@@ -99,11 +106,18 @@ pub struct Handler {
     pub format: String,
     /// Format fields after overrides, ordered by index.
     pub fields: Vec<FieldSpec>,
+    /// `defaultFormat = off`: the format file's fields are left out; only the
+    /// `formatFields.<N>` written in ast.properties apply, so the handler reads only the
+    /// headers they name.
+    pub default_format: bool,
     pub token_procedure: String,
     pub required_roles: Option<RequiredRoles>,
     /// `headerEncoding`: how this handler's identity headers are decoded (`None`: the
     /// `[trust] header_encoding` of gateway.toml).
     pub header_encoding: Option<HeaderEncoding>,
+    /// `refuseSuspicious` (default true): refuse identity values that decode but are wrong —
+    /// the literal `(null)` and UTF-8 read as Latin-1 (`field-suspicious`).
+    pub refuse_suspicious: bool,
     pub password_policy: PasswordPolicy,
     pub pkcs12_profile: Pkcs12Profile,
     pub pkcs12_profiles: Vec<Pkcs12Profile>,
@@ -123,6 +137,23 @@ impl Handler {
                 }
             }
         }
+    }
+
+    /// The request headers this handler reads: every `Source::Header` of its fields (format
+    /// file and ast.properties), lower-case, sorted, once each. A front must set or remove each
+    /// of them (`config front-headers`).
+    pub fn headers_read(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .fields
+            .iter()
+            .filter_map(|f| match &f.source {
+                Some(crate::policy::Source::Header(name)) => Some(name.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Who may call, in words (`config check`, `config explain`, `GET handlers`).
@@ -156,7 +187,7 @@ pub struct HandlerSource<'a> {
 }
 
 impl HandlerSource<'_> {
-    fn error(&self, name: &str, message: String) -> ConfigError {
+    pub(super) fn error(&self, name: &str, message: String) -> ConfigError {
         let (line, key) = self.scope.place(name);
         ConfigError::at(self.path, Some(line), Some(&key), message)
     }
@@ -169,14 +200,7 @@ impl TryFrom<HandlerSource<'_>> for Handler {
         let mut diagnostics = Diagnostics::default();
         let scope = &source.scope;
         let number = scope.number;
-        let enabled = match scope.get("start").map(boolean) {
-            Some(Err(m)) => {
-                diagnostics.push(source.error("start", m));
-                true
-            }
-            Some(Ok(b)) => b,
-            None => true,
-        };
+        let enabled = flag(&source, "start", boolean, &mut diagnostics);
         let filter_source = scope
             .get("filter")
             .map(|v| v.text.trim().to_string())
@@ -194,7 +218,8 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             || "ast-default.format".to_string(),
             |v| v.text.trim().to_string(),
         );
-        let fields = fields(&source, &format, &mut diagnostics);
+        let default_format = flag(&source, "defaultFormat", switch, &mut diagnostics);
+        let fields = fields(&source, &format, default_format, &mut diagnostics);
         let token_procedure = scope
             .get("tokenprocedure")
             .map(|v| v.text.trim().to_string())
@@ -224,6 +249,7 @@ impl TryFrom<HandlerSource<'_>> for Handler {
                     .map_err(|m| diagnostics.push(source.error("requiredRoRoles", m)))
                     .ok()
             });
+        let refuse_suspicious = flag(&source, "refuseSuspicious", boolean, &mut diagnostics);
         let password_policy = password_policy(&source, &mut diagnostics);
         let (pkcs12_profile, pkcs12_profiles) = profiles(&source, &mut diagnostics);
         let Ok(filter) = filter else {
@@ -236,9 +262,11 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             filter_source,
             format,
             fields,
+            default_format,
             token_procedure,
             required_roles,
             header_encoding,
+            refuse_suspicious,
             password_policy,
             pkcs12_profile,
             pkcs12_profiles,
@@ -246,11 +274,12 @@ impl TryFrom<HandlerSource<'_>> for Handler {
     }
 }
 
-/// The format's fields, overridden by `default.formatFields.<N>`, then by the handler's own,
-/// ordered by index.
+/// The format's fields (unless `defaultFormat = off`), overridden by `default.formatFields.<N>`,
+/// then by the handler's own, ordered by index.
 fn fields(
     source: &HandlerSource<'_>,
     format: &str,
+    default_format: bool,
     diagnostics: &mut Diagnostics,
 ) -> Vec<FieldSpec> {
     let format_fields = source
@@ -258,6 +287,7 @@ fn fields(
         .fields(format)
         .map_err(|m| diagnostics.push(source.error("format", m)))
         .unwrap_or_default();
+    let format_fields: &[FieldSpec] = if default_format { format_fields } else { &[] };
     let mut fields: BTreeMap<u32, FieldSpec> =
         format_fields.iter().map(|f| (f.index, f.clone())).collect();
     fields.extend(source.default_fields.iter().map(|(n, f)| (*n, f.clone())));
@@ -312,97 +342,5 @@ fn check_procedure(
                 ),
             ));
         }
-    }
-}
-
-/// `password.minLength`, `password.maxLength`, `password.pattern`,
-/// `password.allowEdgeWhitespace`.
-fn password_policy(source: &HandlerSource<'_>, diagnostics: &mut Diagnostics) -> PasswordPolicy {
-    let scope = &source.scope;
-    let mut number = |name: &str, default: usize| match scope.get(name) {
-        None => default,
-        Some(v) => v.text.trim().parse().unwrap_or_else(|_| {
-            diagnostics.push(source.error(
-                name,
-                format!(
-                    "`{}` is not a number; write a whole number such as {default}",
-                    v.text.trim()
-                ),
-            ));
-            default
-        }),
-    };
-    let min = number("password.minLength", 6);
-    let max = number("password.maxLength", 128);
-    if min > max {
-        diagnostics.push(source.error(
-            "password.minLength",
-            format!("minLength {min} is greater than maxLength {max}; make minLength ≤ maxLength"),
-        ));
-    }
-    let pattern = scope
-        .get("password.pattern")
-        .map_or_else(|| DEFAULT_PIN_PATTERN.to_string(), |v| v.text.clone());
-    let allow_edge_whitespace = match scope.get("password.allowEdgeWhitespace").map(boolean) {
-        None => false,
-        Some(Ok(b)) => b,
-        Some(Err(m)) => {
-            diagnostics.push(source.error("password.allowEdgeWhitespace", m));
-            false
-        }
-    };
-    let policy = PasswordPolicy::new(min, max, &pattern).unwrap_or_else(|e| {
-        diagnostics.push(source.error(
-            "password.pattern",
-            format!(
-                "bad regular expression: {}; write a regex for the whole PIN, e.g. [\\\\x20-\\\\x7E]*",
-                regex_error(&e)
-            ),
-        ));
-        PasswordPolicy::default()
-    });
-    policy.allowing_edge_whitespace(allow_edge_whitespace)
-}
-
-/// `pkcs12.profile` (the default) and `pkcs12.profiles` (those a user may choose).
-fn profiles(
-    source: &HandlerSource<'_>,
-    diagnostics: &mut Diagnostics,
-) -> (Pkcs12Profile, Vec<Pkcs12Profile>) {
-    let scope = &source.scope;
-    let default = match scope.get("pkcs12.profile") {
-        None => Pkcs12Profile::Modern,
-        Some(v) => v.text.trim().parse().unwrap_or_else(|m| {
-            diagnostics.push(source.error("pkcs12.profile", m));
-            Pkcs12Profile::Modern
-        }),
-    };
-    let Some(v) = scope.get("pkcs12.profiles") else {
-        return (default, vec![default]);
-    };
-    let mut offered = Vec::new();
-    for name in v.text.split([' ', ',']).filter(|s| !s.is_empty()) {
-        match name.parse::<Pkcs12Profile>() {
-            Ok(p) => offered.push(p),
-            Err(m) => diagnostics.push(source.error("pkcs12.profiles", m)),
-        }
-    }
-    if !offered.contains(&default) {
-        diagnostics.push(source.error(
-            "pkcs12.profiles",
-            format!(
-                "the default profile `{default}` (pkcs12.profile) is not offered; add it to pkcs12.profiles"
-            ),
-        ));
-    }
-    (default, offered)
-}
-
-/// `true` or `false`, any case.
-pub(super) fn boolean(v: &Value) -> Result<bool, String> {
-    match v.text.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(format!("`{other}` is not a boolean; write true or false")),
     }
 }

@@ -31,6 +31,7 @@ use crate::config::{
     AstFile, ConfigError, ConfigErrors, Diagnostics, GatewayConfig, GatewayFile, HandlerScope,
     Root, TomlText, default_key_pool_size, read_api, read_ast, read_gateway_file, resolve_settings,
 };
+use crate::policy::HeaderEncoding;
 use crate::token::KeyType;
 
 /// Handlers and token procedures in effect.
@@ -43,6 +44,9 @@ pub struct Rules {
     pub procedures: BTreeMap<String, TokenProcedure>,
     /// REST API handlers (api.properties).
     pub api: ApiRules,
+    /// `[trust] header_encoding`: how identity headers are decoded for a handler without its
+    /// own `headerEncoding`. Here rather than in the fixed settings so that a reload applies it.
+    pub header_encoding: HeaderEncoding,
 }
 
 impl Rules {
@@ -50,6 +54,25 @@ impl Rules {
     /// `/pgwy/ast/`, empty for `/pgwy/ast`, decoded by `decode_remainder`).
     pub fn select(&self, remainder: &str) -> Option<&Handler> {
         self.handlers.iter().find(|h| h.filter.is_match(remainder))
+    }
+
+    /// How `handler`'s identity headers are decoded: its `headerEncoding`, else `[trust]
+    /// header_encoding`.
+    pub fn header_encoding_for(&self, handler: &Handler) -> HeaderEncoding {
+        handler.header_encoding.unwrap_or(self.header_encoding)
+    }
+
+    /// Every header an enabled handler reads, lower-case, sorted, once each: what a front must
+    /// set or remove (`config front-headers`).
+    pub fn headers_read(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .handlers
+            .iter()
+            .flat_map(Handler::headers_read)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// A token procedure by name.
@@ -110,8 +133,12 @@ pub fn load(root: &Root) -> Result<Configuration, ConfigErrors> {
         .and_then(|file| diagnostics.take(build_api(&file)));
     match (settings, rules, api) {
         (Some(settings), Some(rules), Some(api)) if diagnostics.is_empty() => Ok(Configuration {
+            rules: Rules {
+                api,
+                header_encoding: settings.header_encoding,
+                ..rules
+            },
             settings,
-            rules: Rules { api, ..rules },
         }),
         _ => Err(diagnostics.into_errors()),
     }
@@ -209,6 +236,7 @@ fn build_rules(
         handlers,
         procedures: procedures.unwrap_or_default(),
         api: ApiRules::default(),
+        header_encoding: HeaderEncoding::default(),
     };
     match problems.finish(rules) {
         Ok(rules) => Some(rules),

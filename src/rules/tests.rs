@@ -374,3 +374,30 @@ mod migration_tests {
         assert_eq!(e.common.first(Attribute::LocalityName), Some("Lund"));
     }
 }
+
+#[test]
+fn default_format_off_reads_only_the_fields_of_ast_properties() {
+    let text = format!(
+        "{BASE}default.formatFields.11 = ast.valuetarget.title.value = title\n\
+         handler.1.defaultFormat = off\n\
+         handler.1.formatFields.1 = ast.valuetarget.commonname.value = commonname | required\n\
+         handler.2.filter = other\nhandler.2.tokenprocedure = default\n"
+    );
+    let (_d, root) = root_with(&text);
+    let rules = load(&root).unwrap().rules;
+    assert_eq!(rules.handlers[0].headers_read(), ["commonname", "title"]);
+    assert!(!rules.handlers[0].default_format);
+    // The other handler keeps the format's ten headers (and the default title).
+    assert_eq!(rules.handlers[1].headers_read().len(), 11);
+    assert!(rules.headers_read().contains(&"upn".to_string()));
+    // Anything but on/off/true/false is reported at its line; so is a bad refuseSuspicious.
+    let (_d, root) = root_with(&format!(
+        "{BASE}handler.1.defaultFormat = maybe\nhandler.1.refuseSuspicious = sometimes\n"
+    ));
+    let errors = load(&root).unwrap_err().to_string();
+    assert!(
+        errors.contains("handler.1.defaultFormat") && errors.contains("on or off"),
+        "{errors}"
+    );
+    assert!(errors.contains("handler.1.refuseSuspicious"), "{errors}");
+}

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use crate::kit::TestGateway;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
-const PIN: &str = "correct horse 1";
+pub(super) const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
+pub(super) const PIN: &str = "correct horse 1";
 
 /// A root written by `ast-gateway init`.
-fn init_root() -> (tempfile::TempDir, PathBuf) {
+pub(super) fn init_root() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let out = Command::new(BIN)
@@ -49,14 +49,14 @@ fn append(path: &Path, text: &str) {
 }
 
 /// `ast-gateway serve` on 127.0.0.1:0, its log collected.
-struct Server {
+pub(super) struct Server {
     child: Child,
     base: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(root: &Path) -> Server {
+    pub(super) fn start(root: &Path) -> Server {
         let mut child = Command::new(BIN)
             .arg("--root")
             .arg(root)
@@ -98,11 +98,11 @@ impl Server {
         Server { child, base, log }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn hangup(&self) {
+    pub(super) fn hangup(&self) {
         let status = Command::new("kill")
             .args(["-HUP", &self.child.id().to_string()])
             .status()
@@ -111,7 +111,7 @@ impl Server {
     }
 
     /// Waits until a log line contains `needle`, and returns every line logged so far.
-    fn wait_for_log(&self, needle: &str) -> Vec<String> {
+    pub(super) fn wait_for_log(&self, needle: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let lines = self.log.lock().unwrap().clone();
@@ -152,7 +152,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 /// POSTs the PIN form with identity headers; returns status, X-Ast-Error and body.
-async fn post(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Vec<u8>) {
+pub(super) async fn post(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Vec<u8>) {
     let client = reqwest::Client::new();
     let mut request = client.post(url).form(&[("password", PIN)]);
     for (name, value) in headers {

@@ -20,6 +20,8 @@ mod page;
 mod performance;
 mod scale_out;
 mod soft_token;
+mod sso_apache;
+mod sso_front;
 mod stalled;
 mod store;
 mod tcp_proxy;

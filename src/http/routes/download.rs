@@ -50,7 +50,8 @@ fn token_file(token: SoftToken) -> Result<(&'static str, String, Vec<u8>), Issua
     }
 }
 
-/// The cookie the PIN page watches for (the download has started); `Secure` on HTTPS.
+/// The cookie the PIN page watches for (the download has started); `Secure` when the browser
+/// reaches the page over HTTPS (this listener's TLS, or a front's: an https `public_url`).
 fn download_cookie(over_tls: bool) -> &'static str {
     if over_tls {
         "downloaded=true; Path=/; SameSite=Strict; Secure"

@@ -52,7 +52,7 @@ impl From<SoftTokenBody> for ApiTokenRequest {
             (SoftTokenJson = "application/json"),
             ("application/x-pkcs12"),
         )),
-        (status = 400, description = "Malformed request, or a field that fails verification (`bad-request`, `field-missing`, `field-invalid`, `password-policy`, `duplicate-header`, `bad-header`)", body = ErrorBody),
+        (status = 400, description = "Malformed request, or a field that fails verification (`bad-request`, `field-missing`, `field-invalid`, `password-policy`, `duplicate-header`, `bad-header`, `field-suspicious`)", body = ErrorBody),
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "Not an officer with the roles api.properties requires, a revoked officer, or a missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`)", body = ErrorBody),
         (status = 404, description = "No handler of api.properties serves this path (`no-handler`)", body = ErrorBody),
