@@ -51,9 +51,13 @@ pub fn parse_index_line(line: &str) -> Result<IndexEntry, String> {
         let mut parts = revocation.split(',');
         revoked_at = Some(asn1_time(parts.next().unwrap_or(""))?);
         if let Some(name) = parts.next() {
-            // OpenSSL writes `CACompromise`, `removeFromCRL`; our names compare without case.
+            // OpenSSL writes `CACompromise`, `holdInstruction` (for certificateHold) and
+            // `removeFromCRL`; our names compare without case.
             reason = match name.parse::<RevocationReason>() {
                 Ok(r) => Some(r),
+                Err(_) if name.eq_ignore_ascii_case("holdInstruction") => {
+                    Some(RevocationReason::CertificateHold)
+                }
                 Err(_) if name.eq_ignore_ascii_case("removeFromCRL") => None,
                 Err(e) => return Err(e),
             };
@@ -123,7 +127,7 @@ mod tests {
         assert_eq!(revoked.revoked_at, Some(1_704_164_645));
         assert_eq!(revoked.invalidity_date, Some(1_704_067_200));
         let held = parse_index_line(
-            "R\t350101000000Z\t240102030405Z,certificateHold,holdInstructionReject\t0b\tunknown\t/CN=c",
+            "R\t350101000000Z\t240102030405Z,holdInstruction,holdInstructionReject\t0b\tunknown\t/CN=c",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(
