@@ -244,9 +244,12 @@ async fn openssl_index(
     Ok(())
 }
 
+/// The blocks of a file, each with its PEM label (`None`: a DER file).
+type Blocks = Box<dyn Iterator<Item = (Option<String>, Vec<u8>)>>;
+
 /// The blocks of a file: PEM blocks streamed with their labels, or the whole file as one DER
 /// block (label `None`). A block that does not decode ends the file with an error.
-fn blocks(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = (Option<String>, Vec<u8>)>>> {
+fn blocks(path: &Path) -> anyhow::Result<Blocks> {
     let file = File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut reader = BufReader::new(file);
     let first = reader
