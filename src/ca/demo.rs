@@ -95,7 +95,8 @@ fn make_ca(
         policies: &[],
         ca: Some(if parent.is_some() { Some(0) } else { None }),
         published: parent.and_then(|(p, public_url)| {
-            public_url.map(|url| PublishedUrls::for_parent_ca(url, p.ca_name))
+            // The embedded configuration has the OCSP responder on.
+            public_url.map(|url| PublishedUrls::for_parent_ca(url, p.ca_name, true))
         }),
     };
     // Self-signed: issuer = own subject, AKI = own key identifier.

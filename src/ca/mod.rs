@@ -10,12 +10,14 @@ mod certificate;
 mod create;
 mod crl;
 mod demo;
+pub mod history;
 pub mod ocsp;
 mod pkcs11;
 mod published;
 mod serial;
 mod signer;
 mod subject;
+mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ pub use signer::{
     FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
 };
 pub use subject::{Attribute, Subject};
+pub use verify::CaPublicKey;
 
 use der::{Decode, DecodePem};
 use x509_cert::Certificate;

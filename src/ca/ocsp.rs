@@ -49,7 +49,15 @@ pub enum OcspStatus {
         reason: Option<RevocationReason>,
     },
     Unknown,
+    /// A serial the CA never issued, answered `revoked` as RFC 6960 §2.2 allows: revocationTime
+    /// 1 January 1970, reason certificateHold, with the extended-revoke extension in the
+    /// response.
+    NotIssued,
 }
+
+/// id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8).
+const ID_PKIX_OCSP_EXTENDED_REVOKE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.9");
 
 /// Why an OCSP request gets no signed answer (RFC 6960 §2.3 response status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +191,10 @@ pub fn sign_response(
                 revocation_time: generalized(*at)?,
                 revocation_reason: reason.map(crl_reason),
             }),
+            OcspStatus::NotIssued => CertStatus::Revoked(RevokedInfo {
+                revocation_time: generalized(UNIX_EPOCH)?,
+                revocation_reason: Some(CrlReason::CertificateHold),
+            }),
         };
         responses.push(SingleResponse {
             cert_id: query.cert_id.clone(),
@@ -192,15 +204,23 @@ pub fn sign_response(
             single_extensions: None,
         });
     }
-    let response_extensions = match nonce {
-        Some(value) => Some(vec![Extension {
+    let mut extensions = Vec::new();
+    if let Some(value) = nonce {
+        extensions.push(Extension {
             extn_id: ID_PKIX_OCSP_NONCE,
             critical: false,
             // The extension value is the DER OCTET STRING holding the nonce (RFC 6960 §4.4.1).
             extn_value: OctetString::new(OctetString::new(value)?.to_der()?)?,
-        }]),
-        None => None,
-    };
+        });
+    }
+    if answers.iter().any(|(_, s)| *s == OcspStatus::NotIssued) {
+        extensions.push(Extension {
+            extn_id: ID_PKIX_OCSP_EXTENDED_REVOKE,
+            critical: false,
+            extn_value: OctetString::new(Null.to_der()?)?,
+        });
+    }
+    let response_extensions = (!extensions.is_empty()).then_some(extensions);
     let tbs = ResponseData {
         version: Version::V1,
         responder_id,

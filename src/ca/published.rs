@@ -9,8 +9,8 @@ pub struct PublishedUrls {
     pub crl: String,
     /// `<public_url>/pgwy/ca/<ca>.cer` (the CA certificate, DER).
     pub ca_issuers: String,
-    /// `<public_url>/pgwy/ocsp`, when the OCSP responder is on and the certificate is one the
-    /// responder answers for (user and officer certificates; not CA certificates).
+    /// `<public_url>/pgwy/ocsp`, when the OCSP responder is on (it answers for user, officer
+    /// and subordinate CA certificates).
     pub ocsp: Option<String>,
 }
 
@@ -27,10 +27,11 @@ impl PublishedUrls {
         }
     }
 
-    /// The URLs a CA certificate carries: CRL and caIssuers of its parent, no OCSP (the
-    /// responder answers for user and officer certificates only).
-    pub fn for_parent_ca(public_url: &str, parent_name: &str) -> Self {
-        Self::for_ca(public_url, parent_name, false)
+    /// The URLs a CA certificate below a parent carries: the parent's CRL and caIssuers, and
+    /// the OCSP responder when it is on (it answers for subordinate CA certificates, so a
+    /// whole-chain OCSP check such as nginx `ssl_ocsp on` finds a URL in every certificate).
+    pub fn for_parent_ca(public_url: &str, parent_name: &str, ocsp: bool) -> Self {
+        Self::for_ca(public_url, parent_name, ocsp)
     }
 }
 
@@ -57,9 +58,14 @@ mod tests {
             urls.ocsp.as_deref(),
             Some("https://pki.example.com/pgwy/ocsp")
         );
-        let parent = PublishedUrls::for_parent_ca("http://10.1.2.3:8080", "root");
+        let parent = PublishedUrls::for_parent_ca("http://10.1.2.3:8080", "root", true);
         assert_eq!(parent.crl, "http://10.1.2.3:8080/pgwy/crl/root.crl");
-        assert_eq!(parent.ocsp, None);
+        assert_eq!(
+            parent.ocsp.as_deref(),
+            Some("http://10.1.2.3:8080/pgwy/ocsp")
+        );
+        let off = PublishedUrls::for_parent_ca("http://10.1.2.3:8080", "root", false);
+        assert_eq!(off.ocsp, None);
     }
 
     #[test]

@@ -34,11 +34,51 @@ async fn ca_states(
     }
 }
 
+/// The next CRL number of every CA (one above the last handed out or imported) and the reason
+/// its certificate was revoked, if it was, when the database can be read.
+async fn next_crl_numbers(
+    config: &crate::rules::Configuration,
+    cas: &Cas,
+) -> std::collections::BTreeMap<String, (i64, Option<String>)> {
+    let mut numbers = std::collections::BTreeMap::new();
+    let Ok(store) = crate::store::Store::open(&config.settings.database_url, 1).await else {
+        return numbers;
+    };
+    for (name, ca) in cas {
+        if let Ok(state) = store.crl_state(name).await {
+            numbers.insert(name.clone(), (state.crl_number + 1, None));
+        }
+        // A CA whose certificate its configured parent revoked (`certs revoke`).
+        let parent = config
+            .settings
+            .cas
+            .iter()
+            .find(|c| &c.name == name)
+            .and_then(|c| c.parent.clone());
+        let serial = crate::ca::Serial::from_bytes(
+            ca.certificate()
+                .tbs_certificate()
+                .serial_number()
+                .as_bytes(),
+        );
+        if let Some(parent) = parent
+            && let Ok(Some(status)) = store.imported_status(&parent, serial.hex()).await
+            && let Some(revocation) = status.revocation
+            && let Some(entry) = numbers.get_mut(name)
+        {
+            entry.1 = Some(revocation.reason.unwrap_or_else(|| "unspecified".into()));
+        }
+    }
+    store.close().await;
+    numbers
+}
+
 /// `ca …`: `create` and `import` go to `ca_admin`; `list` and `export` read the configured CAs.
 pub(super) async fn run(root: &Root, command: CaCommand) -> anyhow::Result<ExitCode> {
     match command {
         CaCommand::Create(args) => ca_admin::create(root, args),
         CaCommand::Import(args) => ca_admin::import(root, args),
+        CaCommand::ImportCrl(args) => super::import::crls(root, args).await,
         CaCommand::List { json } => {
             let (config, cas) = load(root)?;
             list(&config, &cas, json).await
@@ -63,6 +103,7 @@ async fn list(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let states = ca_states(config).await;
+    let crl_numbers = next_crl_numbers(config, cas).await;
     let rows: Vec<serde_json::Value> = cas
         .values()
         .map(|ca| {
@@ -76,7 +117,12 @@ async fn list(
                 "chainLength": ca.chain().len(),
                 "state": state.map(|s| s.name()),
                 "stateDetail": state.map(|s| s.to_string()),
+                "nextCrlNumber": crl_numbers.get(ca.name()).map(|n| n.0),
+                "revoked": crl_numbers.get(ca.name()).and_then(|n| n.1.clone()),
             });
+            if let Some(reason) = row["revoked"].as_str() {
+                row["stateDetail"] = format!("REVOKED ({reason}): issues nothing").into();
+            }
             if let Some(crate::issuance::CaState::Retiring {
                 certificates,
                 until,
@@ -93,11 +139,12 @@ async fn list(
     } else {
         for r in rows {
             outln!(
-                "{:<12} {}  (until {})  {}",
+                "{:<12} {}  (until {})  {}  next CRL {}",
                 r["name"].as_str().unwrap_or(""),
                 r["subject"].as_str().unwrap_or(""),
                 r["notAfter"].as_str().unwrap_or(""),
-                r["stateDetail"].as_str().unwrap_or("")
+                r["stateDetail"].as_str().unwrap_or(""),
+                r["nextCrlNumber"]
             );
         }
     }

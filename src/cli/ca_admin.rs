@@ -193,11 +193,14 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
         anyhow::bail!("{} exists already", cert_path.display());
     }
     let signer = new_signer(root, &key_location, key_type)?;
-    // Below a parent, the certificate points at the parent's CRL and certificate.
-    let published = args
-        .parent
-        .as_ref()
-        .map(|p| PublishedUrls::for_parent_ca(&config.settings.server.public_url, p));
+    // Below a parent, the certificate points at the parent's CRL, certificate and OCSP.
+    let published = args.parent.as_ref().map(|p| {
+        PublishedUrls::for_parent_ca(
+            &config.settings.server.public_url,
+            p,
+            config.settings.ocsp.enabled,
+        )
+    });
     let issued = issue_ca_certificate(
         parent.as_deref(),
         signer.as_ref(),

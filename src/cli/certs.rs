@@ -1,4 +1,5 @@
-//! `certs list [--expiring 30d]`, `certs show`, `certs revoke`, `certs reinstate`.
+//! `certs list [--expiring 30d]`, `certs show`, `certs revoke`, `certs reinstate`; `certs
+//! import` is in `import`.
 
 use super::output::rfc3339;
 use std::process::ExitCode;
@@ -49,6 +50,10 @@ pub enum CertsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import the certificates a CA issued before this gateway took it over (files, PEM
+    /// bundles, directories, or the `openssl ca` database with its revocations). Each one is
+    /// checked against the CA's key first; a re-run changes nothing.
+    Import(super::import::CertsImportArgs),
     /// Take a certificate off hold (only from certificateHold).
     Reinstate {
         serial: crate::ca::Serial,
@@ -142,6 +147,7 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
         }
         CertsCommand::Show { serial, json } => show(&open_store(root).await?, &serial, json).await,
         CertsCommand::Revoke { .. } | CertsCommand::Reinstate { .. } => change(root, command).await,
+        CertsCommand::Import(args) => super::import::certs(root, args).await,
     }
 }
 

@@ -12,6 +12,7 @@ mod config_tools;
 mod crl;
 mod database_url;
 mod front_headers;
+mod import;
 pub mod logging;
 mod officer;
 pub(crate) mod output;
@@ -184,6 +185,10 @@ pub enum CaCommand {
     /// Bring an existing CA (certificate + key file or pkcs11: URI) into gateway.toml, after
     /// checking that the key matches the certificate.
     Import(ca_admin::ImportArgs),
+    /// Import the CRLs a CA signed before this gateway took it over (PEM or DER): their
+    /// revocations stay on our CRL and in OCSP answers, and our next CRL number is above the
+    /// highest one read. Each CRL is checked against the CA's key first.
+    ImportCrl(import::CrlImportArgs),
 }
 
 /// `audit …`

@@ -146,6 +146,38 @@ pub struct CaConfig {
     /// A delegated OCSP responder: its certificate (issued by this CA, EKU OCSPSigning) and
     /// its PKCS#8 key file.
     pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
+    /// What OCSP answers for a serial the CA's records do not know.
+    pub unknown_serials: UnknownSerials,
+}
+
+/// `unknown_serials` of a `[[ca]]`: the OCSP answer for a serial that neither the certificates
+/// this gateway issued nor the CA's imported history know (RFC 6960 §2.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownSerials {
+    /// `unknown`: no statement (the default, and the only honest answer while the history is
+    /// incomplete and the CRL is too).
+    #[default]
+    Unknown,
+    /// `good`: not revoked as far as the CRL goes; only while the history of issued
+    /// certificates is incomplete and the imported CRL is complete.
+    Good,
+    /// `revoked`: treated as never issued (revoked, certificateHold, 1 January 1970, with the
+    /// extended-revoke extension); only once the history is complete.
+    Revoked,
+}
+
+impl UnknownSerials {
+    /// Parses the configured name.
+    pub fn parse(text: &str) -> Result<UnknownSerials, String> {
+        match text {
+            "unknown" => Ok(UnknownSerials::Unknown),
+            "good" => Ok(UnknownSerials::Good),
+            "revoked" => Ok(UnknownSerials::Revoked),
+            other => Err(format!(
+                "`{other}`: use \"unknown\", \"good\" or \"revoked\""
+            )),
+        }
+    }
 }
 
 /// CRL issuing (`[crl]`).

@@ -346,6 +346,9 @@ pub struct CaFile {
     pub key_passphrase_encrypted: Option<String>,
     pub ocsp_certificate: Option<Spanned<String>>,
     pub ocsp_key: Option<String>,
+    /// What OCSP answers for a serial this CA's records do not know: `unknown` (default),
+    /// `good` or `revoked` (RFC 6960 §2.2).
+    pub unknown_serials: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

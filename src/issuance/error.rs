@@ -41,6 +41,8 @@ pub enum Code {
     /// A certificate would outlive its CA (`leaf_not_after = "refuse"`) or the CA has expired:
     /// the operator must roll the CA over (503).
     CaExpiring,
+    /// The issuing CA's own certificate was revoked by its parent: it issues nothing (503).
+    CaRevoked,
     Unavailable,
     RateLimited,
     Internal,
@@ -76,6 +78,7 @@ impl Code {
             Code::NotFound => "not-found",
             Code::Conflict => "conflict",
             Code::CaExpiring => "ca-expiring",
+            Code::CaRevoked => "ca-revoked",
             Code::Unavailable => "unavailable",
             Code::RateLimited => "rate-limited",
             Code::Internal => "internal",
@@ -252,6 +255,16 @@ pub enum IssuanceError {
         /// `expires on <date> (leaf_not_after = "refuse")` or `expired on <date>`.
         ends: String,
     },
+    /// The CA's own certificate is revoked (`certs revoke` of its serial): nothing was made.
+    #[error(
+        "CA `{ca}` cannot issue: its certificate (serial {serial}) was revoked ({reason}); \
+         configure another CA for this token procedure (ast-gateway ca create --replaces {ca})"
+    )]
+    CaRevoked {
+        ca: String,
+        serial: String,
+        reason: String,
+    },
     #[error("the service is temporarily unavailable")]
     Unavailable(#[from] Unavailable),
     /// The caller asked for more tokens than `[limits] <scope>_per_minute` allows.
@@ -342,6 +355,7 @@ impl IssuanceError {
             IssuanceError::BadRequest(_) => Code::BadRequest,
             IssuanceError::NotFound(_) => Code::NotFound,
             IssuanceError::Conflict(_) => Code::Conflict,
+            IssuanceError::CaRevoked { .. } => Code::CaRevoked,
             IssuanceError::CaLifetime { .. } => Code::CaExpiring,
             IssuanceError::TooLarge => Code::TooLarge,
             IssuanceError::HeaderTooLarge(_) => Code::HeaderTooLarge,

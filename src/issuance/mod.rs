@@ -35,7 +35,9 @@ pub use init::{write_default, write_default_for};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
 pub use reload::{PinPage, ReloadSummary, check_configuration};
-pub use revocation::{CaState, OcspAnswer, ca_states};
+pub use revocation::{
+    CaState, HistoryImport, IMPORT_BATCH, ImportError, ImportReport, OcspAnswer, ca_states,
+};
 pub use signed_write::{MAX_SIGNATURE_BASE64, SignatureError, SignedWrite};
 pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenFile, TokenForm};
 

@@ -9,8 +9,10 @@
 //! This file holds revoke and reinstate; `crl` builds, serves and refreshes CRLs, `ocsp` answers
 //! OCSP requests, and `ca_state` says which CAs still need a CRL.
 
+mod ca_certificate;
 mod ca_state;
 mod crl;
+mod import;
 mod ocsp;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 pub use ca_state::{CaState, ca_states};
+pub use import::{HistoryImport, IMPORT_BATCH, ImportError, ImportReport};
 pub use ocsp::OcspAnswer;
 
 use super::signed_write::SignedWrite;
@@ -84,7 +87,18 @@ impl Gateway {
         let result = match outcome {
             RevocationOutcome::Changed(record) => return Ok(*record),
             RevocationOutcome::NotFound => {
-                IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+                // Not issued here: perhaps the certificate of a CA one of ours issued.
+                let actor = caller.to_string();
+                match self
+                    .revoke_ca_certificate(serial, reason, &actor, request_id)
+                    .await
+                {
+                    Some(Ok(record)) => return Ok(record),
+                    Some(Err(e)) => e,
+                    None => {
+                        IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))
+                    }
+                }
             }
             RevocationOutcome::AlreadyRevoked(current) => IssuanceError::Conflict(format!(
                 "certificate `{serial}` is already revoked ({current}); only a certificate on hold can be revoked again"

@@ -22,6 +22,7 @@ mod audit_report;
 mod audit_verify;
 mod files;
 mod health;
+mod import;
 mod officers;
 mod reads;
 mod recording;
@@ -44,6 +45,9 @@ pub use api::{CertificatePage, CertificateQuery, IdempotencyKey, IdempotentToken
 pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
 pub use audit_report::{AnchorSeen, AuditProblem, AuditVerification};
 pub use files::make_private_directory;
+pub use import::{
+    ImportOutcome, ImportRow, ImportedCertificate, ImportedRevocation, ImportedStatus,
+};
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CaUsage, CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};

@@ -255,6 +255,10 @@ pub(super) async fn insert_issuance(
     .execute(&mut **tx)
     .await?;
     for c in certificates {
+        // New serials never take one of a CA's imported history (checked, not just improbable).
+        if super::import::serial_taken(tx, &c.serial).await? {
+            return Err(StoreError::DuplicateSerial(c.serial.clone()));
+        }
         sqlx::query(
             "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
              token_id, status, revoked_at, revocation_reason, der, created_at) \

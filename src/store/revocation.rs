@@ -96,7 +96,7 @@ async fn commit_status_change(
     Ok(true)
 }
 
-async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
+pub(super) async fn ensure_row(tx: &mut Transaction<'_, Any>, ca: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO crl_state (ca, crl_number, revision) VALUES ($1, 0, 0) ON CONFLICT (ca) DO NOTHING")
         .bind(ca)
         .execute(&mut **tx)

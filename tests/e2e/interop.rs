@@ -210,7 +210,8 @@ async fn every_certificate_below_the_root_points_at_its_issuer() {
             "{alias}"
         );
     }
-    // CA certificates below the root: the root's CRL and certificate, no OCSP.
+    // CA certificates below the root: the root's CRL, certificate and OCSP responder (it
+    // answers for subordinate CA certificates: whole-chain OCSP).
     for ca in ["issuing", "officers"] {
         let der = fetch(&gw, &format!("/pgwy/ca/{ca}.cer")).await;
         assert_eq!(der, gw.gateway.ca(ca).unwrap().certificate_der(), "{ca}");
@@ -218,7 +219,7 @@ async fn every_certificate_below_the_root_points_at_its_issuer() {
             published(&der),
             (
                 vec![format!("{base}/pgwy/crl/root.crl")],
-                vec![],
+                vec![format!("{base}/pgwy/ocsp")],
                 vec![format!("{base}/pgwy/ca/root.cer")]
             ),
             "{ca}"

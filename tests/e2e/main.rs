@@ -13,6 +13,7 @@ mod hardening_input;
 mod interop;
 mod kit;
 mod layout;
+mod migration;
 mod nginx;
 mod operations;
 mod operations2;

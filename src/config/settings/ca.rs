@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::toml_file::{CaFile, GatewayFile, TomlText};
 use super::super::{ConfigErrors, Diagnostics, Root};
-use super::{CaConfig, CrlConfig, OcspConfig, parse_duration};
+use super::{CaConfig, CrlConfig, OcspConfig, UnknownSerials, parse_duration};
 
 /// `[[ca]]`: names unique, parents configured, OCSP delegate complete.
 pub(super) fn cas(
@@ -36,6 +36,17 @@ pub(super) fn cas(
                 None
             }
         };
+        let unknown_serials = match &ca.unknown_serials {
+            None => UnknownSerials::default(),
+            Some(value) => UnknownSerials::parse(value.get_ref()).unwrap_or_else(|m| {
+                diagnostics.push(toml.error(
+                    value.span(),
+                    &format!("ca.{name}.unknown_serials"),
+                    m,
+                ));
+                UnknownSerials::default()
+            }),
+        };
         cas.push(CaConfig {
             name: name.clone(),
             certificate: root.resolve(&ca.certificate),
@@ -45,6 +56,7 @@ pub(super) fn cas(
             key_passphrase_env: ca.key_passphrase_env.clone(),
             key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
             ocsp_delegate,
+            unknown_serials,
         });
     }
     for ca in files {

@@ -76,9 +76,15 @@ impl Gateway {
         if ca.name() == OFFICERS_CA {
             // Officer certificates live in the officer registry, not the certificates table.
             revoked.extend(self.store.revoked_officers().await?);
-            revoked.sort_by(|a, b| a.serial.cmp(&b.serial));
-            revoked.dedup_by(|a, b| a.serial == b.serial);
         }
+        // The CA's history from before this gateway, and the CA certificates it revoked.
+        revoked.extend(
+            self.store
+                .imported_revocations(ca.name(), unix(now))
+                .await?,
+        );
+        revoked.sort_by(|a, b| a.serial.cmp(&b.serial));
+        revoked.dedup_by(|a, b| a.serial == b.serial);
         let mut entries = Vec::with_capacity(revoked.len());
         for r in &revoked {
             let serial = hex::decode(&r.serial).map_err(|_| {

@@ -2,11 +2,13 @@
 //! officers CA, the officer registry), signed by the CA that issued the first certificate asked
 //! about.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{from_unix, unix};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
 use crate::ca::{Ca, Serial};
+use crate::config::UnknownSerials;
 use crate::issuance::{Gateway, OFFICERS_CA};
 use crate::store::CertificateStatus;
 
@@ -87,7 +89,8 @@ impl Gateway {
     }
 
     /// The status of `serial` issued by `ca`: from the certificate table, or for the officers'
-    /// CA from the officer registry; `Unknown` when neither knows it.
+    /// CA from the officer registry, else from the CA's imported history or the configured CAs
+    /// it issued; what `unknown_serials` says when none knows it.
     async fn ocsp_status(
         &self,
         ca: &Ca,
@@ -110,9 +113,56 @@ impl Gateway {
                     at: from_unix(at),
                     reason: None,
                 },
-                None => OcspStatus::Unknown,
+                None => self.history_status(ca, serial).await?,
             },
-            _ => OcspStatus::Unknown,
+            _ => self.history_status(ca, serial).await?,
         })
+    }
+
+    /// The status of a serial this gateway did not issue: the CA's imported history (and the
+    /// revoked CA certificates it issued), then the configured CAs it issued (good), then the
+    /// CA's `unknown_serials`.
+    async fn history_status(
+        &self,
+        ca: &Ca,
+        serial: &Serial,
+    ) -> Result<OcspStatus, crate::store::StoreError> {
+        if let Some(status) = self.store.imported_status(ca.name(), serial.hex()).await? {
+            return Ok(match status.revocation {
+                None => OcspStatus::Good,
+                Some(r) => OcspStatus::Revoked {
+                    at: from_unix(r.revoked_at),
+                    reason: r.reason.as_deref().and_then(|s| s.parse().ok()),
+                },
+            });
+        }
+        if self.subordinate_ca(ca, serial).is_some() {
+            return Ok(OcspStatus::Good);
+        }
+        let policy = self
+            .settings()
+            .cas
+            .iter()
+            .find(|c| c.name == ca.name())
+            .map(|c| c.unknown_serials)
+            .unwrap_or_default();
+        Ok(match policy {
+            UnknownSerials::Unknown => OcspStatus::Unknown,
+            UnknownSerials::Good => OcspStatus::Good,
+            UnknownSerials::Revoked => OcspStatus::NotIssued,
+        })
+    }
+
+    /// The configured CA whose certificate `parent` issued with this serial.
+    pub(crate) fn subordinate_ca(&self, parent: &Ca, serial: &Serial) -> Option<Arc<Ca>> {
+        self.cas
+            .values()
+            .find(|c| {
+                c.chain().get(1).map(Vec::as_slice) == Some(parent.certificate_der())
+                    && Serial::from_bytes(
+                        c.certificate().tbs_certificate().serial_number().as_bytes(),
+                    ) == *serial
+            })
+            .cloned()
     }
 }

@@ -70,6 +70,9 @@ impl Gateway {
                 "serial collision: making the token again with new serials"
             );
         }
+        for planned in &order.recipe.plan {
+            self.refuse_revoked_ca(planned.ca.name()).await?;
+        }
         let cpu = self.admission.cpu.enter().await?;
         let slot = self.write_slot()?;
         let made = self.make_in(cpu, order.recipe.clone()).await?;
