@@ -92,7 +92,7 @@ impl From<&CertificateRecord> for CertificateDetails {
 #[serde(rename_all = "camelCase")]
 pub struct CertificateList {
     pub certificates: Vec<Certificate>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
