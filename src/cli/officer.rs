@@ -28,10 +28,17 @@ pub enum OfficerCommand {
         /// Where to write the PKCS#12 (mode 0600; an existing file is not overwritten).
         #[arg(long)]
         out: PathBuf,
-        /// PKCS#12 password (prompted when not given; prefer the prompt: arguments are visible
-        /// to other users of the machine).
-        #[arg(long)]
+        /// PKCS#12 password (prompted when not given; prefer the prompt, --password-file or
+        /// --password-env: arguments are visible to other users of the machine).
+        #[arg(long, conflicts_with_all = ["password_file", "password_env"])]
         password: Option<String>,
+        /// Read the PKCS#12 password from this file (its first line; for scripts and secret
+        /// stores that mount files).
+        #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+        password_file: Option<PathBuf>,
+        /// Read the PKCS#12 password from this environment variable.
+        #[arg(long, value_name = "VARIABLE")]
+        password_env: Option<String>,
     },
     /// List registered officers.
     List {
@@ -50,8 +57,45 @@ pub enum OfficerCommand {
 /// terminal (/dev/tty), and without one (cron, systemd, ssh without -t, CI) its error is a
 /// bare "No such device or address".
 const NO_TERMINAL: &str = "no terminal to ask for the PKCS#12 password: give it with \
-     --password (visible to other users of this machine while the command runs), or run the \
-     command on a terminal";
+     --password-file FILE or --password-env VARIABLE (or --password, visible to other users of \
+     this machine while the command runs), or run the command on a terminal";
+
+/// The password from --password, --password-file or --password-env, else the prompt.
+fn officer_password(
+    password: Option<String>,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> anyhow::Result<Pin> {
+    if let Some(p) = password {
+        return Ok(Pin::new(p));
+    }
+    if let Some(file) = file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("--password-file {}", file.display()))?,
+        );
+        let line = text.lines().next().unwrap_or_default();
+        anyhow::ensure!(
+            !line.is_empty(),
+            "--password-file {}: the first line is empty",
+            file.display()
+        );
+        return Ok(Pin::new(line.to_string()));
+    }
+    if let Some(name) = env {
+        let value = std::env::var(name)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| {
+                anyhow::anyhow!("--password-env {name}: the variable is not set (or not UTF-8)")
+            })?;
+        anyhow::ensure!(
+            !value.is_empty(),
+            "--password-env {name}: the variable is empty"
+        );
+        return Ok(Pin::new(value.to_string()));
+    }
+    prompt_password()
+}
 
 fn prompt_password() -> anyhow::Result<Pin> {
     let ask = |prompt: &str| {
@@ -89,14 +133,14 @@ pub(super) async fn run(root: &Root, command: OfficerCommand) -> anyhow::Result<
             roles,
             out,
             password,
+            password_file,
+            password_env,
         } => {
             // Roles and the password first: a bad one must not cost a database connection or a
             // CA key load.
             let roles = parse_roles(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
-            let password = match password {
-                Some(p) => Pin::new(p),
-                None => prompt_password()?,
-            };
+            let password =
+                officer_password(password, password_file.as_deref(), password_env.as_deref())?;
             let gateway = open(config).await?;
             issue(&gateway, &name, roles, &out, password).await
         }

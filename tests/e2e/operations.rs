@@ -527,6 +527,67 @@ fn officer_issue_without_a_terminal_asks_for_password_option() {
     assert!(officers.is_empty(), "{officers:?}");
 }
 
+#[test]
+fn officer_issue_takes_the_password_from_a_file_or_the_environment() {
+    let Some(openssl) = tool("openssl") else {
+        return crate::kit::skipped("officer_issue_password_file", "openssl not installed");
+    };
+    let (dir, root) = init();
+    let secret = dir.path().join("officer.pass");
+    std::fs::write(&secret, "File-Pass-1\n").unwrap();
+    let from_file = dir.path().join("from-file.p12");
+    let from_env = dir.path().join("from-env.p12");
+    let issue = |out: &Path, extra: &[&str]| {
+        let mut c = ast(&root);
+        c.args([
+            "officer",
+            "issue",
+            "--name",
+            "Olle Officer",
+            "--roles",
+            "ra",
+            "--out",
+        ])
+        .arg(out)
+        .args(extra)
+        .env("OFFICER_PASS", "Env-Pass-2");
+        finish(c)
+    };
+    let out = issue(&from_file, &["--password-file", secret.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = issue(&from_env, &["--password-env", "OFFICER_PASS"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Each file opens with its own password (the file's first line, without its newline).
+    for (p12, pass) in [(&from_file, "File-Pass-1"), (&from_env, "Env-Pass-2")] {
+        let opened = Command::new(&openssl)
+            .args([
+                "pkcs12",
+                "-noout",
+                "-passin",
+                &format!("pass:{pass}"),
+                "-in",
+            ])
+            .arg(p12)
+            .output()
+            .unwrap();
+        assert!(
+            opened.status.success(),
+            "{}",
+            String::from_utf8_lossy(&opened.stderr)
+        );
+    }
+    // An unset variable is a clear error and writes nothing.
+    let missing = dir.path().join("missing.p12");
+    let out = issue(&missing, &["--password-env", "NO_SUCH_VARIABLE_SET"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("NO_SUCH_VARIABLE_SET"),
+        "{}",
+        text(&out)
+    );
+    assert!(!missing.exists());
+}
+
 // --- expiry ------------------------------------------------------------------------------------
 
 #[tokio::test]
