@@ -32,7 +32,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
-pub use registry::{Registry, Slot};
+pub use registry::{ADMITTING, Registry, Slot};
 pub use watched::Watched;
 
 /// The timing limits of one connection.

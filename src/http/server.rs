@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{Registry, Timeouts};
+use super::connection::{ADMITTING, Registry, Timeouts};
 use super::{router, tls};
 use crate::issuance::Gateway;
 use per_connection::serve_connection;
@@ -81,6 +81,8 @@ struct Transport {
     /// with our error code (see `routes::middleware::header_limit`).
     header_ceiling: usize,
     grace: Duration,
+    /// Accepted connections waiting for admission (see `connection::ADMITTING`).
+    admitting: Arc<tokio::sync::Semaphore>,
     /// Concurrent HTTP/2 streams per connection.
     max_streams: u32,
     /// Requests per connection, after which it is closed gracefully.
@@ -109,6 +111,7 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
         max_requests: limits.max_requests_per_connection,
         header_ceiling: (2 * limits.max_header_bytes).max(64 * 1024),
         grace: limits.shutdown_grace,
+        admitting: Arc::new(tokio::sync::Semaphore::new(ADMITTING)),
     });
     let (shutdown, _) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -238,6 +241,13 @@ async fn serve(
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
+        // Admission may wait for a connection being closed to make room: it runs beside the
+        // accept loop, at most `ADMITTING` at once (the loop waits beyond that).
+        let admitting = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break,
+            permit = transport.admitting.clone().acquire_owned() => permit,
+        };
+        let Ok(admitting) = admitting else { break };
         let accepted = tokio::select! {
             // A dropped sender (the RunningServer is gone) stops the server too.
             _ = stop.wait_for(|stop| *stop) => break,
@@ -254,19 +264,17 @@ async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = transport.registry.admit(peer.ip()).await else {
-            continue; // dropping `tcp` closes it
-        };
-        let _ = tcp.set_nodelay(true);
-        connections.spawn(serve_connection(
-            tcp,
-            peer,
-            slot,
-            app.clone(),
-            tls.clone(),
-            transport.clone(),
-            stop.clone(),
-        ));
+        let (app, tls, transport, stop) =
+            (app.clone(), tls.clone(), transport.clone(), stop.clone());
+        connections.spawn(async move {
+            let admitted = transport.registry.admit(peer.ip()).await;
+            drop(admitting);
+            let Ok(slot) = admitted else {
+                return; // dropping `tcp` closes it
+            };
+            let _ = tcp.set_nodelay(true);
+            serve_connection(tcp, peer, slot, app, tls, transport, stop).await;
+        });
     }
     drop(listener);
     let in_progress = connections.len();

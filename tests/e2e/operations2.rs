@@ -788,11 +788,17 @@ async fn ca_rollover_end_to_end() {
 
     // 7. `ca list`: the new CA active, the old one retiring until its last certificate ends.
     let list = ok(&root, &["ca", "list"]);
+    // Each line ends with the CA's next CRL number; the state comes before it.
     let line = |name: &str| {
-        list.lines()
+        let line = list
+            .lines()
             .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} not listed: {list}"))
-            .to_string()
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"));
+        let (state, next_crl) = line
+            .rsplit_once("  next CRL ")
+            .unwrap_or_else(|| panic!("{name}: no next CRL number: {list}"));
+        assert!(next_crl.trim().parse::<u64>().is_ok(), "{list}");
+        state.to_string()
     };
     let last = old
         .iter()

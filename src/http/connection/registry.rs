@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::ConnectionState;
 
-/// The open connections of a server (all its listeners), at most `max` of them (plus the one
-/// just accepted while another is being closed for it).
+/// The open connections of a server (all its listeners), at most `max` of them (plus those
+/// just accepted while others are being closed for them, at most `ADMITTING`).
 #[derive(Debug)]
 pub struct Registry {
     max: usize,
@@ -21,10 +21,16 @@ pub struct Registry {
     open: Mutex<HashMap<u64, Arc<ConnectionState>>>,
     /// Woken when a connection's slot is freed (its socket closed).
     freed: Notify,
+    /// Admissions waiting for a slot to be freed (each has a connection being evicted for it).
+    waiting: AtomicUsize,
     /// Seconds (since `started`) of the last "connection limit reached" warning.
     last_warning: AtomicU64,
     started: Instant,
 }
+
+/// Accepted connections that may be waiting for admission at once (the accept loop waits
+/// beyond): the most descriptors open above the cap.
+pub const ADMITTING: usize = 32;
 
 /// Why a new connection was not admitted.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +43,7 @@ impl Registry {
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             freed: Notify::new(),
+            waiting: AtomicUsize::new(0),
             last_warning: AtomicU64::new(u64::MAX),
             started: Instant::now(),
         })
@@ -59,10 +66,12 @@ impl Registry {
     /// taken from the peer network holding the most connections (its longest idle or stalled
     /// one), so a flood from one peer makes room from its own share, not from others'. This
     /// waits until that socket is closed, so open descriptors never exceed the cap by more than
-    /// the one just accepted. When every connection has work in progress the new one is
-    /// refused.
+    /// the connections being admitted. When every connection has work in progress the new one
+    /// is refused. Several newcomers at once each get a connection closed for them, so a burst
+    /// of them is admitted in one round rather than one after another.
     pub async fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, Full> {
         let network = crate::identity::peer_network(peer);
+        let deadline = Instant::now() + Duration::from_secs(1);
         loop {
             let freed = self.freed.notified();
             let mut freed = std::pin::pin!(freed);
@@ -78,24 +87,30 @@ impl Registry {
                         registry: self.clone(),
                     });
                 }
-                if !open.values().any(|state| state.is_evicting()) {
-                    let Some(victim) = victim(&open) else {
-                        drop(open);
-                        self.warn_full(
-                            "every connection has a request in progress; refusing new ones",
-                        );
-                        return Err(Full);
-                    };
-                    victim.evict();
+                // One eviction in progress for each admission waiting; none yet for this one.
+                let evicting = open.values().filter(|state| state.is_evicting()).count();
+                if evicting <= self.waiting.load(Ordering::Relaxed) {
+                    match victim(&open) {
+                        Some(victim) => victim.evict(),
+                        None if evicting == 0 => {
+                            drop(open);
+                            self.warn_full(
+                                "every connection has a request in progress; refusing new ones",
+                            );
+                            return Err(Full);
+                        }
+                        // Others are being closed already: wait for one of them.
+                        None => {}
+                    }
                 }
                 // Registered before the lock is released: a slot freed from now on wakes us.
                 freed.as_mut().enable();
             }
             self.warn_full("closing idle or stalled connections to admit new ones");
-            if tokio::time::timeout(Duration::from_secs(1), freed)
-                .await
-                .is_err()
-            {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let woke = tokio::time::timeout_at(deadline, freed).await;
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            if woke.is_err() {
                 return Err(Full);
             }
         }
