@@ -21,8 +21,9 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 /// Largest accepted `X-Officer-Signature` (base64). A P-256 or RSA-4096 signature with the
-/// signer's certificate and a chain of three is well under this.
-pub const MAX_SIGNATURE_BASE64: usize = 16 * 1024;
+/// signer's certificate and a chain of three is well under this. The audit trail keeps a
+/// signature of up to this size whole (the same constant bounds it there).
+pub const MAX_SIGNATURE_BASE64: usize = crate::store::SIGNATURE_LIMIT;
 
 const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -56,6 +57,47 @@ pub enum SignatureError {
         "X-Officer-Signature does not verify over this request body: sign the exact bytes you send (openssl cms -sign -binary)"
     )]
     Invalid,
+    #[error("X-Officer-Signature was sent more than once: send exactly one signature header")]
+    Duplicate,
+    #[error(
+        "a signed body must carry \"signedAt\" (RFC 3339 UTC time of signing, e.g. 2025-01-31T12:00:00Z) within {window} seconds of the gateway's clock: {0}",
+        window = SIGNED_AT_WINDOW_SECS
+    )]
+    Stale(String),
+    #[error(
+        "this signed body was already accepted: a signed write is accepted once. Sign a new body (a new \"signedAt\", or a \"nonce\") for a new request"
+    )]
+    Replayed,
+}
+
+/// How far a signed body's `signedAt` may be from the gateway's clock (either way). A body is
+/// accepted once; the gateway remembers it for this long after its `signedAt`.
+pub const SIGNED_AT_WINDOW_SECS: i64 = 300;
+
+/// The replay-protection fields of a signed body (everything else is ignored here).
+#[derive(serde::Deserialize)]
+struct Freshness {
+    #[serde(rename = "signedAt")]
+    signed_at: Option<String>,
+}
+
+/// The `signedAt` of a signed JSON body as Unix seconds, checked against `now` (Unix seconds).
+pub fn signed_at(body: &[u8], now: i64) -> Result<i64, SignatureError> {
+    let freshness: Freshness = serde_json::from_slice(body)
+        .map_err(|_| SignatureError::Stale("the body is not a JSON object with it".into()))?;
+    let text = freshness
+        .signed_at
+        .ok_or_else(|| SignatureError::Stale("it is missing".into()))?;
+    let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| SignatureError::Stale("it is not an RFC 3339 time".into()))?
+        .unix_timestamp();
+    if (now - at).abs() > SIGNED_AT_WINDOW_SECS {
+        return Err(SignatureError::Stale(format!(
+            "it is {} seconds from now",
+            now - at
+        )));
+    }
+    Ok(at)
 }
 
 /// A verified signature, as kept in the audit record.
@@ -65,6 +107,8 @@ pub struct SignedWrite {
     pub signature: String,
     /// SHA-256 of the signed body, lower-case hex.
     pub body_sha256: String,
+    /// The body's `signedAt`, Unix seconds (set by the caller after [`signed_at`]; 0 before).
+    pub signed_at: i64,
 }
 
 impl SignedWrite {
@@ -74,6 +118,7 @@ impl SignedWrite {
         if let Some(map) = detail.as_object_mut() {
             map.insert("officerSignature".into(), self.signature.clone().into());
             map.insert("signedBodySha256".into(), self.body_sha256.clone().into());
+            map.insert("signedAt".into(), self.signed_at.into());
         }
     }
 }
@@ -140,6 +185,7 @@ pub fn verify(
     Ok(SignedWrite {
         signature: compact,
         body_sha256: hex::encode(Sha256::digest(body)),
+        signed_at: 0,
     })
 }
 

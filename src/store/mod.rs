@@ -17,6 +17,7 @@
 mod anchor;
 mod api;
 mod audit;
+mod audit_certificates;
 mod audit_crosscheck;
 mod audit_report;
 mod audit_verify;
@@ -28,6 +29,7 @@ mod recording;
 mod records;
 mod refusals;
 mod revocation;
+mod upkeep;
 mod writer;
 
 use std::sync::Arc;
@@ -41,12 +43,15 @@ use health::Health;
 
 pub use anchor::Anchor;
 pub use api::{CertificatePage, CertificateQuery, IdempotencyKey, IdempotentToken, PageCursor};
-pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
+pub use audit::{
+    AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, SIGNATURE_LIMIT, TEXT_LIMIT,
+};
 pub use audit_report::{AnchorSeen, AuditProblem, AuditVerification};
 pub use files::make_private_directory;
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CaUsage, CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
+pub use upkeep::AuditUpkeep;
 pub use writer::{
     BATCH_SIZE, COMMIT_SECONDS, IssuanceRecord, WriteSlot, WriterOptions, WriterStats,
 };

@@ -1,7 +1,10 @@
 //! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
 
 mod api;
+mod api_signed;
 mod audit;
+mod audit_fields;
+mod audit_upkeep;
 mod ca;
 mod config;
 mod databases;
