@@ -5,6 +5,7 @@ mod api_signed;
 mod audit;
 mod audit_fields;
 mod audit_upkeep;
+mod backup_guard;
 mod ca;
 mod config;
 mod databases;
