@@ -50,6 +50,7 @@ pub use audit_report::{AnchorSeen, AuditProblem, AuditVerification};
 pub use files::make_private_directory;
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CaUsage, CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
+pub use refusals::ROWS_PER_MINUTE as REFUSAL_ROWS_PER_MINUTE;
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
 pub use upkeep::AuditUpkeep;
 pub use writer::{

@@ -136,3 +136,75 @@ async fn edits_of_any_column_the_crl_or_the_api_read_are_reported() {
         assert_eq!(report["problemCount"], 6, "{report}");
     }
 }
+
+/// A refusal flood from a new source address per request (all of 127.0.0.0/8 is this host):
+/// rows are capped per minute, the rest is counted in one overflow row, and every refusal is
+/// accounted for (rows + counts = requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_fresh_addresses_is_bounded_in_rows_and_fully_counted() {
+    const REQUESTS: usize = 1500;
+    let db = TestDatabase::sqlite();
+    let gw = gateway(&db, "proxies = [\"192.0.2.0/24\"]").await;
+    let store = gw.gateway.store().clone();
+    let before = store.count_audit().await.unwrap();
+    let url = format!("{}/pgwy/ast", gw.base);
+    let mut tasks = Vec::new();
+    for worker in 0..8usize {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (worker..REQUESTS).step_by(8) {
+                let source = std::net::Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .local_address(std::net::IpAddr::V4(source))
+                    .build()
+                    .unwrap();
+                let r = http
+                    .post(&url)
+                    .header("commonname", "Mallory")
+                    .form(&[("password", "Str0ng-Pass!")])
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_client_error(), "{}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    store.flush_refusals().await.unwrap();
+    let rows = store.count_audit().await.unwrap() - before;
+    let pool = sql(&db).await;
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit WHERE event = 'refused-aggregate'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let single: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'refused'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let counted: u64 = details
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        single as u64 + counted,
+        REQUESTS as u64,
+        "every refusal is counted"
+    );
+    // At most the cap per minute in full (two minutes if the flood crossed one), plus the
+    // overflow rows.
+    let cap = ast_gateway::store::REFUSAL_ROWS_PER_MINUTE as i64;
+    assert!(rows <= 2 * cap + 4, "{rows} rows for {REQUESTS} refusals");
+    assert!(
+        details.iter().any(|d| d.contains("\"overflow\":true")),
+        "no overflow row: {details:?}"
+    );
+}
