@@ -154,7 +154,10 @@ fn signed_at_is_read_from_the_body_and_must_be_near_now() {
         let e = signed_at(body.as_bytes(), now).unwrap_err();
         assert!(matches!(e, SignatureError::Stale(_)), "{body}");
         let message = e.to_string();
-        assert!(message.contains(why) && message.contains("signedAt"), "{message}");
+        assert!(
+            message.contains(why) && message.contains("signedAt"),
+            "{message}"
+        );
     }
     // A duplicated field is no time at all.
     let twice = br#"{"signedAt":"2026-01-01T00:00:00Z","signedAt":"2026-01-01T00:00:00Z"}"#;
