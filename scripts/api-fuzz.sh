@@ -6,7 +6,8 @@
 #
 # Bounded in time: API_FUZZ_EXAMPLES cases per operation and phase (default 30), and
 # API_FUZZ_MAX_TIME seconds for the run (default 90). Needs python3 and openssl; prints
-# `skipped: …` and exits 0 when one is missing or schemathesis cannot be installed.
+# `skipped: …` and exits 0 when one is missing or schemathesis cannot be installed — except
+# under CI (`CI` set), where either fails the run.
 # The virtual environment is kept under target/ (API_FUZZ_VENV to move it). One worker: the
 # CPython 3.11 parser is not safe when hypothesis describes strategies from two threads at once
 # ("AST constructor recursion depth mismatch", seen here with --workers 2).
@@ -21,12 +22,14 @@ schemathesis="schemathesis==4.32.5"
 for tool in python3 openssl; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "skipped: api-fuzz: $tool is not installed"
+    [ -z "${CI:-}" ] || { echo "error: CI is set: a missing tool fails" >&2; exit 1; }
     exit 0
   fi
 done
 if [ ! -x "$venv/bin/st" ]; then
   if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "$schemathesis"; }; then
     echo "skipped: api-fuzz: could not install $schemathesis from PyPI"
+    [ -z "${CI:-}" ] || { echo "error: CI is set: a missing tool fails" >&2; exit 1; }
     exit 0
   fi
 fi

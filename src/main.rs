@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = ast_gateway::cli::Cli::parse();
-    ast_gateway::cli::logging::init(cli.log_format());
+    ast_gateway::cli::logging::init(cli.log_format(), cli.is_serve());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

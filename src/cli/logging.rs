@@ -4,7 +4,9 @@
 //! empty, as no-color.org defines it), so a log piped to a file or journald carries no ANSI
 //! escapes. JSON writes one object per line with `timestamp`, `level`, `target` and the event's
 //! fields flattened next to `message`; audit events have the target `audit`. Levels come from
-//! `RUST_LOG` (default `info`).
+//! `RUST_LOG`; by default `info` for `serve` (sqlx's own chatter, such as PostgreSQL's
+//! `relation "_sqlx_migrations" already exists` notice, at `warn`), and `warn` for the other
+//! commands, whose results are their output (the audit rows they write are in the database).
 
 use std::io::IsTerminal;
 
@@ -23,9 +25,15 @@ pub fn format_for(root: &Root, flag: Option<LogFormat>) -> LogFormat {
         .unwrap_or_default()
 }
 
+/// The filter when `RUST_LOG` is not set.
+pub fn default_filter(serving: bool) -> &'static str {
+    if serving { "info,sqlx=warn" } else { "warn" }
+}
+
 /// Installs the global subscriber. Called once, by `main`, before anything logs.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(format: LogFormat, serving: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(serving)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

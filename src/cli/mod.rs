@@ -32,10 +32,12 @@ pub const DEFAULT_ROOT: &str = "ast-gateway-data";
 #[derive(Debug, Parser)]
 #[command(name = "ast-gateway", version, about)]
 pub struct Cli {
-    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT, else ./ast-gateway-data
-    /// (created on first `serve`). `serve` refuses a --root or $AST_GATEWAY_ROOT directory that
-    /// does not exist, unless --init is given.
-    #[arg(long, global = true, env = "AST_GATEWAY_ROOT")]
+    /// Root directory (conf/ and data/). Defaults to $AST_GATEWAY_ROOT (when set and not
+    /// empty), else ./ast-gateway-data (created on first `serve`). `serve` refuses a --root or
+    /// $AST_GATEWAY_ROOT directory that does not exist, unless --init is given.
+    // $AST_GATEWAY_ROOT is read in `root_dir`, not by clap's `env`: clap takes an empty
+    // variable for a missing value and refuses every command, even one with --root.
+    #[arg(long, global = true)]
     pub root: Option<PathBuf>,
     /// Log format on standard error: text or json (default: [log] format in gateway.toml, else
     /// text). Levels come from RUST_LOG (default info); NO_COLOR turns colours off.
@@ -50,9 +52,24 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
 }
 
 impl Cli {
+    /// The root directory named on the command line or in the environment: --root, else
+    /// $AST_GATEWAY_ROOT when set and not empty.
+    pub fn root_dir(&self) -> Option<PathBuf> {
+        self.root.clone().or_else(|| {
+            std::env::var_os("AST_GATEWAY_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
     /// The root directory: --root, $AST_GATEWAY_ROOT, or the default.
     pub fn root(&self) -> Root {
-        Root::new(self.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
+        Root::new(self.root_dir().unwrap_or_else(|| DEFAULT_ROOT.into()))
+    }
+
+    /// Whether the command runs the service (its log is the service's log).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
     }
 
     /// The log format: --log-format, else the root's `[log] format`, else text.
@@ -179,7 +196,7 @@ pub enum AuditCommand {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = cli.root();
-    let root_is_explicit = cli.root.is_some();
+    let root_is_explicit = cli.root_dir().is_some();
     match cli.command {
         Command::Serve(args) => serve::run(&root, root_is_explicit, args).await,
         Command::Bench(args) => bench::run(&root, args).await,

@@ -96,6 +96,12 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// A response that makes no progress for this long closes its connection.
+    pub send_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Requests per connection before it is closed gracefully.
+    pub max_requests_per_connection: u64,
     /// Requests that may wait for a CPU slot; beyond it, 503 + `Retry-After`.
     pub issuance_queue: usize,
     /// Made tokens that may wait for the database writer; beyond it, 503 + `Retry-After`.

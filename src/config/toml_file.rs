@@ -192,6 +192,14 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     /// Seconds requests in progress get to finish after SIGTERM. Default 30.
     pub shutdown_grace_secs: Option<Spanned<u64>>,
+    /// Seconds a response may go without any of it being sent (the client reads nothing)
+    /// before its connection is closed. Default 20.
+    pub send_timeout_secs: Option<Spanned<u64>>,
+    /// HTTP/2 streams (requests) open at once on one connection. Default 32.
+    pub max_streams_per_connection: Option<Spanned<u32>>,
+    /// Requests served on one connection (kept alive or pipelined) before it is closed
+    /// gracefully. Default 1000.
+    pub max_requests_per_connection: Option<Spanned<u64>>,
     /// Requests that may wait for a CPU slot (key generation, signing, PKCS#12) while every slot
     /// is busy; one more is refused at once with 503 `unavailable` and `Retry-After`.
     #[serde(default = "default_issuance_queue")]
@@ -229,6 +237,9 @@ impl Default for LimitsFile {
             max_header_bytes: None,
             max_connections: None,
             shutdown_grace_secs: None,
+            send_timeout_secs: None,
+            max_streams_per_connection: None,
+            max_requests_per_connection: None,
             issuance_queue: default_issuance_queue(),
             write_queue: default_write_queue(),
             write_batch: default_write_batch(),

@@ -1,23 +1,28 @@
 //! Connection hygiene: what each accepted connection may hold and for how long.
 //!
 //! Owns: the connection registry (a cap on open connections, kept below the open-file limit,
-//! and eviction of idle connections when it is reached), the per-connection clock (header,
-//! idle and body deadlines), and the byte counter on the socket that tells "a request is
-//! arriving" from "nothing is happening". Must not: know routes or the domain.
+//! eviction of idle and stalled connections when it is reached, the largest peer first), the
+//! per-connection clock (header, idle, body and send deadlines), and the socket wrapper that
+//! tells "a request is arriving" from "nothing is happening" and "the peer reads what we send"
+//! from "our answer is stuck". Must not: know routes or the domain.
 //!
 //! Why our own and not hyper's timers: hyper's HTTP/1 `header_read_timeout` runs from the end of
 //! the previous response (so it doubles as the keep-alive timeout), knows nothing of HTTP/2,
 //! and does not start before hyper-util's protocol detection has seen the first bytes — a
-//! client that connects and sends nothing is never timed out. One watchdog per connection
-//! covers HTTP/1.1 and HTTP/2, plain and TLS, with the three limits operators expect.
+//! client that connects and sends nothing is never timed out. Nor does hyper bound how long a
+//! response may wait to be sent: an HTTP/2 client that opens no flow-control window
+//! (`SETTINGS_INITIAL_WINDOW_SIZE = 0`), or an HTTP/1.1 client that pipelines requests and
+//! never reads the answers, would hold its connection (and its slot) forever. One watchdog per
+//! connection covers HTTP/1.1 and HTTP/2, plain and TLS, with the limits operators expect.
 //!
-//! The byte counter on the socket is `watched`.
+//! The socket wrapper is `watched`; the registry is `registry`.
 
+mod registry;
 mod watched;
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,6 +32,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
+pub use registry::{Registry, Slot};
 pub use watched::Watched;
 
 /// The timing limits of one connection.
@@ -38,44 +44,90 @@ pub struct Timeouts {
     pub body: Duration,
     /// A kept-alive connection with no request arriving is closed after this.
     pub idle: Duration,
+    /// A response that makes no progress (nothing of it sent) for this long closes the
+    /// connection.
+    pub send: Duration,
 }
 
 /// What one connection is doing, shared by its socket wrapper, its service and its watchdog.
 #[derive(Debug)]
 pub struct ConnectionState {
+    /// The peer's network (see `identity::peer_network`): the registry's per-peer share.
+    peer: [u8; 16],
     clock: Mutex<Clock>,
-    /// Woken when a request starts or ends (the watchdog recomputes its deadline).
+    /// Woken when a request starts or ends, a response starts, or the socket stops taking
+    /// bytes (the watchdog recomputes its deadline).
     changed: Notify,
     /// Woken when the registry evicts this connection to make room.
     evicted: Notify,
     /// Set once the registry chose this connection for eviction.
     evicting: AtomicBool,
+    /// Whether the last write to the socket could not be completed (mirrors
+    /// `Clock::write_blocked_since`, read without the lock on every write).
+    write_blocked: AtomicBool,
 }
 
 #[derive(Debug)]
 struct Clock {
     /// Requests whose response has not been fully sent.
     active: usize,
-    /// Whether a request has been served on this connection.
-    served: bool,
+    /// Requests served on this connection.
+    served: u64,
     /// When the connection became ready or its last response was sent.
     idle_since: Instant,
     /// When the first byte arrived after `idle_since` (a request is on its way).
     arriving_since: Option<Instant>,
+    /// Responses handed to the protocol whose bodies are not yet sent: when each last made
+    /// progress (started, or had a part of its body taken by the protocol).
+    responding: HashMap<u64, Responding>,
+    next_response: u64,
+    /// Since when a write to the socket has been waiting for the peer to read.
+    write_blocked_since: Option<Instant>,
+    /// When bytes last went out on the socket.
+    last_write: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Responding {
+    progress: Instant,
+    /// HTTP/1.1 sends one response at a time, so bytes leaving the socket are its progress;
+    /// HTTP/2 multiplexes, so only its own body frames count.
+    multiplexed: bool,
+}
+
+impl Clock {
+    /// Since when the oldest unsent response (or a blocked socket write) has made no progress.
+    fn stalled_since(&self) -> Option<Instant> {
+        let responses = self.responding.values().map(|r| {
+            if r.multiplexed {
+                r.progress
+            } else {
+                r.progress.max(self.last_write)
+            }
+        });
+        responses.chain(self.write_blocked_since).min()
+    }
 }
 
 impl ConnectionState {
-    fn new() -> Self {
+    fn new(peer: [u8; 16]) -> Self {
+        let now = Instant::now();
         ConnectionState {
+            peer,
             clock: Mutex::new(Clock {
                 active: 0,
-                served: false,
-                idle_since: Instant::now(),
+                served: 0,
+                idle_since: now,
                 arriving_since: None,
+                responding: HashMap::new(),
+                next_response: 0,
+                write_blocked_since: None,
+                last_write: now,
             }),
             changed: Notify::new(),
             evicted: Notify::new(),
             evicting: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
         }
     }
 
@@ -98,21 +150,46 @@ impl ConnectionState {
         }
     }
 
+    /// Bytes left for the client (`n > 0`).
+    fn sent(&self) {
+        // One uncontended lock per write; a blocked socket also clears its mark.
+        let mut clock = self.clock();
+        clock.last_write = Instant::now();
+        if self.write_blocked.swap(false, Ordering::Relaxed) {
+            clock.write_blocked_since = None;
+        }
+    }
+
+    /// A write found the socket full: the peer is not reading.
+    fn blocked(&self) {
+        if !self.write_blocked.swap(true, Ordering::Relaxed) {
+            self.clock().write_blocked_since = Some(Instant::now());
+            self.changed.notify_one();
+        }
+    }
+
     /// A request reached the service; the guard ends it when its response is dropped.
-    pub fn begin_request(self: &Arc<Self>) -> RequestGuard {
+    pub fn begin_request(self: &Arc<Self>, multiplexed: bool) -> RequestGuard {
         {
             let mut clock = self.clock();
             clock.active += 1;
-            clock.served = true;
+            clock.served += 1;
             clock.arriving_since = None;
         }
         self.changed.notify_one();
-        RequestGuard(self.clone())
+        RequestGuard {
+            state: self.clone(),
+            response: None,
+            multiplexed,
+        }
     }
 
-    fn end_request(&self) {
+    fn end_request(&self, response: Option<u64>) {
         {
             let mut clock = self.clock();
+            if let Some(id) = response {
+                clock.responding.remove(&id);
+            }
             clock.active = clock.active.saturating_sub(1);
             if clock.active == 0 {
                 clock.idle_since = Instant::now();
@@ -127,23 +204,32 @@ impl ConnectionState {
         self.clock().active == 0
     }
 
-    /// When the connection must be closed unless a request starts first; `None` while a
-    /// request is in progress (its body has its own deadline).
+    /// Requests served on this connection so far.
+    pub fn served(&self) -> u64 {
+        self.clock().served
+    }
+
+    /// When the connection must be closed unless something happens first: a request starts
+    /// (idle, header deadlines) or an unsent response makes progress (send deadline). `None`
+    /// while requests are being worked on and every response moves (a body has its own
+    /// deadline, the work its request timeout).
     pub fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
         let clock = self.clock();
+        let send = clock.stalled_since().map(|since| since + timeouts.send);
         if clock.active > 0 {
-            return None;
+            return send;
         }
-        Some(match (clock.served, clock.arriving_since) {
+        let waiting = match (clock.served > 0, clock.arriving_since) {
             // The first request: its header within `header` of the connection being ready,
             // however slowly its bytes trickle in.
             (false, _) => clock.idle_since + timeouts.header,
             (true, Some(arriving)) => arriving + timeouts.header,
             (true, None) => clock.idle_since + timeouts.idle,
-        })
+        };
+        Some(send.map_or(waiting, |send| send.min(waiting)))
     }
 
-    /// Completes when a request starts or ends.
+    /// Completes when the deadline may have moved.
     pub async fn changed(&self) {
         self.changed.notified().await
     }
@@ -153,14 +239,22 @@ impl ConnectionState {
         self.evicted.notified().await
     }
 
-    /// Since when the connection has had no request in progress (`None`: busy, or already
-    /// being evicted).
-    fn idle_since(&self) -> Option<Instant> {
+    /// Since when the connection could be closed without breaking anything the peer is
+    /// waiting for: no request in progress (idle), or every response it is owed stuck (the
+    /// peer does not read). `None`: working, or already being evicted.
+    fn evictable_since(&self) -> Option<Instant> {
         if self.is_evicting() {
             return None;
         }
         let clock = self.clock();
-        (clock.active == 0).then_some(clock.idle_since)
+        if clock.active == 0 {
+            return Some(clock.idle_since);
+        }
+        // Requests still being worked on (no response yet) are not stuck.
+        if clock.responding.len() < clock.active {
+            return None;
+        }
+        clock.stalled_since()
     }
 
     fn is_evicting(&self) -> bool {
@@ -173,138 +267,48 @@ impl ConnectionState {
     }
 }
 
-/// Ends a request when dropped (with the response body, or with the request future).
+/// A request in progress; ends it when dropped (with the response body, or with the request
+/// future).
 #[derive(Debug)]
-pub struct RequestGuard(Arc<ConnectionState>);
+pub struct RequestGuard {
+    state: Arc<ConnectionState>,
+    /// Set once the service answered: the response is being sent.
+    response: Option<u64>,
+    multiplexed: bool,
+}
+
+impl RequestGuard {
+    /// The service answered: from now on the response must make progress within the send
+    /// timeout.
+    pub fn responding(&mut self) {
+        let id = {
+            let mut clock = self.state.clock();
+            let id = clock.next_response;
+            clock.next_response += 1;
+            let responding = Responding {
+                progress: Instant::now(),
+                multiplexed: self.multiplexed,
+            };
+            clock.responding.insert(id, responding);
+            id
+        };
+        self.response = Some(id);
+        self.state.changed.notify_one();
+    }
+
+    /// The protocol took a part of the response body.
+    pub fn progress(&self) {
+        if let Some(id) = self.response
+            && let Some(responding) = self.state.clock().responding.get_mut(&id)
+        {
+            responding.progress = Instant::now();
+        }
+    }
+}
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.end_request();
-    }
-}
-
-/// The open connections of a server (all its listeners), at most `max` of them (plus the one
-/// just accepted while an idle one is being closed for it).
-#[derive(Debug)]
-pub struct Registry {
-    max: usize,
-    next_id: AtomicU64,
-    open: Mutex<HashMap<u64, Arc<ConnectionState>>>,
-    /// Woken when a connection's slot is freed (its socket closed).
-    freed: Notify,
-    /// Seconds (since `started`) of the last "connection limit reached" warning.
-    last_warning: AtomicU64,
-    started: Instant,
-}
-
-/// Why a new connection was not admitted.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Full;
-
-impl Registry {
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Registry {
-            max: max.max(1),
-            next_id: AtomicU64::new(0),
-            open: Mutex::new(HashMap::new()),
-            freed: Notify::new(),
-            last_warning: AtomicU64::new(u64::MAX),
-            started: Instant::now(),
-        })
-    }
-
-    fn open(&self) -> MutexGuard<'_, HashMap<u64, Arc<ConnectionState>>> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Connections held now.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.open().len()
-    }
-
-    /// Admits a connection just accepted. At the cap, the connection idle the longest (no
-    /// request in progress: a kept-alive, silent or half-sent one) is closed to make room —
-    /// the way nginx reuses keep-alive connections — so idle sockets cannot lock out real
-    /// requests. This waits until that socket is closed, so open descriptors never exceed the
-    /// cap by more than the one just accepted. When every connection has a request in progress
-    /// the new one is refused.
-    pub async fn admit(self: &Arc<Self>) -> Result<Slot, Full> {
-        loop {
-            let freed = self.freed.notified();
-            let mut freed = std::pin::pin!(freed);
-            {
-                let mut open = self.open();
-                if open.len() < self.max {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let state = Arc::new(ConnectionState::new());
-                    open.insert(id, state.clone());
-                    return Ok(Slot {
-                        id,
-                        state,
-                        registry: self.clone(),
-                    });
-                }
-                if !open.values().any(|state| state.is_evicting()) {
-                    let oldest = open
-                        .values()
-                        .filter_map(|state| state.idle_since().map(|since| (since, state)))
-                        .min_by_key(|(since, _)| *since)
-                        .map(|(_, state)| state.clone());
-                    let Some(oldest) = oldest else {
-                        drop(open);
-                        self.warn_full(
-                            "every connection has a request in progress; refusing new ones",
-                        );
-                        return Err(Full);
-                    };
-                    oldest.evict();
-                }
-                // Registered before the lock is released: a slot freed from now on wakes us.
-                freed.as_mut().enable();
-            }
-            self.warn_full("closing the longest-idle connections to admit new ones");
-            if tokio::time::timeout(Duration::from_secs(1), freed)
-                .await
-                .is_err()
-            {
-                return Err(Full);
-            }
-        }
-    }
-
-    /// At most one warning a minute.
-    fn warn_full(&self, what: &str) {
-        let now = self.started.elapsed().as_secs();
-        let last = self.last_warning.load(Ordering::Relaxed);
-        if last != u64::MAX && now < last + 60 {
-            return;
-        }
-        if self
-            .last_warning
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            tracing::warn!(
-                max_connections = self.max,
-                "connection limit reached: {what} (see [limits] max_connections)"
-            );
-        }
-    }
-}
-
-/// A connection's place in the registry; freed when dropped.
-#[derive(Debug)]
-pub struct Slot {
-    id: u64,
-    pub state: Arc<ConnectionState>,
-    registry: Arc<Registry>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.registry.open().remove(&self.id);
-        self.registry.freed.notify_waiters();
+        self.state.end_request(self.response);
     }
 }
 

@@ -113,13 +113,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Transport {
 }
 
 /// `/pgwy/request/ast.html` and `/pgwy/request/<remainder>/ast.html`: the PIN page of the
-/// handler that serves `/pgwy/ast` or `/pgwy/ast/<remainder>`, posting there.
+/// handler that serves `/pgwy/ast` or `/pgwy/ast/<remainder>`, posting there. The remainder is
+/// taken from the path as sent and decoded by the domain (`rules::decode_remainder`), never by
+/// the router, so the page and the form endpoint select alike.
 async fn pin_page(
     State(gateway): State<Arc<Gateway>>,
     RequestId(request_id): RequestId,
     Peer(connection): Peer,
-    Path(page): Path<String>,
+    uri: Uri,
 ) -> Response {
+    let page = uri
+        .path()
+        .strip_prefix("/pgwy/request/")
+        .unwrap_or_default();
     let remainder = match page.strip_suffix("ast.html") {
         Some(r) if r.is_empty() || r.ends_with('/') => r.trim_end_matches('/'),
         _ => {
@@ -151,7 +157,7 @@ async fn pin_page(
         template,
         Some(&found.handler),
         rules.procedure(&found.handler.token_procedure),
-        &page::action_for(remainder),
+        &page::action_for(&found.remainder),
     );
     let policy = page::content_security_policy(template);
     (
@@ -166,13 +172,12 @@ async fn pin_page(
         .into_response()
 }
 
-#[allow(clippy::too_many_arguments)] // extractors, one per input
+/// `POST /pgwy/ast` and `/pgwy/ast/<remainder>`; the remainder goes to the domain as sent.
 async fn issue(
     State(gateway): State<Arc<Gateway>>,
     RequestId(request_id): RequestId,
     Peer(connection): Peer,
     Transport { over_tls }: Transport,
-    rest: Option<Path<String>>,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -182,7 +187,12 @@ async fn issue(
         .and_then(|()| parse_form(&headers, body, settings.limits.body_timeout));
     let request = SoftTokenRequest {
         connection,
-        handler: HandlerChoice::Path(rest.map(|Path(p)| p).unwrap_or_default()),
+        handler: HandlerChoice::Path(
+            uri.path()
+                .strip_prefix("/pgwy/ast/")
+                .unwrap_or_default()
+                .to_string(),
+        ),
         form,
         headers: IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))),
         request_id: request_id.clone(),

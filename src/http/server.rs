@@ -81,6 +81,10 @@ struct Transport {
     /// with our error code (see `routes::middleware::header_limit`).
     header_ceiling: usize,
     grace: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    max_streams: u32,
+    /// Requests per connection, after which it is closed gracefully.
+    max_requests: u64,
 }
 
 /// The TLS side of the HTTPS listener.
@@ -99,7 +103,10 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
             header: limits.header_timeout,
             body: limits.body_timeout,
             idle: limits.idle_timeout,
+            send: limits.send_timeout,
         },
+        max_streams: limits.max_streams_per_connection,
+        max_requests: limits.max_requests_per_connection,
         header_ceiling: (2 * limits.max_header_bytes).max(64 * 1024),
         grace: limits.shutdown_grace,
     });
@@ -247,7 +254,7 @@ async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = transport.registry.admit().await else {
+        let Ok(slot) = transport.registry.admit(peer.ip()).await else {
             continue; // dropping `tcp` closes it
         };
         let _ = tcp.set_nodelay(true);

@@ -225,6 +225,23 @@ impl TrustPolicy {
     }
 }
 
+/// The network a peer address stands for, as a fixed-size key: an IPv4 address, or an IPv6
+/// address cut to its /64 (one host is handed a whole /64, so per-address budgets would let it
+/// mint fresh ones). Used for per-peer rate limits and the per-peer connection share.
+pub fn peer_network(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_ipv6_mapped().octets(),
+            None => {
+                let mut key = v6.octets();
+                key[8..].fill(0);
+                key
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,9 @@
 //!   more is refused at once with 503 `unavailable` and `Retry-After` instead of piling up.
 //! * **Rate limits** (`[limits] peer_per_minute`, `identity_per_minute`, `officer_per_minute`):
 //!   GCRA through `governor`, keyed per TCP peer (IPv6 per /64, so one host cannot mint fresh
-//!   keys from its own prefix), per proxy-asserted identity (a hash of the subject the headers
-//!   make) and per officer. Exceeding one answers 429 `rate-limited` with `Retry-After`. Keys
+//!   keys from its own prefix), per asserted identity (a hash of the identity header and
+//!   `cert:` values the handler's format reads, `policy::asserted_identity`: namesakes differ,
+//!   a literal OU adds nothing; the subject DN only for a format of literals) and per officer. Exceeding one answers 429 `rate-limited` with `Retry-After`. Keys
 //!   that have fully recovered are forgotten periodically, so the maps hold only callers seen
 //!   within the last minute.
 
@@ -156,7 +157,7 @@ impl RateLimiters {
         self.check(RateScope::Peer, self.peer.as_ref(), &peer_key(ip))
     }
 
-    /// Counts one token for this identity (the subject the request would be issued).
+    /// Counts one token for this identity (the asserted identity of the request).
     pub(crate) fn identity(&self, subject: &str) -> Result<(), IssuanceError> {
         self.check(
             RateScope::Identity,

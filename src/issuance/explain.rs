@@ -109,6 +109,18 @@ pub fn explain(
             }),
         };
     };
+    // As issuance does: the remainder is decoded once, ambiguous spellings refused.
+    let remainder = match super::soft_token::decoded_remainder(&remainder) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            return Explanation {
+                path_remainder: remainder,
+                trials: Vec::new(),
+                handler: None,
+                outcome: Err(Refusal::from(&e)),
+            };
+        }
+    };
     // The handlers tried, in order, up to the one issuance would select.
     let mut trials = Vec::new();
     for handler in &rules.handlers {

@@ -18,6 +18,8 @@ use crate::rules::{self, Configuration, Handler};
 #[derive(Debug, Clone)]
 pub struct PinPage {
     pub handler: Handler,
+    /// The decoded path remainder (what the handler's filter matched), for the form's action.
+    pub remainder: String,
     templates: Arc<PageTemplates>,
 }
 
@@ -72,13 +74,15 @@ impl Gateway {
         result
     }
 
-    /// The PIN page for a path remainder (`""` for `/pgwy/request/ast.html`): the handler that
-    /// would serve `/pgwy/ast/<remainder>`, or why there is none.
-    pub fn pin_page(&self, remainder: &str) -> Result<PinPage, IssuanceError> {
+    /// The PIN page for a path remainder as sent (`""` for `/pgwy/request/ast.html`): the
+    /// handler that would serve `/pgwy/ast/<remainder>`, or why there is none.
+    pub fn pin_page(&self, sent: &str) -> Result<PinPage, IssuanceError> {
         let rules = self.rules();
-        let handler = super::soft_token::select(&rules, remainder)?.clone();
+        let remainder = super::soft_token::decoded_remainder(sent)?;
+        let handler = super::soft_token::select(&rules, &remainder)?.clone();
         Ok(PinPage {
             handler,
+            remainder,
             templates: self.pages.load_full(),
         })
     }

@@ -34,7 +34,8 @@ pub struct TokenForm {
 #[derive(Debug)]
 pub enum HandlerChoice {
     /// The form endpoint: the handler whose filter matches this path after `/pgwy/ast/` (empty
-    /// for `/pgwy/ast`); the handler's trust rule decides whether the headers are believed.
+    /// for `/pgwy/ast`), as sent (percent-encoded; see `rules::decode_remainder`); the handler's
+    /// trust rule decides whether the headers are believed.
     Path(String),
     /// The REST API: an officer authorized by api.properties supplies the fields.
     Api(Box<ApiIssue>),
@@ -177,9 +178,9 @@ impl Gateway {
         // The same rules throughout, even if a reload swaps them meanwhile.
         let rules = self.rules();
         let (form, handler, caller, api) = match choice {
-            HandlerChoice::Path(remainder) => {
+            HandlerChoice::Path(sent) => {
                 let form = form?;
-                let handler = select(&rules, &remainder)?;
+                let handler = select(&rules, &decoded_remainder(&sent)?)?;
                 // Looked up per request: a revoked officer is refused from the next request on.
                 let officer = self.officer_standing(handler, &connection).await?;
                 let caller = self.trust.authorize(
@@ -215,8 +216,17 @@ impl Gateway {
         if let Caller::Officer { .. } = caller {
             self.admission.rates.officer(&caller.to_string())?;
         }
-        if let Some(first) = plan.first() {
-            let identity = first.subject.display_dn(&first.template.subject_order);
+        // Per user: what the front (or certificate) asserted, not the DN (see `asserted_identity`).
+        let asserted = crate::policy::asserted_identity(
+            &handler.fields,
+            &headers,
+            caller.certificate_facts(),
+        )?;
+        let identity = asserted.or_else(|| {
+            plan.first()
+                .map(|first| first.subject.display_dn(&first.template.subject_order))
+        });
+        if let Some(identity) = identity {
             self.admission.rates.identity(&identity)?;
         }
         let order = Order {
@@ -250,7 +260,14 @@ impl Gateway {
     }
 }
 
-/// The handler for a path remainder, or why there is none (shared with `config explain`).
+/// The remainder a handler filter sees, from the one in the URL; an ambiguous spelling (an
+/// escaped unreserved character or `/`, a dot segment) is refused with 400 `bad-request`.
+pub(crate) fn decoded_remainder(sent: &str) -> Result<String, IssuanceError> {
+    crate::rules::decode_remainder(sent).map_err(|e| IssuanceError::BadRequest(e.to_string()))
+}
+
+/// The handler for a (decoded) path remainder, or why there is none (shared with `config
+/// explain`).
 pub(crate) fn select<'r>(rules: &'r Rules, remainder: &str) -> Result<&'r Handler, IssuanceError> {
     if !rules.enabled {
         return Err(IssuanceError::Disabled);

@@ -123,8 +123,8 @@ fn apply_modules(
         let Some(v) = value.as_mut() else { continue };
         match module {
             Module::Trim => *v = v.trim().to_string(),
-            Module::Lower => *v = v.to_lowercase(),
-            Module::Upper => *v = v.to_uppercase(),
+            Module::Lower => *v = super::text::change_case(v, false),
+            Module::Upper => *v = super::text::change_case(v, true),
             Module::Replace(re, with) => *v = re.replace_all(v, with.as_str()).into_owned(),
             Module::Truncate(n) => *v = v.chars().take(*n).collect(),
             Module::Match(re) => {
@@ -268,6 +268,18 @@ mod tests {
             Err(PolicyError::FieldInvalid { .. })
         ));
         assert!(is_country("SE") && !is_country("XX") && !is_country("se"));
+        // Dotless i and long s upper-case to ASCII; they stay themselves and are refused.
+        for sent in ["\u{131}t", "\u{17F}e"] {
+            let h = IdentityHeaders::new([("v", sent)]);
+            let f = fields(&[(1, "ast.valuetarget.countryname.value = v | upper | country")]);
+            assert!(
+                matches!(
+                    evaluate(&f, &h, None),
+                    Err(PolicyError::FieldInvalid { .. })
+                ),
+                "{sent}"
+            );
+        }
     }
 
     #[test]

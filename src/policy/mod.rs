@@ -11,7 +11,9 @@ mod certificate;
 mod evaluate;
 mod expression;
 mod headers;
+mod identity;
 mod lexer;
+mod script;
 mod text;
 mod words;
 
@@ -20,6 +22,7 @@ pub use expression::{
     FieldSpec, Module, Origin, Scope, Source, Target, parse_expression, parse_field, parse_target,
 };
 pub use headers::{HeaderEncoding, IdentityHeaders};
+pub use identity::asserted_identity;
 pub use words::{did_you_mean, regex_error};
 
 /// Why a request's fields were refused.

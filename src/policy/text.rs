@@ -24,6 +24,8 @@ pub(super) enum TextRefusal {
     NotAnAddress(email_address::Error),
     /// A mailbox the parser accepts but a certificate must not carry, and why.
     Mailbox(&'static str),
+    /// A word that mixes scripts (two of its characters).
+    MixedScripts(super::script::MixedScripts),
 }
 
 impl std::fmt::Display for TextRefusal {
@@ -39,6 +41,16 @@ impl std::fmt::Display for TextRefusal {
             }
             TextRefusal::NotAnAddress(e) => write!(f, "not an e-mail address ({e})"),
             TextRefusal::Mailbox(why) => f.write_str(why),
+            TextRefusal::MixedScripts(mixed) => {
+                let (first, second) = mixed.scripts();
+                write!(
+                    f,
+                    "characters: a word mixes scripts ({} {first} with {} {second}); \
+                     write each word in one script",
+                    code_point(mixed.first),
+                    code_point(mixed.second)
+                )
+            }
         }
     }
 }
@@ -61,9 +73,11 @@ fn maps_to_ascii(c: char) -> bool {
 }
 
 /// Checks the characters of a final field value. Always refused: control characters, line and
-/// paragraph separators, unassigned code points (Unicode 18 as known to `unicode-properties`)
-/// and the explicit bidirectional embeddings, overrides and isolates (U+202A–U+202E,
-/// U+2066–U+2069), which reorder what a reader sees. Other format characters (zero-width
+/// paragraph separators, unassigned code points (Unicode 18 as known to `unicode-properties`),
+/// the explicit bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069), which reorder what a reader sees, the invisible default-ignorable code
+/// points outside category Cf (variation selectors, Hangul fillers, the combining grapheme
+/// joiner …) and a word that mixes scripts (`script`). Other format characters (zero-width
 /// space and joiners, LRM/RLM, soft hyphen …) are refused unless the field says
 /// `allowformat` — names in Persian or Indic scripts may need the zero-width non-joiner.
 pub(super) fn check_characters(value: &str, allow_format: bool) -> Result<(), TextRefusal> {
@@ -78,11 +92,16 @@ pub(super) fn check_characters(value: &str, allow_format: bool) -> Result<(), Te
             GeneralCategory::Format if !allow_format => {
                 "an invisible format character (add `allowformat` to the field to accept these)"
             }
+            GeneralCategory::Format => continue,
+            _ if super::script::is_default_ignorable(c) => {
+                "an invisible character (Unicode Default_Ignorable_Code_Point: a variation \
+                 selector, a filler, a grapheme joiner …)"
+            }
             _ => continue,
         };
         return Err(TextRefusal::Character { c, what: why });
     }
-    Ok(())
+    super::script::check_words(value).map_err(TextRefusal::MixedScripts)
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -91,6 +110,27 @@ fn is_bidi_control(c: char) -> bool {
 
 fn code_point(c: char) -> String {
     format!("U+{:04X}", u32::from(c))
+}
+
+/// `value` in upper (or lower) case, except that a non-ASCII character whose case mapping is
+/// all ASCII stays as it is: dotless `ı` → `I`, long `ſ` → `S`, `ß` → `SS`, `ﬁ` → `FI`. Such a
+/// mapping would put ASCII into the certificate that nobody sent (`ıt | upper | country`
+/// would pass as `IT`); kept, the character meets the verifiers that follow as itself.
+pub(super) fn change_case(value: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        let mapped: String = if upper {
+            c.to_uppercase().collect()
+        } else {
+            c.to_lowercase().collect()
+        };
+        if !c.is_ascii() && mapped.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&mapped);
+        }
+    }
+    out
 }
 
 /// An e-mail address for a certificate (rfc822Name, an IA5String): an RFC 5321 mailbox with
@@ -218,11 +258,34 @@ mod tests {
         ] {
             assert!(check_characters(&format!("a{c}"), true).is_err(), "{c:?}");
         }
+        // Invisible characters outside Cf, with or without `allowformat`.
+        for c in ['\u{34F}', '\u{3164}', '\u{FE0F}', '\u{E0100}'] {
+            let e = check_characters(&format!("Al{c}ice"), true)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("Default_Ignorable"), "{c:?}: {e}");
+        }
+        // A word mixing Latin and Cyrillic (the `а` is U+0430).
+        let e = check_characters("P\u{430}ypal", true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("U+0050 Latn with U+0430 Cyrl"), "{e}");
         // The message names the code point, never the value.
         let e = check_characters("secret\u{200B}", false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("U+200B") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn case_changes_never_make_ascii_from_other_letters() {
+        assert_eq!(change_case("Hanna Ström", true), "HANNA STRÖM");
+        assert_eq!(change_case("ÅSA", false), "åsa");
+        assert_eq!(change_case("se", true), "SE");
+        assert_eq!(change_case("\u{131}t", true), "\u{131}T");
+        assert_eq!(change_case("\u{17F}e", true), "\u{17F}E");
+        assert_eq!(change_case("Weiß", true), "WEIß");
+        assert_eq!(change_case("\u{212A}", false), "\u{212A}");
     }
 
     #[test]

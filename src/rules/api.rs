@@ -97,7 +97,9 @@ impl TryFrom<ApiHandlerSource<'_>> for ApiHandler {
                 ));
                 None
             }
-            Some(v) => roles(&v.text)
+            Some(v) => v
+                .text
+                .parse::<RequiredRoles>()
                 .map_err(|m| diagnostics.push(source.error("requiredRoRoles", m)))
                 .ok(),
         };
@@ -112,37 +114,6 @@ impl TryFrom<ApiHandlerSource<'_>> for ApiHandler {
             required_roles,
         })
     }
-}
-
-/// `requiredRoRoles`: roles separated by spaces or commas; `none` alone means any officer.
-fn roles(text: &str) -> Result<RequiredRoles, String> {
-    let roles: Vec<String> = text
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if let [one] = roles.as_slice()
-        && one.eq_ignore_ascii_case("none")
-    {
-        return Ok(RequiredRoles::AnyCertificate);
-    }
-    if roles.is_empty() {
-        return Err(
-            "no role given; write the roles needed (e.g. api-read), or none for any officer certificate"
-                .into(),
-        );
-    }
-    if let Some(bad) = roles.iter().find(|r| {
-        r.eq_ignore_ascii_case("none")
-            || !r
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    }) {
-        return Err(format!(
-            "`{bad}` is not a role; roles are letters, digits, `.`, `_` and `-`, and `none` stands alone"
-        ));
-    }
-    Ok(RequiredRoles::All(roles))
 }
 
 /// Builds the API handlers of api.properties, every problem collected.

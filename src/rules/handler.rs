@@ -42,6 +42,42 @@ pub enum RequiredRoles {
     All(Vec<String>),
 }
 
+/// `requiredRoRoles` of ast.properties and api.properties, one grammar: roles separated by
+/// spaces or commas (letters, digits, `.`, `_`, `-`); `none` alone means any registered officer.
+impl std::str::FromStr for RequiredRoles {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let roles: Vec<String> = text
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let [one] = roles.as_slice()
+            && one.eq_ignore_ascii_case("none")
+        {
+            return Ok(RequiredRoles::AnyCertificate);
+        }
+        if roles.is_empty() {
+            return Err(
+                "no role given; write the roles needed (e.g. api-read), or none for any officer certificate"
+                    .into(),
+            );
+        }
+        if let Some(bad) = roles.iter().find(|r| {
+            r.eq_ignore_ascii_case("none")
+                || !r
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        }) {
+            return Err(format!(
+                "`{bad}` is not a role; roles are letters, digits, `.`, `_` and `-`, and `none` stands alone (it can never be combined with roles)"
+            ));
+        }
+        Ok(RequiredRoles::All(roles))
+    }
+}
+
 /// A PKCS#12 profile the handler does not offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
@@ -178,6 +214,16 @@ impl TryFrom<HandlerSource<'_>> for Handler {
                 .map_err(|m| diagnostics.push(source.error("headerEncoding", m)))
                 .ok()
         });
+        // An empty value: no officer required (identity headers from a trusted proxy).
+        let required_roles = scope
+            .get("requiredRoRoles")
+            .filter(|v| !v.text.trim().is_empty())
+            .and_then(|v| {
+                v.text
+                    .parse()
+                    .map_err(|m| diagnostics.push(source.error("requiredRoRoles", m)))
+                    .ok()
+            });
         let password_policy = password_policy(&source, &mut diagnostics);
         let (pkcs12_profile, pkcs12_profiles) = profiles(&source, &mut diagnostics);
         let Ok(filter) = filter else {
@@ -191,7 +237,7 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             format,
             fields,
             token_procedure,
-            required_roles: scope.get("requiredRoRoles").and_then(required_roles),
+            required_roles,
             header_encoding,
             password_policy,
             pkcs12_profile,
@@ -266,21 +312,6 @@ fn check_procedure(
                 ),
             ));
         }
-    }
-}
-
-/// `requiredRoRoles`: roles separated by spaces or commas; `none` alone means any officer.
-fn required_roles(value: &Value) -> Option<RequiredRoles> {
-    let roles: Vec<String> = value
-        .text
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    match roles.as_slice() {
-        [] => None,
-        [one] if one.eq_ignore_ascii_case("none") => Some(RequiredRoles::AnyCertificate),
-        _ => Some(RequiredRoles::All(roles)),
     }
 }
 

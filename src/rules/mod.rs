@@ -11,6 +11,7 @@ mod api;
 mod formats;
 mod handler;
 mod password;
+mod path;
 mod procedure;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ pub use api::{API_PARAMETERS, ApiHandler, ApiHandlerSource, ApiRules, build_api}
 pub use formats::Formats;
 pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
 pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
+pub use path::{PathRefusal, decode_remainder};
 pub use procedure::{
     CertificateSource, CertificateTemplate, Layout, LeafNotAfter, ProcedureSource, TokenProcedure,
 };
@@ -45,7 +47,7 @@ pub struct Rules {
 
 impl Rules {
     /// The first handler whose filter matches the whole `remainder` (the path after
-    /// `/pgwy/ast/`, empty for `/pgwy/ast`).
+    /// `/pgwy/ast/`, empty for `/pgwy/ast`, decoded by `decode_remainder`).
     pub fn select(&self, remainder: &str) -> Option<&Handler> {
         self.handlers.iter().find(|h| h.filter.is_match(remainder))
     }

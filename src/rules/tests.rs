@@ -48,6 +48,32 @@ fn documented_example_verbatim() {
 }
 
 #[test]
+fn required_roles_have_one_grammar_and_none_stands_alone() {
+    let (_d, root) = root_with(&format!("{BASE}handler.1.requiredRoRoles = a, none\n"));
+    let error = load(&root).unwrap_err().to_string();
+    assert!(error.contains("requiredRoRoles"), "{error}");
+    assert!(error.contains("`none` stands alone"), "{error}");
+    let (_d, root) = root_with(&format!(
+        "{BASE}handler.1.requiredRoRoles = ops, api-read\n"
+    ));
+    let config = load(&root).unwrap();
+    assert_eq!(
+        config.rules.handlers[0].required_roles,
+        Some(RequiredRoles::All(vec!["ops".into(), "api-read".into()]))
+    );
+    let (_d, root) = root_with(&format!("{BASE}handler.1.requiredRoRoles = None\n"));
+    assert_eq!(
+        load(&root).unwrap().rules.handlers[0].required_roles,
+        Some(RequiredRoles::AnyCertificate)
+    );
+    // The API's file uses the same grammar.
+    assert_eq!(
+        "a none".parse::<RequiredRoles>().unwrap_err(),
+        "a, none".parse::<RequiredRoles>().unwrap_err()
+    );
+}
+
+#[test]
 fn handler_order_gaps_and_whole_match() {
     let text = "handler.20.filter = .*\nhandler.20.tokenprocedure = default\n\
                 handler.3.filter = users/[a-z]+\nhandler.3.tokenprocedure = default\n\

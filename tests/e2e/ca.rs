@@ -271,7 +271,7 @@ fn crl_number(crl_text: &str) -> u64 {
 #[tokio::test]
 async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let root = Root::new();
@@ -465,7 +465,7 @@ fn ocsp(root: &Root, server: &Server, issuer: &Path, chain: &Path, extra: &[&str
 #[tokio::test]
 async fn ocsp_good_revoked_unknown_checked_by_openssl() {
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let root = Root::new();
@@ -616,11 +616,11 @@ async fn ocsp_good_revoked_unknown_checked_by_openssl() {
 #[tokio::test]
 async fn pkcs11_softhsm_ca_issues_token_and_crl() {
     if !have("softhsm2-util") || !Path::new(SOFTHSM_MODULE).exists() {
-        println!("skipped: softhsm2 not installed");
+        crate::kit::skipped(module_path!(), "softhsm2 not installed");
         return;
     }
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let mut root = Root::new();
@@ -770,7 +770,7 @@ async fn pkcs11_softhsm_ca_issues_token_and_crl() {
 #[tokio::test]
 async fn every_key_type_opens_in_openssl_and_keytool() {
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let keytool = have("keytool");
@@ -1088,7 +1088,7 @@ async fn crl_numbers_are_unique_across_nodes_on_postgres() {
 #[test]
 fn encrypted_pkcs8_and_pkcs12_ca_keys() {
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let mut root = Root::new();
@@ -1413,7 +1413,7 @@ async fn crl_is_reissued_when_half_its_validity_has_passed() {
 #[tokio::test]
 async fn delegated_ocsp_responder() {
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let root = Root::new();
@@ -1519,7 +1519,7 @@ async fn delegated_ocsp_responder() {
 #[tokio::test]
 async fn revoked_officer_is_on_the_officers_crl_and_ocsp() {
     if !have("openssl") {
-        println!("skipped: openssl not installed");
+        crate::kit::skipped(module_path!(), "openssl not installed");
         return;
     }
     let root = Root::new();

@@ -246,7 +246,7 @@ fn certificates_in(p12: &[u8]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn documented_example_verbatim_through_the_endpoint() {
     if !openssl_available() {
-        println!("skipped: documented_example: the openssl CLI is not installed");
+        crate::kit::skipped("documented_example", "the openssl CLI is not installed");
         return;
     }
     // The original's documented example, verbatim, on the kit's gateway.
@@ -326,7 +326,7 @@ async fn reload_in_process() {
 #[tokio::test]
 async fn handler_order_whole_match_modules_and_escapes() {
     if !openssl_available() {
-        println!("skipped: the openssl CLI is not installed");
+        crate::kit::skipped(module_path!(), "the openssl CLI is not installed");
         return;
     }
     let (_dir, root) = init_root();
@@ -669,7 +669,7 @@ fn config_explain_without_issuing() {
             "no certificate, no O: {text}"
         );
     } else {
-        println!("skipped (cert: part): the openssl CLI is not installed");
+        crate::kit::skipped("cert: part", "the openssl CLI is not installed");
     }
     // Nothing was issued: the database holds no certificate.
     let out = Command::new(BIN)

@@ -65,7 +65,7 @@ impl TestDatabase {
     pub async fn postgres() -> Option<TestDatabase> {
         let addr = postgres_addr();
         if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
-            println!("skipped: no PostgreSQL at {addr}");
+            crate::kit::skipped("postgres", &format!("no PostgreSQL at {addr}"));
             return None;
         }
         let name = format!("ast_test_{}", uuid::Uuid::new_v4().simple());

@@ -104,8 +104,19 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Prints the skip line for a missing tool.
+/// Whether the suite runs under CI (`CI` set and not empty, as CI services and `.ci/run` set it).
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// A test cannot run because a tool (or service) is missing. Without `CI` it prints
+/// `skipped: <test>: <why>` and the caller returns; under `CI` it fails the test, naming what is
+/// missing, so a machine without the tools can never pass CI.
 pub fn skipped(test: &str, why: &str) {
+    assert!(
+        !under_ci(),
+        "{test}: {why} — CI is set, so a missing tool fails the test instead of skipping it (.ci/run installs the tools)"
+    );
     println!("skipped: {test}: {why}");
 }
 

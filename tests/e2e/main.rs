@@ -2,6 +2,7 @@
 
 mod api;
 mod api_signed;
+mod architecture;
 mod audit;
 mod audit_fields;
 mod audit_upkeep;
@@ -10,6 +11,7 @@ mod ca;
 mod config;
 mod databases;
 mod garbage;
+mod hardening_edges;
 mod hardening_http;
 mod hardening_input;
 mod interop;
@@ -22,6 +24,7 @@ mod page;
 mod performance;
 mod scale_out;
 mod soft_token;
+mod stalled;
 mod store;
 mod tcp_proxy;
 mod throughput;

@@ -85,7 +85,7 @@ async fn nginx_front_with_officer_mtls() {
     let Some(nginx_bin) = crate::kit::tool("nginx")
         .or_else(|| Some(std::path::PathBuf::from(NGINX)).filter(|p| p.exists()))
     else {
-        println!("skipped: nginx not installed");
+        crate::kit::skipped(module_path!(), "nginx not installed");
         return;
     };
     // As in the document: no trusted proxies at all, handler.1 requires the officer role.
@@ -209,6 +209,8 @@ async fn nginx_front_with_officer_mtls() {
         "{subject}"
     );
 
+    cross_site_through_the_front(&submit, port, &log).await;
+
     // Not authenticated, or wrong password: nginx answers 401, the gateway sees nothing.
     let before = env.gateway.store().count_certificates().await.unwrap();
     assert_eq!(
@@ -268,7 +270,7 @@ async fn nginx_front_with_officer_mtls() {
     // Issued tokens record the nginx officer as caller.
     let rows = env.audit_rows().await;
     let issued: Vec<_> = rows.iter().filter(|(e, _, _)| e == "issued").collect();
-    assert_eq!(issued.len(), 2);
+    assert_eq!(issued.len(), 4);
     assert!(
         issued
             .iter()
@@ -285,6 +287,56 @@ async fn nginx_front_with_officer_mtls() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+/// The headers the cross-site check reads reach the gateway through the documented front: a
+/// form another site's page sent is refused as it is without the front, the gateway's own page
+/// (and an older browser posting from the same origin) still gets its token.
+async fn cross_site_through_the_front<F, Fut>(submit: &F, port: u16, log: &Path)
+where
+    F: Fn(Option<(&str, &str)>, &[(&str, &str)]) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let alice = Some(("alice", "alice-password"));
+    let refused: [&[(&str, &str)]; 3] = [
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "https://evil.example")],
+    ];
+    for headers in refused {
+        let r = submit(alice, headers).await.unwrap();
+        assert_eq!(
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("x-ast-error")
+                    .map(|v| v.to_str().unwrap().to_string())
+            ),
+            (403, Some("cross-site".to_string())),
+            "{headers:?} / nginx log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    // The browser's own origin, with and without Sec-Fetch-Site (an older browser: its Origin
+    // is compared with the Host nginx passes on, port included).
+    let origin = format!("https://localhost:{port}");
+    let same_site: [&[(&str, &str)]; 2] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", &origin)],
+        &[("origin", &origin)],
+    ];
+    for headers in same_site {
+        let r = submit(alice, headers).await.unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "{headers:?}: {:?}",
+            r.headers().get("x-ast-error")
+        );
+        assert!(token_subject(&r.bytes().await.unwrap()).contains("CN=Alice Andersson"));
+    }
 }
 
 /// Subject of the first certificate in a token (PIN `secret-123`), RFC 4514 as x509-parser

@@ -359,7 +359,8 @@ async fn json_log_format_gives_one_object_per_line_with_audit_events() {
     let server = serve(&root);
     server.wait_for("[trust] proxies");
     server.issue("Json Log").await;
-    let lines = server.wait_for("\"target\":\"audit\"");
+    // The issuance's own audit line (the start-up CRL is audited too, and may come first).
+    let lines = server.wait_for("\"event\":\"issued\"");
     assert!(lines.len() > 5, "{lines:#?}");
     let mut audit = Vec::new();
     for line in &lines {
@@ -392,6 +393,26 @@ async fn json_log_format_gives_one_object_per_line_with_audit_events() {
 }
 
 // --- paper cuts -------------------------------------------------------------------------------
+
+#[test]
+fn an_empty_ast_gateway_root_is_ignored() {
+    let (_dir, root) = init();
+    // `AST_GATEWAY_ROOT=` (set, empty) used to break every command, even one with --root.
+    let mut c = ast(&root);
+    c.env("AST_GATEWAY_ROOT", "").args(["config", "check"]);
+    let out = finish(c);
+    assert!(out.status.success(), "{}", text(&out));
+    // Without --root, an empty variable means the default root (./ast-gateway-data), not "".
+    let cwd = tempfile::tempdir().unwrap();
+    let mut c = Command::new(BIN);
+    c.current_dir(cwd.path())
+        .env("AST_GATEWAY_ROOT", "")
+        .args(["config", "check"]);
+    let out = finish(c);
+    let all = text(&out);
+    assert!(all.contains("ast-gateway-data"), "{all}");
+    assert!(!all.contains("a value is required"), "{all}");
+}
 
 #[test]
 fn a_taken_address_is_named() {
@@ -471,7 +492,7 @@ fn finish_with_stdout_set(mut command: Command) -> Output {
 #[test]
 fn officer_issue_without_a_terminal_asks_for_password_option() {
     let Some(setsid) = tool("setsid") else {
-        println!("skipped: officer_issue_without_a_terminal: setsid not installed");
+        crate::kit::skipped("officer_issue_without_a_terminal", "setsid not installed");
         return;
     };
     let (dir, root) = init();
@@ -797,7 +818,10 @@ async fn backup_and_restore_sqlite() {
 #[tokio::test]
 async fn backup_and_restore_postgres() {
     if tool("pg_dump").is_none() || tool("pg_restore").is_none() {
-        println!("skipped: backup_and_restore_postgres: pg_dump/pg_restore not installed");
+        crate::kit::skipped(
+            "backup_and_restore_postgres",
+            "pg_dump/pg_restore not installed",
+        );
         return;
     }
     let Some(db) = TestDatabase::postgres().await else {
@@ -811,7 +835,7 @@ async fn backup_and_restore_postgres() {
 #[test]
 fn systemd_unit_verifies() {
     let Some(analyze) = tool("systemd-analyze") else {
-        println!("skipped: systemd_unit_verifies: systemd-analyze not installed");
+        crate::kit::skipped("systemd_unit_verifies", "systemd-analyze not installed");
         return;
     };
     let unit = std::fs::read_to_string(

@@ -513,7 +513,7 @@ async fn foreign_ca_certificate_is_refused_in_the_handshake() {
                 "openssl s_client: {text}"
             );
         }
-        Err(_) => println!("skipped: openssl not installed (s_client check)"),
+        Err(_) => crate::kit::skipped(module_path!(), "openssl not installed (s_client check)"),
     }
     assert_eq!(
         env.gateway.store().count_certificates().await.unwrap(),
@@ -863,7 +863,10 @@ async fn dn_injection_stays_one_common_name() {
         .arg(&p12)
         .output()
     else {
-        println!("skipped: openssl not installed (independent DN check)");
+        crate::kit::skipped(
+            module_path!(),
+            "openssl not installed (independent DN check)",
+        );
         return;
     };
     let pem = String::from_utf8_lossy(&out.stdout).to_string();

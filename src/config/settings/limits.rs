@@ -25,6 +25,21 @@ pub(super) fn limits(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagn
     let body_timeout = timeout("body_timeout_secs", &file.body_timeout_secs, 20);
     let idle_timeout = timeout("idle_timeout_secs", &file.idle_timeout_secs, 15);
     let shutdown_grace = timeout("shutdown_grace_secs", &file.shutdown_grace_secs, 30);
+    let send_timeout = timeout("send_timeout_secs", &file.send_timeout_secs, 20);
+    let max_streams_per_connection = count(
+        "limits.max_streams_per_connection",
+        &file.max_streams_per_connection,
+        (1, 32, 256),
+        toml,
+        diagnostics,
+    );
+    let max_requests_per_connection = count(
+        "limits.max_requests_per_connection",
+        &file.max_requests_per_connection,
+        (1, 1000, 1_000_000),
+        toml,
+        diagnostics,
+    );
     check_writer(file, toml, diagnostics);
     Limits {
         max_body_bytes: *file.max_body_bytes.get_ref(),
@@ -41,6 +56,9 @@ pub(super) fn limits(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagn
         max_header_bytes,
         max_connections: file.max_connections.filter(|n| *n > 0),
         shutdown_grace,
+        send_timeout,
+        max_streams_per_connection,
+        max_requests_per_connection,
         issuance_queue: file.issuance_queue,
         write_queue: *file.write_queue.get_ref(),
         write_batch: *file.write_batch.get_ref(),
@@ -74,6 +92,30 @@ fn max_header_bytes(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagno
             *value.get_ref()
         }
     }
+}
+
+/// A count with its `(min, default, max)`: a value outside the range is reported (and clamped).
+fn count<T>(
+    key: &str,
+    value: &Option<toml::Spanned<T>>,
+    (min, default, max): (T, T, T),
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> T
+where
+    T: Copy + Ord + std::fmt::Display,
+{
+    let Some(value) = value else {
+        return default;
+    };
+    if !(min..=max).contains(value.get_ref()) {
+        diagnostics.push(toml.error(
+            value.span(),
+            key,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    (*value.get_ref()).clamp(min, max)
 }
 
 /// A `limits.<key>` timeout in seconds: 1 to 3600 (clamped), `default` when not written.

@@ -1,5 +1,6 @@
-//! The socket (TCP or TLS) wrapped so that each read that brings bytes is noted on the
-//! connection's clock: how the watchdog tells "a request is arriving" from silence.
+//! The socket (TCP or TLS) wrapped so that the connection's clock hears of its traffic: each
+//! read that brings bytes (a request is arriving, not silence), each write that sends bytes
+//! (the peer reads our answers), and each write the socket cannot take (the peer does not).
 
 use std::io;
 use std::pin::Pin;
@@ -10,8 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectionState;
 
-/// The socket (TCP or TLS) with a note of each read, so the watchdog can tell a request
-/// arriving from silence.
+/// The socket (TCP or TLS) with a note of its traffic on the connection's clock.
 pub struct Watched<I> {
     inner: I,
     state: Arc<ConnectionState>,
@@ -20,6 +20,20 @@ pub struct Watched<I> {
 impl<I> Watched<I> {
     pub fn new(inner: I, state: Arc<ConnectionState>) -> Self {
         Watched { inner, state }
+    }
+
+    /// Notes what a write (or flush) of `n` bytes came to.
+    fn note<T>(
+        &self,
+        polled: Poll<io::Result<T>>,
+        sent: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        match &polled {
+            Poll::Ready(Ok(value)) if sent(value) => self.state.sent(),
+            Poll::Pending => self.state.blocked(),
+            _ => {}
+        }
+        polled
     }
 }
 
@@ -44,11 +58,14 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(polled, |n| *n > 0)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        // A completed flush has sent whatever was waiting (a TLS stream's records).
+        self.note(polled, |()| true)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -60,7 +77,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(polled, |n| *n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {

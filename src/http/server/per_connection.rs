@@ -86,7 +86,8 @@ async fn serve_http<I>(
     let body_timeout = transport.timeouts.body;
     let service_state = state.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let in_progress = service_state.begin_request();
+        let multiplexed = request.version() == axum::http::Version::HTTP_2;
+        let mut in_progress = service_state.begin_request(multiplexed);
         let mut request = request.map(|body| DeadlineBody::new(body, body_timeout));
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(connection.clone());
@@ -96,10 +97,12 @@ async fn serve_http<I>(
         let app = app.clone();
         async move {
             let response = app.oneshot(request).await?;
-            // The request counts as in progress until its response body is gone.
+            // The request counts as in progress until its response body is gone; from now on
+            // the response must make progress within the send timeout.
+            in_progress.responding();
             Ok::<_, std::convert::Infallible>(response.map(|body| {
                 Body::new(body.map_frame(move |frame| {
-                    let _ = &in_progress;
+                    in_progress.progress();
                     frame
                 }))
             }))
@@ -110,13 +113,20 @@ async fn serve_http<I>(
     builder
         .http2()
         .max_header_list_size(u32::try_from(transport.header_ceiling).unwrap_or(u32::MAX))
-        .max_concurrent_streams(64);
+        .max_concurrent_streams(transport.max_streams);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let mut stopping = false;
+    let mut retiring = false;
     loop {
         if stopping && state.is_idle() {
             return;
+        }
+        if !retiring && state.served() >= transport.max_requests {
+            // Enough requests on one connection (pipelined or kept alive): finish the one in
+            // progress, then close (HTTP/2: GOAWAY). The client reconnects.
+            retiring = true;
+            conn.as_mut().graceful_shutdown();
         }
         let deadline = state.deadline(&transport.timeouts);
         tokio::select! {
@@ -133,13 +143,15 @@ async fn serve_http<I>(
             }
             () = sleep_until(deadline) => {
                 if state.deadline(&transport.timeouts).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!(%peer, "closing a connection: no complete request within the time limits");
+                    tracing::debug!(%peer, "closing a connection: no complete request, or no response sent, within the time limits");
                     return;
                 }
             }
             _ = stop.wait_for(|stop| *stop), if !stopping => {
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                if !retiring {
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     }

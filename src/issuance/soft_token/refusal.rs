@@ -19,9 +19,10 @@ impl Gateway {
         request_id: &str,
         error: IssuanceError,
     ) -> IssuanceError {
-        let handler = self
-            .rules()
-            .select(path)
+        let rules = self.rules();
+        let handler = crate::rules::decode_remainder(path)
+            .ok()
+            .and_then(|remainder| rules.select(&remainder))
             .map(|h| format!("handler.{}", h.number));
         self.record_refusal(
             connection,
