@@ -8,7 +8,9 @@
 //! Files outside the root go below `external/` with their absolute path, listed in the
 //! manifest. PostgreSQL is not copied: the command prints the `pg_dump` to run. Keys held in a
 //! PKCS#11 token are not files and are not copied (back the token up with its own tools).
-//! Every file is written 0600 and every directory 0700: the backup holds the CA keys.
+//! Every file is written 0600 and every directory 0700: the backup holds the CA keys. The
+//! backup directory must lie outside the root (it would copy itself), and symbolic links below
+//! the root are followed only to regular files inside the root (listed otherwise).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -47,6 +49,9 @@ struct Backup {
     /// Files `copy_tree` leaves out (the live SQLite database and its journals: the snapshot
     /// replaces them).
     skip: BTreeSet<PathBuf>,
+    /// Symbolic links below the root that were not followed (they lead out of the root, or to
+    /// a directory), with why.
+    links: Vec<(PathBuf, &'static str)>,
 }
 
 impl Backup {
@@ -96,9 +101,11 @@ impl Backup {
             .with_context(|| format!("reading {}", dir.display()))?;
         paths.sort();
         for path in paths {
-            let meta =
-                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
-            if meta.is_dir() {
+            let meta = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if meta.file_type().is_symlink() {
+                self.copy_link(&path)?;
+            } else if meta.is_dir() {
                 self.copy_tree(&path)?;
             } else if meta.is_file() && !self.skip.contains(&absolute(&path)) {
                 self.copy(&path)?;
@@ -106,6 +113,48 @@ impl Backup {
         }
         Ok(())
     }
+}
+
+impl Backup {
+    /// A symbolic link below the root: copied (as the file it names) only when it names a
+    /// regular file inside the root. A link out of the root (or a broken one) is not
+    /// followed, nor is a link to a directory (its directory, if inside the root, is copied
+    /// where it is), so the backup never reads outside the root unasked nor loops.
+    fn copy_link(&mut self, link: &Path) -> anyhow::Result<()> {
+        let Ok(target) = std::fs::canonicalize(link) else {
+            self.links.push((link.to_path_buf(), "broken link"));
+            return Ok(());
+        };
+        if !target.starts_with(&self.root) {
+            self.links
+                .push((link.to_path_buf(), "leads out of the root"));
+            return Ok(());
+        }
+        if !target.is_file() {
+            self.links.push((link.to_path_buf(), "link to a directory"));
+            return Ok(());
+        }
+        if self.skip.contains(&target) {
+            return Ok(());
+        }
+        self.copy(&target)
+    }
+}
+
+/// Refuses a backup directory inside the root (`out`: created, canonical): it would be copied
+/// into itself. The directory is removed again when this command created it.
+fn refuse_inside_root(root: &Path, out: &Path, created: bool) -> anyhow::Result<()> {
+    if out.starts_with(root) {
+        if created {
+            let _ = std::fs::remove_dir(out);
+        }
+        anyhow::bail!(
+            "--out {} is inside the root {}: the backup would copy itself; write it outside the root",
+            out.display(),
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -148,14 +197,18 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
     let out = args.out;
+    let created = !out.exists();
     create_out(&out)?;
+    let root_dir = absolute(root.dir());
+    refuse_inside_root(&root_dir, &absolute(&out), created)?;
     let mut backup = Backup {
-        root: absolute(root.dir()),
+        root: root_dir,
         out: out.clone(),
         files: BTreeSet::new(),
         external: Vec::new(),
         database: String::new(),
         skip: BTreeSet::new(),
+        links: Vec::new(),
     };
     let sqlite = sqlite_path(&config.settings.database_url);
     if let Some(db) = &sqlite {
@@ -186,6 +239,9 @@ pub(super) async fn run(root: &Root, args: BackupArgs) -> anyhow::Result<ExitCod
     }
     for name in &hsm {
         outln!("CA `{name}`: its key is in a PKCS#11 token, not in this backup");
+    }
+    for (link, why) in &backup.links {
+        outln!("not followed: symbolic link {} ({why})", link.display());
     }
     if let Some(command) = pg_dump {
         outln!("run now: {command}");
@@ -319,6 +375,12 @@ fn write_manifest(backup: &Backup, hsm: &[String]) -> anyhow::Result<()> {
     for name in hsm {
         text += &format!("\nCA `{name}`: key in a PKCS#11 token, not included\n");
     }
+    if !backup.links.is_empty() {
+        text += "\nsymbolic links not followed:\n";
+        for (link, why) in &backup.links {
+            text += &format!("  {} ({why})\n", link.display());
+        }
+    }
     let path = backup.out.join(MANIFEST);
     let mut file = create_private_file(&path)?;
     file.write_all(text.as_bytes())
@@ -327,41 +389,5 @@ fn write_manifest(backup: &Backup, hsm: &[String]) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_paths() {
-        assert_eq!(
-            sqlite_path("sqlite:///srv/ast/data/ast-gateway.db?mode=rwc"),
-            Some(PathBuf::from("/srv/ast/data/ast-gateway.db"))
-        );
-        assert_eq!(
-            sqlite_path("sqlite://rel/x.db"),
-            Some(PathBuf::from("rel/x.db"))
-        );
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_path("postgres://u@h/d"), None);
-    }
-
-    #[test]
-    fn files_outside_the_root_go_below_external() {
-        let dir = tempfile::tempdir().unwrap();
-        let backup = Backup {
-            root: absolute(dir.path()),
-            out: dir.path().join("out"),
-            files: BTreeSet::new(),
-            external: Vec::new(),
-            database: String::new(),
-            skip: BTreeSet::new(),
-        };
-        assert_eq!(
-            backup.place(&dir.path().join("data/ca/root.key")),
-            PathBuf::from("data/ca/root.key")
-        );
-        assert_eq!(
-            backup.place(Path::new("/etc/pki/issuing.key")),
-            PathBuf::from("external/etc/pki/issuing.key")
-        );
-    }
-}
+#[path = "backup_tests.rs"]
+mod tests;

@@ -92,6 +92,12 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
     let _crl_refresher = gateway.spawn_crl_refresher();
+    // Anchors at start, every [audit] anchor_interval_secs and at stop; refusal counts on a
+    // timer and at stop.
+    let upkeep = gateway
+        .store()
+        .start_audit_upkeep(gateway.settings().audit.anchor_interval)
+        .await;
     // Before the listeners: a SIGHUP that arrives once the service is up must not kill it.
     reload_on_sighup(gateway.clone());
     let listeners = Listeners {
@@ -117,7 +123,15 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
     });
-    server.wait().await?;
+    let served = server.wait().await;
+    // After the listeners: no request can add a refusal any more.
+    match upkeep.stop().await {
+        Ok(()) => tracing::info!(target: "audit", "audit trail flushed and anchored at stop"),
+        Err(e) => {
+            tracing::error!(target: "audit", error = %e, "could not flush or anchor the audit trail at stop")
+        }
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -214,6 +214,22 @@ pub struct ApiSettings {
     pub signed_writes: SignedWrites,
 }
 
+/// `[audit]`: the audit trail's upkeep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// How often the chain's head is anchored (`anchor_interval_secs`, default 60 s): rows
+    /// newer than the last anchor are what a database-only attacker can delete unnoticed.
+    pub anchor_interval: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            anchor_interval: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The resolved gateway.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -236,6 +252,7 @@ pub struct GatewayConfig {
     /// `[log] format`.
     pub log_format: LogFormat,
     pub api: ApiSettings,
+    pub audit: AuditSettings,
 }
 
 /// Parses `365d`, `12h`, `1y`, `30m` (minutes).
@@ -285,6 +302,20 @@ pub fn resolve_settings(
     let log_format = log_format(file, toml, &mut diagnostics);
     let limits = limits::limits(&file.limits, toml, &mut diagnostics);
     let signed_writes = signed_writes(file, toml, &mut diagnostics);
+    let audit = AuditSettings {
+        anchor_interval: file.audit.anchor_interval_secs.as_ref().map_or(
+            AuditSettings::default().anchor_interval,
+            |v| {
+                limits::within(
+                    "audit.anchor_interval_secs",
+                    v,
+                    3600,
+                    toml,
+                    &mut diagnostics,
+                )
+            },
+        ),
+    };
     let (Some(server), Some(trusted_proxies), Some(cas), Some(key_pool)) =
         (server, trusted_proxies, cas, key_pool)
     else {
@@ -305,6 +336,7 @@ pub fn resolve_settings(
         ocsp,
         log_format,
         api: ApiSettings { signed_writes },
+        audit,
     })
 }
 

@@ -317,3 +317,31 @@ fn api_signed_writes() {
     assert!(e.to_string().contains("api.signed_writes"), "{e}");
     assert!(e.to_string().contains("\"required\""), "{e}");
 }
+
+#[test]
+fn audit_anchor_interval() {
+    let config = load_edited(|t| t).unwrap();
+    assert_eq!(
+        config.settings.audit.anchor_interval,
+        std::time::Duration::from_secs(60)
+    );
+    let config =
+        load_edited(|t| t.replace("# anchor_interval_secs = 60", "anchor_interval_secs = 5"))
+            .unwrap();
+    assert_eq!(
+        config.settings.audit.anchor_interval,
+        std::time::Duration::from_secs(5)
+    );
+    for bad in ["0", "3601"] {
+        let e = load_edited(|t| {
+            t.replace(
+                "# anchor_interval_secs = 60",
+                &format!("anchor_interval_secs = {bad}"),
+            )
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("audit.anchor_interval_secs"), "{e}");
+        assert!(e.contains("between 1 and 3600"), "{e}");
+    }
+}

@@ -78,6 +78,8 @@ pub struct GatewayFile {
     pub ocsp: OcspFile,
     #[serde(default)]
     pub api: ApiSection,
+    #[serde(default)]
+    pub audit: AuditSection,
     #[serde(default, rename = "ca")]
     pub cas: Vec<CaFile>,
     #[serde(default, rename = "token_procedure")]
@@ -333,6 +335,14 @@ pub struct ApiSection {
     /// `"off"` (default) or `"required"`: write calls (softtokens, revoke, reinstate) must carry
     /// the officer's detached CMS signature of the body in `X-Officer-Signature`.
     pub signed_writes: Option<Spanned<String>>,
+}
+
+/// `[audit]`: the audit trail's upkeep.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Seconds between anchors of the audit chain's head (1 to 3600; default 60).
+    pub anchor_interval_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,7 +20,8 @@ pub fn status(code: Code) -> StatusCode {
         | Code::MissingRole
         | Code::CrossSite
         | Code::SignatureRequired
-        | Code::BadSignature => StatusCode::FORBIDDEN,
+        | Code::BadSignature
+        | Code::ReplayedSignature => StatusCode::FORBIDDEN,
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         Code::AlreadyIssued => StatusCode::CONFLICT,
         Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

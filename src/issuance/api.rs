@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 pub(crate) use issue::{ApiIssue, ApiIssued};
 
-use super::signed_write::{SignedWrite, verify};
+use super::signed_write::{SIGNED_AT_WINDOW_SECS, SignatureError, SignedWrite, signed_at, verify};
 use super::{Gateway, IssuanceError};
 use crate::ca::{RevocationReason, Serial};
 use crate::config::SignedWrites;
@@ -45,6 +45,8 @@ pub struct ApiCall {
 pub struct SignedBody {
     pub bytes: Zeroizing<Vec<u8>>,
     pub signature: Option<String>,
+    /// `X-Officer-Signature` was sent more than once (refused, whatever `signed_writes` says).
+    pub duplicate_signature: bool,
 }
 
 /// An `Idempotency-Key`: 1 to 255 printable ASCII characters.
@@ -157,12 +159,18 @@ impl Gateway {
             })
     }
 
-    /// The signature of a write, verified when `[api] signed_writes = "required"`.
-    fn check_signature(
+    /// The signature of a write, verified when `[api] signed_writes = "required"`: made by
+    /// this officer over this body, the body's `signedAt` near now, and the body not accepted
+    /// before (a replay is refused).
+    async fn check_signature(
         &self,
         body: &SignedBody,
         connection: &Connection,
+        caller: &Caller,
     ) -> Result<Option<SignedWrite>, IssuanceError> {
+        if body.duplicate_signature {
+            return Err(SignatureError::Duplicate.into());
+        }
         if self.settings.api.signed_writes == SignedWrites::Off {
             return Ok(None);
         }
@@ -170,11 +178,20 @@ impl Gateway {
             .client_certificate
             .as_ref()
             .ok_or(IssuanceError::Unauthenticated)?;
-        let signature = body
-            .signature
-            .as_deref()
-            .ok_or(super::signed_write::SignatureError::Missing)?;
-        Ok(Some(verify(signature, &body.bytes, certificate.der())?))
+        let signature = body.signature.as_deref().ok_or(SignatureError::Missing)?;
+        let mut signed = verify(signature, &body.bytes, certificate.der())?;
+        let now = super::unix(std::time::SystemTime::now());
+        signed.signed_at = signed_at(&body.bytes, now)?;
+        let expires = signed.signed_at + SIGNED_AT_WINDOW_SECS;
+        let scope = caller.to_string();
+        if !self
+            .store
+            .claim_signed_body(&scope, &signed.body_sha256, expires, now)
+            .await?
+        {
+            return Err(SignatureError::Replayed.into());
+        }
+        Ok(Some(signed))
     }
 
     /// Authorization, signature, then the parsed request of a write.
@@ -188,7 +205,9 @@ impl Gateway {
         let caller = self
             .authorize_api(&rules, &call.path, &call.connection)
             .await?;
-        let signed = self.check_signature(body, &call.connection)?;
+        let signed = self
+            .check_signature(body, &call.connection, &caller)
+            .await?;
         Ok((caller, signed, request?))
     }
 

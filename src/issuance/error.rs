@@ -56,6 +56,8 @@ pub enum Code {
     SignatureRequired,
     /// The write's signature is malformed, not the officer's, or not over this body.
     BadSignature,
+    /// The signed body was accepted before (403).
+    ReplayedSignature,
 }
 
 impl Code {
@@ -88,6 +90,7 @@ impl Code {
             Code::UnsupportedMediaType => "unsupported-media-type",
             Code::SignatureRequired => "signature-required",
             Code::BadSignature => "bad-signature",
+            Code::ReplayedSignature => "replayed-signature",
         }
     }
 }
@@ -342,6 +345,8 @@ impl IssuanceError {
             IssuanceError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             IssuanceError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
             IssuanceError::Signature(SignatureError::Missing) => Code::SignatureRequired,
+            IssuanceError::Signature(SignatureError::Replayed) => Code::ReplayedSignature,
+            IssuanceError::Signature(SignatureError::Duplicate) => Code::DuplicateHeader,
             IssuanceError::Signature(_) => Code::BadSignature,
             IssuanceError::Trust(TrustError::MissingRole(_)) => Code::MissingRole,
             IssuanceError::Trust(_) => Code::UntrustedCaller,

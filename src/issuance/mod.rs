@@ -38,7 +38,7 @@ pub use reload::{PinPage, ReloadSummary, check_configuration};
 pub use revocation::{
     CaState, HistoryImport, IMPORT_BATCH, ImportError, ImportReport, OcspAnswer, ca_states,
 };
-pub use signed_write::{MAX_SIGNATURE_BASE64, SignatureError, SignedWrite};
+pub use signed_write::{MAX_SIGNATURE_BASE64, SIGNED_AT_WINDOW_SECS, SignatureError, SignedWrite};
 pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenFile, TokenForm};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};

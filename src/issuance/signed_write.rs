@@ -21,8 +21,9 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 /// Largest accepted `X-Officer-Signature` (base64). A P-256 or RSA-4096 signature with the
-/// signer's certificate and a chain of three is well under this.
-pub const MAX_SIGNATURE_BASE64: usize = 16 * 1024;
+/// signer's certificate and a chain of three is well under this. The audit trail keeps a
+/// signature of up to this size whole (the same constant bounds it there).
+pub const MAX_SIGNATURE_BASE64: usize = crate::store::SIGNATURE_LIMIT;
 
 const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -56,6 +57,47 @@ pub enum SignatureError {
         "X-Officer-Signature does not verify over this request body: sign the exact bytes you send (openssl cms -sign -binary)"
     )]
     Invalid,
+    #[error("X-Officer-Signature was sent more than once: send exactly one signature header")]
+    Duplicate,
+    #[error(
+        "a signed body must carry \"signedAt\" (RFC 3339 UTC time of signing, e.g. 2025-01-31T12:00:00Z) within {window} seconds of the gateway's clock: {0}",
+        window = SIGNED_AT_WINDOW_SECS
+    )]
+    Stale(String),
+    #[error(
+        "this signed body was already accepted: a signed write is accepted once. Sign a new body (a new \"signedAt\", or a \"nonce\") for a new request"
+    )]
+    Replayed,
+}
+
+/// How far a signed body's `signedAt` may be from the gateway's clock (either way). A body is
+/// accepted once; the gateway remembers it for this long after its `signedAt`.
+pub const SIGNED_AT_WINDOW_SECS: i64 = 300;
+
+/// The replay-protection fields of a signed body (everything else is ignored here).
+#[derive(serde::Deserialize)]
+struct Freshness {
+    #[serde(rename = "signedAt")]
+    signed_at: Option<String>,
+}
+
+/// The `signedAt` of a signed JSON body as Unix seconds, checked against `now` (Unix seconds).
+pub fn signed_at(body: &[u8], now: i64) -> Result<i64, SignatureError> {
+    let freshness: Freshness = serde_json::from_slice(body)
+        .map_err(|_| SignatureError::Stale("the body is not a JSON object with it".into()))?;
+    let text = freshness
+        .signed_at
+        .ok_or_else(|| SignatureError::Stale("it is missing".into()))?;
+    let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| SignatureError::Stale("it is not an RFC 3339 time".into()))?
+        .unix_timestamp();
+    if (now - at).abs() > SIGNED_AT_WINDOW_SECS {
+        return Err(SignatureError::Stale(format!(
+            "it is {} seconds from now",
+            now - at
+        )));
+    }
+    Ok(at)
 }
 
 /// A verified signature, as kept in the audit record.
@@ -65,6 +107,8 @@ pub struct SignedWrite {
     pub signature: String,
     /// SHA-256 of the signed body, lower-case hex.
     pub body_sha256: String,
+    /// The body's `signedAt`, Unix seconds (set by the caller after [`signed_at`]; 0 before).
+    pub signed_at: i64,
 }
 
 impl SignedWrite {
@@ -74,6 +118,7 @@ impl SignedWrite {
         if let Some(map) = detail.as_object_mut() {
             map.insert("officerSignature".into(), self.signature.clone().into());
             map.insert("signedBodySha256".into(), self.body_sha256.clone().into());
+            map.insert("signedAt".into(), self.signed_at.into());
         }
     }
 }
@@ -140,6 +185,7 @@ pub fn verify(
     Ok(SignedWrite {
         signature: compact,
         body_sha256: hex::encode(Sha256::digest(body)),
+        signed_at: 0,
     })
 }
 
@@ -221,145 +267,5 @@ fn algorithm(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-    use std::process::Command;
-
-    fn openssl() -> Option<std::path::PathBuf> {
-        std::env::var_os("PATH")?
-            .to_str()?
-            .split(':')
-            .map(|d| Path::new(d).join("openssl"))
-            .find(|p| p.is_file())
-    }
-
-    fn run(openssl: &Path, dir: &Path, args: &[&str]) {
-        let out = Command::new(openssl)
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A self-signed certificate and key made by openssl, and `sign(name, body)` by openssl cms.
-    fn identity(openssl: &Path, dir: &Path, name: &str, key: &[&str]) -> Vec<u8> {
-        let keyfile = format!("{name}.key");
-        let certfile = format!("{name}.pem");
-        let mut args = vec!["req", "-x509", "-nodes", "-days", "1", "-subj"];
-        let subject = format!("/CN={name}");
-        args.push(&subject);
-        args.extend_from_slice(key);
-        args.extend_from_slice(&["-keyout", &keyfile, "-out", &certfile]);
-        run(openssl, dir, &args);
-        run(
-            openssl,
-            dir,
-            &[
-                "x509",
-                "-in",
-                &certfile,
-                "-outform",
-                "DER",
-                "-out",
-                &format!("{name}.der"),
-            ],
-        );
-        std::fs::read(dir.join(format!("{name}.der"))).unwrap()
-    }
-
-    fn sign(openssl: &Path, dir: &Path, name: &str, body: &[u8], extra: &[&str]) -> String {
-        std::fs::write(dir.join("body"), body).unwrap();
-        let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
-        let mut args = vec![
-            "cms", "-sign", "-binary", "-outform", "DER", "-in", "body", "-signer", &cert,
-            "-inkey", &key, "-out", "sig.der",
-        ];
-        args.extend_from_slice(extra);
-        run(openssl, dir, &args);
-        base64::engine::general_purpose::STANDARD
-            .encode(std::fs::read(dir.join("sig.der")).unwrap())
-    }
-
-    #[test]
-    fn openssl_signatures_verify_and_tampering_does_not() {
-        let Some(openssl) = openssl() else {
-            println!("skipped: openssl_signatures: openssl is not installed");
-            return;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let ec = identity(
-            &openssl,
-            d,
-            "ec",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        );
-        let ec384 = identity(
-            &openssl,
-            d,
-            "ec384",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
-        );
-        let rsa = identity(&openssl, d, "rsa", &["-newkey", "rsa:2048"]);
-        let body = br#"{"serial":"0a1b","reason":"keyCompromise"}"#;
-
-        for (name, der) in [("ec", &ec), ("ec384", &ec384), ("rsa", &rsa)] {
-            let signature = sign(&openssl, d, name, body, &["-noattr"]);
-            let signed = verify(&signature, body, der).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(signed.body_sha256, hex::encode(Sha256::digest(body)));
-            // One byte changed in the body.
-            assert_eq!(
-                verify(
-                    &signature,
-                    br#"{"serial":"0a1c","reason":"keyCompromise"}"#,
-                    der
-                ),
-                Err(SignatureError::Invalid),
-                "{name}"
-            );
-        }
-        // SHA-384 digest with a P-256 key; the SKI as signer identifier (-keyid).
-        let signature = sign(
-            &openssl,
-            d,
-            "ec",
-            body,
-            &["-noattr", "-md", "sha384", "-keyid"],
-        );
-        verify(&signature, body, &ec).unwrap();
-        // Signed by someone else than the connection's officer.
-        let signature = sign(&openssl, d, "rsa", body, &["-noattr"]);
-        assert_eq!(
-            verify(&signature, body, &ec),
-            Err(SignatureError::WrongSigner)
-        );
-        // With signed attributes (openssl's default) or embedded content.
-        let signature = sign(&openssl, d, "ec", body, &[]);
-        assert!(
-            matches!(verify(&signature, body, &ec), Err(SignatureError::Malformed(m)) if m.contains("-noattr"))
-        );
-        let signature = sign(&openssl, d, "ec", body, &["-noattr", "-nodetach"]);
-        assert!(
-            matches!(verify(&signature, body, &ec), Err(SignatureError::Malformed(m)) if m.contains("detached"))
-        );
-        // Garbage.
-        assert!(matches!(
-            verify("%%%", body, &ec),
-            Err(SignatureError::Malformed(_))
-        ));
-        assert!(matches!(
-            verify("AAAA", body, &ec),
-            Err(SignatureError::Malformed(_))
-        ));
-        assert!(matches!(
-            verify(&"A".repeat(MAX_SIGNATURE_BASE64 + 4), body, &ec),
-            Err(SignatureError::Malformed(_))
-        ));
-    }
-}
+#[path = "signed_write_tests.rs"]
+mod tests;

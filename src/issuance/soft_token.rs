@@ -38,7 +38,7 @@ pub enum HandlerChoice {
     /// trust rule decides whether the headers are believed.
     Path(String),
     /// The REST API: an officer authorized by api.properties supplies the fields.
-    Api(ApiIssue),
+    Api(Box<ApiIssue>),
 }
 
 /// A request for a soft token, as the HTTP layer hands it over. A form the HTTP layer could
@@ -191,7 +191,7 @@ impl Gateway {
                 (form, handler, caller, None)
             }
             HandlerChoice::Api(issue) => {
-                let (caller, issued) = self.admit_api_issue(&rules, &connection, issue).await?;
+                let (caller, issued) = self.admit_api_issue(&rules, &connection, *issue).await?;
                 let form = form?;
                 // A retry gets the first answer's serials even if the rules changed since.
                 self.check_idempotency(&caller, &issued).await?;

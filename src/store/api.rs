@@ -234,3 +234,36 @@ pub(super) async fn insert_key(
     })?;
     Ok(())
 }
+
+impl super::Store {
+    /// Records that `scope` (the officer) had the signed body with this SHA-256 accepted, until
+    /// `expires_at` (Unix seconds; rows expired before `now` are deleted first). `Ok(false)`:
+    /// the same body was accepted before and has not expired (a replay).
+    pub async fn claim_signed_body(
+        &self,
+        scope: &str,
+        body_sha256: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+            sqlx::query("DELETE FROM signed_bodies WHERE expires_at < $1")
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO signed_bodies (scope, body_sha256, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (scope, body_sha256) DO NOTHING",
+            )
+            .bind(scope)
+            .bind(body_sha256)
+            .bind(expires_at)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+            Ok(inserted == 1)
+        })
+        .await
+    }
+}

@@ -30,6 +30,9 @@ pub const AUDIT_KEY_LABEL: &str = "ast-gateway audit chain v1";
 pub const PATH_LIMIT: usize = 256;
 /// Longest stored string anywhere else in an audit row (detail values, actor).
 pub const TEXT_LIMIT: usize = 8192;
+/// Longest stored `officerSignature` (base64): the largest signature the API accepts, so a
+/// kept signature is always whole and still verifies.
+pub const SIGNATURE_LIMIT: usize = 16 * 1024;
 
 /// One audit event. `detail` is JSON without secrets (no PIN, no key, no header values beyond
 /// what identifies the request).
@@ -166,8 +169,8 @@ pub(super) fn bounded(text: &str, limit: usize) -> String {
     format!("{kept}…[truncated, {total} chars]")
 }
 
-/// Every string in `detail` bounded: `path` values to [`PATH_LIMIT`], others to
-/// [`TEXT_LIMIT`]. Network input reaches details (request paths, operator messages that quote
+/// Every string in `detail` bounded: `path` values to [`PATH_LIMIT`], `officerSignature` to
+/// [`SIGNATURE_LIMIT`], others to [`TEXT_LIMIT`]. Network input reaches details (request paths, operator messages that quote
 /// it); a stored row must not grow with it.
 pub(super) fn bound_detail(detail: &serde_json::Value) -> serde_json::Value {
     fn walk(value: &serde_json::Value, limit: usize) -> serde_json::Value {
@@ -178,10 +181,10 @@ pub(super) fn bound_detail(detail: &serde_json::Value) -> serde_json::Value {
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| {
-                        let limit = if k == "path" || k == "lastPath" {
-                            PATH_LIMIT
-                        } else {
-                            TEXT_LIMIT
+                        let limit = match k.as_str() {
+                            "path" | "lastPath" => PATH_LIMIT,
+                            "officerSignature" => SIGNATURE_LIMIT,
+                            _ => TEXT_LIMIT,
                         };
                         (k.clone(), walk(v, limit))
                     })
@@ -336,6 +339,18 @@ mod tests {
         );
         assert_eq!(b["code"], "no-handler");
         assert_eq!(b["n"], 5);
+        // A signature of the largest accepted size is kept whole; one beyond it is cut.
+        let whole = "A".repeat(SIGNATURE_LIMIT);
+        let kept = bound_detail(&serde_json::json!({"officerSignature": whole}));
+        assert_eq!(kept["officerSignature"], whole.as_str());
+        let longer = "A".repeat(SIGNATURE_LIMIT + 1);
+        let cut = bound_detail(&serde_json::json!({"officerSignature": longer}));
+        assert!(
+            cut["officerSignature"]
+                .as_str()
+                .unwrap()
+                .contains("truncated")
+        );
         // Short values are untouched.
         assert_eq!(
             bound_detail(&serde_json::json!({"path": "x/y"})),

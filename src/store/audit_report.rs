@@ -13,7 +13,8 @@ const MAX_PROBLEMS: usize = 1000;
 pub struct AuditProblem {
     /// Stable kind: `row-changed`, `row-missing`, `mac-mismatch`, `unkeyed-row`,
     /// `head-mismatch`, `no-key`, `anchor-forged`, `anchor-unreadable`, `anchor-mismatch`,
-    /// `truncated`, `status-mismatch`, `missing-event`, `missing-row`.
+    /// `truncated`, `beyond-head`, `status-mismatch`, `unexpected-status`, `field-mismatch`,
+    /// `roles-mismatch`, `missing-event`, `missing-row`.
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,

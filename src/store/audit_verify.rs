@@ -48,6 +48,19 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
+        let beyond: i64 = sqlx::query("SELECT COUNT(*) FROM audit WHERE seq > $1")
+            .bind(report.head_seq)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if beyond > 0 {
+            report.problem(
+                "beyond-head",
+                Some(report.head_seq + 1),
+                None,
+                format!("{beyond} audit row(s) lie above the recorded head (seq {}): the head was rewound, or rows were inserted outside the chain", report.head_seq),
+            );
+        }
         let anchors = self.load_anchors(&mut tx, &mut report).await?;
         let mut statuses = Statuses::default();
         let complete = self

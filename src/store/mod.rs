@@ -17,6 +17,7 @@
 mod anchor;
 mod api;
 mod audit;
+mod audit_certificates;
 mod audit_crosscheck;
 mod audit_report;
 mod audit_verify;
@@ -29,6 +30,7 @@ mod recording;
 mod records;
 mod refusals;
 mod revocation;
+mod upkeep;
 mod writer;
 
 use std::sync::Arc;
@@ -42,7 +44,9 @@ use health::Health;
 
 pub use anchor::Anchor;
 pub use api::{CertificatePage, CertificateQuery, IdempotencyKey, IdempotentToken, PageCursor};
-pub use audit::{AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, TEXT_LIMIT};
+pub use audit::{
+    AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, SIGNATURE_LIMIT, TEXT_LIMIT,
+};
 pub use audit_report::{AnchorSeen, AuditProblem, AuditVerification};
 pub use files::make_private_directory;
 pub use import::{
@@ -50,7 +54,9 @@ pub use import::{
 };
 pub use officers::{OfficerRecord, OfficerStatus};
 pub use records::{CaUsage, CertificateFilter, CertificateRecord, CertificateStatus, TokenRecord};
+pub use refusals::ROWS_PER_MINUTE as REFUSAL_ROWS_PER_MINUTE;
 pub use revocation::{CrlState, HOLD, RevocationOutcome, RevokedEntry, StoredCrl};
+pub use upkeep::AuditUpkeep;
 pub use writer::{
     BATCH_SIZE, COMMIT_SECONDS, IssuanceRecord, WriteSlot, WriterOptions, WriterStats,
 };

@@ -77,6 +77,7 @@ async fn insert(
     let event = event.with_fields(&[
         ("serial", officer.serial.clone().into()),
         ("status", officer.status.name().into()),
+        ("roles", serde_json::json!(officer.roles)),
     ]);
     let mut tx = pool.begin().await?;
     audit::append(&mut tx, seal, &event).await?;

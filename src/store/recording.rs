@@ -18,7 +18,7 @@ impl Store {
         certificates: &[CertificateRecord],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let event = with_serials(event, certificates);
+        let event = with_serials(event, token, certificates);
         self.reserve_write()?
             .record(IssuanceRecord {
                 token: token.clone(),
@@ -43,7 +43,7 @@ impl Store {
         if key.is_none() {
             return self.record_issuance(token, certificates, event).await;
         }
-        let event = with_serials(event, certificates);
+        let event = with_serials(event, token, certificates);
         let mut connection = self.connection().await?;
         self.bounded(async {
             let mut tx = connection.begin().await?;
@@ -71,8 +71,19 @@ impl Store {
     }
 }
 
-/// The event with the serials actually inserted, so `audit verify` can cross-check them.
-fn with_serials(event: &AuditEvent, certificates: &[CertificateRecord]) -> AuditEvent {
+/// The event with the certificates actually inserted (serials, and each row's CA, notAfter and
+/// digest), so `audit verify` can cross-check them.
+fn with_serials(
+    event: &AuditEvent,
+    token: &TokenRecord,
+    certificates: &[CertificateRecord],
+) -> AuditEvent {
     let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
-    event.with_fields(&[("serials", serde_json::json!(serials))])
+    event.with_fields(&[
+        ("serials", serde_json::json!(serials)),
+        (
+            "certificates",
+            super::audit_certificates::issued_certificates(certificates, token.created_at),
+        ),
+    ])
 }

@@ -2,18 +2,22 @@
 //! grow the audit trail by one row per request.
 //!
 //! The first refusal of a (actor, peer, code) in a UTC minute is appended at once, in full. The
-//! others of that minute only count, in memory; when the minute is over (or on
-//! [`Store::flush_refusals`], at shutdown) one chained `refused-aggregate` row records how many
-//! there were, the first and last time, and the last request's detail. So a flood adds
-//! O(callers × codes × minutes) rows, not O(requests). Counts not yet flushed are lost if the
-//! process dies (at most about a minute of them; the first refusal of each is already stored).
-//! The table of keys is bounded ([`MAX_KEYS`]): when it is full, everything pending is flushed
-//! and it starts over, so a caller rotating through many addresses costs rows, not memory.
+//! others of that minute only count, in memory; when the minute is over (the upkeep task flushes
+//! finished minutes every 10 s, see `upkeep`) or at shutdown ([`Store::flush_refusals`]) one
+//! chained `refused-aggregate` row records how many there were, the first and last time, the
+//! last request's detail and the first request ids. Every counted refusal is also logged (target
+//! `audit`, with its request id), so none is in neither the database nor the log.
+//!
+//! Rows are bounded however callers vary: at most [`ROWS_PER_MINUTE`] refusals per minute are
+//! appended in full; past that, refusals of new (actor, peer) pairs are counted in one overflow
+//! aggregate per code and minute (`"overflow": true`, with a sample of the peers), so a client
+//! rotating through source addresses adds a bounded number of rows per minute, not one per
+//! request. Counts not yet flushed are lost only if the process dies without a graceful stop
+//! (then each of them is still in the log). The table of keys is bounded too ([`MAX_KEYS`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -21,6 +25,12 @@ use super::{AuditEvent, Store, StoreError};
 
 /// Most (caller, code, minute) keys remembered at once.
 pub const MAX_KEYS: usize = 4096;
+
+/// Most refusals appended in full per minute (all callers together); the rest are counted.
+pub const ROWS_PER_MINUTE: usize = 600;
+
+/// The actor and peer of an overflow key.
+const OVERFLOW: &str = "*";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -30,27 +40,72 @@ struct Key {
     minute: i64,
 }
 
+impl Key {
+    fn is_overflow(&self) -> bool {
+        self.actor == OVERFLOW && self.peer == OVERFLOW
+    }
+}
+
 /// Refusals counted after the first one of a key.
 #[derive(Debug, Clone)]
 struct Pending {
     count: u64,
     first_at: i64,
     last: AuditEvent,
-    /// The request ids of the first `REQUEST_IDS` counted refusals, so an operator can still
+    /// The request ids of the first `SAMPLE` counted refusals, so an operator can still
     /// find a client's request in the trail; bounded so a flood cannot grow the row.
     request_ids: Vec<String>,
+    /// Overflow keys only: the first `SAMPLE` distinct peers counted.
+    peers: Vec<String>,
 }
 
-/// How many request ids an aggregate row keeps.
-const REQUEST_IDS: usize = 64;
+impl Pending {
+    fn new(event: &AuditEvent) -> Pending {
+        Pending {
+            count: 0,
+            first_at: event.at,
+            last: event.clone(),
+            request_ids: Vec::new(),
+            peers: Vec::new(),
+        }
+    }
+
+    fn count(&mut self, event: &AuditEvent, peer: Option<&str>) {
+        self.count += 1;
+        self.last = event.clone();
+        if self.request_ids.len() < SAMPLE {
+            self.request_ids
+                .push(event.request_id.chars().take(64).collect());
+        }
+        if let Some(peer) = peer
+            && self.peers.len() < SAMPLE
+            && !self.peers.iter().any(|p| p == peer)
+        {
+            self.peers.push(peer.chars().take(64).collect());
+        }
+    }
+}
+
+/// How many request ids (and overflow peers) an aggregate row keeps.
+const SAMPLE: usize = 64;
+
+/// The keys and the current minute's count of rows appended in full.
+#[derive(Debug, Default)]
+struct Table {
+    /// Key → refusals since its first row (None: none yet).
+    keys: HashMap<Key, Option<Pending>>,
+    /// The minute `appended` counts, and how many refusals it appended in full.
+    minute: i64,
+    appended: usize,
+}
 
 /// The in-memory part, shared by the clones of a store.
 #[derive(Debug, Default)]
 pub(super) struct Refusals {
-    /// Key → refusals since its first row (None: none yet).
-    keys: Mutex<HashMap<Key, Option<Pending>>>,
+    table: Mutex<Table>,
 }
 
+#[derive(Debug)]
 enum Decision {
     /// The first of its key: append it now.
     Append,
@@ -59,57 +114,57 @@ enum Decision {
 }
 
 impl Refusals {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Option<Pending>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // A panic while holding the lock leaves only counters behind: keep going.
-        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn decide(&self, key: &Key, event: &AuditEvent) -> Decision {
-        let mut keys = self.lock();
-        match keys.get_mut(key) {
-            Some(slot) => {
-                match slot {
-                    Some(p) => {
-                        p.count += 1;
-                        p.last = event.clone();
-                        if p.request_ids.len() < REQUEST_IDS {
-                            p.request_ids
-                                .push(event.request_id.chars().take(64).collect());
-                        }
-                    }
-                    None => {
-                        *slot = Some(Pending {
-                            count: 1,
-                            first_at: event.at,
-                            last: event.clone(),
-                            request_ids: vec![event.request_id.chars().take(64).collect()],
-                        })
-                    }
-                }
-                Decision::Counted
-            }
-            None => {
-                keys.insert(key.clone(), None);
-                Decision::Append
-            }
+        let mut table = self.lock();
+        if let Some(slot) = table.keys.get_mut(key) {
+            slot.get_or_insert_with(|| Pending::new(event))
+                .count(event, None);
+            return Decision::Counted;
         }
+        if table.minute != key.minute {
+            table.minute = key.minute;
+            table.appended = 0;
+        }
+        if table.appended < ROWS_PER_MINUTE {
+            table.appended += 1;
+            table.keys.insert(key.clone(), None);
+            return Decision::Append;
+        }
+        let overflow = Key {
+            actor: OVERFLOW.into(),
+            peer: OVERFLOW.into(),
+            code: key.code.clone(),
+            minute: key.minute,
+        };
+        table
+            .keys
+            .entry(overflow)
+            .or_default()
+            .get_or_insert_with(|| Pending::new(event))
+            .count(event, Some(&format!("{} {}", key.actor, key.peer)));
+        Decision::Counted
     }
 
     fn forget(&self, key: &Key) {
-        self.lock().remove(key);
+        self.lock().keys.remove(key);
     }
 
     fn is_full(&self) -> bool {
-        self.lock().len() >= MAX_KEYS
+        self.lock().keys.len() >= MAX_KEYS
     }
 
     /// Takes the pending counts: of minutes before `before_minute` (their keys are dropped),
     /// or of every minute when `None` (keys kept, so the current minute keeps aggregating).
     fn take(&self, before_minute: Option<i64>) -> Vec<(Key, Pending)> {
-        let mut keys = self.lock();
+        let mut table = self.lock();
         let mut out = Vec::new();
         match before_minute {
-            Some(minute) => keys.retain(|k, p| {
+            Some(minute) => table.keys.retain(|k, p| {
                 if k.minute >= minute {
                     return true;
                 }
@@ -119,7 +174,7 @@ impl Refusals {
                 false
             }),
             None => {
-                for (k, p) in keys.iter_mut() {
+                for (k, p) in table.keys.iter_mut() {
                     if let Some(p) = p.take() {
                         out.push((k.clone(), p));
                     }
@@ -129,8 +184,15 @@ impl Refusals {
         out
     }
 
-    fn clear(&self) {
-        self.lock().clear();
+    /// Takes every pending count and forgets every key, in one step (nothing counted between
+    /// the two is lost).
+    fn take_all_and_clear(&self) -> Vec<(Key, Pending)> {
+        let mut table = self.lock();
+        table
+            .keys
+            .drain()
+            .filter_map(|(k, p)| p.map(|p| (k, p)))
+            .collect()
     }
 }
 
@@ -150,6 +212,8 @@ fn aggregate_event(key: &Key, pending: &Pending) -> AuditEvent {
             "lastAt": last.at,
             "last": last.detail,
             "requestIds": pending.request_ids,
+            "overflow": key.is_overflow(),
+            "peers": pending.peers,
         }),
     }
 }
@@ -197,8 +261,9 @@ impl Store {
             let _ = self.flush_refusals_before(minute).await;
         }
         if self.refusals.is_full() && !soon {
-            let _ = self.flush_refusals().await;
-            self.refusals.clear();
+            let _ = self
+                .write_aggregates(self.refusals.take_all_and_clear())
+                .await;
         }
         let key = Key {
             actor: event.actor.clone(),
@@ -207,7 +272,11 @@ impl Store {
             minute,
         };
         match self.refusals.decide(&key, event) {
-            Decision::Counted => Ok(()),
+            Decision::Counted => {
+                // The log accounts for it until its aggregate row is written.
+                tracing::info!(target: "audit", event = %event.event, actor = %key.actor, peer = %key.peer, code = %key.code, request_id = %event.request_id, at = event.at, "refusal counted in this minute's aggregate");
+                Ok(())
+            }
             Decision::Append => {
                 let result = if soon {
                     self.record_audit_soon(event.clone()).await
@@ -253,103 +322,8 @@ impl Store {
             None => Ok(written),
         }
     }
-
-    /// The audit trail's background upkeep: every 10 s, writes the refusal counts of finished
-    /// minutes; every `checkpoint_every`, anchors the chain's head if it moved. Ends when the
-    /// store is closed.
-    pub fn spawn_audit_upkeep(&self, checkpoint_every: Duration) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last_checkpoint = tokio::time::Instant::now();
-            loop {
-                tick.tick().await;
-                if store.pool.is_closed() {
-                    return;
-                }
-                let minute = super::audit::now_ms().div_euclid(60_000);
-                store
-                    .upkeep
-                    .flushed_minute
-                    .fetch_max(minute, Ordering::Relaxed);
-                if let Err(e) = store.flush_refusals_before(minute).await {
-                    tracing::warn!(target: "audit", error = %e, "could not flush refusal counts");
-                }
-                if last_checkpoint.elapsed() >= checkpoint_every {
-                    last_checkpoint = tokio::time::Instant::now();
-                    if let Err(e) = store.anchor_audit_head("checkpoint").await {
-                        tracing::warn!(target: "audit", error = %e, "could not anchor the audit chain head");
-                    }
-                }
-            }
-        })
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(at: i64) -> AuditEvent {
-        AuditEvent {
-            at,
-            event: "refused".into(),
-            actor: "peer:192.0.2.1".into(),
-            request_id: format!("r{at}"),
-            detail: json!({"path": "x"}),
-        }
-    }
-
-    #[test]
-    fn first_of_a_minute_is_appended_the_rest_counted() {
-        let r = Refusals::default();
-        let key = |minute| Key {
-            actor: "peer:192.0.2.1".into(),
-            peer: "192.0.2.1".into(),
-            code: "untrusted-caller".into(),
-            minute,
-        };
-        assert!(matches!(
-            r.decide(&key(1), &event(60_000)),
-            Decision::Append
-        ));
-        for i in 1..=5 {
-            assert!(matches!(
-                r.decide(&key(1), &event(60_000 + i)),
-                Decision::Counted
-            ));
-        }
-        assert!(matches!(
-            r.decide(&key(2), &event(120_000)),
-            Decision::Append
-        ));
-        // Minute 1 is over: its count comes out once, and its key is gone.
-        let taken = r.take(Some(2));
-        assert_eq!(taken.len(), 1);
-        assert_eq!(taken[0].1.count, 5);
-        assert_eq!(taken[0].1.first_at, 60_001);
-        let e = aggregate_event(&taken[0].0, &taken[0].1);
-        assert_eq!(e.event, "refused-aggregate");
-        assert_eq!(e.detail["count"], 5);
-        assert_eq!(e.detail["minute"], 60);
-        assert_eq!(e.request_id, "r60005");
-        assert!(r.take(Some(2)).is_empty());
-        // The current minute keeps its key after a full flush.
-        assert!(matches!(
-            r.decide(&key(2), &event(120_001)),
-            Decision::Counted
-        ));
-        assert_eq!(r.take(None).len(), 1);
-        assert!(r.take(None).is_empty());
-        assert!(matches!(
-            r.decide(&key(2), &event(120_002)),
-            Decision::Counted
-        ));
-        r.forget(&key(2));
-        assert!(matches!(
-            r.decide(&key(2), &event(120_003)),
-            Decision::Append
-        ));
-    }
-}
+#[path = "refusals_tests.rs"]
+mod tests;

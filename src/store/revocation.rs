@@ -70,6 +70,8 @@ struct NewStatus<'a> {
     serial: &'a str,
     status: &'static str,
     reason: Option<&'a str>,
+    /// Unix seconds (revocations only).
+    revoked_at: Option<i64>,
 }
 
 /// The end of every status change: the CA's revision moves (so every node re-signs its CRL)
@@ -90,6 +92,7 @@ async fn commit_status_change(
         ("ca", json!(ca)),
         ("status", json!(change.status)),
         ("reason", json!(change.reason)),
+        ("revokedAt", json!(change.revoked_at)),
     ]);
     audit::append(&mut tx, seal, &event).await?;
     tx.commit().await?;
@@ -160,6 +163,7 @@ impl Store {
             serial,
             status: "revoked",
             reason: Some(reason),
+            revoked_at: Some(revoked_at),
         };
         let changed = self.change_status(update, change, event).await?;
         if !changed {
@@ -191,6 +195,7 @@ impl Store {
             serial,
             status: "good",
             reason: None,
+            revoked_at: None,
         };
         let changed = self.change_status(update, change, event).await?;
         if !changed {

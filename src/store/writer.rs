@@ -105,6 +105,8 @@ struct Counters {
     largest_batch: AtomicU64,
     refused: AtomicU64,
     in_flight: AtomicU64,
+    /// Audit events queued and not yet committed (or logged as lost).
+    audits_pending: AtomicU64,
 }
 
 /// The sending side, shared by the clones of a store; the task ends when the last is dropped.
@@ -190,9 +192,13 @@ impl Writer {
 
     /// Queues an audit event for the next batch; gives it back when the queue is full.
     pub(super) fn queue_audit(&self, event: AuditEvent) -> Result<(), AuditEvent> {
-        self.events.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event) => {
-                event
+        // Counted before it can be taken, so the count never goes below zero.
+        self.counters.audits_pending.fetch_add(1, Ordering::Relaxed);
+        self.events.try_send(event).map_err(|e| {
+            self.counters.audits_pending.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(event)
+                | mpsc::error::TrySendError::Closed(event) => event,
             }
         })
     }
@@ -268,6 +274,7 @@ async fn run(
         counters
             .in_flight
             .store(batch.len() as u64, Ordering::Relaxed);
+        let queued_audits = audits.len() as u64;
         commit(
             &store,
             std::mem::take(&mut batch),
@@ -276,6 +283,9 @@ async fn run(
         )
         .await;
         counters.in_flight.store(0, Ordering::Relaxed);
+        counters
+            .audits_pending
+            .fetch_sub(queued_audits, Ordering::Relaxed);
     }
 }
 
@@ -302,6 +312,24 @@ impl Store {
             None => event,
         };
         self.record_audit(&event).await
+    }
+
+    /// Waits until every audit event queued by [`Store::record_audit_soon`] is committed (or
+    /// logged as lost), at most `within`; true when none is left. For shutdown.
+    pub async fn drain_audit_queue(&self, within: Duration) -> bool {
+        let Some(writer) = &self.writer else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if writer.counters.audits_pending.load(Ordering::Relaxed) == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The writer's counters (batches, issuances, largest batch, queue occupancy).

@@ -28,10 +28,10 @@ const PIN: &str = "Secret-123";
 
 /// A gateway on a temp root: HTTPS with client_ca = officers, fast EC keys, the embedded
 /// default api.properties (unless `edit` changes the root).
-struct Api {
-    dir: tempfile::TempDir,
-    root: Root,
-    gateway: Arc<Gateway>,
+pub(crate) struct Api {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) root: Root,
+    pub(crate) gateway: Arc<Gateway>,
     server: Option<RunningServer>,
     https: SocketAddr,
     http: SocketAddr,
@@ -39,37 +39,37 @@ struct Api {
 }
 
 /// An officer: its registry serial and certificate + key as PEM (also written to `file`).
-struct Officer {
-    serial: String,
-    pem: Vec<u8>,
-    file: PathBuf,
+pub(crate) struct Officer {
+    pub(crate) serial: String,
+    pub(crate) pem: Vec<u8>,
+    pub(crate) file: PathBuf,
 }
 
 /// A response, read whole.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
-    fn header(&self, name: &str) -> String {
+    pub(crate) fn header(&self, name: &str) -> String {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default()
     }
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.header("x-ast-error")
     }
 }
 
 impl Api {
-    async fn start(edit: impl FnOnce(&Root)) -> Api {
+    pub(crate) async fn start(edit: impl FnOnce(&Root)) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path().join("root"));
         ast_gateway::issuance::write_default(&root).unwrap();
@@ -101,7 +101,7 @@ impl Api {
         }
     }
 
-    fn client(&self, officer: Option<&Officer>) -> reqwest::Client {
+    pub(crate) fn client(&self, officer: Option<&Officer>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .tls_certs_only([reqwest::Certificate::from_pem(&self.root_ca_pem).unwrap()])
@@ -113,11 +113,11 @@ impl Api {
         builder.build().unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("https://localhost:{}/pgwy/api/{path}", self.https.port())
     }
 
-    async fn officer(&self, name: &str, roles: &[&str]) -> Officer {
+    pub(crate) async fn officer(&self, name: &str, roles: &[&str]) -> Officer {
         let issued = self
             .gateway
             .issue_officer(
@@ -142,7 +142,7 @@ impl Api {
     }
 
     /// Sends a request; `body` as JSON unless `raw` gives bytes and a content type.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         officer: Option<&Officer>,
         method: Method,
@@ -162,17 +162,17 @@ impl Api {
         answer(request).await
     }
 
-    async fn get(&self, officer: &Officer, path: &str) -> Answer {
+    pub(crate) async fn get(&self, officer: &Officer, path: &str) -> Answer {
         self.send(Some(officer), Method::GET, path, None, &[]).await
     }
 
-    async fn post(&self, officer: &Officer, path: &str, body: Value) -> Answer {
+    pub(crate) async fn post(&self, officer: &Officer, path: &str, body: Value) -> Answer {
         self.send(Some(officer), Method::POST, path, Some(body), &[])
             .await
     }
 
     /// Audit rows (event, actor, request id, detail), in order.
-    async fn audit(&self) -> Vec<(String, String, String, Value)> {
+    pub(crate) async fn audit(&self) -> Vec<(String, String, String, Value)> {
         let pool = sqlx::SqlitePool::connect(&self.gateway.settings().database_url)
             .await
             .unwrap();
@@ -187,13 +187,13 @@ impl Api {
             .collect()
     }
 
-    async fn certificates(&self) -> i64 {
+    pub(crate) async fn certificates(&self) -> i64 {
         self.gateway.store().count_certificates().await.unwrap()
     }
 
     /// Asserts a refusal: status, X-Ast-Error, the JSON error body with the request id of
     /// X-Request-Id, an audit record of it, and returns the message.
-    async fn refused(&self, answer: &Answer, status: u16, code: &str) -> String {
+    pub(crate) async fn refused(&self, answer: &Answer, status: u16, code: &str) -> String {
         let text = String::from_utf8_lossy(&answer.body).to_string();
         assert_eq!(
             (answer.status, answer.code().as_str()),
@@ -241,7 +241,7 @@ impl Drop for Api {
     }
 }
 
-async fn answer(request: reqwest::RequestBuilder) -> Answer {
+pub(crate) async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -253,7 +253,7 @@ async fn answer(request: reqwest::RequestBuilder) -> Answer {
     }
 }
 
-fn token_request(common_name: &str) -> Value {
+pub(crate) fn token_request(common_name: &str) -> Value {
     json!({
         "tokenProcedure": "default",
         "password": PIN,
@@ -992,167 +992,6 @@ handler.20.requiredRoRoles = none
     api.gateway.reload().unwrap();
     let r = api.get(&auditor, "certificates").await;
     api.refused(&r, 403, "missing-role").await;
-}
-
-/// Signs `body` with the officer's key by `openssl cms` (detached, no attributes), base64.
-fn openssl_signature(
-    openssl: &std::path::Path,
-    api: &Api,
-    signer: &Officer,
-    body: &[u8],
-) -> String {
-    let input = api.dir.path().join("signed-body");
-    let output = api.dir.path().join("signature.der");
-    std::fs::write(&input, body).unwrap();
-    let signer_file = signer.file.to_str().unwrap();
-    run_ok(
-        openssl,
-        &[
-            "cms",
-            "-sign",
-            "-binary",
-            "-noattr",
-            "-outform",
-            "DER",
-            "-in",
-            input.to_str().unwrap(),
-            "-signer",
-            signer_file,
-            "-inkey",
-            signer_file,
-            "-out",
-            output.to_str().unwrap(),
-        ],
-    );
-    base64::engine::general_purpose::STANDARD.encode(std::fs::read(&output).unwrap())
-}
-
-/// `[api] signed_writes = "required"`: a signature made by the openssl CLI is accepted and kept
-/// in the audit record; a missing signature, another officer's, and a changed body are refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_writes_with_openssl_signatures() {
-    let Some(openssl) = tool("openssl") else {
-        skipped(
-            "signed_writes_with_openssl_signatures",
-            "openssl not installed",
-        );
-        return;
-    };
-    let api = Api::start(|root| {
-        let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
-        let toml = toml.replace("# signed_writes = \"off\"", "signed_writes = \"required\"");
-        assert!(toml.contains("\nsigned_writes = \"required\""));
-        std::fs::write(root.gateway_toml(), toml).unwrap();
-    })
-    .await;
-    let officer = api
-        .officer("Sigrid Signer", &["api-read", "api-issue", "api-revoke"])
-        .await;
-    let stranger = api.officer("Sven Stranger", &["api-read"]).await;
-    let send_signed = |body: String, signature: Option<String>, path: &'static str| {
-        let mut request = api
-            .client(Some(&officer))
-            .post(api.url(path))
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(body);
-        if let Some(signature) = signature {
-            request = request.header("x-officer-signature", signature);
-        }
-        answer(request)
-    };
-
-    // A signed issuance: accepted, the signature kept with the audit record.
-    let body = token_request("Signed Sam").to_string();
-    let signature = openssl_signature(&openssl, &api, &officer, body.as_bytes());
-    let issued = send_signed(body.clone(), Some(signature.clone()), "softtokens").await;
-    assert_eq!(
-        issued.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&issued.body)
-    );
-    let serial = issued.json()["certificates"][0]["serial"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let audit = api.audit().await;
-    let (_, actor, _, detail) = audit.iter().rev().find(|(e, ..)| e == "issued").unwrap();
-    assert!(actor.starts_with("officer:"));
-    assert_eq!(detail["officerSignature"], signature.as_str());
-    use sha2::Digest;
-    assert_eq!(
-        detail["signedBodySha256"],
-        hex::encode(sha2::Sha256::digest(body.as_bytes()))
-    );
-
-    // A signed revocation; the signature verifies later with openssl against the body.
-    let body = json!({"serial": serial, "reason": "keyCompromise"}).to_string();
-    let signature = openssl_signature(&openssl, &api, &officer, body.as_bytes());
-    let revoked = send_signed(body.clone(), Some(signature.clone()), "certificates/revoke").await;
-    assert_eq!(
-        revoked.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&revoked.body)
-    );
-    let audit = api.audit().await;
-    let (_, _, _, detail) = audit.iter().rev().find(|(e, ..)| e == "revoked").unwrap();
-    assert_eq!(detail["officerSignature"], signature.as_str());
-    let kept = api.dir.path().join("kept.der");
-    std::fs::write(
-        &kept,
-        base64::engine::general_purpose::STANDARD
-            .decode(detail["officerSignature"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let content = api.dir.path().join("kept-body");
-    std::fs::write(&content, body.as_bytes()).unwrap();
-    run_ok(
-        &openssl,
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            kept.to_str().unwrap(),
-            "-content",
-            content.to_str().unwrap(),
-            "-noverify",
-            "-out",
-            "/dev/null",
-        ],
-    );
-
-    // Missing, by another officer, over a changed body: refused, nothing changes.
-    let count = api.certificates().await;
-    let body = token_request("Unsigned Ulla").to_string();
-    let r = send_signed(body.clone(), None, "softtokens").await;
-    api.refused(&r, 403, "signature-required").await;
-    let by_stranger = openssl_signature(&openssl, &api, &stranger, body.as_bytes());
-    let r = send_signed(body.clone(), Some(by_stranger), "softtokens").await;
-    api.refused(&r, 403, "bad-signature").await;
-    let signature = openssl_signature(&openssl, &api, &officer, body.as_bytes());
-    let changed = body.replace("Unsigned Ulla", "Changed Carl");
-    let r = send_signed(changed, Some(signature), "softtokens").await;
-    let message = api.refused(&r, 403, "bad-signature").await;
-    assert!(message.contains("exact"), "{message}");
-    let r = send_signed(
-        body.clone(),
-        Some("not base64 at all!".into()),
-        "softtokens",
-    )
-    .await;
-    api.refused(&r, 403, "bad-signature").await;
-    assert_eq!(api.certificates().await, count);
-    let reinstate = json!({"serial": serial}).to_string();
-    let r = send_signed(reinstate, None, "certificates/reinstate").await;
-    api.refused(&r, 403, "signature-required").await;
-    // Reads need no signature.
-    assert_eq!(api.get(&officer, "certificates").await.status, 200);
 }
 
 /// The API's store queries (pages with filters and cursor, idempotency keys in the issuance

@@ -18,7 +18,7 @@ use crate::kit::{ALICE, TestGateway, client};
 const PIN: &str = "Str0ng-Pass!";
 
 /// A gateway on `db` (EC keys, no RSA pool: fast in a debug build), with `proxies` trusted.
-async fn gateway(db: &TestDatabase, proxies: &str) -> TestGateway {
+pub(crate) async fn gateway(db: &TestDatabase, proxies: &str) -> TestGateway {
     let url = db.url.clone();
     let proxies = proxies.to_string();
     TestGateway::start_with(move |root| {
@@ -37,10 +37,10 @@ async fn gateway(db: &TestDatabase, proxies: &str) -> TestGateway {
     .await
 }
 
-const LOOPBACK: &str = "proxies = [\"127.0.0.1/32\", \"::1/128\"]";
+pub(crate) const LOOPBACK: &str = "proxies = [\"127.0.0.1/32\", \"::1/128\"]";
 
 /// Issues a token for `cn` over HTTP and returns its certificate serials.
-async fn issue(gw: &TestGateway, cn: &str) -> Vec<String> {
+pub(crate) async fn issue(gw: &TestGateway, cn: &str) -> Vec<String> {
     let mut headers = ALICE.to_vec();
     headers[0] = ("commonname", cn);
     let response = gw.post("", &headers, &[("password", PIN)]).await;
@@ -65,7 +65,7 @@ async fn issue(gw: &TestGateway, cn: &str) -> Vec<String> {
 }
 
 /// `ast-gateway audit verify [--json]` on the gateway's root.
-fn cli_verify(gw: &TestGateway, json: bool) -> Output {
+pub(crate) fn cli_verify(gw: &TestGateway, json: bool) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ast-gateway"));
     command
         .arg("--root")
@@ -77,7 +77,7 @@ fn cli_verify(gw: &TestGateway, json: bool) -> Output {
     command.output().unwrap()
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -86,7 +86,7 @@ fn stdout(out: &Output) -> String {
 }
 
 /// The attacker's connection: plain SQL, no key.
-async fn sql(db: &TestDatabase) -> AnyPool {
+pub(crate) async fn sql(db: &TestDatabase) -> AnyPool {
     sqlx::any::install_default_drivers();
     AnyPool::connect(&db.url).await.unwrap()
 }
@@ -143,7 +143,7 @@ async fn recompute_chain(pool: &AnyPool, strip_macs: bool) {
         .unwrap();
 }
 
-fn kinds(v: &AuditVerification) -> Vec<&str> {
+pub(crate) fn kinds(v: &AuditVerification) -> Vec<&str> {
     v.problems.iter().map(|p| p.kind.as_str()).collect()
 }
 
@@ -593,6 +593,6 @@ async fn a_refusal_flood_adds_a_handful_of_rows_with_bounded_paths() {
 use ast_gateway::identity::Caller;
 
 /// A serial from test text (any hex spelling).
-fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
+pub(crate) fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
     ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

@@ -1,8 +1,12 @@
 //! End-to-end tests: the real server on 127.0.0.1:0, real HTTP, real independent parsers.
 
 mod api;
+mod api_signed;
 mod architecture;
 mod audit;
+mod audit_fields;
+mod audit_upkeep;
+mod backup_guard;
 mod ca;
 mod config;
 mod databases;

@@ -45,14 +45,18 @@ fn signed_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> (SignedBody, Result<(), IssuanceError>) {
-    let signature = headers
-        .get("x-officer-signature")
+    let mut values = headers.get_all("x-officer-signature").iter();
+    let signature = values
+        .next()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // A second header is refused by the domain, never "first wins".
+    let duplicate_signature = values.next().is_some();
     match body {
         Ok(bytes) => (
             SignedBody {
                 bytes: Zeroizing::new(Vec::from(bytes)),
                 signature,
+                duplicate_signature,
             },
             Ok(()),
         ),
@@ -66,6 +70,7 @@ fn signed_body(
                 SignedBody {
                     bytes: Zeroizing::new(Vec::new()),
                     signature,
+                    duplicate_signature,
                 },
                 Err(error),
             )

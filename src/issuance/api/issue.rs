@@ -104,7 +104,9 @@ impl Gateway {
         issue: ApiIssue,
     ) -> Result<(Caller, ApiIssued), IssuanceError> {
         let caller = self.authorize_api(rules, &issue.path, connection).await?;
-        let signed = self.check_signature(&issue.body, connection)?;
+        let signed = self
+            .check_signature(&issue.body, connection, &caller)
+            .await?;
         let key = issue.idempotency_key?;
         Ok((
             caller,
@@ -202,7 +204,7 @@ impl Gateway {
         };
         self.issue_soft_token(SoftTokenRequest {
             connection: call.connection,
-            handler: HandlerChoice::Api(issue),
+            handler: HandlerChoice::Api(Box::new(issue)),
             headers: IdentityHeaders::new(fields),
             form,
             request_id: call.request_id,

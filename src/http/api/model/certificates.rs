@@ -198,6 +198,15 @@ pub struct RevokeBody {
     #[schema(pattern = "^[0-9A-Fa-f]{1,128}$")]
     pub serial: String,
     pub reason: Reason,
+    /// Signed writes: when the body was signed (RFC 3339); see `X-Officer-Signature`. The
+    /// domain reads it from the signed bytes themselves.
+    #[serde(rename = "signedAt")]
+    #[allow(dead_code)]
+    pub signed_at: Option<String>,
+    /// Signed writes: any text that makes an otherwise equal body new.
+    #[schema(max_length = 256)]
+    #[allow(dead_code)]
+    pub nonce: Option<String>,
 }
 
 /// `POST certificates/reinstate` (only a certificate on hold).
@@ -207,6 +216,15 @@ pub struct ReinstateBody {
     /// Certificate serial, hex.
     #[schema(pattern = "^[0-9A-Fa-f]{1,128}$")]
     pub serial: String,
+    /// Signed writes: when the body was signed (RFC 3339); see `X-Officer-Signature`. The
+    /// domain reads it from the signed bytes themselves.
+    #[serde(rename = "signedAt")]
+    #[allow(dead_code)]
+    pub signed_at: Option<String>,
+    /// Signed writes: any text that makes an otherwise equal body new.
+    #[schema(max_length = 256)]
+    #[allow(dead_code)]
+    pub nonce: Option<String>,
 }
 
 /// Parses a serial from a body or path.

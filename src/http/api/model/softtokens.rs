@@ -65,6 +65,11 @@ pub struct SoftTokenBody {
     #[serde(default)]
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub fields: Fields,
+    /// Signed writes: when the body was signed (RFC 3339); see `X-Officer-Signature`.
+    pub signed_at: Option<String>,
+    /// Signed writes: any text that makes an otherwise equal body new.
+    #[schema(max_length = 256)]
+    pub nonce: Option<String>,
 }
 
 /// One certificate of an issued token.

@@ -200,13 +200,13 @@ pub async fn download_certificate(
     request_body(content = RevokeBody, content_type = "application/json"),
     params(
         ("X-Officer-Signature" = Option<String>, Header,
-            description = "Base64 DER detached CMS signature of the exact body by the officer's key; required when [api] signed_writes = \"required\""),
+            description = "Base64 DER detached CMS signature of the exact body by the officer's key, at most 16384 characters, sent once; required when [api] signed_writes = \"required\" (the body then carries signedAt, and is accepted once)"),
     ),
     responses(
         (status = 200, description = "The certificate as it now is", body = model::Certificate),
         (status = 400, description = "Malformed request (`bad-request`)", body = ErrorBody),
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
-        (status = 403, description = "Missing role, revoked officer, missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`)", body = ErrorBody),
+        (status = 403, description = "Missing role, revoked officer, missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`, `replayed-signature`)", body = ErrorBody),
         (status = 404, description = "No such certificate (`not-found`), or no handler (`no-handler`)", body = ErrorBody),
         (status = 409, description = "Already revoked (`conflict`)", body = ErrorBody),
         (status = 413, description = "The body is too large (`too-large`)", body = ErrorBody),
@@ -238,13 +238,13 @@ pub async fn revoke_certificate(
     request_body(content = ReinstateBody, content_type = "application/json"),
     params(
         ("X-Officer-Signature" = Option<String>, Header,
-            description = "Base64 DER detached CMS signature of the exact body by the officer's key; required when [api] signed_writes = \"required\""),
+            description = "Base64 DER detached CMS signature of the exact body by the officer's key, at most 16384 characters, sent once; required when [api] signed_writes = \"required\" (the body then carries signedAt, and is accepted once)"),
     ),
     responses(
         (status = 200, description = "The certificate as it now is", body = model::Certificate),
         (status = 400, description = "Malformed request (`bad-request`)", body = ErrorBody),
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
-        (status = 403, description = "Missing role, revoked officer, missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`)", body = ErrorBody),
+        (status = 403, description = "Missing role, revoked officer, missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`, `replayed-signature`)", body = ErrorBody),
         (status = 404, description = "No such certificate (`not-found`), or no handler (`no-handler`)", body = ErrorBody),
         (status = 409, description = "Not on hold (`conflict`)", body = ErrorBody),
         (status = 413, description = "The body is too large (`too-large`)", body = ErrorBody),

@@ -45,7 +45,7 @@ impl From<SoftTokenBody> for ApiTokenRequest {
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
             description = "Makes a retry safe: the same key with the same request issues once"),
         ("X-Officer-Signature" = Option<String>, Header,
-            description = "Base64 DER detached CMS signature of the exact body by the officer's key; required when [api] signed_writes = \"required\""),
+            description = "Base64 DER detached CMS signature of the exact body by the officer's key, at most 16384 characters, sent once; required when [api] signed_writes = \"required\" (the body then carries signedAt, and is accepted once)"),
     ),
     responses(
         (status = 200, description = "The soft token", content(
@@ -54,7 +54,7 @@ impl From<SoftTokenBody> for ApiTokenRequest {
         )),
         (status = 400, description = "Malformed request, or a field that fails verification (`bad-request`, `field-missing`, `field-invalid`, `password-policy`, `duplicate-header`, `bad-header`, `field-suspicious`)", body = ErrorBody),
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
-        (status = 403, description = "Not an officer with the roles api.properties requires, a revoked officer, or a missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`)", body = ErrorBody),
+        (status = 403, description = "Not an officer with the roles api.properties requires, a revoked officer, or a missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`, `replayed-signature`)", body = ErrorBody),
         (status = 404, description = "No handler of api.properties serves this path (`no-handler`)", body = ErrorBody),
         (status = 409, description = "The Idempotency-Key was used before (`already-issued` with `serials`, or `conflict` for a different request)", body = ErrorBody),
         (status = 413, description = "The body is too large (`too-large`)", body = ErrorBody),
