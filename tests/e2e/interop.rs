@@ -22,10 +22,10 @@ use x509_parser::prelude::*;
 
 use crate::kit::{ALICE, TestGateway, skipped, tool};
 
-const PIN: &str = "Str0ng-Pass!";
+pub(super) const PIN: &str = "Str0ng-Pass!";
 const YOSHIDA: &str = "𠮷田 太郎";
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +35,7 @@ fn free_port() -> u16 {
 
 /// A gateway whose root was initialised for its own listener: public_url, the demo CA
 /// certificates and every issued certificate point at this server.
-async fn start_published() -> TestGateway {
+pub(super) async fn start_published() -> TestGateway {
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
@@ -66,7 +66,7 @@ async fn start_published() -> TestGateway {
     }
 }
 
-async fn issue(gw: &TestGateway, common_name: &str, profile: &str) -> Vec<u8> {
+pub(super) async fn issue(gw: &TestGateway, common_name: &str, profile: &str) -> Vec<u8> {
     let mut headers = vec![("commonname", common_name), ("country", "SE")];
     if common_name == "Alice Andersson" {
         headers = ALICE.to_vec();
@@ -98,7 +98,7 @@ fn entries(p12: &[u8]) -> Vec<(String, Vec<u8>, Vec<u8>, usize)> {
 }
 
 /// The authentication entry: leaf DER and key DER.
-fn authentication(p12: &[u8]) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn authentication(p12: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let (_, leaf, key, _) = entries(p12)
         .into_iter()
         .find(|(alias, ..)| alias.ends_with("authentication"))
@@ -106,11 +106,11 @@ fn authentication(p12: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (leaf, key)
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+pub(super) fn pem(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap()
 }
 
-fn serial_hex(der: &[u8]) -> String {
+pub(super) fn serial_hex(der: &[u8]) -> String {
     let (_, cert) = X509Certificate::from_der(der).unwrap();
     hex::encode(cert.raw_serial())
 }
@@ -127,14 +127,14 @@ async fn revoke(gw: &TestGateway, leaf: &[u8]) {
         .unwrap();
 }
 
-async fn fetch(gw: &TestGateway, path: &str) -> Vec<u8> {
+pub(super) async fn fetch(gw: &TestGateway, path: &str) -> Vec<u8> {
     let response = gw.get(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.bytes().await.unwrap().to_vec()
 }
 
 /// Runs a tool off the runtime's threads (it may call back into this very server).
-async fn run_tool(program: PathBuf, args: Vec<String>) -> (bool, String) {
+pub(super) async fn run_tool(program: PathBuf, args: Vec<String>) -> (bool, String) {
     tokio::task::spawn_blocking(move || {
         let out: Output = Command::new(&program)
             .args(&args)
@@ -406,7 +406,7 @@ async fn java_pkix_with_revocation_accepts_good_and_rejects_revoked() {
 }
 
 /// nginx (our child, by its handle) is killed when the test ends.
-struct Nginx(Child);
+pub(super) struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -415,7 +415,9 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(nginx: &Path, dir: &Path, ports: [u16; 2]) -> Nginx {
+/// nginx with one TLS server per `(port, revocation check)`, requiring a client certificate
+/// below `clients.pem`.
+pub(super) fn start_nginx(nginx: &Path, dir: &Path, servers: &[(u16, &str)]) -> Nginx {
     let d = dir.display();
     let server = |port: u16, check: &str| {
         format!(
@@ -428,9 +430,11 @@ fn start_nginx(nginx: &Path, dir: &Path, ports: [u16; 2]) -> Nginx {
     let config = format!(
         "pid {d}/nginx.pid;\nevents {{ worker_connections 64; }}\nhttp {{\n  \
          client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
-         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  access_log off;\n{}{}}}\n",
-        server(ports[0], "ssl_ocsp leaf;"),
-        server(ports[1], &format!("ssl_crl {d}/crls.pem;")),
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  access_log off;\n{}}}\n",
+        servers
+            .iter()
+            .map(|(port, check)| server(*port, check))
+            .collect::<String>(),
     );
     std::fs::write(dir.join("nginx.conf"), config).unwrap();
     let log = dir.join("error.log");
@@ -450,7 +454,7 @@ fn start_nginx(nginx: &Path, dir: &Path, ports: [u16; 2]) -> Nginx {
         .spawn()
         .unwrap();
     let mut nginx = Nginx(child);
-    for port in ports {
+    for &(port, _) in servers {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = nginx.0.try_wait() {
@@ -503,6 +507,8 @@ async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
     };
     write_crls(&gw).await;
     let ports = [free_port(), free_port()];
+    let crls = format!("ssl_crl {}/crls.pem;", dir.display());
+    let servers = [(ports[0], "ssl_ocsp leaf;"), (ports[1], crls.as_str())];
 
     let (leaf, key) = authentication(&issue(&gw, "Alice Andersson", "modern").await);
     let identity = format!("{}{}", pem("CERTIFICATE", &leaf), pem("PRIVATE KEY", &key));
@@ -527,7 +533,7 @@ async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
         Err(e) => (0, e.to_string()),
     };
 
-    let server = start_nginx(&nginx, &dir, ports);
+    let server = start_nginx(&nginx, &dir, &servers);
     for port in ports {
         let (status, body) = get(port).await;
         assert_eq!(
@@ -543,7 +549,7 @@ async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
     // Revoked: the OCSP server refuses at once; the CRL server with the new CRLs.
     revoke(&gw, &leaf).await;
     write_crls(&gw).await;
-    let _server = start_nginx(&nginx, &dir, ports);
+    let _server = start_nginx(&nginx, &dir, &servers);
     for port in ports {
         let (status, body) = get(port).await;
         assert_eq!(status, 400, "{body}");

@@ -18,6 +18,7 @@ mod interop;
 mod kit;
 mod layout;
 mod migration;
+mod migration_chain;
 mod nginx;
 mod operations;
 mod operations2;
