@@ -8,6 +8,8 @@ use sqlx::{Any, Connection, Row, Transaction};
 use serde_json::json;
 
 use super::revocation::{HOLD, RevokedEntry, bump_revision, ensure_row};
+
+mod merge;
 use super::{AuditEvent, Store, StoreError, audit};
 
 /// One certificate or revocation of an import.
@@ -60,13 +62,6 @@ pub struct ImportedStatus {
     pub revocation: Option<ImportedRevocation>,
 }
 
-/// The stored row of a serial, as far as the merge needs it.
-struct Existing {
-    sha256: Option<String>,
-    status: String,
-    reason: Option<String>,
-}
-
 impl Store {
     /// Writes one batch of an import for `ca` in one transaction: each row is merged (new,
     /// completed, already there, or refused), `event` gets the counts and is appended to the
@@ -84,10 +79,7 @@ impl Store {
         let mut connection = self.connection().await?;
         self.bounded(async {
             let mut tx = connection.begin().await?;
-            let mut outcomes = Vec::with_capacity(rows.len());
-            for row in rows {
-                outcomes.push(merge_row(&mut tx, ca, source, row, now).await?);
-            }
+            let outcomes = merge::merge_batch(&mut tx, ca, source, rows, now).await?;
             let count = |wanted: &ImportOutcome| outcomes.iter().filter(|o| *o == wanted).count();
             let (imported, updated) = (
                 count(&ImportOutcome::Imported),
@@ -223,156 +215,6 @@ pub(super) async fn serial_taken(
     Ok(row.is_some())
 }
 
-async fn existing(
-    tx: &mut Transaction<'_, Any>,
-    ca: &str,
-    serial: &str,
-) -> Result<Option<Existing>, StoreError> {
-    let row = sqlx::query(
-        "SELECT sha256, status, revocation_reason FROM imported_certificates WHERE ca = $1 AND serial = $2",
-    )
-    .bind(ca)
-    .bind(serial)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|row| {
-        Ok(Existing {
-            sha256: row.try_get(0)?,
-            status: row.try_get(1)?,
-            reason: row.try_get(2)?,
-        })
-    })
-    .transpose()
-}
-
-/// Merges one row into the history of `ca`.
-async fn merge_row(
-    tx: &mut Transaction<'_, Any>,
-    ca: &str,
-    source: &str,
-    row: &ImportRow,
-    now: i64,
-) -> Result<ImportOutcome, StoreError> {
-    let issued_here = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND ca = $2")
-        .bind(&row.serial)
-        .bind(ca)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if issued_here.is_some() {
-        return Ok(ImportOutcome::Refused(
-            "issued-here",
-            format!(
-                "serial {} was issued by this gateway; it is not history",
-                row.serial
-            ),
-        ));
-    }
-    let Some(old) = existing(tx, ca, &row.serial).await? else {
-        insert(tx, ca, source, row, now).await?;
-        return Ok(ImportOutcome::Imported);
-    };
-    let mut changed = false;
-    if let Some(cert) = &row.certificate {
-        match &old.sha256 {
-            Some(sha) if *sha != cert.sha256 => {
-                return Ok(ImportOutcome::Refused(
-                    "conflict",
-                    format!(
-                        "serial {} is already imported with different contents (SHA-256 {sha}, this one {})",
-                        row.serial, cert.sha256
-                    ),
-                ));
-            }
-            Some(_) => {}
-            None => {
-                sqlx::query(
-                    "UPDATE imported_certificates SET subject = $1, not_after = $2, der = $3, sha256 = $4 \
-                     WHERE ca = $5 AND serial = $6",
-                )
-                .bind(&cert.subject)
-                .bind(cert.not_after)
-                .bind(cert.der.clone())
-                .bind(&cert.sha256)
-                .bind(ca)
-                .bind(&row.serial)
-                .execute(&mut **tx)
-                .await?;
-                changed = true;
-            }
-        }
-    }
-    if let Some(revocation) = &row.revocation {
-        // A revocation is never undone by an import; one on hold may become permanent.
-        let on_hold = old.reason.as_deref() == Some(HOLD);
-        let newer = old.status != "revoked"
-            || (on_hold && revocation.reason.as_deref().is_some_and(|r| r != HOLD));
-        if newer {
-            set_revoked(tx, ca, &row.serial, revocation).await?;
-            changed = true;
-        }
-    }
-    Ok(if changed {
-        ImportOutcome::Updated
-    } else {
-        ImportOutcome::AlreadyThere
-    })
-}
-
-async fn insert(
-    tx: &mut Transaction<'_, Any>,
-    ca: &str,
-    source: &str,
-    row: &ImportRow,
-    now: i64,
-) -> Result<(), StoreError> {
-    let cert = row.certificate.as_ref();
-    let revocation = row.revocation.as_ref();
-    sqlx::query(
-        "INSERT INTO imported_certificates (ca, serial, subject, not_after, status, revoked_at, \
-         revocation_reason, invalidity_date, sha256, der, source, imported_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(ca)
-    .bind(&row.serial)
-    .bind(cert.map(|c| c.subject.clone()))
-    .bind(cert.map(|c| c.not_after))
-    .bind(if revocation.is_some() {
-        "revoked"
-    } else {
-        "good"
-    })
-    .bind(revocation.map(|r| r.revoked_at))
-    .bind(revocation.and_then(|r| r.reason.clone()))
-    .bind(revocation.and_then(|r| r.invalidity_date))
-    .bind(cert.map(|c| c.sha256.clone()))
-    .bind(cert.map(|c| c.der.clone()))
-    .bind(source)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn set_revoked(
-    tx: &mut Transaction<'_, Any>,
-    ca: &str,
-    serial: &str,
-    revocation: &ImportedRevocation,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE imported_certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2, \
-         invalidity_date = $3 WHERE ca = $4 AND serial = $5",
-    )
-    .bind(revocation.revoked_at)
-    .bind(revocation.reason.clone())
-    .bind(revocation.invalidity_date)
-    .bind(ca)
-    .bind(serial)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 impl Store {
     /// Records the revocation of a CA certificate that `parent` issued (CA certificates are
     /// made by `ca create`, not by issuance, so they are not in `certificates`), with its
@@ -388,15 +230,15 @@ impl Store {
         let mut connection = self.connection().await?;
         self.bounded(async {
             let mut tx = connection.begin().await?;
-            match existing(&mut tx, parent, &row.serial).await? {
-                None => insert(&mut tx, parent, "ca", row, now).await?,
+            match merge::existing(&mut tx, parent, &row.serial).await? {
+                None => merge::insert_many(&mut tx, parent, "ca", &[row], now).await?,
                 Some(old) if old.status == "revoked" && old.reason.as_deref() != Some(HOLD) => {
                     tx.rollback().await?;
                     return Ok(false);
                 }
                 Some(_) => match &row.revocation {
                     Some(revocation) => {
-                        set_revoked(&mut tx, parent, &row.serial, revocation).await?
+                        merge::set_revoked(&mut tx, parent, &row.serial, revocation).await?
                     }
                     None => {
                         tx.rollback().await?;
