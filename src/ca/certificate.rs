@@ -48,6 +48,8 @@ pub struct CertificateProfile<'a> {
     pub extended_key_usage: &'a [ObjectIdentifier],
     /// Certificate policies, in order (none: no extension).
     pub policies: &'a [CertificatePolicy],
+    /// iPAddress subject alternative names, after the subject's SAN values (TLS servers).
+    pub ip_addresses: &'a [std::net::IpAddr],
     /// `Some(path_len)` for a CA certificate.
     pub ca: Option<Option<u8>>,
     /// The issuing CA's CRL, certificate and OCSP URLs (CRL distribution point and Authority

@@ -43,6 +43,7 @@ pub fn issue_ca_certificate(
         ),
         extended_key_usage: &[],
         policies: &[],
+        ip_addresses: &[],
         ca: Some(parent.map(|_| 0)),
         published: parent.and(published),
     };

@@ -12,9 +12,10 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::name::Name;
 
+use super::hierarchy::{CaSubject, Hierarchy};
 use super::{
-    Attribute, CaError, CertificateProfile, FileSigner, PublishedUrls, Signer, Subject,
-    issue_certificate, write_private_key_pem,
+    CaError, CertificateProfile, FileSigner, PublishedUrls, Signer, issue_certificate,
+    write_private_key_pem,
 };
 use crate::token::{KeyType, generate_key};
 
@@ -36,6 +37,22 @@ pub fn is_demo_certificate(der: &[u8]) -> bool {
             .iter_organization()
             .any(|o| o.as_str() == Ok(DEMO_ORGANIZATION))
     })
+}
+
+/// True when a TLS certificate chain file (PEM) holds a demo CA certificate or a certificate a
+/// demo CA issued (the `localhost` certificate `init` writes): `serve` warns while it is served.
+pub fn is_demo_tls_chain(pem: &[u8]) -> bool {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let demo = |name: &x509_parser::x509::X509Name<'_>| {
+        name.iter_organization()
+            .any(|o| o.as_str() == Ok(DEMO_ORGANIZATION))
+    };
+    x509_parser::pem::Pem::iter_from_buffer(pem)
+        .filter_map(Result::ok)
+        .any(|block| {
+            X509Certificate::from_der(&block.contents)
+                .is_ok_and(|(_, c)| demo(c.subject()) || demo(c.issuer()))
+        })
 }
 
 /// Where the demo files went (paths relative to the root's parent are not used: all absolute).
@@ -64,35 +81,25 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CaError + '_ {
 fn make_ca(
     dir: &Path,
     file: &'static str,
-    common_name: &str,
+    names: &CaSubject,
     key_type: KeyType,
     parent: Option<(&Made, Option<&str>)>,
     years: u64,
 ) -> Result<Made, CaError> {
     let key = generate_key(key_type).map_err(|e| CaError::Encoding(e.to_string()))?;
     let signer = FileSigner::from_pkcs8(file, key.pkcs8_der()).map_err(CaError::Encoding)?;
-    let subject = Subject {
-        values: vec![
-            (Attribute::CountryName, "SE".into()),
-            (Attribute::OrganizationName, DEMO_ORGANIZATION.into()),
-            (Attribute::CommonName, common_name.into()),
-        ],
-    };
-    let order = [
-        Attribute::CountryName,
-        Attribute::OrganizationName,
-        Attribute::CommonName,
-    ];
+    let (subject, order) = (&names.subject, names.order.as_slice());
     let key_usage =
         KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature);
     let profile = CertificateProfile {
-        subject: &subject,
-        subject_order: &order,
+        subject,
+        subject_order: order,
         spki_der: key.spki_der(),
         validity: Duration::from_secs(years * YEAR),
         key_usage,
         extended_key_usage: &[],
         policies: &[],
+        ip_addresses: &[],
         ca: Some(if parent.is_some() { Some(0) } else { None }),
         published: parent.and_then(|(p, public_url)| {
             // The embedded configuration has the OCSP responder on.
@@ -104,7 +111,7 @@ fn make_ca(
         Some((p, _)) => issue_certificate(&p.name, &p.key_id, &p.signer, &profile)?,
         None => {
             let own_id = sha1_key_id(key.spki_der())?;
-            let name = super::certificate::encode_subject(&subject, &order)?;
+            let name = super::certificate::encode_subject(subject, order)?;
             issue_certificate(&name, &own_id, &signer, &profile)?
         }
     };
@@ -140,31 +147,21 @@ pub fn write_published_demo_hierarchy(
     dir: &Path,
     public_url: Option<&str>,
 ) -> Result<DemoCa, CaError> {
+    write_hierarchy(dir, public_url, &Hierarchy::demo())
+}
+
+/// Writes the three CAs of `names` into `dir` as the demo hierarchy is written (same files,
+/// key types and lifetimes, the same published URLs): `init` with an operator's own DNs.
+pub fn write_hierarchy(
+    dir: &Path,
+    public_url: Option<&str>,
+    names: &Hierarchy,
+) -> Result<DemoCa, CaError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let root = make_ca(
-        dir,
-        "root",
-        "ast-gateway Demo Root CA",
-        KeyType::EcP384,
-        None,
-        20,
-    )?;
-    make_ca(
-        dir,
-        "issuing",
-        "ast-gateway Demo Issuing CA",
-        KeyType::EcP256,
-        Some((&root, public_url)),
-        10,
-    )?;
-    make_ca(
-        dir,
-        "officers",
-        "ast-gateway Demo Officers CA",
-        KeyType::EcP256,
-        Some((&root, public_url)),
-        10,
-    )?;
+    let root = make_ca(dir, "root", &names.root, KeyType::EcP384, None, 20)?;
+    let below = Some((&root, public_url));
+    make_ca(dir, "issuing", &names.issuing, KeyType::EcP256, below, 10)?;
+    make_ca(dir, "officers", &names.officers, KeyType::EcP256, below, 10)?;
     Ok(DemoCa {
         root_cert: dir.join("root.pem"),
         issuing_cert: dir.join("issuing.pem"),
@@ -185,33 +182,21 @@ pub fn write_self_signed_tls(
     let root_der = super::read_certificate_file(&root_pem_path)?;
     let root_cert = Certificate::from_der(&root_der)?;
     let root_signer = FileSigner::from_file(&ca_dir.join("root.key"))?;
-    let key = generate_key(KeyType::EcP256).map_err(|e| CaError::Encoding(e.to_string()))?;
-    let subject = Subject {
-        values: vec![
-            (Attribute::CommonName, "localhost".into()),
-            (Attribute::DnsName, "localhost".into()),
-        ],
+    let names = super::TlsServerNames {
+        dns: vec!["localhost".into()],
+        ips: Vec::new(),
     };
-    let eku = [const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1")];
-    let profile = CertificateProfile {
-        subject: &subject,
-        subject_order: &[],
-        spki_der: key.spki_der(),
-        validity: Duration::from_secs(2 * YEAR),
-        key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
-        extended_key_usage: &eku,
-        policies: &[],
-        ca: None,
-        published: public_url.map(|url| PublishedUrls::for_ca(url, "root", false)),
-    };
-    let issued = issue_certificate(
+    let made = super::issue_tls_server_certificate(
         root_cert.tbs_certificate().subject(),
         &super::certificate::subject_key_identifier(&root_cert)?,
         &root_signer as &dyn Signer,
-        &profile,
+        &names,
+        Duration::from_secs(2 * YEAR),
+        public_url.map(|url| PublishedUrls::for_ca(url, "root", false)),
     )?;
+    let issued = made.issued;
     let key_path = tls_dir.join("server.key");
-    write_private_key_pem(&key_path, key.pkcs8_der()).map_err(io(&key_path))?;
+    write_private_key_pem(&key_path, &made.pkcs8_der).map_err(io(&key_path))?;
     let cert_path = tls_dir.join("server.pem");
     let chain = format!(
         "{}{}",

@@ -10,6 +10,7 @@ mod certificate;
 mod create;
 mod crl;
 mod demo;
+mod hierarchy;
 pub mod history;
 pub mod ocsp;
 mod pkcs11;
@@ -17,6 +18,7 @@ mod published;
 mod serial;
 mod signer;
 mod subject;
+mod tls_server;
 mod verify;
 
 use std::path::Path;
@@ -29,9 +31,10 @@ pub use certificate::{
 pub use create::issue_ca_certificate;
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{
-    DEMO_ORGANIZATION, DemoCa, is_demo_certificate, write_demo_hierarchy,
-    write_published_demo_hierarchy, write_self_signed_tls,
+    DEMO_ORGANIZATION, DemoCa, is_demo_certificate, is_demo_tls_chain, write_demo_hierarchy,
+    write_hierarchy, write_published_demo_hierarchy, write_self_signed_tls,
 };
+pub use hierarchy::{CaSubject, Hierarchy, parse_dn};
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use published::PublishedUrls;
 pub use serial::{Serial, SerialError};
@@ -39,6 +42,7 @@ pub use signer::{
     FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
 };
 pub use subject::{Attribute, Subject};
+pub use tls_server::{TlsServerCertificate, TlsServerNames, issue_tls_server_certificate};
 pub use verify::CaPublicKey;
 
 use der::{Decode, DecodePem};

@@ -13,10 +13,12 @@ mod crl;
 mod database_url;
 mod front_headers;
 mod import;
+mod init;
 pub mod logging;
 mod officer;
 pub(crate) mod output;
 mod serve;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,6 +96,8 @@ pub enum Command {
         /// and into the demo CA certificates (default: derived from the HTTP listener).
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        #[command(flatten)]
+        hierarchy: init::HierarchyArgs,
     },
     /// Configuration tools.
     Config {
@@ -118,6 +122,11 @@ pub enum Command {
         /// Write the DER CRL to this file (needs --ca when more than one CA is configured).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The HTTPS listener's TLS server certificate.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
     },
     /// Officer client certificates and their roles.
     Officer {
@@ -215,13 +224,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&root, root_is_explicit, args).await,
         Command::Bench(args) => bench::run(&root, args).await,
         Command::Backup(args) => backup::run(&root, args).await,
-        Command::Init { http, public_url } => {
+        Command::Init {
+            http,
+            public_url,
+            hierarchy,
+        } => {
             let settings = init_settings(http, public_url)?;
-            crate::issuance::write_default_for(&root, &settings)?;
+            let names = hierarchy.hierarchy()?;
+            crate::issuance::write_default_with(&root, &settings, &names)?;
             let config = load_config(&root)?;
             crate::store::Store::open(&config.settings.database_url, 1).await?;
             outln!(
-                "wrote a default configuration, a demo CA and the database to {}",
+                "wrote a default configuration, {} and the database to {}",
+                if hierarchy.is_own() {
+                    "your CA hierarchy (root, issuing, officers; TLS server certificate from your root)"
+                } else {
+                    "a demo CA"
+                },
                 root.dir().display()
             );
             outln!("{}", settings.describe());
@@ -249,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => front_headers::run(&root, front),
         Command::Certs { command } => certs::run(&root, command).await,
         Command::Officer { command } => officer::run(&root, command).await,
+        Command::Tls { command } => tls::run(&root, command).await,
         Command::Ca { command } => ca::run(&root, command).await,
         Command::Crl { ca, out } => crl::run(&root, ca, out).await,
         Command::Audit {

@@ -32,6 +32,13 @@ pub struct ServeArgs {
     /// refused, so a typo cannot silently start a new CA.
     #[arg(long)]
     pub init: bool,
+    /// With --init on a new root: the URL relying parties use to reach this service, written as
+    /// [server] public_url and into the CA certificates (as `init --public-url`).
+    #[arg(long, value_name = "URL", requires = "init")]
+    pub public_url: Option<String>,
+    /// With --init on a new root: your own CA subjects instead of the demo's (as `init`).
+    #[command(flatten)]
+    pub hierarchy: super::init::HierarchyArgs,
 }
 
 /// `--admin`: an address, or `""` for no admin listener (as `admin = ""` in the file).
@@ -140,10 +147,17 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
 fn prepare_root(root: &Root, explicit: bool, args: &ServeArgs) -> anyhow::Result<()> {
     if root_state(root, explicit, args.init)? == RootState::WriteDefault {
         // Port 0 is chosen at bind time: nothing to derive a URL from, keep the default.
-        let settings = super::init_settings(args.http.filter(|a| a.port() != 0), None)?;
-        crate::issuance::write_default_for(root, &settings)
+        let settings =
+            super::init_settings(args.http.filter(|a| a.port() != 0), args.public_url.clone())?;
+        let names = args.hierarchy.hierarchy()?;
+        crate::issuance::write_default_with(root, &settings, &names)
             .context("writing the default configuration")?;
-        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and a demo CA");
+        let cas = if args.hierarchy.is_own() {
+            "your CA hierarchy"
+        } else {
+            "a demo CA"
+        };
+        tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and {cas}");
         tracing::info!("{}", settings.describe());
     }
     Ok(())
@@ -261,6 +275,10 @@ fn log_summary(gateway: &Gateway) {
             crate::ca::DEMO_ORGANIZATION
         );
     }
+    warn_demo_tls(
+        settings.server.https.is_some(),
+        settings.server.tls_cert.as_deref(),
+    );
     tracing::info!("public_url: {}", settings.server.public_url);
     let proxies = &settings.trusted_proxies;
     if proxies.is_empty() {
@@ -282,6 +300,22 @@ fn log_summary(gateway: &Gateway) {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+}
+
+/// The warning while the HTTPS listener serves the `localhost` certificate `init` wrote from the
+/// demo root (or any certificate a demo CA issued).
+fn warn_demo_tls(https: bool, tls_cert: Option<&std::path::Path>) {
+    let Some(path) = tls_cert.filter(|_| https) else {
+        return;
+    };
+    if std::fs::read(path).is_ok_and(|pem| crate::ca::is_demo_tls_chain(&pem)) {
+        tracing::warn!(
+            "DEMO TLS server certificate in use: {} was issued by a demo CA (SAN localhost, made \
+             by `init`); browsers and fronts will not trust it. Issue your own with `ast-gateway \
+             tls issue --dns NAME --ca CA` (or install one from your PKI) before production",
+            path.display()
         );
     }
 }

@@ -82,7 +82,7 @@ impl InitSettings {
             "as given".to_string()
         };
         format!(
-            "public_url = {}: the demo CA and every issued certificate point relying parties there \
+            "public_url = {}: the CA certificates and every issued certificate point relying parties there \
              for CRLs, OCSP and CA certificates ({origin})",
             self.public_url
         )

@@ -31,7 +31,7 @@ pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, path_remainder,
 };
-pub use init::{write_default, write_default_for};
+pub use init::{write_default, write_default_for, write_default_with};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
 pub use recipe::StageTimes;
 pub use reload::{PinPage, ReloadSummary, check_configuration};

@@ -281,6 +281,7 @@ impl TokenRecipe {
             key_usage: template.key_usage,
             extended_key_usage: &template.extended_key_usage,
             policies: &template.policies,
+            ip_addresses: &[],
             ca: None,
             published: self
                 .publication

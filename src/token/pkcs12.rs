@@ -200,6 +200,7 @@ mod tests {
             key_usage,
             extended_key_usage: eku,
             policies: &[],
+            ip_addresses: &[],
             ca: ca.then_some(None),
             published: None,
         };

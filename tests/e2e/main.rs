@@ -22,6 +22,7 @@ mod migration_chain;
 mod nginx;
 mod operations;
 mod operations2;
+mod own_hierarchy;
 mod page;
 mod performance;
 mod scale_out;

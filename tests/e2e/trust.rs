@@ -287,6 +287,7 @@ pub fn client_identity(ca: &Ca, common_name: &str) -> Vec<u8> {
         key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
         extended_key_usage: &eku,
         policies: &[],
+        ip_addresses: &[],
         ca: None,
         published: None,
     };

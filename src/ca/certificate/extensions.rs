@@ -92,7 +92,14 @@ pub(super) fn extensions(
 ) -> Result<Vec<Extension>, CaError> {
     let mut out = Vec::with_capacity(9);
     push_key_extensions(&mut out, profile, spki, issuer_key_id)?;
-    let sans = subject_alt_names(profile.subject)?;
+    let mut sans = subject_alt_names(profile.subject)?;
+    for ip in profile.ip_addresses {
+        let octets = match ip {
+            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        sans.push(GeneralName::IpAddress(der::asn1::OctetString::new(octets)?));
+    }
     if !sans.is_empty() {
         // RFC 5280 §4.2.1.6: critical when the subject is empty.
         out.push(extension(

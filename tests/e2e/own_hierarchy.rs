@@ -1,0 +1,195 @@
+//! docs/migration.md "Your own hierarchy from day one", run as written on an empty root: the
+//! shell block of that section (with the root and the binary of this build), then the HTTPS
+//! listener turned on as the section says. No demo certificate is left anywhere (CAs, officers
+//! CA, TLS server certificate, the chains served) and `serve` prints no demo warning; the same
+//! start on a demo root does warn, so the check can fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ast_gateway::ca::{is_demo_certificate, is_demo_tls_chain};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ast-gateway")
+}
+
+/// The ```sh block of the section.
+fn documented_steps() -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/migration.md")).unwrap();
+    let section = &doc[doc
+        .find("## Your own hierarchy from day one")
+        .expect("the section exists")..];
+    let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = start + section[start..].find("```").unwrap();
+    section[start..end].to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Turns the HTTPS listener on as the section says (the commented lines of gateway.toml).
+fn enable_https(root: &Path, port: u16) {
+    let path = root.join("conf/gateway.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(
+            "# https = \"127.0.0.1:8443\"",
+            &format!("https = \"127.0.0.1:{port}\""),
+        )
+        .replace("# tls_cert = ", "tls_cert = ")
+        .replace("# tls_key = ", "tls_key = ")
+        .replace("# client_ca = ", "client_ca = ");
+    assert!(text.contains(&format!("https = \"127.0.0.1:{port}\"")));
+    std::fs::write(&path, text).unwrap();
+}
+
+/// Starts `serve` until the HTTPS listener answers, stops it, and returns what it logged.
+fn serve_log(root: &Path, port: u16) -> String {
+    let log = root.join("serve.log");
+    let mut child = Command::new(bin())
+        .arg("--root")
+        .arg(root)
+        .env("RUST_LOG", "info")
+        .args(["serve", "--http", "127.0.0.1:0", "--admin", ""])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(root.join("serve.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "serve exited with {status}: {}",
+                std::fs::read_to_string(root.join("serve.err")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "serve did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The summary is logged right after the listeners are bound.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+    format!(
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(root.join("serve.err")).unwrap_or_default()
+    )
+}
+
+fn pem_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect()
+}
+
+#[test]
+fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ast");
+    let steps = documented_steps();
+    assert!(steps.contains("ast-gateway init"), "{steps}");
+    let bin_dir = Path::new(bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = steps.replace("/srv/ast", root.to_str().unwrap());
+    let out = Command::new("sh")
+        .args(["-e", "-c", &script])
+        .env("PATH", path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script}\n{said}");
+    assert!(!said.to_lowercase().contains("demo"), "{said}");
+
+    // Every CA certificate and the TLS chain are ours.
+    let cas = pem_files(&root.join("data/ca"));
+    assert_eq!(cas.len(), 3, "{cas:?}");
+    for file in &cas {
+        let der = ast_gateway::ca::read_certificate_file(file).unwrap();
+        assert!(
+            !is_demo_certificate(&der),
+            "{} is a demo CA",
+            file.display()
+        );
+    }
+    let officers = std::fs::read(root.join("data/ca/officers.pem")).unwrap();
+    assert!(!is_demo_tls_chain(&officers));
+    let tls = std::fs::read(root.join("data/tls/server.pem")).unwrap();
+    assert!(!is_demo_tls_chain(&tls), "the TLS server certificate");
+    let tls_text = String::from_utf8_lossy(&tls).to_string();
+    assert_eq!(
+        tls_text.matches("BEGIN CERTIFICATE").count(),
+        3,
+        "leaf, issuing, root"
+    );
+    let subject = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-issuer",
+            "-ext",
+            "subjectAltName",
+        ])
+        .stdin(std::fs::File::open(root.join("data/tls/server.pem")).unwrap())
+        .output();
+    if let Ok(subject) = subject {
+        let text = String::from_utf8_lossy(&subject.stdout);
+        assert!(
+            text.contains("CN = gateway.example.com")
+                && text.contains("CN = Example Issuing CA")
+                && text.contains("DNS:gateway.example.com")
+                && text.contains("IP Address:127.0.0.1"),
+            "{text}"
+        );
+    }
+    // The replaced (demo-free, `localhost`) certificate is kept beside it.
+    let previous = std::fs::read(root.join("data/tls/server.pem.previous")).unwrap();
+    assert!(!is_demo_tls_chain(&previous));
+
+    // serve with HTTPS: no demo warning at all.
+    let port = free_port();
+    enable_https(&root, port);
+    let log = serve_log(&root, port);
+    assert!(log.contains("CA issuing"), "the summary was logged: {log}");
+    assert!(!log.contains("DEMO"), "{log}");
+
+    // The same start on a demo root warns about both, so the check above can fail.
+    let demo = dir.path().join("demo");
+    let out = Command::new(bin())
+        .arg("--root")
+        .arg(&demo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let port = free_port();
+    enable_https(&demo, port);
+    let log = serve_log(&demo, port);
+    assert!(
+        log.contains("DEMO CA in use") && log.contains("DEMO TLS server certificate in use"),
+        "{log}"
+    );
+}
