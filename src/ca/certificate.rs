@@ -39,7 +39,7 @@ use super::{Attribute, CaError, PublishedUrls, Signer, Subject};
 /// What a certificate should contain, apart from issuer and signature.
 pub struct CertificateProfile<'a> {
     pub subject: &'a Subject,
-    /// RDN order; empty means the default order (`Attribute::ALL`).
+    /// RDN order; empty means the default order (`Attribute::CONVENTIONAL_ORDER`).
     pub subject_order: &'a [Attribute],
     /// The subject's public key, DER SubjectPublicKeyInfo.
     pub spki_der: &'a [u8],

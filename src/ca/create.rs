@@ -8,8 +8,8 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 use super::{
-    Attribute, Ca, CaError, CertificateProfile, IssuedCertificate, PublishedUrls, Signer, Subject,
-    issue_certificate,
+    Attribute, Ca, CaError, CaSubject, CertificateProfile, IssuedCertificate, PublishedUrls,
+    Signer, issue_certificate,
 };
 
 /// Issues a CA certificate (basicConstraints CA, pathLen 0 under a parent; keyCertSign,
@@ -25,17 +25,27 @@ pub fn issue_ca_certificate(
     published: Option<PublishedUrls>,
 ) -> Result<IssuedCertificate, CaError> {
     let mut values = Vec::new();
-    let mut order = Vec::new();
     if let Some(o) = organization {
-        values.push((Attribute::OrganizationName, o.to_string()));
-        order.push(Attribute::OrganizationName);
+        values.push((Attribute::OrganizationName, o));
     }
-    values.push((Attribute::CommonName, common_name.to_string()));
-    order.push(Attribute::CommonName);
-    let subject = Subject { values };
+    values.push((Attribute::CommonName, common_name));
+    let subject = CaSubject::of(&values);
+    issue_ca_certificate_for(parent, signer, &subject, validity, published)
+}
+
+/// As [`issue_ca_certificate`], for any subject (`ca create --subject "C=SE, O=…, OU=…, CN=…"`
+/// or --country/--organizational-unit), encoded in its order.
+pub fn issue_ca_certificate_for(
+    parent: Option<&Ca>,
+    signer: &dyn Signer,
+    names: &CaSubject,
+    validity: Duration,
+    published: Option<PublishedUrls>,
+) -> Result<IssuedCertificate, CaError> {
+    let (subject, order) = (&names.subject, names.order.as_slice());
     let profile = CertificateProfile {
-        subject: &subject,
-        subject_order: &order,
+        subject,
+        subject_order: order,
         spki_der: signer.public_key_der(),
         validity,
         key_usage: KeyUsage(
@@ -55,7 +65,7 @@ pub fn issue_ca_certificate(
             &profile,
         ),
         None => {
-            let name = super::certificate::encode_subject(&subject, &order)?;
+            let name = super::certificate::encode_subject(subject, order)?;
             let spki = spki::SubjectPublicKeyInfoOwned::from_der(signer.public_key_der())?;
             let own_id = {
                 use sha1::Digest;

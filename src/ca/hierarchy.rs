@@ -103,16 +103,17 @@ pub fn parse_dn(text: &str) -> Result<CaSubject, String> {
 
 /// `text` split at every `,` not preceded by a `\`.
 fn split_unescaped(text: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut part = String::new();
     let mut escaped = false;
     for c in text.chars() {
-        let last = parts.last_mut().expect("one part at least");
         match c {
-            ',' if !escaped => parts.push(String::new()),
-            _ => last.push(c),
+            ',' if !escaped => parts.push(std::mem::take(&mut part)),
+            _ => part.push(c),
         }
         escaped = c == '\\' && !escaped;
     }
+    parts.push(part);
     parts
 }
 

@@ -28,7 +28,7 @@ pub use certificate::{
     CertificatePolicy, CertificateProfile, IssuedCertificate, issue_certificate, parse_cps_uri,
     parse_extended_key_usage, parse_key_usage, parse_oid, random_serial, subject_preview,
 };
-pub use create::issue_ca_certificate;
+pub use create::{issue_ca_certificate, issue_ca_certificate_for};
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};
 pub use demo::{
     DEMO_ORGANIZATION, DemoCa, is_demo_certificate, is_demo_tls_chain, write_demo_hierarchy,

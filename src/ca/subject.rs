@@ -28,7 +28,26 @@ pub enum Attribute {
 }
 
 impl Attribute {
-    /// Every attribute; the DN ones in the default RDN order.
+    /// The default RDN order of a subject (most significant first, as most enterprise PKIs
+    /// write it): C, ST, L, O, OU, title, CN, surname, given name, serialNumber, pseudonym, UID,
+    /// emailAddress.
+    pub const CONVENTIONAL_ORDER: [Attribute; 13] = [
+        Attribute::CountryName,
+        Attribute::StateOrProvinceName,
+        Attribute::LocalityName,
+        Attribute::OrganizationName,
+        Attribute::OrganizationalUnitName,
+        Attribute::Title,
+        Attribute::CommonName,
+        Attribute::Surname,
+        Attribute::GivenName,
+        Attribute::SerialNumber,
+        Attribute::Pseudonym,
+        Attribute::Uid,
+        Attribute::EmailAddress,
+    ];
+
+    /// Every attribute (the order format listings show them in).
     pub const ALL: [Attribute; 17] = [
         Attribute::CommonName,
         Attribute::GivenName,
@@ -151,11 +170,11 @@ impl Subject {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The DN attributes in RDN order: `order` first (attributes in the order listed), then, if
-    /// `order` is empty, the default order of `ALL`.
+    /// The DN attributes in RDN order: `order` (attributes in the order listed), or, if
+    /// `order` is empty, the default [`Attribute::CONVENTIONAL_ORDER`].
     pub fn dn_values<'a>(&'a self, order: &'a [Attribute]) -> Vec<(Attribute, &'a str)> {
         let order: &[Attribute] = if order.is_empty() {
-            &Attribute::ALL
+            &Attribute::CONVENTIONAL_ORDER
         } else {
             order
         };

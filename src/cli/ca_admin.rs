@@ -15,7 +15,7 @@ use clap::Args;
 use super::ca_rollover::{CaReference, plan_rollover};
 use super::output::outln;
 use crate::ca::{
-    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, PublishedUrls, Signer, issue_ca_certificate,
+    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, PublishedUrls, Signer, issue_ca_certificate_for,
     pem_certificate, read_certificate_file, write_private_key_pem,
 };
 use crate::config::{Root, parse_duration};
@@ -44,11 +44,21 @@ pub struct CreateArgs {
     #[arg(long, value_name = "OLD")]
     pub replaces: Option<String>,
     /// Subject common name.
-    #[arg(long)]
-    pub common_name: String,
+    #[arg(long, required_unless_present = "subject")]
+    pub common_name: Option<String>,
     /// Subject organization.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "subject")]
     pub organization: Option<String>,
+    /// Subject country (two letters).
+    #[arg(long, conflicts_with = "subject")]
+    pub country: Option<String>,
+    /// Subject organizational unit (repeatable, in order).
+    #[arg(long, conflicts_with = "subject")]
+    pub organizational_unit: Vec<String>,
+    /// The whole subject instead, most significant first: "C=SE, O=Example AB, OU=PKI,
+    /// CN=Example Issuing CA" (C, ST, L, O, OU, CN, serialNumber, …; encoded in this order).
+    #[arg(long, value_name = "DN", conflicts_with = "common_name")]
+    pub subject: Option<String>,
     /// Lifetime (e.g. 10y).
     #[arg(long, default_value = "10y")]
     pub validity: String,
@@ -180,6 +190,7 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
     let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
+    let subject = super::init::ca_subject(&args)?;
     let parent = parent_ca(&config, args.parent.as_deref())?;
     if let Some(p) = parent.as_ref().filter(|p| path_len_zero(p)) {
         anyhow::bail!(
@@ -201,11 +212,10 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
             config.settings.ocsp.enabled,
         )
     });
-    let issued = issue_ca_certificate(
+    let issued = issue_ca_certificate_for(
         parent.as_deref(),
         signer.as_ref(),
-        &args.common_name,
-        args.organization.as_deref(),
+        &subject,
         validity,
         published,
     )?;

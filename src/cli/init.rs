@@ -1,10 +1,10 @@
-//! The CA subjects `init` and `serve --init` give a new root: the demo hierarchy, or an
-//! operator's own from the first start (`--root-dn`, `--issuing-dn`, `--officers-dn`, all three
-//! or none).
+//! CA subjects given on the command line: those `init` and `serve --init` give a new root (the
+//! demo hierarchy, or an operator's own from the first start: `--root-dn`, `--issuing-dn`,
+//! `--officers-dn`, all three or none), and the subject of `ca create`.
 
 use clap::Args;
 
-use crate::ca::{Hierarchy, parse_dn};
+use crate::ca::{CaSubject, Hierarchy, parse_dn};
 
 /// Your own hierarchy instead of the demo CAs.
 #[derive(Debug, Clone, Default, Args)]
@@ -45,4 +45,29 @@ impl HierarchyArgs {
     pub fn is_own(&self) -> bool {
         self.root_dn.is_some()
     }
+}
+
+/// The subject of `ca create`: `subject` (a DN) as written, or the flags in the conventional
+/// order C, O, OU…, CN, checked as a DN is.
+pub(super) fn ca_subject(args: &super::ca_admin::CreateArgs) -> anyhow::Result<CaSubject> {
+    let dn = match (&args.subject, &args.common_name) {
+        (Some(dn), _) => dn.clone(),
+        (None, Some(cn)) => {
+            let escape = |v: &str| v.replace('\\', "\\\\").replace(',', "\\,");
+            let mut parts = Vec::new();
+            if let Some(c) = &args.country {
+                parts.push(format!("C={}", escape(c)));
+            }
+            if let Some(o) = &args.organization {
+                parts.push(format!("O={}", escape(o)));
+            }
+            for ou in &args.organizational_unit {
+                parts.push(format!("OU={}", escape(ou)));
+            }
+            parts.push(format!("CN={}", escape(cn)));
+            parts.join(", ")
+        }
+        (None, None) => anyhow::bail!("give --common-name or --subject"),
+    };
+    parse_dn(&dn).map_err(|e| anyhow::anyhow!("the subject: {e}"))
 }

@@ -273,7 +273,7 @@ async fn documented_example_verbatim_through_the_endpoint() {
     assert_eq!(certificates.len(), 2, "authentication and signing");
     for (subject, sans) in &certificates {
         assert_eq!(
-            subject, "L=Lund,CN=Alice Andersson",
+            subject, "CN=Alice Andersson,L=Lund",
             "C is gone, L comes from myheader"
         );
         assert!(sans.contains("email:alice@example.com"), "{sans}");
@@ -286,7 +286,7 @@ async fn documented_example_verbatim_through_the_endpoint() {
     let body = response.bytes().await.unwrap().to_vec();
     assert_eq!(
         certificates_in(&body)[0].0,
-        "L=Stockholm,C=SE,CN=Alice Andersson"
+        "CN=Alice Andersson,L=Stockholm,C=SE"
     );
 }
 
@@ -362,10 +362,11 @@ async fn handler_order_whole_match_modules_and_escapes() {
     let (status, code, body) = post(&server.url("/pgwy/ast/staff/bob"), &good).await;
     assert_eq!(status, 200, "{code:?} {}", String::from_utf8_lossy(&body));
     let (subject, sans) = &certificates_in(&body)[0];
-    // Every module applied; RFC 2253 prints the RDNs of SPEC §6's order last to first.
+    // Every module applied; RFC 2253 prints the RDNs of the conventional order (C, L, O, OU,
+    // title, CN, serialNumber) last to first.
     assert_eq!(
         subject,
-        "OU=IT,O=Example AB,L=München ✓,C=DE,title=Engin,serialNumber=0042,CN=Bob"
+        "serialNumber=0042,CN=Bob,title=Engin,OU=IT,O=Example AB,L=München ✓,C=DE"
     );
     assert!(sans.contains("email:bob@example.com"), "{sans}");
 
@@ -607,7 +608,7 @@ fn config_explain_without_issuing() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("handler.1"), "{text}");
     assert!(
-        text.contains("subject: CN=Alice\\, O\\=Evil, C=SE"),
+        text.contains("subject: C=SE, CN=Alice\\, O\\=Evil"),
         "{text}"
     );
     assert!(text.contains("SANs: email:a@example.com"), "{text}");
@@ -653,7 +654,7 @@ fn config_explain_without_issuing() {
         ]);
         assert_eq!(code, Some(0), "{text}");
         assert!(text.contains("any officer client certificate"), "{text}");
-        assert!(text.contains("subject: CN=Carol, O=Example AB"), "{text}");
+        assert!(text.contains("subject: O=Example AB, CN=Carol"), "{text}");
         assert!(
             text.contains("SANs: email:o@example.com\n"),
             "certificate 0 has no UPN: {text}"
