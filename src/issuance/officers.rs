@@ -83,7 +83,31 @@ impl Gateway {
     /// Issues an officer client certificate (CN = `name`, clientAuth) from the `officers` CA,
     /// registers it with `roles` (committed, and audited, before the PKCS#12 is returned) and
     /// seals key and chain in a PKCS#12 under `password`. The same recipe as a user token.
+    /// A refusal issues nothing and is audited (`officer-refused`, with its code and reason;
+    /// never the password); a revoked officers CA refuses with `ca-revoked`.
     pub async fn issue_officer(
+        &self,
+        caller: &Caller,
+        name: &str,
+        roles: Vec<String>,
+        password: Pin,
+    ) -> Result<IssuedOfficer, IssuanceError> {
+        let result = self.issue_officer_once(caller, name, roles, password).await;
+        if let Err(error) = &result {
+            let event = AuditEvent::now(
+                "officer-refused",
+                &caller.to_string(),
+                "",
+                json!({"code": error.code(), "reason": error.to_string(), "ca": OFFICERS_CA}),
+            );
+            if let Err(e) = self.store.record_audit(&event).await {
+                tracing::error!(target: "audit", error = %e, "could not record an officer refusal");
+            }
+        }
+        result
+    }
+
+    async fn issue_officer_once(
         &self,
         caller: &Caller,
         name: &str,
@@ -97,6 +121,7 @@ impl Gateway {
             ));
         }
         PasswordPolicy::default().check(&password)?;
+        self.refuse_revoked_ca(OFFICERS_CA).await?;
         // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
         let subject = Subject {
             values: vec![(Attribute::CommonName, name.to_string())],

@@ -62,6 +62,24 @@ async fn java_pkix(java: &Path, dir: &Path, root: &[u8], chain: &[&[u8]]) -> (bo
     .await
 }
 
+/// Audit rows (event, detail) in order.
+async fn audit_events(gw: &TestGateway) -> Vec<(String, serde_json::Value)> {
+    let url = ast_gateway::rules::load(&gw.root())
+        .unwrap()
+        .settings
+        .database_url;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT event, detail FROM audit ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    rows.into_iter()
+        .map(|(e, d)| (e, serde_json::from_str(&d).unwrap()))
+        .collect()
+}
+
 fn nginx_binary() -> Option<PathBuf> {
     tool("nginx").or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.exists()))
 }
@@ -171,4 +189,60 @@ async fn revoking_the_issuing_ca_fails_a_good_token_in_nginx_whole_chain_ocsp_an
     } else {
         skipped("revoked issuing CA: java", "java not installed");
     }
+
+    // The revoked issuing CA refuses new tokens (ca-revoked); nothing is issued.
+    let before = gw.gateway.store().count_certificates().await.unwrap();
+    let response = gw
+        .post(
+            "",
+            &[("commonname", "Carl Carlsson"), ("country", "SE")],
+            &[("password", crate::interop::PIN)],
+        )
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-ast-error"], "ca-revoked");
+    assert_eq!(
+        gw.gateway.store().count_certificates().await.unwrap(),
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_officers_ca_refuses_officer_certificates() {
+    let gw = start_published().await;
+    let officers = fetch(&gw, "/pgwy/ca/officers.cer").await;
+    let issue = async || {
+        gw.gateway
+            .issue_officer(
+                &Caller::Cli,
+                "Olga Officer",
+                vec!["ast-requester".into()],
+                ast_gateway::token::Pin::new("officer-pw-1".into()),
+            )
+            .await
+    };
+    assert!(issue().await.is_ok(), "the officers CA issues while good");
+    gw.gateway
+        .revoke(
+            &Serial::parse(&serial_hex(&officers)).unwrap(),
+            RevocationReason::CaCompromise,
+            &Caller::Cli,
+            "migration-chain",
+        )
+        .await
+        .unwrap();
+    let refused = issue()
+        .await
+        .err()
+        .expect("refused once the officers CA is revoked");
+    assert_eq!(refused.code().as_str(), "ca-revoked", "{refused}");
+    let officers_known = gw.gateway.officers().await.unwrap();
+    assert_eq!(officers_known.len(), 1, "nothing issued by the refusal");
+    let audited = audit_events(&gw).await;
+    assert!(
+        audited
+            .iter()
+            .any(|(event, detail)| event == "officer-refused" && detail["code"] == "ca-revoked"),
+        "{audited:?}"
+    );
 }
