@@ -120,6 +120,9 @@ pub struct CrlEntry {
     pub serial: Vec<u8>,
     pub revoked_at: SystemTime,
     pub reason: Option<RevocationReason>,
+    /// RFC 5280 §5.3.2 invalidityDate: when the key is known or suspected to have been
+    /// compromised (imported revocations that carried one).
+    pub invalidity_date: Option<SystemTime>,
 }
 
 /// What a CRL says besides its entries.
@@ -143,14 +146,19 @@ pub fn issue_crl(
     let mut revoked: Vec<RevokedCert> = Vec::with_capacity(entries.len());
     for entry in entries {
         // RFC 5280 §5.3.1: the reasonCode extension should be absent rather than `unspecified`.
-        let extensions = match entry.reason {
-            Some(reason) if reason != RevocationReason::Unspecified => Some(vec![extension(
+        let mut extensions = Vec::new();
+        if let Some(reason) = entry.reason.filter(|r| *r != RevocationReason::Unspecified) {
+            extensions.push(extension(
                 rfc5280::ID_CE_CRL_REASONS,
                 false,
                 &reason.crl_reason(),
-            )?]),
-            _ => None,
-        };
+            )?);
+        }
+        if let Some(at) = entry.invalidity_date {
+            let time = der::asn1::GeneralizedTime::from_system_time(at)?;
+            extensions.push(extension(rfc5280::ID_CE_INVALIDITY_DATE, false, &time)?);
+        }
+        let extensions = (!extensions.is_empty()).then_some(extensions);
         revoked.push(RevokedCert {
             serial_number: SerialNumber::new(&entry.serial)
                 .map_err(|e| CaError::Encoding(e.to_string()))?,
@@ -226,11 +234,13 @@ mod tests {
                 serial: vec![0x0a, 0x01],
                 revoked_at: now,
                 reason: Some(RevocationReason::KeyCompromise),
+                invalidity_date: Some(now - Duration::from_secs(3_600)),
             },
             CrlEntry {
                 serial: vec![0x7f, 0xff, 0x00],
                 revoked_at: now,
                 reason: Some(RevocationReason::Unspecified),
+                invalidity_date: None,
             },
         ];
         let der = issue_crl(&ca, &parameters, &entries).unwrap();
@@ -266,6 +276,12 @@ mod tests {
         assert_eq!(revoked.len(), 2);
         assert_eq!(revoked[0].raw_serial(), &[0x0a, 0x01]);
         assert_eq!(revoked[0].reason_code().map(|(_, c)| c.0), Some(1));
+        assert_eq!(
+            revoked[0].invalidity_date().map(|(_, t)| t.timestamp()),
+            Some(1_900_000_000 - 3_600),
+            "invalidityDate (RFC 5280 §5.3.2)"
+        );
+        assert!(revoked[1].invalidity_date().is_none());
         assert_eq!(revoked[1].raw_serial(), &[0x7f, 0xff, 0x00]);
         assert!(
             revoked[1].reason_code().is_none(),

@@ -165,7 +165,7 @@ impl Store {
         now: i64,
     ) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT serial, revoked_at, revocation_reason FROM imported_certificates \
+            "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM imported_certificates \
              WHERE ca = $1 AND status = 'revoked' AND (not_after IS NULL OR not_after >= $2) ORDER BY serial",
         )
         .bind(ca)
@@ -178,6 +178,7 @@ impl Store {
                     serial: row.try_get(0)?,
                     revoked_at: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
                     reason: row.try_get(2)?,
+                    invalidity_date: row.try_get(3)?,
                 })
             })
             .collect()

@@ -37,6 +37,8 @@ pub struct RevokedEntry {
     /// Unix seconds.
     pub revoked_at: i64,
     pub reason: Option<String>,
+    /// Unix seconds; imported revocations that carried one.
+    pub invalidity_date: Option<i64>,
 }
 
 /// The stored CRL state of one CA.
@@ -231,6 +233,7 @@ impl Store {
                     serial: row.try_get(0)?,
                     revoked_at: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
                     reason: row.try_get(2)?,
+                    invalidity_date: None,
                 })
             })
             .collect()
@@ -250,6 +253,7 @@ impl Store {
                     serial: row.try_get(0)?,
                     revoked_at: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
                     reason: None,
+                    invalidity_date: None,
                 })
             })
             .collect()

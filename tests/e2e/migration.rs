@@ -48,7 +48,7 @@ for u in good revoked held; do
   openssl req -newkey rsa:2048 -nodes -keyout $u.key -out $u.csr -subj "/CN=$u user"
   openssl ca -batch -config ca.cnf -extensions usr -in $u.csr -out $u.pem
 done
-openssl ca -config ca.cnf -revoke revoked.pem -crl_reason keyCompromise
+openssl ca -config ca.cnf -revoke revoked.pem -crl_compromise 20240102030405Z
 openssl ca -config ca.cnf -revoke held.pem -crl_reason certificateHold -crl_hold holdInstructionReject
 openssl ca -config ca.cnf -gencrl -out crl.pem
 "#;
@@ -292,6 +292,17 @@ fn a_legacy_openssl_ca_is_taken_over_with_its_revocations_and_crl_numbers() {
     assert!(
         !verify(&legacy, &pem_crl, "held.pem"),
         "the legacy held certificate is refused"
+    );
+    // The compromise time of the legacy revocation is on our CRL (RFC 5280 invalidityDate).
+    let out = Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&pem_crl)
+        .output()
+        .unwrap();
+    let crl_text = text(&out);
+    assert!(
+        crl_text.contains("Invalidity Date") && crl_text.contains("Jan  2 03:04:05 2024 GMT"),
+        "{crl_text}"
     );
     let out = root.cli(&["ca", "list", "--json"]);
     assert!(text(&out).contains("\"nextCrlNumber\""), "{}", text(&out));

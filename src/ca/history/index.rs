@@ -51,10 +51,18 @@ pub fn parse_index_line(line: &str) -> Result<IndexEntry, String> {
         let mut parts = revocation.split(',');
         revoked_at = Some(asn1_time(parts.next().unwrap_or(""))?);
         if let Some(name) = parts.next() {
-            // OpenSSL writes `CACompromise`, `holdInstruction` (for certificateHold) and
-            // `removeFromCRL`; our names compare without case.
+            // OpenSSL writes `CACompromise`, `holdInstruction` (for certificateHold),
+            // `removeFromCRL`, and `keyTime` / `CAkeyTime` (keyCompromise / cACompromise with
+            // the compromise time, `-crl_compromise` / `-crl_CA_compromise`); our names compare
+            // without case.
             reason = match name.parse::<RevocationReason>() {
                 Ok(r) => Some(r),
+                Err(_) if name.eq_ignore_ascii_case("keyTime") => {
+                    Some(RevocationReason::KeyCompromise)
+                }
+                Err(_) if name.eq_ignore_ascii_case("CAkeyTime") => {
+                    Some(RevocationReason::CaCompromise)
+                }
                 Err(_) if name.eq_ignore_ascii_case("holdInstruction") => {
                     Some(RevocationReason::CertificateHold)
                 }
@@ -138,6 +146,21 @@ mod tests {
             parse_index_line("R\t350101000000Z\t240102030405Z,CACompromise\t0c\tunknown\t/CN=d")
                 .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(ca.reason, Some(RevocationReason::CaCompromise));
+        // What `openssl ca -revoke … -crl_compromise` / `-crl_CA_compromise` really write.
+        for (name, reason) in [
+            ("keyTime", RevocationReason::KeyCompromise),
+            ("CAkeyTime", RevocationReason::CaCompromise),
+        ] {
+            let line = format!(
+                "R\t350101000000Z\t240102030405Z,{name},20240101000000Z\t0d\tunknown\t/CN=e"
+            );
+            let entry = parse_index_line(&line).unwrap_or_else(|e| unreachable!("{e}"));
+            assert_eq!(
+                (entry.reason, entry.invalidity_date),
+                (Some(reason), Some(1_704_067_200)),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Gateway {
                 serial,
                 revoked_at: from_unix(r.revoked_at),
                 reason: r.reason.as_deref().and_then(|s| s.parse().ok()),
+                invalidity_date: r.invalidity_date.map(from_unix),
             });
         }
         // Whole seconds: the encoded times are whole seconds and the store keeps seconds.
