@@ -231,10 +231,9 @@ async fn a_revoked_officers_ca_refuses_officer_certificates() {
         )
         .await
         .unwrap();
-    let refused = issue()
-        .await
-        .err()
-        .expect("refused once the officers CA is revoked");
+    let Err(refused) = issue().await else {
+        panic!("the officers CA issued while revoked");
+    };
     assert_eq!(refused.code().as_str(), "ca-revoked", "{refused}");
     let officers_known = gw.gateway.officers().await.unwrap();
     assert_eq!(officers_known.len(), 1, "nothing issued by the refusal");
