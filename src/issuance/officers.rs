@@ -227,6 +227,9 @@ impl Gateway {
                 if let Err(e) = gateway.refresh_revoked_officers().await {
                     tracing::warn!(error = %e, "could not refresh the revoked officer certificates");
                 }
+                if let Err(e) = gateway.refresh_revoked_cas().await {
+                    tracing::warn!(error = %e, "could not refresh the revoked CA certificates");
+                }
             }
         })
     }

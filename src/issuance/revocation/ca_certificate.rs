@@ -97,23 +97,36 @@ impl Gateway {
                     "the certificate of CA `{}` ({serial}) is already revoked",
                     ca.name
                 ))),
-                Ok(true) => Ok(CertificateRecord {
-                    serial: serial.hex().to_string(),
-                    ca: ca.parent,
-                    issuer: ca.issuer,
-                    subject: ca.subject,
-                    sans: Vec::new(),
-                    not_before: ca.not_before,
-                    not_after: ca.not_after,
-                    purpose: format!("ca:{}", ca.name),
-                    token_id: String::new(),
-                    status: CertificateStatus::Revoked,
-                    revoked_at: Some(now),
-                    revocation_reason: Some(reason.name().to_string()),
-                    der: ca.der,
-                }),
+                Ok(true) => {
+                    self.remember_revoked_ca(&ca.name, row.revocation.clone());
+                    Ok(CertificateRecord {
+                        serial: serial.hex().to_string(),
+                        ca: ca.parent,
+                        issuer: ca.issuer,
+                        subject: ca.subject,
+                        sans: Vec::new(),
+                        not_before: ca.not_before,
+                        not_after: ca.not_after,
+                        purpose: format!("ca:{}", ca.name),
+                        token_id: String::new(),
+                        status: CertificateStatus::Revoked,
+                        revoked_at: Some(now),
+                        revocation_reason: Some(reason.name().to_string()),
+                        der: ca.der,
+                    })
+                }
             },
         )
+    }
+
+    /// This node refuses to issue from CA `name` at once after revoking its certificate.
+    fn remember_revoked_ca(&self, name: &str, revocation: Option<ImportedRevocation>) {
+        let Some(revocation) = revocation else { return };
+        self.revoked_cas.rcu(|current| {
+            let mut next = (**current).clone();
+            next.insert(name.to_string(), revocation.clone());
+            next
+        });
     }
 
     /// The revocation of CA `name`'s own certificate in its parent's records, if revoked.
@@ -147,9 +160,24 @@ impl Gateway {
             .and_then(|s| s.revocation))
     }
 
-    /// `ca-revoked` when CA `name`'s certificate is revoked (checked before any key is made).
+    /// Reloads which of our CAs have a revoked certificate (at start and with the revoked
+    /// officers: a revocation made by the CLI or another node reaches this node this way).
+    pub async fn refresh_revoked_cas(&self) -> Result<usize, IssuanceError> {
+        let mut revoked = std::collections::BTreeMap::new();
+        for ca in &self.settings().cas {
+            if let Some(revocation) = self.ca_revocation(&ca.name).await? {
+                revoked.insert(ca.name.clone(), revocation);
+            }
+        }
+        let count = revoked.len();
+        self.revoked_cas.store(std::sync::Arc::new(revoked));
+        Ok(count)
+    }
+
+    /// `ca-revoked` when CA `name`'s certificate is revoked (checked before any key is made,
+    /// from memory: a refusal does not wait for the database, which may be the thing down).
     pub(crate) async fn refuse_revoked_ca(&self, name: &str) -> Result<(), IssuanceError> {
-        match self.ca_revocation(name).await? {
+        match self.revoked_cas.load().get(name).cloned() {
             None => Ok(()),
             Some(revocation) => Err(IssuanceError::CaRevoked {
                 ca: name.to_string(),
