@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::Args;
 
 mod summary;
+#[cfg(test)]
+use summary::CaSummary;
 use summary::log_summary;
 
 use crate::config::Root;

@@ -94,7 +94,7 @@ fn warn_demo_tls(https: bool, tls_cert: Option<&std::path::Path>) {
 }
 
 /// One CA as the start-up summary shows it.
-struct CaSummary {
+pub(super) struct CaSummary {
     name: String,
     key: String,
     not_after: i64,
@@ -103,7 +103,7 @@ struct CaSummary {
 }
 
 impl CaSummary {
-    fn of(ca: &Ca, config: &CaConfig) -> CaSummary {
+    pub(super) fn of(ca: &Ca, config: &CaConfig) -> CaSummary {
         let algorithm = match ca.signer().algorithm() {
             SignatureAlgorithm::RsaPkcs1Sha256 => rsa_bits(ca.certificate_der())
                 .map_or_else(|| "RSA".to_string(), |bits| format!("RSA-{bits}")),
