@@ -193,3 +193,76 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
         "{log}"
     );
 }
+
+/// `ca create` takes C, O, OU… and CN (encoded in that order) or a whole DN (encoded as
+/// written), and refuses a DN without CN or naming the demo organisation.
+#[test]
+fn ca_create_takes_country_units_or_a_whole_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("--root")
+            .arg(&root)
+            .env("RUST_LOG", "warn")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    assert!(cli(&["init"]).0);
+    let (ok, text) = cli(&[
+        "ca",
+        "create",
+        "units",
+        "--parent",
+        "root",
+        "--common-name",
+        "Example Issuing CA 2",
+        "--organizational-unit",
+        "PKI",
+        "--country",
+        "SE",
+        "--organization",
+        "Example, AB",
+        "--organizational-unit",
+        "Tokens",
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = cli(&[
+        "ca",
+        "create",
+        "whole",
+        "--parent",
+        "root",
+        "--subject",
+        "O=Example AB, C=SE, CN=Written Order CA",
+    ]);
+    assert!(ok, "{text}");
+    let subject = |name: &str| {
+        let der = ast_gateway::ca::read_certificate_file(&root.join(format!("data/ca/{name}.pem")))
+            .unwrap();
+        use x509_parser::prelude::FromDer;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).unwrap();
+        // x509-parser prints the RDNs in encoded order.
+        cert.subject().to_string()
+    };
+    // x509-parser does not escape: "Example, AB" is the one O value.
+    assert_eq!(
+        subject("units"),
+        "C=SE, O=Example, AB, OU=PKI, OU=Tokens, CN=Example Issuing CA 2"
+    );
+    assert_eq!(subject("whole"), "O=Example AB, C=SE, CN=Written Order CA");
+    for (dn, says) in [
+        ("C=SE, O=Example AB", "has no CN"),
+        ("O=ast-gateway demo, CN=Fake", "demo"),
+    ] {
+        let (ok, text) = cli(&["ca", "create", "bad", "--subject", dn]);
+        assert!(!ok && text.contains(says), "{dn}: {text}");
+    }
+}
