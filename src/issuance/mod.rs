@@ -85,6 +85,8 @@ pub struct Gateway {
     key_pool: KeyPool,
     /// Revoked officer certificates, refused by the HTTPS listener's TLS client verifier.
     revoked_officers: Arc<RevokedOfficers>,
+    /// Configured CAs whose own certificate is revoked (they issue nothing), by name.
+    revoked_cas: ArcSwap<std::collections::HashMap<String, crate::store::ImportedRevocation>>,
     /// The operator's PIN page templates (`conf/pages/`); a reload swaps them with the rules.
     pages: ArcSwap<crate::config::PageTemplates>,
 }
@@ -231,6 +233,10 @@ impl Gateway {
             .refresh_revoked_officers()
             .await
             .map_err(|e| StartError::Store(StoreError::Corrupt(e.to_string())))?;
+        gateway
+            .refresh_revoked_cas()
+            .await
+            .map_err(|e| StartError::Store(StoreError::Corrupt(e.to_string())))?;
         gateway.spawn_officer_revocation_refresher(OFFICER_REVOCATION_REFRESH);
         Ok(gateway)
     }
@@ -274,6 +280,7 @@ impl Gateway {
             admission,
             crl_lock: tokio::sync::Mutex::new(()),
             revoked_officers: RevokedOfficers::new(),
+            revoked_cas: ArcSwap::from_pointee(Default::default()),
             pages: ArcSwap::from_pointee(Default::default()),
         })
     }

@@ -184,8 +184,8 @@ impl Gateway {
         Ok(count)
     }
 
-    /// Refreshes the revoked officer set every `every` in the background, for as long as the
-    /// gateway lives.
+    /// Refreshes the revoked officer set (and the revoked CAs) every `every` in the background,
+    /// for as long as the gateway lives.
     pub fn spawn_officer_revocation_refresher(
         self: &Arc<Self>,
         every: Duration,
@@ -201,6 +201,9 @@ impl Gateway {
                 };
                 if let Err(e) = gateway.refresh_revoked_officers().await {
                     tracing::warn!(error = %e, "could not refresh the revoked officer certificates");
+                }
+                if let Err(e) = gateway.refresh_revoked_cas().await {
+                    tracing::warn!(error = %e, "could not refresh the revoked CA certificates");
                 }
             }
         })

@@ -147,14 +147,33 @@ impl Gateway {
             .and_then(|s| s.revocation))
     }
 
-    /// `ca-revoked` when CA `name`'s certificate is revoked (checked before any key is made).
-    pub(crate) async fn refuse_revoked_ca(&self, name: &str) -> Result<(), IssuanceError> {
-        match self.ca_revocation(name).await? {
+    /// Re-reads which configured CAs have a revoked certificate (at open, after a revocation
+    /// here, and with the revoked officers every few seconds, so a revocation by the CLI or
+    /// another node reaches this node too). Issuance then checks memory, not the database.
+    pub async fn refresh_revoked_cas(&self) -> Result<usize, IssuanceError> {
+        let mut revoked = std::collections::HashMap::new();
+        for ca in self.settings().cas.iter().filter(|c| c.parent.is_some()) {
+            if let Some(revocation) = self.ca_revocation(&ca.name).await? {
+                revoked.insert(ca.name.clone(), revocation);
+            }
+        }
+        let count = revoked.len();
+        self.revoked_cas.store(std::sync::Arc::new(revoked));
+        Ok(count)
+    }
+
+    /// `ca-revoked` when CA `name`'s certificate is revoked (checked before any key is made,
+    /// against the set `refresh_revoked_cas` keeps: no database round trip per token).
+    pub(crate) fn refuse_revoked_ca(&self, name: &str) -> Result<(), IssuanceError> {
+        match self.revoked_cas.load().get(name) {
             None => Ok(()),
             Some(revocation) => Err(IssuanceError::CaRevoked {
                 ca: name.to_string(),
                 serial: self.ca_serial(name).unwrap_or_default(),
-                reason: revocation.reason.unwrap_or_else(|| "unspecified".into()),
+                reason: revocation
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "unspecified".into()),
             }),
         }
     }
