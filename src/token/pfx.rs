@@ -25,6 +25,7 @@
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeEncrypt, KeyIvInit};
 use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc2985, rfc5911, rfc5912};
 use der::asn1::{OctetString, SetOfVec};
 use der::{Any, Decode, Encode, Tag};
 use pkcs12::cms::content_info::{CmsVersion, ContentInfo};
@@ -38,14 +39,14 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::{Attribute, Attributes};
 use zeroize::Zeroizing;
 
-const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-const ID_ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
-const FRIENDLY_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
-const LOCAL_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
-const X509_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
-const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const ID_DATA: ObjectIdentifier = rfc5911::ID_DATA;
+const ID_ENCRYPTED_DATA: ObjectIdentifier = rfc5911::ID_ENCRYPTED_DATA;
+const FRIENDLY_NAME: ObjectIdentifier = rfc2985::PKCS_9_AT_FRIENDLY_NAME;
+const LOCAL_KEY_ID: ObjectIdentifier = rfc2985::PKCS_9_AT_LOCAL_KEY_ID;
+const X509_CERTIFICATE: ObjectIdentifier = pkcs12::PKCS_12_X509_CERT_OID;
+const PBES2: ObjectIdentifier = pkcs5::pbes2::PBES2_OID;
+const SHA1: ObjectIdentifier = rfc5912::ID_SHA_1;
+const SHA256: ObjectIdentifier = rfc5912::ID_SHA_256;
 
 /// Why a PKCS#12 could not be encoded. None of them carries the password or key material.
 #[derive(Debug, thiserror::Error)]

@@ -126,8 +126,8 @@ pub fn write_pkcs12(
 pub fn client_auth_rank(certificate_der: &[u8]) -> u8 {
     use der::Decode;
     use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
-    const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-    const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+    const CLIENT_AUTH: ObjectIdentifier = const_oid::db::rfc5280::ID_KP_CLIENT_AUTH;
+    const ANY_EKU: ObjectIdentifier = const_oid::db::rfc5280::ANY_EXTENDED_KEY_USAGE;
     let Ok(certificate) = x509_cert::Certificate::from_der(certificate_der) else {
         return 2;
     };

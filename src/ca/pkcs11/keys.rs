@@ -11,10 +11,11 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use super::{EC_PUBLIC_KEY, Kind, P256, P384, RSA_ENCRYPTION};
 use crate::ca::SignatureAlgorithm;
 
+/// RSAPublicKey (RFC 8017 A.1.1).
 #[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+pub(crate) struct RsaPublicKey<'a> {
+    pub(crate) modulus: UintRef<'a>,
+    pub(crate) public_exponent: UintRef<'a>,
 }
 
 fn attribute_bytes(

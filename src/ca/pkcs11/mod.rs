@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
@@ -31,13 +32,14 @@ use super::{CaError, SignatureAlgorithm, Signer};
 mod keys;
 mod uri;
 
+pub(crate) use keys::RsaPublicKey;
 use keys::{ecdsa_der, public_key_info};
 pub use uri::Pkcs11Uri;
 
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const RSA_ENCRYPTION: ObjectIdentifier = rfc5912::RSA_ENCRYPTION;
+const EC_PUBLIC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
+const P256: ObjectIdentifier = rfc5912::SECP_256_R_1;
+const P384: ObjectIdentifier = rfc5912::SECP_384_R_1;
 
 /// One initialised context per module path: C_Initialize may run once per process.
 fn context(module: &Path) -> Result<Arc<Pkcs11>, String> {
