@@ -285,14 +285,7 @@ pub fn write_private_key_pem(path: &Path, pkcs8_der: &[u8]) -> std::io::Result<(
         der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, pkcs8_der)
             .map_err(|e| std::io::Error::other(e.to_string()))?,
     );
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::private_files::create(path)?;
     file.write_all(pem.as_bytes())?;
     file.sync_all()
 }
