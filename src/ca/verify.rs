@@ -104,3 +104,45 @@ impl CaPublicKey {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{FileSigner, issue_ca_certificate};
+    use crate::token::{KeyType, generate_key};
+    use der::{Decode, Encode};
+    use std::time::Duration;
+
+    /// A self-signed CA certificate of each key type: its own signature verifies under its
+    /// key (named by the OID in the certificate), a changed byte does not, and only RSA keys
+    /// have a size in bits.
+    #[test]
+    fn self_signed_certificates_verify_under_their_own_key() {
+        for (key_type, bits) in [
+            (KeyType::Rsa2048, Some(2048)),
+            (KeyType::EcP256, None),
+            (KeyType::EcP384, None),
+            (KeyType::Ed25519, None),
+        ] {
+            let key = generate_key(key_type).unwrap();
+            let signer = FileSigner::from_pkcs8("t", key.pkcs8_der()).unwrap();
+            let issued =
+                issue_ca_certificate(None, &signer, "T", None, Duration::from_secs(3600), None)
+                    .unwrap();
+            let certificate = Certificate::from_der(&issued.der).unwrap();
+            let public = CaPublicKey::of(&certificate).unwrap();
+            assert_eq!(public.rsa_bits(), bits, "{key_type:?}");
+            let algorithm = certificate.signature_algorithm().oid.to_string();
+            let mut tbs = certificate.tbs_certificate().to_der().unwrap();
+            let signature = certificate.signature().raw_bytes();
+            assert!(public.verifies(&algorithm, &tbs, signature), "{key_type:?}");
+            assert!(!public.verifies("1.2.3.4", &tbs, signature), "{key_type:?}");
+            let last = tbs.len() - 1;
+            tbs[last] ^= 1;
+            assert!(
+                !public.verifies(&algorithm, &tbs, signature),
+                "{key_type:?}"
+            );
+        }
+    }
+}
