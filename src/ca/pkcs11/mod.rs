@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -35,11 +34,6 @@ mod uri;
 pub(crate) use keys::RsaPublicKey;
 use keys::{ecdsa_der, public_key_info};
 pub use uri::Pkcs11Uri;
-
-const RSA_ENCRYPTION: ObjectIdentifier = rfc5912::RSA_ENCRYPTION;
-const EC_PUBLIC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
-const P256: ObjectIdentifier = rfc5912::SECP_256_R_1;
-const P384: ObjectIdentifier = rfc5912::SECP_384_R_1;
 
 /// One initialised context per module path: C_Initialize may run once per process.
 fn context(module: &Path) -> Result<Arc<Pkcs11>, String> {
@@ -257,9 +251,9 @@ impl Pkcs11Signer {
                 ),
                 Pkcs11KeyKind::EcP256 | Pkcs11KeyKind::EcP384 => {
                     let curve = if kind == Pkcs11KeyKind::EcP256 {
-                        P256
+                        rfc5912::SECP_256_R_1
                     } else {
-                        P384
+                        rfc5912::SECP_384_R_1
                     };
                     (
                         Mechanism::EccKeyPairGen,
