@@ -29,12 +29,16 @@ pub const DEMO_ORGANIZATION: &str = "ast-gateway demo";
 /// True when the certificate (DER) is a demo CA's: its subject's organisation is
 /// [`DEMO_ORGANIZATION`].
 pub fn is_demo_certificate(der: &[u8]) -> bool {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    X509Certificate::from_der(der).is_ok_and(|(_, certificate)| {
-        certificate
-            .subject()
-            .iter_organization()
-            .any(|o| o.as_str() == Ok(DEMO_ORGANIZATION))
+    use der::{Decode, Tag, Tagged};
+    x509_cert::Certificate::from_der(der).is_ok_and(|certificate| {
+        certificate.tbs_certificate().subject().iter().any(|a| {
+            a.oid == const_oid::db::rfc4519::O
+                && matches!(
+                    a.value.tag(),
+                    Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString
+                )
+                && a.value.value() == DEMO_ORGANIZATION.as_bytes()
+        })
     })
 }
 
@@ -192,7 +196,7 @@ pub fn write_self_signed_tls(
             (Attribute::DnsName, "localhost".into()),
         ],
     };
-    let eku = [const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1")];
+    let eku = [const_oid::db::rfc5280::ID_KP_SERVER_AUTH];
     let profile = CertificateProfile {
         subject: &subject,
         subject_order: &[],

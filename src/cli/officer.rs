@@ -117,7 +117,7 @@ fn prompt_password() -> anyhow::Result<Pin> {
 
 /// Creates `path` with mode 0600, refusing to overwrite.
 fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
-    super::output::create_private_file(path).with_context(|| {
+    crate::private_files::create(path).with_context(|| {
         format!(
             "creating {} (an existing file is never overwritten)",
             path.display()

@@ -334,13 +334,9 @@ impl std::fmt::Display for CaSummary {
 }
 
 fn rsa_bits(der: &[u8]) -> Option<usize> {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    use x509_parser::public_key::PublicKey;
-    let (_, certificate) = X509Certificate::from_der(der).ok()?;
-    match certificate.public_key().parsed().ok()? {
-        PublicKey::RSA(key) => Some(key.key_size()),
-        _ => None,
-    }
+    use der::Decode;
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    crate::ca::CaPublicKey::of(&certificate)?.rsa_bits()
 }
 
 /// SIGHUP re-reads ast.properties, the formats and the token procedures (Gateway::reload logs

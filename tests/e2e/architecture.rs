@@ -42,6 +42,14 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("issuance", &["http", "cli"]),
     // The HTTP front door does not reach into the command line.
     ("http", &["cli"]),
+    // A leaf every module may use: it imports none of them.
+    (
+        "private_files",
+        &[
+            "config", "rules", "issuance", "identity", "policy", "ca", "token", "store", "http",
+            "cli",
+        ],
+    ),
 ];
 
 /// Crates of the HTTP stack: only `http` may use them.
