@@ -130,7 +130,9 @@ fn print_server(config: &crate::rules::Configuration) -> anyhow::Result<()> {
         );
     }
     let listeners: Vec<SocketAddr> = server.http.into_iter().chain(server.https).collect();
-    for warning in config::public_url_warnings(&server.public_url, &listeners) {
+    for warning in
+        config::public_url_warnings(&server.public_url, &listeners, server.public_url_via_front)
+    {
         outln!("warning: {warning}");
     }
     Ok(())

@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// True when gateway.toml has no `public_url` and it was derived from a listener.
     pub public_url_derived: bool,
+    /// `public_url_via_front`: a front serves `public_url` and forwards the revocation paths.
+    pub public_url_via_front: bool,
     /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
     pub admin: Option<SocketAddr>,
     /// Other web origins (`scheme://host[:port]`, lower case) allowed to POST to `/pgwy/ast`.
