@@ -8,6 +8,7 @@
 //! and `key_pool` (`[key_pool]`).
 
 mod ca;
+mod database;
 mod key_pool;
 mod limits;
 mod server;
@@ -244,8 +245,8 @@ pub fn resolve_settings(
     let server = diagnostics.take(server::server(root, &file.server, toml));
     let trusted_proxies = diagnostics.take(server::proxies(file, toml));
     let header_encoding = server::header_encoding(file, toml, &mut diagnostics);
-    let database_url = database_url(root, file, toml, &mut diagnostics);
-    let database_max_connections = database_max_connections(file, toml, &mut diagnostics);
+    let database_url = database::url(root, file, toml, &mut diagnostics);
+    let database_max_connections = database::max_connections(file, toml, &mut diagnostics);
     check_iterations(file, toml, &mut diagnostics);
     let cas = diagnostics.take(ca::cas(root, &file.cas, toml));
     let key_pool = diagnostics.take(key_pool::key_pool(file.key_pool.as_ref(), toml));
@@ -290,49 +291,6 @@ pub fn resolve_settings(
         api: ApiSettings { signed_writes },
         audit,
     })
-}
-
-/// `database.url`, resolved against the root; only SQLite and PostgreSQL URLs are accepted.
-fn database_url(
-    root: &Root,
-    file: &GatewayFile,
-    toml: &TomlText,
-    diagnostics: &mut Diagnostics,
-) -> String {
-    let database_url = resolve_database_url(root, file.database.url.get_ref());
-    if !(database_url.starts_with("sqlite:")
-        || database_url.starts_with("postgres://")
-        || database_url.starts_with("postgresql://"))
-    {
-        diagnostics.push(toml.error(
-            file.database.url.span(),
-            "database.url",
-            format!(
-                "`{}` is not a sqlite:// or postgres:// URL",
-                file.database.url.get_ref()
-            ),
-        ));
-    }
-    database_url
-}
-
-/// `database.max_connections`: at least 1, default 8.
-fn database_max_connections(
-    file: &GatewayFile,
-    toml: &TomlText,
-    diagnostics: &mut Diagnostics,
-) -> u32 {
-    let Some(value) = &file.database.max_connections else {
-        return 8;
-    };
-    if *value.get_ref() == 0 {
-        diagnostics.push(toml.error(
-            value.span(),
-            "database.max_connections",
-            "must be at least 1 (the size of the database connection pool)",
-        ));
-    }
-    (*value.get_ref()).max(1)
 }
 
 /// `pkcs12.iterations`: 1000 to 1000000.
@@ -382,24 +340,6 @@ fn signed_writes(
             }
         },
     }
-}
-
-/// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.
-fn resolve_database_url(root: &Root, url: &str) -> String {
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return url.to_string();
-    };
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path = root.resolve(path);
-    let query = if query.is_empty() {
-        "mode=rwc".to_string()
-    } else {
-        query.to_string()
-    };
-    format!("sqlite://{}?{}", path.display(), query)
 }
 
 #[cfg(test)]
