@@ -17,4 +17,5 @@ pub mod policy;
 pub mod private_files;
 pub mod rules;
 pub mod store;
+pub mod timestamp;
 pub mod token;

@@ -139,13 +139,7 @@ fn since_millis(since: &str, now: time::OffsetDateTime) -> Result<i64, String> {
 }
 
 fn to_json(row: &AuditRow) -> serde_json::Value {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.at) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| row.at.to_string());
+    let at = crate::timestamp::Timestamp::from_unix_millis(row.at).to_string();
     // The detail is stored as JSON text; a row that is not JSON (never written by us) is
     // exported as a string rather than dropped.
     let detail = serde_json::from_str(&row.detail)

@@ -340,9 +340,7 @@ async fn back_up_database(
 }
 
 fn write_manifest(backup: &Backup, hsm: &[String]) -> anyhow::Result<()> {
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = crate::timestamp::Timestamp::now();
     let mut text = format!(
         "ast-gateway {} backup\ncreated: {now}\nroot: {}\ndatabase: {}\n\
          restore: copy everything back into an empty root (cp -a BACKUP/. ROOT/), see docs/operations.md\n\nfiles:\n",

@@ -1,6 +1,7 @@
 //! `ca list` (each configured CA with its state: active, retiring, retired or unused) and `ca
 //! export` (a CA's chain as PEM); `ca create` and `ca import` are in `ca_admin`.
 
+use crate::timestamp::Timestamp;
 use std::process::ExitCode;
 
 use super::output::{errln, out, outln};
@@ -129,7 +130,7 @@ async fn list(
             }) = state
             {
                 row["unexpiredCertificates"] = (*certificates).into();
-                row["lastNotAfter"] = super::output::rfc3339_or_none(*until).into();
+                row["lastNotAfter"] = Timestamp::from_unix(*until).rfc3339().into();
             }
             row
         })

@@ -1,7 +1,7 @@
 //! `serve`: the root guard rail, the start-up summary and warnings, the listeners, the
 //! background tasks and the signals (SIGHUP reloads, SIGTERM/SIGINT stop gracefully).
 
-use super::output::rfc3339;
+use crate::timestamp::Timestamp;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -244,13 +244,13 @@ fn log_summary(gateway: &Gateway) {
             tracing::error!(
                 "CA `{}` expired on {}: it cannot issue valid certificates",
                 ca_config.name,
-                rfc3339(summary.not_after)
+                Timestamp::from_unix(summary.not_after)
             );
         } else if left_days < 30 {
             tracing::warn!(
                 "CA `{}` expires on {} (in {left_days} days)",
                 ca_config.name,
-                rfc3339(summary.not_after)
+                Timestamp::from_unix(summary.not_after)
             );
         }
     }
@@ -328,7 +328,7 @@ impl std::fmt::Display for CaSummary {
             "CA {}: {}, notAfter {}, subject {}{}",
             self.name,
             self.key,
-            rfc3339(self.not_after),
+            Timestamp::from_unix(self.not_after),
             self.subject,
             if self.demo { " (DEMO)" } else { "" }
         )

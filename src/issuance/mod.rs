@@ -55,17 +55,6 @@ pub(crate) fn unix(t: std::time::SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// Unix seconds as RFC 3339 in UTC (`2026-12-01T10:00:00Z`); `None` when out of range. The one
-/// date format of listings, JSON and messages.
-pub fn rfc3339(unix: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-}
-
 /// The running service's state.
 pub struct Gateway {
     /// Settings are fixed at start (a reload reports sections that need a restart).
