@@ -40,6 +40,19 @@ impl Timestamp {
         self.millis.div_euclid(1000)
     }
 
+    /// Reads an RFC 3339 time (any offset); `None` when `text` is not one.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Self::from_unix_millis)
+    }
+
+    /// Unix milliseconds.
+    pub fn unix_millis(self) -> i64 {
+        self.millis
+    }
+
     /// RFC 3339 in UTC, or `None` when the time is outside what RFC 3339 can write.
     pub fn rfc3339(self) -> Option<String> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.millis) * 1_000_000)
@@ -97,6 +110,12 @@ mod tests {
             "400000000000 (Unix seconds; outside RFC 3339)"
         );
         assert_eq!(Timestamp::from_unix(-5).unix(), -5);
+        // Read back, from any offset.
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-12-01T14:00:00.123+02:00"),
+            Some(Timestamp::from_unix_millis(1_796_126_400_123))
+        );
+        assert_eq!(Timestamp::parse_rfc3339("2026-12-01"), None);
         let now = SystemTime::now();
         assert_eq!(
             Timestamp::from(now).unix(),

@@ -125,10 +125,8 @@ pub struct ExportArgs {
 
 /// `--since` in Unix milliseconds.
 fn since_millis(since: &str, now: time::OffsetDateTime) -> Result<i64, String> {
-    if let Ok(at) =
-        time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
-    {
-        return Ok((at.unix_timestamp_nanos() / 1_000_000) as i64);
+    if let Some(at) = crate::timestamp::Timestamp::parse_rfc3339(since) {
+        return Ok(at.unix_millis());
     }
     let back = parse_duration(since).map_err(|_| {
         format!(

@@ -74,9 +74,9 @@ pub fn signed_at(body: &[u8], now: i64) -> Result<i64, SignatureError> {
     let text = freshness
         .signed_at
         .ok_or_else(|| SignatureError::Stale("it is missing".into()))?;
-    let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| SignatureError::Stale("it is not an RFC 3339 time".into()))?
-        .unix_timestamp();
+    let at = crate::timestamp::Timestamp::parse_rfc3339(&text)
+        .ok_or_else(|| SignatureError::Stale("it is not an RFC 3339 time".into()))?
+        .unix();
     if (now - at).abs() > SIGNED_AT_WINDOW_SECS {
         return Err(SignatureError::Stale(format!(
             "it is {} seconds from now",
