@@ -14,6 +14,8 @@ pub mod http;
 pub mod identity;
 pub mod issuance;
 pub mod policy;
+pub mod private_files;
 pub mod rules;
 pub mod store;
+pub mod timestamp;
 pub mod token;

@@ -30,12 +30,16 @@ pub const DEMO_ORGANIZATION: &str = "ast-gateway demo";
 /// True when the certificate (DER) is a demo CA's: its subject's organisation is
 /// [`DEMO_ORGANIZATION`].
 pub fn is_demo_certificate(der: &[u8]) -> bool {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    X509Certificate::from_der(der).is_ok_and(|(_, certificate)| {
-        certificate
-            .subject()
-            .iter_organization()
-            .any(|o| o.as_str() == Ok(DEMO_ORGANIZATION))
+    use der::{Decode, Tag, Tagged};
+    x509_cert::Certificate::from_der(der).is_ok_and(|certificate| {
+        certificate.tbs_certificate().subject().iter().any(|a| {
+            a.oid == const_oid::db::rfc4519::O
+                && matches!(
+                    a.value.tag(),
+                    Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString
+                )
+                && a.value.value() == DEMO_ORGANIZATION.as_bytes()
+        })
     })
 }
 

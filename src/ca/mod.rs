@@ -13,6 +13,7 @@ mod demo;
 mod hierarchy;
 pub mod history;
 pub mod ocsp;
+pub mod oids;
 mod pkcs11;
 mod published;
 mod serial;
@@ -149,7 +150,7 @@ impl Ca {
                 "the OCSP signing key does not match the OCSP signing certificate",
             ));
         }
-        let ocsp_signing = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+        let ocsp_signing = const_oid::db::rfc5280::ID_KP_OCSP_SIGNING;
         let has_eku = tbs.extensions().is_some_and(|exts| {
             exts.iter().any(|e| {
                 e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE

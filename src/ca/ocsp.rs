@@ -57,7 +57,7 @@ pub enum OcspStatus {
 
 /// id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8).
 const ID_PKIX_OCSP_EXTENDED_REVOKE: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.9");
+    const_oid::db::rfc6960::ID_PKIX_OCSP_EXTENDED_REVOKE;
 
 /// Why an OCSP request gets no signed answer (RFC 6960 §2.3 response status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

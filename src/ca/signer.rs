@@ -10,7 +10,7 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
     KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
-use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
 use der::asn1::Null;
 use spki::AlgorithmIdentifierOwned;
 
@@ -33,16 +33,10 @@ impl SignatureAlgorithm {
     /// The AlgorithmIdentifier written into certificates and CRLs.
     pub fn identifier(self) -> AlgorithmIdentifierOwned {
         let (oid, null) = match self {
-            SignatureAlgorithm::RsaPkcs1Sha256 => {
-                (ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"), true)
-            }
-            SignatureAlgorithm::EcdsaSha256 => {
-                (ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"), false)
-            }
-            SignatureAlgorithm::EcdsaSha384 => {
-                (ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3"), false)
-            }
-            SignatureAlgorithm::Ed25519 => (ObjectIdentifier::new_unwrap("1.3.101.112"), false),
+            SignatureAlgorithm::RsaPkcs1Sha256 => (rfc5912::SHA_256_WITH_RSA_ENCRYPTION, true),
+            SignatureAlgorithm::EcdsaSha256 => (rfc5912::ECDSA_WITH_SHA_256, false),
+            SignatureAlgorithm::EcdsaSha384 => (rfc5912::ECDSA_WITH_SHA_384, false),
+            SignatureAlgorithm::Ed25519 => (const_oid::db::rfc8410::ID_ED_25519, false),
         };
         AlgorithmIdentifierOwned {
             oid,
@@ -291,14 +285,7 @@ pub fn write_private_key_pem(path: &Path, pkcs8_der: &[u8]) -> std::io::Result<(
         der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, pkcs8_der)
             .map_err(|e| std::io::Error::other(e.to_string()))?,
     );
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::private_files::create(path)?;
     file.write_all(pem.as_bytes())?;
     file.sync_all()
 }

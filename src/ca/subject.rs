@@ -120,7 +120,7 @@ impl Attribute {
             Attribute::OrganizationalUnitName => rfc4519::OU,
             Attribute::EmailAddress => const_oid::db::rfc3280::EMAIL_ADDRESS,
             Attribute::Uid => rfc4519::UID,
-            Attribute::Pseudonym => ObjectIdentifier::new_unwrap("2.5.4.65"),
+            Attribute::Pseudonym => const_oid::db::rfc3280::PSEUDONYM,
             _ => return None,
         })
     }

@@ -48,7 +48,7 @@ pub fn issue_tls_server_certificate(
     values.extend(names.dns.iter().map(|d| (Attribute::DnsName, d.clone())));
     let subject = Subject { values };
     let key = generate_key(KeyType::EcP256).map_err(|e| CaError::Encoding(e.to_string()))?;
-    let eku = [const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1")];
+    let eku = [const_oid::db::rfc5280::ID_KP_SERVER_AUTH];
     let profile = CertificateProfile {
         subject: &subject,
         subject_order: &[],

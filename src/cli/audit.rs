@@ -125,10 +125,8 @@ pub struct ExportArgs {
 
 /// `--since` in Unix milliseconds.
 fn since_millis(since: &str, now: time::OffsetDateTime) -> Result<i64, String> {
-    if let Ok(at) =
-        time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
-    {
-        return Ok((at.unix_timestamp_nanos() / 1_000_000) as i64);
+    if let Some(at) = crate::timestamp::Timestamp::parse_rfc3339(since) {
+        return Ok(at.unix_millis());
     }
     let back = parse_duration(since).map_err(|_| {
         format!(
@@ -139,13 +137,7 @@ fn since_millis(since: &str, now: time::OffsetDateTime) -> Result<i64, String> {
 }
 
 fn to_json(row: &AuditRow) -> serde_json::Value {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.at) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| row.at.to_string());
+    let at = crate::timestamp::Timestamp::from_unix_millis(row.at).to_string();
     // The detail is stored as JSON text; a row that is not JSON (never written by us) is
     // exported as a string rather than dropped.
     let detail = serde_json::from_str(&row.detail)

@@ -168,19 +168,11 @@ fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
-    super::output::create_private_file(path).with_context(|| format!("creating {}", path.display()))
+    crate::private_files::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(path)
+    crate::private_files::create_dir_all(path)
         .with_context(|| format!("creating {}", path.display()))
 }
 
@@ -263,13 +255,8 @@ fn create_out(out: &Path) -> anyhow::Result<()> {
         );
     }
     create_private_dir(out)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting the mode of {}", out.display()))?;
-    }
-    Ok(())
+    crate::private_files::set_private(out)
+        .with_context(|| format!("setting the mode of {}", out.display()))
 }
 
 /// Copies conf/, data/, the secret key, and the CA, OCSP and TLS files; returns the names of
@@ -353,9 +340,7 @@ async fn back_up_database(
 }
 
 fn write_manifest(backup: &Backup, hsm: &[String]) -> anyhow::Result<()> {
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = crate::timestamp::Timestamp::now();
     let mut text = format!(
         "ast-gateway {} backup\ncreated: {now}\nroot: {}\ndatabase: {}\n\
          restore: copy everything back into an empty root (cp -a BACKUP/. ROOT/), see docs/operations.md\n\nfiles:\n",

@@ -1,6 +1,7 @@
 //! `ca list` (each configured CA with its state: active, retiring, retired or unused) and `ca
 //! export` (a CA's chain as PEM); `ca create` and `ca import` are in `ca_admin`.
 
+use crate::timestamp::Timestamp;
 use std::process::ExitCode;
 
 use super::output::{errln, out, outln};
@@ -129,7 +130,7 @@ async fn list(
             }) = state
             {
                 row["unexpiredCertificates"] = (*certificates).into();
-                row["lastNotAfter"] = super::output::rfc3339_or_none(*until).into();
+                row["lastNotAfter"] = Timestamp::from_unix(*until).rfc3339().into();
             }
             row
         })
@@ -137,18 +138,49 @@ async fn list(
     if json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        for r in rows {
-            outln!(
-                "{:<12} {}  (until {})  {}  next CRL {}",
-                r["name"].as_str().unwrap_or(""),
-                r["subject"].as_str().unwrap_or(""),
-                r["notAfter"].as_str().unwrap_or(""),
-                r["stateDetail"].as_str().unwrap_or(""),
-                r["nextCrlNumber"]
-            );
-        }
+        print_table(&rows)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ca list` as a table: columns as wide as their longest cell, two spaces apart, the subject
+/// (the longest) last, so long CA names or states do not shift the columns.
+fn print_table(rows: &[serde_json::Value]) -> anyhow::Result<()> {
+    let text = |r: &serde_json::Value, key: &str| match &r[key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let columns = ["name", "notAfter", "nextCrlNumber", "stateDetail"];
+    let headers = ["NAME", "NOT AFTER", "NEXT CRL", "STATE"];
+    let widths: Vec<usize> = columns
+        .iter()
+        .zip(headers)
+        .map(|(key, header)| {
+            rows.iter()
+                .map(|r| text(r, key).chars().count())
+                .chain([header.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>, subject: &str| {
+        let mut out = String::new();
+        for (cell, width) in cells.iter().zip(&widths) {
+            out.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(subject);
+        out
+    };
+    outln!(
+        "{}",
+        line(headers.iter().map(|h| h.to_string()).collect(), "SUBJECT")
+    );
+    for r in rows {
+        let cells = columns.iter().map(|key| text(r, key)).collect();
+        outln!("{}", line(cells, &text(r, "subject")));
+    }
+    Ok(())
 }
 
 /// `ca export NAME`: the CA's chain as PEM.

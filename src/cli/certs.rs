@@ -1,7 +1,7 @@
 //! `certs list [--expiring 30d]`, `certs show`, `certs revoke`, `certs reinstate`; `certs
 //! import` is in `import`.
 
-use super::output::rfc3339;
+use crate::timestamp::Timestamp;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -72,10 +72,10 @@ fn to_json(c: &CertificateRecord) -> serde_json::Value {
         "sans": c.sans,
         "purpose": c.purpose,
         "status": c.status,
-        "notBefore": rfc3339(c.not_before),
-        "notAfter": rfc3339(c.not_after),
+        "notBefore": Timestamp::from_unix(c.not_before),
+        "notAfter": Timestamp::from_unix(c.not_after),
         "tokenId": c.token_id,
-        "revokedAt": c.revoked_at.map(rfc3339),
+        "revokedAt": c.revoked_at.map(Timestamp::from_unix),
         "revocationReason": c.revocation_reason,
     })
 }
@@ -208,7 +208,7 @@ async fn list(store: &Store, filter: &CertificateFilter, json: bool) -> anyhow::
                 c.serial,
                 c.status.name(),
                 c.purpose,
-                rfc3339(c.not_after),
+                Timestamp::from_unix(c.not_after),
                 c.subject
             );
         }

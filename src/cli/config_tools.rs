@@ -2,6 +2,7 @@
 //! check` also warns about what loads but will not do what it says (subject lists that drop
 //! format fields, certificate validities past their CA's end).
 
+use crate::timestamp::Timestamp;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -130,7 +131,9 @@ fn print_server(config: &crate::rules::Configuration) -> anyhow::Result<()> {
         );
     }
     let listeners: Vec<SocketAddr> = server.http.into_iter().chain(server.https).collect();
-    for warning in config::public_url_warnings(&server.public_url, &listeners) {
+    for warning in
+        config::public_url_warnings(&server.public_url, &listeners, server.public_url_via_front)
+    {
         outln!("warning: {warning}");
     }
     Ok(())
@@ -266,7 +269,7 @@ fn ca_lifetime_warnings(config: &crate::rules::Configuration, now: i64) -> Vec<S
         let t = certificate.tbs_certificate().validity().not_after;
         Some(t.to_unix_duration().as_secs() as i64)
     };
-    let date = super::output::rfc3339;
+    let date = |t: i64| Timestamp::from_unix(t).to_string();
     let mut warnings = Vec::new();
     let mut expired = std::collections::BTreeSet::new();
     for procedure in config.rules.procedures.values() {

@@ -244,7 +244,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 root.dir().display()
             );
             outln!("{}", settings.describe());
-            for warning in config::public_url_warnings(&settings.public_url, &[settings.http]) {
+            for warning in
+                config::public_url_warnings(&settings.public_url, &[settings.http], false)
+            {
                 outln!("warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)

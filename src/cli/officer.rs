@@ -1,6 +1,6 @@
 //! `officer issue`, `officer list`, `officer revoke`.
 
-use super::output::rfc3339;
+use crate::timestamp::Timestamp;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,7 +117,7 @@ fn prompt_password() -> anyhow::Result<Pin> {
 
 /// Creates `path` with mode 0600, refusing to overwrite.
 fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
-    super::output::create_private_file(path).with_context(|| {
+    crate::private_files::create(path).with_context(|| {
         format!(
             "creating {} (an existing file is never overwritten)",
             path.display()
@@ -218,8 +218,8 @@ async fn list(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
                     "roles": o.roles,
                     "status": o.status,
                     "fingerprint": o.fingerprint,
-                    "created": rfc3339(o.created),
-                    "revoked": o.revoked.map(rfc3339),
+                    "created": Timestamp::from_unix(o.created),
+                    "revoked": o.revoked.map(Timestamp::from_unix),
                 })
             })
             .collect();

@@ -9,28 +9,6 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A Unix time as RFC 3339 (`2026-12-01T03:21:50Z`), or `None` when it is out of range.
-pub(crate) fn rfc3339_or_none(unix: i64) -> Option<String> {
-    crate::issuance::rfc3339(unix)
-}
-
-/// A Unix time as RFC 3339, or the number itself when it is out of range.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    rfc3339_or_none(unix).unwrap_or_else(|| unix.to_string())
-}
-
-/// Creates `path` with mode 0600; an existing file is never overwritten (`create_new`).
-pub(crate) fn create_private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
 static CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Writes to `writer`; a `BrokenPipe` sets `closed` and is swallowed.

@@ -199,7 +199,9 @@ fn log_listeners(gateway: &Gateway, server: &RunningServer) {
              set it to the URL relying parties use"
         );
     }
-    for warning in crate::config::public_url_warnings(public_url, &bound) {
+    for warning in
+        crate::config::public_url_warnings(public_url, &bound, settings.server.public_url_via_front)
+    {
         tracing::warn!("{warning}");
     }
 }

@@ -105,7 +105,13 @@ impl UrlHost {
 /// other machines (every relying party would ask its own machine for CRLs and OCSP); a loopback
 /// URL on a port nobody listens on; a remote host while every listener is loopback (then a
 /// front must forward the published paths). Empty when nothing is suspicious.
-pub fn public_url_warnings(public_url: &str, listeners: &[SocketAddr]) -> Vec<String> {
+/// `via_front`: the operator said a front at `public_url` forwards the revocation paths here
+/// (`[server] public_url_via_front`), so a `public_url` that is not this node's is expected.
+pub fn public_url_warnings(
+    public_url: &str,
+    listeners: &[SocketAddr],
+    via_front: bool,
+) -> Vec<String> {
     let mut warnings = Vec::new();
     let Some(url) = UrlHost::parse(public_url) else {
         return warnings;
@@ -140,11 +146,12 @@ pub fn public_url_warnings(public_url: &str, listeners: &[SocketAddr]) -> Vec<St
              listens on {shown}: CRL, OCSP and CA-certificate URLs in certificates lead nowhere",
             url.port
         ));
-    } else if !url.is_loopback() && !listeners.is_empty() && !reachable {
+    } else if !url.is_loopback() && !listeners.is_empty() && !reachable && !via_front {
         warnings.push(format!(
             "[server] public_url = `{public_url}` is not an address of this node, which listens on \
              {shown} (loopback only): make sure the front at {} forwards /pgwy/crl/, /pgwy/ocsp \
-             and /pgwy/ca/ to this node, or relying parties cannot check revocation",
+             and /pgwy/ca/ to this node, or relying parties cannot check revocation (then set \
+             [server] public_url_via_front = true to say so)",
             url.host
         ));
     }
@@ -190,24 +197,33 @@ mod tests {
     fn public_url_warnings_catch_mismatches() {
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
         // The default: loopback URL, loopback listener on the same port. Fine.
-        assert!(public_url_warnings("http://127.0.0.1:8080", &[addr("127.0.0.1:8080")]).is_empty());
+        assert!(
+            public_url_warnings("http://127.0.0.1:8080", &[addr("127.0.0.1:8080")], false)
+                .is_empty()
+        );
         // Loopback URL while the node is reachable from elsewhere.
-        let w = public_url_warnings("http://127.0.0.1:8080", &[addr("0.0.0.0:8080")]);
+        let w = public_url_warnings("http://127.0.0.1:8080", &[addr("0.0.0.0:8080")], false);
         assert!(w.len() == 1 && w[0].contains("loopback"), "{w:?}");
-        let w = public_url_warnings("http://localhost:8080", &[addr("10.0.0.5:8080")]);
+        let w = public_url_warnings("http://localhost:8080", &[addr("10.0.0.5:8080")], false);
         assert!(w.len() == 1 && w[0].contains("loopback"), "{w:?}");
         // Unspecified host.
-        let w = public_url_warnings("http://0.0.0.0:8080", &[addr("0.0.0.0:8080")]);
+        let w = public_url_warnings("http://0.0.0.0:8080", &[addr("0.0.0.0:8080")], false);
         assert!(w.len() == 1 && w[0].contains("names no host"), "{w:?}");
         // Loopback URL on a port nobody listens on.
-        let w = public_url_warnings("http://127.0.0.1:8080", &[addr("127.0.0.1:9000")]);
+        let w = public_url_warnings("http://127.0.0.1:8080", &[addr("127.0.0.1:9000")], false);
         assert!(w.len() == 1 && w[0].contains("port 8080"), "{w:?}");
         // The other way round: a remote URL, loopback listeners (a front must forward).
-        let w = public_url_warnings("https://pki.example.com", &[addr("127.0.0.1:8080")]);
+        let w = public_url_warnings("https://pki.example.com", &[addr("127.0.0.1:8080")], false);
         assert!(w.len() == 1 && w[0].contains("forwards"), "{w:?}");
         // A remote URL and a reachable listener: nothing to say.
+        // Acknowledged: the front at public_url forwards the revocation paths.
         assert!(
-            public_url_warnings("https://pki.example.com", &[addr("10.0.0.5:8443")]).is_empty()
+            public_url_warnings("https://pki.example.com", &[addr("127.0.0.1:8080")], true)
+                .is_empty()
+        );
+        assert!(
+            public_url_warnings("https://pki.example.com", &[addr("10.0.0.5:8443")], false)
+                .is_empty()
         );
     }
 }

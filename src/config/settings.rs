@@ -8,6 +8,7 @@
 //! and `key_pool` (`[key_pool]`).
 
 mod ca;
+mod database;
 mod key_pool;
 mod limits;
 mod server;
@@ -25,6 +26,7 @@ use crate::policy::HeaderEncoding;
 use crate::token::KeyType;
 
 pub use key_pool::{MAX_KEY_POOL_SIZE, default_key_pool_size};
+pub use limits::{Limits, MAX_WRITE_BATCH, RateLimits};
 
 /// The log format of `[log] format` (or `--log-format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,62 +74,13 @@ pub struct ServerConfig {
     pub public_url: String,
     /// True when gateway.toml has no `public_url` and it was derived from a listener.
     pub public_url_derived: bool,
+    /// `public_url_via_front`: a front serves `public_url` and forwards the revocation paths.
+    pub public_url_via_front: bool,
     /// The admin listener serving `/metrics` (default 127.0.0.1:9102; `None` when turned off).
     pub admin: Option<SocketAddr>,
     /// Other web origins (`scheme://host[:port]`, lower case) allowed to POST to `/pgwy/ast`.
     pub allowed_origins: Vec<String>,
 }
-
-/// Request limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub max_body_bytes: usize,
-    pub request_timeout: Duration,
-    /// The request header section must arrive within this (from connection ready, or from a
-    /// kept-alive request's first byte).
-    pub header_timeout: Duration,
-    /// The request body must arrive within this after the header.
-    pub body_timeout: Duration,
-    /// A kept-alive connection without a request is closed after this.
-    pub idle_timeout: Duration,
-    /// Largest request header section in bytes.
-    pub max_header_bytes: usize,
-    /// Connections held at once; `None`: derived from the open-file limit at start.
-    pub max_connections: Option<usize>,
-    /// How long in-flight requests may run on after SIGTERM.
-    pub shutdown_grace: Duration,
-    /// A response that makes no progress for this long closes its connection.
-    pub send_timeout: Duration,
-    /// Concurrent HTTP/2 streams per connection.
-    pub max_streams_per_connection: u32,
-    /// Requests per connection before it is closed gracefully.
-    pub max_requests_per_connection: u64,
-    /// Requests that may wait for a CPU slot; beyond it, 503 + `Retry-After`.
-    pub issuance_queue: usize,
-    /// Made tokens that may wait for the database writer; beyond it, 503 + `Retry-After`.
-    pub write_queue: usize,
-    /// The most issuances committed in one transaction.
-    pub write_batch: usize,
-    /// `Retry-After` of an overload refusal.
-    pub retry_after: Duration,
-    /// Per-caller rate limits.
-    pub rates: RateLimits,
-}
-
-/// Tokens per minute per caller; 0 turns a limit off. Each allows a burst of its whole
-/// minute's worth, then one token every `60 / n` seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Per TCP peer (IPv6 per /64).
-    pub per_peer: u32,
-    /// Per proxy-asserted identity (the subject the headers make).
-    pub per_identity: u32,
-    /// Per officer (client certificate).
-    pub per_officer: u32,
-}
-
-/// Upper bound of `[limits] write_batch`.
-pub const MAX_WRITE_BATCH: usize = 1000;
 
 /// A configured CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,8 +245,8 @@ pub fn resolve_settings(
     let server = diagnostics.take(server::server(root, &file.server, toml));
     let trusted_proxies = diagnostics.take(server::proxies(file, toml));
     let header_encoding = server::header_encoding(file, toml, &mut diagnostics);
-    let database_url = database_url(root, file, toml, &mut diagnostics);
-    let database_max_connections = database_max_connections(file, toml, &mut diagnostics);
+    let database_url = database::url(root, file, toml, &mut diagnostics);
+    let database_max_connections = database::max_connections(file, toml, &mut diagnostics);
     check_iterations(file, toml, &mut diagnostics);
     let cas = diagnostics.take(ca::cas(root, &file.cas, toml));
     let key_pool = diagnostics.take(key_pool::key_pool(file.key_pool.as_ref(), toml));
@@ -338,49 +291,6 @@ pub fn resolve_settings(
         api: ApiSettings { signed_writes },
         audit,
     })
-}
-
-/// `database.url`, resolved against the root; only SQLite and PostgreSQL URLs are accepted.
-fn database_url(
-    root: &Root,
-    file: &GatewayFile,
-    toml: &TomlText,
-    diagnostics: &mut Diagnostics,
-) -> String {
-    let database_url = resolve_database_url(root, file.database.url.get_ref());
-    if !(database_url.starts_with("sqlite:")
-        || database_url.starts_with("postgres://")
-        || database_url.starts_with("postgresql://"))
-    {
-        diagnostics.push(toml.error(
-            file.database.url.span(),
-            "database.url",
-            format!(
-                "`{}` is not a sqlite:// or postgres:// URL",
-                file.database.url.get_ref()
-            ),
-        ));
-    }
-    database_url
-}
-
-/// `database.max_connections`: at least 1, default 8.
-fn database_max_connections(
-    file: &GatewayFile,
-    toml: &TomlText,
-    diagnostics: &mut Diagnostics,
-) -> u32 {
-    let Some(value) = &file.database.max_connections else {
-        return 8;
-    };
-    if *value.get_ref() == 0 {
-        diagnostics.push(toml.error(
-            value.span(),
-            "database.max_connections",
-            "must be at least 1 (the size of the database connection pool)",
-        ));
-    }
-    (*value.get_ref()).max(1)
 }
 
 /// `pkcs12.iterations`: 1000 to 1000000.
@@ -430,24 +340,6 @@ fn signed_writes(
             }
         },
     }
-}
-
-/// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.
-fn resolve_database_url(root: &Root, url: &str) -> String {
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return url.to_string();
-    };
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path = root.resolve(path);
-    let query = if query.is_empty() {
-        "mode=rwc".to_string()
-    } else {
-        query.to_string()
-    };
-    format!("sqlite://{}?{}", path.display(), query)
 }
 
 #[cfg(test)]

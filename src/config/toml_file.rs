@@ -107,6 +107,11 @@ pub struct ServerFile {
     pub client_ca: Option<String>,
     pub handshake_timeout_secs: Option<Spanned<u64>>,
     pub public_url: Option<Spanned<String>>,
+    /// The front at `public_url` forwards /pgwy/crl/, /pgwy/ocsp and /pgwy/ca/ to this node
+    /// (the documented nginx topology): no start-up warning that public_url is not an address
+    /// of this node.
+    #[serde(default)]
+    pub public_url_via_front: bool,
     /// Admin listener (`/metrics`); `""` turns it off.
     pub admin: Option<Spanned<String>>,
     /// Web origins (`https://portal.example.org`) besides the gateway's own whose pages may

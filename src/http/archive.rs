@@ -17,7 +17,7 @@ pub fn zip_files(files: &[TokenFile]) -> Result<Vec<u8>, zip::result::ZipError> 
     let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
-        .unix_permissions(0o600);
+        .unix_permissions(crate::private_files::FILE_MODE);
     for file in files {
         writer.start_file(file.name.as_str(), options)?;
         writer.write_all(&file.pkcs12)?;

@@ -28,17 +28,26 @@ pub struct VerifiedClientCertificate {
     der: Vec<u8>,
     fingerprint: String,
     id: Option<CertificateId>,
+    facts: CertificateFacts,
 }
 
 impl VerifiedClientCertificate {
     /// Only for the TLS acceptor, after a successful verification.
     pub(crate) fn from_verified_handshake(der: Vec<u8>) -> Self {
         let fingerprint = hex::encode(Sha256::digest(&der));
-        let id = CertificateId::from_der(&der);
+        // Parsed once, with x509-cert: the registry's identity and the facts formats read.
+        let parsed = <x509_cert::Certificate as der::Decode>::from_der(&der).ok();
+        let id = parsed.as_ref().map(CertificateId::of);
+        // A certificate rustls accepted always parses; if it did not, it has no facts.
+        let facts = parsed
+            .as_ref()
+            .map(CertificateFacts::of)
+            .unwrap_or_default();
         VerifiedClientCertificate {
             der,
             fingerprint,
             id,
+            facts,
         }
     }
     /// SHA-256 fingerprint of this encoding of the certificate, lower-case hex. For logs only:
@@ -218,8 +227,7 @@ impl TrustPolicy {
         Ok(Caller::Officer {
             serial: officer.serial.clone(),
             name: officer.name.clone(),
-            // A certificate rustls accepted always parses; if it did not, it has no facts.
-            facts: CertificateFacts::from_der(certificate.der()).unwrap_or_default(),
+            facts: certificate.facts.clone(),
             proof: Authorized(()),
         })
     }

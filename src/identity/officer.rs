@@ -26,11 +26,16 @@ impl CertificateId {
     /// Reads issuer and serial from a DER certificate (`None` when it does not parse).
     pub fn from_der(der: &[u8]) -> Option<CertificateId> {
         let certificate = x509_cert::Certificate::from_der(der).ok()?;
+        Some(Self::of(&certificate))
+    }
+
+    /// Issuer and serial of a parsed certificate.
+    pub fn of(certificate: &x509_cert::Certificate) -> CertificateId {
         let tbs = certificate.tbs_certificate();
-        Some(CertificateId {
+        CertificateId {
             issuer: tbs.issuer().to_string(),
             serial: Serial::from_bytes(tbs.serial_number().as_bytes()),
-        })
+        }
     }
 }
 

@@ -40,11 +40,7 @@ pub fn write_default_with(
         path: data.display().to_string(),
         source,
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
-    }
+    let _ = crate::private_files::set_private(&data);
     let public_url = settings.public_url.trim_end_matches('/');
     write_hierarchy(&data.join("ca"), Some(public_url), names)?;
     write_self_signed_tls(&data.join("ca"), &data.join("tls"), Some(public_url))?;

@@ -55,17 +55,6 @@ pub(crate) fn unix(t: std::time::SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// Unix seconds as RFC 3339 in UTC (`2026-12-01T10:00:00Z`); `None` when out of range. The one
-/// date format of listings, JSON and messages.
-pub fn rfc3339(unix: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-}
-
 /// The running service's state.
 pub struct Gateway {
     /// Settings are fixed at start (a reload reports sections that need a restart).
@@ -85,9 +74,8 @@ pub struct Gateway {
     key_pool: KeyPool,
     /// Revoked officer certificates, refused by the HTTPS listener's TLS client verifier.
     revoked_officers: Arc<RevokedOfficers>,
-    /// Our CAs whose own certificate is revoked (name → revocation): read before every
-    /// issuance without a database round trip, refreshed with the revoked officers.
-    revoked_cas: ArcSwap<std::collections::BTreeMap<String, crate::store::ImportedRevocation>>,
+    /// Configured CAs whose own certificate is revoked (they issue nothing), by name.
+    revoked_cas: ArcSwap<std::collections::HashMap<String, crate::store::ImportedRevocation>>,
     /// The operator's PIN page templates (`conf/pages/`); a reload swaps them with the rules.
     pages: ArcSwap<crate::config::PageTemplates>,
 }

@@ -121,7 +121,7 @@ impl Gateway {
             ));
         }
         PasswordPolicy::default().check(&password)?;
-        self.refuse_revoked_ca(OFFICERS_CA).await?;
+        self.refuse_revoked_ca(OFFICERS_CA)?;
         // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
         let subject = Subject {
             values: vec![(Attribute::CommonName, name.to_string())],
@@ -209,8 +209,8 @@ impl Gateway {
         Ok(count)
     }
 
-    /// Refreshes the revoked officer set every `every` in the background, for as long as the
-    /// gateway lives.
+    /// Refreshes the revoked officer set (and the revoked CAs) every `every` in the background,
+    /// for as long as the gateway lives.
     pub fn spawn_officer_revocation_refresher(
         self: &Arc<Self>,
         every: Duration,

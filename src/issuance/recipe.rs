@@ -2,6 +2,7 @@
 //! subjects → keys (pool, else inline) → sign → package as PKCS#12. Storing is the caller's
 //! step (each records its own rows), and always happens before the token leaves.
 
+use crate::timestamp::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -95,11 +96,11 @@ fn check_ca_lifetime(
 ) -> Result<(), IssuanceError> {
     let not_after = ca_not_after(ca);
     let ends = match not_after.duration_since(now) {
-        Err(_) => format!("expired on {}", rfc3339(not_after)),
+        Err(_) => format!("expired on {}", Timestamp::from(not_after)),
         Ok(left) if left < template.validity && template.leaf_not_after == LeafNotAfter::Refuse => {
             format!(
                 "expires on {} (leaf_not_after = \"refuse\")",
-                rfc3339(not_after)
+                Timestamp::from(not_after)
             )
         }
         Ok(_) => return Ok(()),
@@ -110,13 +111,6 @@ fn check_ca_lifetime(
         validity_days: template.validity.as_secs().div_ceil(86_400),
         ends,
     })
-}
-
-/// `2026-01-31T12:00:00Z`.
-fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| format!("{t:?}"))
 }
 
 /// Where relying parties find revocation information, written into leaf certificates.
@@ -271,7 +265,7 @@ impl TokenRecipe {
                 purpose: template.purpose.clone(),
                 ca: ca.name().to_string(),
                 validity_days: template.validity.as_secs().div_ceil(86_400),
-                ends: format!("expired on {}", rfc3339(ca_not_after(ca))),
+                ends: format!("expired on {}", Timestamp::from(ca_not_after(ca))),
             })?;
         let profile = CertificateProfile {
             subject: &planned.subject,

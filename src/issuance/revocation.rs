@@ -93,7 +93,13 @@ impl Gateway {
                     .revoke_ca_certificate(serial, reason, &actor, request_id)
                     .await
                 {
-                    Some(Ok(record)) => return Ok(record),
+                    Some(Ok(record)) => {
+                        // This node stops issuing from the revoked CA at once.
+                        if let Err(e) = self.refresh_revoked_cas().await {
+                            tracing::warn!(error = %e, "could not refresh the revoked CA certificates");
+                        }
+                        return Ok(record);
+                    }
                     Some(Err(e)) => e,
                     None => {
                         IssuanceError::NotFound(format!("no certificate with serial `{serial}`"))

@@ -15,6 +15,7 @@ use base64::Engine;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier};
 use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc5911, rfc5912};
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
@@ -24,21 +25,6 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 /// signer's certificate and a chain of three is well under this. The audit trail keeps a
 /// signature of up to this size whole (the same constant bounds it there).
 pub const MAX_SIGNATURE_BASE64: usize = crate::store::SIGNATURE_LIMIT;
-
-const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
-const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
-const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
 /// Why a signed write was refused. Messages say what to do; they never quote the body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,9 +74,9 @@ pub fn signed_at(body: &[u8], now: i64) -> Result<i64, SignatureError> {
     let text = freshness
         .signed_at
         .ok_or_else(|| SignatureError::Stale("it is missing".into()))?;
-    let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| SignatureError::Stale("it is not an RFC 3339 time".into()))?
-        .unix_timestamp();
+    let at = crate::timestamp::Timestamp::parse_rfc3339(&text)
+        .ok_or_else(|| SignatureError::Stale("it is not an RFC 3339 time".into()))?
+        .unix();
     if (now - at).abs() > SIGNED_AT_WINDOW_SECS {
         return Err(SignatureError::Stale(format!(
             "it is {} seconds from now",
@@ -143,7 +129,7 @@ pub fn verify(
         .map_err(|_| malformed("not base64"))?;
     let content =
         ContentInfo::from_der(&der).map_err(|_| malformed("not a DER CMS ContentInfo"))?;
-    if content.content_type != SIGNED_DATA {
+    if content.content_type != rfc5911::ID_SIGNED_DATA {
         return Err(malformed("not a CMS SignedData"));
     }
     let signed: SignedData = content
@@ -221,10 +207,16 @@ fn algorithm(
     let spki = officer.tbs_certificate().subject_public_key_info();
     let key_oid = spki.algorithm.oid;
     let named_digest = match signature_algorithm {
-        SHA256_WITH_RSA | ECDSA_SHA256 => Some(SHA256),
-        SHA384_WITH_RSA | ECDSA_SHA384 => Some(SHA384),
-        SHA512_WITH_RSA | ECDSA_SHA512 => Some(SHA512),
-        RSA_ENCRYPTION | EC_PUBLIC_KEY => None,
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_256 => {
+            Some(rfc5912::ID_SHA_256)
+        }
+        rfc5912::SHA_384_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_384 => {
+            Some(rfc5912::ID_SHA_384)
+        }
+        rfc5912::SHA_512_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_512 => {
+            Some(rfc5912::ID_SHA_512)
+        }
+        rfc5912::RSA_ENCRYPTION | rfc5912::ID_EC_PUBLIC_KEY => None,
         _ => return Err(unsupported()),
     };
     if named_digest.is_some_and(|d| d != digest) {
@@ -234,20 +226,23 @@ fn algorithm(
     }
     let rsa_signature = matches!(
         signature_algorithm,
-        RSA_ENCRYPTION | SHA256_WITH_RSA | SHA384_WITH_RSA | SHA512_WITH_RSA
+        rfc5912::RSA_ENCRYPTION
+            | rfc5912::SHA_256_WITH_RSA_ENCRYPTION
+            | rfc5912::SHA_384_WITH_RSA_ENCRYPTION
+            | rfc5912::SHA_512_WITH_RSA_ENCRYPTION
     );
-    if key_oid == RSA_ENCRYPTION {
+    if key_oid == rfc5912::RSA_ENCRYPTION {
         if !rsa_signature {
             return Err(unsupported());
         }
         return match digest {
-            SHA256 => Ok(&signature::RSA_PKCS1_2048_8192_SHA256),
-            SHA384 => Ok(&signature::RSA_PKCS1_2048_8192_SHA384),
-            SHA512 => Ok(&signature::RSA_PKCS1_2048_8192_SHA512),
+            rfc5912::ID_SHA_256 => Ok(&signature::RSA_PKCS1_2048_8192_SHA256),
+            rfc5912::ID_SHA_384 => Ok(&signature::RSA_PKCS1_2048_8192_SHA384),
+            rfc5912::ID_SHA_512 => Ok(&signature::RSA_PKCS1_2048_8192_SHA512),
             _ => Err(unsupported()),
         };
     }
-    if key_oid != EC_PUBLIC_KEY || rsa_signature {
+    if key_oid != rfc5912::ID_EC_PUBLIC_KEY || rsa_signature {
         return Err(unsupported());
     }
     let curve = spki
@@ -256,12 +251,24 @@ fn algorithm(
         .as_ref()
         .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
     match (curve, digest) {
-        (Some(P256), SHA256) => Ok(&signature::ECDSA_P256_SHA256_ASN1),
-        (Some(P256), SHA384) => Ok(&signature::ECDSA_P256_SHA384_ASN1),
-        (Some(P256), SHA512) => Ok(&signature::ECDSA_P256_SHA512_ASN1),
-        (Some(P384), SHA256) => Ok(&signature::ECDSA_P384_SHA256_ASN1),
-        (Some(P384), SHA384) => Ok(&signature::ECDSA_P384_SHA384_ASN1),
-        (Some(P384), SHA512) => Ok(&signature::ECDSA_P384_SHA512_ASN1),
+        (Some(rfc5912::SECP_256_R_1), rfc5912::ID_SHA_256) => {
+            Ok(&signature::ECDSA_P256_SHA256_ASN1)
+        }
+        (Some(rfc5912::SECP_256_R_1), rfc5912::ID_SHA_384) => {
+            Ok(&signature::ECDSA_P256_SHA384_ASN1)
+        }
+        (Some(rfc5912::SECP_256_R_1), rfc5912::ID_SHA_512) => {
+            Ok(&signature::ECDSA_P256_SHA512_ASN1)
+        }
+        (Some(rfc5912::SECP_384_R_1), rfc5912::ID_SHA_256) => {
+            Ok(&signature::ECDSA_P384_SHA256_ASN1)
+        }
+        (Some(rfc5912::SECP_384_R_1), rfc5912::ID_SHA_384) => {
+            Ok(&signature::ECDSA_P384_SHA384_ASN1)
+        }
+        (Some(rfc5912::SECP_384_R_1), rfc5912::ID_SHA_512) => {
+            Ok(&signature::ECDSA_P384_SHA512_ASN1)
+        }
         _ => Err(unsupported()),
     }
 }

@@ -1,95 +1,106 @@
 //! What `cert:subject.<attr>` and `cert:san.<type>` read: the facts of a client certificate.
 //!
-//! Parsing only (x509-parser); whether the certificate may be believed is decided elsewhere
+//! Parsing only (x509-cert); whether the certificate may be believed is decided elsewhere
 //! (`identity`, at the TLS handshake). Used by `config explain --client-cert`.
 
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use der::{Decode, Tag, Tagged};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
 
 use super::CertificateFacts;
 use crate::ca::Attribute;
-
-/// Microsoft UPN otherName (1.3.6.1.4.1.311.20.2.3).
-const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
 
 impl CertificateFacts {
     /// The subject attributes and SANs a format can read, from a DER certificate. Attributes
     /// and SAN types the format language has no name for are skipped.
     pub fn from_der(der: &[u8]) -> Result<CertificateFacts, String> {
-        let (_, certificate) =
-            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let certificate =
+            Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        Ok(Self::of(&certificate))
+    }
+
+    /// The same from a parsed certificate.
+    pub fn of(certificate: &Certificate) -> CertificateFacts {
         let mut facts = CertificateFacts::default();
-        for attribute in certificate.subject().iter_attributes() {
-            let oid = attribute.attr_type().to_id_string();
+        for attribute in certificate.tbs_certificate().subject().iter() {
             let known = Attribute::ALL
                 .into_iter()
-                .find(|a| a.oid().is_some_and(|o| o.to_string() == oid));
-            if let (Some(a), Ok(value)) = (known, attribute.as_str()) {
+                .find(|a| a.oid() == Some(attribute.oid));
+            if let (Some(a), Some(value)) = (known, text(&attribute.value)) {
                 facts.subject.push((a, value.to_string()));
             }
         }
-        if let Ok(Some(san)) = certificate.subject_alternative_name() {
-            for name in &san.value.general_names {
+        if let Ok(Some((_, san))) = certificate
+            .tbs_certificate()
+            .get_extension::<SubjectAltName>()
+        {
+            for name in &san.0 {
                 match name {
-                    GeneralName::RFC822Name(v) => {
+                    GeneralName::Rfc822Name(v) => {
                         facts.sans.push((Attribute::Rfc822Name, v.to_string()))
                     }
-                    GeneralName::DNSName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
-                    GeneralName::URI(v) => facts.sans.push((Attribute::Uri, v.to_string())),
-                    GeneralName::OtherName(oid, value) if oid.to_id_string() == UPN_OID => {
-                        if let Some(upn) = explicit_utf8(value) {
-                            facts.sans.push((Attribute::Upn, upn));
+                    GeneralName::DnsName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
+                    GeneralName::UniformResourceIdentifier(v) => {
+                        facts.sans.push((Attribute::Uri, v.to_string()))
+                    }
+                    GeneralName::OtherName(other) if other.type_id == crate::ca::oids::UPN => {
+                        if let Some(upn) = utf8(&other.value) {
+                            facts.sans.push((Attribute::Upn, upn.to_string()));
                         }
                     }
                     _ => {}
                 }
             }
         }
-        Ok(facts)
+        facts
     }
 
     /// The same from a PEM (the first certificate) or DER file's bytes.
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<CertificateFacts, String> {
         if bytes.starts_with(b"-----") || bytes.iter().take(64).all(u8::is_ascii) {
-            let (_, pem) = x509_parser::pem::parse_x509_pem(bytes)
-                .map_err(|e| format!("not a PEM certificate: {e}"))?;
-            return Self::from_der(&pem.contents);
+            let der = first_pem(bytes).ok_or_else(|| "not a PEM certificate".to_string())?;
+            return Self::from_der(&der);
         }
         Self::from_der(bytes)
     }
 }
 
-/// `[0] EXPLICIT UTF8String` → the string.
-fn explicit_utf8(bytes: &[u8]) -> Option<String> {
-    let (tag, inner) = tlv(bytes)?;
-    if tag != 0xA0 {
-        return None;
+/// A directory string a format can read: UTF8String, PrintableString, IA5String or
+/// NumericString.
+fn text(value: &der::Any) -> Option<&str> {
+    match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString => {
+            std::str::from_utf8(value.value()).ok()
+        }
+        _ => None,
     }
-    let (tag, text) = tlv(inner)?;
-    if tag != 0x0C {
-        return None;
-    }
-    String::from_utf8(text.to_vec()).ok()
 }
 
-/// One DER tag-length-value: the tag byte and the value.
-fn tlv(bytes: &[u8]) -> Option<(u8, &[u8])> {
-    let tag = *bytes.first()?;
-    let first = *bytes.get(1)? as usize;
-    let (length, start) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
+/// The UTF8String an otherName holds (the UPN).
+fn utf8(value: &der::Any) -> Option<&str> {
+    (value.tag() == Tag::Utf8String)
+        .then(|| std::str::from_utf8(value.value()).ok())
+        .flatten()
+}
+
+/// The contents of the first PEM block (`-----BEGIN …-----` to `-----END …`), whatever its
+/// label; lines before it (comments, `Bag Attributes`) are skipped.
+fn first_pem(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("-----BEGIN "));
+    lines.next()?;
+    let mut body = String::new();
+    for line in lines {
+        if line.starts_with("-----END ") {
+            return base64::engine::general_purpose::STANDARD
+                .decode(body.as_bytes())
+                .ok();
         }
-        let length = bytes
-            .get(2..2 + n)?
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (length, 2 + n)
-    };
-    Some((tag, bytes.get(start..start.checked_add(length)?)?))
+        body.push_str(line.trim_end());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -97,14 +108,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tlv_bounds() {
-        assert_eq!(
-            explicit_utf8(&[0xA0, 0x05, 0x0C, 0x03, b'a', b'@', b'b']).as_deref(),
-            Some("a@b")
-        );
-        assert_eq!(explicit_utf8(&[0xA0, 0x05, 0x0C, 0x09, b'a']), None);
-        assert_eq!(explicit_utf8(&[0xA0, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
-        assert_eq!(explicit_utf8(&[]), None);
+    fn junk_is_refused() {
         assert!(CertificateFacts::from_der(b"junk").is_err());
+        assert!(CertificateFacts::from_pem_or_der(b"-----BEGIN CERTIFICATE-----\n").is_err());
     }
 }

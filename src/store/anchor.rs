@@ -107,14 +107,7 @@ fn append_line(path: &Path, anchor: &Anchor) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::private_files::append(path)?;
     // One write of one short line: with O_APPEND, lines of concurrent writers do not mix.
     file.write_all(line.as_bytes())?;
     file.sync_data()

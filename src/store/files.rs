@@ -29,7 +29,7 @@ pub(super) fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
         return Ok(());
     };
     if !path.exists() && creates {
-        create_private(&path).map_err(|e| {
+        crate::private_files::create(&path).map(drop).map_err(|e| {
             StoreError::File(format!(
                 "{}: cannot create the database file: {e}",
                 path.display()
@@ -38,7 +38,7 @@ pub(super) fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
     }
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
-        make_private(&file, 0o600)?;
+        make_private(&file, crate::private_files::FILE_MODE)?;
     }
     if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && let Some(mode) = mode_of(directory)
@@ -67,7 +67,7 @@ pub fn make_private_directory(directory: &Path) -> Result<(), StoreError> {
             mode & 0o7777
         )));
     }
-    make_private(directory, 0o700)
+    make_private(directory, crate::private_files::DIRECTORY_MODE)
 }
 
 #[cfg(unix)]
@@ -83,17 +83,17 @@ fn mode_of(_path: &Path) -> Option<u32> {
     None
 }
 
-/// Sets `private` (0600 or 0700) on an existing path when group or others have access.
+/// Sets an existing path private (`private`: 0600 for a file, 0700 for a directory, named in
+/// the message) when group or others have access.
 #[cfg(unix)]
 fn make_private(path: &Path, private: u32) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
     let Some(mode) = mode_of(path) else {
         return Ok(());
     };
     if mode & 0o077 == 0 {
         return Ok(());
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(private)).map_err(|e| {
+    crate::private_files::set_private(path).map_err(|e| {
         StoreError::File(format!(
             "{} is open to group or others (mode {:o}) and cannot be made private: {e}; run `chmod {private:o} {}`",
             path.display(),
@@ -113,26 +113,6 @@ fn make_private(path: &Path, private: u32) -> Result<(), StoreError> {
 #[cfg(not(unix))]
 fn make_private(_path: &Path, _private: u32) -> Result<(), StoreError> {
     Ok(())
-}
-
-#[cfg(unix)]
-fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map(|_| ())
-}
-
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map(|_| ())
 }
 
 #[cfg(test)]

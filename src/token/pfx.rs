@@ -18,13 +18,13 @@
 //! * a plain SafeContents with one pkcs8ShroudedKeyBag per key (friendlyName, localKeyId);
 //! * a MAC over the authenticated safe (PKCS#12 KDF, RFC 7292 Appendix B).
 //!
-//! Modern: PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC (32-byte salt) for both the certificate
-//! safe and the keys, HMAC-SHA256 MAC. Legacy: pbeWithSHAAnd3-KeyTripleDES-CBC for both,
-//! HMAC-SHA1 MAC (never RC2). Iteration counts are the same for encryption and MAC.
+//! Modern: pkcs5::pbes2::PBES2_OID / PBKDF2-HMAC-rfc5912::ID_SHA_256 / AES-256-CBC (32-byte salt) for both the certificate
+//! safe and the keys, HMAC-rfc5912::ID_SHA_256 MAC. Legacy: pbeWithSHAAnd3-KeyTripleDES-CBC for both,
+//! HMAC-rfc5912::ID_SHA_1 MAC (never RC2). Iteration counts are the same for encryption and MAC.
 
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeEncrypt, KeyIvInit};
-use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc2985, rfc5911, rfc5912};
 use der::asn1::{OctetString, SetOfVec};
 use der::{Any, Decode, Encode, Tag};
 use pkcs12::cms::content_info::{CmsVersion, ContentInfo};
@@ -37,15 +37,6 @@ use pkcs12::{CertBag, DigestInfo, MacData, SafeBag};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::{Attribute, Attributes};
 use zeroize::Zeroizing;
-
-const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-const ID_ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
-const FRIENDLY_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
-const LOCAL_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
-const X509_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
-const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
 /// Why a PKCS#12 could not be encoded. None of them carries the password or key material.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +56,9 @@ pub enum PfxError {
 /// How the file is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Protection {
-    /// PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC, HMAC-SHA256 MAC.
+    /// pkcs5::pbes2::PBES2_OID / PBKDF2-HMAC-rfc5912::ID_SHA_256 / AES-256-CBC, HMAC-rfc5912::ID_SHA_256 MAC.
     Modern,
-    /// pbeWithSHAAnd3-KeyTripleDES-CBC, HMAC-SHA1 MAC.
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC, HMAC-rfc5912::ID_SHA_1 MAC.
     Legacy,
 }
 
@@ -107,14 +98,14 @@ pub(super) fn encode(
     let certificates = EncryptedData {
         version: CmsVersion::V0,
         enc_content_info: EncryptedContentInfo {
-            content_type: ID_DATA,
+            content_type: rfc5911::ID_DATA,
             content_enc_alg: algorithm,
             encrypted_content: Some(OctetString::new(encrypted)?),
         },
         unprotected_attrs: None,
     };
     let certificates = ContentInfo {
-        content_type: ID_ENCRYPTED_DATA,
+        content_type: rfc5911::ID_ENCRYPTED_DATA,
         content: Any::from_der(&certificates.to_der()?)?,
     };
 
@@ -146,14 +137,14 @@ pub(super) fn encode(
 /// A ContentInfo of type id-data around `bytes`.
 fn data(bytes: &[u8]) -> Result<ContentInfo, PfxError> {
     Ok(ContentInfo {
-        content_type: ID_DATA,
+        content_type: rfc5911::ID_DATA,
         content: Any::from_der(&OctetString::new(bytes)?.to_der()?)?,
     })
 }
 
 fn certificate_bag(der: &[u8], attributes: Option<Attributes>) -> Result<SafeBag, PfxError> {
     let bag = CertBag {
-        cert_id: X509_CERTIFICATE,
+        cert_id: pkcs12::PKCS_12_X509_CERT_OID,
         cert_value: OctetString::new(der)?,
     };
     Ok(SafeBag {
@@ -166,11 +157,11 @@ fn certificate_bag(der: &[u8], attributes: Option<Attributes>) -> Result<SafeBag
 /// friendlyName (BMPString) and localKeyId (OCTET STRING).
 fn attributes(friendly_name: &str, local_key_id: &[u8]) -> Result<Attributes, PfxError> {
     let name = Attribute {
-        oid: FRIENDLY_NAME,
+        oid: rfc2985::PKCS_9_AT_FRIENDLY_NAME,
         values: SetOfVec::from_iter([bmp_string(friendly_name)?])?,
     };
     let id = Attribute {
-        oid: LOCAL_KEY_ID,
+        oid: rfc2985::PKCS_9_AT_LOCAL_KEY_ID,
         values: SetOfVec::from_iter([Any::from_der(&OctetString::new(local_key_id)?.to_der()?)?])?,
     };
     Ok(SetOfVec::from_iter([name, id])?)
@@ -201,7 +192,7 @@ fn random<const N: usize>() -> Result<[u8; N], PfxError> {
     Ok(bytes)
 }
 
-/// Encrypts `plaintext` under the password: PBES2 (modern) or PKCS#12 PBE 3DES (legacy).
+/// Encrypts `plaintext` under the password: pkcs5::pbes2::PBES2_OID (modern) or PKCS#12 PBE 3DES (legacy).
 fn encrypt(
     plaintext: &[u8],
     password: &str,
@@ -216,7 +207,7 @@ fn encrypt(
                 pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, &salt, iv)?;
             let encrypted = parameters.encrypt(password.as_bytes(), plaintext)?;
             let algorithm = AlgorithmIdentifierOwned {
-                oid: PBES2,
+                oid: pkcs5::pbes2::PBES2_OID,
                 parameters: Some(Any::from_der(&parameters.to_der()?)?),
             };
             Ok((algorithm, encrypted))
@@ -267,12 +258,12 @@ fn mac(
     let password = kdf_password(password);
     let (oid, algorithm, key) = match protection {
         Protection::Modern => (
-            SHA256,
+            rfc5912::ID_SHA_256,
             hmac::HMAC_SHA256,
             derive_key::<sha2::Sha256>(&password, &salt, Pkcs12KeyType::Mac, iterations, 32),
         ),
         Protection::Legacy => (
-            SHA1,
+            rfc5912::ID_SHA_1,
             hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
             derive_key::<sha1::Sha1>(&password, &salt, Pkcs12KeyType::Mac, iterations, 20),
         ),

@@ -124,10 +124,11 @@ pub fn write_pkcs12(
 /// keyUsage digitalSignature (or no keyUsage), 2 otherwise (e.g. a nonRepudiation-only signing
 /// certificate, or one restricted to other purposes).
 pub fn client_auth_rank(certificate_der: &[u8]) -> u8 {
+    use const_oid::db::rfc5280::{
+        ANY_EXTENDED_KEY_USAGE as ANY_EKU, ID_KP_CLIENT_AUTH as CLIENT_AUTH,
+    };
     use der::Decode;
     use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
-    const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-    const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
     let Ok(certificate) = x509_cert::Certificate::from_der(certificate_der) else {
         return 2;
     };

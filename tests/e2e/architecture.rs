@@ -42,6 +42,21 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("issuance", &["http", "cli"]),
     // The HTTP front door does not reach into the command line.
     ("http", &["cli"]),
+    // Leaves every module may use: they import none of them.
+    (
+        "private_files",
+        &[
+            "config", "rules", "issuance", "identity", "policy", "ca", "token", "store", "http",
+            "cli",
+        ],
+    ),
+    (
+        "timestamp",
+        &[
+            "config", "rules", "issuance", "identity", "policy", "ca", "token", "store", "http",
+            "cli",
+        ],
+    ),
 ];
 
 /// Crates of the HTTP stack: only `http` may use them.
@@ -184,5 +199,47 @@ fn the_import_check_catches_a_wrong_import() {
             .iter()
             .any(|f| f.contains("only `http` may use `axum`")),
         "{found:#?}"
+    );
+}
+
+/// The migration numbers of one backend's directory.
+fn migration_numbers(backend: &str) -> Vec<(u32, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut numbers: Vec<(u32, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
+        .filter(|name| name.ends_with(".sql"))
+        .map(|name| {
+            let number = name
+                .split('_')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{backend}/{name}: no leading migration number"));
+            (number, name)
+        })
+        .collect();
+    numbers.sort();
+    numbers
+}
+
+#[test]
+fn migrations_have_unique_numbers_and_match_across_backends() {
+    let sqlite = migration_numbers("sqlite");
+    let postgres = migration_numbers("postgres");
+    for (backend, list) in [("sqlite", &sqlite), ("postgres", &postgres)] {
+        for pair in list.windows(2) {
+            assert_ne!(
+                pair[0].0, pair[1].0,
+                "migrations/{backend}: {} and {} share a number (branches merged without renumbering)",
+                pair[0].1, pair[1].1
+            );
+        }
+    }
+    assert_eq!(
+        sqlite.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        postgres.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "SQLite and PostgreSQL migrations differ"
     );
 }

@@ -8,6 +8,7 @@ mod audit_fields;
 mod audit_upkeep;
 mod backup_guard;
 mod ca;
+mod ca_revoked;
 mod config;
 mod databases;
 mod garbage;

@@ -117,9 +117,16 @@ fn tls_connector(gw: &TestGateway) -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(tls))
 }
 
-/// Asks `/healthz` from 127.0.0.1 every 100 ms until told to stop; returns the failures
-/// (each must be answered 200 within a second).
-fn health_probe(http: SocketAddr, stop: Arc<AtomicBool>) -> JoinHandle<(usize, Vec<String>)> {
+/// What the health probe saw: how often it asked, its slowest answer, its failures.
+struct Probed {
+    asked: usize,
+    slowest: Duration,
+    failures: Vec<String>,
+}
+
+/// Asks `/healthz` from 127.0.0.1 every 100 ms until told to stop; each must be answered 200
+/// within a second.
+fn health_probe(http: SocketAddr, stop: Arc<AtomicBool>) -> JoinHandle<Probed> {
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -127,7 +134,7 @@ fn health_probe(http: SocketAddr, stop: Arc<AtomicBool>) -> JoinHandle<(usize, V
             .timeout(Duration::from_secs(1))
             .build()
             .unwrap();
-        let (mut asked, mut failures) = (0, Vec::new());
+        let (mut asked, mut slowest, mut failures) = (0, Duration::ZERO, Vec::new());
         while !stop.load(Ordering::Relaxed) {
             asked += 1;
             let started = Instant::now();
@@ -136,9 +143,14 @@ fn health_probe(http: SocketAddr, stop: Arc<AtomicBool>) -> JoinHandle<(usize, V
                 Ok(r) => failures.push(format!("status {}", r.status())),
                 Err(e) => failures.push(format!("after {:?}: {e}", started.elapsed())),
             }
+            slowest = slowest.max(started.elapsed());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        (asked, failures)
+        Probed {
+            asked,
+            slowest,
+            failures,
+        }
     })
 }
 
@@ -173,14 +185,26 @@ async fn zero_window_http2_connections_neither_lock_out_others_nor_stay() {
     }
     let attacked = Instant::now();
     let open = still_open(&held, attacked + Duration::from_secs(SEND_TIMEOUT_SECS + 5)).await;
+    let closed_after = attacked.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let (asked, failures) = probe.await.unwrap();
+    let Probed {
+        asked,
+        slowest,
+        failures,
+    } = probe.await.unwrap();
     assert_eq!(
         open,
         0,
         "{open} of {} zero-window HTTP/2 connections still open {} s after the last one",
         held.len(),
         SEND_TIMEOUT_SECS + 5
+    );
+    println!(
+        "stalled: {} connections closed {closed_after:?} after the last one (send timeout \
+         {SEND_TIMEOUT_SECS} s); /healthz from another peer: {asked} asked, slowest {slowest:?}, \
+         {} failed",
+        held.len(),
+        failures.len()
     );
     assert!(asked > 10, "the probe asked only {asked} times");
     assert!(
@@ -214,8 +238,13 @@ async fn pipelined_requests_never_read_neither_lock_out_others_nor_stay() {
     }
     let attacked = Instant::now();
     let open = still_open(&held, attacked + Duration::from_secs(SEND_TIMEOUT_SECS + 5)).await;
+    let closed_after = attacked.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let (asked, failures) = probe.await.unwrap();
+    let Probed {
+        asked,
+        slowest,
+        failures,
+    } = probe.await.unwrap();
     for task in &held {
         task.abort();
     }
@@ -224,6 +253,13 @@ async fn pipelined_requests_never_read_neither_lock_out_others_nor_stay() {
         0,
         "{open} of {STALLED} never-read pipelined connections still open {} s after the last one",
         SEND_TIMEOUT_SECS + 5
+    );
+    println!(
+        "stalled: {} connections closed {closed_after:?} after the last one (send timeout \
+         {SEND_TIMEOUT_SECS} s); /healthz from another peer: {asked} asked, slowest {slowest:?}, \
+         {} failed",
+        held.len(),
+        failures.len()
     );
     assert!(asked > 10, "the probe asked only {asked} times");
     assert!(

@@ -20,13 +20,6 @@ use x509_cert::ext::pkix::{
 use super::{CertificateProfile, key_identifier};
 use crate::ca::{Attribute, CaError, PublishedUrls, Subject};
 
-/// Microsoft's User Principal Name otherName (used for smart-card logon).
-const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
-const OCSP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
-const CA_ISSUERS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
-/// id-qt-cps (RFC 5280 §4.2.1.4): the qualifier is the CPS URI as an IA5String.
-const CPS_QUALIFIER_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.1");
-
 /// One certificate policy (RFC 5280 §4.2.1.4): its OID and, optionally, where its
 /// certification practice statement is published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +41,7 @@ impl CertificatePolicy {
             Some(uri) => {
                 let uri = Ia5String::new(uri).map_err(|e| CaError::Encoding(e.to_string()))?;
                 Some(vec![PolicyQualifierInfo {
-                    policy_qualifier_id: CPS_QUALIFIER_OID,
+                    policy_qualifier_id: rfc5280::ID_QT_CPS,
                     qualifier: Some(Any::encode_from(&uri)?),
                 }])
             }
@@ -175,7 +168,7 @@ pub(super) fn subject_alt_names(subject: &Subject) -> Result<Vec<GeneralName>, C
             Attribute::Uri => GeneralName::UniformResourceIdentifier(ia5(attribute, value)?),
             // `san_values` yields only SAN attributes: the fourth is the UPN.
             _ => GeneralName::OtherName(OtherName {
-                type_id: UPN_OID,
+                type_id: crate::ca::oids::UPN,
                 value: Any::new(Tag::Utf8String, value.as_bytes())?,
             }),
         });
@@ -215,12 +208,12 @@ fn push_published(out: &mut Vec<Extension>, urls: &PublishedUrls) -> Result<(), 
     let mut access = Vec::with_capacity(2);
     if let Some(ocsp) = &urls.ocsp {
         access.push(AccessDescription {
-            access_method: OCSP_OID,
+            access_method: rfc5280::ID_AD_OCSP,
             access_location: uri(ocsp)?,
         });
     }
     access.push(AccessDescription {
-        access_method: CA_ISSUERS_OID,
+        access_method: rfc5280::ID_AD_CA_ISSUERS,
         access_location: uri(&urls.ca_issuers)?,
     });
     out.push(extension(

@@ -35,22 +35,22 @@ pub fn parse_key_usage(names: &[String]) -> Result<KeyUsage, String> {
 
 /// Parses an extended key usage given by name or dotted OID.
 pub fn parse_extended_key_usage(name: &str) -> Result<ObjectIdentifier, String> {
-    let oid = match name {
-        "serverAuth" => "1.3.6.1.5.5.7.3.1",
-        "clientAuth" => "1.3.6.1.5.5.7.3.2",
-        "codeSigning" => "1.3.6.1.5.5.7.3.3",
-        "emailProtection" => "1.3.6.1.5.5.7.3.4",
-        "timeStamping" => "1.3.6.1.5.5.7.3.8",
-        "OCSPSigning" | "ocspSigning" => "1.3.6.1.5.5.7.3.9",
-        "smartcardLogon" | "msSmartcardLogin" => "1.3.6.1.4.1.311.20.2.2",
-        "documentSigning" => "1.3.6.1.5.5.7.3.36",
-        other => other,
-    };
-    ObjectIdentifier::new(oid).map_err(|_| {
+    use const_oid::db::rfc5280;
+    Ok(match name {
+        "serverAuth" => rfc5280::ID_KP_SERVER_AUTH,
+        "clientAuth" => rfc5280::ID_KP_CLIENT_AUTH,
+        "codeSigning" => rfc5280::ID_KP_CODE_SIGNING,
+        "emailProtection" => rfc5280::ID_KP_EMAIL_PROTECTION,
+        "timeStamping" => rfc5280::ID_KP_TIME_STAMPING,
+        "OCSPSigning" | "ocspSigning" => rfc5280::ID_KP_OCSP_SIGNING,
+        "smartcardLogon" | "msSmartcardLogin" => crate::ca::oids::SMARTCARD_LOGON,
+        "documentSigning" => crate::ca::oids::DOCUMENT_SIGNING,
+        other => ObjectIdentifier::new(other).map_err(|_| {
         format!(
             "unknown extended key usage `{name}`; use serverAuth, clientAuth, codeSigning, emailProtection, \
              timeStamping, OCSPSigning, smartcardLogon, documentSigning or a dotted OID"
         )
+    })?,
     })
 }
 

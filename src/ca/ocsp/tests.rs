@@ -195,7 +195,7 @@ fn request_nonce_and_malformed_requests() {
         },
         optional_signature: None,
     };
-    let other = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.7");
+    let other = const_oid::db::rfc6960::ID_PKIX_OCSP_SERVICE_LOCATOR;
     let der = request(
         Some(vec![
             extension(other, &[0x05, 0x00]),

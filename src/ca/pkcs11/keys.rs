@@ -2,19 +2,21 @@
 //! token does not give us (`CKM_ECDSA` returns raw `r‖s`).
 
 use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
 use cryptoki::session::Session;
 use der::asn1::{BitString, Null, OctetString, UintRef};
 use der::{Any, Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
-use super::{EC_PUBLIC_KEY, Kind, P256, P384, RSA_ENCRYPTION};
+use super::Kind;
 use crate::ca::SignatureAlgorithm;
 
+/// RSAPublicKey (RFC 8017 A.1.1).
 #[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+pub(crate) struct RsaPublicKey<'a> {
+    pub(crate) modulus: UintRef<'a>,
+    pub(crate) public_exponent: UintRef<'a>,
 }
 
 fn attribute_bytes(
@@ -63,7 +65,7 @@ pub(super) fn public_key_info(
             };
             let spki = SubjectPublicKeyInfoOwned {
                 algorithm: AlgorithmIdentifierOwned {
-                    oid: RSA_ENCRYPTION,
+                    oid: rfc5912::RSA_ENCRYPTION,
                     parameters: Some(Null.into()),
                 },
                 subject_public_key: BitString::from_bytes(&key.to_der().map_err(enc)?)
@@ -76,8 +78,8 @@ pub(super) fn public_key_info(
             let curve = ObjectIdentifier::from_der(&params)
                 .map_err(|_| "EC parameters are not a named curve".to_string())?;
             let algorithm = match curve {
-                c if c == P256 => SignatureAlgorithm::EcdsaSha256,
-                c if c == P384 => SignatureAlgorithm::EcdsaSha384,
+                c if c == rfc5912::SECP_256_R_1 => SignatureAlgorithm::EcdsaSha256,
+                c if c == rfc5912::SECP_384_R_1 => SignatureAlgorithm::EcdsaSha384,
                 other => return Err(format!("unsupported curve {other}; use P-256 or P-384")),
             };
             let point_der = attribute_bytes(session, public, AttributeType::EcPoint)?;
@@ -87,7 +89,7 @@ pub(super) fn public_key_info(
                 .unwrap_or(point_der);
             let spki = SubjectPublicKeyInfoOwned {
                 algorithm: AlgorithmIdentifierOwned {
-                    oid: EC_PUBLIC_KEY,
+                    oid: rfc5912::ID_EC_PUBLIC_KEY,
                     parameters: Some(Any::from(&curve)),
                 },
                 subject_public_key: BitString::from_bytes(&point).map_err(enc)?,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
@@ -31,13 +31,9 @@ use super::{CaError, SignatureAlgorithm, Signer};
 mod keys;
 mod uri;
 
+pub(crate) use keys::RsaPublicKey;
 use keys::{ecdsa_der, public_key_info};
 pub use uri::Pkcs11Uri;
-
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
 /// One initialised context per module path: C_Initialize may run once per process.
 fn context(module: &Path) -> Result<Arc<Pkcs11>, String> {
@@ -255,9 +251,9 @@ impl Pkcs11Signer {
                 ),
                 Pkcs11KeyKind::EcP256 | Pkcs11KeyKind::EcP384 => {
                     let curve = if kind == Pkcs11KeyKind::EcP256 {
-                        P256
+                        rfc5912::SECP_256_R_1
                     } else {
-                        P384
+                        rfc5912::SECP_384_R_1
                     };
                     (
                         Mechanism::EccKeyPairGen,

@@ -4,9 +4,9 @@
 
 use crate::ca::{Ca, SignatureAlgorithm, is_demo_certificate};
 use crate::cli::database_url::redact_database_url;
-use crate::cli::output::rfc3339;
 use crate::config::CaConfig;
 use crate::issuance::Gateway;
+use crate::timestamp::Timestamp;
 
 /// The start-up summary after the listeners: database, CAs, public URL, trust, and the
 /// warnings an operator must not miss (demo CAs, CAs near their end, an empty proxy list).
@@ -29,13 +29,13 @@ pub(super) fn log_summary(gateway: &Gateway) {
             tracing::error!(
                 "CA `{}` expired on {}: it cannot issue valid certificates",
                 ca_config.name,
-                rfc3339(summary.not_after)
+                Timestamp::from_unix(summary.not_after)
             );
         } else if left_days < 30 {
             tracing::warn!(
                 "CA `{}` expires on {} (in {left_days} days)",
                 ca_config.name,
-                rfc3339(summary.not_after)
+                Timestamp::from_unix(summary.not_after)
             );
         }
     }
@@ -133,7 +133,7 @@ impl std::fmt::Display for CaSummary {
             "CA {}: {}, notAfter {}, subject {}{}",
             self.name,
             self.key,
-            rfc3339(self.not_after),
+            Timestamp::from_unix(self.not_after),
             self.subject,
             if self.demo { " (DEMO)" } else { "" }
         )
@@ -141,11 +141,7 @@ impl std::fmt::Display for CaSummary {
 }
 
 fn rsa_bits(der: &[u8]) -> Option<usize> {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    use x509_parser::public_key::PublicKey;
-    let (_, certificate) = X509Certificate::from_der(der).ok()?;
-    match certificate.public_key().parsed().ok()? {
-        PublicKey::RSA(key) => Some(key.key_size()),
-        _ => None,
-    }
+    use der::Decode;
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    crate::ca::CaPublicKey::of(&certificate)?.rsa_bits()
 }

@@ -5,7 +5,57 @@ use std::time::Duration;
 
 use super::super::Diagnostics;
 use super::super::toml_file::{LimitsFile, TomlText};
-use super::{Limits, MAX_WRITE_BATCH, RateLimits};
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// The request header section must arrive within this (from connection ready, or from a
+    /// kept-alive request's first byte).
+    pub header_timeout: Duration,
+    /// The request body must arrive within this after the header.
+    pub body_timeout: Duration,
+    /// A kept-alive connection without a request is closed after this.
+    pub idle_timeout: Duration,
+    /// Largest request header section in bytes.
+    pub max_header_bytes: usize,
+    /// Connections held at once; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// A response that makes no progress for this long closes its connection.
+    pub send_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Requests per connection before it is closed gracefully.
+    pub max_requests_per_connection: u64,
+    /// Requests that may wait for a CPU slot; beyond it, 503 + `Retry-After`.
+    pub issuance_queue: usize,
+    /// Made tokens that may wait for the database writer; beyond it, 503 + `Retry-After`.
+    pub write_queue: usize,
+    /// The most issuances committed in one transaction.
+    pub write_batch: usize,
+    /// `Retry-After` of an overload refusal.
+    pub retry_after: Duration,
+    /// Per-caller rate limits.
+    pub rates: RateLimits,
+}
+
+/// Tokens per minute per caller; 0 turns a limit off. Each allows a burst of its whole
+/// minute's worth, then one token every `60 / n` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per TCP peer (IPv6 per /64).
+    pub per_peer: u32,
+    /// Per proxy-asserted identity (the subject the headers make).
+    pub per_identity: u32,
+    /// Per officer (client certificate).
+    pub per_officer: u32,
+}
+
+/// Upper bound of `[limits] write_batch`.
+pub const MAX_WRITE_BATCH: usize = 1000;
 
 /// `[limits]`, every value checked; a value out of range is reported (and clamped where the
 /// limit needs a usable value).

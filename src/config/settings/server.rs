@@ -57,6 +57,7 @@ pub(super) fn server(
         handshake_timeout,
         public_url: public_url.trim_end_matches('/').to_string(),
         public_url_derived,
+        public_url_via_front: file.public_url_via_front,
         admin,
         allowed_origins,
     })

@@ -19,11 +19,6 @@ pub use certificates::{
 pub use configuration::{HandlerList, HandlerView, Procedure, ProcedureList};
 pub use softtokens::{SoftTokenBody, SoftTokenJson};
 
-/// RFC 3339 in UTC (`2026-12-01T10:00:00Z`).
-pub fn rfc3339(unix: i64) -> String {
-    crate::issuance::rfc3339(unix).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
-}
-
 /// The error object.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

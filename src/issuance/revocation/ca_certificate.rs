@@ -97,36 +97,23 @@ impl Gateway {
                     "the certificate of CA `{}` ({serial}) is already revoked",
                     ca.name
                 ))),
-                Ok(true) => {
-                    self.remember_revoked_ca(&ca.name, row.revocation.clone());
-                    Ok(CertificateRecord {
-                        serial: serial.hex().to_string(),
-                        ca: ca.parent,
-                        issuer: ca.issuer,
-                        subject: ca.subject,
-                        sans: Vec::new(),
-                        not_before: ca.not_before,
-                        not_after: ca.not_after,
-                        purpose: format!("ca:{}", ca.name),
-                        token_id: String::new(),
-                        status: CertificateStatus::Revoked,
-                        revoked_at: Some(now),
-                        revocation_reason: Some(reason.name().to_string()),
-                        der: ca.der,
-                    })
-                }
+                Ok(true) => Ok(CertificateRecord {
+                    serial: serial.hex().to_string(),
+                    ca: ca.parent,
+                    issuer: ca.issuer,
+                    subject: ca.subject,
+                    sans: Vec::new(),
+                    not_before: ca.not_before,
+                    not_after: ca.not_after,
+                    purpose: format!("ca:{}", ca.name),
+                    token_id: String::new(),
+                    status: CertificateStatus::Revoked,
+                    revoked_at: Some(now),
+                    revocation_reason: Some(reason.name().to_string()),
+                    der: ca.der,
+                }),
             },
         )
-    }
-
-    /// This node refuses to issue from CA `name` at once after revoking its certificate.
-    fn remember_revoked_ca(&self, name: &str, revocation: Option<ImportedRevocation>) {
-        let Some(revocation) = revocation else { return };
-        self.revoked_cas.rcu(|current| {
-            let mut next = (**current).clone();
-            next.insert(name.to_string(), revocation.clone());
-            next
-        });
     }
 
     /// The revocation of CA `name`'s own certificate in its parent's records, if revoked.
@@ -160,11 +147,12 @@ impl Gateway {
             .and_then(|s| s.revocation))
     }
 
-    /// Reloads which of our CAs have a revoked certificate (at start and with the revoked
-    /// officers: a revocation made by the CLI or another node reaches this node this way).
+    /// Re-reads which configured CAs have a revoked certificate (at open, after a revocation
+    /// here, and with the revoked officers every few seconds, so a revocation by the CLI or
+    /// another node reaches this node too). Issuance then checks memory, not the database.
     pub async fn refresh_revoked_cas(&self) -> Result<usize, IssuanceError> {
-        let mut revoked = std::collections::BTreeMap::new();
-        for ca in &self.settings().cas {
+        let mut revoked = std::collections::HashMap::new();
+        for ca in self.settings().cas.iter().filter(|c| c.parent.is_some()) {
             if let Some(revocation) = self.ca_revocation(&ca.name).await? {
                 revoked.insert(ca.name.clone(), revocation);
             }
@@ -175,14 +163,17 @@ impl Gateway {
     }
 
     /// `ca-revoked` when CA `name`'s certificate is revoked (checked before any key is made,
-    /// from memory: a refusal does not wait for the database, which may be the thing down).
-    pub(crate) async fn refuse_revoked_ca(&self, name: &str) -> Result<(), IssuanceError> {
-        match self.revoked_cas.load().get(name).cloned() {
+    /// against the set `refresh_revoked_cas` keeps: no database round trip per token).
+    pub(crate) fn refuse_revoked_ca(&self, name: &str) -> Result<(), IssuanceError> {
+        match self.revoked_cas.load().get(name) {
             None => Ok(()),
             Some(revocation) => Err(IssuanceError::CaRevoked {
                 ca: name.to_string(),
                 serial: self.ca_serial(name).unwrap_or_default(),
-                reason: revocation.reason.unwrap_or_else(|| "unspecified".into()),
+                reason: revocation
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "unspecified".into()),
             }),
         }
     }

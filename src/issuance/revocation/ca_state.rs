@@ -43,7 +43,7 @@ impl CaState {
 
 impl std::fmt::Display for CaState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let date = |t: i64| crate::issuance::rfc3339(t).unwrap_or_else(|| t.to_string());
+        let date = |t: i64| crate::timestamp::Timestamp::from_unix(t).to_string();
         match self {
             CaState::Active(why) => write!(f, "active ({why})"),
             CaState::Retiring {

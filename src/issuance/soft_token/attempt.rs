@@ -71,7 +71,7 @@ impl Gateway {
             );
         }
         for planned in &order.recipe.plan {
-            self.refuse_revoked_ca(planned.ca.name()).await?;
+            self.refuse_revoked_ca(planned.ca.name())?;
         }
         let cpu = self.admission.cpu.enter().await?;
         let slot = self.write_slot()?;

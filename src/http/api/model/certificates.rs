@@ -1,10 +1,10 @@
 //! The JSON of the certificate database operations: a certificate as recorded, its details,
 //! pages and their filters, the serial in a path, and the revoke and reinstate requests.
 
+use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::rfc3339;
 use crate::ca::Serial;
 use crate::issuance::encode_cursor;
 use crate::store::{CertificatePage, CertificateRecord};
@@ -55,10 +55,10 @@ impl From<&CertificateRecord> for Certificate {
                 crate::store::CertificateStatus::Good => Status::Good,
                 crate::store::CertificateStatus::Revoked => Status::Revoked,
             },
-            not_before: rfc3339(c.not_before),
-            not_after: rfc3339(c.not_after),
+            not_before: Timestamp::from_unix(c.not_before).to_string(),
+            not_after: Timestamp::from_unix(c.not_after).to_string(),
             token_id: c.token_id.clone(),
-            revoked_at: c.revoked_at.map(rfc3339),
+            revoked_at: c.revoked_at.map(|t| Timestamp::from_unix(t).to_string()),
             revocation_reason: c.revocation_reason.clone(),
         }
     }

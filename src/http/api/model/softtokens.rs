@@ -1,12 +1,12 @@
 //! The JSON of `POST softtokens`: the request with its identity fields, and the issued token.
 
+use crate::timestamp::Timestamp;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::rfc3339;
 use crate::issuance::SoftToken;
 
 /// Most identity fields one request may carry.
@@ -144,8 +144,8 @@ impl From<&SoftToken> for SoftTokenJson {
                     serial: c.serial.clone(),
                     subject: c.subject.clone(),
                     purpose: c.purpose.clone(),
-                    not_before: rfc3339(c.not_before),
-                    not_after: rfc3339(c.not_after),
+                    not_before: Timestamp::from_unix(c.not_before).to_string(),
+                    not_after: Timestamp::from_unix(c.not_after).to_string(),
                 })
                 .collect(),
         }

@@ -58,9 +58,9 @@ fn certificate_query(q: ListQuery) -> Result<CertificateQuery, IssuanceError> {
     let time = |value: Option<String>, name: &str| -> Result<Option<i64>, IssuanceError> {
         value
             .map(|v| {
-                time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
-                    .map(|t| t.unix_timestamp())
-                    .map_err(|_| {
+                crate::timestamp::Timestamp::parse_rfc3339(&v)
+                    .map(crate::timestamp::Timestamp::unix)
+                    .ok_or_else(|| {
                         IssuanceError::BadRequest(format!(
                             "query parameter `{name}` is not an RFC 3339 time such as 2026-12-01T00:00:00Z"
                         ))
