@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
 use crate::databases::TestDatabase;
-use crate::kit::{ALICE, TestGateway, client};
+use crate::kit::{ALICE, TestGateway, client, ser};
 
 const PIN: &str = "Str0ng-Pass!";
 
@@ -591,8 +591,3 @@ async fn a_refusal_flood_adds_a_handful_of_rows_with_bounded_paths() {
 }
 
 use ast_gateway::identity::Caller;
-
-/// A serial from test text (any hex spelling).
-pub(crate) fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
-    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
-}

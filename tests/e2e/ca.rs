@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::kit::ser;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -1584,9 +1585,4 @@ async fn revoked_officer_is_on_the_officers_crl_and_ocsp() {
         out.contains("Response verify OK") && out.contains(": revoked"),
         "{out}"
     );
-}
-
-/// A serial from test text (any hex spelling).
-fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
-    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

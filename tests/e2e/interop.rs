@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -20,18 +20,10 @@ use ast_gateway::issuance::Gateway;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use x509_parser::prelude::*;
 
-use crate::kit::{ALICE, TestGateway, skipped, tool};
+use crate::kit::{ALICE, TestGateway, free_port, skipped, tool};
 
 pub(super) const PIN: &str = "Str0ng-Pass!";
 const YOSHIDA: &str = "𠮷田 太郎";
-
-pub(super) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A gateway whose root was initialised for its own listener: public_url, the demo CA
 /// certificates and every issued certificate point at this server.

@@ -104,6 +104,22 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A port that was free a moment ago, for servers that cannot report the port the OS gave them
+/// (nginx, Apache, a `serve` subprocess told its address on the command line). Our own
+/// in-process server binds 127.0.0.1:0 and reports its address instead.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A serial from its hex text.
+pub fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
+    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
+}
+
 /// Whether the suite runs under CI (`CI` set and not empty, as CI services and `.ci/run` set it).
 pub fn under_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())

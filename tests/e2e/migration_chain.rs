@@ -13,10 +13,9 @@ use ast_gateway::ca::{RevocationReason, Serial};
 use ast_gateway::identity::Caller;
 
 use crate::interop::{
-    authentication, fetch, free_port, issue, pem, run_tool, serial_hex, start_nginx,
-    start_published,
+    authentication, fetch, issue, pem, run_tool, serial_hex, start_nginx, start_published,
 };
-use crate::kit::{TestGateway, skipped, tool};
+use crate::kit::{TestGateway, free_port, skipped, tool};
 
 /// `GET /` on nginx with the token's authentication key: status and body (0 and the error when
 /// the handshake failed).

@@ -3,7 +3,8 @@
 //! officer certificate. The nginx.conf is taken from the document itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use crate::kit::{free_port, ser};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,14 +21,6 @@ impl Drop for Nginx {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The first ```nginx block of the document.
@@ -352,9 +345,4 @@ fn token_subject(pkcs12: &[u8]) -> String {
     let (_, chain) = store.private_key_chain().unwrap();
     let (_, cert) = X509Certificate::from_der(chain.certs()[0].as_der()).unwrap();
     cert.subject().to_string()
-}
-
-/// A serial from test text (any hex spelling).
-fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
-    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

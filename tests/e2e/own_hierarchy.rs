@@ -5,7 +5,7 @@
 //! start on a demo root does warn, so the check can fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
+use crate::kit::free_port;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,14 +26,6 @@ fn documented_steps() -> String {
     let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
     let end = start + section[start..].find("```").unwrap();
     section[start..end].to_string()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Turns the HTTPS listener on as the section says (the commented lines of gateway.toml).

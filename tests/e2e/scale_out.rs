@@ -8,6 +8,7 @@
 //! database) is on node B's served CRL within 5 seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::kit::ser;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -476,9 +477,4 @@ async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
     );
     direct.close().await;
     drop(nodes);
-}
-
-/// A serial from test text (any hex spelling).
-fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
-    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

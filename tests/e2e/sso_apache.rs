@@ -6,13 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::{BIN, PIN};
-use crate::kit::{TestGateway, skipped, tool};
+use crate::kit::{TestGateway, free_port, skipped, tool};
 use crate::sso_front::{contains, leaf};
 
 /// A real Apache httpd started on a free loopback port with `config` (the server-level
@@ -21,15 +20,6 @@ struct Apache {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-/// A free loopback port (bound and released: the caller binds it next).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Apache {

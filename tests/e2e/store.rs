@@ -2,6 +2,7 @@
 //! database per test run; PostgreSQL is skipped with a message only when no server answers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::kit::ser;
 use std::time::{Duration, Instant};
 
 use ast_gateway::store::{
@@ -760,9 +761,4 @@ async fn store_ping_answers_while_every_connection_is_busy() {
         assert_eq!(store.verify_audit().await.unwrap().first_bad, None);
         store.close().await;
     }
-}
-
-/// A serial from test text (any hex spelling).
-fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
-    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }

@@ -25,7 +25,7 @@ use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use sqlx::Connection;
 
 use crate::databases::TestDatabase;
-use crate::kit::{TestGateway, client};
+use crate::kit::{TestGateway, client, free_port};
 
 const PIN: &str = "Str0ng-Pass!";
 
@@ -421,14 +421,6 @@ struct Serve {
     base: String,
     admin: String,
     log: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Serve {

@@ -2,6 +2,7 @@
 //! X-Forwarded-For, header hygiene, DN injection, refusal audit and the audit hash chain.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::kit::ser;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1106,9 +1107,4 @@ async fn stalled_tls_handshake_is_dropped() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-}
-
-/// A serial from test text (any hex spelling).
-fn ser(text: impl AsRef<str>) -> ast_gateway::ca::Serial {
-    ast_gateway::ca::Serial::parse(text.as_ref()).unwrap()
 }
