@@ -165,6 +165,44 @@ async fn still_open(tasks: &[JoinHandle<()>], until: Instant) -> usize {
     }
 }
 
+/// The shared verdict: every stalled connection in `held` is closed within the send timeout plus
+/// 5 s of the last one opening, and the probe from another peer was answered throughout.
+async fn expect_closed_and_others_served(
+    held: &[JoinHandle<()>],
+    stop: Arc<AtomicBool>,
+    probe: JoinHandle<Probed>,
+    what: &str,
+) {
+    let attacked = Instant::now();
+    let open = still_open(held, attacked + Duration::from_secs(SEND_TIMEOUT_SECS + 5)).await;
+    let closed_after = attacked.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let Probed {
+        asked,
+        slowest,
+        failures,
+    } = probe.await.unwrap();
+    assert_eq!(
+        open,
+        0,
+        "{open} of {} {what} connections still open {} s after the last one",
+        held.len(),
+        SEND_TIMEOUT_SECS + 5
+    );
+    println!(
+        "stalled: {} {what} connections closed {closed_after:?} after the last one (send \
+         timeout {SEND_TIMEOUT_SECS} s); /healthz from another peer: {asked} asked, slowest \
+         {slowest:?}, {} failed",
+        held.len(),
+        failures.len()
+    );
+    assert!(asked > 10, "the probe asked only {asked} times");
+    assert!(
+        failures.is_empty(),
+        "/healthz from another peer failed: {failures:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_window_http2_connections_neither_lock_out_others_nor_stay() {
     let (gw, http, https) = gateway().await;
@@ -183,34 +221,7 @@ async fn zero_window_http2_connections_neither_lock_out_others_nor_stay() {
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
         held.push(zero_window_h2(tls).await);
     }
-    let attacked = Instant::now();
-    let open = still_open(&held, attacked + Duration::from_secs(SEND_TIMEOUT_SECS + 5)).await;
-    let closed_after = attacked.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let Probed {
-        asked,
-        slowest,
-        failures,
-    } = probe.await.unwrap();
-    assert_eq!(
-        open,
-        0,
-        "{open} of {} zero-window HTTP/2 connections still open {} s after the last one",
-        held.len(),
-        SEND_TIMEOUT_SECS + 5
-    );
-    println!(
-        "stalled: {} connections closed {closed_after:?} after the last one (send timeout \
-         {SEND_TIMEOUT_SECS} s); /healthz from another peer: {asked} asked, slowest {slowest:?}, \
-         {} failed",
-        held.len(),
-        failures.len()
-    );
-    assert!(asked > 10, "the probe asked only {asked} times");
-    assert!(
-        failures.is_empty(),
-        "/healthz from another peer failed: {failures:?}"
-    );
+    expect_closed_and_others_served(&held, stop, probe, "zero-window HTTP/2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,34 +247,8 @@ async fn pipelined_requests_never_read_neither_lock_out_others_nor_stay() {
             }
         }));
     }
-    let attacked = Instant::now();
-    let open = still_open(&held, attacked + Duration::from_secs(SEND_TIMEOUT_SECS + 5)).await;
-    let closed_after = attacked.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let Probed {
-        asked,
-        slowest,
-        failures,
-    } = probe.await.unwrap();
+    expect_closed_and_others_served(&held, stop, probe, "never-read pipelined").await;
     for task in &held {
         task.abort();
     }
-    assert_eq!(
-        open,
-        0,
-        "{open} of {STALLED} never-read pipelined connections still open {} s after the last one",
-        SEND_TIMEOUT_SECS + 5
-    );
-    println!(
-        "stalled: {} connections closed {closed_after:?} after the last one (send timeout \
-         {SEND_TIMEOUT_SECS} s); /healthz from another peer: {asked} asked, slowest {slowest:?}, \
-         {} failed",
-        held.len(),
-        failures.len()
-    );
-    assert!(asked > 10, "the probe asked only {asked} times");
-    assert!(
-        failures.is_empty(),
-        "/healthz from another peer failed: {failures:?}"
-    );
 }
