@@ -10,25 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::hardening_input::gateway;
 use crate::kit::TestGateway;
-
-/// The embedded default with EC keys, 1000 PKCS#12 iterations, `toml` applied to gateway.toml
-/// and `properties` appended to ast.properties.
-async fn gateway(toml: impl FnOnce(String) -> String, properties: &str) -> TestGateway {
-    let properties = properties.to_string();
-    TestGateway::start_with(move |root| {
-        let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
-        let text = text
-            .replace("iterations = 10000", "iterations = 1000")
-            .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-            .replace("rsa-2048 = 32", "rsa-2048 = 0");
-        std::fs::write(root.gateway_toml(), toml(text)).unwrap();
-        let mut ast = std::fs::read_to_string(root.ast_properties()).unwrap();
-        ast.push_str(&properties);
-        std::fs::write(root.ast_properties(), ast).unwrap();
-    })
-    .await
-}
 
 /// POSTs the form (PIN `secret-123`) to `path` with identity headers: (status, error code,
 /// the leaf certificate if issued).
