@@ -42,30 +42,7 @@ pub(crate) fn openssl_signature(
     signer: &Officer,
     body: &[u8],
 ) -> String {
-    let input = api.dir.path().join("signed-body");
-    let output = api.dir.path().join("signature.der");
-    std::fs::write(&input, body).unwrap();
-    let signer_file = signer.file.to_str().unwrap();
-    run_ok(
-        openssl,
-        &[
-            "cms",
-            "-sign",
-            "-binary",
-            "-noattr",
-            "-outform",
-            "DER",
-            "-in",
-            input.to_str().unwrap(),
-            "-signer",
-            signer_file,
-            "-inkey",
-            signer_file,
-            "-out",
-            output.to_str().unwrap(),
-        ],
-    );
-    base64::engine::general_purpose::STANDARD.encode(std::fs::read(&output).unwrap())
+    sign_with(openssl, api, signer, body, None)
 }
 
 /// `[api] signed_writes = "required"`: a signature made by the openssl CLI is accepted and kept
@@ -440,6 +417,7 @@ fn padded_signature(
     panic!("could not make a signature of {target} characters");
 }
 
+/// As [`openssl_signature`], with `-certfile extra` (more certificates in the signature).
 fn sign_with(
     openssl: &std::path::Path,
     api: &Api,
