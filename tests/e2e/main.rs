@@ -30,6 +30,7 @@ mod scale_out;
 mod soft_token;
 mod sso_apache;
 mod sso_front;
+mod sso_journey;
 mod stalled;
 mod store;
 mod tcp_proxy;
