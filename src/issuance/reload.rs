@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use super::{Gateway, IssuanceError};
+use super::Gateway;
 use crate::config::{
     ConfigError, ConfigErrors, GatewayConfig, PageTemplates, Root, load_page_templates,
 };
-use crate::rules::{self, Configuration, Handler};
+use crate::rules::{self, Configuration};
 
 /// What a successful reload changed.
 #[derive(Debug, Clone, PartialEq, Eq)]

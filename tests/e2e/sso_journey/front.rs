@@ -43,11 +43,14 @@ impl Provider {
         let stdout = child.stdout.take().unwrap();
         let process = Process(child);
         // The first line says where it listens (a thread, so a silent provider cannot hang us).
+        // Then the rest is read and dropped: a closed pipe would end it at its next log line.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         let issuer = line
@@ -77,10 +80,32 @@ pub fn apache_binary() -> Option<PathBuf> {
         .then_some(binary)
 }
 
-/// Apache httpd running docs/deploy-sso.md's site on `ports` (plain HTTP, HTTPS).
+/// Apache httpd running docs/deploy-sso.md's site on `ports` (plain HTTP, HTTPS). Stopped
+/// with SIGTERM, so that its workers close the listening sockets with it (after SIGKILL they
+/// keep them a while and the next Apache on the same ports cannot bind).
 pub struct Apache {
     pub dir: PathBuf,
     process: Process,
+    ports: (u16, u16),
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        let pid = self.process.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.process.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Until the ports are free again (or the deadline), for the next Apache.
+        while [self.ports.0, self.ports.1]
+            .iter()
+            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Apache {
@@ -123,6 +148,7 @@ impl Apache {
         let mut apache = Apache {
             dir: dir.to_path_buf(),
             process: Process(child),
+            ports,
         };
         for port in [ports.0, ports.1] {
             apache.wait_for(port);
