@@ -34,8 +34,8 @@ pub use explain::{
 };
 pub use init::{write_default, write_default_for, write_default_with};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
-pub use recipe::StageTimes;
 pub use pin_page::{PinPage, Preview};
+pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::{
     CaState, HistoryImport, IMPORT_BATCH, ImportError, ImportReport, OcspAnswer, ca_states,

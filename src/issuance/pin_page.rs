@@ -80,16 +80,21 @@ impl Gateway {
         headers: IdentityHeaders,
     ) -> Preview {
         let read = handler.headers_read();
-        if !read.is_empty() && read.iter().all(|name| matches!(headers.get(name), Ok(None))) {
+        if !read.is_empty()
+            && read
+                .iter()
+                .all(|name| matches!(headers.get(name), Ok(None)))
+        {
             return Preview::Unknown;
         }
         let Ok(officer) = self.officer_standing(handler, connection).await else {
             return Preview::Unknown;
         };
-        let Ok(caller) =
-            self.trust
-                .authorize(handler.required_roles.as_ref(), connection, officer.as_ref())
-        else {
+        let Ok(caller) = self.trust.authorize(
+            handler.required_roles.as_ref(),
+            connection,
+            officer.as_ref(),
+        ) else {
             return Preview::Unknown;
         };
         // Decoded as issuance decodes them: the handler's encoding, suspicious values refused.

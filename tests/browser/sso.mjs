@@ -24,7 +24,7 @@ const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 async function shot(page, name) {
   if (!options.shots) return;
-  await page.screenshot({ path: `${options.shots}/${name}.png` });
+  await page.screenshot({ path: `${options.shots}/${name}.png`, fullPage: true });
 }
 
 // The provider's sign-in form, filled in and sent; resolves once the browser is back at `back`.

@@ -50,7 +50,10 @@ fn tools(test: &str) -> Option<Tools> {
             .ok_or("nginx not installed")?;
         tool("pk12util").ok_or("pk12util not installed (libnss3-tools)")?;
         tool("certutil").ok_or("certutil not installed (libnss3-tools)")?;
-        for (dir, package) in [("tests/browser", "playwright-core"), ("tests/oidc-provider", "oidc-provider")] {
+        for (dir, package) in [
+            ("tests/browser", "playwright-core"),
+            ("tests/oidc-provider", "oidc-provider"),
+        ] {
             if !repo.join(dir).join("node_modules").join(package).is_dir() {
                 return Err(if dir == "tests/browser" {
                     "run `npm ci` in tests/browser (playwright-core)"
@@ -102,7 +105,10 @@ impl Sso {
         let (id, secret) = client();
         let redirect = doc::substitute(
             "https://ast.example.org/sso/callback",
-            &[("https://ast.example.org/", format!("https://localhost:{}/", ports.1))],
+            &[(
+                "https://ast.example.org/",
+                format!("https://localhost:{}/", ports.1),
+            )],
         );
         let provider = Provider::start(
             &tools.node,
@@ -132,7 +138,12 @@ impl Sso {
     fn restart_apache(&mut self, edit: impl FnOnce(String) -> String) {
         self.apache = None;
         let files = self.dir.path().join("front");
-        let site = edit(front::site(&self.gw.base, &self.provider.issuer, &files, self.ports));
+        let site = edit(front::site(
+            &self.gw.base,
+            &self.provider.issuer,
+            &files,
+            self.ports,
+        ));
         self.apache = Some(Apache::start(
             &self.tools.apache2,
             &self.dir.path().join("apache"),
@@ -204,8 +215,14 @@ async fn gateway(ports: (u16, u16)) -> TestGateway {
         &doc::block("toml", "conf/gateway.toml"),
         &[
             ("127.0.0.1:8080", http.to_string()),
-            ("http://ast.example.org", format!("http://127.0.0.1:{}", ports.0)),
-            ("https://ast.example.org", format!("https://localhost:{}", ports.1)),
+            (
+                "http://ast.example.org",
+                format!("http://127.0.0.1:{}", ports.0),
+            ),
+            (
+                "https://ast.example.org",
+                format!("https://localhost:{}", ports.1),
+            ),
         ],
     );
     let public_url = block
@@ -256,7 +273,10 @@ fn forged() -> Value {
 /// Asserts no forged value is in the certificate `der`.
 fn nothing_forged(der: &[u8]) {
     for value in ["ceo@example.org", "Mallory"] {
-        assert!(!contains(der, value), "the forged `{value}` reached a certificate");
+        assert!(
+            !contains(der, value),
+            "the forged `{value}` reached a certificate"
+        );
     }
 }
 
@@ -295,7 +315,12 @@ async fn sso_claim_encodings_and_forged_headers() {
 
     // (OIDCPassClaimsAs, header_encoding, Zoë's CN, Taro's CN), as the doc's table says.
     let rows = [
-        ("environment base64url", "base64url", "Zoë Ångström", "𠮷田 太郎"),
+        (
+            "environment base64url",
+            "base64url",
+            "Zoë Ångström",
+            "𠮷田 太郎",
+        ),
         ("environment", "utf-8", "Zoë Ångström", "𠮷田 太郎"),
         ("environment latin1", "latin-1", "Zoë Ångström", "?? ??"),
     ];
@@ -318,7 +343,11 @@ async fn sso_claim_encodings_and_forged_headers() {
             let (shown, token) = sso.token(user, &forged()).await;
             assert_eq!(shown["page"]["person"], name, "{claims}: {shown}");
             let (der, subject) = leaf(&token);
-            assert!(subject.starts_with(&format!("CN={name}")) || subject.contains(&format!("CN={name},")), "{claims}: {subject}");
+            assert!(
+                subject.starts_with(&format!("CN={name}"))
+                    || subject.contains(&format!("CN={name},")),
+                "{claims}: {subject}"
+            );
             nothing_forged(&der);
             assert_eq!(
                 contains(&der, "zoe.angstrom@example.org"),
@@ -337,5 +366,8 @@ async fn sso_claim_encodings_and_forged_headers() {
             .join("\n")
     });
     let (_, token) = sso.token("taro", &forged()).await;
-    assert!(contains(&leaf(&token).0, "ceo@example.org"), "the forgery works without the strip lines");
+    assert!(
+        contains(&leaf(&token).0, "ceo@example.org"),
+        "the forgery works without the strip lines"
+    );
 }

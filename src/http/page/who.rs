@@ -35,9 +35,9 @@ impl WhoHtml {
                 ..WhoHtml::default()
             },
             Preview::Certificates(certificates) => WhoHtml {
-                person: certificates.first().map(|first| {
-                    escape(first.common_name.as_deref().unwrap_or(&first.subject))
-                }),
+                person: certificates
+                    .first()
+                    .map(|first| escape(first.common_name.as_deref().unwrap_or(&first.subject))),
                 certificates: certificates.iter().map(certificate_html).collect(),
                 refusal: None,
                 request_id,
@@ -60,8 +60,16 @@ impl WhoHtml {
         match name {
             "PERSON" => self.person.clone().unwrap_or_default(),
             "CERTIFICATES" => self.certificates.clone(),
-            "REFUSAL" => self.refusal.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
-            "REFUSAL_CODE" => self.refusal.as_ref().map(|r| r.1.clone()).unwrap_or_default(),
+            "REFUSAL" => self
+                .refusal
+                .as_ref()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            "REFUSAL_CODE" => self
+                .refusal
+                .as_ref()
+                .map(|r| r.1.clone())
+                .unwrap_or_default(),
             "REQUEST_ID" => self.request_id.clone(),
             _ => String::new(),
         }
@@ -153,10 +161,17 @@ mod tests {
                 request_id: "req-7",
             }));
             assert!(html.condition("refused") && !html.condition("person"));
-            (html.value("REFUSAL"), html.value("REFUSAL_CODE"), html.value("REQUEST_ID"))
+            (
+                html.value("REFUSAL"),
+                html.value("REFUSAL_CODE"),
+                html.value("REQUEST_ID"),
+            )
         };
         let (message, code, id) = refused(Code::FieldMissing, "required field `commonname` …");
-        assert!(message.contains("could not be used for a certificate"), "{message}");
+        assert!(
+            message.contains("could not be used for a certificate"),
+            "{message}"
+        );
         assert!(!message.contains("commonname"));
         assert_eq!((code.as_str(), id.as_str()), ("field-missing", "req-7"));
         let (message, _, _) = refused(Code::NoHandler, "no handler matches this path");

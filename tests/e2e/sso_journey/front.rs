@@ -162,7 +162,10 @@ impl Apache {
             if let Ok(Some(status)) = self.process.0.try_wait() {
                 panic!("apache2 exited with {status}: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "apache2 did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "apache2 did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -183,10 +186,19 @@ pub fn site(gateway: &str, issuer: &str, files: &Path, ports: (u16, u16)) -> Str
     doc::substitute(
         &doc::block("apache", "/etc/apache2/sites-available/ast-gateway.conf"),
         &[
-            ("<VirtualHost *:80>", format!("<VirtualHost 127.0.0.1:{}>", ports.0)),
-            ("<VirtualHost *:443>", format!("<VirtualHost 127.0.0.1:{}>", ports.1)),
+            (
+                "<VirtualHost *:80>",
+                format!("<VirtualHost 127.0.0.1:{}>", ports.0),
+            ),
+            (
+                "<VirtualHost *:443>",
+                format!("<VirtualHost 127.0.0.1:{}>", ports.1),
+            ),
             ("ServerName ast.example.org", "ServerName localhost".into()),
-            ("https://ast.example.org/", format!("https://localhost:{}/", ports.1)),
+            (
+                "https://ast.example.org/",
+                format!("https://localhost:{}/", ports.1),
+            ),
             ("https://login.example.org", issuer.to_string()),
             ("http://127.0.0.1:8080", gateway.to_string()),
             ("/etc/apache2/ast/", format!("{}/", files.display())),

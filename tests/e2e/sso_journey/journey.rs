@@ -65,19 +65,43 @@ async fn sso_journey_in_chromium() {
     assert_eq!(certificates.len(), 2, "{shown}");
     for (item, purpose) in certificates.iter().zip(["authentication", "signing"]) {
         let item = item.as_str().unwrap();
-        assert!(item.starts_with(purpose) && item.contains("CN=Zoë Ångström"), "{item}");
-        assert!(item.contains("zoe.angstrom@example.org") && !item.contains("ceo@"), "{item}");
+        assert!(
+            item.starts_with(purpose) && item.contains("CN=Zoë Ångström"),
+            "{item}"
+        );
+        assert!(
+            item.contains("zoe.angstrom@example.org") && !item.contains("ceo@"),
+            "{item}"
+        );
     }
-    assert!(page["policy"].as_str().unwrap().contains("characters"), "{shown}");
+    assert!(
+        page["policy"].as_str().unwrap().contains("characters"),
+        "{shown}"
+    );
     // The download is named after the person, the animation stopped, the cookie crossed Apache.
     assert_eq!(shown["first"]["suggested"], "Zoë Ångström.p12", "{shown}");
-    assert!(shown["first"]["status"].as_str().unwrap().contains("Zoë Ångström.p12"));
     assert!(
-        shown["cookies"].as_array().unwrap().iter().any(|c| c == "downloaded=true"),
+        shown["first"]["status"]
+            .as_str()
+            .unwrap()
+            .contains("Zoë Ångström.p12")
+    );
+    assert!(
+        shown["cookies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "downloaded=true"),
         "{shown}"
     );
     // The sign-in ended: words and a way back through the provider, then a token again.
-    assert!(shown["ended"].as_str().unwrap().contains("sign-in has ended"), "{shown}");
+    assert!(
+        shown["ended"]
+            .as_str()
+            .unwrap()
+            .contains("sign-in has ended"),
+        "{shown}"
+    );
     assert_eq!(shown["again"]["person"], "Zoë Ångström", "{shown}");
     assert_eq!(shown["second"]["suggested"], "Zoë Ångström.p12", "{shown}");
 
@@ -85,7 +109,10 @@ async fn sso_journey_in_chromium() {
     let (der, subject) = leaf(&token);
     assert!(subject.contains("CN=Zoë Ångström"), "{subject}");
     nothing_forged(&der);
-    assert_eq!(sso.gw.gateway.store().count_certificates().await.unwrap(), 4);
+    assert_eq!(
+        sso.gw.gateway.store().count_certificates().await.unwrap(),
+        4
+    );
 
     let serial = use_the_token(&sso, &der, &token, &shots).await;
     assert!(!serial.is_empty());
@@ -99,11 +126,17 @@ async fn sso_journey_in_chromium() {
         .await;
     assert_eq!(refused["refusalCode"], "field-missing", "{refused}");
     assert!(
-        refused["refusal"].as_str().unwrap().contains("could not be used for a certificate"),
+        refused["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("could not be used for a certificate"),
         "{refused}"
     );
     assert_eq!(refused["form"], false, "{refused}");
-    assert_eq!(sso.gw.gateway.store().count_certificates().await.unwrap(), 4);
+    assert_eq!(
+        sso.gw.gateway.store().count_certificates().await.unwrap(),
+        4
+    );
 
     let doc = include_str!("../../../docs/deploy-sso.md");
     for name in SHOTS {
@@ -111,8 +144,14 @@ async fn sso_journey_in_chromium() {
         let size = std::fs::metadata(&file)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
             .len();
-        assert!(size > 1000 && size <= MAX_SHOT_BYTES, "{name}.png is {size} bytes");
-        assert!(doc.contains(&format!("(images/{name}.png)")), "the doc does not show {name}");
+        assert!(
+            size > 1000 && size <= MAX_SHOT_BYTES,
+            "{name}.png is {size} bytes"
+        );
+        assert!(
+            doc.contains(&format!("(images/{name}.png)")),
+            "the doc does not show {name}"
+        );
     }
 }
 
@@ -158,9 +197,7 @@ async fn use_the_token(sso: &Sso, der: &[u8], token: &[u8], shots: &Path) -> Str
         &origin,
     );
     let _nginx = relying_party::nginx(&sso.tools.nginx, &dir, port);
-    let visit = |name: &str| {
-        json!({ "url": format!("{origin}/"), "home": home, "profile": profile, "shots": shots, "name": name })
-    };
+    let visit = |name: &str| json!({ "url": format!("{origin}/"), "home": home, "profile": profile, "shots": shots, "name": name });
     let welcomed = sso.browser("visit", visit("sso-6-relying-party")).await;
     let nginx_log = || std::fs::read_to_string(dir.join("nginx.stderr")).unwrap_or_default();
     assert_eq!(welcomed["status"], 200, "{welcomed} {}", nginx_log());
@@ -177,10 +214,21 @@ async fn use_the_token(sso: &Sso, der: &[u8], token: &[u8], shots: &Path) -> Str
         .args(["certs", "revoke", &serial, "--reason", "keyCompromise"])
         .output()
         .unwrap();
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     let refused = sso.browser("visit", visit("sso-7-revoked")).await;
     assert_eq!(refused["status"], 400, "{refused} {}", nginx_log());
-    assert!(refused["dn"].is_null() && !refused["text"].as_str().unwrap().contains("Zoë"), "{refused}");
-    assert!(nginx_log().contains("revoked"), "nginx asked OCSP: {}", nginx_log());
+    assert!(
+        refused["dn"].is_null() && !refused["text"].as_str().unwrap().contains("Zoë"),
+        "{refused}"
+    );
+    assert!(
+        nginx_log().contains("revoked"),
+        "nginx asked OCSP: {}",
+        nginx_log()
+    );
     serial
 }

@@ -79,11 +79,30 @@ pub fn browser_home(
     run_ok(&certutil, &["-N", "-d", &db, "--empty-password"]);
     run_ok(
         &certutil,
-        &["-A", "-d", &db, "-n", "AST root", "-t", "C,,", "-i", &root.display().to_string()],
+        &[
+            "-A",
+            "-d",
+            &db,
+            "-n",
+            "AST root",
+            "-t",
+            "C,,",
+            "-i",
+            &root.display().to_string(),
+        ],
     );
     let imported = run_ok(
         &pk12util,
-        &["-i", &token.display().to_string(), "-d", &db, "-W", pin, "-K", ""],
+        &[
+            "-i",
+            &token.display().to_string(),
+            "-d",
+            &db,
+            "-W",
+            pin,
+            "-K",
+            "",
+        ],
     );
     assert!(imported.contains("PKCS12 IMPORT SUCCESSFUL"), "{imported}");
     let profile = dir.join("profile");
@@ -95,10 +114,6 @@ pub fn browser_home(
             }
         } } } }
     });
-    std::fs::write(
-        profile.join("Default/Preferences"),
-        preferences.to_string(),
-    )
-    .unwrap();
+    std::fs::write(profile.join("Default/Preferences"), preferences.to_string()).unwrap();
     (home, profile)
 }
