@@ -13,6 +13,7 @@
 mod doc;
 mod front;
 mod journey;
+mod pin_page;
 mod relying_party;
 
 use std::net::SocketAddr;
