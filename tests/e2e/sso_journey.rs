@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod doc;
+mod encodings;
 mod front;
 mod journey;
 mod pin_page;
@@ -25,9 +26,9 @@ use ast_gateway::http::{Listeners, start};
 use ast_gateway::issuance::Gateway;
 use serde_json::{Value, json};
 
-use crate::config::{BIN, PIN};
+use crate::config::PIN;
 use crate::kit::{TestGateway, free_port, skipped, tool};
-use crate::sso_front::{contains, leaf};
+use crate::sso_front::contains;
 use front::{Apache, Provider};
 
 /// The tools the journey needs, found.
@@ -279,96 +280,4 @@ fn nothing_forged(der: &[u8]) {
             "the forged `{value}` reached a certificate"
         );
     }
-}
-
-/// The doc's strip lines are what `config front-headers --front apache` prints for the doc's
-/// handler; forged headers from the browser reach no certificate (a user without an e-mail claim
-/// included), and without the strip lines the forged e-mail would; each claim encoding of the
-/// doc's table gives both users the subject it says.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sso_claim_encodings_and_forged_headers() {
-    let Some(tools) = tools("sso_claim_encodings_and_forged_headers") else {
-        return;
-    };
-    let mut sso = Sso::start(tools).await;
-    let printed = Command::new(BIN)
-        .arg("--root")
-        .arg(sso.gw.root.path())
-        .args(["config", "front-headers", "--front", "apache"])
-        .output()
-        .unwrap();
-    assert!(printed.status.success());
-    let printed: Vec<String> = String::from_utf8(printed.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("RequestHeader unset"))
-        .map(str::to_string)
-        .collect();
-    let site = doc::block("apache", "/etc/apache2/sites-available/ast-gateway.conf");
-    let documented: Vec<String> = site
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("RequestHeader unset") && l.ends_with(" early"))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(documented, printed);
-    assert_eq!(documented.len(), 4);
-
-    // (OIDCPassClaimsAs, header_encoding, Zoë's CN, Taro's CN), as the doc's table says.
-    let rows = [
-        (
-            "environment base64url",
-            "base64url",
-            "Zoë Ångström",
-            "𠮷田 太郎",
-        ),
-        ("environment", "utf-8", "Zoë Ångström", "𠮷田 太郎"),
-        ("environment latin1", "latin-1", "Zoë Ångström", "?? ??"),
-    ];
-    let table = include_str!("../../docs/deploy-sso.md");
-    for (claims, encoding, zoe, taro) in rows {
-        let row = format!("| `OIDCPassClaimsAs {claims}` | `\"{encoding}\"` |");
-        assert!(table.contains(&row), "the doc's table has no row {row}");
-        doc::set_header_encoding(&sso.gw.root().gateway_toml(), encoding);
-        sso.gw.gateway.reload().unwrap();
-        sso.restart_apache(|site| {
-            doc::substitute(
-                &site,
-                &[(
-                    "OIDCPassClaimsAs environment base64url",
-                    format!("OIDCPassClaimsAs {claims}"),
-                )],
-            )
-        });
-        for (user, name) in [("zoe", zoe), ("taro", taro)] {
-            let (shown, token) = sso.token(user, &forged()).await;
-            assert_eq!(shown["page"]["person"], name, "{claims}: {shown}");
-            let (der, subject) = leaf(&token);
-            assert!(
-                subject.starts_with(&format!("CN={name}"))
-                    || subject.contains(&format!("CN={name},")),
-                "{claims}: {subject}"
-            );
-            nothing_forged(&der);
-            assert_eq!(
-                contains(&der, "zoe.angstrom@example.org"),
-                user == "zoe",
-                "{claims}: {user}'s e-mail"
-            );
-        }
-    }
-
-    // The control: the same site without its strip lines forwards the browser's forgery for a
-    // user without an e-mail claim.
-    sso.restart_apache(|site| {
-        site.lines()
-            .filter(|l| !(l.trim().starts_with("RequestHeader unset") && l.ends_with(" early")))
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-    let (_, token) = sso.token("taro", &forged()).await;
-    assert!(
-        contains(&leaf(&token).0, "ceo@example.org"),
-        "the forgery works without the strip lines"
-    );
 }

@@ -4,17 +4,18 @@
 
 use std::path::Path;
 
-const DOC: &str = include_str!("../../../docs/deploy-sso.md");
+/// The document.
+pub const TEXT: &str = include_str!("../../../docs/deploy-sso.md");
 
 /// The fenced block of `language` whose first line is `# sso: <file>`, without that line.
 pub fn block(language: &str, file: &str) -> String {
     let fence = format!("```{language}\n# sso: {file}\n");
-    let start = DOC
+    let start = TEXT
         .find(&fence)
         .unwrap_or_else(|| panic!("docs/deploy-sso.md has no ```{language} block `# sso: {file}`"))
         + fence.len();
-    let end = start + DOC[start..].find("```").expect("the block ends");
-    DOC[start..end].to_string()
+    let end = start + TEXT[start..].find("```").expect("the block ends");
+    TEXT[start..end].to_string()
 }
 
 /// `text` with each `(from, to)` replaced everywhere; every `from` must occur.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{Sso, forged, nothing_forged, relying_party, tools};
@@ -54,7 +54,27 @@ async fn sso_journey_in_chromium() {
             }),
         )
         .await;
-    let provider = sso.provider.issuer.as_str();
+    what_the_user_saw(&shown, &sso.provider.issuer);
+    let token = std::fs::read(shown["first"]["saved"].as_str().unwrap()).unwrap();
+    let (der, subject) = leaf(&token);
+    assert!(subject.contains("CN=Zoë Ångström"), "{subject}");
+    nothing_forged(&der);
+    assert_eq!(
+        sso.gw.gateway.store().count_certificates().await.unwrap(),
+        4
+    );
+
+    let serial = use_the_token(&sso, &der, &token, &shots).await;
+    assert!(!serial.is_empty());
+    a_sign_in_without_a_name(&sso, &shots).await;
+    the_screenshots(&shots);
+}
+
+/// The provider first, then the PIN page naming the person and both certificates (with her
+/// e-mail, not the forged one) and the PIN policy; the download named after her, the progress
+/// animation stopped, the `downloaded` cookie across Apache; the sign-in ending, in words, and a
+/// second token after signing in again.
+fn what_the_user_saw(shown: &Value, provider: &str) {
     assert!(
         shown["signInAt"].as_str().unwrap().starts_with(provider),
         "the PIN page sent the user to the provider first: {shown}"
@@ -74,50 +94,24 @@ async fn sso_journey_in_chromium() {
             "{item}"
         );
     }
-    assert!(
-        page["policy"].as_str().unwrap().contains("characters"),
-        "{shown}"
-    );
-    // The download is named after the person, the animation stopped, the cookie crossed Apache.
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    assert!(text(&page["policy"]).contains("characters"), "{shown}");
     assert_eq!(shown["first"]["suggested"], "Zoë Ångström.p12", "{shown}");
+    assert!(text(&shown["first"]["status"]).contains("Zoë Ångström.p12"));
+    let cookies = shown["cookies"].as_array().unwrap();
+    assert!(cookies.iter().any(|c| c == "downloaded=true"), "{shown}");
     assert!(
-        shown["first"]["status"]
-            .as_str()
-            .unwrap()
-            .contains("Zoë Ångström.p12")
-    );
-    assert!(
-        shown["cookies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c == "downloaded=true"),
-        "{shown}"
-    );
-    // The sign-in ended: words and a way back through the provider, then a token again.
-    assert!(
-        shown["ended"]
-            .as_str()
-            .unwrap()
-            .contains("sign-in has ended"),
+        text(&shown["ended"]).contains("sign-in has ended"),
         "{shown}"
     );
     assert_eq!(shown["again"]["person"], "Zoë Ångström", "{shown}");
     assert_eq!(shown["second"]["suggested"], "Zoë Ångström.p12", "{shown}");
+}
 
-    let token = std::fs::read(shown["first"]["saved"].as_str().unwrap()).unwrap();
-    let (der, subject) = leaf(&token);
-    assert!(subject.contains("CN=Zoë Ångström"), "{subject}");
-    nothing_forged(&der);
-    assert_eq!(
-        sso.gw.gateway.store().count_certificates().await.unwrap(),
-        4
-    );
-
-    let serial = use_the_token(&sso, &der, &token, &shots).await;
-    assert!(!serial.is_empty());
-
-    // A sign-in without a name: the PIN page explains, before any PIN.
+/// A sign-in without a name: the PIN page explains before any PIN, shows no form, issues
+/// nothing.
+async fn a_sign_in_without_a_name(sso: &Sso, shots: &Path) {
+    let before = sso.gw.gateway.store().count_certificates().await.unwrap();
     let refused = sso
         .browser(
             "refused",
@@ -135,10 +129,13 @@ async fn sso_journey_in_chromium() {
     assert_eq!(refused["form"], false, "{refused}");
     assert_eq!(
         sso.gw.gateway.store().count_certificates().await.unwrap(),
-        4
+        before
     );
+}
 
-    let doc = include_str!("../../../docs/deploy-sso.md");
+/// Every step's screenshot exists, is small, and docs/deploy-sso.md shows it.
+fn the_screenshots(shots: &Path) {
+    let doc = super::doc::TEXT;
     for name in SHOTS {
         let file = shots.join(format!("{name}.png"));
         let size = std::fs::metadata(&file)

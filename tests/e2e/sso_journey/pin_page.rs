@@ -25,7 +25,10 @@ async fn pin_page_names_the_person_only_for_a_believed_front() {
         ("email", "zoe@example.org"),
     ];
     let named = page(&gw, &zoe).await;
-    assert!(named.contains("<p id=\"person\">Zoë Ångström</p>"), "{named}");
+    assert!(
+        named.contains("<p id=\"person\">Zoë Ångström</p>"),
+        "{named}"
+    );
     assert!(named.contains("<strong>authentication</strong>, valid 365 days"));
     assert!(named.contains("<strong>signing</strong>, valid 365 days"));
     assert!(named.contains("C=SE, CN=Zoë Ångström"), "{named}");
@@ -41,7 +44,10 @@ async fn pin_page_names_the_person_only_for_a_believed_front() {
     // detail (the header's name) is not on the page.
     let refused = page(&gw, &[("country", "SE")]).await;
     assert!(refused.contains("id=\"refusal\"") && !refused.contains("id=\"form\""));
-    assert!(refused.contains("could not be used for a certificate"), "{refused}");
+    assert!(
+        refused.contains("could not be used for a certificate"),
+        "{refused}"
+    );
     assert!(refused.contains("<code id=\"refusal-code\">field-missing</code>"));
     assert!(!refused.contains("commonname"), "{refused}");
     assert_eq!(gw.gateway.store().count_certificates().await.unwrap(), 0);
