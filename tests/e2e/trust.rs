@@ -5,6 +5,7 @@
 pub(crate) mod nginx_front;
 pub(crate) mod sso_apache;
 pub(crate) mod sso_front;
+pub(crate) mod sso_journey;
 
 pub use crate::kit::identity_pem;
 use crate::kit::{TestGateway, append_file, replaced, ser};
