@@ -147,7 +147,10 @@ listen primary
 CFG
 start_bg haproxy haproxy -db -f "$WORK/haproxy.cfg"
 PSQL="psql -h 127.0.0.1 -p 55000 -U postgres"
-wait_for 30 haproxy $PSQL -c "SELECT 1"
+# Servers count as up until their first check: wait until HAProxy reaches the primary only.
+on_primary() { [ "$($PSQL -Atc 'SELECT pg_is_in_recovery()')" = f ]; }
+sleep 3
+wait_for 30 "HAProxy on the primary" on_primary
 $PSQL -qc "CREATE DATABASE ast"
 
 # --- Gateway nodes: A through HAProxy, B with the multi-host URL -----------------------------

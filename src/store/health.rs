@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Connection, Row};
+use sqlx::{Any, AnyConnection, Connection};
 
 use super::failover::{Failover, check_writable, store_error_loses_connection};
 use super::{Backend, Store, StoreError};

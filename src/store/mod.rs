@@ -253,6 +253,7 @@ impl Store {
         if failover.targets.is_multi_host() {
             tracing::info!(
                 servers = %failover.targets.labels(),
+                target_session_attrs = ?failover.targets.attrs,
                 "database: writing to {} (the first writable server of the URL)",
                 failover.current_label()
             );

@@ -125,6 +125,11 @@ pub(super) fn split_hosts(url: &str) -> Result<(Vec<(String, String)>, SessionAt
         format!("?{}", kept.join("&"))
     };
     let mut list = Vec::new();
+    if hosts.contains(',') && hosts.split(',').any(str::is_empty) {
+        return Err(invalid(
+            "the database URL's host list has an empty entry (two commas, or a leading one)".into(),
+        ));
+    }
     for host in hosts.split(',') {
         let label = host_label(host)?;
         list.push((label, format!("{scheme}://{userinfo}{host}{path}{query}")));
