@@ -116,7 +116,7 @@ async fn sqlite_root_copied_to_postgres_keeps_certificates_officers_and_audit() 
             && copied.contains("audit trail on the copy: intact"),
         "{copied}"
     );
-    drop(gateway);
+    // (The SQLite gateway stays up: dropping it would remove the root.)
 
     // The root on PostgreSQL: the same listings, a clean audit trail.
     let sqlite_toml = std::fs::read_to_string(root.join("conf/gateway.toml")).unwrap();
