@@ -9,7 +9,12 @@
 # was back; the old primary comes back as a standby before the next round. Last, a
 # `patronictl switchover` under API load: no 5xx may reach a client that retries.
 #
-#   scripts/ha-rehearsal.sh [--failovers N] [--load-seconds S] [--keep]
+#   scripts/ha-rehearsal.sh [--failovers N] [--load-seconds S] [--require-sync] [--keep]
+#
+# --require-sync sets `[database] require_synchronous_replication = true` on both gateway nodes:
+# with two database nodes, issuance then stops after a failover until the old primary is back as
+# a synchronous standby (Patroni's synchronous_mode alone already keeps a failover from losing
+# acknowledged commits; the requirement also refuses to deliver a token held by one server only).
 #
 # Needs: etcd (etcd-server), patroni, haproxy, nginx, PostgreSQL server binaries
 # (/usr/lib/postgresql/<v>/bin), python3 with cryptography, openssl, psql; root (PostgreSQL and
@@ -18,17 +23,18 @@
 # Everything lives in $WORK (default /tmp/ast-ha-rehearsal), removed at the end unless --keep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FAILOVERS=3 LOAD=45 KEEP=0
+FAILOVERS=3 LOAD=45 KEEP=0 REQUIRE=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --failovers) FAILOVERS=$2; shift 2 ;;
     --load-seconds) LOAD=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--failovers N] [--load-seconds S] [--keep]" >&2; exit 2 ;;
+    --require-sync) REQUIRE=true; shift ;;
+    *) echo "usage: $0 [--failovers N] [--load-seconds S] [--require-sync] [--keep]" >&2; exit 2 ;;
   esac
 done
 WORK=${WORK:-/tmp/ast-ha-rehearsal}
-BIN=${AST_GATEWAY:-$(ls -t target/release/ast-gateway target/debug/ast-gateway 2>/dev/null | head -1)}
+BIN=${AST_GATEWAY:-$( (ls -t target/release/ast-gateway target/debug/ast-gateway 2>/dev/null || true) | head -1)}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 LOADPY="python3 $(pwd)/scripts/ha-rehearsal-load.py"
 for tool in etcd patroni patronictl haproxy nginx openssl psql python3 runuser; do
@@ -158,7 +164,7 @@ HAPROXY_URL="postgres://postgres@127.0.0.1:55000/ast"
 MULTI_URL="postgres://postgres@127.0.0.1:55432,127.0.0.1:55433/ast?target_session_attrs=read-write"
 "$BIN" init --root "$WORK/gw-a" --http 127.0.0.1:28081 --public-url http://127.0.0.1:28080 >/dev/null
 configure_node() { # root url https-port admin-port
-  sed -i -e "s|^url = \"sqlite://data/ast-gateway.db\"|url = \"$2\"\nrequire_synchronous_replication = true|" \
+  sed -i -e "s|^url = \"sqlite://data/ast-gateway.db\"|url = \"$2\"\nrequire_synchronous_replication = $REQUIRE|" \
     -e "s|^# https = \"127.0.0.1:8443\"|https = \"127.0.0.1:$3\"|" \
     -e 's|^# tls_cert|tls_cert|' -e 's|^# tls_key|tls_key|' -e 's|^# client_ca|client_ca|' \
     -e "s|^admin = \"127.0.0.1:9102\"|admin = \"127.0.0.1:$4\"|" \
@@ -219,6 +225,8 @@ audit_verify() {
   done
 }
 SUMMARY="$WORK/summary.jsonl"
+log "Patroni ttl 10, loop_wait 2, retry_timeout 4, primary_start_timeout 0, synchronous_mode on;" \
+  "require_synchronous_replication = $REQUIRE; $BIN; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- Failovers: kill -9 of the primary's postmaster under load --------------------------------
 for round in $(seq 1 "$FAILOVERS"); do
