@@ -117,6 +117,8 @@ pub(super) async fn durability_report(settings: &GatewayConfig) -> Vec<String> {
             }
             lines
         }
-        Err(e) => vec![format!("warning: database durability could not be read: {e}")],
+        Err(e) => vec![format!(
+            "warning: database durability could not be read: {e}"
+        )],
     }
 }

@@ -382,5 +382,10 @@ fn synchronous_replication_is_required_only_of_postgresql() {
             .database_url
             .starts_with("postgres://ast@db1:5432,db2:5432/")
     );
-    assert!(!load_edited(|t| t).unwrap().settings.database_require_synchronous);
+    assert!(
+        !load_edited(|t| t)
+            .unwrap()
+            .settings
+            .database_require_synchronous
+    );
 }

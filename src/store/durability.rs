@@ -10,8 +10,8 @@
 //! `remote_write`, the acknowledgement waits for a standby, and a failover manager that promotes
 //! only a synchronous standby (Patroni's `synchronous_mode`) loses nothing acknowledged.
 //!
-//! The requirement is checked inside each issuing transaction, on its own session, just before
-//! its commit: settings change at run time (Patroni empties `synchronous_standby_names` when
+//! The requirement is checked inside each issuing transaction, on the session that commits it:
+//! settings change at run time (Patroni empties `synchronous_standby_names` when
 //! its synchronous standby is gone and `synchronous_mode_strict` is off), and a session may have
 //! its own `synchronous_commit`.
 
@@ -128,9 +128,7 @@ async fn read(connection: &mut AnyConnection, server: &str) -> Result<Durability
 
 /// Inside an issuing transaction, before its commit: [`StoreError::NotReplicated`] when the
 /// session would commit without waiting for a synchronous standby.
-pub(super) async fn require_synchronous(
-    connection: &mut AnyConnection,
-) -> Result<(), StoreError> {
+pub(super) async fn require_synchronous(connection: &mut AnyConnection) -> Result<(), StoreError> {
     let row = sqlx::query(
         "SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit')",
     )
@@ -191,6 +189,10 @@ mod tests {
             synchronous_commit: "on".into(),
             synchronous_standbys: None,
         };
-        assert!(asynchronous.describe().contains("NO synchronous replication"));
+        assert!(
+            asynchronous
+                .describe()
+                .contains("NO synchronous replication")
+        );
     }
 }

@@ -157,9 +157,14 @@ fn host_label(host: &str) -> Result<String, StoreError> {
     }
     let (name, port) = if let Some(bracketed) = host.strip_prefix('[') {
         let Some((name, after)) = bracketed.split_once(']') else {
-            return Err(invalid("an IPv6 address in the database URL lacks its `]`".into()));
+            return Err(invalid(
+                "an IPv6 address in the database URL lacks its `]`".into(),
+            ));
         };
-        (format!("[{name}]"), after.strip_prefix(':').unwrap_or(after))
+        (
+            format!("[{name}]"),
+            after.strip_prefix(':').unwrap_or(after),
+        )
     } else {
         match host.rsplit_once(':') {
             Some((name, port)) => (name.to_string(), port),

@@ -11,18 +11,25 @@ fn multi_host_urls_become_one_url_per_server() {
     .unwrap();
     assert_eq!(attrs, SessionAttrs::ReadWrite);
     let labels: Vec<&str> = hosts.iter().map(|(l, _)| l.as_str()).collect();
-    assert_eq!(labels, ["db1.example:5433", "db2.example:5432", "[::1]:6432"]);
+    assert_eq!(
+        labels,
+        ["db1.example:5433", "db2.example:5432", "[::1]:6432"]
+    );
     assert_eq!(
         hosts[0].1,
         "postgres://u:p%40ss@db1.example:5433/ast?sslmode=require"
     );
-    assert_eq!(hosts[1].1, "postgres://u:p%40ss@db2.example/ast?sslmode=require");
-    assert_eq!(hosts[2].1, "postgres://u:p%40ss@[::1]:6432/ast?sslmode=require");
+    assert_eq!(
+        hosts[1].1,
+        "postgres://u:p%40ss@db2.example/ast?sslmode=require"
+    );
+    assert_eq!(
+        hosts[2].1,
+        "postgres://u:p%40ss@[::1]:6432/ast?sslmode=require"
+    );
     // Each per-host URL is one sqlx accepts.
-    let targets = Targets::parse(
-        "postgresql://u@h1:5432,h2:5433/db?target_session_attrs=primary",
-    )
-    .unwrap();
+    let targets =
+        Targets::parse("postgresql://u@h1:5432,h2:5433/db?target_session_attrs=primary").unwrap();
     assert!(targets.is_multi_host());
     assert_eq!(targets.attrs, SessionAttrs::Primary);
     assert_eq!(targets.labels(), "h1:5432, h2:5433");

@@ -85,7 +85,10 @@ async fn sqlite_root_copied_to_postgres_keeps_certificates_officers_and_audit() 
     }
     let certificates = json(&cli_ok(&root, &["certs", "list", "--json"]));
     let victim = certificates[0]["serial"].as_str().unwrap().to_string();
-    cli_ok(&root, &["certs", "revoke", &victim, "--reason", "keyCompromise"]);
+    cli_ok(
+        &root,
+        &["certs", "revoke", &victim, "--reason", "keyCompromise"],
+    );
     let officer_file = root.join("olle.p12");
     cli_ok(
         &root,
@@ -103,7 +106,10 @@ async fn sqlite_root_copied_to_postgres_keeps_certificates_officers_and_audit() 
         ],
     );
     let before_certs = sorted(json(&cli_ok(&root, &["certs", "list", "--json"])), "serial");
-    let before_officers = sorted(json(&cli_ok(&root, &["officer", "list", "--json"])), "serial");
+    let before_officers = sorted(
+        json(&cli_ok(&root, &["officer", "list", "--json"])),
+        "serial",
+    );
     assert_eq!(before_certs.as_array().unwrap().len(), 6);
     assert_eq!(before_officers.as_array().unwrap().len(), 1);
     assert!(cli_ok(&root, &["audit", "verify"]).contains("intact"));
@@ -122,8 +128,14 @@ async fn sqlite_root_copied_to_postgres_keeps_certificates_officers_and_audit() 
     let sqlite_toml = std::fs::read_to_string(root.join("conf/gateway.toml")).unwrap();
     point_at(&root, &target.url);
     let after_certs = sorted(json(&cli_ok(&root, &["certs", "list", "--json"])), "serial");
-    let after_officers = sorted(json(&cli_ok(&root, &["officer", "list", "--json"])), "serial");
-    assert_eq!(after_certs, before_certs, "certificates (statuses included)");
+    let after_officers = sorted(
+        json(&cli_ok(&root, &["officer", "list", "--json"])),
+        "serial",
+    );
+    assert_eq!(
+        after_certs, before_certs,
+        "certificates (statuses included)"
+    );
     assert_eq!(after_officers, before_officers, "officers");
     let revoked: Vec<&Value> = after_certs
         .as_array()

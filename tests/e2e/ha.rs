@@ -28,7 +28,7 @@ use ast_gateway::config::Root;
 use ast_gateway::http::{Listeners, start};
 use ast_gateway::issuance::Gateway;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
-use sqlx::Row;
+use sqlx::{Connection as _, Row};
 
 use crate::kit::{ALICE, TestGateway, client, skipped};
 use pair::Pair;
@@ -241,7 +241,6 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
     // 4. Promotion: ready again by itself, on the second server; no synchronous standby there,
     //    so issuance is refused with replication-required (audited below).
     pair.promote_standby();
-    let promoted = Instant::now();
     let ready_after = wait_readyz(&base, 200, Duration::from_secs(30)).await;
     println!(
         "ha: ready {ready_after:?} after the promotion, {:?} after kill -9",
@@ -253,7 +252,6 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
         String::from_utf8_lossy(&refused.body).contains("synchronous replication"),
         "the message says why"
     );
-    let _ = promoted;
 
     // 5. Without the requirement, the same root issues on the new primary.
     configure(&root, &url, false);
@@ -287,7 +285,11 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
         .await
         .unwrap();
         let (certificates, audit): (i64, i64) = (row.get(0), row.get(1));
-        assert_eq!((certificates, audit), (1, 1), "serial {serial} on the new primary");
+        assert_eq!(
+            (certificates, audit),
+            (1, 1),
+            "serial {serial} on the new primary"
+        );
     }
     let row = sqlx::query(
         "SELECT count(*) FROM certificates UNION ALL \
@@ -313,5 +315,3 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
     assert!(verify.status.success() && text.contains("intact"), "{text}");
     println!("ha: whole test {:?}", started.elapsed());
 }
-
-use sqlx::Connection as _;

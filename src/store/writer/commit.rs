@@ -34,7 +34,13 @@ pub(super) async fn commit(
             }
         };
         let synchronous = store.requires_synchronous();
-        let written = write(&mut connection, &store.audit, &records, &audits, synchronous);
+        let written = write(
+            &mut connection,
+            &store.audit,
+            &records,
+            &audits,
+            synchronous,
+        );
         let outcome = match store.bounded(async { Ok(written.await) }).await {
             Ok(written) => written,
             Err(e) => Err(Failed::Batch(e)),

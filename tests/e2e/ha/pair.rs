@@ -142,7 +142,16 @@ impl Pair {
         }
         self.ok(
             "initdb",
-            &["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            &[
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
         );
         let socket_dir = self.primary.data.parent().unwrap().display().to_string();
         let conf = format!(
@@ -189,12 +198,11 @@ impl Pair {
         let started = Instant::now();
         let mut primary = self.primary.connect().await;
         loop {
-            let row = sqlx::query(
-                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-            )
-            .fetch_one(&mut primary)
-            .await
-            .unwrap();
+            let row =
+                sqlx::query("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+                    .fetch_one(&mut primary)
+                    .await
+                    .unwrap();
             if row.get::<i64, _>(0) == 1 {
                 return;
             }
@@ -229,7 +237,13 @@ impl Drop for Pair {
             if server.data.join("postmaster.pid").exists() {
                 let _ = self.command(
                     "pg_ctl",
-                    &["-D", server.data.to_str().unwrap(), "stop", "-m", "immediate"],
+                    &[
+                        "-D",
+                        server.data.to_str().unwrap(),
+                        "stop",
+                        "-m",
+                        "immediate",
+                    ],
                 );
             }
         }
