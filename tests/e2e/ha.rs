@@ -137,6 +137,11 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
             && durability.contains(&format!("127.0.0.1:{}", pair.primary.port)),
         "{durability}"
     );
+    let check = run_ok(bin(), &["config", "check", "--root", &root_arg]);
+    assert!(
+        check.contains("database durability: PostgreSQL at") && !check.contains("REFUSING"),
+        "{check}"
+    );
 
     // 1. Synchronous pair: delivered, through the form and the API.
     let mut delivered = Vec::new();
@@ -250,8 +255,14 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
         counts[1].get::<i64, _>(0) >= 1,
         "the replication-required refusal is audited"
     );
-    let verify = run(bin(), &["audit", "verify", "--root", &root_arg]);
-    let text = String::from_utf8_lossy(&verify.stdout).to_string();
-    assert!(verify.status.success() && text.contains("intact"), "{text}");
+    // Both roots: a's own anchors, and b's (b started without a's anchor file, as a new node).
+    for root in [&root, &root_b] {
+        let verify = run(
+            bin(),
+            &["audit", "verify", "--root", root.dir().to_str().unwrap()],
+        );
+        let text = String::from_utf8_lossy(&verify.stdout).to_string();
+        assert!(verify.status.success() && text.contains("intact"), "{text}");
+    }
     println!("ha: whole test {:?}", started.elapsed());
 }
