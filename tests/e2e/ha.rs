@@ -1,5 +1,5 @@
 //! High availability on PostgreSQL, bounded: two plain PostgreSQL servers started by the test
-//! (a primary and a synchronous streaming standby, `ha/pair.rs`), a gateway (`ha/node.rs`)
+//! (a primary and a synchronous streaming standby, `ha/pair.rs`), a gateway node (`ha/node.rs`)
 //! whose `[database] url` names both (`postgres://…@h1,h2/db?target_session_attrs=read-write`)
 //! with `require_synchronous_replication = true`.
 //!
@@ -13,7 +13,7 @@
 //! 4. The standby is promoted: `/readyz` turns 200 by itself (the gateway finds the second
 //!    server of the URL); it has no synchronous standby, so issuance is refused with 503
 //!    `replication-required`, audited.
-//! 5. A second node on a copy of the root, without the requirement, issues on the new primary;
+//! 5. A second node (the files docs/scale-out.md says a new node takes), without the requirement, issues on the new primary;
 //!    the API call refused in 3 and 4 is retried there with its key: issued once, and a further
 //!    retry answers 409 `already-issued` with the same serials.
 //! 6. Every token answered 200 has its certificates and its audit row on the new primary, no
@@ -31,11 +31,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ast_gateway::config::Root;
 use sqlx::{Connection as _, Row};
 
-use crate::kit::{client, run, run_ok, skipped};
-use node::{Node, configure, init};
+use crate::kit::{TestGateway, client, run, run_ok, skipped};
+use node::{api, configure, copy_node, form};
 use pair::Pair;
 
 fn bin() -> &'static Path {
@@ -68,9 +67,14 @@ async fn wait_readyz(base: &str, status: u16, within: Duration) -> Duration {
 }
 
 /// Issues `count` tokens through the form, each expected to be delivered.
-async fn form_delivered(node: &Node, from: usize, count: usize, delivered: &mut Vec<String>) {
+async fn form_delivered(
+    node: &TestGateway,
+    from: usize,
+    count: usize,
+    delivered: &mut Vec<String>,
+) {
     for n in from..from + count {
-        let answer = node.form(n).await;
+        let answer = form(node, n).await;
         assert_eq!(answer.status, 200, "token {n}: {}", answer.code);
         let serials = answer.serials();
         assert_eq!(serials.len(), 2, "token {n}: two certificates");
@@ -80,9 +84,13 @@ async fn form_delivered(node: &Node, from: usize, count: usize, delivered: &mut 
 
 /// Issues through the form until a request is refused (the server's change takes a moment to
 /// reach every session): tokens delivered meanwhile count as delivered. The refusal.
-async fn until_refused(node: &Node, from: usize, delivered: &mut Vec<String>) -> node::Answer {
+async fn until_refused(
+    node: &TestGateway,
+    from: usize,
+    delivered: &mut Vec<String>,
+) -> node::Answer {
     for n in from..from + 20 {
-        let answer = node.form(n).await;
+        let answer = form(node, n).await;
         if answer.status != 200 {
             return answer;
         }
@@ -124,12 +132,9 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/ast?target_session_attrs=read-write",
         pair.primary.port, pair.standby.port
     );
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path().join("a"));
-    init(&root);
-    configure(&root, &url, true);
-    let a = Node::start(&root).await;
-    let officer = a.officer().await;
+    let a = TestGateway::start_https(|root| configure(root, &url, true)).await;
+    let root = a.root();
+    let (_, officer) = a.officer("HA Officer", &["api-issue"]).await;
     let root_arg = root.dir().to_str().unwrap().to_string();
     let durability = run_ok(bin(), &["db", "durability", "--root", &root_arg]);
     assert!(
@@ -146,9 +151,14 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
     // 1. Synchronous pair: delivered, through the form and the API.
     let mut delivered = Vec::new();
     form_delivered(&a, 0, 5, &mut delivered).await;
-    let api = a.api(&officer, "ha-first", 1).await;
-    assert_eq!(api.status, 200, "{}", String::from_utf8_lossy(&api.body));
-    delivered.extend(api.serials());
+    let first = api(&a, &officer, "ha-first", 1).await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    delivered.extend(first.serials());
     assert_eq!(readyz(&a.base).await, 200);
 
     // 2. The primary turns read-only: refused, unready; back: ready, issuing.
@@ -168,7 +178,7 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
     until_refused(&a, 200, &mut delivered)
         .await
         .assert_retry_later("unavailable", "primary killed");
-    a.api(&officer, "ha-across", 2)
+    api(&a, &officer, "ha-across", 2)
         .await
         .assert_retry_later("unavailable", "API call, primary killed");
     wait_readyz(&a.base, 503, Duration::from_secs(15)).await;
@@ -181,31 +191,26 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
         "ha: ready {ready_after:?} after the promotion, {:?} after kill -9",
         killed.elapsed()
     );
-    let refused = a.form(300).await;
+    let refused = form(&a, 300).await;
     refused.assert_retry_later("replication-required", "asynchronous new primary");
     assert!(
         String::from_utf8_lossy(&refused.body).contains("synchronous replication"),
         "the message says why"
     );
-    a.api(&officer, "ha-across", 2)
+    api(&a, &officer, "ha-across", 2)
         .await
         .assert_retry_later("replication-required", "API retry, asynchronous");
 
     // 5. Another node (a copy of the root) without the requirement issues on the new primary;
     //    the API call refused above is retried there with its key: issued once.
-    let root_b = Root::new(dir.path().join("b"));
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(root.dir())
-        .arg(root_b.dir())
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    let _ = std::fs::remove_file(root_b.audit_anchors());
-    configure(&root_b, &url, false);
-    let b = Node::start(&root_b).await;
+    let b = TestGateway::start_https(|root_b| {
+        copy_node(&root, root_b);
+        configure(root_b, &url, false);
+    })
+    .await;
+    let root_b = b.root();
     form_delivered(&b, 400, 3, &mut delivered).await;
-    let issued = b.api(&officer, "ha-across", 2).await;
+    let issued = api(&b, &officer, "ha-across", 2).await;
     assert_eq!(
         issued.status,
         200,
@@ -213,7 +218,7 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
         String::from_utf8_lossy(&issued.body)
     );
     delivered.extend(issued.serials());
-    let again = b.api(&officer, "ha-across", 2).await;
+    let again = api(&b, &officer, "ha-across", 2).await;
     assert_eq!((again.status, again.code.as_str()), (409, "already-issued"));
     assert_eq!(again.serials(), issued.serials(), "the recorded token");
 

@@ -1,30 +1,17 @@
-//! A gateway node of the failover test: the embedded default on a temporary root, HTTP (the
-//! form) and HTTPS with officer mTLS (the API), `[database]` pointing at the test's servers; an
-//! officer with `api-issue`; requests through the form and the API with an `Idempotency-Key`.
+//! What the failover test does with a gateway node (a `kit::TestGateway` started with
+//! `start_https`): `[database]` pointing at the test's servers, a second node made as
+//! docs/scale-out.md says (conf/, the CA, TLS and secret-key files; not the anchor file),
+//! requests through the form and through the API with an `Idempotency-Key`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ast_gateway::config::Root;
-use ast_gateway::http::{Listeners, RunningServer, start};
-use ast_gateway::identity::Caller;
-use ast_gateway::issuance::Gateway;
-use ast_gateway::token::Pin;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 
-use crate::kit::{ALICE, client};
+use crate::kit::{ALICE, TestGateway, client};
 
 pub const PIN: &str = "Str0ng-Pass!";
-
-/// A running node.
-pub struct Node {
-    pub gateway: Arc<Gateway>,
-    pub base: String,
-    https: SocketAddr,
-    _server: RunningServer,
-}
 
 /// An answer, read whole.
 pub struct Answer {
@@ -32,22 +19,6 @@ pub struct Answer {
     pub code: String,
     pub retry_after: Option<String>,
     pub body: Vec<u8>,
-}
-
-/// Writes the embedded default into `root` (once) with HTTPS and officer mTLS, EC keys.
-pub fn init(root: &Root) {
-    ast_gateway::issuance::write_default(root).unwrap();
-    let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
-    let toml = toml
-        .replace("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"")
-        .replace("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
-        .replace("# tls_cert", "tls_cert")
-        .replace("# tls_key", "tls_key")
-        .replace("# client_ca", "client_ca")
-        .replace("iterations = 10000", "iterations = 1000")
-        .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-        .replace("admin = \"127.0.0.1:9102\"", "admin = \"\"");
-    std::fs::write(root.gateway_toml(), toml).unwrap();
 }
 
 /// Points the root's `[database]` at `url`, with or without the synchronous requirement.
@@ -79,79 +50,54 @@ pub fn configure(root: &Root, url: &str, require_synchronous: bool) {
     std::fs::write(root.gateway_toml(), out.join("\n") + "\n").unwrap();
 }
 
-impl Node {
-    /// Opens the gateway of `root` and serves it on the configured listeners.
-    pub async fn start(root: &Root) -> Node {
-        let config = ast_gateway::rules::load(root).unwrap_or_else(|e| panic!("config: {e}"));
-        let gateway = Gateway::open(config)
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        let server = start(gateway.clone(), Listeners::default()).await.unwrap();
-        Node {
-            gateway,
-            base: format!("http://{}", server.http_addr.unwrap()),
-            https: server.https_addr.unwrap(),
-            _server: server,
+/// Makes `root` (just written with the embedded default) a new node of `existing`: its
+/// conf/, data/ca/, data/tls/ and data/secret.key, never its data/audit-anchors.log.
+pub fn copy_node(existing: &Root, root: &Root) {
+    for part in ["conf", "data/ca", "data/tls", "data/secret.key"] {
+        let target = root.dir().join(part);
+        if target.is_dir() {
+            std::fs::remove_dir_all(&target).unwrap();
         }
-    }
-
-    /// An officer holding `api-issue`, as PEM (certificate and key).
-    pub async fn officer(&self) -> Vec<u8> {
-        let issued = self
-            .gateway
-            .issue_officer(
-                &Caller::Cli,
-                "HA Officer",
-                vec!["api-issue".into()],
-                Pin::new("officer-pw".into()),
-            )
-            .await
+        let parent = target.parent().unwrap();
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(existing.dir().join(part))
+            .arg(parent)
+            .status()
             .unwrap();
-        crate::trust::identity_pem(&issued.pkcs12, "officer-pw")
+        assert!(status.success(), "cp -a {part}");
     }
+}
 
-    /// The form, as Alice with another common name.
-    pub async fn form(&self, n: usize) -> Answer {
-        let mut request = client()
-            .post(format!("{}/pgwy/ast", self.base))
-            .timeout(Duration::from_secs(60))
-            .form(&[("password", PIN)]);
-        for (name, value) in ALICE {
-            let value = match *name {
-                "commonname" => format!("HA User {n}"),
-                _ => value.to_string(),
-            };
-            request = request.header(*name, value);
-        }
-        answer(request).await
+/// The form, as Alice with another common name.
+pub async fn form(node: &TestGateway, n: usize) -> Answer {
+    let mut request = client()
+        .post(node.http_url("/pgwy/ast"))
+        .timeout(Duration::from_secs(60))
+        .form(&[("password", PIN)]);
+    for (name, value) in ALICE {
+        let value = match *name {
+            "commonname" => format!("HA User {n}"),
+            _ => value.to_string(),
+        };
+        request = request.header(*name, value);
     }
+    answer(request).await
+}
 
-    /// `POST softtokens` with an `Idempotency-Key`, as `officer` (PEM), JSON answer.
-    pub async fn api(&self, officer: &[u8], key: &str, n: usize) -> Answer {
-        let root_ca =
-            std::fs::read(self.gateway.settings().root.data().join("ca/root.pem")).unwrap();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .tls_certs_only([reqwest::Certificate::from_pem(&root_ca).unwrap()])
-            .resolve("localhost", self.https)
-            .identity(reqwest::Identity::from_pem(officer).unwrap())
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        let body = serde_json::json!({"password": PIN, "fields": {
-            "commonname": format!("HA Api {n}"), "givenname": "Api", "surname": "User",
-            "email": format!("api{n}@example.com"), "country": "SE"}});
-        let request = client
-            .post(format!(
-                "https://localhost:{}/pgwy/api/softtokens",
-                self.https.port()
-            ))
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .header("idempotency-key", key)
-            .body(body.to_string());
-        answer(request).await
-    }
+/// `POST softtokens` with an `Idempotency-Key`, as `officer` (PEM), JSON answer.
+pub async fn api(node: &TestGateway, officer: &[u8], key: &str, n: usize) -> Answer {
+    let body = serde_json::json!({"password": PIN, "fields": {
+        "commonname": format!("HA Api {n}"), "givenname": "Api", "surname": "User",
+        "email": format!("api{n}@example.com"), "country": "SE"}});
+    let request = node
+        .https_client(Some(officer), Duration::from_secs(60))
+        .post(node.https_url("/pgwy/api/softtokens"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_string());
+    answer(request).await
 }
 
 async fn answer(request: reqwest::RequestBuilder) -> Answer {
