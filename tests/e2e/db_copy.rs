@@ -10,7 +10,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::databases::TestDatabase;
+use crate::kit::databases::TestDatabase;
 use crate::kit::{ALICE, TestGateway, run};
 
 fn bin() -> &'static Path {
