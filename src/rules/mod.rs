@@ -129,8 +129,9 @@ pub fn load(root: &Root) -> Result<Configuration, ConfigErrors> {
         .and_then(|(file, toml)| diagnostics.take(procedures(file, toml)));
     let rules = read_ast(root, PARAMETERS, &mut diagnostics)
         .and_then(|ast| build_rules(root, &ast, procedures, &mut diagnostics));
+    let ast = rules.as_ref().map(|r| r.handlers.as_slice());
     let api = read_api(root, API_PARAMETERS, &mut diagnostics)
-        .and_then(|file| diagnostics.take(build_api(&file)));
+        .and_then(|file| diagnostics.take(build_api(&file, ast)));
     match (settings, rules, api) {
         (Some(settings), Some(rules), Some(api)) if diagnostics.is_empty() => Ok(Configuration {
             rules: Rules {

@@ -18,9 +18,13 @@
 //! * a plain SafeContents with one pkcs8ShroudedKeyBag per key (friendlyName, localKeyId);
 //! * a MAC over the authenticated safe (PKCS#12 KDF, RFC 7292 Appendix B).
 //!
-//! Modern: pkcs5::pbes2::PBES2_OID / PBKDF2-HMAC-rfc5912::ID_SHA_256 / AES-256-CBC (32-byte salt) for both the certificate
-//! safe and the keys, HMAC-rfc5912::ID_SHA_256 MAC. Legacy: pbeWithSHAAnd3-KeyTripleDES-CBC for both,
-//! HMAC-rfc5912::ID_SHA_1 MAC (never RC2). Iteration counts are the same for encryption and MAC.
+//! Modern: PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC (32-byte salt) for both the certificate
+//! safe and the keys, HMAC-SHA256 MAC keyed by the PKCS#12 KDF. Legacy:
+//! pbeWithSHAAnd3-KeyTripleDES-CBC for both, HMAC-SHA1 MAC (never RC2). PBMAC1: the encryption
+//! of modern, and a PBMAC1 MAC (RFC 9579, `pfx/pbmac1.rs`): no PKCS#12 KDF anywhere in the file.
+//! Iteration counts are the same for encryption and MAC.
+
+mod pbmac1;
 
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeEncrypt, KeyIvInit};
@@ -47,6 +51,8 @@ pub enum PfxError {
     Pbes2(#[from] pkcs5::Error),
     #[error("iteration count too large")]
     IterationsTooLarge,
+    #[error("iteration count must be at least 1")]
+    NoIterations,
     #[error("no randomness")]
     NoRandomness,
     #[error("3DES key or IV of the wrong length")]
@@ -56,10 +62,12 @@ pub enum PfxError {
 /// How the file is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Protection {
-    /// pkcs5::pbes2::PBES2_OID / PBKDF2-HMAC-rfc5912::ID_SHA_256 / AES-256-CBC, HMAC-rfc5912::ID_SHA_256 MAC.
+    /// PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC, HMAC-SHA256 MAC (PKCS#12 KDF).
     Modern,
-    /// pbeWithSHAAnd3-KeyTripleDES-CBC, HMAC-rfc5912::ID_SHA_1 MAC.
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC, HMAC-SHA1 MAC.
     Legacy,
+    /// PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC, PBMAC1 MAC (PBKDF2-HMAC-SHA256, HMAC-SHA256).
+    Pbmac1,
 }
 
 /// One private key and its certificate, as they go into the file.
@@ -125,7 +133,12 @@ pub(super) fn encode(
     let keys = data(&key_bags.to_der()?)?;
 
     let authenticated_safe = vec![certificates, keys].to_der()?;
-    let mac_data = mac(&authenticated_safe, password, protection, iterations_i32)?;
+    let mac_data = match protection {
+        Protection::Pbmac1 => pbmac1::mac_data(&authenticated_safe, password, iterations)?,
+        Protection::Modern | Protection::Legacy => {
+            mac(&authenticated_safe, password, protection, iterations_i32)?
+        }
+    };
     let pfx = Pfx {
         version: Version::V3,
         auth_safe: data(&authenticated_safe)?,
@@ -192,7 +205,7 @@ fn random<const N: usize>() -> Result<[u8; N], PfxError> {
     Ok(bytes)
 }
 
-/// Encrypts `plaintext` under the password: pkcs5::pbes2::PBES2_OID (modern) or PKCS#12 PBE 3DES (legacy).
+/// Encrypts `plaintext` under the password: PBES2 (modern, PBMAC1) or PKCS#12 PBE 3DES (legacy).
 fn encrypt(
     plaintext: &[u8],
     password: &str,
@@ -200,7 +213,7 @@ fn encrypt(
     iterations: u32,
 ) -> Result<(AlgorithmIdentifierOwned, Vec<u8>), PfxError> {
     match protection {
-        Protection::Modern => {
+        Protection::Modern | Protection::Pbmac1 => {
             let salt: [u8; 32] = random()?;
             let iv: [u8; 16] = random()?;
             let parameters =
@@ -246,7 +259,8 @@ fn encrypt(
     }
 }
 
-/// The MAC over the authenticated safe (RFC 7292 §5.1, key from Appendix B).
+/// The MAC over the authenticated safe (RFC 7292 §5.1, key from Appendix B); PBMAC1 is in
+/// `pbmac1.rs`.
 fn mac(
     authenticated_safe: &[u8],
     password: &str,
@@ -257,7 +271,7 @@ fn mac(
     let salt: [u8; 8] = random()?;
     let password = kdf_password(password);
     let (oid, algorithm, key) = match protection {
-        Protection::Modern => (
+        Protection::Modern | Protection::Pbmac1 => (
             rfc5912::ID_SHA_256,
             hmac::HMAC_SHA256,
             derive_key::<sha2::Sha256>(&password, &salt, Pkcs12KeyType::Mac, iterations, 32),

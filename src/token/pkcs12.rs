@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 
 use super::{GeneratedKey, Pin, TokenError, pfx};
 
-/// PKCS#12 profiles. `pbmac1` (RFC 9579 MACs) is not offered yet.
+/// PKCS#12 profiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pkcs12Profile {
@@ -20,6 +20,10 @@ pub enum Pkcs12Profile {
     /// pbeWithSHAAnd3-KeyTripleDES-CBC for both bags, HMAC-SHA1 MAC. Never RC2: OpenSSL 3
     /// reads it only with its legacy provider.
     Legacy,
+    /// The encryption of `Modern`, with a PBMAC1 MAC (RFC 9579: PBKDF2-HMAC-SHA256 key,
+    /// HMAC-SHA256): no PKCS#12 KDF in the file, for FIPS-minded relying parties. Needs a
+    /// reader that knows PBMAC1 (OpenSSL 3.4 and later).
+    Pbmac1,
 }
 
 impl Pkcs12Profile {
@@ -28,6 +32,7 @@ impl Pkcs12Profile {
         match self {
             Pkcs12Profile::Modern => "modern",
             Pkcs12Profile::Legacy => "legacy",
+            Pkcs12Profile::Pbmac1 => "pbmac1",
         }
     }
 }
@@ -44,11 +49,9 @@ impl FromStr for Pkcs12Profile {
         match s {
             "modern" => Ok(Pkcs12Profile::Modern),
             "legacy" => Ok(Pkcs12Profile::Legacy),
-            "pbmac1" => Err(
-                "PKCS#12 profile `pbmac1` is not supported yet; use `modern` or `legacy`".into(),
-            ),
+            "pbmac1" => Ok(Pkcs12Profile::Pbmac1),
             other => Err(format!(
-                "unknown PKCS#12 profile `{other}`; expected `modern` or `legacy`"
+                "unknown PKCS#12 profile `{other}`; expected `modern`, `legacy` or `pbmac1`"
             )),
         }
     }
@@ -109,6 +112,7 @@ pub fn write_pkcs12(
     let protection = match profile {
         Pkcs12Profile::Modern => pfx::Protection::Modern,
         Pkcs12Profile::Legacy => pfx::Protection::Legacy,
+        Pkcs12Profile::Pbmac1 => pfx::Protection::Pbmac1,
     };
     Ok(pfx::encode(
         &keys,

@@ -168,18 +168,76 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Is
     IdempotencyKey::parse(value.as_bytes()).map(Some)
 }
 
-/// True when the client asks for `media` (an exact media type in `Accept`).
-pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
-    headers
+/// The media type of `offered` the client's `Accept` prefers (RFC 9110 §12.5.1): the highest
+/// quality, the most specific range deciding a type's quality (`type/subtype` over `type/*` over
+/// `*/*`), ties to the earlier one in `offered`. Without `Accept`, or when it accepts none of
+/// them, the first of `offered` (the default answer; 406 is never sent). At most 64 ranges are
+/// read.
+pub fn negotiate<'a>(headers: &HeaderMap, offered: &[&'a str]) -> &'a str {
+    let default = offered.first().copied().unwrap_or("application/json");
+    let ranges: Vec<(String, u16)> = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            item.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
-        })
+        .take(64)
+        .filter_map(media_range)
+        .collect();
+    if ranges.is_empty() {
+        return default;
+    }
+    let mut best: Option<(&str, u16)> = None;
+    for media in offered {
+        let quality = quality_of(media, &ranges);
+        if quality > 0 && best.is_none_or(|(_, q)| quality > q) {
+            best = Some((media, quality));
+        }
+    }
+    best.map_or(default, |(media, _)| media)
+}
+
+/// One `Accept` element: the range (lower case) and its quality in thousandths.
+fn media_range(item: &str) -> Option<(String, u16)> {
+    let mut parts = item.split(';');
+    let range = parts.next()?.trim().to_ascii_lowercase();
+    if !range.contains('/') {
+        return None;
+    }
+    let mut quality = 1000;
+    for parameter in parts {
+        if let Some((name, value)) = parameter.split_once('=')
+            && name.trim().eq_ignore_ascii_case("q")
+        {
+            quality = value
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|q| (0.0..=1.0).contains(q))
+                .map_or(0, |q| (q * 1000.0).round() as u16);
+        }
+    }
+    Some((range, quality))
+}
+
+/// The quality `ranges` give `media`: that of the most specific range matching it, 0 if none.
+fn quality_of(media: &str, ranges: &[(String, u16)]) -> u16 {
+    let kind = media.split('/').next().unwrap_or_default();
+    let specificity = |range: &str| {
+        if range.eq_ignore_ascii_case(media) {
+            Some(3)
+        } else if range.strip_suffix("/*") == Some(kind) {
+            Some(2)
+        } else if range == "*/*" {
+            Some(1)
+        } else {
+            None
+        }
+    };
+    ranges
+        .iter()
+        .filter_map(|(range, q)| specificity(range).map(|s| (s, *q)))
+        .max_by_key(|(s, q)| (*s, *q))
+        .map_or(0, |(_, q)| q)
 }
 
 #[cfg(test)]
@@ -267,15 +325,49 @@ mod tests {
         let e = query::<Q>(Some("other=1")).unwrap_err().to_string();
         assert!(e.contains("unknown field `other`"), "{e}");
         let mut h = HeaderMap::new();
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("text/html, application/json;q=0.9"),
-        );
-        assert!(accepts(&h, "application/json"));
-        assert!(!accepts(&h, "application/pkix-cert"));
         h.append("idempotency-key", HeaderValue::from_static("a"));
         assert_eq!(idempotency_key(&h).unwrap().unwrap().as_str(), "a");
         h.append("idempotency-key", HeaderValue::from_static("b"));
         assert!(idempotency_key(&h).is_err());
+    }
+
+    #[test]
+    fn negotiation_prefers_quality_then_specificity_then_the_default() {
+        const TOKEN: &[&str] = &["application/json", "application/x-pkcs12"];
+        let with = |accept: &[&str]| {
+            let mut h = HeaderMap::new();
+            for a in accept {
+                h.append(header::ACCEPT, HeaderValue::from_str(a).unwrap());
+            }
+            negotiate(&h, TOKEN)
+        };
+        // No Accept, anything, or nothing offered: the default (JSON).
+        assert_eq!(with(&[]), "application/json");
+        assert_eq!(with(&["*/*"]), "application/json");
+        assert_eq!(with(&["application/*"]), "application/json");
+        assert_eq!(with(&["text/html"]), "application/json");
+        assert_eq!(with(&["garbage"]), "application/json");
+        // The file when asked for, also among others.
+        assert_eq!(with(&["application/x-pkcs12"]), "application/x-pkcs12");
+        assert_eq!(with(&["APPLICATION/X-PKCS12; q=1"]), "application/x-pkcs12");
+        assert_eq!(
+            with(&["application/json;q=0.5, application/x-pkcs12"]),
+            "application/x-pkcs12"
+        );
+        assert_eq!(
+            with(&["application/json", "application/x-pkcs12"]),
+            "application/json"
+        );
+        assert_eq!(
+            with(&["*/*;q=0.1, application/x-pkcs12;q=0.2"]),
+            "application/x-pkcs12"
+        );
+        // The most specific range decides: JSON refused outright.
+        assert_eq!(
+            with(&["application/json;q=0, */*"]),
+            "application/x-pkcs12"
+        );
+        assert_eq!(with(&["application/json;q=0"]), "application/json");
+        assert_eq!(with(&["application/x-pkcs12;q=2"]), "application/json");
     }
 }

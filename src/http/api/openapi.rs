@@ -59,11 +59,71 @@ impl Modify for OfficerCertificate {
 /// The document as JSON (built once).
 pub fn document() -> &'static str {
     static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
+        serde_json::to_value(ApiDoc::openapi())
+            .map(|mut doc| {
+                complete(&mut doc);
+                doc
+            })
+            .and_then(|doc| serde_json::to_string_pretty(&doc))
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     });
     &DOCUMENT
+}
+
+/// What every operation may answer besides its own responses: the header section over
+/// `[limits] max_header_bytes` (answered before the operation runs) and an internal error.
+const EVERY_OPERATION: &[(&str, &str)] = &[
+    (
+        "431",
+        "The request's header section is larger than [limits] max_header_bytes (`too-large`)",
+    ),
+    (
+        "500",
+        "An internal error; the log has the detail under the request id (`internal`)",
+    ),
+];
+
+/// Completes what the `#[utoipa::path]` attributes cannot say: a schema for every answer that is
+/// not JSON (a file: PEM text or binary, so that generated clients keep the operation), and the
+/// answers every operation may give.
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (status, description) in EVERY_OPERATION {
+            responses.entry(*status).or_insert_with(|| {
+                json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+            });
+        }
+        for content in responses
+            .values_mut()
+            .filter_map(|r| r.get_mut("content"))
+            .filter_map(Value::as_object_mut)
+        {
+            for (media, body) in content.iter_mut() {
+                if body.get("schema").is_some() {
+                    continue;
+                }
+                body["schema"] = if media == "application/x-pem-file" {
+                    json!({"type": "string", "description": "PEM text"})
+                } else {
+                    json!({"type": "string", "format": "binary", "contentMediaType": media})
+                };
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct ApiIssue {
 #[derive(Debug)]
 pub(crate) struct ApiIssued {
     handler: Option<String>,
+    /// api.properties `astHandlers` of the API handler that authorized the call.
+    ast_handlers: Vec<u32>,
     token_procedure: Option<String>,
     key: Option<IdempotencyKey>,
     request_hash: String,
@@ -34,29 +36,42 @@ pub(crate) struct ApiIssued {
 }
 
 impl ApiIssued {
-    /// The AST handler whose format, verifiers and token procedure the request uses.
+    /// The AST handler whose format, verifiers and token procedure the request uses. Never the
+    /// order of the AST handlers: `handler` names one by path; `tokenProcedure` alone must be
+    /// issued by exactly one of the handlers the API issues through (api.properties
+    /// `astHandlers`, else every enabled handler); neither: the first of `astHandlers`, else the
+    /// handler of `/pgwy/ast`.
     pub(crate) fn select<'r>(&self, rules: &'r Rules) -> Result<&'r Handler, IssuanceError> {
         let shown = |s: &str| s.chars().take(64).collect::<String>();
+        let listed = !self.ast_handlers.is_empty();
+        let allowed = |h: &Handler| !listed || self.ast_handlers.contains(&h.number);
         let handler = match (&self.handler, &self.token_procedure) {
-            (Some(path), _) => rules.select(path).ok_or_else(|| {
-                IssuanceError::BadRequest(format!(
-                    "`handler`: no AST handler's filter matches \"{}\"; GET /pgwy/api/handlers lists them",
-                    shown(path)
-                ))
-            })?,
-            (None, Some(procedure)) => rules
+            (Some(path), _) => {
+                let handler = rules.select(path).ok_or_else(|| {
+                    IssuanceError::BadRequest(format!(
+                        "`handler`: no AST handler's filter matches \"{}\"; GET /pgwy/api/handlers lists them",
+                        shown(path)
+                    ))
+                })?;
+                if !allowed(handler) {
+                    return Err(IssuanceError::BadRequest(format!(
+                        "`handler`: \"{}\" is handler.{} of ast.properties, which the API does not issue through; api.properties astHandlers lists {}",
+                        shown(path),
+                        handler.number,
+                        list(&self.ast_handlers)
+                    )));
+                }
+                handler
+            }
+            (None, Some(procedure)) => by_procedure(rules, procedure, &self.ast_handlers)?,
+            (None, None) if listed => rules
                 .handlers
                 .iter()
-                .find(|h| h.token_procedure == *procedure)
-                .ok_or_else(|| {
-                    IssuanceError::BadRequest(format!(
-                        "`tokenProcedure`: no AST handler issues the token procedure \"{}\"; GET /pgwy/api/tokenprocedures and handlers list them",
-                        shown(procedure)
-                    ))
-                })?,
+                .find(|h| Some(&h.number) == self.ast_handlers.first())
+                .ok_or_else(|| IssuanceError::invariant("astHandlers names a missing handler"))?,
             (None, None) => rules.select("").ok_or_else(|| {
                 IssuanceError::BadRequest(
-                    "no AST handler serves the empty path; name one in `handler` or `tokenProcedure`"
+                    "no AST handler serves the empty path; name one in `handler` or `tokenProcedure`, or set astHandlers in api.properties"
                         .into(),
                 )
             })?,
@@ -108,10 +123,16 @@ impl Gateway {
             .check_signature(&issue.body, connection, &caller)
             .await?;
         let key = issue.idempotency_key?;
+        let ast_handlers = rules
+            .api
+            .select(&issue.path)
+            .map(|h| h.ast_handlers.clone())
+            .unwrap_or_default();
         Ok((
             caller,
             ApiIssued {
                 handler: issue.handler,
+                ast_handlers,
                 token_procedure: issue.token_procedure,
                 key,
                 request_hash: issue.request_hash,
@@ -211,6 +232,37 @@ impl Gateway {
         })
         .await
     }
+}
+
+/// The one handler issuing `procedure` among those the API issues through (`listed`, or every
+/// enabled handler when empty); several are refused, not chosen by their order.
+fn by_procedure<'r>(
+    rules: &'r Rules,
+    procedure: &str,
+    listed: &[u32],
+) -> Result<&'r Handler, IssuanceError> {
+    let shown: String = procedure.chars().take(64).collect();
+    let candidates: Vec<&Handler> = rules
+        .handlers
+        .iter()
+        .filter(|h| h.token_procedure == procedure)
+        .filter(|h| listed.is_empty() || listed.contains(&h.number))
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(one),
+        [] => Err(IssuanceError::BadRequest(format!(
+            "`tokenProcedure`: no AST handler the API issues through issues the token procedure \"{shown}\"; GET /pgwy/api/tokenprocedures and handlers list them"
+        ))),
+        several => Err(IssuanceError::BadRequest(format!(
+            "`tokenProcedure`: handlers {} of ast.properties all issue \"{shown}\", each with its own fields; name one in `handler`, or list the API's in api.properties astHandlers",
+            list(&several.iter().map(|h| h.number).collect::<Vec<_>>())
+        ))),
+    }
+}
+
+fn list(numbers: &[u32]) -> String {
+    let words: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    words.join(", ")
 }
 
 /// The answer to a reused key: the same request gets its token's serials, another one a conflict.

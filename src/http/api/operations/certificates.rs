@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::super::extract::{Call, accepts, query, signed_json};
+use super::super::extract::{Call, negotiate, query, signed_json};
 use super::super::model::{
     self, CertificateDetails, CertificateList, ErrorBody, ListQuery, ReinstateBody, RevokeBody,
     SerialPath, serial,
@@ -132,7 +132,8 @@ pub async fn certificate_details(
 
 /// Download one certificate.
 ///
-/// PEM by default; DER with `Accept: application/pkix-cert`.
+/// PEM by default; DER when `Accept` prefers `application/pkix-cert` or
+/// `application/octet-stream` (answered as the type asked for).
 #[utoipa::path(
     get,
     path = "/certificates/{serial}/download",
@@ -143,6 +144,7 @@ pub async fn certificate_details(
         (status = 200, description = "The certificate", content(
             ("application/x-pem-file"),
             ("application/pkix-cert"),
+            ("application/octet-stream"),
         )),
         (status = 400, description = "Not a serial number (`bad-request`)", body = ErrorBody),
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
@@ -165,14 +167,17 @@ pub async fn download_certificate(
         Ok(record) => record,
         Err(e) => return refused(&e, &call.request_id),
     };
-    let (media, extension, body) = if accepts(&headers, "application/pkix-cert") {
-        ("application/pkix-cert", "cer", record.der.clone())
-    } else {
-        (
+    let media = negotiate(
+        &headers,
+        &[
             "application/x-pem-file",
-            "pem",
-            crate::ca::pem_certificate(&record.der).into_bytes(),
-        )
+            "application/pkix-cert",
+            "application/octet-stream",
+        ],
+    );
+    let (extension, body) = match media {
+        "application/x-pem-file" => ("pem", crate::ca::pem_certificate(&record.der).into_bytes()),
+        _ => ("cer", record.der.clone()),
     };
     (
         [

@@ -1,5 +1,6 @@
-//! `POST softtokens`: issue a soft token, answered as the PKCS#12 file (or the per-purpose zip)
-//! or, with `Accept: application/json`, as JSON.
+//! `POST softtokens`: issue a soft token, answered as JSON (the default: without `Accept`, or
+//! with `*/*`) or, when the client prefers it, as the file: the PKCS#12 (combined layout) or the
+//! zip of one PKCS#12 per certificate (per-purpose layout).
 
 use std::sync::Arc;
 
@@ -9,10 +10,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::super::extract::{Call, accepts, idempotency_key, signed_json};
+use super::super::extract::{Call, idempotency_key, negotiate, signed_json};
 use super::super::model::{ErrorBody, SoftTokenBody, SoftTokenJson};
 use super::{ok_json, refused};
 use crate::issuance::{ApiTokenRequest, Gateway};
+use crate::rules::Layout;
 use crate::token::Pin;
 
 impl From<SoftTokenBody> for ApiTokenRequest {
@@ -31,10 +33,12 @@ impl From<SoftTokenBody> for ApiTokenRequest {
 ///
 /// Runs the same pipeline as the form endpoint: the `fields` go through the chosen AST
 /// handler's format, modifiers and verifiers exactly as identity headers do, the certificates
-/// are recorded before the token is answered. The answer is the PKCS#12 file, or with
-/// `Accept: application/json` the file in base64 with the list of its certificates. With an
-/// `Idempotency-Key` a retry of the same request answers 409 `already-issued` with the serials
-/// of the token issued the first time (the PKCS#12 itself is not kept).
+/// are recorded before the token is answered. The answer is JSON with the PKCS#12 file(s) in
+/// base64 and the list of the certificates, unless `Accept` prefers the file itself:
+/// `application/x-pkcs12` for a combined token, `application/zip` (one PKCS#12 per certificate)
+/// for a per-purpose one. With an `Idempotency-Key` a retry of the same request answers 409
+/// `already-issued` with the serials of the token issued the first time (the PKCS#12 itself is
+/// not kept).
 #[utoipa::path(
     post,
     path = "/softtokens",
@@ -48,9 +52,10 @@ impl From<SoftTokenBody> for ApiTokenRequest {
             description = "Base64 DER detached CMS signature of the exact body by the officer's key, at most 16384 characters, sent once; required when [api] signed_writes = \"required\" (the body then carries signedAt, and is accepted once)"),
     ),
     responses(
-        (status = 200, description = "The soft token", content(
+        (status = 200, description = "The soft token: JSON by default; the PKCS#12 (combined layout) or a zip of one PKCS#12 per certificate (per-purpose layout) when `Accept` prefers it", content(
             (SoftTokenJson = "application/json"),
             ("application/x-pkcs12"),
+            ("application/zip"),
         )),
         (status = 400, description = "Malformed request, or a field that fails verification (`bad-request`, `field-missing`, `field-invalid`, `password-policy`, `duplicate-header`, `bad-header`, `field-suspicious`)", body = ErrorBody),
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
@@ -61,8 +66,8 @@ impl From<SoftTokenBody> for ApiTokenRequest {
         (status = 415, description = "The body is not application/json (`unsupported-media-type`)", body = ErrorBody),
         (status = 429, description = "Too many tokens for this peer, identity or officer (`rate-limited`); `Retry-After` says when to try again", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Database or CA unavailable, or the node is overloaded (`unavailable`, `ca-expiring`, `replication-required`); a database or overload answer carries `Retry-After`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait (overload only)"))),
+        (status = 503, description = "Database or CA unavailable, the node overloaded, a CA to roll over or revoked (`unavailable`, `replication-required`, `ca-expiring`, `ca-revoked`); a database or overload answer carries `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (database or overload)"))),
     ),
     security(("officerCertificate" = []))
 )]
@@ -78,13 +83,20 @@ pub async fn create_soft_token(
     let request_id = call.request_id.clone();
     // The domain bounds the request by [limits] request_timeout_secs and audits a timeout.
     match gateway.api_issue(call, signed, request, key).await {
-        Ok(token) if accepts(&headers, "application/json") => {
-            ok_json(&SoftTokenJson::from(&token), &request_id)
-        }
-        // Without JSON: the same single file as the form endpoint (a zip for per-purpose).
         Ok(token) => {
-            crate::http::routes::attachment(token).unwrap_or_else(|e| refused(&e, &request_id))
+            let file = match token.layout {
+                Layout::Combined => "application/x-pkcs12",
+                Layout::PerPurpose => "application/zip",
+            };
+            if negotiate(&headers, &[JSON, file]) == JSON {
+                ok_json(&SoftTokenJson::from(&token), &request_id)
+            } else {
+                // The same single file as the form endpoint.
+                crate::http::routes::attachment(token).unwrap_or_else(|e| refused(&e, &request_id))
+            }
         }
         Err(e) => refused(&e, &request_id),
     }
 }
+
+const JSON: &str = "application/json";
