@@ -12,14 +12,14 @@ fn the_tag_is_pbkdf2_then_hmac_as_an_independent_implementation_computes_it() {
     //   hmac.new(k, b'The authenticated safe.', hashlib.sha256).hexdigest()
     let expected = "308b0d39e2345d0e07aa917fa40bb46a9c0543edef2c5cd9633fe21eceb2ff24";
     let salt: Vec<u8> = (0u8..32).collect();
-    let tag = tag(
+    let computed = tag(
         "Pässwörd€1".as_bytes(),
         &salt,
         2048,
         b"The authenticated safe.",
     )
     .unwrap();
-    assert_eq!(hex::encode(tag), expected);
+    assert_eq!(hex::encode(computed), expected);
     assert!(tag(b"x", &salt, 0, b"").is_err());
 }
 
