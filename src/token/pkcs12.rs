@@ -355,6 +355,35 @@ mod tests {
         assert!(p12.windows(expected.len()).any(|w| w == expected));
     }
 
+    /// The vendored OpenSSL of the `openssl-rsa` feature (3.4 or later) reads PBMAC1: the PIN
+    /// opens the file with the authentication key first and the chain; a wrong PIN fails the
+    /// MAC. (pyca/cryptography and Debian's OpenSSL 3.0 are tried by the end-to-end tests.)
+    #[cfg(feature = "openssl-rsa")]
+    #[test]
+    fn pbmac1_opens_in_openssl_3_4_and_later() {
+        use openssl::pkcs12::Pkcs12;
+        let version = openssl::version::number();
+        assert!(version >= 0x3040_0000, "{}", openssl::version::version());
+        let f = fixture();
+        let chain = vec![f.intermediate.clone(), f.root.clone()];
+        let entries = entries(&f, &chain, "Alice");
+        let pin = Pin::new("Secret-123".into());
+        let p12 = write_pkcs12(&entries, &pin, Pkcs12Profile::Pbmac1, 2048).unwrap();
+        let parsed = Pkcs12::from_der(&p12)
+            .unwrap()
+            .parse2("Secret-123")
+            .unwrap();
+        assert_eq!(parsed.cert.unwrap().to_der().unwrap(), f.leaves[1]);
+        let key = parsed.pkey.unwrap();
+        assert_eq!(key.public_key_to_der().unwrap(), f.keys[1].spki_der());
+        assert_eq!(parsed.ca.unwrap().len(), 3);
+        let wrong = Pkcs12::from_der(&p12)
+            .unwrap()
+            .parse2("Secret-124")
+            .unwrap_err();
+        assert!(wrong.to_string().contains("mac verify failure"), "{wrong}");
+    }
+
     #[test]
     fn client_auth_ranks() {
         let f = fixture();

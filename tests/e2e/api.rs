@@ -6,6 +6,8 @@
 //! certificates are those GET certificates lists.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod contract;
+mod generated_client;
 pub(crate) mod signed;
 
 use std::net::SocketAddr;
@@ -267,9 +269,15 @@ async fn every_operation_over_mtls() {
         .decode(issued["pkcs12"].as_str().unwrap())
         .unwrap();
 
-    // POST softtokens, PKCS#12 answer.
+    // POST softtokens, PKCS#12 answer when asked for.
     let binary = api
-        .post(&all, "softtokens", token_request("Bo Binary"))
+        .send(
+            Some(&all),
+            Method::POST,
+            "softtokens",
+            Some(token_request("Bo Binary")),
+            &[("accept", "application/x-pkcs12")],
+        )
         .await;
     assert_eq!(binary.status, 200);
     assert_eq!(binary.header("content-type"), "application/x-pkcs12");

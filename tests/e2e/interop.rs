@@ -7,6 +7,8 @@
 //! issued certificates point at this very server (as `init --http` does for an operator).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod pbmac1;
+
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

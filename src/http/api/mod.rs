@@ -6,6 +6,8 @@
 //! convert. Errors are JSON `{"error": {"code", "message", "requestId"}}` with the form
 //! endpoint's codes.
 
+#[cfg(test)]
+mod codes_tests;
 mod extract;
 mod model;
 mod openapi;
