@@ -61,7 +61,7 @@ impl From<SoftTokenBody> for ApiTokenRequest {
         (status = 401, description = "No client certificate (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "Not an officer with the roles api.properties requires, a revoked officer, or a missing or bad signature (`missing-role`, `untrusted-caller`, `signature-required`, `bad-signature`, `replayed-signature`)", body = ErrorBody),
         (status = 404, description = "No handler of api.properties serves this path (`no-handler`)", body = ErrorBody),
-        (status = 409, description = "The Idempotency-Key was used before (`already-issued` with `serials`, or `conflict` for a different request)", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used before (`already-issued`, with the serials of the token issued then, or `conflict` for a different request)", body = ErrorBody),
         (status = 413, description = "The body is too large (`too-large`)", body = ErrorBody),
         (status = 415, description = "The body is not application/json (`unsupported-media-type`)", body = ErrorBody),
         (status = 429, description = "Too many tokens for this peer, identity or officer (`rate-limited`); `Retry-After` says when to try again", body = ErrorBody,
