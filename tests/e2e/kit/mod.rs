@@ -18,7 +18,7 @@ pub mod tcp_proxy;
 pub use browser::Browser;
 pub use edit::{Anchored, append_file, replaced};
 pub use gateway::{TestGateway, identity_pem};
-pub use python::{PYTHON_PACKAGES, python_venv};
+pub use python::python_venv;
 pub use serve::{BIN, Serve, ast, finish, output_text, url_after};
 
 /// A plain HTTP client.
