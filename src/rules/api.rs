@@ -112,11 +112,10 @@ impl TryFrom<ApiHandlerSource<'_>> for ApiHandler {
         };
         let ast_handlers = match source.scope.get("astHandlers") {
             None => Vec::new(),
-            Some(v) => ast_handler_numbers(&v.text)
-                .unwrap_or_else(|m| {
-                    diagnostics.push(source.error("astHandlers", m));
-                    Vec::new()
-                }),
+            Some(v) => ast_handler_numbers(&v.text).unwrap_or_else(|m| {
+                diagnostics.push(source.error("astHandlers", m));
+                Vec::new()
+            }),
         };
         let (Ok(filter), Some(required_roles)) = (filter, required_roles) else {
             return Err(diagnostics.into_errors());
@@ -249,7 +248,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let mut diagnostics = Diagnostics::default();
-        let rules = build_api(&read_api(&root, API_PARAMETERS, &mut diagnostics).unwrap(), None).unwrap();
+        let rules = build_api(
+            &read_api(&root, API_PARAMETERS, &mut diagnostics).unwrap(),
+            None,
+        )
+        .unwrap();
         let roles = |path: &str| match &rules.select(path).unwrap().required_roles {
             RequiredRoles::All(r) => r.join(","),
             RequiredRoles::AnyCertificate => "none".into(),
@@ -326,7 +329,10 @@ mod tests {
             "{e}"
         );
         for (value, expected) in [
-            ("3", "handler.3 is not an enabled handler of ast.properties; handlers are 1, 2"),
+            (
+                "3",
+                "handler.3 is not an enabled handler of ast.properties; handlers are 1, 2",
+            ),
             ("9", "handler.9 is not an enabled handler"),
             ("x", "`x` is not a handler number"),
             ("2 2", "handler 2 is listed twice"),
@@ -335,7 +341,10 @@ mod tests {
             let e = load_with(&format!("handler.1.astHandlers = {value}\n"))
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains(&format!("handler.1.astHandlers: {expected}")), "{value}: {e}");
+            assert!(
+                e.contains(&format!("handler.1.astHandlers: {expected}")),
+                "{value}: {e}"
+            );
         }
     }
 

@@ -87,9 +87,8 @@ fn named_codes(text: &str) -> Vec<&str> {
         .step_by(2)
         .filter(|w| {
             !w.is_empty()
-                && w.split('-').all(|part| {
-                    !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase())
-                })
+                && w.split('-')
+                    .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase()))
         })
         .collect()
 }

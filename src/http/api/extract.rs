@@ -363,10 +363,7 @@ mod tests {
             "application/x-pkcs12"
         );
         // The most specific range decides: JSON refused outright.
-        assert_eq!(
-            with(&["application/json;q=0, */*"]),
-            "application/x-pkcs12"
-        );
+        assert_eq!(with(&["application/json;q=0, */*"]), "application/x-pkcs12");
         assert_eq!(with(&["application/json;q=0"]), "application/json");
         assert_eq!(with(&["application/x-pkcs12;q=2"]), "application/json");
     }

@@ -25,8 +25,8 @@ use aws_lc_rs::{hmac, pbkdf2};
 use const_oid::ObjectIdentifier;
 use der::asn1::OctetString;
 use der::{Any, Decode, Encode, Sequence};
-use pkcs12::{DigestInfo, MacData};
 use pkcs5::pbes2::{HMAC_WITH_SHA256_OID, Kdf, Pbkdf2Params};
+use pkcs12::{DigestInfo, MacData};
 use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
@@ -89,7 +89,13 @@ pub(crate) fn tag(
 ) -> Result<[u8; 32], PfxError> {
     let rounds = NonZeroU32::new(iterations).ok_or(PfxError::NoIterations)?;
     let mut key = Zeroizing::new([0u8; KEY_LENGTH as usize]);
-    pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, password, &mut *key);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        salt,
+        password,
+        &mut *key,
+    );
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &*key), data);
     let mut out = [0u8; 32];
     out.copy_from_slice(tag.as_ref());

@@ -1,6 +1,6 @@
 use der::Decode;
-use pkcs12::pfx::Pfx;
 use pkcs5::pbes2::Pbkdf2Prf;
+use pkcs12::pfx::Pfx;
 
 use super::super::{KeyAndCertificate, Protection, encode};
 use super::*;

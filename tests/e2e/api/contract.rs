@@ -44,7 +44,8 @@ async fn start(api: &str) -> Api {
 }
 
 fn token(extra: Value) -> Value {
-    let mut body = json!({"password": PIN, "fields": {"commonname": "Carla Contract", "country": "SE"}});
+    let mut body =
+        json!({"password": PIN, "fields": {"commonname": "Carla Contract", "country": "SE"}});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -53,8 +54,14 @@ fn token(extra: Value) -> Value {
 
 async fn issue(api: &Api, officer: &Officer, body: Value, accept: Option<&str>) -> Answer {
     let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
-    api.send(Some(officer), Method::POST, "softtokens", Some(body), &headers)
-        .await
+    api.send(
+        Some(officer),
+        Method::POST,
+        "softtokens",
+        Some(body),
+        &headers,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,16 +71,31 @@ async fn json_unless_the_file_is_preferred_and_downloads_negotiated() {
         .officer("Contract Officer", &["api-read", "api-issue"])
         .await;
     let body = || token(json!({"handler": ""}));
-    for accept in [None, Some("*/*"), Some("application/json, application/x-pkcs12;q=0.5")] {
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("application/json, application/x-pkcs12;q=0.5"),
+    ] {
         let answer = issue(&api, &officer, body(), accept).await;
         assert_eq!(answer.status, 200, "{accept:?}");
-        assert_eq!(answer.header("content-type"), "application/json", "{accept:?}");
+        assert_eq!(
+            answer.header("content-type"),
+            "application/json",
+            "{accept:?}"
+        );
         assert_eq!(answer.json()["certificates"].as_array().unwrap().len(), 2);
     }
     let file = issue(&api, &officer, body(), Some("application/x-pkcs12")).await;
     assert_eq!(file.status, 200);
     assert_eq!(file.header("content-type"), "application/x-pkcs12");
-    assert!(p12_keystore::KeyStore::from_pkcs12(&file.body, PIN, p12_keystore::Pkcs12ImportPolicy::Strict).is_ok());
+    assert!(
+        p12_keystore::KeyStore::from_pkcs12(
+            &file.body,
+            PIN,
+            p12_keystore::Pkcs12ImportPolicy::Strict
+        )
+        .is_ok()
+    );
     // A per-purpose token comes as a zip when asked for; a PKCS#12 it cannot be: JSON then.
     let separate = || token(json!({"handler": "separate"}));
     let zip = issue(&api, &officer, separate(), Some("application/zip")).await;
@@ -92,7 +114,13 @@ async fn json_unless_the_file_is_preferred_and_downloads_negotiated() {
     assert!(pem.body.starts_with(b"-----BEGIN CERTIFICATE-----"));
     for media in ["application/pkix-cert", "application/octet-stream"] {
         let der = api
-            .send(Some(&officer), Method::GET, &path, None, &[("accept", media)])
+            .send(
+                Some(&officer),
+                Method::GET,
+                &path,
+                None,
+                &[("accept", media)],
+            )
             .await;
         assert_eq!(der.header("content-type"), media);
         assert_eq!(der.body[0], 0x30, "{media}: DER");
@@ -122,13 +150,23 @@ async fn the_api_handler_is_explicit_not_the_first_handler_issuing_the_procedure
     let by_procedure = token(json!({"tokenProcedure": "default"}));
     let answer = issue(&api, &officer, by_procedure.clone(), None).await;
     let message = api.refused(&answer, 400, "bad-request").await;
-    assert!(message.contains("handlers 1, 2 of ast.properties"), "{message}");
+    assert!(
+        message.contains("handlers 1, 2 of ast.properties"),
+        "{message}"
+    );
     let answer = issue(&api, &officer, token(json!({})), None).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    assert!(answer.json()["certificates"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("CN=Carla Contract"));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(
+        answer.json()["certificates"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("CN=Carla Contract")
+    );
     // The proxy's handler, named by path, reads its own header name.
     let proxy = issue(&api, &officer, token(json!({"handler": "sso/x"})), None).await;
     api.refused(&proxy, 400, "field-missing").await;
@@ -139,12 +177,26 @@ async fn the_api_handler_is_explicit_not_the_first_handler_issuing_the_procedure
     let api = start("handler.2.astHandlers = 2, 3\n").await;
     let officer = api.officer("Handler Officer", &["api-issue"]).await;
     let answer = issue(&api, &officer, by_procedure, None).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    let answer = issue(&api, &officer, token(json!({"tokenProcedure": "separate"})), None).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let answer = issue(
+        &api,
+        &officer,
+        token(json!({"tokenProcedure": "separate"})),
+        None,
+    )
+    .await;
     assert_eq!(answer.json()["files"].as_array().unwrap().len(), 2);
     let answer = issue(&api, &officer, token(json!({})), None).await;
     assert_eq!(answer.status, 200);
     let proxy = issue(&api, &officer, token(json!({"handler": "sso/x"})), None).await;
     let message = api.refused(&proxy, 400, "bad-request").await;
-    assert!(message.contains("handler.1 of ast.properties, which the API does not issue through"), "{message}");
+    assert!(
+        message.contains("handler.1 of ast.properties, which the API does not issue through"),
+        "{message}"
+    );
 }

@@ -43,10 +43,12 @@ validity = "30d"
 key_usage = ["nonRepudiation"]
 "#,
     );
-    let ast = std::fs::read_to_string(root.ast_properties()).unwrap().replacing(
-        "default.pkcs12.profiles = modern, legacy",
-        "default.pkcs12.profiles = modern, legacy, pbmac1",
-    );
+    let ast = std::fs::read_to_string(root.ast_properties())
+        .unwrap()
+        .replacing(
+            "default.pkcs12.profiles = modern, legacy",
+            "default.pkcs12.profiles = modern, legacy, pbmac1",
+        );
     std::fs::write(
         root.ast_properties(),
         format!(
@@ -172,7 +174,10 @@ async fn a_generated_python_client_issues_pages_downloads_and_revokes() {
             store.certificate(&serial).await.unwrap().is_some(),
             "{serial} is not in the database"
         );
-        assert!(listed.contains(&serial.hex().to_string()), "{serial} not listed");
+        assert!(
+            listed.contains(&serial.hex().to_string()),
+            "{serial} not listed"
+        );
     }
     // The revoked one is revoked in the database, with the reason the client sent.
     let revoked = store

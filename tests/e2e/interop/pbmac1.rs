@@ -149,7 +149,15 @@ async fn readers_without_pbmac1_refuse_it_as_the_profile_table_says() {
     let refusals: [(&str, Vec<&str>, &str); 3] = [
         (
             "keytool",
-            vec!["-list", "-keystore", file, "-storetype", "PKCS12", "-storepass", PIN],
+            vec![
+                "-list",
+                "-keystore",
+                file,
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                PIN,
+            ],
             "Algorithm HmacPBE1.2.840.113549.1.5.14 not available",
         ),
         (

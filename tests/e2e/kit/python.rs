@@ -67,7 +67,11 @@ fn ready(venv: &Path) -> bool {
         && PYTHON_PACKAGES.iter().all(|pinned| {
             let (name, version) = pinned.split_once("==").unwrap();
             Command::new(&python)
-                .args(["-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", name])
+                .args([
+                    "-c",
+                    "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))",
+                    name,
+                ])
                 .output()
                 .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == version)
         })
