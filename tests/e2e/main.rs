@@ -21,6 +21,7 @@ mod layout;
 mod migration;
 mod migration_chain;
 mod nginx;
+mod officers_rollover;
 mod operations;
 mod operations2;
 mod own_hierarchy;

@@ -1,8 +1,10 @@
 //! docs/migration.md "Your own hierarchy from day one", run as written on an empty root: the
-//! shell block of that section (with the root and the binary of this build), then the HTTPS
-//! listener turned on as the section says. No demo certificate is left anywhere (CAs, officers
-//! CA, TLS server certificate, the chains served) and `serve` prints no demo warning; the same
-//! start on a demo root does warn, so the check can fail.
+//! shell block of that section (with the root and the binary of this build; the CAs get names
+//! of their own), then the HTTPS listener turned on as the section says. No demo certificate
+//! is left anywhere (CAs, officers CA, the officers it issues, TLS server certificate, the
+//! chains served), no CA keeps a default name, both TLS server certificates are in the
+//! certificate database, and `serve` prints no demo warning; the same start on a demo root
+//! does warn, so the check can fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::kit::free_port;
@@ -115,9 +117,25 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
     assert!(out.status.success(), "{script}\n{said}");
     assert!(!said.to_lowercase().contains("demo"), "{said}");
 
-    // Every CA certificate and the TLS chain are ours.
-    let cas = pem_files(&root.join("data/ca"));
-    assert_eq!(cas.len(), 3, "{cas:?}");
+    // Every CA certificate and the TLS chain are ours, under the names given.
+    let mut cas = pem_files(&root.join("data/ca"));
+    cas.sort();
+    assert_eq!(
+        cas,
+        ["example-officers", "example-root", "example-tokens"]
+            .map(|n| root.join(format!("data/ca/{n}.pem")))
+    );
+    let toml = std::fs::read_to_string(root.join("conf/gateway.toml")).unwrap();
+    for default in [
+        "name = \"root\"",
+        "name = \"issuing\"",
+        "name = \"officers\"",
+        "ca = \"issuing\"",
+    ] {
+        assert!(!toml.contains(default), "{default} in\n{toml}");
+    }
+    assert!(toml.contains("\nca = \"example-tokens\"\n"), "{toml}");
+    assert!(toml.contains("\nrole = \"officers\"\n"), "{toml}");
     for file in &cas {
         let der = ast_gateway::ca::read_certificate_file(file).unwrap();
         assert!(
@@ -126,8 +144,44 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
             file.display()
         );
     }
-    let officers = std::fs::read(root.join("data/ca/officers.pem")).unwrap();
+    let officers = std::fs::read(root.join("data/ca/example-officers.pem")).unwrap();
     assert!(!is_demo_tls_chain(&officers));
+    // The officers CA issues officers, none of them demo.
+    let p12 = root.join("officer.p12");
+    let officer = Command::new(bin())
+        .arg("--root")
+        .arg(&root)
+        .env("RUST_LOG", "warn")
+        .args(["officer", "issue", "--name", "Olga Officer", "--roles", "api-read"])
+        .arg("--out")
+        .arg(&p12)
+        .args(["--password", "officer-pw-1"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&officer.stdout).to_string();
+    assert!(officer.status.success(), "{said}");
+    assert!(said.contains("from CA `example-officers`"), "{said}");
+    assert!(!said.to_lowercase().contains("demo"), "{said}");
+    // Both TLS server certificates (init's `localhost`, then `tls issue`'s) are recorded.
+    let listed = Command::new(bin())
+        .arg("--root")
+        .arg(&root)
+        .env("RUST_LOG", "warn")
+        .args(["certs", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let tls: Vec<&serde_json::Value> = listed
+        .iter()
+        .filter(|c| c["purpose"] == "tls-server")
+        .collect();
+    assert_eq!(tls.len(), 2, "{listed:?}");
+    assert!(
+        tls.iter().any(|c| c["ca"] == "example-root")
+            && tls.iter().any(|c| c["ca"] == "example-tokens"),
+        "{tls:?}"
+    );
     let tls = std::fs::read(root.join("data/tls/server.pem")).unwrap();
     assert!(!is_demo_tls_chain(&tls), "the TLS server certificate");
     let tls_text = String::from_utf8_lossy(&tls).to_string();
@@ -165,7 +219,10 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
     let port = free_port();
     enable_https(&root, port);
     let log = serve_log(&root, port);
-    assert!(log.contains("CA issuing"), "the summary was logged: {log}");
+    assert!(
+        log.contains("CA example-tokens"),
+        "the summary was logged: {log}"
+    );
     assert!(!log.contains("DEMO"), "{log}");
 
     // The same start on a demo root warns about both, so the check above can fail.
