@@ -167,8 +167,22 @@ pub fn write_hierarchy(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let root = make_ca(dir, &names.root, &hierarchy.root, KeyType::EcP384, None, 20)?;
     let below = Some((&root, public_url));
-    make_ca(dir, &names.issuing, &hierarchy.issuing, KeyType::EcP256, below, 10)?;
-    make_ca(dir, &names.officers, &hierarchy.officers, KeyType::EcP256, below, 10)?;
+    make_ca(
+        dir,
+        &names.issuing,
+        &hierarchy.issuing,
+        KeyType::EcP256,
+        below,
+        10,
+    )?;
+    make_ca(
+        dir,
+        &names.officers,
+        &hierarchy.officers,
+        KeyType::EcP256,
+        below,
+        10,
+    )?;
     Ok(DemoCa {
         root_cert: dir.join(format!("{}.pem", names.root)),
         issuing_cert: dir.join(format!("{}.pem", names.issuing)),

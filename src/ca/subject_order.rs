@@ -134,9 +134,11 @@ mod tests {
         assert!(parse_subject_order(&["commonname".into(), "dnsname".into()]).is_err());
         assert!(parse_subject_order(&["commonname".into(), "CommonName".into()]).is_err());
         assert!(parse_subject_order(&["nope".into()]).is_err());
+        let mut reversed = Attribute::CONVENTIONAL_ORDER.to_vec();
+        reversed.reverse();
         assert_eq!(
-            parse_subject_order(&["commonname".into(), "countryname".into()]).unwrap()[0],
-            CommonName
+            parse_subject_order(&["commonname".into(), "countryname".into()]).unwrap(),
+            reversed
         );
     }
 }

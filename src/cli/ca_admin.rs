@@ -111,7 +111,8 @@ impl CaBlock<'_> {
                 .iter()
                 .map(|a| toml_string(a.name()))
                 .collect();
-            block += "# The RDN order of the subjects it signs when a token procedure certificate\n";
+            block +=
+                "# The RDN order of the subjects it signs when a token procedure certificate\n";
             block += "# lists no `subject` (kept from the CA certificate's own subject).\n";
             block += &format!("subject_order = [{}]\n", names.join(", "));
         }
@@ -184,7 +185,11 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
     // The officers CA replaced: the HTTPS listener trusts the officers of both.
     let trust = match rollover.as_mut().filter(|r| r.officers) {
         Some(r) => Some(super::ca_client_trust::trust_both(
-            root, &config, &r.old, &made.der, &mut r.text,
+            root,
+            &config,
+            &r.old,
+            &made.der,
+            &mut r.text,
         )?),
         None => None,
     };
@@ -194,10 +199,7 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
         key: &key_location,
         parent: args.parent.as_deref(),
         passphrase_env: None,
-        role: rollover
-            .as_ref()
-            .filter(|r| r.officers)
-            .map(|_| "officers"),
+        role: rollover.as_ref().filter(|r| r.officers).map(|_| "officers"),
         subject_order: rollover.as_ref().map_or(&[], |r| &r.subject_order),
     };
     let edited = rollover.as_ref().map(|r| r.text.as_str());

@@ -97,7 +97,9 @@ fn point_client_ca(text: &mut String) -> anyhow::Result<usize> {
         }
         offset += line.len();
     }
-    anyhow::bail!("no `client_ca = …` line found in gateway.toml; set client_ca = \"{BUNDLE}\" by hand")
+    anyhow::bail!(
+        "no `client_ca = …` line found in gateway.toml; set client_ca = \"{BUNDLE}\" by hand"
+    )
 }
 
 #[cfg(test)]
@@ -106,8 +108,9 @@ mod tests {
 
     #[test]
     fn only_the_client_ca_line_changes() {
-        let mut text = "[server]\n# client_ca = \"x\"\n  client_ca = 'data/ca/officers.pem'\nhttp = \"a\"\n"
-            .to_string();
+        let mut text =
+            "[server]\n# client_ca = \"x\"\n  client_ca = 'data/ca/officers.pem'\nhttp = \"a\"\n"
+                .to_string();
         assert_eq!(point_client_ca(&mut text).unwrap(), 3);
         assert_eq!(
             text,

@@ -245,7 +245,11 @@ impl Rollover {
         outln!(
             "Restart the service to load the new CA (a reload does not load new CAs), e.g. \
              `systemctl restart ast-gateway`; new {} then come from `{new}`.",
-            if self.officers { "officer certificates" } else { "tokens" }
+            if self.officers {
+                "officer certificates"
+            } else {
+                "tokens"
+            }
         );
         Ok(())
     }

@@ -67,7 +67,9 @@ fn the_officers_ca_is_replaced_with_its_role() {
     assert!(plan.references.is_empty());
     assert_eq!(plan.parent.as_deref(), Some("root"));
     // The only change: the old block's role line, commented out.
-    let line = plan.role_line.expect("the default officers CA carries its role");
+    let line = plan
+        .role_line
+        .expect("the default officers CA carries its role");
     let changed: Vec<(usize, &str, &str)> = before
         .lines()
         .zip(plan.text.lines())

@@ -152,7 +152,10 @@ fn renamed_lines(names: &crate::ca::CaNames) -> Vec<(String, String)> {
         if default == name {
             continue;
         }
-        lines.push((format!("name = \"{default}\""), format!("name = {}", q(name))));
+        lines.push((
+            format!("name = \"{default}\""),
+            format!("name = {}", q(name)),
+        ));
         for (key, extension) in [("certificate", "pem"), ("key", "key")] {
             lines.push((
                 format!("{key} = \"data/ca/{default}.{extension}\""),
@@ -170,7 +173,10 @@ fn renamed_lines(names: &crate::ca::CaNames) -> Vec<(String, String)> {
     ));
     lines.push((
         "client_ca = \"data/ca/officers.pem\"".into(),
-        format!("client_ca = {}", q(&format!("data/ca/{}.pem", names.officers))),
+        format!(
+            "client_ca = {}",
+            q(&format!("data/ca/{}.pem", names.officers))
+        ),
     ));
     lines
 }

@@ -45,8 +45,11 @@ impl Gateway {
             self.store.record_audit(&event).await?;
             return Err(refusal);
         }
-        let published =
-            PublishedUrls::for_ca(&self.settings.server.public_url, ca, self.settings.ocsp.enabled);
+        let published = PublishedUrls::for_ca(
+            &self.settings.server.public_url,
+            ca,
+            self.settings.ocsp.enabled,
+        );
         let names = names.clone();
         let made = tokio::task::spawn_blocking(move || {
             let tbs = signing.certificate().tbs_certificate();
@@ -135,12 +138,14 @@ pub async fn record_tls_server_certificate(
 /// An IPv4 or IPv6 address from its SAN octets.
 fn ip_text(bytes: &[u8]) -> String {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).map_or_else(|_| hex::encode(bytes), |b| {
-            std::net::IpAddr::from(b).to_string()
-        }),
-        16 => <[u8; 16]>::try_from(bytes).map_or_else(|_| hex::encode(bytes), |b| {
-            std::net::IpAddr::from(b).to_string()
-        }),
+        4 => <[u8; 4]>::try_from(bytes).map_or_else(
+            |_| hex::encode(bytes),
+            |b| std::net::IpAddr::from(b).to_string(),
+        ),
+        16 => <[u8; 16]>::try_from(bytes).map_or_else(
+            |_| hex::encode(bytes),
+            |b| std::net::IpAddr::from(b).to_string(),
+        ),
         _ => hex::encode(bytes),
     }
 }

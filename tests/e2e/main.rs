@@ -33,6 +33,7 @@ mod sso_apache;
 mod sso_front;
 mod stalled;
 mod store;
+mod subject_order;
 mod tcp_proxy;
 mod throughput;
 mod trust;

@@ -89,21 +89,25 @@ impl Root {
             "--password",
             PASSWORD,
         ]);
-        let out = Command::new("openssl")
-            .args(["pkcs12", "-nodes", "-passin"])
-            .arg(format!("pass:{PASSWORD}"))
-            .arg("-in")
-            .arg(&p12)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl pkcs12: {}", text(&out));
-        let identity = String::from_utf8(out.stdout).unwrap();
-        let leaf = crate::kit::pem_blocks(&identity)
-            .into_iter()
-            .next()
-            .expect("the officer certificate");
+        let pkcs12 = |extra: &[&str]| {
+            let out = Command::new("openssl")
+                .arg("pkcs12")
+                .args(extra)
+                .arg("-passin")
+                .arg(format!("pass:{PASSWORD}"))
+                .arg("-in")
+                .arg(&p12)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl pkcs12: {}", text(&out));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let identity = pkcs12(&["-nodes"]);
+        let leaf = pkcs12(&["-nokeys", "-clcerts"]);
+        let begin = leaf.find("-----BEGIN CERTIFICATE-----").unwrap();
+        let leaf = &leaf[begin..];
         let cert = self.file(&format!("{file}.pem"));
-        std::fs::write(&cert, &leaf).unwrap();
+        std::fs::write(&cert, leaf).unwrap();
         let der = ast_gateway::ca::read_certificate_file(&cert).unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
         Officer {
@@ -149,16 +153,18 @@ impl Root {
     fn serve(&self, http: u16, https: u16) -> Server {
         let child = self
             .command()
-            .args(["serve", "--http", &format!("127.0.0.1:{http}"), "--admin", ""])
+            .args([
+                "serve",
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--admin",
+                "",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.file("serve.err")).unwrap())
             .spawn()
             .unwrap();
-        let mut server = Server {
-            child,
-            http,
-            https,
-        };
+        let mut server = Server { child, http, https };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -200,7 +206,7 @@ impl Drop for Server {
 
 impl Server {
     /// `GET /pgwy/api/tokenprocedures` over mTLS as `officer`: the status, or 0 when the TLS
-    /// handshake refused the certificate.
+    /// handshake refused the certificate as revoked.
     async fn api_as(&self, root: &Root, officer: &Officer) -> u16 {
         let trust = std::fs::read(root.file(&format!("data/ca/{}.pem", root_ca(root)))).unwrap();
         let client = reqwest::Client::builder()
@@ -220,7 +226,8 @@ impl Server {
             .await
         {
             Ok(r) => r.status().as_u16(),
-            Err(_) => 0,
+            Err(e) if format!("{e:?}").contains("CertificateRevoked") => 0,
+            Err(e) => panic!("the officer request failed otherwise: {e:?}"),
         }
     }
     async fn crl(&self, ca: &str) -> Vec<u8> {
@@ -275,7 +282,10 @@ fn openssl_ocsp(root: &Root, server: &Server, ca: &str, cert: &Path) -> String {
         .arg(&chain)
         .arg("-cert")
         .arg(cert)
-        .args(["-url", &format!("http://127.0.0.1:{}/pgwy/ocsp", server.http)])
+        .args([
+            "-url",
+            &format!("http://127.0.0.1:{}/pgwy/ocsp", server.http),
+        ])
         .current_dir(root.path())
         .output()
         .unwrap();
@@ -315,7 +325,10 @@ async fn officers_ca_rollover_keeps_old_officers_and_issues_from_the_new_one() {
         "--organization",
         "Example AB",
     ]);
-    assert!(said.contains("`officers-2` is the officers CA now"), "{said}");
+    assert!(
+        said.contains("`officers-2` is the officers CA now"),
+        "{said}"
+    );
     let toml = root.gateway_toml();
     assert!(
         toml.contains("# role = \"officers\"  (moved to `officers-2`"),
@@ -334,7 +347,11 @@ async fn officers_ca_rollover_keeps_old_officers_and_issues_from_the_new_one() {
 
     let new = root.officer("Nora New", "new.p12");
     assert!(new.said.contains("from CA `officers-2`"), "{}", new.said);
-    assert!(new.issuer.contains("Example Officers CA 2"), "{}", new.issuer);
+    assert!(
+        new.issuer.contains("Example Officers CA 2"),
+        "{}",
+        new.issuer
+    );
     assert!(old.issuer.contains("Demo Officers CA"), "{}", old.issuer);
     let listed: Vec<serde_json::Value> =
         serde_json::from_str(&root.stdout(&["officer", "list", "--json"])).unwrap();

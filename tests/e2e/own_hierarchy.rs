@@ -152,7 +152,14 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
         .arg("--root")
         .arg(&root)
         .env("RUST_LOG", "warn")
-        .args(["officer", "issue", "--name", "Olga Officer", "--roles", "api-read"])
+        .args([
+            "officer",
+            "issue",
+            "--name",
+            "Olga Officer",
+            "--roles",
+            "api-read",
+        ])
         .arg("--out")
         .arg(&p12)
         .args(["--password", "officer-pw-1"])
@@ -182,6 +189,46 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
             && tls.iter().any(|c| c["ca"] == "example-tokens"),
         "{tls:?}"
     );
+    // The replaced `localhost` certificate is revoked like any other: on its CA's CRL.
+    let localhost = tls.iter().find(|c| c["ca"] == "example-root").unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("--root")
+            .arg(&root)
+            .env("RUST_LOG", "warn")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    cli(&["certs", "revoke", &localhost, "--reason", "superseded"]);
+    let crl = root.join("root.crl");
+    cli(&[
+        "crl",
+        "--ca",
+        "example-root",
+        "--out",
+        crl.to_str().unwrap(),
+    ]);
+    let der = std::fs::read(&crl).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_crl(&der).unwrap();
+    let listed: Vec<String> = parsed
+        .iter_revoked_certificates()
+        .map(|r| {
+            ast_gateway::ca::Serial::from_bytes(r.raw_serial())
+                .hex()
+                .to_string()
+        })
+        .collect();
+    assert!(listed.contains(&localhost), "{listed:?} lacks {localhost}");
     let tls = std::fs::read(root.join("data/tls/server.pem")).unwrap();
     assert!(!is_demo_tls_chain(&tls), "the TLS server certificate");
     let tls_text = String::from_utf8_lossy(&tls).to_string();

@@ -89,13 +89,11 @@ pub(in crate::cli) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<Ex
             "its subject lists {} in that order, not the conventional C, O, OU, …, CN: the \
              [[ca]] block got subject_order = [{}], so the certificates it signs keep that order \
              (a token procedure certificate's own `subject` list still wins)",
-            crate::ca::certificate_subject_attributes(
-                &read_certificate_file(&args.certificate)?
-            )
-            .iter()
-            .map(|a| a.label())
-            .collect::<Vec<_>>()
-            .join(", "),
+            crate::ca::certificate_subject_attributes(&read_certificate_file(&args.certificate)?)
+                .iter()
+                .map(|a| a.label())
+                .collect::<Vec<_>>()
+                .join(", "),
             subject_order
                 .iter()
                 .map(|a| a.name())

@@ -85,17 +85,15 @@ pub(super) fn cas(
         };
         let role = ca.role.as_ref().and_then(|value| {
             CaRole::parse(value.get_ref())
-                .map_err(|m| diagnostics.push(toml.error(value.span(), &format!("ca.{name}.role"), m)))
+                .map_err(|m| {
+                    diagnostics.push(toml.error(value.span(), &format!("ca.{name}.role"), m))
+                })
                 .ok()
         });
         let subject_order = match &ca.subject_order {
             None => Vec::new(),
             Some(list) => crate::ca::parse_subject_order(list.get_ref()).unwrap_or_else(|m| {
-                diagnostics.push(toml.error(
-                    list.span(),
-                    &format!("ca.{name}.subject_order"),
-                    m,
-                ));
+                diagnostics.push(toml.error(list.span(), &format!("ca.{name}.subject_order"), m));
                 Vec::new()
             }),
         };
