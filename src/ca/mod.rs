@@ -43,7 +43,7 @@ pub use serial::{Serial, SerialError};
 pub use signer::{
     FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
 };
-pub use subject::{Attribute, Subject};
+pub use subject::{Attribute, Subject, display_name};
 pub use subject_order::{
     certificate_subject_attributes, complete_subject_order, kept_subject_order, parse_subject_order,
 };

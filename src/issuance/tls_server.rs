@@ -7,10 +7,13 @@
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
 
 use super::{Gateway, IssuanceError};
 use crate::ca::{
-    Ca, PublishedUrls, Serial, TlsServerCertificate, TlsServerNames, issue_tls_server_certificate,
+    Ca, PublishedUrls, Serial, TlsServerCertificate, TlsServerNames, display_name,
+    issue_tls_server_certificate,
 };
 use crate::identity::Caller;
 use crate::store::{AuditEvent, CertificateRecord, CertificateStatus, Store, TokenRecord};
@@ -76,22 +79,25 @@ pub async fn record_tls_server_certificate(
     der: &[u8],
     caller: &Caller,
 ) -> Result<String, IssuanceError> {
-    let parsed = x509_parser::parse_x509_certificate(der)
-        .map_err(|_| IssuanceError::invariant("a TLS server certificate does not parse"))?
-        .1;
-    let serial = Serial::from_bytes(parsed.raw_serial()).hex().to_string();
+    let parsed = <x509_cert::Certificate as der::Decode>::from_der(der)
+        .map_err(|_| IssuanceError::invariant("a TLS server certificate does not parse"))?;
+    let tbs = parsed.tbs_certificate();
+    let serial = Serial::from_bytes(tbs.serial_number().as_bytes())
+        .hex()
+        .to_string();
     let mut sans = Vec::new();
-    if let Ok(Some(extension)) = parsed.subject_alternative_name() {
-        for name in &extension.value.general_names {
+    if let Ok(Some((_, san))) = tbs.get_extension::<SubjectAltName>() {
+        for name in &san.0 {
             match name {
-                x509_parser::extensions::GeneralName::DNSName(d) => sans.push(format!("DNS:{d}")),
-                x509_parser::extensions::GeneralName::IPAddress(bytes) => {
-                    sans.push(format!("IP:{}", ip_text(bytes)))
+                GeneralName::DnsName(d) => sans.push(format!("DNS:{d}")),
+                GeneralName::IpAddress(bytes) => {
+                    sans.push(format!("IP:{}", ip_text(bytes.as_bytes())))
                 }
                 _ => {}
             }
         }
     }
+    let seconds = |t: x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
     let created_at = super::unix(SystemTime::now());
     let token = TokenRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -105,11 +111,11 @@ pub async fn record_tls_server_certificate(
     let certificate = CertificateRecord {
         serial: serial.clone(),
         ca: ca.name().to_string(),
-        issuer: ca.certificate().tbs_certificate().subject().to_string(),
-        subject: parsed.subject().to_string(),
+        issuer: display_name(ca.certificate().tbs_certificate().subject()),
+        subject: display_name(tbs.subject()),
         sans,
-        not_before: parsed.validity().not_before.timestamp(),
-        not_after: parsed.validity().not_after.timestamp(),
+        not_before: seconds(tbs.validity().not_before),
+        not_after: seconds(tbs.validity().not_after),
         purpose: TLS_SERVER_PROCEDURE.into(),
         token_id: token.id.clone(),
         status: CertificateStatus::Good,
