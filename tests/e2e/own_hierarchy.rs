@@ -362,3 +362,59 @@ fn ca_create_takes_country_units_or_a_whole_subject() {
         assert!(!ok && text.contains(says), "{dn}: {text}");
     }
 }
+
+/// `serve --init` takes the CA names like `init`, and the TLS server certificate the new root
+/// signed is in the certificate database once the service is up.
+#[test]
+fn serve_init_takes_the_names_and_records_the_tls_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("new");
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(bin())
+        .arg("--root")
+        .arg(&root)
+        .env("RUST_LOG", "info")
+        .args(["serve", "--init", "--http", "127.0.0.1:0", "--admin", ""])
+        .args([
+            "--root-name",
+            "r1",
+            "--issuing-name",
+            "i1",
+            "--officers-name",
+            "o1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("listener http:")
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("serve exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let toml = std::fs::read_to_string(root.join("conf/gateway.toml")).unwrap();
+    assert!(
+        toml.contains("name = \"o1\"\ncertificate = \"data/ca/o1.pem\"\nkey = \"data/ca/o1.key\"\nparent = \"r1\"\nrole = \"officers\"\n"),
+        "{toml}"
+    );
+    let listed = Command::new(bin())
+        .arg("--root")
+        .arg(&root)
+        .env("RUST_LOG", "warn")
+        .args(["certs", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["purpose"], "tls-server");
+    assert_eq!(listed[0]["ca"], "r1");
+}
