@@ -45,8 +45,10 @@ pub struct CreateArgs {
     #[arg(long)]
     pub parent: Option<String>,
     /// Rollover: the token procedures that use this CA move to the new one (gateway.toml is
-    /// edited in place, comments kept); the old CA stays configured to sign CRLs and answer
-    /// OCSP until its certificates expire. Restart the service afterwards.
+    /// edited in place, comments kept); replacing the officers CA moves its role = "officers"
+    /// and adds the new CA to the HTTPS listener's client_ca (data/tls/client-ca.pem). The old
+    /// CA stays configured to sign CRLs and answer OCSP (and, as officers CA, to let its
+    /// officers in) until its certificates expire. Restart the service afterwards.
     #[arg(long, value_name = "OLD")]
     pub replaces: Option<String>,
     /// Subject common name.
@@ -136,11 +138,7 @@ fn check_new_name(config: &crate::rules::Configuration, name: &str) -> anyhow::R
     if config.settings.cas.iter().any(|c| c.name == name) {
         anyhow::bail!("a CA named `{name}` is already configured");
     }
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !crate::ca::is_ca_name(name) {
         anyhow::bail!(
             "a CA name may contain only letters, digits, `-` and `_` (it is part of the CRL URL)"
         );

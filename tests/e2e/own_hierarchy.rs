@@ -229,6 +229,9 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
         })
         .collect();
     assert!(listed.contains(&localhost), "{listed:?} lacks {localhost}");
+    // The chain records both certificates and the revocation as the tables hold them.
+    let verified = String::from_utf8(cli(&["audit", "verify"])).unwrap();
+    assert!(verified.contains("audit trail intact"), "{verified}");
     let tls = std::fs::read(root.join("data/tls/server.pem")).unwrap();
     assert!(!is_demo_tls_chain(&tls), "the TLS server certificate");
     let tls_text = String::from_utf8_lossy(&tls).to_string();
