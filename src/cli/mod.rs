@@ -6,6 +6,7 @@ mod backup;
 mod bench;
 mod ca;
 mod ca_admin;
+mod ca_client_trust;
 mod ca_rollover;
 mod certs;
 mod config_tools;
@@ -237,15 +238,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let settings = init_settings(http, public_url)?;
             let names = hierarchy.hierarchy()?;
-            crate::issuance::write_default_with(&root, &settings, &names)?;
+            let written = crate::issuance::write_default_with(&root, &settings, &names)?;
             let config = load_config(&root)?;
-            crate::store::Store::open(&config.settings.database_url, 1).await?;
+            // The database, sealed like the service's, accounts for the TLS server certificate
+            // the new root signed.
+            let store = crate::store::Store::open(&config.settings.database_url, 1)
+                .await?
+                .with_audit(crate::issuance::audit_seal(&root)?);
+            written
+                .record(&root, &store, &crate::identity::Caller::Cli)
+                .await?;
+            store.close().await;
+            let ca_names = &names.names;
             outln!(
                 "wrote a default configuration, {} and the database to {}",
                 if hierarchy.is_own() {
-                    "your CA hierarchy (root, issuing, officers; TLS server certificate from your root)"
+                    format!(
+                        "your CA hierarchy ({}, {}, {}; TLS server certificate from your root)",
+                        ca_names.root, ca_names.issuing, ca_names.officers
+                    )
                 } else {
-                    "a demo CA"
+                    "a demo CA".to_string()
                 },
                 root.dir().display()
             );

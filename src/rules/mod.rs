@@ -151,12 +151,23 @@ fn procedures(
 ) -> Result<BTreeMap<String, TokenProcedure>, ConfigErrors> {
     let mut diagnostics = Diagnostics::default();
     let ca_names: Vec<&str> = file.cas.iter().map(|c| c.name.get_ref().as_str()).collect();
+    // A CA's `subject_order` that does not parse is reported with the settings.
+    let ca_subject_orders: procedure::CaSubjectOrders<'_> = file
+        .cas
+        .iter()
+        .filter_map(|c| {
+            let names = c.subject_order.as_ref()?.get_ref();
+            let order = crate::ca::parse_subject_order(names).ok()?;
+            Some((c.name.get_ref().as_str(), order))
+        })
+        .collect();
     let mut procedures = BTreeMap::new();
     for procedure in &file.token_procedures {
         let source = ProcedureSource {
             file: procedure,
             toml,
             ca_names: &ca_names,
+            ca_subject_orders: &ca_subject_orders,
         };
         let Some(built) = diagnostics.take(TokenProcedure::try_from(source)) else {
             continue;

@@ -188,8 +188,8 @@ pub(super) async fn count_expiring(
     Ok(row.try_get::<i64, _>(0)?)
 }
 
-/// The certificates one CA issued, as far as the store knows (officer certificates live in
-/// the officer registry and are not counted).
+/// The certificates one CA issued, as far as the store knows: those of the certificates table
+/// and the officer certificates of the officer registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaUsage {
     pub ca: String,
@@ -205,7 +205,8 @@ pub struct CaUsage {
 pub(super) async fn ca_usage(pool: &AnyPool, now: i64) -> Result<Vec<CaUsage>, StoreError> {
     let rows = sqlx::query(
         "SELECT ca, SUM(CASE WHEN not_after > $1 THEN 1 ELSE 0 END), COUNT(*), MAX(not_after) \
-         FROM certificates GROUP BY ca ORDER BY ca",
+         FROM (SELECT ca, not_after FROM certificates UNION ALL SELECT ca, not_after FROM officers) AS issued \
+         GROUP BY ca ORDER BY ca",
     )
     .bind(now)
     .fetch_all(pool)

@@ -8,8 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod migration;
+pub(crate) mod officers_rollover;
 pub(crate) mod own_hierarchy;
 pub(crate) mod rollover;
+pub(crate) mod subject_order;
 
 use crate::kit::{Anchored, Serve, ser};
 use std::net::TcpListener;
