@@ -200,7 +200,7 @@ fn certificate_records(
     issued
         .iter()
         .map(|(planned, cert)| CertificateRecord {
-            serial: hex::encode(&cert.serial),
+            serial: crate::ca::Serial::from_bytes(&cert.serial),
             ca: planned.ca.name().to_string(),
             issuer: issuer_dn(&planned.ca),
             subject: planned.subject.display_dn(&planned.template.subject_order),
