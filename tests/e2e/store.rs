@@ -126,7 +126,7 @@ async fn store_records_an_issuance_and_reads_it_back() {
                 (w.purpose.as_str(), "t1")
             );
             assert_eq!(r.status, CertificateStatus::Good);
-            assert_eq!((r.revoked_at, r.revocation_reason.clone()), (None, None));
+            assert_eq!((r.revoked_at, r.revocation_reason), (None, None));
             assert_eq!(
                 r.der, w.der,
                 "{:?}: DER must round-trip byte for byte",
