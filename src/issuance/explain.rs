@@ -75,6 +75,8 @@ pub struct Explanation {
     /// What looks misconfigured although it decodes (a header value that reads as base64url
     /// under another encoding).
     pub hints: Vec<String>,
+    /// The request line's path when it is not the form's (EST: `/.well-known/est/…`).
+    pub request_path: Option<String>,
 }
 
 /// The path remainder for `path`: `/pgwy/ast` → ``, `/pgwy/ast/x/y` → `x/y`; a path without the
@@ -99,12 +101,16 @@ pub fn explain(
     headers: &IdentityHeaders,
     certificate: Option<&CertificateFacts>,
 ) -> Explanation {
+    if let Some(explanation) = super::est::explain_est(rules, path, headers, certificate) {
+        return explanation;
+    }
     let Some(remainder) = path_remainder(path) else {
         return Explanation {
             path_remainder: path.to_string(),
             trials: Vec::new(),
             handler: None,
             hints: Vec::new(),
+            request_path: None,
             outcome: Err(Refusal {
                 code: super::Code::NoHandler,
                 message: format!(
@@ -123,6 +129,7 @@ pub fn explain(
                 handler: None,
                 hints: Vec::new(),
                 outcome: Err(Refusal::from(&e)),
+                request_path: None,
             };
         }
     };
@@ -145,6 +152,7 @@ pub fn explain(
         handler: None,
         outcome: Ok(Vec::new()),
         hints: Vec::new(),
+        request_path: None,
     };
     let handler = match select(rules, &explanation.path_remainder) {
         Ok(handler) => handler,
@@ -194,7 +202,7 @@ fn base64url_hints(handler: &Handler, headers: &IdentityHeaders) -> Vec<String> 
 }
 
 /// The same planning as issuance (format evaluation, subjects, their encoding), no CA.
-fn plan(
+pub(super) fn plan(
     rules: &Rules,
     handler: &Handler,
     headers: &IdentityHeaders,
@@ -231,11 +239,14 @@ impl fmt::Display for Explanation {
         } else {
             format!("/pgwy/ast/{}", self.path_remainder)
         };
-        writeln!(
-            f,
-            "request: POST {shown} (path remainder \"{}\")",
-            self.path_remainder
-        )?;
+        match &self.request_path {
+            Some(path) => writeln!(f, "request: POST {path}")?,
+            None => writeln!(
+                f,
+                "request: POST {shown} (path remainder \"{}\")",
+                self.path_remainder
+            )?,
+        }
         for t in &self.trials {
             writeln!(
                 f,

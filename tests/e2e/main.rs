@@ -11,6 +11,7 @@ mod ca;
 mod ca_revoked;
 mod config;
 mod databases;
+mod est;
 mod garbage;
 mod hardening_edges;
 mod hardening_http;
