@@ -198,7 +198,8 @@ async fn refused(
 }
 
 /// A refusal as JSON (`code`, `message`, `requestId`), inviting HTTP Basic credentials when
-/// they are what is missing.
+/// they are what is missing. The bare challenge to a request without credentials has no body:
+/// clients answer it at once, and some (BouncyCastle's) close it unread and fail when it has one.
 fn answer_refusal(error: &IssuanceError, call: &EstCall) -> Response {
     let mut response = respond(error, &call.request_id, ErrorFormat::Json);
     if EstRefusal::asks_for_basic(error) {
@@ -211,6 +212,12 @@ fn answer_refusal(error: &IssuanceError, call: &EstCall) -> Response {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
+    }
+    if matches!(error, IssuanceError::Est(EstRefusal::NoCredentials)) {
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(header::CONTENT_TYPE);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        response = Response::from_parts(parts, axum::body::Body::empty());
     }
     response
 }

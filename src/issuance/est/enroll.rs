@@ -243,13 +243,16 @@ impl Gateway {
         csr: &Csr,
         renewed: &crate::store::CertificateRecord,
     ) -> Result<(Planned, String), IssuanceError> {
-        use der::{Decode, Encode};
+        use der::Decode;
         let old = Certificate::from_der(&renewed.der).map_err(|e| {
             IssuanceError::invariant(format!("a stored certificate does not parse: {e}"))
         })?;
-        let same_subject =
-            old.tbs_certificate().subject().to_der().ok() == csr.request.info.subject.to_der().ok();
         let facts = CertificateFacts::of(&old);
+        // Compared as values in RDN order, not as DER: clients re-encode the strings
+        // (PrintableString for UTF8String).
+        let same_subject = facts.subject == csr.facts.subject
+            && old.tbs_certificate().subject().iter().count()
+                == csr.request.info.subject.iter().count();
         let mut old_sans = facts.sans.clone();
         let mut new_sans = csr.facts.sans.clone();
         old_sans.sort();

@@ -52,6 +52,8 @@ public class Est {
     public static void main(String[] args) throws Exception {
         String server = args[0], label = args[1], trust = args[2], user = args[3], secret = args[4];
         out = args[5];
+        // The certificate-path trust manager of the EST client asks for the BC provider.
+        java.security.Security.addProvider(new org.bouncycastle.jce.provider.BouncyCastleProvider());
         X509Certificate anchor = (X509Certificate) CertificateFactory.getInstance("X.509")
             .generateCertificate(new FileInputStream(trust));
         Set<TrustAnchor> anchors = new HashSet<>(Collections.singleton(new TrustAnchor(anchor, null)));
@@ -60,7 +62,7 @@ public class Est {
 
         CACertsResponse ca = est.getCACerts();
         X509CertificateHolder[] caCerts = ESTService.storeToArray(ca.getCertificateStore());
-        write("cacerts.pem", caCerts);
+        write("cacerts.pem", (Object[]) caCerts);
         System.out.println("cacerts " + caCerts.length);
 
         CSRRequestResponse attrs = est.getCSRAttributes();
@@ -88,17 +90,15 @@ public class Est {
             System.out.println("wrong secret accepted");
         } catch (ESTException e) {
             System.out.println("wrong secret refused " + e.getStatusCode());
+        } catch (java.io.IOException e) {
+            System.out.println("wrong secret refused: " + e.getMessage());
         }
 
         // Re-enrolment over mTLS with the certificate just enrolled: same subject, new key.
         X509Certificate jca = new JcaX509CertificateConverter().getCertificate(cert);
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);
-        java.security.cert.Certificate[] chain = new java.security.cert.Certificate[1 + caCerts.length];
-        chain[0] = jca;
-        for (int i = 0; i < caCerts.length; i++) {
-            chain[i + 1] = new JcaX509CertificateConverter().getCertificate(caCerts[i]);
-        }
+        java.security.cert.Certificate[] chain = {jca};
         store.setKeyEntry("device", enrolled.getPrivate(), "pw".toCharArray(), chain);
         KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
         kmf.init(store, "pw".toCharArray());

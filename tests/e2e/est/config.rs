@@ -15,6 +15,14 @@ fn est_root() -> (tempfile::TempDir, Root) {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path().join("root"));
     ast_gateway::issuance::write_default(&root).unwrap();
+    // The HTTPS listener with client certificates, as the officers' EST handler needs.
+    let toml = std::fs::read_to_string(root.gateway_toml())
+        .unwrap()
+        .replace("# https = ", "https = ")
+        .replace("# tls_cert", "tls_cert")
+        .replace("# tls_key", "tls_key")
+        .replace("# client_ca", "client_ca");
+    std::fs::write(root.gateway_toml(), toml).unwrap();
     configure(&root);
     (dir, root)
 }

@@ -199,6 +199,21 @@ impl Tools {
     }
 }
 
+/// The refusal with this request id is in the audit trail with this code.
+async fn audited(api: &Api, request_id: &str, code: &str) {
+    api.gateway.store().flush_refusals().await.unwrap();
+    let found = api.audit().await.into_iter().any(|(event, _, id, detail)| {
+        let listed = detail["requestIds"]
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|i| i == request_id));
+        event.contains("refused") && detail["code"] == code && (id == request_id || listed)
+    });
+    assert!(
+        found,
+        "refusal {code} ({request_id}) is not in the audit trail"
+    );
+}
+
 fn decode(text: &[u8]) -> Vec<u8> {
     let compact: Vec<u8> = text
         .iter()
@@ -396,7 +411,7 @@ async fn curl_and_openssl_do_every_est_operation() {
     );
     let (front, _) = t.certs_only("front-cert", &answer.body);
     let (front_serial, subject) = serial_and_subject(&t.openssl, &front);
-    assert_eq!(subject, "C=SE,CN=Front Device");
+    assert_eq!(subject, "CN=Front Device,C=SE");
 
     // An officer with the role est-enrol over mTLS.
     let officer = api.officer("Olof EST", &["est-enrol"]).await;
@@ -467,13 +482,18 @@ async fn every_est_refusal_has_its_status_code_and_audit_row() {
     let (serial, _) = serial_and_subject(&t.openssl, &enrolled);
     let before = api.certificates().await;
 
-    // No credentials: 401, inviting HTTP Basic for the label's realm.
+    // No credentials: a bare 401 challenge for the label's realm (audited all the same).
     let answer = t.post(&api, enrol, &good, &[]).await;
-    api.refused(&answer, 401, "unauthenticated").await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (401, "unauthenticated")
+    );
     assert_eq!(
         answer.header("www-authenticate"),
         "Basic realm=\"est/devices\""
     );
+    assert!(answer.body.is_empty());
+    audited(&api, &answer.header("x-request-id"), "unauthenticated").await;
     // The wrong secret, and the wrong user.
     let answer = t
         .post(&api, enrol, &good, &["-u", "device:not-the-secret"])
