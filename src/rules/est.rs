@@ -208,8 +208,6 @@ pub(super) fn est_service(
             false
         }
     };
-    let user = scope.get("est.user");
-    let secret = scope.get("est.secret");
     let written = scope.get("est.label").is_some() || default;
     if !written {
         for name in ["est.user", "est.secret"] {
@@ -223,7 +221,32 @@ pub(super) fn est_service(
         }
         return None;
     }
-    let auth = match (user, secret) {
+    let auth = enrolment_auth(source, required_roles, diagnostics)?;
+    let (line, key) = scope.place(if scope.get("est.label").is_some() {
+        "est.label"
+    } else {
+        "est.default"
+    });
+    Some(EstService {
+        label,
+        default,
+        auth,
+        line,
+        key,
+    })
+}
+
+/// Who may enrol through the handler: HTTP Basic (`est.user` with `est.secret`), else its
+/// officers (`requiredRoRoles`), else its front. `None` (and a problem reported) when only one
+/// of the Basic parameters is written or the secret is not a hash.
+fn enrolment_auth(
+    source: &HandlerSource<'_>,
+    required_roles: Option<&RequiredRoles>,
+    diagnostics: &mut Diagnostics,
+) -> Option<EstAuth> {
+    let user = source.scope.get("est.user");
+    let secret = source.scope.get("est.secret");
+    Some(match (user, secret) {
         (None, None) if required_roles.is_some() => EstAuth::Officer,
         (None, None) => EstAuth::Front,
         (Some(user), Some(secret)) => {
@@ -263,18 +286,6 @@ pub(super) fn est_service(
             ));
             return None;
         }
-    };
-    let (line, key) = scope.place(if scope.get("est.label").is_some() {
-        "est.label"
-    } else {
-        "est.default"
-    });
-    Some(EstService {
-        label,
-        default,
-        auth,
-        line,
-        key,
     })
 }
 
