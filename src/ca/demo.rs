@@ -46,17 +46,17 @@ pub fn is_demo_certificate(der: &[u8]) -> bool {
 /// True when a TLS certificate chain file (PEM) holds a demo CA certificate or a certificate a
 /// demo CA issued (the `localhost` certificate `init` writes): `serve` warns while it is served.
 pub fn is_demo_tls_chain(pem: &[u8]) -> bool {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    let demo = |name: &x509_parser::x509::X509Name<'_>| {
-        name.iter_organization()
-            .any(|o| o.as_str() == Ok(DEMO_ORGANIZATION))
-    };
-    x509_parser::pem::Pem::iter_from_buffer(pem)
-        .filter_map(Result::ok)
-        .any(|block| {
-            X509Certificate::from_der(&block.contents)
-                .is_ok_and(|(_, c)| demo(c.subject()) || demo(c.issuer()))
+    let demo = |name: &x509_cert::name::Name| {
+        name.iter().any(|a| {
+            a.oid == const_oid::db::rfc4519::O && a.value.value() == DEMO_ORGANIZATION.as_bytes()
         })
+    };
+    x509_cert::Certificate::load_pem_chain(pem).is_ok_and(|chain| {
+        chain.iter().any(|c| {
+            let tbs = c.tbs_certificate();
+            demo(tbs.subject()) || demo(tbs.issuer())
+        })
+    })
 }
 
 /// Where the demo files went (paths relative to the root's parent are not used: all absolute).

@@ -42,7 +42,7 @@ pub use serial::{Serial, SerialError};
 pub use signer::{
     FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
 };
-pub use subject::{Attribute, Subject};
+pub use subject::{Attribute, Subject, display_name};
 pub use tls_server::{TlsServerCertificate, TlsServerNames, issue_tls_server_certificate};
 pub use verify::CaPublicKey;
 

@@ -208,6 +208,59 @@ impl Subject {
     }
 }
 
+/// A certificate name (subject or issuer) as people read it, in the one style every listing,
+/// the API and `certs show` use: the attributes in their encoded order, `LABEL=value` joined by
+/// `, ` (values escaped as RFC 4514 does), the same as `Subject::display_dn` writes what we
+/// issue. A value that is no string is shown as `#` and its DER in hex, as RFC 4514 does.
+pub fn display_name(name: &x509_cert::name::Name) -> String {
+    let mut parts = Vec::new();
+    for rdn in name.iter_rdn() {
+        let values: Vec<String> = rdn
+            .iter()
+            .map(|atv| {
+                let label = Attribute::ALL
+                    .into_iter()
+                    .find(|a| a.oid() == Some(atv.oid))
+                    .map_or_else(|| atv.oid.to_string(), |a| a.label().to_string());
+                let value = match string_value(&atv.value) {
+                    Some(text) => escape_rfc4514(&text),
+                    None => format!(
+                        "#{}",
+                        hex::encode(der::Encode::to_der(&atv.value).unwrap_or_default())
+                    ),
+                };
+                format!("{label}={value}")
+            })
+            .collect();
+        parts.push(values.join("+"));
+    }
+    parts.join(", ")
+}
+
+/// The text of a directory string (UTF8String, PrintableString, IA5String, BMPString,
+/// TeletexString read as Latin-1 as most software does).
+fn string_value(value: &der::asn1::Any) -> Option<String> {
+    use der::{Tag, Tagged};
+    let bytes = value.value();
+    match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => {
+            String::from_utf8(bytes.to_vec()).ok()
+        }
+        Tag::BmpString => {
+            if !bytes.len().is_multiple_of(2) {
+                return None;
+            }
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        Tag::TeletexString => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+        _ => None,
+    }
+}
+
 fn escape_rfc4514(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for (i, c) in v.chars().enumerate() {

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::output::{errln, out, outln};
 use crate::config::Root;
-use crate::store::{CertificateFilter, CertificateRecord, CertificateStatus, Store};
+use crate::store::{CertificateFilter, CertificateStatus, Store};
 
 /// `certs …`
 #[derive(Debug, Subcommand)]
@@ -63,23 +63,6 @@ pub enum CertsCommand {
     },
 }
 
-fn to_json(c: &CertificateRecord) -> serde_json::Value {
-    serde_json::json!({
-        "serial": c.serial,
-        "subject": c.subject,
-        "issuer": c.issuer,
-        "ca": c.ca,
-        "sans": c.sans,
-        "purpose": c.purpose,
-        "status": c.status,
-        "notBefore": Timestamp::from_unix(c.not_before),
-        "notAfter": Timestamp::from_unix(c.not_after),
-        "tokenId": c.token_id,
-        "revokedAt": c.revoked_at.map(Timestamp::from_unix),
-        "revocationReason": c.revocation_reason,
-    })
-}
-
 /// `revoke` / `reinstate` go through the gateway so that they are audited like the API's.
 /// They touch only the database, so no CA key is loaded: revoking works while an HSM is down.
 async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
@@ -116,7 +99,10 @@ async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> 
     match result {
         Ok(record) => {
             if json {
-                outln!("{}", serde_json::to_string_pretty(&to_json(&record))?);
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::http::certificate_json(&record)?)?
+                );
             } else {
                 match &record.revocation_reason {
                     Some(reason) => outln!("revoked {} ({reason})", record.serial),
@@ -192,7 +178,10 @@ fn list_filter(
 async fn list(store: &Store, filter: &CertificateFilter, json: bool) -> anyhow::Result<ExitCode> {
     let list = store.certificates(filter).await?;
     if json {
-        let rows: Vec<_> = list.iter().map(to_json).collect();
+        let rows = list
+            .iter()
+            .map(crate::http::certificate_json)
+            .collect::<Result<Vec<_>, _>>()?;
         outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         outln!(
@@ -225,12 +214,12 @@ async fn show(store: &Store, serial: &crate::ca::Serial, json: bool) -> anyhow::
             Ok(ExitCode::FAILURE)
         }
         Some(c) => {
+            let v = crate::http::certificate_details_json(&c)?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&to_json(&c))?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let v = to_json(&c);
                 if let Some(map) = v.as_object() {
-                    for (k, val) in map {
+                    for (k, val) in map.iter().filter(|(k, _)| *k != "pem") {
                         outln!(
                             "{k:<17} {}",
                             if let Some(s) = val.as_str() {

@@ -112,6 +112,7 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
     let listeners = Listeners {
         http: args.http,
         https: args.https,
+        ..Listeners::default()
     };
     let server = start(gateway.clone(), listeners)
         .await

@@ -20,6 +20,7 @@ mod tls;
 
 pub use admin::{AdminServer, admin_router, prometheus, start_admin};
 pub use api::document as openapi_document;
+pub use api::{certificate_details_json, certificate_json};
 pub use error::ErrorFormat;
 pub use routes::router;
 pub use server::{Listeners, RunningServer, start};

@@ -29,8 +29,11 @@ use crate::issuance::Gateway;
 use per_connection::serve_connection;
 
 /// Which addresses to listen on (overrides of the configuration).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Listeners {
+    /// An HTTP listener already bound by the embedding program (so it knows its URL before
+    /// the server starts, with the port the OS assigned); takes precedence over `http`.
+    pub http_bound: Option<std::net::TcpListener>,
     pub http: Option<SocketAddr>,
     /// HTTPS listen address, overriding [server] https (needs tls_cert and tls_key).
     pub https: Option<SocketAddr>,
@@ -116,10 +119,22 @@ pub async fn start(gateway: Arc<Gateway>, listeners: Listeners) -> std::io::Resu
     let (shutdown, _) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut http_addr = None;
-    if let Some(addr) = listeners.http.or(settings.server.http) {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| bind_error(addr, e))?;
+    let http_listener = match (
+        listeners.http_bound,
+        listeners.http.or(settings.server.http),
+    ) {
+        (Some(bound), _) => {
+            bound.set_nonblocking(true)?;
+            Some(TcpListener::from_std(bound)?)
+        }
+        (None, Some(addr)) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(addr, e))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(listener) = http_listener {
         http_addr = Some(listener.local_addr()?);
         tasks.push(tokio::spawn(serve(
             listener,

@@ -12,30 +12,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ast_gateway::config::Root;
-use ast_gateway::http::{Listeners, RunningServer, start};
-use ast_gateway::identity::Caller;
 use ast_gateway::issuance::Gateway;
-use ast_gateway::rules;
-use ast_gateway::token::Pin;
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::kit::{run, run_ok, skipped, tool};
-use crate::trust::identity_pem;
+use crate::kit::{TestGateway, run, run_ok, skipped, tool};
 
 const PIN: &str = "Secret-123";
 
-/// A gateway on a temp root: HTTPS with client_ca = officers, fast EC keys, the embedded
-/// default api.properties (unless `edit` changes the root).
+/// The kit's HTTPS gateway (client_ca = officers, fast EC keys, the embedded default
+/// api.properties unless `edit` changes the root), with the API's requests and checks.
 pub(crate) struct Api {
-    pub(crate) dir: tempfile::TempDir,
+    pub(crate) gw: TestGateway,
     pub(crate) root: Root,
     pub(crate) gateway: Arc<Gateway>,
-    server: Option<RunningServer>,
-    https: SocketAddr,
     http: SocketAddr,
-    root_ca_pem: Vec<u8>,
 }
 
 /// An officer: its registry serial and certificate + key as PEM (also written to `file`).
@@ -70,75 +62,38 @@ impl Answer {
 
 impl Api {
     pub(crate) async fn start(edit: impl FnOnce(&Root)) -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path().join("root"));
-        ast_gateway::issuance::write_default(&root).unwrap();
-        assert!(root.api_properties().exists(), "init writes api.properties");
-        let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
-        let toml = toml
-            .replace("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"")
-            .replace("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
-            .replace("# tls_cert", "tls_cert")
-            .replace("# tls_key", "tls_key")
-            .replace("# client_ca", "client_ca")
-            .replace("iterations = 10000", "iterations = 1000")
-            .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-            .replace("admin = \"127.0.0.1:9102\"", "admin = \"\"");
-        assert!(toml.contains("client_ca = ") && toml.contains("https = \"127.0.0.1:0\""));
-        std::fs::write(root.gateway_toml(), toml).unwrap();
-        edit(&root);
-        let config = rules::load(&root).unwrap_or_else(|e| panic!("config: {e}"));
-        let gateway = Gateway::open(config).await.unwrap();
-        let server = start(gateway.clone(), Listeners::default()).await.unwrap();
+        let gw = TestGateway::start_https(|root| {
+            assert!(root.api_properties().exists(), "init writes api.properties");
+            edit(root);
+        })
+        .await;
         Api {
-            http: server.http_addr.unwrap(),
-            https: server.https_addr.unwrap(),
-            root_ca_pem: std::fs::read(root.data().join("ca/root.pem")).unwrap(),
-            dir,
-            root,
-            gateway,
-            server: Some(server),
+            root: gw.root(),
+            gateway: gw.gateway.clone(),
+            http: gw.http_addr(),
+            gw,
         }
+    }
+
+    /// The temporary directory (the root) for files a test writes.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self.gw.root.path()
     }
 
     pub(crate) fn client(&self, officer: Option<&Officer>) -> reqwest::Client {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .tls_certs_only([reqwest::Certificate::from_pem(&self.root_ca_pem).unwrap()])
-            .resolve("localhost", self.https)
-            .timeout(Duration::from_secs(60));
-        if let Some(officer) = officer {
-            builder = builder.identity(reqwest::Identity::from_pem(&officer.pem).unwrap());
-        }
-        builder.build().unwrap()
+        self.gw
+            .https_client(officer.map(|o| o.pem.as_slice()), Duration::from_secs(60))
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}/pgwy/api/{path}", self.https.port())
+        self.gw.https_url(&format!("/pgwy/api/{path}"))
     }
 
     pub(crate) async fn officer(&self, name: &str, roles: &[&str]) -> Officer {
-        let issued = self
-            .gateway
-            .issue_officer(
-                &Caller::Cli,
-                name,
-                roles.iter().map(|r| r.to_string()).collect(),
-                Pin::new("officer-pw".into()),
-            )
-            .await
-            .unwrap();
-        let pem = identity_pem(&issued.pkcs12, "officer-pw");
-        let file = self
-            .dir
-            .path()
-            .join(format!("{}.pem", issued.record.serial));
+        let (serial, pem) = self.gw.officer(name, roles).await;
+        let file = self.dir().join(format!("{serial}.pem"));
         std::fs::write(&file, &pem).unwrap();
-        Officer {
-            serial: issued.record.serial,
-            pem,
-            file,
-        }
+        Officer { serial, pem, file }
     }
 
     /// Sends a request; `body` as JSON unless `raw` gives bytes and a content type.
@@ -230,14 +185,6 @@ impl Api {
             "refusal {code} ({request_id}) is not in the audit trail"
         );
         message
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = server.shutdown_handle().send(true);
-        }
     }
 }
 
@@ -508,7 +455,7 @@ async fn every_operation_over_mtls() {
 
 /// openssl and keytool open the API token; its leaf certificates are the API's PEMs.
 fn open_with_openssl_and_keytool(api: &Api, pkcs12: &[u8], serials: &[String], pems: &[String]) {
-    let file = api.dir.path().join("api-token.p12");
+    let file = api.dir().join("api-token.p12");
     std::fs::write(&file, pkcs12).unwrap();
     let file = file.to_str().unwrap();
     match tool("openssl") {

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Officer, answer, token_request};
-use crate::kit::{run_ok, skipped, tool};
+use crate::kit::{Anchored, run_ok, skipped, tool};
 
 /// `body` with `signedAt` = now (RFC 3339), as a signing client writes it.
 fn fresh(mut body: Value) -> Value {
@@ -28,7 +28,7 @@ fn now_rfc3339(offset: i64) -> String {
 async fn signed_api() -> Api {
     Api::start(|root| {
         let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
-        let toml = toml.replace("# signed_writes = \"off\"", "signed_writes = \"required\"");
+        let toml = toml.replacing("# signed_writes = \"off\"", "signed_writes = \"required\"");
         assert!(toml.contains("\nsigned_writes = \"required\""));
         std::fs::write(root.gateway_toml(), toml).unwrap();
     })
@@ -111,7 +111,7 @@ async fn signed_writes_with_openssl_signatures() {
     let audit = api.audit().await;
     let (_, _, _, detail) = audit.iter().rev().find(|(e, ..)| e == "revoked").unwrap();
     assert_eq!(detail["officerSignature"], signature.as_str());
-    let kept = api.dir.path().join("kept.der");
+    let kept = api.dir().join("kept.der");
     std::fs::write(
         &kept,
         base64::engine::general_purpose::STANDARD
@@ -119,7 +119,7 @@ async fn signed_writes_with_openssl_signatures() {
             .unwrap(),
     )
     .unwrap();
-    let content = api.dir.path().join("kept-body");
+    let content = api.dir().join("kept-body");
     std::fs::write(&content, body.as_bytes()).unwrap();
     run_ok(
         &openssl,
@@ -334,7 +334,7 @@ async fn a_signature_of_the_largest_accepted_size_is_kept_whole() {
         hex::encode(sha2::Sha256::digest(body.as_bytes()))
     );
     // From the row alone (and the body it names by digest): openssl verifies it.
-    let der = api.dir.path().join("kept-large.der");
+    let der = api.dir().join("kept-large.der");
     std::fs::write(
         &der,
         base64::engine::general_purpose::STANDARD
@@ -342,7 +342,7 @@ async fn a_signature_of_the_largest_accepted_size_is_kept_whole() {
             .unwrap(),
     )
     .unwrap();
-    let content = api.dir.path().join("kept-large-body");
+    let content = api.dir().join("kept-large-body");
     std::fs::write(&content, body.as_bytes()).unwrap();
     let (der, content) = (der.to_str().unwrap(), content.to_str().unwrap());
     run_ok(
@@ -379,7 +379,7 @@ fn padded_signature(
     body: &[u8],
     target: usize,
 ) -> String {
-    let dir = api.dir.path();
+    let dir = api.dir();
     let (key, filler) = (dir.join("filler.key"), dir.join("filler.pem"));
     let mut comment = 100usize;
     for _ in 0..8 {
@@ -425,8 +425,8 @@ fn sign_with(
     body: &[u8],
     extra: Option<&std::path::Path>,
 ) -> String {
-    let input = api.dir.path().join("padded-body");
-    let output = api.dir.path().join("padded.der");
+    let input = api.dir().join("padded-body");
+    let output = api.dir().join("padded.der");
     std::fs::write(&input, body).unwrap();
     let signer_file = signer.file.to_str().unwrap();
     let mut args = vec![

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
 use crate::databases::TestDatabase;
-use crate::kit::{ALICE, TestGateway, client, ser};
+use crate::kit::{ALICE, Anchored, TestGateway, client, ser};
 
 const PIN: &str = "Str0ng-Pass!";
 
@@ -25,13 +25,13 @@ pub(crate) async fn gateway(db: &TestDatabase, proxies: &str) -> TestGateway {
         let path = root.gateway_toml();
         let text = std::fs::read_to_string(&path).unwrap();
         let text = text
-            .replace(
+            .replacing(
                 "url = \"sqlite://data/ast-gateway.db\"",
                 &format!("url = \"{url}\""),
             )
-            .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-            .replace("rsa-2048 = 32", "rsa-2048 = 0")
-            .replace("proxies = [\"127.0.0.1/32\", \"::1/128\"]", &proxies);
+            .replacing("key = \"rsa-2048\"", "key = \"ec-p256\"")
+            .replacing("rsa-2048 = 32", "rsa-2048 = 0")
+            .replacing("proxies = [\"127.0.0.1/32\", \"::1/128\"]", &proxies);
         std::fs::write(path, text).unwrap();
     })
     .await

@@ -5,114 +5,40 @@
 //! file the database cannot touch.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::kit::{client, skipped, tool};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
-
-fn ast(root: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--root")
-        .arg(root)
-        .env_remove("AST_GATEWAY_ROOT")
-        .env("RUST_LOG", "info,sqlx=warn");
-    c
-}
+use crate::kit::{Anchored, Serve, ast, client, skipped, tool};
 
 pub(crate) fn output(root: &Path, args: &[&str]) -> Output {
     ast(root).args(args).stdin(Stdio::null()).output().unwrap()
 }
 
-/// A running `serve` with its log collected.
-struct Serve {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
+/// POSTs the form to a running `serve`; returns (status, request id).
+async fn post(serve: &Serve, cn: &str, password: &str) -> (u16, String) {
+    let response = client()
+        .post(serve.url("/pgwy/ast"))
+        .header("commonname", cn)
+        .header("country", "SE")
+        .form(&[("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (response.status().as_u16(), id)
 }
 
-impl Serve {
-    fn start(root: &Path) -> Serve {
-        let mut child = ast(root)
-            .args(["serve", "--http", "127.0.0.1:0", "--admin", ""])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let found = log.lock().unwrap().iter().find_map(|l| {
-                let rest = &l[l.find("AST endpoint:")? + 13..];
-                let url = rest.split_whitespace().next()?;
-                Some(url.trim_end_matches("/pgwy/ast").to_string())
-            });
-            if let Some(base) = found {
-                break base;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("serve exited with {status}: {:#?}", log.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Serve { child, base, log }
-    }
-
-    /// POSTs the form; returns (status, request id).
-    async fn post(&self, cn: &str, password: &str) -> (u16, String) {
-        let response = client()
-            .post(format!("{}/pgwy/ast", self.base))
-            .header("commonname", cn)
-            .header("country", "SE")
-            .form(&[("password", password)])
-            .send()
-            .await
-            .unwrap();
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        (response.status().as_u16(), id)
-    }
-
-    /// Sends `signal` and waits (at most 30 s) for the process to end.
-    fn signal(&mut self, kill: &Path, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new(kill).args([signal, &pid]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not end: {:#?}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Sends `signal` and waits (at most 30 s) for the process to end.
+fn stop(serve: &mut Serve, signal: &str) {
+    serve.signal(signal);
+    serve.wait_exit(Duration::from_secs(30));
 }
 
 /// The anchor file's lines as JSON.
@@ -181,9 +107,9 @@ pub(crate) fn init(dir: &Path) -> PathBuf {
     let toml = root.join("conf/gateway.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     let text = text
-        .replace("# anchor_interval_secs = 60", "anchor_interval_secs = 1")
-        .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-        .replace("rsa-2048 = 32", "rsa-2048 = 0");
+        .replacing("# anchor_interval_secs = 60", "anchor_interval_secs = 1")
+        .replacing("key = \"rsa-2048\"", "key = \"ec-p256\"")
+        .replacing("rsa-2048 = 32", "rsa-2048 = 0");
     assert!(text.contains("\nanchor_interval_secs = 1"));
     std::fs::write(&toml, text).unwrap();
     root
@@ -191,27 +117,27 @@ pub(crate) fn init(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_anchors_at_start_every_interval_and_at_stop_and_keeps_every_refusal() {
-    let Some(kill) = tool("kill") else {
+    if tool("kill").is_none() {
         skipped("serve_anchors", "kill not installed");
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let root = init(dir.path());
     let mut serve = Serve::start(&root);
     let start = wait_for_anchor(&root, "startup", 1, Duration::from_secs(10));
-    let (status, _) = serve.post("Upkeep One", "Str0ng-Pass!").await;
+    let (status, _) = post(&serve, "Upkeep One", "Str0ng-Pass!").await;
     assert_eq!(status, 200);
     let first = wait_for_anchor(&root, "any", head(&root), Duration::from_secs(20));
     assert!(first["seq"].as_i64() > start["seq"].as_i64());
     // Once the start's CRLs are anchored, a new row waits only for the next checkpoint.
-    let (status, _) = serve.post("Upkeep Two", "Str0ng-Pass!").await;
+    let (status, _) = post(&serve, "Upkeep Two", "Str0ng-Pass!").await;
     assert_eq!(status, 200);
     wait_for_anchor(&root, "checkpoint", head(&root), Duration::from_secs(20));
 
     // Ten refusals of one kind: the first has its row, nine are counted in memory.
     let mut refused = Vec::new();
     for _ in 0..10 {
-        let (status, id) = serve.post("Upkeep Refused", "123").await;
+        let (status, id) = post(&serve, "Upkeep Refused", "123").await;
         assert_eq!(status, 400);
         refused.push(id);
     }
@@ -219,27 +145,19 @@ async fn serve_anchors_at_start_every_interval_and_at_stop_and_keeps_every_refus
     // through a pipe, so give the reader a moment.
     let deadline = Instant::now() + Duration::from_secs(10);
     for id in &refused {
-        while !serve
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(id.as_str()))
-        {
+        while !serve.lines().iter().any(|l| l.contains(id.as_str())) {
             assert!(Instant::now() < deadline, "refusal {id} is not in the log");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
     let counted = serve
-        .log
-        .lock()
-        .unwrap()
+        .lines()
         .iter()
         .filter(|l| l.contains("refusal counted in this minute's aggregate"))
         .count();
     // Nine, or eight when a minute ended among them (its first refusal gets a row).
     assert!(counted >= 8, "{counted} counted refusals logged");
-    serve.signal(&kill, "-TERM");
+    stop(&mut serve, "-TERM");
     let rows = export(&root);
     let last = rows.last().unwrap();
     assert_eq!(last["event"], "service-stopped", "{last}");
@@ -298,26 +216,26 @@ async fn serve_anchors_at_start_every_interval_and_at_stop_and_keeps_every_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_newest_rows_of_a_killed_node_is_reported_as_truncated() {
-    let Some(kill) = tool("kill") else {
+    if tool("kill").is_none() {
         skipped("deleting_the_newest_rows", "kill not installed");
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let root = init(dir.path());
     let mut serve = Serve::start(&root);
     wait_for_anchor(&root, "startup", 1, Duration::from_secs(10));
-    assert_eq!(serve.post("Kept Karl", "Str0ng-Pass!").await.0, 200);
+    assert_eq!(post(&serve, "Kept Karl", "Str0ng-Pass!").await.0, 200);
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     for cn in ["Gone One", "Gone Two", "Gone Three"] {
-        assert_eq!(serve.post(cn, "Str0ng-Pass!").await.0, 200);
+        assert_eq!(post(&serve, cn, "Str0ng-Pass!").await.0, 200);
     }
     let newest = head(&root);
     wait_for_anchor(&root, "any", newest, Duration::from_secs(20));
     // Dies without a stop anchor.
-    serve.signal(&kill, "-KILL");
+    stop(&mut serve, "-KILL");
 
     // The attacker deletes every row of the last five minutes newer than `since` (the last
     // three issuances: audit rows, certificates, tokens, the database's anchors) and rewinds

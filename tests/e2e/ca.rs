@@ -7,10 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::kit::ser;
+use crate::kit::{Anchored, Serve, ser};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const PIN: &str = "Secret123";
@@ -75,7 +75,9 @@ impl Root {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, f(text)).unwrap();
     }
-    fn serve(&self) -> Server {
+    fn serve(&self) -> Serve {
+        // The certificates must point at this server, so public_url is written before the
+        // start: the one place a port is chosen before the server binds it.
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -95,47 +97,36 @@ impl Root {
                 .collect::<Vec<_>>()
                 .join("\n")
         });
-        let child = self
-            .command()
-            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server { child, base };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the gateway did not start on {}", server.base);
+        let mut command = self.command();
+        command.env("RUST_LOG", "info,sqlx=warn").args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--admin",
+            "",
+        ]);
+        Serve::spawn(command)
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
+/// A client with a generous timeout (RSA issuance in a debug build is slow).
+fn slow_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// What the CA tests do with a running `serve`.
+trait CaServe {
+    async fn issue(&self, path: &str, common_name: &str) -> Vec<u8>;
+    async fn get(&self, path: &str) -> reqwest::Response;
 }
 
-impl Server {
-    fn client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap()
-    }
+impl CaServe for Serve {
     async fn issue(&self, path: &str, common_name: &str) -> Vec<u8> {
-        let response = Self::client()
-            .post(format!("{}/pgwy/ast{path}", self.base))
+        let response = slow_client()
+            .post(self.url(&format!("/pgwy/ast{path}")))
             .header("commonname", common_name)
             .header("country", "SE")
             .form(&[("password", PIN)])
@@ -151,11 +142,7 @@ impl Server {
         response.bytes().await.unwrap().to_vec()
     }
     async fn get(&self, path: &str) -> reqwest::Response {
-        Self::client()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
+        slow_client().get(self.url(path)).send().await.unwrap()
     }
 }
 
@@ -294,11 +281,11 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
         ])
         .arg(cert)));
     assert!(
-        ext.contains(&format!("{}/pgwy/crl/issuing.crl", server.base)),
+        ext.contains(&format!("{}/pgwy/crl/issuing.crl", server.base())),
         "{ext}"
     );
     assert!(
-        ext.contains(&format!("OCSP - URI:{}/pgwy/ocsp", server.base)),
+        ext.contains(&format!("OCSP - URI:{}/pgwy/ocsp", server.base())),
         "{ext}"
     );
     let response = server.get("/pgwy/crl/issuing.crl").await;
@@ -452,13 +439,13 @@ async fn crl_revoke_hold_reinstate_checked_by_openssl() {
     }
 }
 
-fn ocsp(root: &Root, server: &Server, issuer: &Path, chain: &Path, extra: &[&str]) -> String {
+fn ocsp(root: &Root, server: &Serve, issuer: &Path, chain: &Path, extra: &[&str]) -> String {
     let mut cmd = Command::new("openssl");
     cmd.args(["ocsp", "-issuer"])
         .arg(issuer)
         .args(["-CAfile"])
         .arg(chain)
-        .args(["-url", &format!("{}/pgwy/ocsp", server.base)]);
+        .args(["-url", &format!("{}/pgwy/ocsp", server.base())]);
     cmd.args(extra).current_dir(root.path());
     text(&run(&mut cmd))
 }
@@ -570,8 +557,8 @@ async fn ocsp_good_revoked_unknown_checked_by_openssl() {
     );
 
     // A malformed request gets an unsigned malformedRequest (RFC 6960 §2.3), not an HTTP error.
-    let response = Server::client()
-        .post(format!("{}/pgwy/ocsp", server.base))
+    let response = slow_client()
+        .post(format!("{}/pgwy/ocsp", server.base()))
         .header("content-type", "application/ocsp-request")
         .body(vec![0x30, 0x03, 0x02, 0x01, 0x00])
         .send()
@@ -899,7 +886,7 @@ fn config_check_reports_a_key_that_does_not_match_its_certificate() {
     // Point the issuing CA at the officers CA's key.
     let good = std::fs::read_to_string(root.file("conf/gateway.toml")).unwrap();
     root.edit("conf/gateway.toml", |t| {
-        t.replace(
+        t.replacing(
             "key = \"data/ca/issuing.key\"",
             "key = \"data/ca/officers.key\"",
         )
@@ -1134,7 +1121,7 @@ fn encrypted_pkcs8_and_pkcs12_ca_keys() {
     ] {
         std::fs::write(
             root.file("conf/gateway.toml"),
-            good.replace(
+            good.replacing(
                 "key = \"data/ca/issuing.key\"",
                 &format!("key = \"data/ca/{file}\"\nkey_passphrase_env = \"{var}\""),
             ),
@@ -1188,7 +1175,7 @@ fn encrypted_pkcs8_and_pkcs12_ca_keys() {
     assert!(sealed.starts_with("v1:") && !sealed.contains("ca-pass-1"));
     std::fs::write(
         root.file("conf/gateway.toml"),
-        good.replace(
+        good.replacing(
             "key = \"data/ca/issuing.key\"",
             &format!("key = \"data/ca/issuing-enc.key\"\nkey_passphrase_encrypted = \"{sealed}\""),
         ),
@@ -1480,7 +1467,7 @@ async fn delegated_ocsp_responder() {
     let with = |name: &str| {
         root.edit("conf/gateway.toml", |t| {
             let cleaned: String = t.lines().filter(|l| !l.starts_with("ocsp_")).map(|l| format!("{l}\n")).collect();
-            cleaned.replace(
+            cleaned.replacing(
                 "key = \"data/ca/issuing.key\"\n",
                 &format!("key = \"data/ca/issuing.key\"\nocsp_certificate = \"data/ca/{name}.pem\"\nocsp_key = \"data/ca/{name}.key\"\n"),
             )

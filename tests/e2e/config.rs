@@ -9,15 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use crate::kit::TestGateway;
+use crate::kit::{Serve, TestGateway, append_file as append};
 
-pub(super) const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
+pub(super) use crate::kit::BIN;
 pub(super) const PIN: &str = "correct horse 1";
 
 /// A root written by `ast-gateway init`.
@@ -40,115 +37,6 @@ pub(super) fn init_root() -> (tempfile::TempDir, PathBuf) {
 
 fn ast_properties(root: &Path) -> PathBuf {
     root.join("conf/ast.properties")
-}
-
-fn append(path: &Path, text: &str) {
-    let mut current = std::fs::read_to_string(path).unwrap();
-    current.push_str(text);
-    std::fs::write(path, current).unwrap();
-}
-
-/// `ast-gateway serve` on 127.0.0.1:0, its log collected.
-pub(super) struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    pub(super) fn start(root: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("--root")
-            .arg(root)
-            .args(["serve", "--http", "127.0.0.1:0"])
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(strip_ansi(&line));
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let found = log.lock().unwrap().iter().find_map(|l| {
-                let at = l.find("AST endpoint:")?;
-                let url = l[at..].split_whitespace().nth(2)?;
-                Some(url.trim_end_matches("/pgwy/ast").to_string())
-            });
-            if let Some(base) = found {
-                break base;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("serve exited with {status}: {:?}", log.lock().unwrap());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not start: {:?}",
-                log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server { child, base, log }
-    }
-
-    pub(super) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub(super) fn hangup(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits until a log line contains `needle`, and returns every line logged so far.
-    pub(super) fn wait_for_log(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lines = self.log.lock().unwrap().clone();
-            if lines.iter().any(|l| l.contains(needle)) {
-                return lines;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with `{needle}`: {lines:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// POSTs the PIN form with identity headers; returns status, X-Ast-Error and body.
@@ -349,7 +237,7 @@ async fn handler_order_whole_match_modules_and_escapes() {
          handler.5.filter = staff/[a-z]+\nhandler.5.format = staff.format\nhandler.5.tokenprocedure = default\n\
          handler.7.filter = staff/admin\nhandler.7.tokenprocedure = default\nhandler.7.requiredRoRoles = admins\n",
     );
-    let mut server = Server::start(&root);
+    let mut server = Serve::start(&root);
 
     let good = [
         ("commonname", "  Bob  "),
@@ -435,7 +323,7 @@ async fn handler_order_whole_match_modules_and_escapes() {
     )
     .unwrap();
     drop(server);
-    server = Server::start(&root);
+    server = Serve::start(&root);
     for path in [
         "/pgwy/ast",
         "/pgwy/ast/users/",
@@ -459,7 +347,7 @@ async fn handler_order_whole_match_modules_and_escapes() {
 #[tokio::test]
 async fn reload_on_sighup_accepts_and_refuses() {
     let (_dir, root) = init_root();
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     let (status, _, _) = post(&server.url("/pgwy/ast/new"), &[("commonname", "Bob")]).await;
     assert_eq!(status, 404, "no handler for /pgwy/ast/new yet");
 
@@ -467,8 +355,8 @@ async fn reload_on_sighup_accepts_and_refuses() {
         &ast_properties(&root),
         "handler.2.filter = new\nhandler.2.tokenprocedure = default\n",
     );
-    server.hangup();
-    server.wait_for_log("configuration reloaded");
+    server.signal("-HUP");
+    server.wait_for("configuration reloaded");
     let (status, code, body) = post(&server.url("/pgwy/ast/new"), &[("commonname", "Bob")]).await;
     assert_eq!(status, 200, "{code:?} {}", String::from_utf8_lossy(&body));
 
@@ -490,8 +378,8 @@ async fn reload_on_sighup_accepts_and_refuses() {
         .map(str::to_string)
         .collect();
     assert_eq!(check_lines.len(), 3, "{check_lines:?}");
-    server.hangup();
-    let log = server.wait_for_log("reload refused: 3 problem(s)");
+    server.signal("-HUP");
+    let log = server.wait_for("reload refused: 3 problem(s)");
     for line in &check_lines {
         assert!(
             log.iter().any(|l| l.contains(line.as_str())),
@@ -724,7 +612,7 @@ async fn encrypted_parameter_from_config_encrypt() {
             encrypt("[0-9 a-z]*")
         ),
     );
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     let client = reqwest::Client::new();
     let send = |pin: &'static str| {
         client

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::hardening_input::gateway;
-use crate::kit::TestGateway;
+use crate::kit::{Anchored, TestGateway};
 
 /// POSTs the form (PIN `secret-123`) to `path` with identity headers: (status, error code,
 /// the leaf certificate if issued).
@@ -219,7 +219,7 @@ async fn country_codes_are_ascii_before_upper_casing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_rate_limit_counts_users_not_subjects() {
     let g = gateway(
-        |t| t.replace("# identity_per_minute = 30", "identity_per_minute = 1"),
+        |t| t.replacing("# identity_per_minute = 30", "identity_per_minute = 1"),
         "
 handler.2.filter = staff
 handler.2.format = ast-default.format

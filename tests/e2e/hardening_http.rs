@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::kit::{ALICE, TestGateway, client, skipped, tool};
+use crate::kit::{ALICE, Anchored, Serve, TestGateway, client, skipped, tool};
 
 const PIN: &str = "Str0ng-Pass!";
 
@@ -24,11 +23,11 @@ const PIN: &str = "Str0ng-Pass!";
 /// (tests run in parallel), plus `extra` lines under `[limits]`.
 fn fast_toml(toml: &str, limits: &str) -> String {
     let toml = toml
-        .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-        .replace("rsa-2048 = 32", "rsa-2048 = 0")
-        .replace("iterations = 10000", "iterations = 1000")
-        .replace("admin = \"127.0.0.1:9102\"", "admin = \"\"")
-        .replace("[limits]\n", &format!("[limits]\n{limits}\n"));
+        .replacing("key = \"rsa-2048\"", "key = \"ec-p256\"")
+        .replacing("rsa-2048 = 32", "rsa-2048 = 0")
+        .replacing("iterations = 10000", "iterations = 1000")
+        .replacing("admin = \"127.0.0.1:9102\"", "admin = \"\"")
+        .replacing("[limits]\n", &format!("[limits]\n{limits}\n"));
     assert!(
         toml.contains("admin = \"\"") && toml.contains(limits),
         "default gateway.toml changed"
@@ -47,36 +46,23 @@ async fn gateway(limits: &str) -> TestGateway {
     TestGateway::start_with(move |root| edit_toml(root, |t| fast_toml(&t, &limits))).await
 }
 
-/// An in-process gateway with an HTTPS listener (demo TLS certificate for `localhost`).
+/// The kit's in-process HTTPS gateway with these `[limits]` lines.
 async fn https_gateway(limits: &str) -> (TestGateway, SocketAddr) {
     let limits = limits.to_string();
-    let gw = TestGateway::start_with(move |root| {
+    // start_https already chose fast keys and turned the admin listener off.
+    let gw = TestGateway::start_https(move |root| {
         edit_toml(root, |t| {
-            fast_toml(&t, &limits)
-                .replace("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
-                .replace("# tls_cert", "tls_cert")
-                .replace("# tls_key", "tls_key")
+            t.replacing("rsa-2048 = 32", "rsa-2048 = 0")
+                .replacing("[limits]\n", &format!("[limits]\n{limits}\n"))
         })
     })
     .await;
-    let https = gw
-        .server
-        .as_ref()
-        .unwrap()
-        .https_addr
-        .expect("https listener");
+    let https = gw.https_addr();
     (gw, https)
 }
 
-fn https_client(gw: &TestGateway, https: SocketAddr) -> reqwest::Client {
-    let root_ca = std::fs::read(gw.root().data().join("ca/root.pem")).unwrap();
-    reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(&root_ca).unwrap()])
-        .resolve("localhost", https)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+fn https_client(gw: &TestGateway, _https: SocketAddr) -> reqwest::Client {
+    gw.https_client(None, Duration::from_secs(30))
 }
 
 /// Reads until the peer closes or `within` passes; returns what was read and whether the
@@ -389,7 +375,7 @@ async fn cross_site_posts_are_refused_and_audited_same_origin_ones_work() {
     // A listed portal may send the form from its own site.
     let portal = TestGateway::start_with(|root| {
         edit_toml(root, |t| {
-            fast_toml(&t, "").replace(
+            fast_toml(&t, "").replacing(
                 "# allowed_origins = [\"https://portal.example.org\"]",
                 "allowed_origins = [\"https://portal.example.org\"]",
             )
@@ -474,108 +460,15 @@ async fn security_headers_on_every_response_and_a_pin_page_csp_without_unsafe_in
     );
 }
 
-/// A running `ast-gateway serve`; killed when dropped.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Serve {
-    /// `serve` on a fresh root with fast issuance and `limits`, under `wrapper` (e.g. prlimit).
-    async fn start(root: &Path, limits: &str, wrapper: &[&str]) -> Serve {
-        let r = Root::new(root);
-        ast_gateway::issuance::write_default(&r).unwrap();
-        edit_toml(&r, |t| fast_toml(&t, limits));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = root.join("serve.log");
-        let binary = env!("CARGO_BIN_EXE_ast-gateway");
-        let (program, args): (&str, Vec<&str>) = match wrapper.split_first() {
-            Some((first, rest)) => (first, rest.iter().copied().chain([binary]).collect()),
-            None => (binary, vec![]),
-        };
-        let child = Command::new(program)
-            .args(args)
-            .args(["serve", "--root"])
-            .arg(root)
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut serve = Serve {
-            child,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            log,
-        };
-        let client = client();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = serve.child.try_wait().unwrap() {
-                panic!("serve exited ({status}):\n{}", serve.log());
-            }
-            if let Ok(r) = client
-                .get(format!("http://{}/healthz", serve.addr))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return serve;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "serve not up:\n{}",
-                serve.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The log, without terminal colour codes.
-    fn log(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut text = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                chars.by_ref().find(|c| c.is_ascii_alphabetic());
-            } else {
-                text.push(c);
-            }
-        }
-        text
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits up to `within` for the process to exit.
-    async fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `serve` on a fresh root with fast issuance and `limits`, under `wrapper` (e.g. prlimit).
+fn serve(root: &Path, limits: &str, wrapper: &[&str]) -> Serve {
+    let r = Root::new(root);
+    ast_gateway::issuance::write_default(&r).unwrap();
+    edit_toml(&r, |t| fast_toml(&t, limits));
+    if wrapper.is_empty() {
+        Serve::start(root)
+    } else {
+        Serve::spawn(Serve::wrapped(wrapper, root, &[]))
     }
 }
 
@@ -600,16 +493,15 @@ async fn idle_sockets_do_not_lock_out_health_and_issuance_under_a_low_open_file_
     };
     let dir = tempfile::tempdir().unwrap();
     // Long header/idle timeouts: only the connection cap and eviction can keep it answering.
-    let mut serve = Serve::start(
+    let mut serve = serve(
         dir.path(),
         "header_timeout_secs = 120\nidle_timeout_secs = 120",
         &[prlimit.to_str().unwrap(), "--nofile=256:256", "--"],
-    )
-    .await;
+    );
     let mut idle = Vec::new();
     for i in 0..1100 {
         let mut stream =
-            tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(serve.addr))
+            tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(serve.addr()))
                 .await
                 .unwrap_or_else(|_| {
                     panic!("socket {i}: connect timed out (the server stopped accepting)")
@@ -624,27 +516,28 @@ async fn idle_sockets_do_not_lock_out_health_and_issuance_under_a_low_open_file_
     }
     let client = client();
     let health = client
-        .get(format!("http://{}/healthz", serve.addr))
+        .get(format!("http://{}/healthz", serve.addr()))
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("/healthz with 1 100 idle sockets: {e}\n{}", serve.log()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "/healthz with 1 100 idle sockets: {e}\n{}",
+                serve.log_text()
+            )
+        });
     assert_eq!(health.status(), 200);
-    let token = post_token(&client, serve.addr).await;
+    let token = post_token(&client, serve.addr()).await;
     assert_eq!(token.status(), 200, "{}", header(&token, "x-ast-error"));
     assert_eq!(header(&token, "content-type"), "application/x-pkcs12");
+    assert!(serve.running(), "serve died:\n{}", serve.log_text());
     assert!(
-        serve.child.try_wait().unwrap().is_none(),
-        "serve died:\n{}",
-        serve.log()
-    );
-    assert!(
-        !serve.log().contains("Too many open files"),
+        !serve.log_text().contains("Too many open files"),
         "{}",
-        serve.log()
+        serve.log_text()
     );
     // Logged at start: both limits and the cap derived from them.
-    let log = serve.log();
+    let log = serve.log_text();
     assert!(
         log.contains("open-file limit") && log.contains("soft=256") && log.contains("hard=256"),
         "open-file limits not logged:\n{log}"
@@ -676,18 +569,17 @@ async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
 #[tokio::test]
 async fn sigterm_closes_idle_and_partial_connections_and_lets_a_request_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Serve::start(
+    let mut serve = serve(
         dir.path(),
         "header_timeout_secs = 120\nidle_timeout_secs = 120\nbody_timeout_secs = 120\nshutdown_grace_secs = 60",
         &[],
-    )
-    .await;
-    let mut partial = TcpStream::connect(serve.addr).await.unwrap();
+    );
+    let mut partial = TcpStream::connect(serve.addr()).await.unwrap();
     write_all(&mut partial, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
-    let mut silent = TcpStream::connect(serve.addr).await.unwrap();
+    let mut silent = TcpStream::connect(serve.addr()).await.unwrap();
     let form = format!("password={PIN}");
     let (first, rest) = form.split_at(5);
-    let mut in_flight = TcpStream::connect(serve.addr).await.unwrap();
+    let mut in_flight = TcpStream::connect(serve.addr()).await.unwrap();
     write_all(
         &mut in_flight,
         format!("{}{first}", token_head(form.len())).as_bytes(),
@@ -696,7 +588,7 @@ async fn sigterm_closes_idle_and_partial_connections_and_lets_a_request_in_fligh
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let started = Instant::now();
-    serve.sigterm();
+    serve.signal("-TERM");
     let (received, closed) = read_until_closed(&mut partial, Duration::from_secs(5)).await;
     assert!(
         closed && received.is_empty(),
@@ -711,14 +603,14 @@ async fn sigterm_closes_idle_and_partial_connections_and_lets_a_request_in_fligh
     assert!(
         text.starts_with("http/1.1 200"),
         "in-flight request: {text}\n{}",
-        serve.log()
+        serve.log_text()
     );
     assert!(text.contains("application/x-pkcs12"), "{text}");
-    let status = serve.exited_within(Duration::from_secs(10)).await;
+    let status = serve.exited_within(Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| s.success()),
         "serve did not exit cleanly within 10 s of SIGTERM ({status:?}, grace 60 s):\n{}",
-        serve.log()
+        serve.log_text()
     );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
@@ -726,27 +618,30 @@ async fn sigterm_closes_idle_and_partial_connections_and_lets_a_request_in_fligh
 #[tokio::test]
 async fn sigterm_cuts_a_request_that_outlasts_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Serve::start(
+    let mut serve = serve(
         dir.path(),
         "body_timeout_secs = 120\nshutdown_grace_secs = 1",
         &[],
-    )
-    .await;
-    let mut stalled = TcpStream::connect(serve.addr).await.unwrap();
+    );
+    let mut stalled = TcpStream::connect(serve.addr()).await.unwrap();
     write_all(
         &mut stalled,
         format!("{}password=", token_head(100)).as_bytes(),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    serve.sigterm();
-    let status = serve.exited_within(Duration::from_secs(8)).await;
+    serve.signal("-TERM");
+    let status = serve.exited_within(Duration::from_secs(8));
     assert!(
         status.is_some_and(|s| s.success()),
         "serve did not exit within 8 s of SIGTERM with a 1 s grace period ({status:?}):\n{}",
-        serve.log()
+        serve.log_text()
     );
     let (_, closed) = read_until_closed(&mut stalled, Duration::from_secs(2)).await;
     assert!(closed);
-    assert!(serve.log().contains("grace period over"), "{}", serve.log());
+    assert!(
+        serve.log_text().contains("grace period over"),
+        "{}",
+        serve.log_text()
+    );
 }

@@ -11,7 +11,7 @@ use der::{Decode, Encode};
 use reqwest::header::{HeaderName, HeaderValue};
 use sha2::Digest;
 
-use crate::kit::TestGateway;
+use crate::kit::{Anchored, TestGateway};
 use crate::trust::Env;
 
 /// POSTs the form (PIN `secret-123`) with identity headers given as raw bytes.
@@ -166,7 +166,7 @@ fn openssl_verifies(env: &Env, certificate_der: &[u8]) {
         crate::kit::skipped("malleated certificate", "openssl not installed");
         return;
     };
-    let dir = env.dir.path();
+    let dir = env.dir();
     let ca = dir.join("officers-chain.pem");
     let mut chain = std::fs::read_to_string(env.root.data().join("ca/root.pem")).unwrap();
     chain.push_str(&std::fs::read_to_string(env.root.data().join("ca/officers.pem")).unwrap());
@@ -359,9 +359,9 @@ pub(super) async fn gateway(toml: impl FnOnce(String) -> String, properties: &st
     TestGateway::start_with(move |root| {
         let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
         let text = text
-            .replace("iterations = 10000", "iterations = 1000")
-            .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-            .replace("rsa-2048 = 32", "rsa-2048 = 0");
+            .replacing("iterations = 10000", "iterations = 1000")
+            .replacing("key = \"rsa-2048\"", "key = \"ec-p256\"")
+            .replacing("rsa-2048 = 32", "rsa-2048 = 0");
         std::fs::write(root.gateway_toml(), toml(text)).unwrap();
         let mut ast = std::fs::read_to_string(root.ast_properties()).unwrap();
         ast.push_str(&properties);
@@ -466,7 +466,7 @@ async fn latin1_and_encoded_identity_headers() {
 async fn header_encoding_from_gateway_toml() {
     let g = gateway(
         |t| {
-            t.replace(
+            t.replacing(
                 "header_encoding = \"utf-8-or-latin-1\"",
                 "header_encoding = \"base64url\"",
             )
@@ -575,9 +575,9 @@ async fn encoding_failures_are_refused_before_any_key_is_taken() {
     let g = TestGateway::start_with(|root| {
         let text = std::fs::read_to_string(root.gateway_toml()).unwrap();
         let text = text
-            .replace("iterations = 10000", "iterations = 1000")
-            .replace("key = \"rsa-2048\"", "key = \"rsa-3072\"")
-            .replace("rsa-2048 = 32", "rsa-3072 = 2");
+            .replacing("iterations = 10000", "iterations = 1000")
+            .replacing("key = \"rsa-2048\"", "key = \"rsa-3072\"")
+            .replacing("rsa-2048 = 32", "rsa-3072 = 2");
         std::fs::write(root.gateway_toml(), text).unwrap();
     })
     .await;
@@ -661,11 +661,11 @@ async fn tls_key_readable_by_others_is_refused() {
     ast_gateway::issuance::write_default(&root).unwrap();
     let toml = std::fs::read_to_string(root.gateway_toml())
         .unwrap()
-        .replace("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"")
-        .replace("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
-        .replace("# tls_cert", "tls_cert")
-        .replace("# tls_key", "tls_key")
-        .replace("rsa-2048 = 32", "rsa-2048 = 0");
+        .replacing("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"")
+        .replacing("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
+        .replacing("# tls_cert", "tls_cert")
+        .replacing("# tls_key", "tls_key")
+        .replacing("rsa-2048 = 32", "rsa-2048 = 0");
     std::fs::write(root.gateway_toml(), toml).unwrap();
     let key = root.data().join("tls/server.key");
     assert_eq!(mode(&key), 0o600, "the demo TLS key is written private");

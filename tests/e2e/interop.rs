@@ -14,49 +14,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ast_gateway::ca::RevocationReason;
-use ast_gateway::config::{InitSettings, Root};
-use ast_gateway::http::{Listeners, start};
-use ast_gateway::issuance::Gateway;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use x509_parser::prelude::*;
 
-use crate::kit::{ALICE, TestGateway, free_port, skipped, tool};
+use crate::kit::{ALICE, Anchored, Browser, TestGateway, free_port, skipped, tool};
 
 pub(super) const PIN: &str = "Str0ng-Pass!";
 const YOSHIDA: &str = "𠮷田 太郎";
-
-/// A gateway whose root was initialised for its own listener: public_url, the demo CA
-/// certificates and every issued certificate point at this server.
-pub(super) async fn start_published() -> TestGateway {
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let settings = InitSettings {
-        http,
-        public_url: format!("http://{http}"),
-        derived: true,
-    };
-    ast_gateway::issuance::write_default_for(&root, &settings).unwrap();
-    let config = ast_gateway::rules::load(&root).unwrap_or_else(|e| panic!("config: {e}"));
-    let gateway = Gateway::open(config)
-        .await
-        .unwrap_or_else(|e| panic!("open: {e}"));
-    let server = start(
-        gateway.clone(),
-        Listeners {
-            http: Some(http),
-            ..Listeners::default()
-        },
-    )
-    .await
-    .unwrap();
-    TestGateway {
-        root: dir,
-        gateway,
-        server: Some(server),
-        base: format!("http://{http}"),
-    }
-}
 
 pub(super) async fn issue(gw: &TestGateway, common_name: &str, profile: &str) -> Vec<u8> {
     let mut headers = vec![("commonname", common_name), ("country", "SE")];
@@ -188,7 +152,7 @@ fn published(der: &[u8]) -> (Vec<String>, Vec<String>, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_certificate_below_the_root_points_at_its_issuer() {
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let base = gw.base.clone();
     let p12 = issue(&gw, "Alice Andersson", "modern").await;
     for (alias, leaf, _, _) in entries(&p12) {
@@ -262,7 +226,7 @@ async fn openssl_verify_checks_the_whole_chain_with_both_crls() {
             "openssl not installed",
         );
     };
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let dir = gw.root.path().join("verify");
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, text: String| {
@@ -356,7 +320,7 @@ async fn java_pkix_with_revocation_accepts_good_and_rejects_revoked() {
     let Some(java) = tool("java") else {
         return skipped("java_pkix_with_revocation", "java not installed");
     };
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let dir = gw.root.path().join("java");
     std::fs::create_dir_all(&dir).unwrap();
     let root = dir.join("root.pem");
@@ -472,7 +436,7 @@ async fn nginx_client_auth_with_ocsp_and_whole_chain_crls() {
             "nginx not installed",
         );
     };
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let dir = gw.root.path().join("nginx");
     std::fs::create_dir_all(&dir).unwrap();
     let data = gw.root().data();
@@ -581,7 +545,7 @@ async fn openssl_info(openssl: &Path, file: &Path) -> (Vec<String>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_layout_in_openssl_nss_java_and_pyca() {
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let dir = gw.root.path().join("tokens");
     std::fs::create_dir_all(&dir).unwrap();
     let mut files = Vec::new();
@@ -772,18 +736,10 @@ async fn token_layout_in_openssl_nss_java_and_pyca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn utf8_file_name_round_trips_through_chromium() {
-    let test = "utf8_file_name_round_trips_through_chromium";
-    let Some(node) = tool("node") else {
-        return skipped(test, "node not installed");
+    let Some(browser) = Browser::find("utf8_file_name_round_trips_through_chromium") else {
+        return;
     };
-    let Some(chromium) = tool("chromium") else {
-        return skipped(test, "chromium not installed (apt-get install chromium)");
-    };
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !browser.join("node_modules/playwright-core").exists() {
-        return skipped(test, "run `npm ci` in tests/browser (playwright-core)");
-    }
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     // The header the browser gets: an ASCII fallback and the UTF-8 name (RFC 6266).
     let response = gw
         .post(
@@ -798,17 +754,16 @@ async fn utf8_file_name_round_trips_through_chromium() {
     );
     let downloads = gw.root.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let (ok, text) = run_tool(
-        node,
-        vec![
-            browser.join("download.mjs").display().to_string(),
-            gw.base.clone(),
-            YOSHIDA.into(),
-            downloads.display().to_string(),
-        ],
-    )
-    .await;
-    let _ = chromium;
+    let (ok, text) = browser
+        .run(
+            "download.mjs",
+            &[
+                gw.base.clone(),
+                YOSHIDA.into(),
+                downloads.display().to_string(),
+            ],
+        )
+        .await;
     assert!(ok, "{text}");
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -894,7 +849,7 @@ async fn init_derives_public_url_and_config_check_warns() {
     let path = root.join("conf/gateway.toml");
     std::fs::write(
         &path,
-        toml.replace("http = \"127.0.0.1:18443\"", "http = \"0.0.0.0:18443\""),
+        toml.replacing("http = \"127.0.0.1:18443\"", "http = \"0.0.0.0:18443\""),
     )
     .unwrap();
     let (ok, text) = cli(&root, &["config", "check"]);
@@ -908,7 +863,7 @@ async fn init_derives_public_url_and_config_check_warns() {
     // No public_url at all: derived from the listener, and said so.
     std::fs::write(
         &path,
-        toml.replace("public_url = \"http://127.0.0.1:18443\"", ""),
+        toml.replacing("public_url = \"http://127.0.0.1:18443\"", ""),
     )
     .unwrap();
     let (ok, text) = cli(&root, &["config", "check"]);

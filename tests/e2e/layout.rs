@@ -13,7 +13,7 @@ use std::process::Command;
 
 use ast_gateway::config::{DEFAULT_GATEWAY_TOML, Root};
 
-use crate::kit::{ALICE, TestGateway, run, run_ok, skipped, tool};
+use crate::kit::{ALICE, Browser, TestGateway, run, run_ok, skipped, tool};
 
 const PIN: &str = "Layout-Pin-42";
 const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
@@ -664,40 +664,18 @@ fn config_check_reports_layout_oid_and_cps_errors_at_their_lines() {
 
 #[tokio::test]
 async fn per_purpose_page_in_headless_chromium() {
-    const TEST: &str = "per_purpose_page_in_headless_chromium";
-    let Some(node) = tool("node") else {
-        return skipped(TEST, "node not installed");
+    let Some(browser) = Browser::find("per_purpose_page_in_headless_chromium") else {
+        return;
     };
-    let Some(chromium) = tool("chromium") else {
-        return skipped(TEST, "chromium not installed (apt-get install chromium)");
-    };
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !browser.join("node_modules/playwright-core").exists() {
-        return skipped(TEST, "run `npm ci` in tests/browser (playwright-core)");
-    }
     let gw = TestGateway::start_with(|root| edit_gateway_toml(root, per_purpose)).await;
     let downloads = tempfile::tempdir().unwrap();
-    let (base, dir) = (gw.base.clone(), downloads.path().to_path_buf());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(node)
-            .arg(browser.join("layout.mjs"))
-            .arg(&base)
-            .arg(&dir)
-            .env("CHROMIUM", chromium)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && text.contains("ok"),
-        "browser test failed:\n{text}"
-    );
+    let (ok, text) = browser
+        .run(
+            "layout.mjs",
+            &[gw.base.clone(), downloads.path().display().to_string()],
+        )
+        .await;
+    assert!(ok && text.contains("ok"), "browser test failed:\n{text}");
     let zip = std::fs::read(downloads.path().join("Alice Andersson.zip")).unwrap();
     let names: Vec<String> = unzip(&zip).into_iter().map(|(n, _)| n).collect();
     assert_eq!(

@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use super::kit::{skipped, tool};
+use super::kit::{Serve, skipped, tool};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ast-gateway")
@@ -82,45 +80,8 @@ impl Root {
             .output()
             .unwrap()
     }
-    fn serve(&self) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin())
-            .arg("--root")
-            .arg(self.path())
-            .env("RUST_LOG", "warn")
-            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}/pgwy/ocsp"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the gateway did not start");
-    }
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn serve(&self) -> Serve {
+        Serve::start(self.path())
     }
 }
 
@@ -133,7 +94,7 @@ fn text(out: &Output) -> String {
 }
 
 /// `openssl ocsp` about the legacy good, revoked and held certificates and a never-seen serial.
-fn ocsp(legacy: &Path, server: &Server) -> String {
+fn ocsp(legacy: &Path, server: &Serve) -> String {
     let out = Command::new("openssl")
         .current_dir(legacy)
         .args([
@@ -143,7 +104,7 @@ fn ocsp(legacy: &Path, server: &Server) -> String {
             "-CAfile",
             "ca.pem",
             "-url",
-            &server.url,
+            &server.url("/pgwy/ocsp"),
         ])
         .args([
             "-cert",

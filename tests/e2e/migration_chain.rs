@@ -12,9 +12,7 @@ use std::time::Duration;
 use ast_gateway::ca::{RevocationReason, Serial};
 use ast_gateway::identity::Caller;
 
-use crate::interop::{
-    authentication, fetch, issue, pem, run_tool, serial_hex, start_nginx, start_published,
-};
+use crate::interop::{authentication, fetch, issue, pem, run_tool, serial_hex, start_nginx};
 use crate::kit::{TestGateway, free_port, skipped, tool};
 
 /// `GET /` on nginx with the token's authentication key: status and body (0 and the error when
@@ -106,7 +104,7 @@ async fn revoking_the_issuing_ca_fails_a_good_token_in_nginx_whole_chain_ocsp_an
     if nginx.is_none() && java.is_none() {
         return skipped("revoked issuing CA", "neither nginx nor java installed");
     }
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let dir = gw.root.path().join("chain");
     std::fs::create_dir_all(&dir).unwrap();
     let data = gw.root().data();
@@ -208,7 +206,7 @@ async fn revoking_the_issuing_ca_fails_a_good_token_in_nginx_whole_chain_ocsp_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_officers_ca_refuses_officer_certificates() {
-    let gw = start_published().await;
+    let gw = TestGateway::start_published().await;
     let officers = fetch(&gw, "/pgwy/ca/officers.cer").await;
     let issue = async || {
         gw.gateway

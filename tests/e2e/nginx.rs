@@ -3,7 +3,7 @@
 //! officer certificate. The nginx.conf is taken from the document itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::kit::{free_port, ser};
+use crate::kit::{Anchored, free_port, ser};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -86,7 +86,7 @@ async fn nginx_front_with_officer_mtls() {
     let (serial, identity) = env.officer("nginx front", &["ast-requester"]).await;
     let (officer_cert, officer_key) = split_identity(&identity);
 
-    let dir = env.dir.path().join("nginx");
+    let dir = env.dir().join("nginx");
     std::fs::create_dir_all(&dir).unwrap();
     let data = env.root.data();
     std::fs::write(dir.join("officer.pem"), officer_cert).unwrap();
@@ -106,12 +106,12 @@ async fn nginx_front_with_officer_mtls() {
     let port = free_port();
     let d = dir.display().to_string();
     let config = documented_config()
-        .replace("/etc/nginx/ast/", &format!("{d}/"))
-        .replace("/var/log/nginx/", &format!("{d}/"))
-        .replace("pid /run/nginx-ast.pid;", &format!("pid {d}/nginx.pid;"))
-        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
-        .replace("server 127.0.0.1:8443;", &format!("server {};", env.https))
-        .replace(
+        .replacing("/etc/nginx/ast/", &format!("{d}/"))
+        .replacing("/var/log/nginx/", &format!("{d}/"))
+        .replacing("pid /run/nginx-ast.pid;", &format!("pid {d}/nginx.pid;"))
+        .replacing("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+        .replacing("server 127.0.0.1:8443;", &format!("server {};", env.https))
+        .replacing(
             "http {\n",
             &format!(
                 "http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
@@ -142,7 +142,7 @@ async fn nginx_front_with_officer_mtls() {
 
     let browser = reqwest::Client::builder()
         .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(&env.root_ca_pem).unwrap()])
+        .tls_certs_only([reqwest::Certificate::from_pem(&env.root_ca_pem()).unwrap()])
         .resolve("localhost", front)
         .timeout(Duration::from_secs(60))
         .build()

@@ -8,63 +8,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::databases::TestDatabase;
-use crate::kit::{client, tool};
+use crate::kit::{Anchored, BIN, Serve, ast, client, finish, output_text, tool, url_after};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
 const PIN: &str = "Str0ng-Pass!";
-
-/// The binary with `--root`, a clean environment for the root and colours, and info logs.
-fn ast(root: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--root")
-        .arg(root)
-        .env_remove("AST_GATEWAY_ROOT")
-        .env_remove("NO_COLOR")
-        .env("RUST_LOG", "info,sqlx=warn");
-    c
-}
-
-/// Runs a command to completion (at most 60 s) and returns its output.
-fn finish(mut command: Command) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{command:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Runs `ast-gateway --root ROOT ARGS…` and asserts success; returns stdout.
 fn ok(root: &Path, args: &[&str]) -> String {
     let mut c = ast(root);
     c.args(args);
     let out = finish(c);
-    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    assert!(out.status.success(), "{args:?}: {}", output_text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -81,81 +40,17 @@ fn edit(path: &Path, f: impl FnOnce(String) -> String) {
     std::fs::write(path, f(text)).unwrap();
 }
 
-/// A running `ast-gateway serve`, its standard error collected line by line (raw, so ANSI
-/// escapes would show). Killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
+/// What the operations tests do with a running `serve`.
+trait Ops {
+    async fn issue(&self, cn: &str) -> Vec<u8>;
+    async fn crl(&self, ca: &str) -> Vec<u8>;
 }
 
-impl Server {
-    /// Starts `command` (already holding `serve` and its options) and waits for the AST
-    /// endpoint line.
-    fn start(mut command: Command) -> Server {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let found = log
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|l| url_after(l, "AST endpoint:"));
-            if let Some(url) = found {
-                break url.trim_end_matches("/pgwy/ast").to_string();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("serve exited with {status}: {:#?}", log.lock().unwrap());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not start: {:#?}",
-                log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server { child, base, log }
-    }
-
-    /// Every line logged so far.
-    fn lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits until a line contains `needle`; returns every line so far.
-    fn wait_for(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let lines = self.lines();
-            if lines.iter().any(|l| l.contains(needle)) {
-                return lines;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with `{needle}`: {lines:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
+impl Ops for Serve {
     /// Issues a token for `cn` through the AST endpoint (loopback is a trusted proxy).
     async fn issue(&self, cn: &str) -> Vec<u8> {
         let response = client()
-            .post(format!("{}/pgwy/ast", self.base))
+            .post(self.url("/pgwy/ast"))
             .header("commonname", cn)
             .header("country", "SE")
             .header("email", "ops@example.com")
@@ -169,7 +64,7 @@ impl Server {
 
     async fn crl(&self, ca: &str) -> Vec<u8> {
         let response = client()
-            .get(format!("{}/pgwy/crl/{ca}.crl", self.base))
+            .get(self.url(&format!("/pgwy/crl/{ca}.crl")))
             .send()
             .await
             .unwrap();
@@ -178,29 +73,9 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `http://…` URL following `marker` in a log line (text or JSON).
-fn url_after(line: &str, marker: &str) -> Option<String> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    let start = rest.find("http://")?;
-    let url: String = rest[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ')')
-        .collect();
-    Some(url)
-}
-
 /// `serve` on 127.0.0.1:0 without the admin listener (parallel tests would fight over 9102).
-fn serve(root: &Path) -> Server {
-    let mut c = ast(root);
-    c.args(["serve", "--http", "127.0.0.1:0", "--admin", ""]);
-    Server::start(c)
+fn serve(root: &Path) -> Serve {
+    Serve::start(root)
 }
 
 /// CRL number and revoked serials (lower-case hex, no leading zero bytes), read by x509-parser.
@@ -246,7 +121,7 @@ fn serve_refuses_a_missing_root_unless_init() {
     c.args(["serve", "--http", "127.0.0.1:0", "--admin", ""]);
     let out = finish(c);
     assert!(!out.status.success());
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(all.contains("does not exist"), "{all}");
     assert!(all.contains("--init"), "{all}");
     assert!(all.contains("srv-ats"), "{all}");
@@ -258,13 +133,17 @@ fn serve_refuses_a_missing_root_unless_init() {
         .args(["serve", "--http", "127.0.0.1:0", "--admin", ""]);
     let out = finish(c);
     assert!(!out.status.success());
-    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("does not exist"),
+        "{}",
+        output_text(&out)
+    );
     assert!(!typo.exists());
 
     // --init creates it and serves.
     let mut c = ast(&typo);
     c.args(["serve", "--init", "--http", "127.0.0.1:0", "--admin", ""]);
-    let server = Server::start(c);
+    let server = Serve::spawn(c);
     assert!(typo.join("conf/gateway.toml").is_file());
     drop(server);
 
@@ -274,7 +153,7 @@ fn serve_refuses_a_missing_root_unless_init() {
     c.current_dir(cwd.path())
         .env_remove("AST_GATEWAY_ROOT")
         .args(["serve", "--http", "127.0.0.1:0", "--admin", ""]);
-    let _server = Server::start(c);
+    let _server = Serve::spawn(c);
     assert!(
         cwd.path()
             .join("ast-gateway-data/conf/gateway.toml")
@@ -331,8 +210,8 @@ async fn empty_proxy_list_is_worded_right_and_postgres_credentials_are_hidden() 
         .replacen("postgres://postgres@", "postgres://postgres:hunter2@", 1);
     assert!(url.contains("hunter2"), "{url}");
     edit(&root.join("conf/gateway.toml"), |t| {
-        t.replace("proxies = [\"127.0.0.1/32\", \"::1/128\"]", "proxies = []")
-            .replace(
+        t.replacing("proxies = [\"127.0.0.1/32\", \"::1/128\"]", "proxies = []")
+            .replacing(
                 "url = \"sqlite://data/ast-gateway.db\"",
                 &format!("url = \"{url}\""),
             )
@@ -354,7 +233,7 @@ async fn empty_proxy_list_is_worded_right_and_postgres_credentials_are_hidden() 
 async fn json_log_format_gives_one_object_per_line_with_audit_events() {
     let (_dir, root) = init();
     edit(&root.join("conf/gateway.toml"), |t| {
-        t.replace("format = \"text\"", "format = \"json\"")
+        t.replacing("format = \"text\"", "format = \"json\"")
     });
     let server = serve(&root);
     server.wait_for("[trust] proxies");
@@ -401,7 +280,7 @@ fn an_empty_ast_gateway_root_is_ignored() {
     let mut c = ast(&root);
     c.env("AST_GATEWAY_ROOT", "").args(["config", "check"]);
     let out = finish(c);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     // Without --root, an empty variable means the default root (./ast-gateway-data), not "".
     let cwd = tempfile::tempdir().unwrap();
     let mut c = Command::new(BIN);
@@ -409,7 +288,7 @@ fn an_empty_ast_gateway_root_is_ignored() {
         .env("AST_GATEWAY_ROOT", "")
         .args(["config", "check"]);
     let out = finish(c);
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(all.contains("ast-gateway-data"), "{all}");
     assert!(!all.contains("a value is required"), "{all}");
 }
@@ -423,7 +302,7 @@ fn a_taken_address_is_named() {
     c.args(["serve", "--http", &addr, "--admin", ""]);
     let out = finish(c);
     assert!(!out.status.success());
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(all.contains(&format!("cannot listen on {addr}")), "{all}");
     assert!(all.to_lowercase().contains("in use"), "{all}");
 
@@ -432,7 +311,7 @@ fn a_taken_address_is_named() {
     c.args(["serve", "--http", "127.0.0.1:0", "--admin", &addr]);
     let out = finish(c);
     assert!(!out.status.success());
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(all.contains(&format!("cannot listen on {addr}")), "{all}");
 }
 
@@ -516,7 +395,7 @@ fn officer_issue_without_a_terminal_asks_for_password_option() {
         .env_remove("AST_GATEWAY_ROOT");
     let out = finish(c);
     assert!(!out.status.success());
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(all.contains("no terminal"), "{all}");
     assert!(all.contains("--password"), "{all}");
     assert!(!all.contains("No such device"), "{all}");
@@ -554,9 +433,9 @@ fn officer_issue_takes_the_password_from_a_file_or_the_environment() {
         finish(c)
     };
     let out = issue(&from_file, &["--password-file", secret.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let out = issue(&from_env, &["--password-env", "OFFICER_PASS"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     // Each file opens with its own password (the file's first line, without its newline).
     for (p12, pass) in [(&from_file, "File-Pass-1"), (&from_env, "Env-Pass-2")] {
         let opened = Command::new(&openssl)
@@ -581,9 +460,9 @@ fn officer_issue_takes_the_password_from_a_file_or_the_environment() {
     let out = issue(&missing, &["--password-env", "NO_SUCH_VARIABLE_SET"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("NO_SUCH_VARIABLE_SET"),
+        output_text(&out).contains("NO_SUCH_VARIABLE_SET"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(!missing.exists());
 }
@@ -595,7 +474,7 @@ async fn expiry_metrics_with_help_and_certs_list_expiring() {
     let (_dir, root) = init();
     let mut c = ast(&root);
     c.args(["serve", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
-    let server = Server::start(c);
+    let server = Serve::spawn(c);
     let admin = server
         .wait_for("listener admin:")
         .iter()
@@ -628,7 +507,7 @@ async fn expiry_metrics_with_help_and_certs_list_expiring() {
     );
     let mut c = ast(&root);
     c.args(["certs", "list", "--expiring", "soon"]);
-    assert!(text(&finish(c)).contains("--expiring"));
+    assert!(output_text(&finish(c)).contains("--expiring"));
 
     let metrics = client()
         .get(&admin)
@@ -676,7 +555,7 @@ async fn audit_export_prints_the_chain_as_json_lines() {
     server.issue("Export One").await;
     // A refusal is audited too.
     let refused = client()
-        .post(format!("{}/pgwy/ast", server.base))
+        .post(server.url("/pgwy/ast"))
         .header("commonname", "Export Two")
         .form(&[("password", "123")])
         .send()
@@ -716,7 +595,11 @@ async fn audit_export_prints_the_chain_as_json_lines() {
     c.args(["audit", "export", "--since", "last tuesday"]);
     let out = finish(c);
     assert!(!out.status.success());
-    assert!(text(&out).contains("RFC 3339"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("RFC 3339"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 // --- backup and restore ---------------------------------------------------------------------
@@ -729,7 +612,7 @@ async fn rehearse_backup_and_restore(db: Option<&TestDatabase>) {
     ok(&root, &["init"]);
     if let Some(db) = db {
         edit(&root.join("conf/gateway.toml"), |t| {
-            t.replace(
+            t.replacing(
                 "url = \"sqlite://data/ast-gateway.db\"",
                 &format!("url = \"{}\"", db.url),
             )
@@ -807,17 +690,17 @@ async fn rehearse_backup_and_restore(db: Option<&TestDatabase>) {
                 .unwrap_or_else(|| panic!("no pg_dump command: {report}"));
             assert!(command.starts_with("pg_dump --format=custom"), "{command}");
             let dumped = Command::new("sh").arg("-c").arg(command).output().unwrap();
-            assert!(dumped.status.success(), "{}", text(&dumped));
+            assert!(dumped.status.success(), "{}", output_text(&dumped));
             let target = TestDatabase::postgres().await.unwrap();
             let loaded = Command::new("pg_restore")
                 .args(["--no-owner", "--dbname", &target.url])
                 .arg(backup.join("ast-gateway.pgdump"))
                 .output()
                 .unwrap();
-            assert!(loaded.status.success(), "{}", text(&loaded));
+            assert!(loaded.status.success(), "{}", output_text(&loaded));
             let source_url = db.map(|d| d.url.clone()).unwrap_or_default();
             edit(&restored.join("conf/gateway.toml"), |t| {
-                t.replace(&source_url, &target.url)
+                t.replacing(&source_url, &target.url)
             });
             _restored_db = target;
         }
@@ -918,13 +801,13 @@ fn systemd_unit_verifies() {
     // verify checks that ExecStart is executable: point it at the binary under test.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ast-gateway.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/ast-gateway", BIN)).unwrap();
+    std::fs::write(&path, unit.replacing("/usr/local/bin/ast-gateway", BIN)).unwrap();
     let out = Command::new(analyze)
         .arg("verify")
         .arg(&path)
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(out.status.success(), "{all}");
     // Unknown keys and bad values are only warnings: none may appear for our unit.
     assert!(!all.contains("ast-gateway.service"), "{all}");

@@ -6,18 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::kit::{ALICE, TestGateway, client, skipped, tool};
+use crate::kit::{
+    ALICE, Anchored, Browser, Serve, TestGateway, append_file as append, ast, client, output_text,
+    skipped, tool,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
 const PIN: &str = "Str0ng-Pass!";
 /// The Swedish template shipped as an example for operators.
 const SWEDISH: &str = include_str!("../../docs/examples/pages/ast.sv.html");
@@ -29,34 +28,9 @@ const HANDLERS: &str = "\nhandler.2.filter = staff\nhandler.2.format = ast-defau
      handler.3.filter = contractors/.*\nhandler.3.format = ast-default.format\n\
      handler.3.tokenprocedure = default\n";
 
-fn append(path: &Path, text: &str) {
-    let mut all = std::fs::read_to_string(path).unwrap();
-    all.push_str(text);
-    std::fs::write(path, all).unwrap();
-}
-
 fn edit(path: &Path, f: impl FnOnce(String) -> String) {
     let text = std::fs::read_to_string(path).unwrap();
     std::fs::write(path, f(text)).unwrap();
-}
-
-/// The binary with `--root`, without the caller's root and colour settings.
-fn ast(root: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--root")
-        .arg(root)
-        .env_remove("AST_GATEWAY_ROOT")
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info,sqlx=warn");
-    c
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs `ast-gateway --root ROOT ARGS…` to completion.
@@ -69,7 +43,7 @@ fn cli(root: &Path, args: &[&str]) -> Output {
 /// Runs it and asserts success; returns stdout.
 fn ok(root: &Path, args: &[&str]) -> String {
     let out = cli(root, args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    assert!(out.status.success(), "{args:?}: {}", output_text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -227,9 +201,9 @@ async fn page_templates_are_checked_served_and_reloaded() {
     let out = cli(root.dir(), &["config", "check"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains(&format!("ast.html:{line}: an inline event handler")),
+        output_text(&out).contains(&format!("ast.html:{line}: an inline event handler")),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // A page for a handler that does not exist is refused too.
@@ -244,8 +218,8 @@ async fn page_templates_are_checked_served_and_reloaded() {
 
     // A per-handler template and a changed default take effect on reload.
     let german = SWEDISH
-        .replace("<html lang=\"sv\">", "<html lang=\"de\">")
-        .replace("Hämta ditt mjuka certifikat", "Ihr Zertifikat abholen");
+        .replacing("<html lang=\"sv\">", "<html lang=\"de\">")
+        .replacing("Hämta ditt mjuka certifikat", "Ihr Zertifikat abholen");
     std::fs::write(root.pages().join("handler.2.html"), &german).unwrap();
     gw.gateway.reload().unwrap();
     let (_, _, _, html) = page(&gw, "/pgwy/request/staff/ast.html").await;
@@ -266,17 +240,9 @@ async fn page_templates_are_checked_served_and_reloaded() {
 
 #[tokio::test]
 async fn handler_pages_in_headless_chromium() {
-    const TEST: &str = "handler_pages_in_headless_chromium";
-    let Some(node) = tool("node") else {
-        return skipped(TEST, "node not installed");
+    let Some(browser) = Browser::find("handler_pages_in_headless_chromium") else {
+        return;
     };
-    let Some(chromium) = tool("chromium") else {
-        return skipped(TEST, "chromium not installed (apt-get install chromium)");
-    };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !dir.join("node_modules/playwright-core").exists() {
-        return skipped(TEST, "run `npm ci` in tests/browser (playwright-core)");
-    }
     let gw = TestGateway::start_with(|root| {
         append(&root.ast_properties(), HANDLERS);
         std::fs::create_dir_all(root.pages()).unwrap();
@@ -285,23 +251,13 @@ async fn handler_pages_in_headless_chromium() {
     .await;
     let shots = std::env::temp_dir().join("ast-gateway-handler-page-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let base = gw.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(node)
-            .arg(dir.join("handlers.mjs"))
-            .arg(&base)
-            .arg(&shots)
-            .env("CHROMIUM", chromium)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let out = text(&output);
-    assert!(
-        output.status.success() && out.contains("ok"),
-        "browser test failed:\n{out}"
-    );
+    let (ok, out) = browser
+        .run(
+            "handlers.mjs",
+            &[gw.base.clone(), shots.display().to_string()],
+        )
+        .await;
+    assert!(ok && out.contains("ok"), "browser test failed:\n{out}");
     // Two tokens of two certificates: one through each page.
     assert_eq!(gw.gateway.store().count_certificates().await.unwrap(), 4);
 }
@@ -335,7 +291,7 @@ async fn leaf_validity_is_capped_at_the_ca_or_refused() {
             ],
         );
         edit(&root.gateway_toml(), |t| {
-            t.replace("\nca = \"issuing\"", "\nca = \"short\"")
+            t.replacing("\nca = \"issuing\"", "\nca = \"short\"")
         });
     })
     .await;
@@ -373,7 +329,7 @@ async fn leaf_validity_is_capped_at_the_ca_or_refused() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(certs.status.success(), "{}", text(&certs));
+        assert!(certs.status.success(), "{}", output_text(&certs));
         let leaf = root.dir().join("leaf.pem");
         std::fs::write(&leaf, &certs.stdout).unwrap();
         let end = |path: &Path| {
@@ -419,10 +375,11 @@ async fn leaf_validity_is_capped_at_the_ca_or_refused() {
 
     // refuse: a 503 with its own code before any key is made; audited; nothing issued.
     edit(&root.gateway_toml(), |t| {
-        t.replace("leaf_not_after = \"truncate\"\n", "").replace(
-            "\nca = \"short\"",
-            "\nca = \"short\"\nleaf_not_after = \"refuse\"",
-        )
+        t.replacing("leaf_not_after = \"truncate\"\n", "")
+            .replacing(
+                "\nca = \"short\"",
+                "\nca = \"short\"\nleaf_not_after = \"refuse\"",
+            )
     });
     gw.gateway.reload().unwrap();
     let response = gw.post("", ALICE, &[("password", PIN)]).await;
@@ -470,7 +427,7 @@ fn config_check_refuses_officer_handlers_without_an_https_listener() {
         + 1;
     let out = cli(&root, &["config", "check"]);
     assert!(!out.status.success());
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(
         all.contains(&format!(
             "ast.properties:{line}: handler.2.requiredRoRoles: handler.2 requires officer client \
@@ -482,81 +439,29 @@ fn config_check_refuses_officer_handlers_without_an_https_listener() {
     // An HTTPS listener without client_ca asks for no certificate: still an error.
     let toml = root.join("conf/gateway.toml");
     edit(&toml, |t| {
-        t.replace("# https = ", "https = ")
-            .replace("# tls_cert", "tls_cert")
-            .replace("# tls_key", "tls_key")
+        t.replacing("# https = ", "https = ")
+            .replacing("# tls_cert", "tls_cert")
+            .replacing("# tls_key", "tls_key")
     });
-    let all = text(&cli(&root, &["config", "check"]));
+    let all = output_text(&cli(&root, &["config", "check"]));
     assert!(all.contains("no [server] client_ca"), "{all}");
-    edit(&toml, |t| t.replace("# client_ca", "client_ca"));
+    edit(&toml, |t| t.replacing("# client_ca", "client_ca"));
     let out = cli(&root, &["config", "check"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 }
 
 // --- CA rollover ---------------------------------------------------------------------------------
 
-/// A running `ast-gateway serve` with its log collected; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
+/// What the rollover walk does with a running `serve`.
+trait Walk {
+    async fn issue(&self, cn: &str) -> Vec<u8>;
+    async fn get(&self, path: &str) -> Vec<u8>;
 }
 
-impl Server {
-    fn start(root: &Path) -> Server {
-        let mut command = ast(root);
-        command
-            .args(["serve", "--http", "127.0.0.1:0", "--admin", ""])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let found = log.lock().unwrap().iter().find_map(|l| {
-                let rest = &l[l.find("AST endpoint:")? + 13..];
-                let url = rest.split_whitespace().next()?;
-                Some(url.trim_end_matches("/pgwy/ast").to_string())
-            });
-            if let Some(base) = found {
-                break base;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("serve exited with {status}: {:#?}", log.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server { child, base, log }
-    }
-
-    /// Waits for a log line containing `needle`.
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with `{needle}`: {:#?}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
+impl Walk for Serve {
     async fn issue(&self, cn: &str) -> Vec<u8> {
         let response = client()
-            .post(format!("{}/pgwy/ast", self.base))
+            .post(self.url("/pgwy/ast"))
             .header("commonname", cn)
             .header("country", "SE")
             .form(&[("password", PIN)])
@@ -568,20 +473,9 @@ impl Server {
     }
 
     async fn get(&self, path: &str) -> Vec<u8> {
-        let response = client()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let response = client().get(self.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         response.bytes().await.unwrap().to_vec()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -631,7 +525,7 @@ async fn ca_rollover_end_to_end() {
     let before = std::fs::read_to_string(&toml).unwrap();
 
     // 1. A token from the old CA.
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     server.issue("Olle Old").await;
     let old = certificates_of(&root, "Olle Old");
     assert_eq!(old.len(), 2);
@@ -668,36 +562,39 @@ async fn ca_rollover_end_to_end() {
         "the old CA stays configured"
     );
     let new_ca = root.join("data/ca/issuing-2.pem");
-    let issuer = Command::new("openssl")
-        .args(["x509", "-noout", "-issuer", "-subject", "-in"])
-        .arg(&new_ca)
-        .output();
-    if let Ok(issuer) = &issuer {
-        let all = text(issuer);
-        assert!(
-            all.contains("Demo Root CA") && all.contains("CN = Demo Issuing CA 2"),
-            "{all}"
-        );
+    match tool("openssl") {
+        Some(openssl) => {
+            let issuer = Command::new(openssl)
+                .args(["x509", "-noout", "-issuer", "-subject", "-in"])
+                .arg(&new_ca)
+                .output()
+                .unwrap();
+            let all = output_text(&issuer);
+            assert!(
+                all.contains("Demo Root CA") && all.contains("CN = Demo Issuing CA 2"),
+                "{all}"
+            );
+        }
+        None => skipped(
+            "ca_rollover_end_to_end",
+            "openssl not installed (independent reader)",
+        ),
     }
 
     // A reload cannot load a new CA: it is refused and the old configuration keeps serving.
-    let pid = server.child.id().to_string();
-    if let Some(kill) = tool("kill") {
-        crate::kit::run_ok(&kill, &["-HUP", &pid]);
-        let line = server.wait_for("reload refused");
-        assert!(line.contains("reload refused"), "{line}");
-        server.wait_for("CA `issuing-2` is not loaded by the running service; a new CA takes effect only after a restart");
-        server.issue("Olga Older").await;
-        assert!(
-            certificates_of(&root, "Olga Older")
-                .iter()
-                .all(|c| c["ca"] == "issuing")
-        );
-    }
+    server.signal("-HUP");
+    server.wait_for_line("reload refused");
+    server.wait_for("CA `issuing-2` is not loaded by the running service; a new CA takes effect only after a restart");
+    server.issue("Olga Older").await;
+    assert!(
+        certificates_of(&root, "Olga Older")
+            .iter()
+            .all(|c| c["ca"] == "issuing")
+    );
 
     // 3. Restart: new tokens come from the new CA.
     drop(server);
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     server.issue("Nina New").await;
     let new = certificates_of(&root, "Nina New");
     assert_eq!(new.len(), 2);
@@ -755,7 +652,11 @@ async fn ca_rollover_end_to_end() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(text(&out).contains("verify OK"), "{name}: {}", text(&out));
+        assert!(
+            output_text(&out).contains("verify OK"),
+            "{name}: {}",
+            output_text(&out)
+        );
     }
 
     // 6. OCSP answers for both CAs: the old certificate revoked, the new one good.
@@ -767,10 +668,10 @@ async fn ca_rollover_end_to_end() {
             .arg(cert)
             .arg("-CAfile")
             .arg(&chain)
-            .args(["-url", &format!("{}/pgwy/ocsp", server.base)])
+            .args(["-url", &server.url("/pgwy/ocsp")])
             .output()
             .unwrap();
-        text(&out)
+        output_text(&out)
     };
     let old_pem = certificate_pem(&root, &revoked, &work.join("old.pem"));
     let new_pem = certificate_pem(

@@ -5,7 +5,7 @@
 //! start on a demo root does warn, so the check can fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::kit::free_port;
+use crate::kit::{Anchored, free_port};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,13 +33,13 @@ fn enable_https(root: &Path, port: u16) {
     let path = root.join("conf/gateway.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let text = text
-        .replace(
+        .replacing(
             "# https = \"127.0.0.1:8443\"",
             &format!("https = \"127.0.0.1:{port}\""),
         )
-        .replace("# tls_cert = ", "tls_cert = ")
-        .replace("# tls_key = ", "tls_key = ")
-        .replace("# client_ca = ", "client_ca = ");
+        .replacing("# tls_cert = ", "tls_cert = ")
+        .replacing("# tls_key = ", "tls_key = ")
+        .replacing("# client_ca = ", "client_ca = ");
     assert!(text.contains(&format!("https = \"127.0.0.1:{port}\"")));
     std::fs::write(&path, text).unwrap();
 }
@@ -100,7 +100,7 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let script = steps.replace("/srv/ast", root.to_str().unwrap());
+    let script = steps.replacing("/srv/ast", root.to_str().unwrap());
     let out = Command::new("sh")
         .args(["-e", "-c", &script])
         .env("PATH", path)

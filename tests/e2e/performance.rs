@@ -7,7 +7,7 @@ use std::time::Duration;
 use ast_gateway::http::start_admin;
 use ast_gateway::token::KeyType;
 
-use crate::kit::{TestGateway, client, run};
+use crate::kit::{Anchored, TestGateway, client, run};
 
 const HEADERS: &[(&str, &str)] = &[
     ("commonname", "Petra Pool"),
@@ -93,8 +93,8 @@ async fn a_warm_pool_serves_the_keys_of_a_request() {
             "the default has a [key_pool]"
         );
         let text = text
-            .replace("rsa-2048 = 32", "ec-p384 = 4")
-            .replace("key = \"rsa-2048\"", "key = \"ec-p384\"");
+            .replacing("rsa-2048 = 32", "ec-p384 = 4")
+            .replacing("key = \"rsa-2048\"", "key = \"ec-p384\"");
         std::fs::write(&path, text).unwrap();
     })
     .await;

@@ -8,61 +8,46 @@
 //! database) is on node B's served CRL within 5 seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::kit::ser;
+use crate::kit::{Anchored, ser};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ast_gateway::store::Store;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 
 use crate::databases::{TestDatabase, postgres_addr};
+use crate::kit::Serve;
 use crate::tcp_proxy::TcpProxy;
 
 const PIN: &str = "Str0ng-Pass!";
 const TOKENS: usize = 100;
 
-/// A running `ast-gateway serve` process; killed when dropped.
+/// A running `ast-gateway serve` process (the kit's `Serve`) with a name; killed when dropped.
 struct Node {
     name: &'static str,
     base: String,
-    child: Child,
-    log: PathBuf,
+    serve: Serve,
 }
 
 impl Node {
     fn start(name: &'static str, root: &Path) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = root.join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
-            .args(["serve", "--root"])
-            .arg(root)
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let serve = Serve::start(root);
         Node {
             name,
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            log,
+            base: serve.base().to_string(),
+            serve,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.serve.log_text()
     }
 
     fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("node {} exited ({status}); log:\n{}", self.name, self.log());
+        if !self.serve.running() {
+            panic!("node {} exited; log:\n{}", self.name, self.log());
         }
     }
 
@@ -90,13 +75,6 @@ impl Node {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -179,11 +157,11 @@ fn init_root(root: &Path, database_url: &str) {
         "the default database line changed"
     );
     let toml = toml
-        .replace(
+        .replacing(
             "url = \"sqlite://data/ast-gateway.db\"",
             &format!("url = \"{database_url}\"\nmax_connections = 4"),
         )
-        .replace("key = \"rsa-2048\"", "key = \"ec-p256\"");
+        .replacing("key = \"rsa-2048\"", "key = \"ec-p256\"");
     std::fs::write(&toml_path, toml).unwrap();
 }
 
@@ -229,7 +207,7 @@ async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
     for node in &mut nodes {
         node.wait_ready(&client, Duration::from_secs(60)).await;
     }
-    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let pids: Vec<u32> = nodes.iter().map(|n| n.serve.pid()).collect();
     let direct = Store::open(&db.url, 2).await.unwrap();
 
     // 100 tokens, concurrently, alternating between the nodes.
@@ -462,7 +440,7 @@ async fn two_nodes_one_database_nothing_lost_and_outage_recovery() {
         }
     }
     assert_eq!(
-        nodes.iter().map(|n| n.child.id()).collect::<Vec<_>>(),
+        nodes.iter().map(|n| n.serve.pid()).collect::<Vec<_>>(),
         pids,
         "no restart"
     );

@@ -7,7 +7,7 @@ use ast_gateway::store::CertificateFilter;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use x509_parser::prelude::*;
 
-use crate::kit::{ALICE, TestGateway, pem_blocks, run, run_ok, skipped, tool};
+use crate::kit::{ALICE, Anchored, TestGateway, pem_blocks, run, run_ok, skipped, tool};
 
 const PIN: &str = "Str0ng-Pass!";
 
@@ -395,7 +395,7 @@ async fn untrusted_peer_is_refused() {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             path,
-            text.replace(
+            text.replacing(
                 "proxies = [\"127.0.0.1/32\", \"::1/128\"]",
                 "proxies = [\"192.0.2.0/24\"]",
             ),

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::{BIN, PIN};
-use crate::kit::{TestGateway, free_port, skipped, tool};
+use crate::config::PIN;
+use crate::kit::BIN;
+use crate::kit::{Anchored, TestGateway, free_port, skipped, tool};
 use crate::sso_front::{contains, leaf};
 
 /// A real Apache httpd started on a free loopback port with `config` (the server-level
@@ -244,7 +245,7 @@ async fn apache_front_origin_is_admitted_by_allowed_origins() {
     let allowed = origin.clone();
     let listed = TestGateway::start_with(move |root| {
         let toml = root.gateway_toml();
-        let text = std::fs::read_to_string(&toml).unwrap().replace(
+        let text = std::fs::read_to_string(&toml).unwrap().replacing(
             "# allowed_origins = [\"https://portal.example.org\"]",
             &format!("allowed_origins = [\"{allowed}\"]"),
         );
@@ -282,9 +283,9 @@ async fn apache_in_front_of_https_sends_one_hsts_header() {
         let toml = root.gateway_toml();
         let text = std::fs::read_to_string(&toml)
             .unwrap()
-            .replace("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
-            .replace("# tls_cert", "tls_cert")
-            .replace("# tls_key", "tls_key");
+            .replacing("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
+            .replacing("# tls_cert", "tls_cert")
+            .replacing("# tls_key", "tls_key");
         std::fs::write(toml, text).unwrap();
     })
     .await;

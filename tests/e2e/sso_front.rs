@@ -6,8 +6,9 @@
 
 use std::process::Command;
 
-use crate::config::{BIN, PIN, Server, init_root, post};
+use crate::config::{PIN, init_root, post};
 use crate::kit::TestGateway;
+use crate::kit::{Anchored, BIN, Serve};
 
 /// The leaf certificate of a PKCS#12 (PIN [`PIN`]): its DER and its subject (RFC 4514), read by
 /// p12-keystore and x509-parser.
@@ -57,7 +58,7 @@ async fn claims_mapped_handler_reads_only_its_own_headers() {
         ("upn", "admin@corp.example"),
     ];
     // The default format takes them (this is what the switch is for).
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     let (status, code, body) = post(&server.url("/pgwy/ast"), &forged).await;
     assert_eq!(status, 200, "{code:?}");
     let (der, subject) = leaf(&body);
@@ -96,7 +97,7 @@ async fn claims_mapped_handler_reads_only_its_own_headers() {
         ]
     );
 
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     let (status, code, body) = post(&server.url("/pgwy/ast"), &forged).await;
     assert_eq!(status, 200, "{code:?}");
     let (der, subject) = leaf(&body);
@@ -113,7 +114,7 @@ async fn claims_mapped_handler_reads_only_its_own_headers() {
 async fn suspicious_values_are_refused_with_their_code() {
     let gw = TestGateway::start_with(|root| {
         let toml = root.gateway_toml();
-        let text = std::fs::read_to_string(&toml).unwrap().replace(
+        let text = std::fs::read_to_string(&toml).unwrap().replacing(
             "header_encoding = \"utf-8-or-latin-1\"",
             "header_encoding = \"latin-1\"",
         );
@@ -176,7 +177,7 @@ async fn suspicious_values_are_refused_with_their_code() {
 #[tokio::test]
 async fn sighup_applies_header_encoding_and_warns_for_proxies() {
     let (_dir, root) = init_root();
-    let server = Server::start(&root);
+    let server = Serve::start(&root);
     // "Zoë Berg" in base64url: read as the default encoding it is a CN of base64 text.
     let headers = [("commonname", "Wm_DqyBCZXJn")];
     let (status, _, body) = post(&server.url("/pgwy/ast"), &headers).await;
@@ -204,7 +205,7 @@ async fn sighup_applies_header_encoding_and_warns_for_proxies() {
 
     let toml = root.join("conf/gateway.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
-    let changed = text.replace(
+    let changed = text.replacing(
         "header_encoding = \"utf-8-or-latin-1\"",
         "header_encoding = \"base64url\"",
     );
@@ -213,8 +214,8 @@ async fn sighup_applies_header_encoding_and_warns_for_proxies() {
         "the default gateway.toml names header_encoding"
     );
     std::fs::write(&toml, &changed).unwrap();
-    server.hangup();
-    let log = server.wait_for_log("configuration reloaded");
+    server.signal("-HUP");
+    let log = server.wait_for("configuration reloaded");
     assert!(
         log.iter().any(|l| l.contains("header_encoding=base64url")),
         "{log:#?}"
@@ -227,14 +228,14 @@ async fn sighup_applies_header_encoding_and_warns_for_proxies() {
     assert_eq!(status, 200, "{code:?}");
     assert_eq!(leaf(&body).1, "CN=Zoë Berg", "the reload applied base64url");
 
-    let proxies = changed.replace("\"127.0.0.1/32\", \"::1/128\"", "\"127.0.0.1/32\"");
+    let proxies = changed.replacing("\"127.0.0.1/32\", \"::1/128\"", "\"127.0.0.1/32\"");
     assert_ne!(
         proxies, changed,
         "the default gateway.toml lists the loopback proxies"
     );
     std::fs::write(&toml, proxies).unwrap();
-    server.hangup();
-    server.wait_for_log("take effect only after a restart: [trust] proxies");
+    server.signal("-HUP");
+    server.wait_for("take effect only after a restart: [trust] proxies");
 }
 
 /// Behind a TLS-terminating front the gateway sees plain HTTP; an https `public_url` still marks
@@ -243,7 +244,7 @@ async fn sighup_applies_header_encoding_and_warns_for_proxies() {
 async fn downloaded_cookie_is_secure_for_an_https_public_url() {
     let gw = TestGateway::start_with(|root| {
         let toml = root.gateway_toml();
-        let text = std::fs::read_to_string(&toml).unwrap().replace(
+        let text = std::fs::read_to_string(&toml).unwrap().replacing(
             "public_url = \"http://127.0.0.1:8080\"",
             "public_url = \"https://ast.example.org\"",
         );

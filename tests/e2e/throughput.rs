@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use sqlx::Connection;
 
 use crate::databases::TestDatabase;
-use crate::kit::{TestGateway, client, free_port};
+use crate::kit::{Anchored, Serve, TestGateway, client};
 
 const PIN: &str = "Str0ng-Pass!";
 
@@ -43,10 +43,10 @@ fn configure(root: &Root, iterations: u32, limits: &str) {
         assert!(toml.contains(needle), "the default changed: {needle}");
     }
     let toml = toml
-        .replace("key = \"rsa-2048\"", "key = \"ec-p256\"")
-        .replace("iterations = 10000", &format!("iterations = {iterations}"))
-        .replace("rsa-2048 = 32", "rsa-2048 = 0")
-        .replace(
+        .replacing("key = \"rsa-2048\"", "key = \"ec-p256\"")
+        .replacing("iterations = 10000", &format!("iterations = {iterations}"))
+        .replacing("rsa-2048 = 32", "rsa-2048 = 0")
+        .replacing(
             "request_timeout_secs = 60",
             &format!("request_timeout_secs = 60\n{limits}"),
         );
@@ -389,7 +389,7 @@ async fn reload_resizes_the_key_pool() {
         let toml = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
-            toml.replace("rsa-2048 = 0", "rsa-2048 = 0\nec-p256 = 3"),
+            toml.replacing("rsa-2048 = 0", "rsa-2048 = 0\nec-p256 = 3"),
         )
         .unwrap();
     })
@@ -399,7 +399,7 @@ async fn reload_resizes_the_key_pool() {
     assert_eq!(pool.fill()[0].capacity, 3);
     let path = gw.root().gateway_toml();
     let toml = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, toml.replace("ec-p256 = 3", "ec-p256 = 7")).unwrap();
+    std::fs::write(&path, toml.replacing("ec-p256 = 3", "ec-p256 = 7")).unwrap();
     let summary = gw.gateway.reload().unwrap();
     assert!(
         !summary.restart_needed.contains(&"[key_pool]"),
@@ -415,59 +415,21 @@ async fn reload_resizes_the_key_pool() {
     assert!(pool.refill_threads() >= 1);
 }
 
-/// A running `ast-gateway serve`; killed (SIGKILL) when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-    admin: String,
-    log: std::path::PathBuf,
-}
-
-impl Serve {
-    fn start(root: &Path) -> Serve {
-        let (port, admin) = (free_port(), free_port());
-        let log = root.join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
-            .args(["serve", "--root"])
-            .arg(root)
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Serve {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            admin: format!("http://127.0.0.1:{admin}"),
-            log,
+/// `serve` with the admin listener on a port the OS assigns; waits until `/readyz` answers 200.
+async fn serve_ready(root: &Path, client: &reqwest::Client) -> Serve {
+    let serve = Serve::spawn(Serve::command(root, &["--admin", "127.0.0.1:0"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client.get(serve.url("/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return serve;
         }
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "serve exited ({status}): {}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            let ready = client.get(format!("{}/readyz", self.base)).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve not ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(
+            Instant::now() < deadline,
+            "serve not ready: {}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -505,20 +467,23 @@ async fn kill_under_load(database: Option<&TestDatabase>) {
         let toml = std::fs::read_to_string(&path).unwrap();
         let line = "url = \"sqlite://data/ast-gateway.db\"";
         assert!(toml.contains(line));
-        std::fs::write(&path, toml.replace(line, &format!("url = \"{}\"", db.url))).unwrap();
+        std::fs::write(
+            &path,
+            toml.replacing(line, &format!("url = \"{}\"", db.url)),
+        )
+        .unwrap();
     }
-    let mut serve = Serve::start(&root);
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    serve.wait_ready(&http).await;
+    let mut serve = serve_ready(&root, &http).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = tokio::task::JoinSet::new();
     for c in 0..24 {
-        let (http, base, stop) = (http.clone(), serve.base.clone(), stop.clone());
+        let (http, base, stop) = (http.clone(), serve.base().to_string(), stop.clone());
         clients.spawn(async move {
             let mut delivered = Vec::new();
             let mut n = 0;
@@ -543,7 +508,7 @@ async fn kill_under_load(database: Option<&TestDatabase>) {
     // Let the load run, look at the batches, then kill -9 while requests are in flight.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let metrics = http
-        .get(format!("{}/metrics", serve.admin))
+        .get(serve.metrics_url())
         .send()
         .await
         .unwrap()
@@ -555,8 +520,7 @@ async fn kill_under_load(database: Option<&TestDatabase>) {
         "before the kill: {count} batches, {sum} issuances, {:.2} per batch",
         sum / count.max(1.0)
     );
-    serve.child.kill().unwrap();
-    serve.child.wait().unwrap();
+    serve.kill();
     stop.store(true, Ordering::Relaxed);
     let mut delivered = Vec::new();
     while let Some(done) = clients.join_next().await {
@@ -637,7 +601,7 @@ async fn a_timed_out_request_is_refused_and_audited() {
         let toml = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
-            toml.replace("request_timeout_secs = 60", "request_timeout_secs = 1"),
+            toml.replacing("request_timeout_secs = 60", "request_timeout_secs = 1"),
         )
         .unwrap();
     })

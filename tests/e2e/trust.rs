@@ -2,7 +2,8 @@
 //! X-Forwarded-For, header hygiene, DN injection, refusal audit and the audit hash chain.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::kit::ser;
+pub use crate::kit::identity_pem;
+use crate::kit::{TestGateway, append_file, replaced, ser};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,6 @@ use ast_gateway::ca::{
     parse_extended_key_usage, pem_certificate, read_certificate_file, write_demo_hierarchy,
 };
 use ast_gateway::config::Root;
-use ast_gateway::http::{Listeners, RunningServer, start};
 use ast_gateway::issuance::Gateway;
 use ast_gateway::rules;
 use ast_gateway::token::{KeyType, Pin, generate_key};
@@ -49,14 +49,14 @@ handler.6.tokenprocedure = default
 handler.6.formatFields.1 = ast.valuetarget.commonname.value = x-common-name | required
 ";
 
+/// The kit's HTTPS gateway with the handlers above, a 1 s TLS handshake timeout and the
+/// given `[trust] proxies`; the names the trust tests use.
 pub struct Env {
-    pub dir: tempfile::TempDir,
+    pub gw: TestGateway,
     pub root: Root,
     pub gateway: Arc<Gateway>,
-    pub server: Option<RunningServer>,
     pub http: SocketAddr,
     pub https: SocketAddr,
-    pub root_ca_pem: Vec<u8>,
 }
 
 impl Env {
@@ -68,94 +68,62 @@ impl Env {
 
     /// As `start`, with more ast.properties lines appended.
     pub async fn start_with(proxies: &str, extra_properties: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path().join("root"));
-        ast_gateway::issuance::write_default(&root).unwrap();
-        let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
-        let toml = toml
-            .replace("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"")
-            .replace("# https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
-            .replace("# tls_cert", "tls_cert")
-            .replace("# tls_key", "tls_key")
-            .replace("# client_ca", "client_ca")
-            .replace(
+        let proxies = proxies.to_string();
+        let extra = format!("{HANDLERS}{extra_properties}");
+        let gw = TestGateway::start_https(move |root| {
+            let path = root.gateway_toml();
+            let toml = std::fs::read_to_string(&path).unwrap();
+            let toml = replaced(
+                &toml,
                 "# handshake_timeout_secs = 10",
                 "handshake_timeout_secs = 1",
-            )
-            .replace(
+            );
+            let toml = replaced(
+                &toml,
                 "proxies = [\"127.0.0.1/32\", \"::1/128\"]",
                 &format!("proxies = {proxies}"),
-            )
-            .replace("iterations = 10000", "iterations = 1000")
-            .replace("key = \"rsa-2048\"", "key = \"ec-p256\"");
-        assert!(
-            toml.contains("client_ca = ")
-                && toml.contains("\nhandshake_timeout_secs = 1")
-                && toml.contains("https = \"127.0.0.1:0\""),
-            "default gateway.toml changed"
-        );
-        std::fs::write(root.gateway_toml(), toml).unwrap();
-        let mut ast = std::fs::read_to_string(root.ast_properties()).unwrap();
-        ast.push_str(HANDLERS);
-        ast.push_str(extra_properties);
-        std::fs::write(root.ast_properties(), ast).unwrap();
-        let config = rules::load(&root).unwrap();
-        let gateway = Gateway::open(config).await.unwrap();
-        let server = start(gateway.clone(), Listeners::default()).await.unwrap();
-        let http = server.http_addr.unwrap();
-        let https = server.https_addr.unwrap();
-        let root_ca_pem = std::fs::read(root.data().join("ca/root.pem")).unwrap();
+            );
+            std::fs::write(&path, toml).unwrap();
+            append_file(&root.ast_properties(), &extra);
+        })
+        .await;
         Env {
-            dir,
-            root,
-            gateway,
-            server: Some(server),
-            http,
-            https,
-            root_ca_pem,
+            root: gw.root(),
+            gateway: gw.gateway.clone(),
+            http: gw.http_addr(),
+            https: gw.https_addr(),
+            gw,
         }
+    }
+
+    /// The temporary directory (the root) for files a test writes.
+    pub fn dir(&self) -> &std::path::Path {
+        self.gw.root.path()
+    }
+
+    /// The demo root CA certificate (PEM).
+    pub fn root_ca_pem(&self) -> Vec<u8> {
+        self.gw.root_ca_pem()
     }
 
     /// An HTTPS client trusting the demo root, presenting `identity` (PEM: cert + key).
     pub fn client(&self, identity: Option<&[u8]>) -> reqwest::Client {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .tls_certs_only([reqwest::Certificate::from_pem(&self.root_ca_pem).unwrap()])
-            .resolve("localhost", self.https)
-            .timeout(Duration::from_secs(30));
-        if let Some(pem) = identity {
-            builder = builder.identity(reqwest::Identity::from_pem(pem).unwrap());
-        }
-        builder.build().unwrap()
+        self.gw.https_client(identity, Duration::from_secs(30))
     }
 
     pub fn https_url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.https.port())
+        self.gw.https_url(path)
     }
 
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
+        self.gw.http_url(path)
     }
 
     /// Issues and registers an officer; returns (serial, PEM identity for reqwest).
     pub async fn officer(&self, name: &str, roles: &[&str]) -> (String, Vec<u8>) {
-        let issued = self
-            .gateway
-            .issue_officer(
-                &ast_gateway::identity::Caller::Cli,
-                name,
-                roles.iter().map(|r| r.to_string()).collect(),
-                Pin::new("officer-pw".into()),
-            )
-            .await
-            .unwrap();
-        (
-            issued.record.serial.clone(),
-            identity_pem(&issued.pkcs12, "officer-pw"),
-        )
+        self.gw.officer(name, roles).await
     }
 
-    /// Audit rows (event, actor, detail) in order.
     /// Audit rows, with aggregated refusals written first and expanded again: a
     /// `refused-aggregate` row of count n reads as n `refused` rows with its last detail.
     pub async fn audit_rows(&self) -> Vec<(String, String, serde_json::Value)> {
@@ -180,35 +148,6 @@ impl Env {
             })
             .collect()
     }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = server.shutdown_handle().send(true);
-        }
-    }
-}
-
-/// Leaf certificate + PKCS#8 key of a PKCS#12, as PEM.
-pub fn identity_pem(pkcs12: &[u8], password: &str) -> Vec<u8> {
-    let store = p12_keystore::KeyStore::from_pkcs12(
-        pkcs12,
-        password,
-        p12_keystore::Pkcs12ImportPolicy::Strict,
-    )
-    .unwrap();
-    let (_, chain) = store.private_key_chain().unwrap();
-    let mut pem = pem_certificate(chain.certs()[0].as_der());
-    pem.push_str(
-        &der::pem::encode_string(
-            "PRIVATE KEY",
-            der::pem::LineEnding::LF,
-            chain.key().as_der(),
-        )
-        .unwrap(),
-    );
-    pem.into_bytes()
 }
 
 /// Header (name, raw value) pairs.
@@ -465,7 +404,7 @@ async fn officers_over_mtls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_ca_certificate_is_refused_in_the_handshake() {
     let env = Env::start("[\"127.0.0.1/32\"]").await;
-    let foreign = foreign_identity(env.dir.path());
+    let foreign = foreign_identity(env.dir());
     let before = env.gateway.store().count_certificates().await.unwrap();
     let result = env
         .client(Some(&foreign))
@@ -489,7 +428,7 @@ async fn foreign_ca_certificate_is_refused_in_the_handshake() {
     assert!(result.is_err());
     // openssl s_client confirms that the server aborts the handshake with an alert
     // (independent client; TLS 1.2, where client authentication is part of the handshake proper).
-    let cert = env.dir.path().join("foreign.pem");
+    let cert = env.dir().join("foreign.pem");
     std::fs::write(&cert, &foreign).unwrap();
     match std::process::Command::new("openssl")
         .args([
@@ -598,7 +537,7 @@ async fn revoked_officer_is_refused_on_the_next_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_officer_issue_writes_a_private_pkcs12_that_logs_in() {
     let env = Env::start("[\"127.0.0.1/32\"]").await;
-    let out_file = env.dir.path().join("cli-officer.p12");
+    let out_file = env.dir().join("cli-officer.p12");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ast-gateway"))
         .arg("--root")
         .arg(env.root.dir())
@@ -851,7 +790,7 @@ async fn dn_injection_stays_one_common_name() {
     assert_eq!(cns, vec!["Alice, O=Evil".to_string()]);
     assert_eq!(orgs, vec!["Good Org".to_string()]);
     // Independent check with openssl: the comma is escaped inside the one CN.
-    let p12 = env.dir.path().join("inj.p12");
+    let p12 = env.dir().join("inj.p12");
     std::fs::write(&p12, &token).unwrap();
     let Ok(out) = std::process::Command::new("openssl")
         .args([

@@ -20,6 +20,22 @@ use crate::issuance::Gateway;
 
 pub use openapi::document;
 
+/// The JSON view of a certificate, exactly as the API lists it (`GET …/certificates`): the
+/// command line's `certs list --json` writes the same objects.
+pub fn certificate_json(
+    record: &crate::store::CertificateRecord,
+) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(model::Certificate::from(record))
+}
+
+/// The JSON view of one certificate with its fingerprint and PEM, as the API answers
+/// `GET …/certificates/{serial}` (and `certs show --json` writes).
+pub fn certificate_details_json(
+    record: &crate::store::CertificateRecord,
+) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(model::CertificateDetails::from(record))
+}
+
 /// The API routes, merged into the main router (which adds the request id and body limit).
 pub fn routes() -> Router<Arc<Gateway>> {
     use operations as op;

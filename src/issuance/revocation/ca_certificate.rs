@@ -46,8 +46,8 @@ impl Gateway {
             Some(SubordinateCertificate {
                 parent,
                 name: ca.name.clone(),
-                subject: tbs.subject().to_string(),
-                issuer: tbs.issuer().to_string(),
+                subject: crate::ca::display_name(tbs.subject()),
+                issuer: crate::ca::display_name(tbs.issuer()),
                 not_before: time(&tbs.validity().not_before),
                 not_after: time(&tbs.validity().not_after),
                 der,

@@ -280,5 +280,5 @@ fn deliver(
 }
 
 fn issuer_dn(ca: &Ca) -> String {
-    ca.certificate().tbs_certificate().subject().to_string()
+    crate::ca::display_name(ca.certificate().tbs_certificate().subject())
 }

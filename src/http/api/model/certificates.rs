@@ -42,12 +42,22 @@ pub struct Certificate {
     pub revocation_reason: Option<String>,
 }
 
+/// The issuer of a certificate (DER) in the one display style (`crate::ca::display_name`).
+fn issuer_of(der: &[u8]) -> Option<String> {
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).ok()?;
+    Some(crate::ca::display_name(
+        certificate.tbs_certificate().issuer(),
+    ))
+}
+
 impl From<&CertificateRecord> for Certificate {
     fn from(c: &CertificateRecord) -> Self {
         Certificate {
             serial: c.serial.clone(),
             subject: c.subject.clone(),
-            issuer: c.issuer.clone(),
+            // Rows written before names had one style kept the issuer's RFC 4514 text: the
+            // certificate itself says who issued it, in the style of `subject`.
+            issuer: issuer_of(&c.der).unwrap_or_else(|| c.issuer.clone()),
             ca: c.ca.clone(),
             sans: c.sans.clone(),
             purpose: c.purpose.clone(),

@@ -1,94 +1,21 @@
-//! The test kit: a real gateway on a temporary root with the embedded default configuration.
+//! The test kit, the one place the suite's harnesses live: the in-process gateway
+//! (`TestGateway`, HTTP or HTTPS with officers), the real binary (`ast`, `Serve`), configuration
+//! edits that fail when their anchor text is missing (`replaced`, `edit_file`), tools and the
+//! skip policy (`tool`, `skipped`: a missing tool fails under `CI`), and small helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use ast_gateway::config::Root;
-use ast_gateway::http::{Listeners, RunningServer, start};
-use ast_gateway::issuance::Gateway;
-use ast_gateway::rules;
+mod browser;
+mod edit;
+mod gateway;
+mod serve;
 
-/// A running gateway and its temporary root.
-pub struct TestGateway {
-    pub root: tempfile::TempDir,
-    pub gateway: Arc<Gateway>,
-    pub server: Option<RunningServer>,
-    pub base: String,
-}
-
-impl TestGateway {
-    /// Embedded default, HTTP on 127.0.0.1:0.
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    /// Embedded default, edited by `edit` (e.g. rewrite conf files) before loading.
-    pub async fn start_with(edit: impl FnOnce(&Root)) -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let r = Root::new(root.path());
-        ast_gateway::issuance::write_default(&r).unwrap();
-        edit(&r);
-        let config = rules::load(&r).unwrap_or_else(|e| panic!("config: {e}"));
-        let gateway = Gateway::open(config)
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        let server = start(
-            gateway.clone(),
-            Listeners {
-                http: Some("127.0.0.1:0".parse().unwrap()),
-                ..Listeners::default()
-            },
-        )
-        .await
-        .unwrap();
-        let base = format!("http://{}", server.http_addr.unwrap());
-        TestGateway {
-            root,
-            gateway,
-            server: Some(server),
-            base,
-        }
-    }
-
-    /// The root.
-    pub fn root(&self) -> Root {
-        Root::new(self.root.path())
-    }
-
-    /// POSTs the form to `/pgwy/ast{suffix}` with identity headers.
-    pub async fn post(
-        &self,
-        suffix: &str,
-        headers: &[(&str, &str)],
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut request = client()
-            .post(format!("{}/pgwy/ast{suffix}", self.base))
-            .form(form);
-        for (n, v) in headers {
-            request = request.header(*n, *v);
-        }
-        request.send().await.unwrap()
-    }
-
-    /// GET a path.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        client()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Writes bytes to a file in the root's temp area.
-    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.root.path().join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
+pub use browser::Browser;
+pub use edit::{Anchored, append_file, replaced};
+pub use gateway::{TestGateway, identity_pem};
+pub use serve::{BIN, Serve, ast, finish, output_text, url_after};
 
 /// A plain HTTP client.
 pub fn client() -> reqwest::Client {
