@@ -17,7 +17,7 @@ use std::process::Command;
 use ast_gateway::config::Root;
 
 use crate::api::Api;
-use crate::kit::{run, run_ok, skipped, tool};
+use crate::kit::{Anchored, run, run_ok, skipped, tool};
 
 /// The Basic secret of the `devices` label.
 pub(crate) const SECRET: &str = "device-secret-0123456789";
@@ -38,7 +38,7 @@ const BC_JARS: [&str; 3] = [
 /// * `officers`: an officer with the role `est-enrol` over mTLS, the subject from the CSR.
 pub(crate) fn configure(root: &Root) {
     let toml = std::fs::read_to_string(root.gateway_toml()).unwrap();
-    let toml = toml.replace(
+    let toml = toml.replacing(
         "client_ca = \"data/ca/officers.pem\"",
         "client_ca = \"data/ca/clients.pem\"",
     ) + r#"
@@ -201,7 +201,7 @@ async fn bouncycastle_est_client_enrols_generates_keys_and_reenrols() {
         );
     }
     let api = Api::start(configure).await;
-    let out = api.dir.path().join("bc");
+    let out = api.dir().join("bc");
     std::fs::create_dir_all(&out).unwrap();
     let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/est/Est.java");
     let java_args = [

@@ -175,17 +175,19 @@ impl Gateway {
         connection: &Connection,
         template: &CertificateTemplate,
     ) -> Result<crate::store::CertificateRecord, IssuanceError> {
-        let id = connection
+        let presented = connection
             .client_certificate
             .as_ref()
-            .and_then(|c| c.id())
             .ok_or(EstRefusal::NoCertificate)?;
+        let id = presented.id().ok_or(EstRefusal::NoCertificate)?;
         let serial = id.serial.hex().to_string();
+        // The certificate we stored under that serial, and the same one: its signed content
+        // (issuer, serial, subject, key, validity) byte for byte.
         let record = self
             .store
             .certificate(&id.serial)
             .await?
-            .filter(|r| r.issuer == id.issuer)
+            .filter(|r| same_certificate(&r.der, presented.der()))
             .ok_or_else(|| EstRefusal::UnknownCertificate(serial.clone()))?;
         if record.status == CertificateStatus::Revoked {
             return Err(EstRefusal::Revoked(serial).into());
@@ -269,6 +271,17 @@ impl Gateway {
             .ok_or_else(|| IssuanceError::invariant("an EST plan without a certificate"))?;
         Ok((planned, renewed.subject.clone()))
     }
+}
+
+/// Whether two DER certificates hold the same signed content (a signature may be re-encoded).
+fn same_certificate(stored: &[u8], presented: &[u8]) -> bool {
+    use der::{Decode, Encode};
+    let tbs = |der: &[u8]| {
+        Certificate::from_der(der)
+            .ok()
+            .and_then(|c| c.tbs_certificate().to_der().ok())
+    };
+    matches!((tbs(stored), tbs(presented)), (Some(a), Some(b)) if a == b)
 }
 
 /// The key the certificate is for: the CSR's (its proof of possession checked, its type the

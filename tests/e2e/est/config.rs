@@ -6,7 +6,7 @@ use std::process::Command;
 use ast_gateway::config::Root;
 
 use super::configure;
-use crate::kit::{run_ok, skipped, tool};
+use crate::kit::{Anchored, run_ok, skipped, tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ast-gateway");
 
@@ -18,10 +18,10 @@ fn est_root() -> (tempfile::TempDir, Root) {
     // The HTTPS listener with client certificates, as the officers' EST handler needs.
     let toml = std::fs::read_to_string(root.gateway_toml())
         .unwrap()
-        .replace("# https = ", "https = ")
-        .replace("# tls_cert", "tls_cert")
-        .replace("# tls_key", "tls_key")
-        .replace("# client_ca", "client_ca");
+        .replacing("# https = ", "https = ")
+        .replacing("# tls_cert", "tls_cert")
+        .replacing("# tls_key", "tls_key")
+        .replacing("# client_ca", "client_ca");
     std::fs::write(root.gateway_toml(), toml).unwrap();
     configure(&root);
     (dir, root)

@@ -6,7 +6,7 @@ use ast_gateway::identity::Caller;
 use super::tools::{Tools, audited, audited_in};
 use super::{SECRET, configure, serial_and_subject};
 use crate::api::Api;
-use crate::kit::{TestGateway, client, run_ok, skipped};
+use crate::kit::{Anchored, TestGateway, client, run_ok, skipped};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_est_refusal_has_its_status_code_and_audit_row() {
@@ -206,7 +206,7 @@ async fn plain_http_refuses_basic_and_front_identity_from_untrusted_peers() {
         std::fs::write(root.ast_properties(), ast).unwrap();
         let toml = std::fs::read_to_string(root.gateway_toml())
             .unwrap()
-            .replace(
+            .replacing(
                 "proxies = [\"127.0.0.1/32\", \"::1/128\"]",
                 "proxies = [\"192.0.2.1/32\"]",
             );

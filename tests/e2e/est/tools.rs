@@ -21,7 +21,7 @@ pub(super) struct Tools {
 
 impl Tools {
     pub(super) fn new(api: &Api) -> Option<Tools> {
-        Self::in_dir(api.dir.path().join("curl"))
+        Self::in_dir(api.dir().join("curl"))
     }
 
     /// The tools, working in `dir` (created); `None` when curl or openssl is missing.

@@ -154,12 +154,7 @@ fn certificate_record(
     CertificateRecord {
         serial: hex::encode(&certificate.serial),
         ca: planned.ca.name().to_string(),
-        issuer: planned
-            .ca
-            .certificate()
-            .tbs_certificate()
-            .subject()
-            .to_string(),
+        issuer: crate::ca::display_name(planned.ca.certificate().tbs_certificate().subject()),
         subject: planned.subject.display_dn(&planned.template.subject_order),
         sans: planned
             .subject
