@@ -12,6 +12,10 @@
 //! | `{{PATTERN_HINT}}`, `{{LEGACY}}` | the bundled page's English hint and legacy checkbox |
 //! | `{{#ascii}}…{{/ascii}}`, `{{^ascii}}…{{/ascii}}` | kept when the PIN is (is not) ASCII-only |
 //! | `{{#legacy}}…{{/legacy}}`, `{{^legacy}}…{{/legacy}}` | kept when the legacy profile can (cannot) be chosen |
+//! | `{{PERSON}}`, `{{CERTIFICATES}}` | whom the certificates are for (the first one's common name), and one `<li>` per certificate (purpose, lifetime, subject, other names) |
+//! | `{{#person}}…{{/person}}` | kept when the page knows the person (the front's identity headers reached it and would be accepted) |
+//! | `{{REFUSAL}}`, `{{REFUSAL_CODE}}`, `{{REQUEST_ID}}` | why the form would be refused, in words; its error code; the page's request id |
+//! | `{{#refused}}…{{/refused}}`, `{{^refused}}…{{/refused}}` | kept when the form would (would not) be refused |
 //!
 //! The page is served with a Content-Security-Policy that allows its inline `<script>` and
 //! `<style>` blocks by SHA-256 hash, computed here when the template is loaded (at start and on
@@ -46,10 +50,15 @@ pub const PAGE_PLACEHOLDERS: &[&str] = &[
     "PATTERN_HINT",
     "LEGACY",
     "LAYOUT",
+    "PERSON",
+    "CERTIFICATES",
+    "REFUSAL",
+    "REFUSAL_CODE",
+    "REQUEST_ID",
 ];
 
 /// The conditions a template may test with `{{#name}}` / `{{^name}}`.
-pub const PAGE_SECTIONS: &[&str] = &["ascii", "legacy"];
+pub const PAGE_SECTIONS: &[&str] = &["ascii", "legacy", "person", "refused"];
 
 /// Larger templates are refused (a page is a few kilobytes).
 pub const MAX_PAGE_TEMPLATE_BYTES: usize = 256 * 1024;

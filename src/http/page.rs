@@ -9,6 +9,10 @@ use std::sync::LazyLock;
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+mod who;
+
+pub use self::who::Who;
+use self::who::WhoHtml;
 use super::error::escape;
 use crate::config::{PagePiece, PageTemplate};
 use crate::rules::DEFAULT_PIN_PATTERN;
@@ -82,65 +86,15 @@ pub fn action_for(remainder: &str) -> String {
 }
 
 /// Renders `template` for `handler` (its PIN policy and profiles; `None`: the defaults), with
-/// the form posting to `action`.
+/// the form posting to `action`; `who` says whom the certificates are for (`None`: nobody).
 pub fn render(
     template: &PageTemplate,
     handler: Option<&Handler>,
     procedure: Option<&TokenProcedure>,
     action: &str,
+    who: Option<&Who>,
 ) -> String {
-    let (min, max, ascii_only, profile, profiles, number) = match handler {
-        Some(h) => (
-            h.password_policy.min_length,
-            h.password_policy.max_length,
-            h.password_policy.pattern_source == DEFAULT_PIN_PATTERN,
-            h.pkcs12_profile,
-            h.pkcs12_profiles.clone(),
-            h.number,
-        ),
-        None => (
-            6,
-            128,
-            true,
-            Pkcs12Profile::Modern,
-            vec![Pkcs12Profile::Modern],
-            0,
-        ),
-    };
-    let legacy = profiles.contains(&Pkcs12Profile::Legacy) && profile != Pkcs12Profile::Legacy;
-    let legacy_html = if legacy {
-        "<label class=\"check\"><input type=\"checkbox\" name=\"profile\" value=\"legacy\" aria-describedby=\"legacy-hint\"> \
-         File for older devices</label><p id=\"legacy-hint\" class=\"hint\">Choose this for Windows Server 2016 or older, \
-         macOS 12 or older, Android 12 or older. It uses weaker (3DES) protection.</p>"
-    } else {
-        ""
-    };
-    let value = |name: &str| -> String {
-        match name {
-            "ACTION" => escape(action),
-            "MIN" => min.to_string(),
-            "MAX" => max.to_string(),
-            "ASCII_ONLY" => ascii_only.to_string(),
-            "HANDLER" => number.to_string(),
-            "PROFILE" => profile.name().to_string(),
-            "PROFILES" => profiles
-                .iter()
-                .map(|p| p.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            "PATTERN_HINT" if ascii_only => {
-                ", letters, digits, spaces and ASCII punctuation".into()
-            }
-            "LEGACY" => legacy_html.into(),
-            "LAYOUT" => layout_html(procedure),
-            _ => String::new(),
-        }
-    };
-    let condition = |section: &str| match section {
-        "ascii" => ascii_only,
-        "legacy" => legacy,
-        _ => false,
-    };
+    let values = Values::new(handler, procedure, action, who);
     let mut html = String::with_capacity(BUNDLED.len() + 512);
     // Whether each open section shows its content (nested in the enclosing ones).
     let mut shown: Vec<bool> = Vec::new();
@@ -148,18 +102,109 @@ pub fn render(
         let visible = shown.last().copied().unwrap_or(true);
         match piece {
             PagePiece::Open { section, inverted } => {
-                shown.push(visible && condition(section) != *inverted);
+                shown.push(visible && values.condition(section) != *inverted);
             }
             PagePiece::Close => {
                 shown.pop();
             }
             PagePiece::Text(text) if visible => html.push_str(text),
-            PagePiece::Value(name) if visible => html.push_str(&value(name)),
+            PagePiece::Value(name) if visible => html.push_str(&values.value(name)),
             PagePiece::Text(_) | PagePiece::Value(_) => {}
         }
     }
     html
 }
+
+/// The handler's values a template may insert, computed once per page.
+struct Values {
+    action: String,
+    min: usize,
+    max: usize,
+    ascii_only: bool,
+    number: u32,
+    profile: Pkcs12Profile,
+    profiles: Vec<Pkcs12Profile>,
+    legacy: bool,
+    layout: String,
+    who: WhoHtml,
+}
+
+impl Values {
+    fn new(
+        handler: Option<&Handler>,
+        procedure: Option<&TokenProcedure>,
+        action: &str,
+        who: Option<&Who>,
+    ) -> Values {
+        let (min, max, ascii_only, profile, profiles, number) = match handler {
+            Some(h) => (
+                h.password_policy.min_length,
+                h.password_policy.max_length,
+                h.password_policy.pattern_source == DEFAULT_PIN_PATTERN,
+                h.pkcs12_profile,
+                h.pkcs12_profiles.clone(),
+                h.number,
+            ),
+            None => (
+                6,
+                128,
+                true,
+                Pkcs12Profile::Modern,
+                vec![Pkcs12Profile::Modern],
+                0,
+            ),
+        };
+        let legacy = profiles.contains(&Pkcs12Profile::Legacy) && profile != Pkcs12Profile::Legacy;
+        Values {
+            action: escape(action),
+            min,
+            max,
+            ascii_only,
+            number,
+            profile,
+            profiles,
+            legacy,
+            layout: layout_html(procedure),
+            who: WhoHtml::new(who),
+        }
+    }
+
+    fn value(&self, name: &str) -> String {
+        match name {
+            "ACTION" => self.action.clone(),
+            "MIN" => self.min.to_string(),
+            "MAX" => self.max.to_string(),
+            "ASCII_ONLY" => self.ascii_only.to_string(),
+            "HANDLER" => self.number.to_string(),
+            "PROFILE" => self.profile.name().to_string(),
+            "PROFILES" => self
+                .profiles
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            "PATTERN_HINT" if self.ascii_only => {
+                ", letters, digits, spaces and ASCII punctuation".into()
+            }
+            "LEGACY" if self.legacy => LEGACY_HTML.into(),
+            "LAYOUT" => self.layout.clone(),
+            other => self.who.value(other),
+        }
+    }
+
+    fn condition(&self, section: &str) -> bool {
+        match section {
+            "ascii" => self.ascii_only,
+            "legacy" => self.legacy,
+            other => self.who.condition(other),
+        }
+    }
+}
+
+/// The legacy profile's checkbox and its explanation.
+const LEGACY_HTML: &str = "<label class=\"check\"><input type=\"checkbox\" name=\"profile\" value=\"legacy\" aria-describedby=\"legacy-hint\"> \
+     File for older devices</label><p id=\"legacy-hint\" class=\"hint\">Choose this for Windows Server 2016 or older, \
+     macOS 12 or older, Android 12 or older. It uses weaker (3DES) protection.</p>";
 
 /// For a `per-purpose` procedure: what the zip holds and why (clients that use only the first
 /// or only key of a file). Nothing for `combined`.
@@ -200,7 +245,7 @@ mod tests {
     #[test]
     fn the_policy_allows_exactly_the_rendered_inline_blocks() {
         let template = bundled().unwrap();
-        let page = render(template, None, None, "/pgwy/ast");
+        let page = render(template, None, None, "/pgwy/ast", None);
         let policy = content_security_policy(template);
         assert!(!policy.contains("unsafe-inline"), "{policy}");
         for tag in ["script", "style"] {
@@ -247,7 +292,7 @@ mod tests {
              {{MIN}}-{{MAX}} {{PROFILE}} [{{PROFILES}}] h{{HANDLER}}",
         )
         .unwrap();
-        let page = render(&template, None, None, "/pgwy/ast/x\"y");
+        let page = render(&template, None, None, "/pgwy/ast/x\"y", None);
         assert_eq!(
             page,
             "<form action=\"/pgwy/ast/x&quot;y\">AM6-128 modern [modern] h0"
@@ -275,7 +320,7 @@ mod tests {
             certificates: vec![template("authentication"), template("<sign>")],
         };
         let bundled = bundled().unwrap();
-        let page = render(bundled, None, Some(&procedure), "/pgwy/ast");
+        let page = render(bundled, None, Some(&procedure), "/pgwy/ast", None);
         assert!(
             page.contains("a zip file with 2 certificate files"),
             "{page}"
@@ -286,7 +331,7 @@ mod tests {
             assert!(policy.contains(&csp_hash(inline_block(&page, tag))));
         }
         procedure.layout = Layout::Combined;
-        let page = render(bundled, None, Some(&procedure), "/pgwy/ast");
+        let page = render(bundled, None, Some(&procedure), "/pgwy/ast", None);
         assert!(!page.contains("zip") && !page.contains("{{"));
     }
 }

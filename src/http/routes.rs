@@ -26,7 +26,9 @@ use super::error::{ErrorFormat, respond};
 use super::page;
 use super::server::OverTls;
 use crate::identity::Connection;
-use crate::issuance::{Gateway, HandlerChoice, IssuanceError, SoftTokenRequest, TokenForm};
+use crate::issuance::{
+    Gateway, HandlerChoice, IssuanceError, Preview, SoftTokenRequest, TokenForm,
+};
 use crate::policy::IdentityHeaders;
 use crate::token::Pin;
 pub(super) use download::attachment;
@@ -122,6 +124,7 @@ async fn pin_page(
     RequestId(request_id): RequestId,
     Peer(connection): Peer,
     uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     let page = uri
         .path()
@@ -136,7 +139,8 @@ async fn pin_page(
             return respond(&error, &request_id, ErrorFormat::Html);
         }
     };
-    let found = match gateway.pin_page(remainder) {
+    let identity = IdentityHeaders::new(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    let found = match gateway.pin_page(remainder, &connection, identity).await {
         Ok(found) => found,
         Err(error) => {
             let error = gateway
@@ -153,12 +157,24 @@ async fn pin_page(
         let error = IssuanceError::invariant("the bundled PIN page does not parse");
         return respond(&error, &request_id, ErrorFormat::Html);
     };
+    if let Preview::Refused(refusal) = &found.preview {
+        tracing::info!(
+            request_id,
+            code = refusal.code.as_str(),
+            message = refusal.message,
+            "PIN page: the form would be refused"
+        );
+    }
     let rules = gateway.rules();
     let html = page::render(
         template,
         Some(&found.handler),
         rules.procedure(&found.handler.token_procedure),
         &page::action_for(&found.remainder),
+        Some(&page::Who {
+            preview: &found.preview,
+            request_id: &request_id,
+        }),
     );
     let policy = page::content_security_policy(template);
     (

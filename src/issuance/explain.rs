@@ -44,6 +44,8 @@ pub struct PlannedCertificate {
     pub subject: String,
     /// The same subject as RFC 4514 text (most significant RDN last).
     pub subject_rfc4514: String,
+    /// The subject's first common name, if it has one (the person, on the PIN page).
+    pub common_name: Option<String>,
     /// `email:…`, `DNS:…`, `UPN:…`, `URI:…`, in the order they were set.
     pub sans: Vec<String>,
 }
@@ -201,7 +203,8 @@ fn base64url_hints(handler: &Handler, headers: &IdentityHeaders) -> Vec<String> 
         .collect()
 }
 
-/// The same planning as issuance (format evaluation, subjects, their encoding), no CA.
+/// The same planning as issuance (format evaluation, subjects, their encoding), no CA; also
+/// the PIN page's preview.
 pub(super) fn plan(
     rules: &Rules,
     handler: &Handler,
@@ -223,6 +226,9 @@ pub(super) fn plan(
                 validity_days: template.validity.as_secs() / 86_400,
                 subject: subject.display_dn(&template.subject_order),
                 subject_rfc4514,
+                common_name: subject
+                    .first(crate::ca::Attribute::CommonName)
+                    .map(str::to_string),
                 sans: subject
                     .san_values()
                     .map(|(a, v)| format!("{}:{v}", a.label()))

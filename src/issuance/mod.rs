@@ -16,6 +16,7 @@ mod explain;
 mod init;
 pub mod metrics;
 mod officers;
+mod pin_page;
 mod recipe;
 mod reload;
 mod revocation;
@@ -38,8 +39,9 @@ pub use explain::{
 };
 pub use init::{write_default, write_default_for, write_default_with};
 pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
+pub use pin_page::{PinPage, Preview};
 pub use recipe::StageTimes;
-pub use reload::{PinPage, ReloadSummary, check_configuration};
+pub use reload::{ReloadSummary, check_configuration};
 pub use revocation::{
     CaState, HistoryImport, IMPORT_BATCH, ImportError, ImportReport, OcspAnswer, ca_states,
 };

@@ -6,29 +6,11 @@
 
 use std::sync::Arc;
 
-use super::{Gateway, IssuanceError};
+use super::Gateway;
 use crate::config::{
-    ConfigError, ConfigErrors, GatewayConfig, PageTemplate, PageTemplates, Root,
-    load_page_templates,
+    ConfigError, ConfigErrors, GatewayConfig, PageTemplates, Root, load_page_templates,
 };
-use crate::rules::{self, Configuration, Handler};
-
-/// What the PIN page reached under a path shows: the handler that path selects (the domain's
-/// selection, as for issuance) and the operator's template for it, if any.
-#[derive(Debug, Clone)]
-pub struct PinPage {
-    pub handler: Handler,
-    /// The decoded path remainder (what the handler's filter matched), for the form's action.
-    pub remainder: String,
-    templates: Arc<PageTemplates>,
-}
-
-impl PinPage {
-    /// The operator's template for this handler; `None`: the bundled page.
-    pub fn template(&self) -> Option<&PageTemplate> {
-        self.templates.for_handler(self.handler.number)
-    }
-}
+use crate::rules::{self, Configuration};
 
 /// What a successful reload changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,19 +57,6 @@ impl Gateway {
             }
         }
         result
-    }
-
-    /// The PIN page for a path remainder as sent (`""` for `/pgwy/request/ast.html`): the
-    /// handler that would serve `/pgwy/ast/<remainder>`, or why there is none.
-    pub fn pin_page(&self, sent: &str) -> Result<PinPage, IssuanceError> {
-        let rules = self.rules();
-        let remainder = super::soft_token::decoded_remainder(sent)?;
-        let handler = super::soft_token::select(&rules, &remainder)?.clone();
-        Ok(PinPage {
-            handler,
-            remainder,
-            templates: self.pages.load_full(),
-        })
     }
 
     fn reload_inner(&self) -> Result<ReloadSummary, ConfigErrors> {

@@ -125,7 +125,7 @@ impl Gateway {
     /// looked up by issuer and serial (never by fingerprint: see `identity::CertificateId`).
     /// A revoked entry is also remembered for the TLS client verifier, so the certificate's
     /// next connection to this node is refused in the handshake.
-    async fn officer_standing(
+    pub(super) async fn officer_standing(
         &self,
         handler: &Handler,
         connection: &Connection,

@@ -6,6 +6,8 @@
 //! certificates are those GET certificates lists.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod signed;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -945,7 +947,7 @@ handler.20.requiredRoRoles = none
 /// transaction) on SQLite and on a fresh PostgreSQL database (migration 0005 on both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_store_on_sqlite_and_postgres() {
-    for db in crate::databases::TestDatabase::all().await {
+    for db in crate::kit::databases::TestDatabase::all().await {
         api_store_sequence(&db.url).await;
     }
 }

@@ -7,6 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod migration;
+pub(crate) mod own_hierarchy;
+pub(crate) mod rollover;
+
 use crate::kit::{Anchored, Serve, ser};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -1020,7 +1024,7 @@ fn config_check_reports_a_key_that_does_not_match_its_certificate() {
 /// "nodes" (pools) taking numbers at once on PostgreSQL.
 #[tokio::test]
 async fn crl_numbers_are_unique_across_nodes_on_postgres() {
-    let Some(db) = crate::databases::TestDatabase::postgres().await else {
+    let Some(db) = crate::kit::databases::TestDatabase::postgres().await else {
         return;
     };
     let url = &db.url;
@@ -1299,7 +1303,7 @@ async fn store_revocation_suite(store: &ast_gateway::store::Store) {
 /// The same revocation store suite on SQLite and PostgreSQL.
 #[tokio::test]
 async fn store_revocation_on_sqlite_and_postgres() {
-    use crate::databases::{Backend, TestDatabase};
+    use crate::kit::databases::{Backend, TestDatabase};
     for db in TestDatabase::all().await {
         let connections = if db.backend == Backend::Postgres {
             4

@@ -8,12 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod audit;
+pub(crate) mod audit_fields;
+pub(crate) mod audit_upkeep;
+pub(crate) mod backup_guard;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::databases::TestDatabase;
+use crate::kit::databases::TestDatabase;
 use crate::kit::{Anchored, BIN, Serve, ast, client, finish, output_text, tool, url_after};
 
 const PIN: &str = "Str0ng-Pass!";

@@ -1,6 +1,8 @@
 //! The PIN page in a real browser (headless Chromium driven by playwright-core).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod templates;
+
 use crate::kit::{Browser, TestGateway};
 
 #[tokio::test]

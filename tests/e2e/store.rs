@@ -12,8 +12,8 @@ use ast_gateway::store::{
 use serde_json::json;
 use sqlx::AnyPool;
 
-use crate::databases::{Backend, TestDatabase};
-use crate::tcp_proxy::TcpProxy;
+use crate::kit::databases::{Backend, TestDatabase};
+use crate::kit::tcp_proxy::TcpProxy;
 
 fn token(id: &str, created_at: i64) -> TokenRecord {
     TokenRecord {
@@ -514,7 +514,7 @@ async fn store_fails_fast_during_an_outage_and_reconnects_by_itself() {
     let Some(db) = TestDatabase::postgres().await else {
         return;
     };
-    let proxy = TcpProxy::start(crate::databases::postgres_addr()).await;
+    let proxy = TcpProxy::start(crate::kit::databases::postgres_addr()).await;
     let options = StoreOptions {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(3),

@@ -11,6 +11,9 @@
 //! * SIGHUP (reload) resizes the key pool.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod performance;
+pub(crate) mod scale_out;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -24,7 +27,7 @@ use ast_gateway::token::KeyType;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 use sqlx::Connection;
 
-use crate::databases::TestDatabase;
+use crate::kit::databases::TestDatabase;
 use crate::kit::{Anchored, Serve, TestGateway, client};
 
 const PIN: &str = "Str0ng-Pass!";

@@ -1,6 +1,11 @@
-//! SPEC §4 end to end: officers over mTLS (real rustls handshakes), trusted proxies,
+//! Trust end to end: officers over mTLS (real rustls handshakes), trusted proxies,
 //! X-Forwarded-For, header hygiene, DN injection, refusal audit and the audit hash chain.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub(crate) mod nginx_front;
+pub(crate) mod sso_apache;
+pub(crate) mod sso_front;
+pub(crate) mod sso_journey;
 
 pub use crate::kit::identity_pem;
 use crate::kit::{TestGateway, append_file, replaced, ser};
@@ -486,7 +491,7 @@ async fn revoked_officer_is_refused_on_the_next_request() {
     );
     let revoked_at = Instant::now();
     let r = post(&client, &env.https_url("/pgwy/ast/officer"), alice).await;
-    // SPEC: effective for new requests within one second, without restart.
+    // Effective for new requests within one second, without restart.
     println!(
         "measured: revocation (CLI exit) to refused response: {:?}",
         revoked_at.elapsed()
@@ -940,7 +945,7 @@ async fn audit_row_deletion_is_detected() {
 /// PostgreSQL database (migration 0002 on both back ends).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officer_registry_on_sqlite_and_postgres() {
-    for db in crate::databases::TestDatabase::all().await {
+    for db in crate::kit::databases::TestDatabase::all().await {
         officer_registry_sequence(&db.url).await;
     }
 }

@@ -81,17 +81,27 @@ impl TestGateway {
 
     /// A gateway whose root was initialised for its own listener (`init` with the listener's
     /// URL as `public_url`): the demo CA certificates and every issued certificate point at
-    /// this server. The listener is bound first, on a port the OS assigns, and handed over.
+    /// this server.
     pub async fn start_published() -> Self {
+        Self::start_bound(|http, root| {
+            let settings = ast_gateway::config::InitSettings {
+                http,
+                public_url: format!("http://{http}"),
+                derived: true,
+            };
+            ast_gateway::issuance::write_default_for(root, &settings).unwrap();
+        })
+        .await
+    }
+
+    /// A gateway on an HTTP listener bound first, on a port the OS assigns, and handed over:
+    /// `prepare` writes the root knowing that address (e.g. `init` for it, a front's
+    /// configuration naming it).
+    pub async fn start_bound(prepare: impl FnOnce(SocketAddr, &Root)) -> Self {
         let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let http = bound.local_addr().unwrap();
-        let settings = ast_gateway::config::InitSettings {
-            http,
-            public_url: format!("http://{http}"),
-            derived: true,
-        };
         Self::open_with(
-            |root| ast_gateway::issuance::write_default_for(root, &settings).unwrap(),
+            |root| prepare(http, root),
             |_| {},
             Listeners {
                 http_bound: Some(bound),

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod browser;
+pub mod databases;
 mod edit;
 mod gateway;
 mod serve;
+pub mod tcp_proxy;
 
 pub use browser::Browser;
 pub use edit::{Anchored, append_file, replaced};

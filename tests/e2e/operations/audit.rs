@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
-use crate::databases::TestDatabase;
+use crate::kit::databases::TestDatabase;
 use crate::kit::{ALICE, Anchored, TestGateway, client, ser};
 
 const PIN: &str = "Str0ng-Pass!";

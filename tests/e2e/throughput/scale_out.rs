@@ -1,4 +1,4 @@
-//! Scale-out (SPEC §11, issue 6 "done when"): two real `ast-gateway serve` processes on one
+//! Scale-out: two real `ast-gateway serve` processes on one
 //! PostgreSQL database and one CA. 100 concurrent tokens across both nodes: every delivered
 //! certificate is recorded, serials are unique, the audit chain verifies. Then a database
 //! outage (a proxy between the nodes and PostgreSQL is cut): both nodes answer 503
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use ast_gateway::store::Store;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 
-use crate::databases::{TestDatabase, postgres_addr};
 use crate::kit::Serve;
-use crate::tcp_proxy::TcpProxy;
+use crate::kit::databases::{TestDatabase, postgres_addr};
+use crate::kit::tcp_proxy::TcpProxy;
 
 const PIN: &str = "Str0ng-Pass!";
 const TOKENS: usize = 100;

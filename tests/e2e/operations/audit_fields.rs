@@ -9,9 +9,9 @@ use ast_gateway::identity::Caller;
 use ast_gateway::store::{AuditEvent, OfficerRecord, OfficerStatus};
 use serde_json::{Value, json};
 
-use crate::audit::{LOOPBACK, cli_verify, gateway, issue, kinds, sql};
-use crate::databases::TestDatabase;
+use crate::kit::databases::TestDatabase;
 use crate::kit::ser;
+use crate::operations::audit::{LOOPBACK, cli_verify, gateway, issue, kinds, sql};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_of_any_column_the_crl_or_the_api_read_are_reported() {

@@ -14,11 +14,11 @@ use std::process::{Command, Stdio};
 
 use crate::kit::{Serve, TestGateway, append_file as append};
 
-pub(super) use crate::kit::BIN;
-pub(super) const PIN: &str = "correct horse 1";
+pub(crate) use crate::kit::BIN;
+pub(crate) const PIN: &str = "correct horse 1";
 
 /// A root written by `ast-gateway init`.
-pub(super) fn init_root() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn init_root() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let out = Command::new(BIN)
@@ -40,7 +40,7 @@ fn ast_properties(root: &Path) -> PathBuf {
 }
 
 /// POSTs the PIN form with identity headers; returns status, X-Ast-Error and body.
-pub(super) async fn post(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Vec<u8>) {
+pub(crate) async fn post(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Vec<u8>) {
     let client = reqwest::Client::new();
     let mut request = client.post(url).form(&[("password", PIN)]);
     for (name, value) in headers {

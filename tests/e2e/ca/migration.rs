@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::kit::{Serve, skipped, tool};
+use crate::kit::{Serve, skipped, tool};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ast-gateway")

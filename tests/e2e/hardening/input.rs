@@ -354,7 +354,7 @@ async fn unregistered_certificate_is_refused_even_for_none() {
 
 /// The embedded default with EC keys (no RSA pool), 1000 PKCS#12 iterations, `toml` applied
 /// to gateway.toml and `properties` appended to ast.properties.
-pub(super) async fn gateway(toml: impl FnOnce(String) -> String, properties: &str) -> TestGateway {
+pub(crate) async fn gateway(toml: impl FnOnce(String) -> String, properties: &str) -> TestGateway {
     let properties = properties.to_string();
     TestGateway::start_with(move |root| {
         let text = std::fs::read_to_string(root.gateway_toml()).unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::hardening_input::gateway;
+use crate::hardening::input::gateway;
 use crate::kit::{Anchored, TestGateway};
 
 /// POSTs the form (PIN `secret-123`) to `path` with identity headers: (status, error code,

@@ -2,7 +2,7 @@
 //! symbolic links below the root are not followed out of it (nor into directories).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::audit_upkeep::{init, output};
+use crate::operations::audit_upkeep::{init, output};
 
 fn text(out: &std::process::Output) -> String {
     format!(

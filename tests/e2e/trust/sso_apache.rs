@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::PIN;
+use crate::form::config::PIN;
 use crate::kit::BIN;
 use crate::kit::{Anchored, TestGateway, free_port, skipped, tool};
-use crate::sso_front::{contains, leaf};
+use crate::trust::sso_front::{contains, leaf};
 
 /// A real Apache httpd started on a free loopback port with `config` (the server-level
 /// directives); killed on drop.

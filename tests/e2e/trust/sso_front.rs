@@ -6,13 +6,13 @@
 
 use std::process::Command;
 
-use crate::config::{PIN, init_root, post};
+use crate::form::config::{PIN, init_root, post};
 use crate::kit::TestGateway;
 use crate::kit::{Anchored, BIN, Serve};
 
 /// The leaf certificate of a PKCS#12 (PIN [`PIN`]): its DER and its subject (RFC 4514), read by
 /// p12-keystore and x509-parser.
-pub(super) fn leaf(p12: &[u8]) -> (Vec<u8>, String) {
+pub(crate) fn leaf(p12: &[u8]) -> (Vec<u8>, String) {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let store =
         p12_keystore::KeyStore::from_pkcs12(p12, PIN, p12_keystore::Pkcs12ImportPolicy::Relaxed)
@@ -27,7 +27,7 @@ pub(super) fn leaf(p12: &[u8]) -> (Vec<u8>, String) {
     (der, subject)
 }
 
-pub(super) fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
