@@ -116,6 +116,9 @@ pub(super) async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
     for h in &config.rules.handlers {
         print_handler(h)?;
     }
+    for line in super::db::durability_report(&config.settings).await {
+        outln!("{line}");
+    }
     let mut warnings = subject_warnings(&config);
     warnings.extend(ca_lifetime_warnings(
         &config,

@@ -11,6 +11,7 @@ mod certs;
 mod config_tools;
 mod crl;
 mod database_url;
+mod db;
 mod front_headers;
 mod import;
 mod init;
@@ -140,6 +141,11 @@ pub enum Command {
     },
     /// In-process issuance benchmark: keygen + certificates + PKCS#12 on all cores.
     Bench(bench::BenchArgs),
+    /// The database: copy a SQLite root to PostgreSQL, report its replication.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
     /// Back up the root into a new directory: a consistent SQLite snapshot, conf/, the secret
     /// key, CA and TLS files (files 0600, directories 0700). For PostgreSQL it prints the
     /// pg_dump command to run alongside.
@@ -286,6 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Export(args),
         } => audit::export(&root, args).await,
+        Command::Db { command } => db::run(&root, command).await,
     }
 }
 

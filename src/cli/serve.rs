@@ -127,6 +127,7 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
         gateway.spawn_expiry_refresher()
     });
     log_summary(&gateway);
+    summary::log_durability(&gateway).await;
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -194,6 +194,9 @@ pub struct GatewayConfig {
     pub header_encoding: HeaderEncoding,
     pub database_url: String,
     pub database_max_connections: u32,
+    /// `[database] require_synchronous_replication`: no issuance commits unless the database
+    /// waits for a synchronous standby (PostgreSQL only).
+    pub database_require_synchronous: bool,
     pub pkcs12_iterations: u32,
     pub limits: Limits,
     /// `[key_pool]` sizes as written (0 included); types left out get their default size
@@ -247,6 +250,8 @@ pub fn resolve_settings(
     let header_encoding = server::header_encoding(file, toml, &mut diagnostics);
     let database_url = database::url(root, file, toml, &mut diagnostics);
     let database_max_connections = database::max_connections(file, toml, &mut diagnostics);
+    let database_require_synchronous =
+        database::require_synchronous(file, &database_url, toml, &mut diagnostics);
     check_iterations(file, toml, &mut diagnostics);
     let cas = diagnostics.take(ca::cas(root, &file.cas, toml));
     let key_pool = diagnostics.take(key_pool::key_pool(file.key_pool.as_ref(), toml));
@@ -281,6 +286,7 @@ pub fn resolve_settings(
         header_encoding,
         database_url,
         database_max_connections,
+        database_require_synchronous,
         pkcs12_iterations: *file.pkcs12.iterations.get_ref(),
         limits,
         key_pool,

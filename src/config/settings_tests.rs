@@ -345,3 +345,47 @@ fn audit_anchor_interval() {
         assert!(e.contains("between 1 and 3600"), "{e}");
     }
 }
+
+#[test]
+fn synchronous_replication_is_required_only_of_postgresql() {
+    // SQLite (the default) has no standby: the requirement is an error at its line.
+    let edit = |t: String| {
+        t.replace(
+            "# require_synchronous_replication = false",
+            "require_synchronous_replication = true",
+        )
+    };
+    let text = load_edited(edit).unwrap_err().to_string();
+    let file = load_edited_text(edit);
+    let line = 1 + file
+        .lines()
+        .position(|l| l.starts_with("require_synchronous_replication"))
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "gateway.toml:{line}: database.require_synchronous_replication: needs a PostgreSQL database"
+        )),
+        "{text}"
+    );
+    // PostgreSQL, with several servers: taken as written; absent: false.
+    let config = load_edited(|t| {
+        edit(t).replace(
+            "url = \"sqlite://data/ast-gateway.db\"",
+            "url = \"postgres://ast@db1:5432,db2:5432/ast?target_session_attrs=read-write\"",
+        )
+    })
+    .unwrap();
+    assert!(config.settings.database_require_synchronous);
+    assert!(
+        config
+            .settings
+            .database_url
+            .starts_with("postgres://ast@db1:5432,db2:5432/")
+    );
+    assert!(
+        !load_edited(|t| t)
+            .unwrap()
+            .settings
+            .database_require_synchronous
+    );
+}

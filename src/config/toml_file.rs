@@ -154,6 +154,8 @@ pub struct TrustFile {
 pub struct DatabaseFile {
     pub url: Spanned<String>,
     pub max_connections: Option<Spanned<u32>>,
+    /// Refuse to issue while the database commits without a synchronous standby.
+    pub require_synchronous_replication: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,7 +31,9 @@ pub fn status(code: Code) -> StatusCode {
         Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Code::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         Code::Timeout => StatusCode::REQUEST_TIMEOUT,
-        Code::Unavailable | Code::CaExpiring | Code::CaRevoked => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unavailable | Code::ReplicationRequired | Code::CaExpiring | Code::CaRevoked => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Code::FieldMissing

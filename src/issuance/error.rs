@@ -44,6 +44,9 @@ pub enum Code {
     /// The issuing CA's own certificate was revoked by its parent: it issues nothing (503).
     CaRevoked,
     Unavailable,
+    /// `[database] require_synchronous_replication` is set and the database commits without a
+    /// synchronous standby: nothing is issued until it has one again (503).
+    ReplicationRequired,
     RateLimited,
     Internal,
     /// The REST API was called without a client certificate.
@@ -82,6 +85,7 @@ impl Code {
             Code::CaExpiring => "ca-expiring",
             Code::CaRevoked => "ca-revoked",
             Code::Unavailable => "unavailable",
+            Code::ReplicationRequired => "replication-required",
             Code::RateLimited => "rate-limited",
             Code::Internal => "internal",
             Code::Unauthenticated => "unauthenticated",
@@ -106,6 +110,10 @@ impl fmt::Display for Code {
         f.write_str(self.as_str())
     }
 }
+
+/// The `Retry-After` of a refusal because the database failed (away, failing over, a commit
+/// whose outcome is unknown): about the time a failover takes to promote a standby.
+pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Why a dependency (database, CA key, worker pool) could not serve the request. The text is
 /// for the log only.
@@ -370,6 +378,9 @@ impl IssuanceError {
             IssuanceError::HeaderTooLarge(_) => Code::HeaderTooLarge,
             IssuanceError::BodyTimeout(_) => Code::Timeout,
             IssuanceError::CrossSite(_) => Code::CrossSite,
+            IssuanceError::Unavailable(Unavailable::Store(e)) if e.is_not_replicated() => {
+                Code::ReplicationRequired
+            }
             IssuanceError::Unavailable(_) => Code::Unavailable,
             IssuanceError::RateLimited { .. } => Code::RateLimited,
             IssuanceError::Internal(_) => Code::Internal,
@@ -384,6 +395,12 @@ impl IssuanceError {
                 Some(*retry_after)
             }
             IssuanceError::Unavailable(Unavailable::TimedOut) => Some(Duration::from_secs(1)),
+            // The database is away, failing over, or refused the commit: nothing was delivered
+            // and the request may be sent again (with the same Idempotency-Key, for the API).
+            IssuanceError::Unavailable(Unavailable::Store(e)) if e.is_not_replicated() => {
+                Some(Duration::from_secs(30))
+            }
+            IssuanceError::Unavailable(Unavailable::Store(_)) => Some(STORE_RETRY_AFTER),
             _ => None,
         }
     }
@@ -393,6 +410,10 @@ impl IssuanceError {
         match self {
             IssuanceError::Trust(TrustError::UntrustedPeer(_)) => {
                 "This request did not come through a trusted authenticating proxy.".into()
+            }
+            IssuanceError::Unavailable(Unavailable::Store(e)) if e.is_not_replicated() => {
+                "No soft token is issued now: the service requires synchronous replication of                  its database ([database] require_synchronous_replication) and the database has                  no synchronous standby. Nothing was issued; try again later."
+                    .into()
             }
             other => other.to_string(),
         }

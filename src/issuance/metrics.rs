@@ -99,6 +99,17 @@ pub fn describe() {
         "Time of one group-commit transaction, from begin to commit."
     );
     describe_counter!(
+        crate::store::CONNECTIONS_DROPPED,
+        "Database connections dropped or refused: reason lost (their server went away, turned \
+         read-only, or a write's outcome was unknown) or read_only (the server is a standby or \
+         read-only)."
+    );
+    describe_counter!(
+        crate::store::SERVER_SWITCHES,
+        "Times this node moved its database connections to another server of a multi-host URL \
+         (a failover)."
+    );
+    describe_counter!(
         TOKENS_ISSUED,
         "Soft tokens delivered, by handler and token procedure."
     );

@@ -222,6 +222,7 @@ impl Gateway {
         )
         .await?
         .with_audit(seal);
+        store.require_synchronous_replication(config.settings.database_require_synchronous);
         let gateway = Self::from_parts(config, cas, store);
         gateway.pages.store(Arc::new(pages));
         gateway.adopt_legacy_officers().await?;

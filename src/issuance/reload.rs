@@ -110,8 +110,15 @@ fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str>
         ),
         (
             "[database]",
-            (&old.database_url, old.database_max_connections)
-                != (&new.database_url, new.database_max_connections),
+            (
+                &old.database_url,
+                old.database_max_connections,
+                old.database_require_synchronous,
+            ) != (
+                &new.database_url,
+                new.database_max_connections,
+                new.database_require_synchronous,
+            ),
         ),
         ("[pkcs12]", old.pkcs12_iterations != new.pkcs12_iterations),
         ("[limits]", old.limits != new.limits),

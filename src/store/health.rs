@@ -2,12 +2,14 @@
 //! once the database looks unreachable), the reachability probe, the operation timeout on
 //! writes, and the `/readyz` checks ([`Store::ping`], [`Store::writable`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Connection, Row};
+use sqlx::{Any, AnyConnection, Connection};
 
+use super::failover::{Failover, check_writable, store_error_loses_connection};
 use super::{Backend, Store, StoreError};
 
 /// Whether the database looked unreachable at the last attempt to get a connection, shared by
@@ -17,8 +19,11 @@ pub(super) struct Health {
     pub(super) acquire_timeout: Duration,
     pub(super) unreachable_timeout: Duration,
     pub(super) operation_timeout: Duration,
-    /// For the reachability probe.
-    pub(super) url: String,
+    /// The servers of the URL and the one in use (the reachability probe looks for a
+    /// writable one).
+    pub(super) failover: Arc<Failover>,
+    /// `[database] require_synchronous_replication` (see `durability`).
+    pub(super) require_synchronous: AtomicBool,
 }
 
 impl std::fmt::Debug for Health {
@@ -28,6 +33,7 @@ impl std::fmt::Debug for Health {
             .field("unreachable", &self.unreachable)
             .field("unreachable_timeout", &self.unreachable_timeout)
             .field("operation_timeout", &self.operation_timeout)
+            .field("failover", &self.failover)
             .finish_non_exhaustive()
     }
 }
@@ -58,22 +64,30 @@ impl Store {
     }
 
     /// After a failure: is the database unreachable, or only busy (every pooled connection in
-    /// use, a lock held)? A fresh connection outside the pool tells, within the unreachable
-    /// timeout. Only unreachability shortens later waits, so load does not turn into refusals.
+    /// use, a lock held)? A fresh connection outside the pool to each server of the URL in
+    /// turn, each within the unreachable timeout, tells; the first writable one becomes the
+    /// pool's target (after a failover, the promoted server). "Unreachable" means no writable
+    /// server answers. Only unreachability shortens later waits, so load does not turn into
+    /// refusals.
     pub(super) async fn check_reachable(&self) {
-        let probe = tokio::time::timeout(
-            self.health.unreachable_timeout,
-            AnyConnection::connect(&self.health.url),
-        )
-        .await;
-        let reachable = match probe {
-            Ok(Ok(connection)) => {
-                let _ = connection.close().await;
-                true
-            }
-            _ => false,
-        };
-        self.set_unreachable(!reachable);
+        let found = self
+            .health
+            .failover
+            .select(Some(&self.pool), self.health.unreachable_timeout)
+            .await;
+        self.set_unreachable(found.is_none());
+    }
+
+    /// After a failed statement: when its error means the connection is lost (or its server
+    /// read-only, or the outcome unknown), no connection opened before now is used again, and
+    /// a writable server is looked for in the background.
+    pub(super) fn observe(&self, error: &StoreError) {
+        if !store_error_loses_connection(error) {
+            return;
+        }
+        self.health.failover.note_lost();
+        let store = self.clone_without_writer();
+        tokio::spawn(async move { store.check_reachable().await });
     }
 
     fn set_unreachable(&self, unreachable: bool) {
@@ -96,7 +110,8 @@ impl Store {
         let limit = self.pool.options().get_acquire_timeout();
         if self.pool_exhausted() {
             let probe = async {
-                let mut connection = AnyConnection::connect(&self.health.url).await?;
+                let options = self.health.failover.current_options();
+                let mut connection = AnyConnection::connect_with(options).await?;
                 sqlx::query("SELECT 1").fetch_one(&mut connection).await?;
                 let _ = connection.close().await;
                 Ok::<(), sqlx::Error>(())
@@ -127,7 +142,8 @@ impl Store {
         let probe = async {
             match self.backend {
                 Backend::Sqlite => {
-                    let mut connection = AnyConnection::connect(&self.health.url).await?;
+                    let options = self.health.failover.current_options();
+                    let mut connection = AnyConnection::connect_with(options).await?;
                     sqlx::query("PRAGMA busy_timeout = 250")
                         .fetch_optional(&mut connection)
                         .await?;
@@ -147,20 +163,10 @@ impl Store {
                         return Ok(());
                     }
                     let mut connection = self.connection().await?;
-                    let row = sqlx::query(
-                        "SELECT CASE WHEN pg_is_in_recovery() \
-                         OR current_setting('transaction_read_only') = 'on' THEN 1 ELSE 0 END",
-                    )
-                    .fetch_one(&mut *connection)
-                    .await?;
-                    if row.try_get::<i32, _>(0)? == 1 {
-                        Err(StoreError::ReadOnly(
-                            "PostgreSQL is read-only here (a standby, or transaction_read_only)"
-                                .into(),
-                        ))
-                    } else {
-                        Ok(())
-                    }
+                    check_writable(&mut connection).await.map_err(|e| match e {
+                        sqlx::Error::Protocol(message) => StoreError::ReadOnly(message),
+                        e => StoreError::Database(e),
+                    })
                 }
             }
         };
@@ -176,12 +182,13 @@ impl Store {
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let limit = self.health.operation_timeout;
-        match tokio::time::timeout(limit, work).await {
+        let result = match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
-            Err(_) => {
-                self.check_reachable().await;
-                Err(StoreError::TimedOut(limit))
-            }
+            Err(_) => Err(StoreError::TimedOut(limit)),
+        };
+        if let Err(e) = &result {
+            self.observe(e);
         }
+        result
     }
 }

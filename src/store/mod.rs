@@ -9,7 +9,10 @@
 //! lock does); methods speak domain types, never rows. Availability (`health`): acquiring a
 //! connection is bounded by a short timeout, so a request fails fast with `unavailable` while
 //! the database is away (shorter still once an outage has been noticed), and the pool
-//! reconnects by itself when it returns (idle connections are tested before use).
+//! reconnects by itself when it returns (idle connections are tested before use). Failover
+//! (`targets`, `failover`): the URL may name several PostgreSQL servers; the pool keeps
+//! connections to a writable one only and drops those whose server went away or turned
+//! read-only. Durability (`durability`): whether commits wait for a synchronous standby.
 //!
 //! This file holds the store handle, its errors and settings, and opening a database; reads are
 //! in `reads`, the officer registry's methods in `officers`.
@@ -21,6 +24,9 @@ mod audit_certificates;
 mod audit_crosscheck;
 mod audit_report;
 mod audit_verify;
+mod copy;
+mod durability;
+mod failover;
 mod files;
 mod health;
 mod import;
@@ -30,6 +36,7 @@ mod recording;
 mod records;
 mod refusals;
 mod revocation;
+mod targets;
 mod upkeep;
 mod writer;
 
@@ -40,6 +47,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
+use failover::Failover;
 use health::Health;
 
 pub use anchor::Anchor;
@@ -48,6 +56,9 @@ pub use audit::{
     AUDIT_KEY_LABEL, AuditEvent, AuditRow, AuditSeal, PATH_LIMIT, SIGNATURE_LIMIT, TEXT_LIMIT,
 };
 pub use audit_report::{AnchorSeen, AuditProblem, AuditVerification};
+pub use copy::CopyReport;
+pub use durability::Durability;
+pub use failover::{CONNECTIONS_DROPPED, SERVER_SWITCHES};
 pub use files::make_private_directory;
 pub use import::{
     ImportOutcome, ImportRow, ImportedCertificate, ImportedRevocation, ImportedStatus,
@@ -99,6 +110,24 @@ pub enum StoreError {
     /// The batch this write was part of failed as a whole.
     #[error("{0}")]
     Batch(Arc<StoreError>),
+    /// `[database] require_synchronous_replication` is set and the transaction would have
+    /// committed without waiting for a synchronous standby (the settings it saw are given).
+    /// Nothing of it was written.
+    #[error(
+        "synchronous replication is required ([database] require_synchronous_replication) and the database has none: {0}"
+    )]
+    NotReplicated(String),
+}
+
+impl StoreError {
+    /// This error, or the batch failure it is part of, is [`StoreError::NotReplicated`].
+    pub fn is_not_replicated(&self) -> bool {
+        match self {
+            StoreError::NotReplicated(_) => true,
+            StoreError::Batch(inner) => inner.is_not_replicated(),
+            _ => false,
+        }
+    }
 }
 
 /// Connection-pool settings.
@@ -188,13 +217,29 @@ impl Store {
         if backend == Backend::Sqlite {
             files::prepare_sqlite_file(url)?;
         }
-        let pool = AnyPoolOptions::new()
+        let targets = targets::Targets::parse(url)?;
+        let postgres = backend == Backend::Postgres;
+        // The first writable server of the URL, in order (one server: that one, if writable).
+        let first = if postgres {
+            let failover = Failover::new(targets.clone(), true, 0);
+            failover
+                .search(options.acquire_timeout)
+                .await
+                .map_err(|reasons| {
+                    StoreError::ReadOnly(format!(
+                        "no writable PostgreSQL server among {}: {reasons}",
+                        targets.labels()
+                    ))
+                })?
+        } else {
+            0
+        };
+        let failover = Arc::new(Failover::new(targets, postgres, first));
+        let pool = failover
+            .hooks(AnyPoolOptions::new())
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            // A connection cut while idle (database restart, failover, network) is detected
-            // here and replaced, so the node recovers without a restart.
-            .test_before_acquire(true)
-            .connect(url)
+            .connect_with(failover.current_options().clone())
             .await?;
         match backend {
             Backend::Sqlite => {
@@ -205,12 +250,21 @@ impl Store {
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
+        if failover.targets.is_multi_host() {
+            tracing::info!(
+                servers = %failover.targets.labels(),
+                target_session_attrs = ?failover.targets.attrs,
+                "database: writing to {} (the first writable server of the URL)",
+                failover.current_label()
+            );
+        }
         let health = Arc::new(Health {
             unreachable: AtomicBool::new(false),
             acquire_timeout: options.acquire_timeout,
             unreachable_timeout: options.unreachable_timeout.min(options.acquire_timeout),
             operation_timeout: options.operation_timeout,
-            url: url.to_string(),
+            failover,
+            require_synchronous: AtomicBool::new(false),
         });
         let mut store = Store {
             pool,
@@ -254,6 +308,13 @@ impl Store {
             idle: self.pool.num_idle() as u32,
             max: self.pool.options().get_max_connections(),
         }
+    }
+
+    /// A clone without the writer, for background tasks that must not keep it alive.
+    fn clone_without_writer(&self) -> Store {
+        let mut store = self.clone();
+        store.writer = None;
+        store
     }
 
     /// Closes every connection (tests; a node shutting down).

@@ -5,7 +5,7 @@ use sqlx::Connection;
 
 use super::{
     AuditEvent, CertificateRecord, IdempotencyKey, IssuanceRecord, Store, StoreError, TokenRecord,
-    api, audit, records,
+    api, audit, durability, records,
 };
 
 impl Store {
@@ -51,6 +51,9 @@ impl Store {
             records::insert_issuance(&mut tx, token, certificates).await?;
             if let Some(key) = key {
                 api::insert_key(&mut tx, key, &token.id, token.created_at).await?;
+            }
+            if self.requires_synchronous() {
+                durability::require_synchronous(&mut tx).await?;
             }
             tx.commit().await?;
             Ok(())

@@ -2,6 +2,9 @@
 //! database per test run; PostgreSQL is skipped with a message only when no server answers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub(crate) mod db_copy;
+pub(crate) mod ha;
+
 use crate::kit::ser;
 use std::time::{Duration, Instant};
 

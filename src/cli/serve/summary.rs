@@ -6,6 +6,7 @@ use crate::ca::{Ca, SignatureAlgorithm, is_demo_certificate};
 use crate::cli::database_url::redact_database_url;
 use crate::config::CaConfig;
 use crate::issuance::Gateway;
+use crate::store::Durability;
 use crate::timestamp::Timestamp;
 
 /// The start-up summary after the listeners: database, CAs, public URL, trust, and the
@@ -74,6 +75,30 @@ pub(super) fn log_summary(gateway: &Gateway) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+/// Whether the database replicates synchronously, and what `[database]
+/// require_synchronous_replication` makes of it: an error when issuance is refused, a warning
+/// when a failover could lose delivered tokens.
+pub(super) async fn log_durability(gateway: &Gateway) {
+    let required = gateway.settings().database_require_synchronous;
+    match gateway.store().durability().await {
+        Ok(d) if d.synchronous() || d == Durability::Sqlite => {
+            tracing::info!("database durability: {}", d.describe());
+        }
+        Ok(d) if required => tracing::error!(
+            "database durability: {}; [database] require_synchronous_replication is set, so \
+             every issuance is refused (503 replication-required) until a synchronous standby \
+             is configured and connected",
+            d.describe()
+        ),
+        Ok(d) => tracing::warn!(
+            "database durability: {}. Configure a synchronous standby (docs/high-availability.md) \
+             or set [database] require_synchronous_replication to refuse issuance without one",
+            d.describe()
+        ),
+        Err(e) => tracing::warn!("database durability: could not be read: {e}"),
     }
 }
 

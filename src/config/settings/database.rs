@@ -1,4 +1,6 @@
-//! `[database]`: the URL (resolved against the root) and the pool size.
+//! `[database]`: the URL (resolved against the root), the pool size and whether synchronous
+//! replication is required. A PostgreSQL URL may name several servers
+//! (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`); the store splits it.
 
 use super::super::toml_file::{GatewayFile, TomlText};
 use super::super::{Diagnostics, Root};
@@ -44,6 +46,27 @@ pub(super) fn max_connections(
         ));
     }
     (*value.get_ref()).max(1)
+}
+
+/// `database.require_synchronous_replication` (default false): only for PostgreSQL, since a
+/// SQLite file has no standby to wait for.
+pub(super) fn require_synchronous(
+    file: &GatewayFile,
+    url: &str,
+    toml: &TomlText,
+    diagnostics: &mut Diagnostics,
+) -> bool {
+    let Some(value) = &file.database.require_synchronous_replication else {
+        return false;
+    };
+    if *value.get_ref() && url.starts_with("sqlite:") {
+        diagnostics.push(toml.error(
+            value.span(),
+            "database.require_synchronous_replication",
+            "needs a PostgreSQL database with a synchronous standby; a SQLite file is never replicated",
+        ));
+    }
+    *value.get_ref()
 }
 
 /// `sqlite://relative/path` is taken relative to the root; `mode=rwc` creates the file.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use sqlx::Connection;
 
 use super::{BATCH_SIZE, COMMIT_SECONDS, Counters, IssuanceRecord, Pending};
-use crate::store::{AuditEvent, AuditSeal, Store, StoreError, audit, records};
+use crate::store::{AuditEvent, AuditSeal, Store, StoreError, audit, durability, records};
 
 /// Commits `batch` and `audits`, answering every waiter. A duplicate serial fails only its
 /// issuance.
@@ -33,7 +33,14 @@ pub(super) async fn commit(
                 return;
             }
         };
-        let written = write(&mut connection, &store.audit, &records, &audits);
+        let synchronous = store.requires_synchronous();
+        let written = write(
+            &mut connection,
+            &store.audit,
+            &records,
+            &audits,
+            synchronous,
+        );
         let outcome = match store.bounded(async { Ok(written.await) }).await {
             Ok(written) => written,
             Err(e) => Err(Failed::Batch(e)),
@@ -60,7 +67,12 @@ pub(super) async fn commit(
                     .send(Err(StoreError::DuplicateSerial(serial)));
                 // The rest again, in a new transaction.
             }
-            Err(Failed::At(_, error) | Failed::Batch(error)) => {
+            // No synchronous standby: the issuances are refused, the queued audit events
+            // (refusals) are committed alone.
+            Err(Failed::NotReplicated(error)) if !batch.is_empty() => {
+                answer_all(std::mem::take(&mut batch), error);
+            }
+            Err(Failed::At(_, error) | Failed::Batch(error) | Failed::NotReplicated(error)) => {
                 fail(batch, &audits, error);
                 return;
             }
@@ -84,10 +96,12 @@ fn fail(batch: Vec<Pending>, audits: &[AuditEvent], error: StoreError) {
     answer_all(batch, error);
 }
 
-/// Why a batch failed: at one issuance (its index), or as a whole.
+/// Why a batch failed: at one issuance (its index), as a whole, or because its issuances
+/// would commit without a synchronous standby.
 enum Failed {
     At(usize, StoreError),
     Batch(StoreError),
+    NotReplicated(StoreError),
 }
 
 impl From<sqlx::Error> for Failed {
@@ -102,8 +116,14 @@ async fn write(
     seal: &AuditSeal,
     records: &[&IssuanceRecord],
     audits: &[AuditEvent],
+    synchronous: bool,
 ) -> Result<(), Failed> {
     let mut tx = connection.begin().await?;
+    if synchronous && !records.is_empty() {
+        durability::require_synchronous(&mut tx)
+            .await
+            .map_err(Failed::NotReplicated)?;
+    }
     for (index, record) in records.iter().enumerate() {
         let at = |e: StoreError| Failed::At(index, e);
         audit::append(&mut tx, seal, &record.event)

@@ -61,7 +61,7 @@ impl From<SoftTokenBody> for ApiTokenRequest {
         (status = 415, description = "The body is not application/json (`unsupported-media-type`)", body = ErrorBody),
         (status = 429, description = "Too many tokens for this peer, identity or officer (`rate-limited`); `Retry-After` says when to try again", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Database or CA unavailable, or the node is overloaded (`unavailable`, `ca-expiring`); an overload answer carries `Retry-After`", body = ErrorBody,
+        (status = 503, description = "Database or CA unavailable, or the node is overloaded (`unavailable`, `ca-expiring`, `replication-required`); a database or overload answer carries `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait (overload only)"))),
     ),
     security(("officerCertificate" = []))
