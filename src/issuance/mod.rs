@@ -11,6 +11,7 @@ mod admission;
 mod api;
 pub mod bench;
 mod error;
+mod est;
 mod explain;
 mod init;
 pub mod metrics;
@@ -30,6 +31,10 @@ use arc_swap::ArcSwap;
 
 pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
 pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
+pub use est::{
+    BasicCredentials, EstCall, EstIssued, EstOperation, EstRefusal, EstRequest, MAX_CSR_BYTES,
+    est_remainder, hash_secret,
+};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, path_remainder,
 };

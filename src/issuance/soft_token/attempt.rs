@@ -48,7 +48,7 @@ impl Gateway {
 
     /// A place in the database writer's queue, taken before the token is made: a full queue
     /// refuses the request before any key is generated.
-    fn write_slot(&self) -> Result<WriteSlot, IssuanceError> {
+    pub(in crate::issuance) fn write_slot(&self) -> Result<WriteSlot, IssuanceError> {
         self.store.reserve_write().map_err(|e| {
             if let StoreError::QueueFull { .. } = e {
                 metrics::counter!(SHED, "queue" => Queue::Write.as_str()).increment(1);
