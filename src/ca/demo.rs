@@ -69,7 +69,7 @@ pub struct DemoCa {
 
 struct Made {
     /// The CA's configured name (`root`, …): the URLs of what it issues name it.
-    ca_name: &'static str,
+    ca_name: String,
     name: Name,
     key_id: Vec<u8>,
     signer: FileSigner,
@@ -84,7 +84,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CaError + '_ {
 
 fn make_ca(
     dir: &Path,
-    file: &'static str,
+    file: &str,
     names: &CaSubject,
     key_type: KeyType,
     parent: Option<(&Made, Option<&str>)>,
@@ -107,7 +107,7 @@ fn make_ca(
         ca: Some(if parent.is_some() { Some(0) } else { None }),
         published: parent.and_then(|(p, public_url)| {
             // The embedded configuration has the OCSP responder on.
-            public_url.map(|url| PublishedUrls::for_parent_ca(url, p.ca_name, true))
+            public_url.map(|url| PublishedUrls::for_parent_ca(url, &p.ca_name, true))
         }),
     };
     // Self-signed: issuer = own subject, AKI = own key identifier.
@@ -125,7 +125,7 @@ fn make_ca(
     let cert_path = dir.join(format!("{file}.pem"));
     std::fs::write(&cert_path, super::pem_certificate(&issued.der)).map_err(io(&cert_path))?;
     Ok(Made {
-        ca_name: file,
+        ca_name: file.to_string(),
         name: cert.tbs_certificate().subject().clone(),
         key_id: super::certificate::subject_key_identifier(&cert)?,
         signer,
@@ -154,38 +154,57 @@ pub fn write_published_demo_hierarchy(
     write_hierarchy(dir, public_url, &Hierarchy::demo())
 }
 
-/// Writes the three CAs of `names` into `dir` as the demo hierarchy is written (same files,
-/// key types and lifetimes, the same published URLs): `init` with an operator's own DNs.
+/// Writes the three CAs of `hierarchy` into `dir` as the demo hierarchy is written (same key
+/// types and lifetimes, the same published URLs; files `NAME.pem` and `NAME.key` by the CA
+/// names): `init` with an operator's own names and DNs.
 pub fn write_hierarchy(
     dir: &Path,
     public_url: Option<&str>,
-    names: &Hierarchy,
+    hierarchy: &Hierarchy,
 ) -> Result<DemoCa, CaError> {
+    let names = &hierarchy.names;
+    names.check().map_err(CaError::Encoding)?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let root = make_ca(dir, "root", &names.root, KeyType::EcP384, None, 20)?;
+    let root = make_ca(dir, &names.root, &hierarchy.root, KeyType::EcP384, None, 20)?;
     let below = Some((&root, public_url));
-    make_ca(dir, "issuing", &names.issuing, KeyType::EcP256, below, 10)?;
-    make_ca(dir, "officers", &names.officers, KeyType::EcP256, below, 10)?;
+    make_ca(
+        dir,
+        &names.issuing,
+        &hierarchy.issuing,
+        KeyType::EcP256,
+        below,
+        10,
+    )?;
+    make_ca(
+        dir,
+        &names.officers,
+        &hierarchy.officers,
+        KeyType::EcP256,
+        below,
+        10,
+    )?;
     Ok(DemoCa {
-        root_cert: dir.join("root.pem"),
-        issuing_cert: dir.join("issuing.pem"),
-        officers_cert: dir.join("officers.pem"),
+        root_cert: dir.join(format!("{}.pem", names.root)),
+        issuing_cert: dir.join(format!("{}.pem", names.issuing)),
+        officers_cert: dir.join(format!("{}.pem", names.officers)),
     })
 }
 
-/// Writes a TLS server certificate for `localhost` signed by the demo root, with the root in
-/// the chain file, and its key (0600). With `public_url` it carries the root's CRL
-/// distribution point and AIA caIssuers.
+/// Writes a TLS server certificate for `localhost` signed by the root CA `root_name` of
+/// `ca_dir` (`NAME.pem`, `NAME.key`), with the root in the chain file, and its key (0600). With
+/// `public_url` it carries the root's CRL distribution point and AIA caIssuers. Returns the
+/// certificate (DER), to be recorded once the database exists.
 pub fn write_self_signed_tls(
     ca_dir: &Path,
     tls_dir: &Path,
     public_url: Option<&str>,
-) -> Result<(), CaError> {
+    root_name: &str,
+) -> Result<Vec<u8>, CaError> {
     std::fs::create_dir_all(tls_dir).map_err(io(tls_dir))?;
-    let root_pem_path = ca_dir.join("root.pem");
+    let root_pem_path = ca_dir.join(format!("{root_name}.pem"));
     let root_der = super::read_certificate_file(&root_pem_path)?;
     let root_cert = Certificate::from_der(&root_der)?;
-    let root_signer = FileSigner::from_file(&ca_dir.join("root.key"))?;
+    let root_signer = FileSigner::from_file(&ca_dir.join(format!("{root_name}.key")))?;
     let names = super::TlsServerNames {
         dns: vec!["localhost".into()],
         ips: Vec::new(),
@@ -196,7 +215,7 @@ pub fn write_self_signed_tls(
         &root_signer as &dyn Signer,
         &names,
         Duration::from_secs(2 * YEAR),
-        public_url.map(|url| PublishedUrls::for_ca(url, "root", false)),
+        public_url.map(|url| PublishedUrls::for_ca(url, root_name, false)),
     )?;
     let issued = made.issued;
     let key_path = tls_dir.join("server.key");
@@ -208,7 +227,7 @@ pub fn write_self_signed_tls(
         super::pem_certificate(&root_der)
     );
     std::fs::write(&cert_path, chain).map_err(io(&cert_path))?;
-    Ok(())
+    Ok(issued.der)
 }
 
 #[cfg(test)]

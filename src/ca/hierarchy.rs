@@ -1,7 +1,8 @@
-//! The subjects of the three CAs `init` writes (`root` → `issuing`, `root` → `officers`): the
-//! demo's, or an operator's own given as DNs on the command line (`init --root-dn "C=SE,
-//! O=Example AB, CN=Example Root CA" …`). A DN is parsed here into attributes, in the order
-//! written (most significant first, as it is encoded); it is never spliced into a DN string.
+//! The names and subjects of the three CAs `init` writes (`root` → `issuing`, `root` →
+//! `officers` by default): the demo's, or an operator's own given on the command line (`init
+//! --root-name … --root-dn "C=SE, O=Example AB, CN=Example Root CA" …`). A DN is parsed here
+//! into attributes, in the order written (most significant first, as it is encoded); it is
+//! never spliced into a DN string.
 
 use super::{Attribute, Subject};
 
@@ -30,9 +31,62 @@ impl CaSubject {
     }
 }
 
-/// The subjects of the three CAs `init` makes.
+/// The names of the three CAs `init` makes, as gateway.toml and the URLs (`/pgwy/crl/NAME.crl`)
+/// name them, and their files (`data/ca/NAME.pem`, `NAME.key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaNames {
+    pub root: String,
+    /// Signs the user tokens (the token procedures written name it).
+    pub issuing: String,
+    /// Signs officer client certificates (`role = "officers"`).
+    pub officers: String,
+}
+
+impl Default for CaNames {
+    fn default() -> Self {
+        CaNames {
+            root: "root".into(),
+            issuing: "issuing".into(),
+            officers: "officers".into(),
+        }
+    }
+}
+
+impl CaNames {
+    /// Each name is letters, digits, `-` and `_` (it is part of URLs and file names), and the
+    /// three differ.
+    pub fn check(&self) -> Result<(), String> {
+        for name in [&self.root, &self.issuing, &self.officers] {
+            if !is_ca_name(name) {
+                return Err(format!(
+                    "CA name `{name}`: use letters, digits, `-` and `_` only (it is part of \
+                     the CRL URL and of the file names)"
+                ));
+            }
+        }
+        if self.root == self.issuing || self.root == self.officers || self.issuing == self.officers
+        {
+            return Err(format!(
+                "the root, issuing and officers CAs need three different names (given: {}, {}, {})",
+                self.root, self.issuing, self.officers
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// True for a usable CA name: non-empty, ASCII letters, digits, `-` and `_`.
+pub fn is_ca_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The names and subjects of the three CAs `init` makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
+    pub names: CaNames,
     pub root: CaSubject,
     pub issuing: CaSubject,
     pub officers: CaSubject,
@@ -49,6 +103,7 @@ impl Hierarchy {
             ])
         };
         Hierarchy {
+            names: CaNames::default(),
             root: demo("ast-gateway Demo Root CA"),
             issuing: demo("ast-gateway Demo Issuing CA"),
             officers: demo("ast-gateway Demo Officers CA"),

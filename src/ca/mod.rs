@@ -19,6 +19,7 @@ mod published;
 mod serial;
 mod signer;
 mod subject;
+mod subject_order;
 mod tls_server;
 mod verify;
 
@@ -35,7 +36,7 @@ pub use demo::{
     DEMO_ORGANIZATION, DemoCa, is_demo_certificate, is_demo_tls_chain, write_demo_hierarchy,
     write_hierarchy, write_published_demo_hierarchy, write_self_signed_tls,
 };
-pub use hierarchy::{CaSubject, Hierarchy, parse_dn};
+pub use hierarchy::{CaNames, CaSubject, Hierarchy, is_ca_name, parse_dn};
 pub use pkcs11::{Pkcs11KeyKind, Pkcs11Signer, Pkcs11Uri};
 pub use published::PublishedUrls;
 pub use serial::{Serial, SerialError};
@@ -43,6 +44,9 @@ pub use signer::{
     FileSigner, SignatureAlgorithm, Signer, check_private_key_file, write_private_key_pem,
 };
 pub use subject::{Attribute, Subject, display_name};
+pub use subject_order::{
+    certificate_subject_attributes, complete_subject_order, kept_subject_order, parse_subject_order,
+};
 pub use tls_server::{TlsServerCertificate, TlsServerNames, issue_tls_server_certificate};
 pub use verify::CaPublicKey;
 

@@ -1,9 +1,15 @@
 //! `ca create` (new CA key in a file or a PKCS#11 token, certificate signed by a parent) and
-//! `ca import` (bring an existing CA certificate + key file or `pkcs11:` URI). Both check that
-//! the key matches the certificate and append a `[[ca]]` block to gateway.toml.
+//! the `[[ca]]` block it and `ca import` (`ca_admin/import.rs`) append to gateway.toml, once the
+//! key is known to match the certificate.
 //!
 //! `ca create NEW --replaces OLD` is a rollover, planned in `ca_rollover` before any key is
-//! made; `create` writes the edited gateway.toml and prints each edit.
+//! made; `create` writes the edited gateway.toml and prints each edit. Replacing the officers
+//! CA also makes the HTTPS listener trust both (`ca_client_trust`).
+
+mod import;
+
+pub use import::ImportArgs;
+pub(super) use import::import;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,11 +18,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use super::ca_rollover::{CaReference, plan_rollover};
+use super::ca_rollover::{Rollover, plan_rollover};
 use super::output::outln;
 use crate::ca::{
-    Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, PublishedUrls, Signer, issue_ca_certificate_for,
-    pem_certificate, read_certificate_file, write_private_key_pem,
+    Attribute, Ca, FileSigner, Pkcs11KeyKind, Pkcs11Signer, PublishedUrls, Signer,
+    issue_ca_certificate_for, pem_certificate, write_private_key_pem,
 };
 use crate::config::{Root, parse_duration};
 use crate::token::{KeyType, generate_key};
@@ -39,8 +45,10 @@ pub struct CreateArgs {
     #[arg(long)]
     pub parent: Option<String>,
     /// Rollover: the token procedures that use this CA move to the new one (gateway.toml is
-    /// edited in place, comments kept); the old CA stays configured to sign CRLs and answer
-    /// OCSP until its certificates expire. Restart the service afterwards.
+    /// edited in place, comments kept); replacing the officers CA moves its role = "officers"
+    /// and adds the new CA to the HTTPS listener's client_ca (data/tls/client-ca.pem). The old
+    /// CA stays configured to sign CRLs and answer OCSP (and, as officers CA, to let its
+    /// officers in) until its certificates expire. Restart the service afterwards.
     #[arg(long, value_name = "OLD")]
     pub replaces: Option<String>,
     /// Subject common name.
@@ -64,75 +72,64 @@ pub struct CreateArgs {
     pub validity: String,
 }
 
-/// `ca import`
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The CA's name in gateway.toml.
-    pub name: String,
-    /// The CA certificate (PEM or DER).
-    #[arg(long)]
-    pub certificate: PathBuf,
-    /// The key: a PKCS#8 file (mode 0600) or a `pkcs11:` URI.
-    #[arg(long)]
-    pub key: String,
-    /// The CA that issued this CA's certificate, if it is configured too.
-    #[arg(long)]
-    pub parent: Option<String>,
-    /// For an encrypted PKCS#8 or PKCS#12 key: the environment variable with its passphrase.
-    #[arg(long)]
-    pub key_passphrase_env: Option<String>,
-}
-
-fn open_signer(
-    root: &Root,
-    key: &str,
-    passphrase_env: Option<&str>,
-) -> anyhow::Result<Arc<dyn Signer>> {
-    if key.starts_with("pkcs11:") {
-        return Ok(Arc::new(Pkcs11Signer::open(key)?));
-    }
-    let passphrase = match passphrase_env {
-        Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
-            |_| anyhow::anyhow!("the environment variable {var} is not set"),
-        )?)),
-        None => None,
-    };
-    Ok(Arc::new(FileSigner::from_file_with_passphrase(
-        &root.resolve(key),
-        passphrase.as_deref().map(String::as_str),
-    )?))
-}
-
 pub(super) fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
-fn append_ca(
-    root: &Root,
-    name: &str,
-    certificate: &str,
-    key: &str,
-    parent: Option<&str>,
-    passphrase_env: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut block = format!(
-        "\n[[ca]]\nname = {}\ncertificate = {}\nkey = {}\n",
-        toml_string(name),
-        toml_string(certificate),
-        toml_string(key)
-    );
-    if let Some(p) = parent {
-        block += &format!("parent = {}\n", toml_string(p));
+/// A `[[ca]]` block to append to gateway.toml.
+pub(super) struct CaBlock<'a> {
+    pub name: &'a str,
+    pub certificate: &'a str,
+    pub key: &'a str,
+    pub parent: Option<&'a str>,
+    pub passphrase_env: Option<&'a str>,
+    /// `role = "officers"`.
+    pub role: Option<&'a str>,
+    /// `subject_order = [...]` (empty: none written).
+    pub subject_order: &'a [Attribute],
+}
+
+impl CaBlock<'_> {
+    fn text(&self) -> String {
+        let mut block = format!(
+            "\n[[ca]]\nname = {}\ncertificate = {}\nkey = {}\n",
+            toml_string(self.name),
+            toml_string(self.certificate),
+            toml_string(self.key)
+        );
+        if let Some(p) = self.parent {
+            block += &format!("parent = {}\n", toml_string(p));
+        }
+        if let Some(v) = self.passphrase_env {
+            block += &format!("key_passphrase_env = {}\n", toml_string(v));
+        }
+        if let Some(role) = self.role {
+            block += "# It issues the officer client certificates (docs/configuration.md).\n";
+            block += &format!("role = {}\n", toml_string(role));
+        }
+        if !self.subject_order.is_empty() {
+            let names: Vec<String> = self
+                .subject_order
+                .iter()
+                .map(|a| toml_string(a.name()))
+                .collect();
+            block +=
+                "# The RDN order of the subjects it signs when a token procedure certificate\n";
+            block += "# lists no `subject` (kept from the CA certificate's own subject).\n";
+            block += &format!("subject_order = [{}]\n", names.join(", "));
+        }
+        block
     }
-    if let Some(v) = passphrase_env {
-        block += &format!("key_passphrase_env = {}\n", toml_string(v));
-    }
+}
+
+/// Appends `block` to gateway.toml.
+fn append_ca(root: &Root, block: &CaBlock<'_>) -> anyhow::Result<()> {
     let path = root.gateway_toml();
     let mut text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     // Append after the existing [[ca]] blocks would need a TOML editor; at the end of the
     // file is equally valid TOML (arrays of tables may be split).
-    text += &block;
+    text += &block.text();
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -141,11 +138,7 @@ fn check_new_name(config: &crate::rules::Configuration, name: &str) -> anyhow::R
     if config.settings.cas.iter().any(|c| c.name == name) {
         anyhow::bail!("a CA named `{name}` is already configured");
     }
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !crate::ca::is_ca_name(name) {
         anyhow::bail!(
             "a CA name may contain only letters, digits, `-` and `_` (it is part of the CRL URL)"
         );
@@ -171,16 +164,13 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
     let config = super::load_config(root)?;
     check_new_name(&config, &args.name)?;
     // A rollover is planned (and refused) before any key is made.
-    let rollover = match args.replaces.clone() {
-        Some(old) => {
-            let (parent, text, references) = plan_rollover(root, &config, &old, &args.name)?;
-            if args.parent.is_none() {
-                args.parent = parent;
-            }
-            Some((old, text, references))
-        }
+    let mut rollover: Option<Rollover> = match &args.replaces {
+        Some(old) => Some(plan_rollover(root, &config, old, &args.name)?),
         None => None,
     };
+    if args.parent.is_none() {
+        args.parent = rollover.as_ref().and_then(|r| r.parent.clone());
+    }
     let key_location = args
         .key
         .clone()
@@ -189,9 +179,62 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
         .key_type
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
+    let made = make_ca(root, &config, &args, &key_location, key_type)?;
+    // The officers CA replaced: the HTTPS listener trusts the officers of both.
+    let trust = match rollover.as_mut().filter(|r| r.officers) {
+        Some(r) => Some(super::ca_client_trust::trust_both(
+            root,
+            &config,
+            &r.old,
+            &made.der,
+            &mut r.text,
+        )?),
+        None => None,
+    };
+    let block = CaBlock {
+        name: &args.name,
+        certificate: &made.cert_rel,
+        key: &key_location,
+        parent: args.parent.as_deref(),
+        passphrase_env: None,
+        role: rollover.as_ref().filter(|r| r.officers).map(|_| "officers"),
+        subject_order: rollover.as_ref().map_or(&[], |r| &r.subject_order),
+    };
+    let edited = rollover.as_ref().map(|r| r.text.as_str());
+    let toml_path = add_to_gateway_toml(root, &block, edited, &made.cert_path)?;
+    outln!(
+        "created CA `{}` ({}), certificate {}, added to {}",
+        args.name,
+        key_type,
+        made.cert_path.display(),
+        toml_path.display()
+    );
+    if let Some(r) = rollover {
+        r.print(&args.name, &toml_path, trust.as_ref())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new CA certificate, written to `data/ca/NAME.pem`.
+struct MadeCa {
+    der: Vec<u8>,
+    /// As gateway.toml names it (relative to the root).
+    cert_rel: String,
+    cert_path: PathBuf,
+}
+
+/// Makes the key (file or token) and the certificate of `ca create`, signed by the parent (or
+/// self-signed), checks the key matches it as `serve` will, and writes the certificate.
+fn make_ca(
+    root: &Root,
+    config: &crate::rules::Configuration,
+    args: &CreateArgs,
+    key_location: &str,
+    key_type: KeyType,
+) -> anyhow::Result<MadeCa> {
     let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
-    let subject = super::init::ca_subject(&args)?;
-    let parent = parent_ca(&config, args.parent.as_deref())?;
+    let subject = super::init::ca_subject(args)?;
+    let parent = parent_ca(config, args.parent.as_deref())?;
     if let Some(p) = parent.as_ref().filter(|p| path_len_zero(p)) {
         anyhow::bail!(
             "CA `{}` has pathLenConstraint 0: it may not sign another CA; choose its parent",
@@ -203,7 +246,7 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
     if cert_path.exists() {
         anyhow::bail!("{} exists already", cert_path.display());
     }
-    let signer = new_signer(root, &key_location, key_type)?;
+    let signer = new_signer(root, key_location, key_type)?;
     // Below a parent, the certificate points at the parent's CRL, certificate and OCSP.
     let published = args.parent.as_ref().map(|p| {
         PublishedUrls::for_parent_ca(
@@ -230,19 +273,11 @@ pub(super) fn create(root: &Root, mut args: CreateArgs) -> anyhow::Result<ExitCo
     }
     std::fs::write(&cert_path, pem_certificate(&issued.der))
         .with_context(|| format!("writing {}", cert_path.display()))?;
-    let edited = rollover.as_ref().map(|(_, text, _)| text.as_str());
-    let toml_path = add_to_gateway_toml(root, &args, &cert_rel, &key_location, edited, &cert_path)?;
-    outln!(
-        "created CA `{}` ({}), certificate {}, added to {}",
-        args.name,
-        key_type,
-        cert_path.display(),
-        toml_path.display()
-    );
-    if let Some((old, _, references)) = rollover {
-        print_rollover(&old, &args.name, &references, &toml_path)?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(MadeCa {
+        der: issued.der,
+        cert_rel,
+        cert_path,
+    })
 }
 
 /// The new CA's key pair: generated in the PKCS#11 token of a `pkcs11:` location, else written
@@ -278,9 +313,7 @@ fn new_signer(
 /// Returns the path of gateway.toml.
 fn add_to_gateway_toml(
     root: &Root,
-    args: &CreateArgs,
-    cert_rel: &str,
-    key_location: &str,
+    block: &CaBlock<'_>,
     edited: Option<&str>,
     cert_path: &Path,
 ) -> anyhow::Result<PathBuf> {
@@ -291,14 +324,7 @@ fn add_to_gateway_toml(
         std::fs::write(&toml_path, text)
             .with_context(|| format!("writing {}", toml_path.display()))?;
     }
-    append_ca(
-        root,
-        &args.name,
-        cert_rel,
-        key_location,
-        args.parent.as_deref(),
-        None,
-    )?;
+    append_ca(root, block)?;
     // The edited file must load as before; otherwise it is put back as it was.
     if let Err(e) = super::load_config(root) {
         std::fs::write(&toml_path, &before)
@@ -310,69 +336,6 @@ fn add_to_gateway_toml(
         );
     }
     Ok(toml_path)
-}
-
-/// What a rollover changed in gateway.toml, and what the operator does next.
-fn print_rollover(
-    old: &str,
-    new: &str,
-    references: &[CaReference],
-    toml_path: &Path,
-) -> anyhow::Result<()> {
-    outln!(
-        "token procedures moved from `{old}` to `{}` ({}):",
-        new,
-        toml_path.display()
-    );
-    for r in references {
-        outln!(
-            "  line {}: token procedure `{}`, certificate `{}`: ca = {} -> ca = {}",
-            r.line,
-            r.procedure,
-            r.purpose,
-            toml_string(old),
-            toml_string(new)
-        );
-    }
-    outln!(
-        "`{old}` stays configured: it keeps signing CRLs and answering OCSP for the \
-         certificates it issued until the last one expires (`ast-gateway ca list` shows it \
-         retiring, then retired; remove its [[ca]] block only then)."
-    );
-    outln!(
-        "Restart the service to load the new CA (a reload does not load new CAs), e.g. \
-         `systemctl restart ast-gateway`; new tokens then come from `{}`.",
-        new
-    );
-    Ok(())
-}
-
-pub(super) fn import(root: &Root, args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(root)?;
-    check_new_name(&config, &args.name)?;
-    let der = read_certificate_file(&args.certificate)?;
-    let signer = open_signer(root, &args.key, args.key_passphrase_env.as_deref())?;
-    let parent = parent_ca(&config, args.parent.as_deref())?;
-    let parents: Vec<Vec<u8>> = parent
-        .as_ref()
-        .map(|p| p.chain().to_vec())
-        .unwrap_or_default();
-    Ca::new(&args.name, der, parents, signer)?;
-    let certificate = absolute(&args.certificate)?;
-    append_ca(
-        root,
-        &args.name,
-        &certificate,
-        &args.key,
-        args.parent.as_deref(),
-        args.key_passphrase_env.as_deref(),
-    )?;
-    outln!(
-        "imported CA `{}`: the key matches the certificate; added to {}",
-        args.name,
-        root.gateway_toml().display()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// True when the CA certificate's basicConstraints forbid CAs below it.
@@ -388,11 +351,4 @@ fn path_len_zero(ca: &Ca) -> bool {
             x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
         })
         .any(|bc| bc.path_len_constraint == Some(0))
-}
-
-fn absolute(path: &Path) -> anyhow::Result<String> {
-    let p = std::fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
-    p.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
 }

@@ -43,15 +43,46 @@ fn a_rollover_is_refused_when_nothing_would_move() {
         e.to_string().contains("no token procedure uses CA `root`"),
         "{e}"
     );
-    let e = plan_rollover(&root, &config, "officers", "officers-2").unwrap_err();
-    assert!(e.to_string().contains("found by its name"), "{e}");
     let e = plan_rollover(&root, &config, "nope", "x").unwrap_err();
     assert!(
         e.to_string()
             .contains("configured: root, issuing, officers"),
         "{e}"
     );
-    let (parent, _, references) = plan_rollover(&root, &config, "issuing", "issuing-2").unwrap();
-    assert_eq!(parent.as_deref(), Some("root"));
-    assert_eq!(references.len(), 2);
+    let plan = plan_rollover(&root, &config, "issuing", "issuing-2").unwrap();
+    assert_eq!(plan.parent.as_deref(), Some("root"));
+    assert_eq!(plan.references.len(), 2);
+    assert!(!plan.officers);
+}
+
+#[test]
+fn the_officers_ca_is_replaced_with_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    crate::issuance::write_default(&root).unwrap();
+    let config = super::super::load_config(&root).unwrap();
+    let before = std::fs::read_to_string(root.gateway_toml()).unwrap();
+    let plan = plan_rollover(&root, &config, "officers", "officers-2").unwrap();
+    assert!(plan.officers);
+    assert!(plan.references.is_empty());
+    assert_eq!(plan.parent.as_deref(), Some("root"));
+    // The only change: the old block's role line, commented out.
+    let line = plan
+        .role_line
+        .expect("the default officers CA carries its role");
+    let changed: Vec<(usize, &str, &str)> = before
+        .lines()
+        .zip(plan.text.lines())
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| (i + 1, a, b))
+        .collect();
+    assert_eq!(
+        changed,
+        [(
+            line,
+            "role = \"officers\"",
+            "# role = \"officers\"  (moved to `officers-2` by `ca create officers-2 --replaces officers`)"
+        )]
+    );
 }

@@ -6,6 +6,7 @@ mod backup;
 mod bench;
 mod ca;
 mod ca_admin;
+mod ca_client_trust;
 mod ca_rollover;
 mod certs;
 mod config_tools;
@@ -160,13 +161,14 @@ pub enum ConfigCommand {
     /// Show which handler a request would hit and the certificates it would get (or the
     /// refusal), without issuing anything.
     Explain {
-        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/.
+        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/;
+        /// or an EST path, /.well-known/est/[<label>/]simpleenroll.
         path: String,
         /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
         headers: Vec<String>,
         /// A client certificate (PEM or DER) for `cert:subject.*` / `cert:san.*` sources, as if
-        /// the caller had presented it.
+        /// the caller had presented it; for an EST path, the certification request (CSR).
         #[arg(long, value_name = "FILE")]
         client_cert: Option<PathBuf>,
     },
@@ -181,6 +183,9 @@ pub enum ConfigCommand {
     /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
     /// (data/secret.key, created on first use). Reads the value from standard input (one line).
     Encrypt,
+    /// Hash a secret for est.secret of ast.properties (HTTP Basic of an EST handler), with
+    /// PBKDF2-HMAC-SHA256. Reads the secret from standard input (one line).
+    HashSecret,
 }
 
 /// `ca …`
@@ -237,15 +242,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let settings = init_settings(http, public_url)?;
             let names = hierarchy.hierarchy()?;
-            crate::issuance::write_default_with(&root, &settings, &names)?;
+            let written = crate::issuance::write_default_with(&root, &settings, &names)?;
             let config = load_config(&root)?;
-            crate::store::Store::open(&config.settings.database_url, 1).await?;
+            // The database, sealed like the service's, accounts for the TLS server certificate
+            // the new root signed.
+            let store = crate::store::Store::open(&config.settings.database_url, 1)
+                .await?
+                .with_audit(crate::issuance::audit_seal(&root)?);
+            written
+                .record(&root, &store, &crate::identity::Caller::Cli)
+                .await?;
+            store.close().await;
+            let ca_names = &names.names;
             outln!(
                 "wrote a default configuration, {} and the database to {}",
                 if hierarchy.is_own() {
-                    "your CA hierarchy (root, issuing, officers; TLS server certificate from your root)"
+                    format!(
+                        "your CA hierarchy ({}, {}, {}; TLS server certificate from your root)",
+                        ca_names.root, ca_names.issuing, ca_names.officers
+                    )
                 } else {
-                    "a demo CA"
+                    "a demo CA".to_string()
                 },
                 root.dir().display()
             );
@@ -271,6 +288,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Encrypt,
         } => config_tools::config_encrypt(&root),
+        Command::Config {
+            command: ConfigCommand::HashSecret,
+        } => config_tools::config_hash_secret(),
         Command::Config {
             command: ConfigCommand::FrontHeaders { front },
         } => front_headers::run(&root, front),

@@ -17,7 +17,8 @@ use crate::token::Pin;
 /// `officer …`
 #[derive(Debug, Subcommand)]
 pub enum OfficerCommand {
-    /// Issue an officer client certificate from the `officers` CA and register its roles.
+    /// Issue an officer client certificate from the officers CA (the [[ca]] with role =
+    /// "officers", else the one named `officers`) and register its roles.
     Issue {
         /// The officer's name (the certificate's CN).
         #[arg(long)]
@@ -196,11 +197,12 @@ async fn issue(
         );
     }
     outln!(
-        "issued officer `{}` serial {} roles {} -> {}",
+        "issued officer `{}` serial {} roles {} -> {} (from CA `{}`)",
         issued.record.name,
         issued.record.serial,
         issued.record.roles.join(","),
-        out.display()
+        out.display(),
+        issued.record.ca
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -214,12 +216,14 @@ async fn list(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
             .map(|o| {
                 serde_json::json!({
                     "serial": o.serial,
+                    "ca": o.ca,
                     "name": o.name,
                     "roles": o.roles,
                     "status": o.status,
                     "fingerprint": o.fingerprint,
                     "created": Timestamp::from_unix(o.created),
                     "revoked": o.revoked.map(Timestamp::from_unix),
+                    "notAfter": Timestamp::from_unix(o.not_after),
                 })
             })
             .collect();

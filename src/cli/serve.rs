@@ -88,7 +88,7 @@ fn root_state(root: &Root, explicit: bool, init: bool) -> anyhow::Result<RootSta
 }
 
 pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    prepare_root(root, explicit, &args)?;
+    let written = prepare_root(root, explicit, &args)?;
     let config = super::load_config(root)?;
     tracing::info!(
         "ast-gateway {} starting, root {}",
@@ -100,6 +100,12 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
     let gateway = Gateway::open(config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start:\n{e}"))?;
+    if let Some(written) = written {
+        // The TLS server certificate the new root signed is accounted for like any other.
+        written
+            .record(root, gateway.store(), &crate::identity::Caller::Cli)
+            .await?;
+    }
     let _crl_refresher = gateway.spawn_crl_refresher();
     // Anchors at start, every [audit] anchor_interval_secs and at stop; refusal counts on a
     // timer and at stop.
@@ -147,15 +153,22 @@ pub(super) async fn run(root: &Root, explicit: bool, args: ServeArgs) -> anyhow:
 }
 
 /// On a first run, writes the embedded default configuration and a demo CA (after the guard
-/// rail of `root_state`).
-fn prepare_root(root: &Root, explicit: bool, args: &ServeArgs) -> anyhow::Result<()> {
+/// rail of `root_state`); what it wrote, for the database to record.
+fn prepare_root(
+    root: &Root,
+    explicit: bool,
+    args: &ServeArgs,
+) -> anyhow::Result<Option<crate::issuance::InitWritten>> {
+    let mut written = None;
     if root_state(root, explicit, args.init)? == RootState::WriteDefault {
         // Port 0 is chosen at bind time: nothing to derive a URL from, keep the default.
         let settings =
             super::init_settings(args.http.filter(|a| a.port() != 0), args.public_url.clone())?;
         let names = args.hierarchy.hierarchy()?;
-        crate::issuance::write_default_with(root, &settings, &names)
-            .context("writing the default configuration")?;
+        written = Some(
+            crate::issuance::write_default_with(root, &settings, &names)
+                .context("writing the default configuration")?,
+        );
         let cas = if args.hierarchy.is_own() {
             "your CA hierarchy"
         } else {
@@ -163,14 +176,14 @@ fn prepare_root(root: &Root, explicit: bool, args: &ServeArgs) -> anyhow::Result
         };
         tracing::info!(root = %root.dir().display(), "wrote the embedded default configuration and {cas}");
         tracing::info!("{}", settings.describe());
-    } else if args.public_url.is_some() || args.hierarchy.is_own() {
+    } else if args.public_url.is_some() || args.hierarchy.is_own() || args.hierarchy.is_named() {
         tracing::warn!(
-            "--public-url / --root-dn … apply only when --init creates a new root; {} is \
+            "--public-url / --root-dn / --root-name … apply only when --init creates a new root; {} is \
              initialised already, so they were ignored",
             root.dir().display()
         );
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The bound listeners and their URLs, then the warnings about the public URL.

@@ -1,6 +1,7 @@
 //! `tls issue`: the HTTPS listener's server certificate from one of the configured CAs (your
-//! own hierarchy instead of the demo `localhost` certificate `init` wrote). The files replaced
-//! are kept beside the new ones as `<file>.previous`.
+//! own hierarchy instead of the demo `localhost` certificate `init` wrote). The certificate is
+//! recorded in the database (audited, listed by `certs list`, revocable) before its files are
+//! written; the files replaced are kept beside the new ones as `<file>.previous`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,18 +11,18 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::output::outln;
-use crate::ca::{
-    PublishedUrls, TlsServerNames, issue_tls_server_certificate, pem_certificate,
-    write_private_key_pem,
-};
+use crate::ca::{TlsServerNames, pem_certificate, write_private_key_pem};
 use crate::config::{Root, parse_duration};
+use crate::identity::Caller;
+use crate::issuance::Gateway;
 
 /// `tls …`
 #[derive(Debug, Subcommand)]
 pub enum TlsCommand {
     /// Issue the HTTPS listener's server certificate (and a new key) from a configured CA,
-    /// written to [server] tls_cert / tls_key (default data/tls/server.pem, server.key) with
-    /// the CA chain; the files replaced are kept as `.previous`. Restart to serve it.
+    /// recorded in the database (`certs list`, `certs revoke`), written to [server] tls_cert /
+    /// tls_key (default data/tls/server.pem, server.key) with the CA chain; the files replaced
+    /// are kept as `.previous`. Restart to serve it.
     Issue(IssueArgs),
 }
 
@@ -44,11 +45,11 @@ pub struct IssueArgs {
 
 pub(super) async fn run(root: &Root, command: TlsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TlsCommand::Issue(args) => issue(root, args),
+        TlsCommand::Issue(args) => issue(root, args).await,
     }
 }
 
-fn issue(root: &Root, args: IssueArgs) -> anyhow::Result<ExitCode> {
+async fn issue(root: &Root, args: IssueArgs) -> anyhow::Result<ExitCode> {
     if args.dns.is_empty() && args.ip.is_empty() {
         anyhow::bail!("give at least one --dns NAME or --ip ADDRESS");
     }
@@ -59,27 +60,25 @@ fn issue(root: &Root, args: IssueArgs) -> anyhow::Result<ExitCode> {
     }
     let validity = parse_duration(&args.validity).map_err(|e| anyhow::anyhow!(e))?;
     let config = super::load_config(root)?;
-    let settings = &config.settings;
-    let cas = crate::issuance::load_cas(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ca = cas
-        .get(&args.ca)
-        .ok_or_else(|| anyhow::anyhow!("no CA named `{}` is configured", args.ca))?;
+    let gateway = Gateway::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the gateway:\n{e}"))?;
+    let settings = gateway.settings();
+    let Some(ca) = gateway.ca(&args.ca).cloned() else {
+        anyhow::bail!(
+            "no CA named `{}` is configured ({})",
+            args.ca,
+            gateway.cas().keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    };
     let names = TlsServerNames {
         dns: args.dns.clone(),
         ips: args.ip.clone(),
     };
-    let made = issue_tls_server_certificate(
-        ca.certificate().tbs_certificate().subject(),
-        ca.key_identifier(),
-        ca.signer(),
-        &names,
-        validity,
-        Some(PublishedUrls::for_ca(
-            &settings.server.public_url,
-            &args.ca,
-            settings.ocsp.enabled,
-        )),
-    )?;
+    // Committed (certificate row and audit event) before any file is written.
+    let made = gateway
+        .issue_tls_server_certificate(&Caller::Cli, &args.ca, &names, validity)
+        .await?;
     let cert_path = settings
         .server
         .tls_cert
@@ -101,7 +100,7 @@ fn issue(root: &Root, args: IssueArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&cert_path, chain)
         .with_context(|| format!("writing {}", cert_path.display()))?;
     outln!(
-        "issued a TLS server certificate from CA `{}` for {} (serial {}, valid {}): {} and {}; restart the service to serve it",
+        "issued a TLS server certificate from CA `{}` for {} (serial {}, valid {}, recorded in the database): {} and {}; restart the service to serve it",
         args.ca,
         args.dns
             .iter()
@@ -109,7 +108,7 @@ fn issue(root: &Root, args: IssueArgs) -> anyhow::Result<ExitCode> {
             .chain(args.ip.iter().map(ToString::to_string))
             .collect::<Vec<_>>()
             .join(", "),
-        hex::encode(&made.issued.serial),
+        crate::ca::Serial::from_bytes(&made.issued.serial),
         args.validity,
         cert_path.display(),
         key_path.display()

@@ -34,10 +34,10 @@ pub use page::{
 pub use public_url::{check_public_url, public_url_from_listener, public_url_warnings};
 pub use secret::SecretKey;
 pub use settings::{
-    ApiSettings, AuditSettings, CaConfig, CrlConfig, GatewayConfig, Limits, LogFormat,
-    MAX_KEY_POOL_SIZE, MAX_WRITE_BATCH, OcspConfig, RateLimits, ServerConfig, SignedWrites,
-    UnknownSerials, default_key_pool_size, load_gateway, parse_duration, peek_log_format,
-    resolve_settings,
+    ApiSettings, AuditSettings, CaConfig, CaRole, CrlConfig, GatewayConfig, Limits, LogFormat,
+    MAX_KEY_POOL_SIZE, MAX_WRITE_BATCH, OFFICERS_CA_NAME, OcspConfig, RateLimits, ServerConfig,
+    SignedWrites, UnknownSerials, default_key_pool_size, load_gateway, parse_duration,
+    peek_log_format, resolve_settings,
 };
 pub use toml_file::{
     CertificateFile, GatewayFile, TokenProcedureFile, TomlText, read_gateway_file,

@@ -25,6 +25,7 @@ use super::{ConfigErrors, Diagnostics, Root};
 use crate::policy::HeaderEncoding;
 use crate::token::KeyType;
 
+pub use ca::{CaRole, OFFICERS_CA_NAME};
 pub use key_pool::{MAX_KEY_POOL_SIZE, default_key_pool_size};
 pub use limits::{Limits, MAX_WRITE_BATCH, RateLimits};
 
@@ -101,6 +102,11 @@ pub struct CaConfig {
     pub ocsp_delegate: Option<(PathBuf, PathBuf)>,
     /// What OCSP answers for a serial the CA's records do not know.
     pub unknown_serials: UnknownSerials,
+    /// `role = "officers"`: it issues officer certificates ([`GatewayConfig::officers_ca`]).
+    pub role: Option<CaRole>,
+    /// `subject_order`, completed: the RDN order of the subjects it signs when a token
+    /// procedure certificate lists no `subject`; empty: the conventional order.
+    pub subject_order: Vec<crate::ca::Attribute>,
 }
 
 /// `unknown_serials` of a `[[ca]]`: the OCSP answer for a serial that neither the certificates

@@ -389,3 +389,73 @@ fn synchronous_replication_is_required_only_of_postgresql() {
             .database_require_synchronous
     );
 }
+
+#[test]
+fn the_officers_role_names_the_officers_ca() {
+    // The default marks `officers`.
+    let config = load_edited(|t| t).unwrap();
+    assert_eq!(config.settings.officers_ca(), Some("officers"));
+    // Without the mark, the CA named `officers` (roots written before the role existed).
+    let config = load_edited(|t| t.replace("role = \"officers\"\n", "")).unwrap();
+    assert_eq!(config.settings.officers_ca(), Some("officers"));
+    // The mark wins over the name.
+    let config = load_edited(|t| {
+        t.replace("role = \"officers\"\n", "").replace(
+            "parent = \"root\"\n\n[[ca]]\nname = \"officers\"",
+            "parent = \"root\"\nrole = \"officers\"\n\n[[ca]]\nname = \"officers\"",
+        )
+    })
+    .unwrap();
+    assert_eq!(config.settings.officers_ca(), Some("issuing"));
+    // Two marks, or another role, are reported at their line.
+    let e = load_edited(|t| {
+        t.replace(
+            "parent = \"root\"\n\n[[ca]]\nname = \"officers\"",
+            "parent = \"root\"\nrole = \"officers\"\n\n[[ca]]\nname = \"officers\"",
+        )
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("only one CA may have role = \"officers\""),
+        "{e}"
+    );
+    let e = load_edited(|t| t.replace("role = \"officers\"", "role = \"staff\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the only role is \"officers\""), "{e}");
+}
+
+#[test]
+fn a_ca_subject_order_is_completed_and_used_by_its_procedures() {
+    let config = load_edited(|t| {
+        t.replace(
+            "key = \"data/ca/issuing.key\"\n",
+            "key = \"data/ca/issuing.key\"\nsubject_order = [\"commonname\", \"organizationname\", \"countryname\"]\n",
+        )
+    })
+    .unwrap();
+    let issuing = config
+        .settings
+        .cas
+        .iter()
+        .find(|c| c.name == "issuing")
+        .unwrap();
+    let mut reversed = crate::ca::Attribute::CONVENTIONAL_ORDER.to_vec();
+    reversed.reverse();
+    assert_eq!(issuing.subject_order, reversed);
+    let template = &config.rules.procedures["default"].certificates[0];
+    assert_eq!(template.subject_order, reversed);
+    let e = load_edited(|t| {
+        t.replace(
+            "key = \"data/ca/issuing.key\"\n",
+            "key = \"data/ca/issuing.key\"\nsubject_order = [\"dnsname\"]\n",
+        )
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("ca.issuing.subject_order") && e.contains("not a subject DN attribute"),
+        "{e}"
+    );
+}

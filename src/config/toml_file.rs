@@ -366,6 +366,12 @@ pub struct CaFile {
     /// What OCSP answers for a serial this CA's records do not know: `unknown` (default),
     /// `good` or `revoked` (RFC 6960 §2.2).
     pub unknown_serials: Option<Spanned<String>>,
+    /// `"officers"`: this CA issues officer client certificates (at most one CA; without it,
+    /// the CA named `officers` does).
+    pub role: Option<Spanned<String>>,
+    /// The RDN order of the subjects it signs when a token procedure certificate lists no
+    /// `subject` of its own (format attribute names; the rest follow in the conventional order).
+    pub subject_order: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

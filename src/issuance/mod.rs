@@ -11,6 +11,7 @@ mod admission;
 mod api;
 pub mod bench;
 mod error;
+mod est;
 mod explain;
 mod init;
 pub mod metrics;
@@ -21,6 +22,7 @@ mod reload;
 mod revocation;
 mod signed_write;
 mod soft_token;
+mod tls_server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,11 +31,15 @@ use arc_swap::ArcSwap;
 
 pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
 pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
+pub use est::{
+    BasicCredentials, EstCall, EstIssued, EstOperation, EstRefusal, EstRequest, MAX_CSR_BYTES,
+    est_remainder, hash_secret,
+};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, path_remainder,
 };
-pub use init::{write_default, write_default_for, write_default_with};
-pub use officers::{IssuedOfficer, OFFICERS_CA, parse_roles};
+pub use init::{InitWritten, write_default, write_default_for, write_default_with};
+pub use officers::{IssuedOfficer, parse_roles};
 pub use pin_page::{PinPage, Preview};
 pub use recipe::StageTimes;
 pub use reload::{ReloadSummary, check_configuration};
@@ -42,6 +48,7 @@ pub use revocation::{
 };
 pub use signed_write::{MAX_SIGNATURE_BASE64, SIGNED_AT_WINDOW_SECS, SignatureError, SignedWrite};
 pub use soft_token::{HandlerChoice, SoftToken, SoftTokenRequest, TokenFile, TokenForm};
+pub use tls_server::{TLS_SERVER_PROCEDURE, record_tls_server_certificate};
 
 use crate::ca::{Ca, CaError, FileSigner, read_certificate_file};
 use crate::config::{ConfigError, ConfigErrors, GatewayConfig};
@@ -233,9 +240,10 @@ impl Gateway {
         Ok(gateway)
     }
 
-    /// Officer rows registered before issuers were recorded belong to the officers CA.
+    /// Officer rows registered before issuers were recorded came from the CA named
+    /// `officers` (the only one that issued officer certificates then).
     async fn adopt_legacy_officers(&self) -> Result<(), StoreError> {
-        let Some(ca) = self.cas.get(officers::OFFICERS_CA) else {
+        let Some(ca) = self.cas.get(crate::config::OFFICERS_CA_NAME) else {
             return Ok(());
         };
         let issuer = ca.certificate().tbs_certificate().subject().to_string();

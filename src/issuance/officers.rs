@@ -1,5 +1,6 @@
-//! Officers: client certificates from the `officers` CA, registered with their
-//! roles, and their revocation. Used by the CLI; every change is audited.
+//! Officers: client certificates from the officers CA (the `[[ca]]` with `role = "officers"`,
+//! else the one named `officers`), registered with their roles and the CA that issued them,
+//! and their revocation. Used by the CLI; every change is audited.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,6 @@ use crate::rules::{CertificateTemplate, PasswordPolicy};
 use crate::store::{AuditEvent, OfficerRecord, OfficerStatus};
 use crate::token::{KeyType, Pin, Pkcs12Profile};
 
-/// The CA that issues officer certificates (the demo writes it; `client_ca` points at it).
-pub const OFFICERS_CA: &str = "officers";
 /// Lifetime of an officer certificate.
 const OFFICER_VALIDITY: Duration = Duration::from_secs(2 * 365 * 86_400);
 
@@ -62,11 +61,11 @@ pub fn parse_roles(text: &str) -> Result<Vec<String>, String> {
     Ok(roles)
 }
 
-/// The template of an officer certificate: P-256, clientAuth, two years, from `officers`.
-fn officer_template() -> Result<CertificateTemplate, IssuanceError> {
+/// The template of an officer certificate: P-256, clientAuth, two years, from CA `ca`.
+fn officer_template(ca: &str) -> Result<CertificateTemplate, IssuanceError> {
     Ok(CertificateTemplate {
         purpose: "officer".into(),
-        ca: OFFICERS_CA.into(),
+        ca: ca.into(),
         key: KeyType::EcP256,
         validity: OFFICER_VALIDITY,
         key_usage: KeyUsage(KeyUsages::DigitalSignature.into()),
@@ -80,7 +79,15 @@ fn officer_template() -> Result<CertificateTemplate, IssuanceError> {
 }
 
 impl Gateway {
-    /// Issues an officer client certificate (CN = `name`, clientAuth) from the `officers` CA,
+    /// The CA that issues officer certificates now: the `[[ca]]` with `role = "officers"`, else
+    /// the one named `officers` (which then need not be configured: issuing refuses).
+    pub fn officers_ca(&self) -> &str {
+        self.settings
+            .officers_ca()
+            .unwrap_or(crate::config::OFFICERS_CA_NAME)
+    }
+
+    /// Issues an officer client certificate (CN = `name`, clientAuth) from the officers CA,
     /// registers it with `roles` (committed, and audited, before the PKCS#12 is returned) and
     /// seals key and chain in a PKCS#12 under `password`. The same recipe as a user token.
     /// A refusal issues nothing and is audited (`officer-refused`, with its code and reason;
@@ -98,7 +105,7 @@ impl Gateway {
                 "officer-refused",
                 &caller.to_string(),
                 "",
-                json!({"code": error.code(), "reason": error.to_string(), "ca": OFFICERS_CA}),
+                json!({"code": error.code(), "reason": error.to_string(), "ca": self.officers_ca()}),
             );
             if let Err(e) = self.store.record_audit(&event).await {
                 tracing::error!(target: "audit", error = %e, "could not record an officer refusal");
@@ -121,12 +128,13 @@ impl Gateway {
             ));
         }
         PasswordPolicy::default().check(&password)?;
-        self.refuse_revoked_ca(OFFICERS_CA)?;
+        let ca = self.officers_ca();
+        self.refuse_revoked_ca(ca)?;
         // The name is one CN value, DER-encoded on its own: `Alice, O=Evil` stays one CN.
         let subject = Subject {
             values: vec![(Attribute::CommonName, name.to_string())],
         };
-        let plan = with_cas(vec![(&officer_template()?, subject)], &self.cas)?;
+        let plan = with_cas(vec![(&officer_template(ca)?, subject)], &self.cas)?;
         // Officer certificates carry the officers CA's URLs like any leaf: a relying party
         // (nginx in front of the API, say) can check them too.
         let recipe = TokenRecipe::new(plan, password, Pkcs12Profile::Modern, &self.settings);
@@ -142,12 +150,14 @@ impl Gateway {
         let record = OfficerRecord {
             serial: id.serial.hex().to_string(),
             issuer: id.issuer,
+            ca: ca.to_string(),
             fingerprint: hex::encode(Sha256::digest(&certificate.der)),
             name: name.to_string(),
             roles,
             status: OfficerStatus::Active,
             created: super::unix(std::time::SystemTime::now()),
             revoked: None,
+            not_after: super::unix(certificate.not_after),
         };
         let event = AuditEvent::now(
             "officer-issued",

@@ -119,7 +119,13 @@ pub struct ProcedureSource<'a> {
     pub file: &'a TokenProcedureFile,
     pub toml: &'a TomlText,
     pub ca_names: &'a [&'a str],
+    /// The `subject_order` of the CAs that have one (completed), by name.
+    pub ca_subject_orders: &'a CaSubjectOrders<'a>,
 }
+
+/// The `subject_order` of each `[[ca]]` that has one, completed, by CA name: the RDN order of
+/// a certificate that CA signs when the certificate lists no `subject` of its own.
+pub type CaSubjectOrders<'a> = std::collections::BTreeMap<&'a str, Vec<Attribute>>;
 
 impl TryFrom<ProcedureSource<'_>> for TokenProcedure {
     type Error = ConfigErrors;
@@ -129,6 +135,7 @@ impl TryFrom<ProcedureSource<'_>> for TokenProcedure {
             file,
             toml,
             ca_names,
+            ca_subject_orders,
         } = source;
         let mut diagnostics = Diagnostics::default();
         let name = file.name.get_ref().clone();
@@ -157,6 +164,7 @@ impl TryFrom<ProcedureSource<'_>> for TokenProcedure {
                 file: certificate,
                 toml,
                 ca_names,
+                ca_subject_orders,
             };
             if let Some(template) = diagnostics.take(CertificateTemplate::try_from(source)) {
                 certificates.push(template);
@@ -195,6 +203,7 @@ pub struct CertificateSource<'a> {
     pub file: &'a CertificateFile,
     pub toml: &'a TomlText,
     pub ca_names: &'a [&'a str],
+    pub ca_subject_orders: &'a CaSubjectOrders<'a>,
 }
 
 impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
@@ -206,6 +215,7 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
             file: c,
             toml,
             ca_names,
+            ca_subject_orders,
         } = source;
         let mut diagnostics = Diagnostics::default();
         let key_name = format!(
@@ -247,6 +257,13 @@ impl TryFrom<CertificateSource<'_>> for CertificateTemplate {
                 Some(a) => subject_order.push(a),
                 None => fail(span, format!("`{name}` is not a subject DN attribute")),
             }
+        }
+        if c.subject.is_none()
+            && let Some(order) = ca_subject_orders.get(c.ca.get_ref().as_str())
+        {
+            // The CA's own order (e.g. kept from an imported CA's certificate); it lists
+            // every DN attribute, so nothing is filtered out.
+            subject_order = order.clone();
         }
         let leaf_not_after = match &c.leaf_not_after {
             None => Some(LeafNotAfter::default()),

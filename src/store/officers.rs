@@ -42,6 +42,8 @@ pub struct OfficerRecord {
     pub serial: String,
     /// The issuer DN as RFC 4514 text (the officers CA's subject).
     pub issuer: String,
+    /// The configured CA that issued it (its CRL and OCSP answers carry the revocation).
+    pub ca: String,
     /// SHA-256 of the certificate DER as issued, lower-case hex. Informational: the same
     /// certificate can be re-encoded with another fingerprint, so nothing is looked up by it.
     pub fingerprint: String,
@@ -51,6 +53,18 @@ pub struct OfficerRecord {
     /// Unix seconds.
     pub created: i64,
     pub revoked: Option<i64>,
+    /// The certificate's notAfter (Unix seconds): its CA keeps a CRL for it until then.
+    pub not_after: i64,
+}
+
+/// `SELECT` of the columns [`from_row`] reads `FROM officers`, then `$rest`.
+macro_rules! select_officers {
+    ($rest:literal) => {
+        concat!(
+            "SELECT serial, issuer, ca, fingerprint, name, roles, status, created, revoked, not_after FROM officers",
+            $rest
+        )
+    };
 }
 
 fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
@@ -58,12 +72,14 @@ fn from_row(row: &AnyRow) -> Result<OfficerRecord, StoreError> {
     Ok(OfficerRecord {
         serial: row.try_get("serial")?,
         issuer: row.try_get("issuer")?,
+        ca: row.try_get("ca")?,
         fingerprint: row.try_get("fingerprint")?,
         name: row.try_get("name")?,
         roles: serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         status: OfficerStatus::parse(&row.try_get::<String, _>("status")?)?,
         created: row.try_get("created")?,
         revoked: row.try_get("revoked")?,
+        not_after: row.try_get("not_after")?,
     })
 }
 
@@ -78,12 +94,13 @@ async fn insert(
         ("serial", officer.serial.clone().into()),
         ("status", officer.status.name().into()),
         ("roles", serde_json::json!(officer.roles)),
+        ("ca", officer.ca.clone().into()),
     ]);
     let mut tx = pool.begin().await?;
     audit::append(&mut tx, seal, &event).await?;
     sqlx::query(
-        "INSERT INTO officers (serial, issuer, fingerprint, name, roles, status, created, revoked) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO officers (serial, issuer, fingerprint, name, roles, status, created, revoked, ca, not_after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&officer.serial)
     .bind(&officer.issuer)
@@ -93,6 +110,8 @@ async fn insert(
     .bind(officer.status.name())
     .bind(officer.created)
     .bind(officer.revoked)
+    .bind(&officer.ca)
+    .bind(officer.not_after)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -103,7 +122,7 @@ async fn by_fingerprint(
     pool: &AnyPool,
     fingerprint: &str,
 ) -> Result<Option<OfficerRecord>, StoreError> {
-    let row = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers WHERE fingerprint = $1")
+    let row = sqlx::query(select_officers!(" WHERE fingerprint = $1"))
         .bind(fingerprint)
         .fetch_optional(pool)
         .await?;
@@ -115,7 +134,7 @@ async fn by_certificate(
     issuer: &str,
     serial: &str,
 ) -> Result<Option<OfficerRecord>, StoreError> {
-    let row = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1 AND issuer = $2")
+    let row = sqlx::query(select_officers!(" WHERE serial = $1 AND issuer = $2"))
         .bind(serial)
         .bind(issuer)
         .fetch_optional(pool)
@@ -145,7 +164,7 @@ async fn adopt_legacy(pool: &AnyPool, issuer: &str) -> Result<u64, StoreError> {
 }
 
 async fn list(pool: &AnyPool) -> Result<Vec<OfficerRecord>, StoreError> {
-    let rows = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers ORDER BY created, serial")
+    let rows = sqlx::query(select_officers!(" ORDER BY created, serial"))
         .fetch_all(pool)
         .await?;
     rows.iter().map(from_row).collect()
@@ -167,21 +186,25 @@ async fn revoke(
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if changed > 0 {
-        let event = event.with_fields(&[
-            ("serial", serial.into()),
-            ("status", OfficerStatus::Revoked.name().into()),
-        ]);
-        audit::append(&mut tx, seal, &event).await?;
-        // The officers CA's CRL must be re-issued (issue #5).
-        super::revocation::bump_revision(&mut tx, super::revocation::OFFICERS_CA).await?;
-    }
-    let row = sqlx::query("SELECT serial, issuer, fingerprint, name, roles, status, created, revoked FROM officers WHERE serial = $1")
+    let row = sqlx::query(select_officers!(" WHERE serial = $1"))
         .bind(serial)
         .fetch_optional(&mut *tx)
         .await?;
+    let record = row.as_ref().map(from_row).transpose()?;
+    if changed > 0
+        && let Some(record) = &record
+    {
+        let event = event.with_fields(&[
+            ("serial", serial.into()),
+            ("status", OfficerStatus::Revoked.name().into()),
+            ("ca", record.ca.clone().into()),
+        ]);
+        audit::append(&mut tx, seal, &event).await?;
+        // The CRL of the CA that issued it must be re-issued.
+        super::revocation::bump_revision(&mut tx, &record.ca).await?;
+    }
     tx.commit().await?;
-    row.as_ref().map(from_row).transpose()
+    Ok(record)
 }
 
 impl Store {

@@ -8,10 +8,6 @@ use serde_json::json;
 use super::{AuditEvent, AuditSeal, CertificateRecord, Store, StoreError, audit, records};
 use crate::ca::Serial;
 
-/// The CA whose certificates the `officers` table records (issuance::OFFICERS_CA): revoking
-/// an officer is a revocation for that CA's CRL and OCSP answers.
-pub(super) const OFFICERS_CA: &str = "officers";
-
 /// The reason name stored for a certificate on hold (RFC 5280 §5.3.1 `certificateHold`).
 pub const HOLD: &str = "certificateHold";
 
@@ -24,7 +20,7 @@ pub enum RevocationOutcome {
     NotFound,
     /// Revoke: it is already revoked with this (non-hold) reason. Reinstate: it is revoked
     /// permanently (not on hold) with this reason.
-    AlreadyRevoked(String),
+    AlreadyRevoked(crate::ca::RevocationReason),
     /// Reinstate: it is not revoked at all.
     NotRevoked,
 }
@@ -171,9 +167,10 @@ impl Store {
         if !changed {
             return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
-                Some(c) => {
-                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
-                }
+                Some(c) => RevocationOutcome::AlreadyRevoked(
+                    c.revocation_reason
+                        .unwrap_or(crate::ca::RevocationReason::Unspecified),
+                ),
             });
         }
         self.changed_outcome(serial).await
@@ -203,9 +200,10 @@ impl Store {
         if !changed {
             return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
-                Some(c) if c.revocation_reason.is_some() => {
-                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
-                }
+                Some(c) if c.revocation_reason.is_some() => RevocationOutcome::AlreadyRevoked(
+                    c.revocation_reason
+                        .unwrap_or(crate::ca::RevocationReason::Unspecified),
+                ),
                 Some(_) => RevocationOutcome::NotRevoked,
             });
         }
@@ -239,12 +237,20 @@ impl Store {
             .collect()
     }
 
-    /// Revoked officer certificates (the `officers` table), for the officers CA's CRL. The
-    /// registry records no reason, so the entries carry none.
-    pub async fn revoked_officers(&self) -> Result<Vec<RevokedEntry>, StoreError> {
+    /// Revoked officer certificates (the `officers` table) that CA `ca` issued and that have
+    /// not expired before `now`, for its CRL. The registry records no reason, so the entries
+    /// carry none.
+    pub async fn revoked_officers(
+        &self,
+        ca: &str,
+        now: i64,
+    ) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT serial, revoked FROM officers WHERE status = 'revoked' ORDER BY serial",
+            "SELECT serial, revoked FROM officers \
+             WHERE ca = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial",
         )
+        .bind(ca)
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -259,15 +265,18 @@ impl Store {
             .collect()
     }
 
-    /// An officer certificate's status by serial: `None` when no officer has it, else
-    /// `Some(None)` while active and `Some(Some(revoked_at))` once revoked.
+    /// The status of an officer certificate CA `ca` issued, by serial: `None` when it issued
+    /// no officer certificate with it, else `Some(None)` while active and
+    /// `Some(Some(revoked_at))` once revoked.
     pub async fn officer_revocation(
         &self,
+        ca: &str,
         serial: &Serial,
     ) -> Result<Option<Option<i64>>, StoreError> {
         let serial = serial.hex();
-        let row = sqlx::query("SELECT status, revoked FROM officers WHERE serial = $1")
+        let row = sqlx::query("SELECT status, revoked FROM officers WHERE serial = $1 AND ca = $2")
             .bind(serial)
+            .bind(ca)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else {

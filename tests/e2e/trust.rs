@@ -963,6 +963,8 @@ async fn officer_registry_sequence(url: &str) {
         status: OfficerStatus::Active,
         created: 1_700_000_000,
         revoked: None,
+        ca: "officers".into(),
+        not_after: 4_000_000_000,
     };
     store
         .register_officer(&officer, &event("officer-issued"))

@@ -5,7 +5,43 @@ use std::time::Duration;
 
 use super::super::toml_file::{CaFile, GatewayFile, TomlText};
 use super::super::{ConfigErrors, Diagnostics, Root};
-use super::{CaConfig, CrlConfig, OcspConfig, UnknownSerials, parse_duration};
+use super::{CaConfig, CrlConfig, GatewayConfig, OcspConfig, UnknownSerials, parse_duration};
+
+/// The name that means the officers CA when no `[[ca]]` carries `role = "officers"` (roots
+/// written before the role existed).
+pub const OFFICERS_CA_NAME: &str = "officers";
+
+/// What a `[[ca]]` is besides a CA: `role = "officers"` makes it the one that issues officer
+/// client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRole {
+    Officers,
+}
+
+impl CaRole {
+    /// Parses the configured name.
+    pub fn parse(text: &str) -> Result<CaRole, String> {
+        match text {
+            "officers" => Ok(CaRole::Officers),
+            other => Err(format!(
+                "role `{other}`: the only role is \"officers\" (the CA that issues officer \
+                 client certificates)"
+            )),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The CA that issues officer certificates: the `[[ca]]` with `role = "officers"`, else
+    /// the one named `officers`; `None` when neither is configured.
+    pub fn officers_ca(&self) -> Option<&str> {
+        self.cas
+            .iter()
+            .find(|c| c.role == Some(CaRole::Officers))
+            .or_else(|| self.cas.iter().find(|c| c.name == OFFICERS_CA_NAME))
+            .map(|c| c.name.as_str())
+    }
+}
 
 /// `[[ca]]`: names unique, parents configured, OCSP delegate complete.
 pub(super) fn cas(
@@ -47,6 +83,20 @@ pub(super) fn cas(
                 UnknownSerials::default()
             }),
         };
+        let role = ca.role.as_ref().and_then(|value| {
+            CaRole::parse(value.get_ref())
+                .map_err(|m| {
+                    diagnostics.push(toml.error(value.span(), &format!("ca.{name}.role"), m))
+                })
+                .ok()
+        });
+        let subject_order = match &ca.subject_order {
+            None => Vec::new(),
+            Some(list) => crate::ca::parse_subject_order(list.get_ref()).unwrap_or_else(|m| {
+                diagnostics.push(toml.error(list.span(), &format!("ca.{name}.subject_order"), m));
+                Vec::new()
+            }),
+        };
         cas.push(CaConfig {
             name: name.clone(),
             certificate: root.resolve(&ca.certificate),
@@ -57,7 +107,28 @@ pub(super) fn cas(
             key_passphrase_encrypted: ca.key_passphrase_encrypted.clone(),
             ocsp_delegate,
             unknown_serials,
+            role,
+            subject_order,
         });
+    }
+    let officers: Vec<&CaFile> = files
+        .iter()
+        .filter(|c| c.role.as_ref().is_some_and(|r| r.get_ref() == "officers"))
+        .collect();
+    if let [_, second, ..] = officers.as_slice()
+        && let Some(role) = &second.role
+    {
+        diagnostics.push(toml.error(
+            role.span(),
+            "ca.role",
+            format!(
+                "only one CA may have role = \"officers\" (it issues new officer certificates); \
+                 `{}` and `{}` both do. A replaced officers CA keeps revoking its officers \
+                 without the role",
+                officers[0].name.get_ref(),
+                second.name.get_ref()
+            ),
+        ));
     }
     for ca in files {
         if let Some(parent) = &ca.parent

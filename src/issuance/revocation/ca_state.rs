@@ -99,7 +99,7 @@ pub fn ca_states(
             if !children.is_empty() {
                 why.push(format!("parent of {}", children.join(", ")));
             }
-            if name == crate::issuance::OFFICERS_CA {
+            if settings.officers_ca() == Some(name.as_str()) {
                 why.push("officer certificates".into());
             }
             let used = usage.iter().find(|u| &u.ca == name);

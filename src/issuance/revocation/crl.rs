@@ -11,7 +11,7 @@ use super::ca_states;
 use super::{from_unix, unix};
 use crate::ca::{Ca, CrlEntry, CrlParameters, issue_crl};
 use crate::identity::Caller;
-use crate::issuance::{Gateway, IssuanceError, OFFICERS_CA};
+use crate::issuance::{Gateway, IssuanceError};
 use crate::store::{AuditEvent, StoredCrl};
 
 impl Gateway {
@@ -73,10 +73,9 @@ impl Gateway {
             .store
             .revoked_certificates(ca.name(), unix(now))
             .await?;
-        if ca.name() == OFFICERS_CA {
-            // Officer certificates live in the officer registry, not the certificates table.
-            revoked.extend(self.store.revoked_officers().await?);
-        }
+        // Officer certificates live in the officer registry, not the certificates table (the
+        // officers CA, and one it replaced, until their officers expire).
+        revoked.extend(self.store.revoked_officers(ca.name(), unix(now)).await?);
         // The CA's history from before this gateway, and the CA certificates it revoked.
         revoked.extend(
             self.store

@@ -9,7 +9,7 @@ use super::{from_unix, unix};
 use crate::ca::ocsp::{self, OcspFailure, OcspStatus};
 use crate::ca::{Ca, Serial};
 use crate::config::UnknownSerials;
-use crate::issuance::{Gateway, OFFICERS_CA};
+use crate::issuance::Gateway;
 use crate::store::CertificateStatus;
 
 /// An OCSP answer for the HTTP layer.
@@ -88,8 +88,8 @@ impl Gateway {
         })
     }
 
-    /// The status of `serial` issued by `ca`: from the certificate table, or for the officers'
-    /// CA from the officer registry, else from the CA's imported history or the configured CAs
+    /// The status of `serial` issued by `ca`: from the certificate table, or the officer
+    /// registry (officer certificates `ca` issued), else from the CA's imported history or the configured CAs
     /// it issued; what `unknown_serials` says when none knows it.
     async fn ocsp_status(
         &self,
@@ -101,13 +101,10 @@ impl Gateway {
                 CertificateStatus::Good => OcspStatus::Good,
                 CertificateStatus::Revoked => OcspStatus::Revoked {
                     at: from_unix(record.revoked_at.unwrap_or(0)),
-                    reason: record
-                        .revocation_reason
-                        .as_deref()
-                        .and_then(|s| s.parse().ok()),
+                    reason: record.revocation_reason,
                 },
             },
-            _ if ca.name() == OFFICERS_CA => match self.store.officer_revocation(serial).await? {
+            _ => match self.store.officer_revocation(ca.name(), serial).await? {
                 Some(None) => OcspStatus::Good,
                 Some(Some(at)) => OcspStatus::Revoked {
                     at: from_unix(at),
@@ -115,7 +112,6 @@ impl Gateway {
                 },
                 None => self.history_status(ca, serial).await?,
             },
-            _ => self.history_status(ca, serial).await?,
         })
     }
 

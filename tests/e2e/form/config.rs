@@ -560,7 +560,8 @@ fn config_explain_without_issuing() {
     } else {
         crate::kit::skipped("cert: part", "the openssl CLI is not installed");
     }
-    // Nothing was issued: the database holds no certificate.
+    // Nothing was issued: the database holds no certificate but the TLS server certificate
+    // `init` recorded.
     let out = Command::new(BIN)
         .arg("--root")
         .arg(&root)
@@ -568,7 +569,12 @@ fn config_explain_without_issuing() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && listed.trim() == "[]", "{listed}");
+    assert!(out.status.success(), "{listed}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert!(
+        listed.iter().all(|c| c["purpose"] == "tls-server") && listed.len() == 1,
+        "{listed:?}"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use super::{output_text, skipped, tool};
 
@@ -41,14 +41,19 @@ impl Browser {
     /// Runs `node tests/browser/<script> <args…>` (on a blocking thread) with `CHROMIUM` set;
     /// whether it succeeded, and its standard output and error.
     pub async fn run(&self, script: &str, args: &[String]) -> (bool, String) {
+        let output = self.output(script, args).await;
+        (output.status.success(), output_text(&output))
+    }
+
+    /// The same, with the process's output as it came (for scripts that answer on stdout).
+    pub async fn output(&self, script: &str, args: &[String]) -> Output {
         let mut command = Command::new(&self.node);
         command
             .arg(self.dir.join(script))
             .args(args)
             .env("CHROMIUM", &self.chromium);
-        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        tokio::task::spawn_blocking(move || command.output().unwrap())
             .await
-            .unwrap();
-        (output.status.success(), output_text(&output))
+            .unwrap()
     }
 }

@@ -42,6 +42,8 @@ async fn edits_of_any_column_the_crl_or_the_api_read_are_reported() {
             status: OfficerStatus::Active,
             created: 1_700_000_000,
             revoked: None,
+            ca: "officers".into(),
+            not_after: 4_000_000_000,
         };
         let event = AuditEvent::now("officer-issued", "cli", "", json!({"name": officer.name}));
         store.register_officer(&officer, &event).await.unwrap();

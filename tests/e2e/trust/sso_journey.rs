@@ -18,20 +18,19 @@ mod pin_page;
 mod relying_party;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ast_gateway::config::InitSettings;
 use serde_json::{Value, json};
 
 use crate::form::config::PIN;
-use crate::kit::{TestGateway, free_port, skipped, tool};
+use crate::kit::{Browser, TestGateway, free_port, skipped, tool};
 use crate::trust::sso_front::contains;
 use front::{Apache, Provider};
 
 /// The tools the journey needs, found.
 struct Tools {
     node: PathBuf,
-    chromium: PathBuf,
+    browser: Browser,
     apache2: PathBuf,
     nginx: PathBuf,
 }
@@ -41,7 +40,6 @@ fn tools(test: &str) -> Option<Tools> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let found = (|| {
         let node = tool("node").ok_or("node not installed")?;
-        let chromium = tool("chromium").ok_or("chromium not installed")?;
         let apache2 = front::apache_binary()
             .ok_or("apache2 with mod_auth_openidc not installed (libapache2-mod-auth-openidc)")?;
         let nginx = tool("nginx")
@@ -49,21 +47,17 @@ fn tools(test: &str) -> Option<Tools> {
             .ok_or("nginx not installed")?;
         tool("pk12util").ok_or("pk12util not installed (libnss3-tools)")?;
         tool("certutil").ok_or("certutil not installed (libnss3-tools)")?;
-        for (dir, package) in [
-            ("tests/browser", "playwright-core"),
-            ("tests/oidc-provider", "oidc-provider"),
-        ] {
-            if !repo.join(dir).join("node_modules").join(package).is_dir() {
-                return Err(if dir == "tests/browser" {
-                    "run `npm ci` in tests/browser (playwright-core)"
-                } else {
-                    "run `npm ci` in tests/oidc-provider (oidc-provider)"
-                });
-            }
+        if !repo
+            .join("tests/oidc-provider/node_modules/oidc-provider")
+            .is_dir()
+        {
+            return Err("run `npm ci` in tests/oidc-provider (oidc-provider)");
         }
+        // Node.js, Chromium and playwright-core: the kit's browser (it reports what is missing).
+        let browser = Browser::find(test).ok_or("the browser (see above)")?;
         Ok(Tools {
             node,
-            chromium,
+            browser,
             apache2,
             nginx,
         })
@@ -158,21 +152,11 @@ impl Sso {
 
     /// Runs `node tests/browser/sso.mjs <command> <options>`; its JSON line.
     async fn browser(&self, command: &str, options: Value) -> Value {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sso.mjs");
-        let node = self.tools.node.clone();
-        let chromium = self.tools.chromium.clone();
-        let command = command.to_string();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(node)
-                .arg(script)
-                .arg(&command)
-                .arg(options.to_string())
-                .env("CHROMIUM", chromium)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let output = self
+            .tools
+            .browser
+            .output("sso.mjs", &[command.to_string(), options.to_string()])
+            .await;
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         let log = || {
             format!(
