@@ -186,5 +186,8 @@ async fn a_generated_python_client_issues_pages_downloads_and_revokes() {
         .unwrap()
         .unwrap();
     assert_eq!(revoked.status, CertificateStatus::Revoked);
-    assert_eq!(revoked.revocation_reason.as_deref(), Some("keyCompromise"));
+    assert_eq!(
+        revoked.revocation_reason,
+        Some(ast_gateway::ca::RevocationReason::KeyCompromise)
+    );
 }
