@@ -6,8 +6,6 @@ mod backup;
 mod bench;
 mod ca;
 mod ca_admin;
-mod ca_client_trust;
-mod ca_rollover;
 mod certs;
 mod config_tools;
 mod crl;

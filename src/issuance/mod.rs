@@ -10,6 +10,7 @@
 mod admission;
 mod api;
 pub mod bench;
+pub mod ca_admin;
 mod error;
 mod explain;
 mod init;

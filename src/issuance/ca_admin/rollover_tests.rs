@@ -1,4 +1,5 @@
-//! Tests of `cli/ca_rollover.rs`.
+//! Tests of `issuance/ca_admin/rollover.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 
@@ -8,7 +9,9 @@ fn a_rollover_edits_only_the_ca_values() {
     let root = Root::new(dir.path());
     crate::issuance::write_default(&root).unwrap();
     let before = std::fs::read_to_string(root.gateway_toml()).unwrap();
-    let (text, references) = move_procedures(&root, "issuing", "issuing-2").unwrap();
+    let config = crate::rules::load(&root).unwrap();
+    let plan = plan_rollover(&root, &config, "issuing", "issuing-2").unwrap();
+    let (text, references) = (plan.text(), plan.references);
     assert_eq!(references.len(), 2, "{references:?}");
     assert_eq!(references[0].purpose, "authentication");
     assert_eq!(references[1].purpose, "signing");
@@ -37,7 +40,7 @@ fn a_rollover_is_refused_when_nothing_would_move() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
     crate::issuance::write_default(&root).unwrap();
-    let config = super::super::load_config(&root).unwrap();
+    let config = crate::rules::load(&root).unwrap();
     let e = plan_rollover(&root, &config, "root", "root-2").unwrap_err();
     assert!(
         e.to_string().contains("no token procedure uses CA `root`"),
@@ -60,7 +63,7 @@ fn the_officers_ca_is_replaced_with_its_role() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
     crate::issuance::write_default(&root).unwrap();
-    let config = super::super::load_config(&root).unwrap();
+    let config = crate::rules::load(&root).unwrap();
     let before = std::fs::read_to_string(root.gateway_toml()).unwrap();
     let plan = plan_rollover(&root, &config, "officers", "officers-2").unwrap();
     assert!(plan.officers);
@@ -70,9 +73,10 @@ fn the_officers_ca_is_replaced_with_its_role() {
     let line = plan
         .role_line
         .expect("the default officers CA carries its role");
+    let text = plan.text();
     let changed: Vec<(usize, &str, &str)> = before
         .lines()
-        .zip(plan.text.lines())
+        .zip(text.lines())
         .enumerate()
         .filter(|(_, (a, b))| a != b)
         .map(|(i, (a, b))| (i + 1, a, b))
