@@ -30,7 +30,7 @@ pub(super) async fn verify(root: &Root, json: bool) -> anyhow::Result<ExitCode> 
         Err(e) => (None, Some(e)),
     };
     let seal = AuditSeal::new(key, Some(root.audit_anchors()));
-    let store = open_configured(&config, Access::Sealed(seal)).await?;
+    let store = open_configured(&config, Access::Sealed(Box::new(seal))).await?;
     let result = store.verify_audit().await?;
     store.close().await;
     if json {

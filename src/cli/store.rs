@@ -15,7 +15,7 @@ pub(super) enum Access<'a> {
     /// Writes, audited with the seal of this root (`secret.key`, `data/audit-anchors.log`).
     Write(&'a Root),
     /// Verifies or writes with a seal the command made itself (`audit verify`).
-    Sealed(AuditSeal),
+    Sealed(Box<AuditSeal>),
 }
 
 /// Opens the database at `url` (migrating it as `serve` would) for `access`.
@@ -25,7 +25,7 @@ pub(super) async fn open_store(url: &str, access: Access<'_>) -> anyhow::Result<
         Access::Write(root) => {
             Some(crate::issuance::audit_seal(root).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
-        Access::Sealed(seal) => Some(seal),
+        Access::Sealed(seal) => Some(*seal),
     };
     let store = Store::open(url, CONNECTIONS).await?;
     Ok(match seal {
