@@ -14,6 +14,7 @@ pub mod ca_admin;
 mod error;
 mod explain;
 mod init;
+pub mod lints;
 pub mod metrics;
 mod officers;
 mod pin_page;
