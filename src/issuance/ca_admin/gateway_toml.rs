@@ -160,7 +160,7 @@ pub struct CaBlock<'a> {
     pub subject_order: &'a [Attribute],
 }
 
-/// Adds `block` as the last `[[ca]]` at the end of the file (an array of tables may be split).
+/// Adds `block` as the last `[[ca]]`, at the end of the file (an array of tables may be split).
 pub(super) fn append_ca(doc: &mut DocumentMut, block: &CaBlock<'_>) -> anyhow::Result<()> {
     let mut last = 0;
     walk_tables(doc.as_table_mut(), &mut |t| {
@@ -168,7 +168,11 @@ pub(super) fn append_ca(doc: &mut DocumentMut, block: &CaBlock<'_>) -> anyhow::R
     });
     let mut table = Table::new();
     table.set_position(last + 1);
-    table.decor_mut().set_prefix("\n");
+    // What follows the last table (comments, blank lines) comes first: the block goes at the
+    // very end of the file, as if appended to its text.
+    let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+    doc.set_trailing("");
+    table.decor_mut().set_prefix(format!("{trailing}\n"));
     table.insert("name", toml_edit::value(block.name));
     table.insert("certificate", toml_edit::value(block.certificate));
     table.insert("key", toml_edit::value(block.key));

@@ -62,7 +62,8 @@ fn a_role_before_other_keys_leaves_its_comment_in_place() {
 
 #[test]
 fn a_new_ca_block_goes_at_the_end_with_its_comments() {
-    let mut doc = parse(TEXT).unwrap();
+    let text = format!("{TEXT}\n# The operator's last words.\n");
+    let mut doc = parse(&text).unwrap();
     let order = [crate::ca::Attribute::CommonName];
     append_ca(
         &mut doc,
@@ -77,10 +78,10 @@ fn a_new_ca_block_goes_at_the_end_with_its_comments() {
         },
     )
     .unwrap();
-    let text = doc.to_string();
-    assert!(text.starts_with(TEXT), "{text}");
+    let edited = doc.to_string();
+    assert!(edited.starts_with(&text), "{edited}");
     assert_eq!(
-        &text[TEXT.len()..],
+        &edited[text.len()..],
         "\n[[ca]]\nname = \"officers-2\"\ncertificate = \"data/ca/officers-2.pem\"\n\
          key = \"data/ca/officers-2.key\"\nparent = \"root\"\n\
          # It issues the officer client certificates (docs/configuration.md).\n\
