@@ -91,6 +91,12 @@ impl fmt::Display for RevocationReason {
     }
 }
 
+impl serde::Serialize for RevocationReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for RevocationReason {
     type Err = String;
     /// Accepts the RFC names in any case (`keyCompromise`, `keycompromise`, `KEY_COMPROMISE`).

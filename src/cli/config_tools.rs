@@ -77,6 +77,19 @@ pub(super) fn config_encrypt(root: &Root) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `config hash-secret`: an `est.secret` value, from the secret read on standard input.
+pub(super) fn config_hash_secret() -> anyhow::Result<ExitCode> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the secret from standard input")?;
+    let secret = line.trim_end_matches(['\r', '\n']);
+    let hash = crate::issuance::hash_secret(secret).map_err(anyhow::Error::msg)?;
+    outln!("{hash}");
+    errln!("write it as handler.<n>.est.secret = {hash}  (with handler.<n>.est.user = <user>)");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `config check`: every problem, or the effective handlers and the warnings.
 pub(super) async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
     let config = match crate::issuance::check_configuration(root) {
@@ -167,6 +180,12 @@ fn print_handler(h: &crate::rules::Handler) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(est) = &h.est {
+        outln!("  {}", est.describe(h));
+        if !h.form {
+            outln!("  EST only (no filter): the form at /pgwy/ast does not use this handler");
+        }
+    }
     let read = h.headers_read();
     outln!(
         "  reads headers: {}{}",

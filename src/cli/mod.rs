@@ -160,13 +160,14 @@ pub enum ConfigCommand {
     /// Show which handler a request would hit and the certificates it would get (or the
     /// refusal), without issuing anything.
     Explain {
-        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/.
+        /// The request path: /pgwy/ast, /pgwy/ast/<path>, or just the part after /pgwy/ast/;
+        /// or an EST path, /.well-known/est/[<label>/]simpleenroll.
         path: String,
         /// An identity header, as with curl: -H 'commonname: Alice Andersson'. Repeatable.
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
         headers: Vec<String>,
         /// A client certificate (PEM or DER) for `cert:subject.*` / `cert:san.*` sources, as if
-        /// the caller had presented it.
+        /// the caller had presented it; for an EST path, the certification request (CSR).
         #[arg(long, value_name = "FILE")]
         client_cert: Option<PathBuf>,
     },
@@ -181,6 +182,9 @@ pub enum ConfigCommand {
     /// Encrypt a value for a `<param>.encrypted` key of ast.properties with the root's secret key
     /// (data/secret.key, created on first use). Reads the value from standard input (one line).
     Encrypt,
+    /// Hash a secret for est.secret of ast.properties (HTTP Basic of an EST handler), with
+    /// PBKDF2-HMAC-SHA256. Reads the secret from standard input (one line).
+    HashSecret,
 }
 
 /// `ca …`
@@ -281,6 +285,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Encrypt,
         } => config_tools::config_encrypt(&root),
+        Command::Config {
+            command: ConfigCommand::HashSecret,
+        } => config_tools::config_hash_secret(),
         Command::Config {
             command: ConfigCommand::FrontHeaders { front },
         } => front_headers::run(&root, front),

@@ -11,6 +11,7 @@ mod archive;
 mod connection;
 mod cross_site;
 mod error;
+mod est;
 mod page;
 mod revocation;
 mod routes;

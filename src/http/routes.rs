@@ -52,6 +52,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(ready))
         .merge(super::revocation::routes())
         .merge(super::api::routes())
+        .merge(super::est::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             gateway.clone(),

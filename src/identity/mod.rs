@@ -92,6 +92,10 @@ pub enum Caller {
         facts: CertificateFacts,
         proof: Authorized,
     },
+    /// An EST client the issuance layer authenticated: a device that proved its handler's HTTP
+    /// Basic secret (`<user>@handler.<n>`), or the holder of a certificate this service issued,
+    /// renewing it over mTLS (`certificate:<serial>`).
+    Device(String),
     /// The command line on this machine (an operator with access to the root).
     Cli,
     /// The service itself (background work such as CRL refresh).
@@ -103,6 +107,7 @@ impl fmt::Display for Caller {
         match self {
             Caller::Proxy(ip) => write!(f, "proxy:{ip}"),
             Caller::Officer { serial, .. } => write!(f, "officer:{serial}"),
+            Caller::Device(id) => write!(f, "device:{id}"),
             Caller::Cli => f.write_str("cli"),
             Caller::Service => f.write_str("system"),
         }

@@ -253,6 +253,9 @@ pub enum IssuanceError {
     UnsupportedMediaType(String),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// A refusal only EST has (credentials, the certificate being renewed, the CSR).
+    #[error(transparent)]
+    Est(#[from] super::est::EstRefusal),
     /// The CA cannot sign a certificate of this validity: it expires first (and the template
     /// says `leaf_not_after = "refuse"`), or it has expired. Nothing was generated.
     #[error(
@@ -356,6 +359,7 @@ impl IssuanceError {
             IssuanceError::Signature(SignatureError::Replayed) => Code::ReplayedSignature,
             IssuanceError::Signature(SignatureError::Duplicate) => Code::DuplicateHeader,
             IssuanceError::Signature(_) => Code::BadSignature,
+            IssuanceError::Est(refusal) => refusal.code(),
             IssuanceError::Trust(TrustError::MissingRole(_)) => Code::MissingRole,
             IssuanceError::Trust(_) => Code::UntrustedCaller,
             IssuanceError::Policy(PolicyError::FieldMissing { .. }) => Code::FieldMissing,

@@ -77,6 +77,8 @@ pub struct Explanation {
     /// What looks misconfigured although it decodes (a header value that reads as base64url
     /// under another encoding).
     pub hints: Vec<String>,
+    /// The request line's path when it is not the form's (EST: `/.well-known/est/…`).
+    pub request_path: Option<String>,
 }
 
 /// The path remainder for `path`: `/pgwy/ast` → ``, `/pgwy/ast/x/y` → `x/y`; a path without the
@@ -101,12 +103,16 @@ pub fn explain(
     headers: &IdentityHeaders,
     certificate: Option<&CertificateFacts>,
 ) -> Explanation {
+    if let Some(explanation) = super::est::explain_est(rules, path, headers, certificate) {
+        return explanation;
+    }
     let Some(remainder) = path_remainder(path) else {
         return Explanation {
             path_remainder: path.to_string(),
             trials: Vec::new(),
             handler: None,
             hints: Vec::new(),
+            request_path: None,
             outcome: Err(Refusal {
                 code: super::Code::NoHandler,
                 message: format!(
@@ -125,6 +131,7 @@ pub fn explain(
                 handler: None,
                 hints: Vec::new(),
                 outcome: Err(Refusal::from(&e)),
+                request_path: None,
             };
         }
     };
@@ -147,6 +154,7 @@ pub fn explain(
         handler: None,
         outcome: Ok(Vec::new()),
         hints: Vec::new(),
+        request_path: None,
     };
     let handler = match select(rules, &explanation.path_remainder) {
         Ok(handler) => handler,
@@ -237,11 +245,14 @@ impl fmt::Display for Explanation {
         } else {
             format!("/pgwy/ast/{}", self.path_remainder)
         };
-        writeln!(
-            f,
-            "request: POST {shown} (path remainder \"{}\")",
-            self.path_remainder
-        )?;
+        match &self.request_path {
+            Some(path) => writeln!(f, "request: POST {path}")?,
+            None => writeln!(
+                f,
+                "request: POST {shown} (path remainder \"{}\")",
+                self.path_remainder
+            )?,
+        }
         for t in &self.trials {
             writeln!(
                 f,

@@ -12,6 +12,7 @@ mod api;
 pub mod bench;
 pub mod ca_admin;
 mod error;
+mod est;
 mod explain;
 mod init;
 pub mod lints;
@@ -32,6 +33,10 @@ use arc_swap::ArcSwap;
 
 pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
 pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
+pub use est::{
+    BasicCredentials, EstCall, EstIssued, EstOperation, EstRefusal, EstRequest, MAX_CSR_BYTES,
+    est_remainder, hash_secret,
+};
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, path_remainder,
 };

@@ -122,6 +122,16 @@ pub(crate) struct Publication {
     pub(crate) ocsp: bool,
 }
 
+impl Publication {
+    /// What `settings` publish: `[server] public_url` and `[ocsp] enabled`.
+    pub(crate) fn of(settings: &crate::config::GatewayConfig) -> Publication {
+        Publication {
+            public_url: Some(settings.server.public_url.clone()),
+            ocsp: settings.ocsp.enabled,
+        }
+    }
+}
+
 /// Everything needed to make one token; no knowledge of who asked for it.
 pub(crate) struct TokenRecipe {
     pub(crate) plan: Vec<Planned>,
@@ -177,10 +187,7 @@ impl TokenRecipe {
             pin: Arc::new(pin),
             profile,
             iterations: settings.pkcs12_iterations,
-            publication: Publication {
-                public_url: Some(settings.server.public_url.clone()),
-                ocsp: settings.ocsp.enabled,
-            },
+            publication: Publication::of(settings),
             layout: Layout::Combined,
         }
     }
@@ -255,41 +262,50 @@ impl TokenRecipe {
         planned: &Planned,
         key: &GeneratedKey,
     ) -> Result<IssuedCertificate, IssuanceError> {
-        let template = &planned.template;
-        let ca = &planned.ca;
-        // A certificate never outlives its CA: its notAfter (now + validity) is cut to the
-        // CA's. `refuse` templates were refused in planning; this catches the seconds since.
-        let left = ca_not_after(ca)
-            .duration_since(SystemTime::now())
-            .map_err(|_| IssuanceError::CaLifetime {
-                purpose: template.purpose.clone(),
-                ca: ca.name().to_string(),
-                validity_days: template.validity.as_secs().div_ceil(86_400),
-                ends: format!("expired on {}", Timestamp::from(ca_not_after(ca))),
-            })?;
-        let profile = CertificateProfile {
-            subject: &planned.subject,
-            subject_order: &template.subject_order,
-            spki_der: key.spki_der(),
-            validity: template.validity.min(left),
-            key_usage: template.key_usage,
-            extended_key_usage: &template.extended_key_usage,
-            policies: &template.policies,
-            ip_addresses: &[],
-            ca: None,
-            published: self
-                .publication
-                .public_url
-                .as_deref()
-                .map(|url| PublishedUrls::for_ca(url, ca.name(), self.publication.ocsp)),
-        };
-        Ok(issue_certificate(
-            ca.certificate().tbs_certificate().subject(),
-            ca.key_identifier(),
-            ca.signer(),
-            &profile,
-        )?)
+        sign_planned(&self.publication, planned, key.spki_der())
     }
+}
+
+/// One certificate for the public key `spki_der`, signed by the planned CA (shared with EST,
+/// which certifies a client's own key).
+pub(crate) fn sign_planned(
+    publication: &Publication,
+    planned: &Planned,
+    spki_der: &[u8],
+) -> Result<IssuedCertificate, IssuanceError> {
+    let template = &planned.template;
+    let ca = &planned.ca;
+    // A certificate never outlives its CA: its notAfter (now + validity) is cut to the
+    // CA's. `refuse` templates were refused in planning; this catches the seconds since.
+    let left = ca_not_after(ca)
+        .duration_since(SystemTime::now())
+        .map_err(|_| IssuanceError::CaLifetime {
+            purpose: template.purpose.clone(),
+            ca: ca.name().to_string(),
+            validity_days: template.validity.as_secs().div_ceil(86_400),
+            ends: format!("expired on {}", Timestamp::from(ca_not_after(ca))),
+        })?;
+    let profile = CertificateProfile {
+        subject: &planned.subject,
+        subject_order: &template.subject_order,
+        spki_der,
+        validity: template.validity.min(left),
+        key_usage: template.key_usage,
+        extended_key_usage: &template.extended_key_usage,
+        policies: &template.policies,
+        ip_addresses: &[],
+        ca: None,
+        published: publication
+            .public_url
+            .as_deref()
+            .map(|url| PublishedUrls::for_ca(url, ca.name(), publication.ocsp)),
+    };
+    Ok(issue_certificate(
+        ca.certificate().tbs_certificate().subject(),
+        ca.key_identifier(),
+        ca.signer(),
+        &profile,
+    )?)
 }
 
 /// `<commonname> <purpose>`: what wallets show for the key.

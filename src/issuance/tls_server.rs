@@ -109,7 +109,7 @@ pub async fn record_tls_server_certificate(
         profile: "pem".into(),
     };
     let certificate = CertificateRecord {
-        serial: serial.clone(),
+        serial: Serial::from_bytes(tbs.serial_number().as_bytes()),
         ca: ca.name().to_string(),
         issuer: display_name(ca.certificate().tbs_certificate().subject()),
         subject: display_name(tbs.subject()),

@@ -1,12 +1,17 @@
 //! What `cert:subject.<attr>` and `cert:san.<type>` read: the facts of a client certificate.
 //!
 //! Parsing only (x509-cert); whether the certificate may be believed is decided elsewhere
-//! (`identity`, at the TLS handshake). Used by `config explain --client-cert`.
+//! (`identity`, at the TLS handshake). Used by `config explain --client-cert`. In an EST
+//! request the same sources read the certification request (`of_request`).
 
+use const_oid::AssociatedOid;
 use der::{Decode, Tag, Tagged};
 use x509_cert::Certificate;
+use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::name::Name;
+use x509_cert::request::{CertReq, ExtensionReq};
 
 use super::CertificateFacts;
 use crate::ca::Attribute;
@@ -22,8 +27,35 @@ impl CertificateFacts {
 
     /// The same from a parsed certificate.
     pub fn of(certificate: &Certificate) -> CertificateFacts {
+        let san = certificate
+            .tbs_certificate()
+            .get_extension::<SubjectAltName>()
+            .ok()
+            .flatten()
+            .map(|(_, san)| san);
+        Self::of_parts(certificate.tbs_certificate().subject(), san.as_ref())
+    }
+
+    /// The same from a certification request (PKCS#10): its subject and the subjectAltName
+    /// of its extensionRequest attribute. What `cert:` sources read in an EST request.
+    pub fn of_request(request: &CertReq) -> CertificateFacts {
+        let san = request
+            .info
+            .attributes
+            .iter()
+            .filter(|a| a.oid == ExtensionReq::OID)
+            .flat_map(|a| a.values.iter())
+            .filter_map(|v| v.decode_as::<Vec<Extension>>().ok())
+            .flatten()
+            .find(|e| e.extn_id == SubjectAltName::OID)
+            .and_then(|e| SubjectAltName::from_der(e.extn_value.as_bytes()).ok());
+        Self::of_parts(&request.info.subject, san.as_ref())
+    }
+
+    /// The subject attributes and SANs a format can read.
+    fn of_parts(subject: &Name, san: Option<&SubjectAltName>) -> CertificateFacts {
         let mut facts = CertificateFacts::default();
-        for attribute in certificate.tbs_certificate().subject().iter() {
+        for attribute in subject.iter() {
             let known = Attribute::ALL
                 .into_iter()
                 .find(|a| a.oid() == Some(attribute.oid));
@@ -31,26 +63,21 @@ impl CertificateFacts {
                 facts.subject.push((a, value.to_string()));
             }
         }
-        if let Ok(Some((_, san))) = certificate
-            .tbs_certificate()
-            .get_extension::<SubjectAltName>()
-        {
-            for name in &san.0 {
-                match name {
-                    GeneralName::Rfc822Name(v) => {
-                        facts.sans.push((Attribute::Rfc822Name, v.to_string()))
-                    }
-                    GeneralName::DnsName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
-                    GeneralName::UniformResourceIdentifier(v) => {
-                        facts.sans.push((Attribute::Uri, v.to_string()))
-                    }
-                    GeneralName::OtherName(other) if other.type_id == crate::ca::oids::UPN => {
-                        if let Some(upn) = utf8(&other.value) {
-                            facts.sans.push((Attribute::Upn, upn.to_string()));
-                        }
-                    }
-                    _ => {}
+        for name in san.map(|s| s.0.as_slice()).unwrap_or_default() {
+            match name {
+                GeneralName::Rfc822Name(v) => {
+                    facts.sans.push((Attribute::Rfc822Name, v.to_string()))
                 }
+                GeneralName::DnsName(v) => facts.sans.push((Attribute::DnsName, v.to_string())),
+                GeneralName::UniformResourceIdentifier(v) => {
+                    facts.sans.push((Attribute::Uri, v.to_string()))
+                }
+                GeneralName::OtherName(other) if other.type_id == crate::ca::oids::UPN => {
+                    if let Some(upn) = utf8(&other.value) {
+                        facts.sans.push((Attribute::Upn, upn.to_string()));
+                    }
+                }
+                _ => {}
             }
         }
         facts
@@ -60,9 +87,17 @@ impl CertificateFacts {
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<CertificateFacts, String> {
         if bytes.starts_with(b"-----") || bytes.iter().take(64).all(u8::is_ascii) {
             let der = first_pem(bytes).ok_or_else(|| "not a PEM certificate".to_string())?;
-            return Self::from_der(&der);
+            return Self::from_der_or_request(&der);
         }
-        Self::from_der(bytes)
+        Self::from_der_or_request(bytes)
+    }
+
+    /// A certificate, else a certification request (what `config explain` reads for EST).
+    fn from_der_or_request(der: &[u8]) -> Result<CertificateFacts, String> {
+        Self::from_der(der).or_else(|e| match CertReq::from_der(der) {
+            Ok(request) => Ok(Self::of_request(&request)),
+            Err(_) => Err(e),
+        })
     }
 }
 

@@ -37,6 +37,10 @@ pub const PARAMETERS: &[&str] = &[
     "password.allowEdgeWhitespace",
     "pkcs12.profile",
     "pkcs12.profiles",
+    "est.label",
+    "est.default",
+    "est.user",
+    "est.secret",
 ];
 
 /// Officer roles a handler requires.
@@ -121,6 +125,11 @@ pub struct Handler {
     pub password_policy: PasswordPolicy,
     pub pkcs12_profile: Pkcs12Profile,
     pub pkcs12_profiles: Vec<Pkcs12Profile>,
+    /// EST (`est.*`): where this handler is served under `/.well-known/est/` and who may enrol.
+    pub est: Option<super::est::EstService>,
+    /// Whether it serves the form at `/pgwy/ast` (its `filter`): false for an EST handler
+    /// written without a filter.
+    pub form: bool,
 }
 
 impl Handler {
@@ -252,6 +261,8 @@ impl TryFrom<HandlerSource<'_>> for Handler {
         let refuse_suspicious = flag(&source, "refuseSuspicious", boolean, &mut diagnostics);
         let password_policy = password_policy(&source, &mut diagnostics);
         let (pkcs12_profile, pkcs12_profiles) = profiles(&source, &mut diagnostics);
+        let est = super::est::est_service(&source, required_roles.as_ref(), &mut diagnostics);
+        let form = est.is_none() || scope.get("filter").is_some();
         let Ok(filter) = filter else {
             return Err(diagnostics.into_errors());
         };
@@ -270,6 +281,8 @@ impl TryFrom<HandlerSource<'_>> for Handler {
             password_policy,
             pkcs12_profile,
             pkcs12_profiles,
+            est,
+            form,
         })
     }
 }

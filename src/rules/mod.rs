@@ -8,6 +8,7 @@
 //! token procedure; every `certrequests:<i>` exists); a reload swaps the whole value.
 
 mod api;
+mod est;
 mod formats;
 mod handler;
 mod password;
@@ -19,6 +20,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use api::{API_PARAMETERS, ApiHandler, ApiHandlerSource, ApiRules, build_api};
+pub use est::{EST_OPERATIONS, EstAuth, EstService, SecretHash};
 pub use formats::Formats;
 pub use handler::{Handler, HandlerSource, PARAMETERS, ProfileError, RequiredRoles};
 pub use password::{DEFAULT_PIN_PATTERN, PasswordPolicy, PinError};
@@ -53,7 +55,19 @@ impl Rules {
     /// The first handler whose filter matches the whole `remainder` (the path after
     /// `/pgwy/ast/`, empty for `/pgwy/ast`, decoded by `decode_remainder`).
     pub fn select(&self, remainder: &str) -> Option<&Handler> {
-        self.handlers.iter().find(|h| h.filter.is_match(remainder))
+        self.handlers
+            .iter()
+            .find(|h| h.form && h.filter.is_match(remainder))
+    }
+
+    /// The handler serving EST at `/.well-known/est/<label>/` (`None`: `/.well-known/est/`).
+    pub fn est_handler(&self, label: Option<&str>) -> Option<&Handler> {
+        self.handlers.iter().find(|h| {
+            h.est.as_ref().is_some_and(|est| match label {
+                Some(label) => est.label.as_deref() == Some(label),
+                None => est.default,
+            })
+        })
     }
 
     /// How `handler`'s identity headers are decoded: its `headerEncoding`, else `[trust]
@@ -240,6 +254,9 @@ fn build_rules(
             None,
             "no handler is defined; add handler.1.filter =, handler.1.format = ast-default.format and handler.1.tokenprocedure = default",
         ));
+    }
+    if let Some(procedures) = &procedures {
+        est::check_services(&ast.path, &handlers, procedures, &mut problems);
     }
     ast.redact(problems.errors_mut());
     let rules = Rules {

@@ -160,7 +160,7 @@ fn page_from_rows(rows: &[AnyRow], limit: u32) -> Result<CertificatePage, StoreE
         let record = from_row(row)?;
         last = Some(PageCursor {
             created_at: row.try_get("created_at")?,
-            serial: record.serial.clone(),
+            serial: record.serial.to_string(),
         });
         certificates.push(record);
     }

@@ -80,7 +80,7 @@ pub(super) fn issued_certificates(certificates: &[CertificateRecord], created_at
         .map(|c| {
             let sans = serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into());
             let digest = Issued {
-                serial: &c.serial,
+                serial: c.serial.hex(),
                 ca: &c.ca,
                 issuer: &c.issuer,
                 subject: &c.subject,

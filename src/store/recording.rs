@@ -81,7 +81,7 @@ fn with_serials(
     token: &TokenRecord,
     certificates: &[CertificateRecord],
 ) -> AuditEvent {
-    let serials: Vec<&str> = certificates.iter().map(|c| c.serial.as_str()).collect();
+    let serials: Vec<&str> = certificates.iter().map(|c| c.serial.hex()).collect();
     event.with_fields(&[
         ("serials", serde_json::json!(serials)),
         (

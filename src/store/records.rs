@@ -50,8 +50,8 @@ impl CertificateStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateRecord {
-    /// Lower-case hex, even length, no sign padding.
-    pub serial: String,
+    /// Lower-case hex (as stored and shown), even length, no sign padding.
+    pub serial: crate::ca::Serial,
     /// The CA's configured name.
     pub ca: String,
     /// Issuer DN.
@@ -66,7 +66,8 @@ pub struct CertificateRecord {
     pub token_id: String,
     pub status: CertificateStatus,
     pub revoked_at: Option<i64>,
-    pub revocation_reason: Option<String>,
+    /// RFC 5280 reason (`certificateHold` while on hold).
+    pub revocation_reason: Option<crate::ca::RevocationReason>,
     #[serde(skip)]
     pub der: Vec<u8>,
 }
@@ -90,7 +91,8 @@ pub(super) const COLUMNS: &str = "serial, ca, issuer, subject, sans, not_before,
 pub(super) fn from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
     let sans: String = row.try_get("sans")?;
     Ok(CertificateRecord {
-        serial: row.try_get("serial")?,
+        serial: crate::ca::Serial::parse(&row.try_get::<String, _>("serial")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         ca: row.try_get("ca")?,
         issuer: row.try_get("issuer")?,
         subject: row.try_get("subject")?,
@@ -101,7 +103,10 @@ pub(super) fn from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
         token_id: row.try_get("token_id")?,
         status: CertificateStatus::parse(&row.try_get::<String, _>("status")?)?,
         revoked_at: row.try_get("revoked_at")?,
-        revocation_reason: row.try_get("revocation_reason")?,
+        revocation_reason: row
+            .try_get::<Option<String>, _>("revocation_reason")?
+            .map(|r| r.parse().map_err(StoreError::Corrupt))
+            .transpose()?,
         der: row.try_get("der")?,
     })
 }
@@ -257,15 +262,15 @@ pub(super) async fn insert_issuance(
     .await?;
     for c in certificates {
         // New serials never take one of a CA's imported history (checked, not just improbable).
-        if super::import::serial_taken(tx, &c.serial).await? {
-            return Err(StoreError::DuplicateSerial(c.serial.clone()));
+        if super::import::serial_taken(tx, c.serial.hex()).await? {
+            return Err(StoreError::DuplicateSerial(c.serial.to_string()));
         }
         sqlx::query(
             "INSERT INTO certificates (serial, ca, issuer, subject, sans, not_before, not_after, purpose, \
              token_id, status, revoked_at, revocation_reason, der, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12)",
         )
-        .bind(&c.serial)
+        .bind(c.serial.hex())
         .bind(&c.ca)
         .bind(&c.issuer)
         .bind(&c.subject)
@@ -279,7 +284,7 @@ pub(super) async fn insert_issuance(
         .bind(token.created_at)
         .execute(&mut **tx)
         .await
-        .map_err(|e| super::duplicate_serial(e, &c.serial))?;
+        .map_err(|e| super::duplicate_serial(e, c.serial.hex()))?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub enum RevocationOutcome {
     NotFound,
     /// Revoke: it is already revoked with this (non-hold) reason. Reinstate: it is revoked
     /// permanently (not on hold) with this reason.
-    AlreadyRevoked(String),
+    AlreadyRevoked(crate::ca::RevocationReason),
     /// Reinstate: it is not revoked at all.
     NotRevoked,
 }
@@ -167,9 +167,10 @@ impl Store {
         if !changed {
             return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
-                Some(c) => {
-                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
-                }
+                Some(c) => RevocationOutcome::AlreadyRevoked(
+                    c.revocation_reason
+                        .unwrap_or(crate::ca::RevocationReason::Unspecified),
+                ),
             });
         }
         self.changed_outcome(serial).await
@@ -199,9 +200,10 @@ impl Store {
         if !changed {
             return Ok(match records::get(&self.pool, serial).await? {
                 None => RevocationOutcome::NotFound,
-                Some(c) if c.revocation_reason.is_some() => {
-                    RevocationOutcome::AlreadyRevoked(c.revocation_reason.unwrap_or_default())
-                }
+                Some(c) if c.revocation_reason.is_some() => RevocationOutcome::AlreadyRevoked(
+                    c.revocation_reason
+                        .unwrap_or(crate::ca::RevocationReason::Unspecified),
+                ),
                 Some(_) => RevocationOutcome::NotRevoked,
             });
         }

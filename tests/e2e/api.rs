@@ -971,7 +971,7 @@ async fn api_store_sequence(url: &str) {
     };
     let certificate = |serial: &str, token: &str, subject: &str, purpose: &str, not_after: i64| {
         CertificateRecord {
-            serial: serial.into(),
+            serial: crate::kit::ser(serial),
             ca: "issuing".into(),
             issuer: "CN=Issuing".into(),
             subject: subject.into(),
@@ -1017,7 +1017,7 @@ async fn api_store_sequence(url: &str) {
     let serials = |p: &ast_gateway::store::CertificatePage| {
         p.certificates
             .iter()
-            .map(|c| c.serial.clone())
+            .map(|c| c.serial.to_string())
             .collect::<Vec<_>>()
     };
     let mut cursor = None;

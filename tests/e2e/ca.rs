@@ -1209,7 +1209,7 @@ async fn store_revocation_suite(store: &ast_gateway::store::Store) {
         profile: "modern".into(),
     };
     let cert = |serial: &str| CertificateRecord {
-        serial: serial.into(),
+        serial: crate::kit::ser(serial),
         ca: "issuing".into(),
         issuer: "CN=Issuing".into(),
         subject: "CN=Store".into(),
@@ -1237,7 +1237,7 @@ async fn store_revocation_suite(store: &ast_gateway::store::Store) {
         .await
         .unwrap();
     assert!(
-        matches!(hold, RevocationOutcome::Changed(ref c) if c.revocation_reason.as_deref() == Some("certificateHold")),
+        matches!(hold, RevocationOutcome::Changed(ref c) if c.revocation_reason.map(|r| r.name()) == Some("certificateHold")),
         "{hold:?}"
     );
     let again = store
@@ -1245,7 +1245,7 @@ async fn store_revocation_suite(store: &ast_gateway::store::Store) {
         .await
         .unwrap();
     assert!(
-        matches!(again, RevocationOutcome::AlreadyRevoked(ref r) if r == "certificateHold"),
+        matches!(again, RevocationOutcome::AlreadyRevoked(r) if r.name() == "certificateHold"),
         "{again:?}"
     );
     let permanent = store
@@ -1261,7 +1261,7 @@ async fn store_revocation_suite(store: &ast_gateway::store::Store) {
         .await
         .unwrap();
     assert!(
-        matches!(reinstate, RevocationOutcome::AlreadyRevoked(ref r) if r == "keyCompromise"),
+        matches!(reinstate, RevocationOutcome::AlreadyRevoked(r) if r.name() == "keyCompromise"),
         "{reinstate:?}"
     );
     let good = store

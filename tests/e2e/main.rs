@@ -3,6 +3,7 @@
 mod api;
 mod architecture;
 mod ca;
+mod est;
 mod form;
 mod hardening;
 mod interop;

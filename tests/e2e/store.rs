@@ -38,7 +38,7 @@ fn random_serial() -> String {
 
 fn certificate(serial: &str, token_id: &str, subject: &str, purpose: &str) -> CertificateRecord {
     CertificateRecord {
-        serial: serial.into(),
+        serial: ser(serial),
         ca: "issuing".into(),
         issuer: "CN=Demo Issuing CA,O=Demo".into(),
         subject: subject.into(),
@@ -97,6 +97,7 @@ async fn store_records_an_issuance_and_reads_it_back() {
             // Lookup takes a serial as a person types it: upper case, colons.
             let typed = w
                 .serial
+                .hex()
                 .to_uppercase()
                 .as_bytes()
                 .chunks(2)
@@ -125,7 +126,7 @@ async fn store_records_an_issuance_and_reads_it_back() {
                 (w.purpose.as_str(), "t1")
             );
             assert_eq!(r.status, CertificateStatus::Good);
-            assert_eq!((r.revoked_at, r.revocation_reason.clone()), (None, None));
+            assert_eq!((r.revoked_at, r.revocation_reason), (None, None));
             assert_eq!(
                 r.der, w.der,
                 "{:?}: DER must round-trip byte for byte",

@@ -98,7 +98,7 @@ impl Gateway {
                     ca.name
                 ))),
                 Ok(true) => Ok(CertificateRecord {
-                    serial: serial.hex().to_string(),
+                    serial: serial.clone(),
                     ca: ca.parent,
                     issuer: ca.issuer,
                     subject: ca.subject,
@@ -109,7 +109,7 @@ impl Gateway {
                     token_id: String::new(),
                     status: CertificateStatus::Revoked,
                     revoked_at: Some(now),
-                    revocation_reason: Some(reason.name().to_string()),
+                    revocation_reason: Some(reason),
                     der: ca.der,
                 }),
             },

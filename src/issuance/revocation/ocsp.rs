@@ -101,10 +101,7 @@ impl Gateway {
                 CertificateStatus::Good => OcspStatus::Good,
                 CertificateStatus::Revoked => OcspStatus::Revoked {
                     at: from_unix(record.revoked_at.unwrap_or(0)),
-                    reason: record
-                        .revocation_reason
-                        .as_deref()
-                        .and_then(|s| s.parse().ok()),
+                    reason: record.revocation_reason,
                 },
             },
             _ => match self.store.officer_revocation(ca.name(), serial).await? {

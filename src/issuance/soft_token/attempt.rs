@@ -48,7 +48,7 @@ impl Gateway {
 
     /// A place in the database writer's queue, taken before the token is made: a full queue
     /// refuses the request before any key is generated.
-    fn write_slot(&self) -> Result<WriteSlot, IssuanceError> {
+    pub(in crate::issuance) fn write_slot(&self) -> Result<WriteSlot, IssuanceError> {
         self.store.reserve_write().map_err(|e| {
             if let StoreError::QueueFull { .. } = e {
                 metrics::counter!(SHED, "queue" => Queue::Write.as_str()).increment(1);
@@ -200,7 +200,7 @@ fn certificate_records(
     issued
         .iter()
         .map(|(planned, cert)| CertificateRecord {
-            serial: hex::encode(&cert.serial),
+            serial: crate::ca::Serial::from_bytes(&cert.serial),
             ca: planned.ca.name().to_string(),
             issuer: issuer_dn(&planned.ca),
             subject: planned.subject.display_dn(&planned.template.subject_order),

@@ -18,7 +18,7 @@ fn record(id: &str, serial: &str) -> IssuanceRecord {
             profile: "modern".into(),
         },
         certificates: vec![CertificateRecord {
-            serial: serial.into(),
+            serial: crate::ca::Serial::parse(serial).unwrap(),
             ca: "issuing".into(),
             issuer: "CN=Issuing".into(),
             subject: format!("CN={id}"),

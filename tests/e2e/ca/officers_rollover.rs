@@ -128,7 +128,7 @@ async fn officers_ca_rollover_keeps_old_officers_and_issues_from_the_new_one() {
     };
     // The client sees an alert or a closed connection, depending on timing; the service logs
     // the refusal with the certificate.
-    let log = root.serve_log();
+    let log = server.log();
     assert!(
         log.contains("refused a revoked officer certificate") && log.contains(&old.serial),
         "{refused}\n{log}"

@@ -7,7 +7,7 @@
 //! does warn, so the check can fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::kit::{Anchored, free_port};
+use crate::kit::{Anchored, Serve, free_port};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,40 +46,28 @@ fn enable_https(root: &Path, port: u16) {
     std::fs::write(&path, text).unwrap();
 }
 
-/// Starts `serve` until the HTTPS listener answers, stops it, and returns what it logged.
+/// Starts `serve` (the kit's harness) until the HTTPS listener answers, stops it, and returns
+/// what it logged.
 fn serve_log(root: &Path, port: u16) -> String {
-    let log = root.join("serve.log");
-    let mut child = Command::new(bin())
+    let mut command = Command::new(bin());
+    command
         .arg("--root")
         .arg(root)
         .env("RUST_LOG", "info")
-        .args(["serve", "--http", "127.0.0.1:0", "--admin", ""])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(
-            std::fs::File::create(root.join("serve.err")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+        .args(["serve", "--http", "127.0.0.1:0", "--admin", ""]);
+    let serve = Serve::spawn(command);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "serve exited with {status}: {}",
-                std::fs::read_to_string(root.join("serve.err")).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "serve did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "serve did not listen on {port}: {}",
+            serve.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The summary is logged right after the listeners are bound.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = child.kill();
-    let _ = child.wait();
-    format!(
-        "{}{}",
-        std::fs::read_to_string(&log).unwrap_or_default(),
-        std::fs::read_to_string(root.join("serve.err")).unwrap_or_default()
-    )
+    serve.log_text()
 }
 
 fn pem_files(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -114,7 +114,7 @@ async fn happy_path_headers_token_and_database_agree() {
     );
     for row in &rows {
         let (_, cert) = X509Certificate::from_der(&row.der).unwrap();
-        assert_eq!(row.serial, hex::encode(cert.raw_serial()));
+        assert_eq!(row.serial.hex(), hex::encode(cert.raw_serial()));
         assert!(row.subject.contains("CN=Alice Andersson"));
     }
     assert_eq!(

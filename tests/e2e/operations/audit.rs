@@ -60,7 +60,7 @@ pub(crate) async fn issue(gw: &TestGateway, cn: &str) -> Vec<String> {
     certs
         .into_iter()
         .filter(|c| c.subject.contains(&subject_cn))
-        .map(|c| c.serial)
+        .map(|c| c.serial.to_string())
         .collect()
 }
 

@@ -53,7 +53,7 @@ fn issuer_of(der: &[u8]) -> Option<String> {
 impl From<&CertificateRecord> for Certificate {
     fn from(c: &CertificateRecord) -> Self {
         Certificate {
-            serial: c.serial.clone(),
+            serial: c.serial.to_string(),
             subject: c.subject.clone(),
             // Rows written before names had one style kept the issuer's RFC 4514 text: the
             // certificate itself says who issued it, in the style of `subject`.
@@ -69,7 +69,7 @@ impl From<&CertificateRecord> for Certificate {
             not_after: Timestamp::from_unix(c.not_after).to_string(),
             token_id: c.token_id.clone(),
             revoked_at: c.revoked_at.map(|t| Timestamp::from_unix(t).to_string()),
-            revocation_reason: c.revocation_reason.clone(),
+            revocation_reason: c.revocation_reason.map(|r| r.to_string()),
         }
     }
 }

@@ -141,7 +141,7 @@ impl From<&SoftToken> for SoftTokenJson {
                 .certificates
                 .iter()
                 .map(|c| IssuedCertificate {
-                    serial: c.serial.clone(),
+                    serial: c.serial.to_string(),
                     subject: c.subject.clone(),
                     purpose: c.purpose.clone(),
                     not_before: Timestamp::from_unix(c.not_before).to_string(),

@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
+
+use crate::kit::Serve;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "officer-pw-1";
@@ -63,12 +65,6 @@ impl Root {
         let out = self.cli(args);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
         String::from_utf8(out.stdout).unwrap()
-    }
-    /// What `serve` logged.
-    pub(super) fn serve_log(&self) -> String {
-        ["serve.log", "serve.err"]
-            .map(|f| std::fs::read_to_string(self.file(f)).unwrap_or_default())
-            .concat()
     }
     pub(super) fn gateway_toml(&self) -> String {
         std::fs::read_to_string(self.file("conf/gateway.toml")).unwrap()
@@ -151,33 +147,27 @@ impl Root {
         std::fs::write(&path, text).unwrap();
     }
     pub(super) fn serve(&self, http: u16, https: u16) -> Server {
-        let child = self
-            .command()
-            .args([
-                "serve",
-                "--http",
-                &format!("127.0.0.1:{http}"),
-                "--admin",
-                "",
-            ])
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(self.file("serve.log")).unwrap())
-            .stderr(std::fs::File::create(self.file("serve.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server { child, http, https };
+        // The kit's `serve` harness; the ports were chosen before the start because
+        // public_url and the HTTPS listener are written into gateway.toml.
+        let mut command = self.command();
+        command.env("RUST_LOG", "info,sqlx=warn").args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--admin",
+            "",
+        ]);
+        let serve = Serve::spawn(command);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "serve exited with {status}: {}",
-                    std::fs::read_to_string(self.file("serve.err")).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "serve did not listen on {https}");
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen on {https}: {}",
+                serve.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        server
+        Server { serve, http, https }
     }
 }
 
@@ -193,19 +183,17 @@ pub(super) struct Officer {
 }
 
 pub(super) struct Server {
-    child: Child,
+    serve: Serve,
     pub(super) http: u16,
     pub(super) https: u16,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
+    /// What `serve` logged so far.
+    pub(super) fn log(&self) -> String {
+        self.serve.log_text()
+    }
+
     /// `GET /pgwy/api/tokenprocedures` over mTLS as `officer`: the status, or the error (a
     /// refused handshake reads as an alert or a closed connection, depending on timing).
     pub(super) async fn api_as(&self, root: &Root, officer: &Officer) -> Result<u16, String> {

@@ -1,0 +1,201 @@
+//! Making and recording one EST certificate: a CPU slot and a place in the database writer's
+//! queue, the key (serverkeygen: from the key pool, else made inline) and the signature on a
+//! blocking thread, then the token and certificate rows and the `issued` audit record
+//! committed before the certificate (and key) leave.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::super::{EstCall, EstIssued, EstOperation};
+use crate::ca::IssuedCertificate;
+use crate::identity::Caller;
+use crate::issuance::recipe::{Attempt, Planned, Publication, sign_planned};
+use crate::issuance::{Gateway, IssuanceError, StageTimes};
+use crate::rules::Handler;
+use crate::store::{
+    AuditEvent, CertificateRecord, CertificateStatus, IssuanceRecord, StoreError, TokenRecord,
+};
+use crate::token::{GeneratedKey, KeyPool, KeySource, KeyType};
+
+/// The key a certificate is made for.
+pub(super) enum EstKey {
+    /// The client's, DER SubjectPublicKeyInfo from its CSR.
+    Client(Vec<u8>),
+    /// One made here, of this type.
+    Server(KeyType),
+}
+
+/// What the blocking thread needs.
+pub(super) struct EstRecipe {
+    pub(super) planned: Planned,
+    pub(super) publication: Publication,
+    pub(super) key: EstKey,
+}
+
+/// Everything one attempt needs; the same for every attempt of a request.
+pub(super) struct EstOrder<'a> {
+    pub(super) handler: &'a Handler,
+    pub(super) caller: &'a Caller,
+    pub(super) call: &'a EstCall,
+    pub(super) operation: EstOperation,
+    pub(super) recipe: Arc<EstRecipe>,
+    /// simplereenroll: the serial of the certificate renewed.
+    pub(super) renewed: Option<String>,
+}
+
+impl EstRecipe {
+    /// The key (if made here) and the certificate. CPU-bound: call on a blocking thread.
+    fn make(
+        &self,
+        pool: &KeyPool,
+    ) -> Result<(IssuedCertificate, Option<GeneratedKey>, StageTimes), IssuanceError> {
+        let mut stages = StageTimes::default();
+        let started = Instant::now();
+        let key = match &self.key {
+            EstKey::Client(_) => None,
+            EstKey::Server(key_type) => {
+                let (key, source) = pool.key(*key_type)?;
+                match source {
+                    KeySource::Pool => stages.pooled_keys += 1,
+                    KeySource::Inline => stages.inline_keys += 1,
+                }
+                Some(key)
+            }
+        };
+        let spki = match (&self.key, &key) {
+            (EstKey::Client(spki), _) => spki.as_slice(),
+            (EstKey::Server(_), Some(key)) => key.spki_der(),
+            (EstKey::Server(_), None) => {
+                return Err(IssuanceError::invariant("serverkeygen made no key"));
+            }
+        };
+        let signing = Instant::now();
+        stages.keygen = signing - started;
+        let certificate = sign_planned(&self.publication, &self.planned, spki)?;
+        stages.sign = signing.elapsed();
+        Ok((certificate, key, stages))
+    }
+}
+
+impl Gateway {
+    /// Makes the certificate (and key) and records it; a serial the database already holds is
+    /// a collision (nothing recorded, nothing delivered).
+    pub(super) async fn est_attempt(
+        &self,
+        attempt: u32,
+        order: &EstOrder<'_>,
+    ) -> Result<Attempt<EstIssued>, IssuanceError> {
+        if attempt > 1 {
+            tracing::warn!(
+                request_id = order.call.request_id,
+                attempt,
+                "serial collision: making the EST certificate again with a new serial"
+            );
+        }
+        self.refuse_revoked_ca(order.recipe.planned.ca.name())?;
+        let cpu = self.admission.cpu.enter().await?;
+        let slot = self.write_slot()?;
+        let recipe = order.recipe.clone();
+        let pool = self.key_pool.clone();
+        let (certificate, key, stages) = tokio::task::spawn_blocking(move || {
+            let made = recipe.make(&pool);
+            drop(cpu);
+            made
+        })
+        .await??;
+        let store_started = Instant::now();
+        let token_id = uuid::Uuid::new_v4().to_string();
+        let created_at = crate::issuance::unix(std::time::SystemTime::now());
+        let record = certificate_record(&order.recipe.planned, &certificate, &token_id);
+        let token = TokenRecord {
+            id: token_id,
+            created_at,
+            handler: format!("handler.{}", order.handler.number),
+            token_procedure: order.handler.token_procedure.clone(),
+            caller: order.caller.to_string(),
+            request_id: order.call.request_id.clone(),
+            profile: "none".into(),
+        };
+        let event = issued_event(order, &token, &record);
+        let written = slot
+            .record(IssuanceRecord {
+                token,
+                certificates: vec![record],
+                event,
+            })
+            .await;
+        match written {
+            Ok(()) => {}
+            Err(StoreError::DuplicateSerial(serial)) => return Ok(Attempt::Collision(serial)),
+            Err(e) => return Err(e.into()),
+        }
+        crate::issuance::metrics::issued(
+            &format!("handler.{}", order.handler.number),
+            &order.handler.token_procedure,
+            &stages,
+            store_started.elapsed(),
+        );
+        Ok(Attempt::Done(EstIssued {
+            certificate: certificate.der,
+            private_key: key.map(|k| Zeroizing::new(k.pkcs8_der().to_vec())),
+        }))
+    }
+}
+
+/// The certificate's row.
+fn certificate_record(
+    planned: &Planned,
+    certificate: &IssuedCertificate,
+    token_id: &str,
+) -> CertificateRecord {
+    CertificateRecord {
+        serial: crate::ca::Serial::from_bytes(&certificate.serial),
+        ca: planned.ca.name().to_string(),
+        issuer: crate::ca::display_name(planned.ca.certificate().tbs_certificate().subject()),
+        subject: planned.subject.display_dn(&planned.template.subject_order),
+        sans: planned
+            .subject
+            .san_values()
+            .map(|(a, v)| format!("{}:{v}", a.label()))
+            .collect(),
+        not_before: crate::issuance::unix(certificate.not_before),
+        not_after: crate::issuance::unix(certificate.not_after),
+        purpose: planned.template.purpose.clone(),
+        token_id: token_id.to_string(),
+        status: CertificateStatus::Good,
+        revoked_at: None,
+        revocation_reason: None,
+        der: certificate.der.clone(),
+    }
+}
+
+/// The `issued` audit record of an EST certificate: the door, the operation, the label and,
+/// for a renewal, the certificate renewed.
+fn issued_event(
+    order: &EstOrder<'_>,
+    token: &TokenRecord,
+    record: &CertificateRecord,
+) -> AuditEvent {
+    let mut detail = json!({
+        "token": token.id,
+        "handler": token.handler,
+        "tokenProcedure": token.token_procedure,
+        "profile": token.profile,
+        "door": "est",
+        "operation": order.operation.name(),
+        "path": order.call.path(order.operation.name()),
+        "serials": [record.serial],
+    });
+    if let Some(renewed) = &order.renewed {
+        detail["renewed"] = renewed.clone().into();
+    }
+    AuditEvent::now(
+        "issued",
+        &order.caller.to_string(),
+        &order.call.request_id,
+        detail,
+    )
+}
