@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::outln;
+use super::store::{Access, open_configured};
 
 use crate::config::{Root, SecretKey, parse_duration};
-use crate::store::{AUDIT_KEY_LABEL, AuditRow, AuditSeal, AuditVerification, Store};
+use crate::store::{AUDIT_KEY_LABEL, AuditRow, AuditSeal, AuditVerification};
 
 /// Verifies with the root's key (read, never created: a missing key is reported) and its
 /// anchor file. Exit code 1 on any problem.
@@ -29,9 +30,7 @@ pub(super) async fn verify(root: &Root, json: bool) -> anyhow::Result<ExitCode> 
         Err(e) => (None, Some(e)),
     };
     let seal = AuditSeal::new(key, Some(root.audit_anchors()));
-    let store = Store::open(&config.settings.database_url, 2)
-        .await?
-        .with_audit(seal);
+    let store = open_configured(&config, Access::Sealed(Box::new(seal))).await?;
     let result = store.verify_audit().await?;
     store.close().await;
     if json {
@@ -160,7 +159,7 @@ pub(super) async fn export(root: &Root, args: ExportArgs) -> anyhow::Result<Exit
         Some(s) => since_millis(s, time::OffsetDateTime::now_utc()).map_err(anyhow::Error::msg)?,
     };
     let config = super::load_config(root)?;
-    let store = Store::open(&config.settings.database_url, 2).await?;
+    let store = open_configured(&config, Access::Read).await?;
     let mut after = 0;
     loop {
         let page = store.audit_page(since, after, PAGE).await?;

@@ -22,7 +22,6 @@ use clap::Args;
 
 use super::output::outln;
 use crate::config::Root;
-use crate::store::Store;
 
 /// The manifest written at the top of a backup.
 pub const MANIFEST: &str = "backup-manifest.txt";
@@ -310,7 +309,7 @@ async fn back_up_database(
         let dest = backup.out.join(&relative);
         // VACUUM INTO wants a new or empty file; creating it first fixes its mode.
         drop(create_private_file(&dest)?);
-        let store = Store::open(url, 1).await?;
+        let store = super::store::open_store(url, super::store::Access::Read).await?;
         store
             .snapshot_sqlite(&dest)
             .await

@@ -5,6 +5,7 @@ use crate::timestamp::Timestamp;
 use std::process::ExitCode;
 
 use super::output::{errln, out, outln};
+use super::store::{Access, open_configured};
 use super::{CaCommand, ca_admin, load_config};
 use crate::config::Root;
 
@@ -16,10 +17,10 @@ async fn ca_states(
 ) -> Option<std::collections::BTreeMap<String, crate::issuance::CaState>> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let usage = async {
-        let store = crate::store::Store::open(&config.settings.database_url, 1).await?;
+        let store = open_configured(config, Access::Read).await?;
         let usage = store.ca_usage(now).await;
         store.close().await;
-        usage
+        anyhow::Ok(usage?)
     }
     .await;
     match usage {
@@ -42,7 +43,7 @@ async fn next_crl_numbers(
     cas: &Cas,
 ) -> std::collections::BTreeMap<String, (i64, Option<String>)> {
     let mut numbers = std::collections::BTreeMap::new();
-    let Ok(store) = crate::store::Store::open(&config.settings.database_url, 1).await else {
+    let Ok(store) = open_configured(config, Access::Read).await else {
         return numbers;
     };
     for (name, ca) in cas {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::output::{errln, out, outln};
+use super::store::{Access, open_configured};
 use crate::config::Root;
 use crate::store::{CertificateFilter, CertificateStatus, Store};
 
@@ -67,10 +68,7 @@ pub enum CertsCommand {
 /// They touch only the database, so no CA key is loaded: revoking works while an HSM is down.
 async fn change(root: &Root, command: CertsCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(root)?;
-    let seal = crate::issuance::audit_seal(root).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = Store::open(&config.settings.database_url, 2)
-        .await?
-        .with_audit(seal);
+    let store = open_configured(&config, Access::Write(root)).await?;
     let gateway = crate::issuance::Gateway::from_parts(config, Default::default(), store);
     let request_id = uuid::Uuid::new_v4().to_string();
     let (result, json) = match command {
@@ -139,7 +137,7 @@ pub(super) async fn run(root: &Root, command: CertsCommand) -> anyhow::Result<Ex
 
 async fn open_store(root: &Root) -> anyhow::Result<Store> {
     let config = super::load_config(root)?;
-    Ok(Store::open(&config.settings.database_url, 2).await?)
+    open_configured(&config, Access::Read).await
 }
 
 /// The filter of `certs list`: --expiring means good ones only unless --status is given.

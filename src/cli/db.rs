@@ -10,8 +10,9 @@ use clap::Subcommand;
 
 use super::database_url::redact_database_url;
 use super::output::outln;
+use super::store::{Access, open_store};
 use crate::config::{GatewayConfig, Root};
-use crate::store::{Durability, Store};
+use crate::store::Durability;
 
 /// `db …`
 #[derive(Debug, Subcommand)]
@@ -64,8 +65,8 @@ async fn copy(root: &Root, to: &str) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--to must be a postgres:// URL");
     }
     let seal = crate::issuance::audit_seal(root)?;
-    let source = Store::open(from, 2).await?;
-    let target = Store::open(to, 2).await?;
+    let source = open_store(from, Access::Read).await?;
+    let target = open_store(to, Access::Read).await?;
     let report = source.copy_to(&target).await;
     source.close().await;
     let report = report?;

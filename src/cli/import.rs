@@ -11,10 +11,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::{errln, outln};
+use super::store::{Access, open_configured};
 use crate::ca::history::{PemBlocks, parse_index_line};
 use crate::config::Root;
 use crate::issuance::{HistoryImport, ImportReport};
-use crate::store::Store;
 
 /// The largest DER file read whole.
 const MAX_DER_FILE: u64 = 4 * 1024 * 1024;
@@ -55,10 +55,7 @@ pub struct CrlImportArgs {
 
 async fn start(root: &Root, ca: &str, source: &'static str) -> anyhow::Result<HistoryImport> {
     let config = super::load_config(root)?;
-    let seal = crate::issuance::audit_seal(root).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = Store::open(&config.settings.database_url, 2)
-        .await?
-        .with_audit(seal);
+    let store = open_configured(&config, Access::Write(root)).await?;
     Ok(HistoryImport::start(
         &config.settings,
         store,

@@ -6,8 +6,6 @@ mod backup;
 mod bench;
 mod ca;
 mod ca_admin;
-mod ca_client_trust;
-mod ca_rollover;
 mod certs;
 mod config_tools;
 mod crl;
@@ -20,6 +18,7 @@ pub mod logging;
 mod officer;
 pub(crate) mod output;
 mod serve;
+mod store;
 mod tls;
 
 use std::net::SocketAddr;
@@ -246,9 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&root)?;
             // The database, sealed like the service's, accounts for the TLS server certificate
             // the new root signed.
-            let store = crate::store::Store::open(&config.settings.database_url, 1)
-                .await?
-                .with_audit(crate::issuance::audit_seal(&root)?);
+            let store = store::open_configured(&config, store::Access::Write(&root)).await?;
             written
                 .record(&root, &store, &crate::identity::Caller::Cli)
                 .await?;

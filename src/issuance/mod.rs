@@ -10,10 +10,12 @@
 mod admission;
 mod api;
 pub mod bench;
+pub mod ca_admin;
 mod error;
 mod est;
 mod explain;
 mod init;
+pub mod lints;
 pub mod metrics;
 mod officers;
 mod pin_page;

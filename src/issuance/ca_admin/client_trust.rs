@@ -10,7 +10,9 @@ use anyhow::Context;
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 
-use super::ca_admin::toml_string;
+use toml_edit::DocumentMut;
+
+use super::gateway_toml;
 use crate::ca::{pem_certificate, read_certificate_file};
 use crate::config::Root;
 
@@ -19,25 +21,26 @@ const BUNDLE: &str = "data/tls/client-ca.pem";
 
 /// What was done for the HTTPS listener's client certificates.
 #[derive(Debug)]
-pub(super) struct ClientTrust {
+pub struct ClientTrust {
     /// The bundle written: the officers CA certificates client certificates may chain to.
-    pub(super) bundle: PathBuf,
+    pub bundle: PathBuf,
     /// How many certificates it holds.
-    pub(super) certificates: usize,
+    pub certificates: usize,
     /// `client_ca` was set and now names the bundle: the line edited in gateway.toml.
-    pub(super) edited_line: Option<usize>,
+    pub edited_line: Option<usize>,
     /// `client_ca` was not set (the listener asks for no client certificate).
-    pub(super) unset: bool,
+    pub unset: bool,
 }
 
 /// Writes the bundle of the certificates `client_ca` trusts (or `old`'s certificate) plus
-/// `new_der`, and points `client_ca` at it in `text` (gateway.toml) when it is set.
+/// `new_der`, and points `client_ca` at it in `document` (gateway.toml) when it is set.
 pub(super) fn trust_both(
     root: &Root,
     config: &crate::rules::Configuration,
     old: &str,
     new_der: &[u8],
-    text: &mut String,
+    document: &mut DocumentMut,
+    text: &str,
 ) -> anyhow::Result<ClientTrust> {
     let bundle = root.resolve(BUNDLE);
     let client_ca = config.settings.server.client_ca.clone();
@@ -71,7 +74,7 @@ pub(super) fn trust_both(
     let pem: String = trusted.iter().map(|der| pem_certificate(der)).collect();
     std::fs::write(&bundle, pem).with_context(|| format!("writing {}", bundle.display()))?;
     let edited_line = match &client_ca {
-        Some(path) if *path != bundle => Some(point_client_ca(text)?),
+        Some(path) if *path != bundle => Some(point_client_ca(document, text)?),
         _ => None,
     };
     Ok(ClientTrust {
@@ -82,40 +85,41 @@ pub(super) fn trust_both(
     })
 }
 
-/// Replaces the `client_ca = …` line of `text` with one naming the bundle; its line number.
-fn point_client_ca(text: &mut String) -> anyhow::Result<usize> {
-    let mut offset = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let key = line.trim_start();
-        let is_client_ca = key
-            .strip_prefix("client_ca")
-            .is_some_and(|rest| rest.trim_start().starts_with('='));
-        if is_client_ca {
-            let end = offset + line.trim_end_matches(['\n', '\r']).len();
-            text.replace_range(offset..end, &format!("client_ca = {}", toml_string(BUNDLE)));
-            return Ok(index + 1);
-        }
-        offset += line.len();
+/// Points `[server] client_ca` at the bundle; the line it is on in `text` (gateway.toml as
+/// read), for the operator.
+fn point_client_ca(document: &mut DocumentMut, text: &str) -> anyhow::Result<usize> {
+    if !gateway_toml::point_client_ca(document, BUNDLE) {
+        anyhow::bail!(
+            "no `client_ca = …` in [server] of gateway.toml; set client_ca = \"{BUNDLE}\" by hand"
+        );
     }
-    anyhow::bail!(
-        "no `client_ca = …` line found in gateway.toml; set client_ca = \"{BUNDLE}\" by hand"
-    )
+    let line = text
+        .lines()
+        .position(|line| {
+            line.trim_start()
+                .strip_prefix("client_ca")
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1);
+    Ok(line)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::point_client_ca;
 
     #[test]
-    fn only_the_client_ca_line_changes() {
-        let mut text =
-            "[server]\n# client_ca = \"x\"\n  client_ca = 'data/ca/officers.pem'\nhttp = \"a\"\n"
-                .to_string();
-        assert_eq!(point_client_ca(&mut text).unwrap(), 3);
+    fn only_the_client_ca_value_changes() {
+        let text =
+            "[server]\n# client_ca = \"x\"\n  client_ca = 'data/ca/officers.pem'\nhttp = \"a\"\n";
+        let mut document = text.parse().unwrap();
+        assert_eq!(point_client_ca(&mut document, text).unwrap(), 3);
         assert_eq!(
-            text,
-            "[server]\n# client_ca = \"x\"\nclient_ca = \"data/tls/client-ca.pem\"\nhttp = \"a\"\n"
+            document.to_string(),
+            "[server]\n# client_ca = \"x\"\n  client_ca = \"data/tls/client-ca.pem\"\nhttp = \"a\"\n"
         );
-        assert!(point_client_ca(&mut "[server]\n".to_string()).is_err());
+        let text = "[server]\n";
+        assert!(point_client_ca(&mut text.parse().unwrap(), text).is_err());
     }
 }
