@@ -8,7 +8,7 @@ pub(crate) mod sso_front;
 pub(crate) mod sso_journey;
 
 pub use crate::kit::identity_pem;
-use crate::kit::{TestGateway, append_file, replaced, ser};
+use crate::kit::{TestGateway, append_file, error_code, post_raw_headers, replaced, ser};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +21,6 @@ use ast_gateway::config::Root;
 use ast_gateway::issuance::Gateway;
 use ast_gateway::rules;
 use ast_gateway::token::{KeyType, Pin, generate_key};
-use reqwest::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
@@ -163,25 +162,11 @@ fn form(pin: &str) -> String {
 }
 
 async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &[u8])]) -> reqwest::Response {
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form("secret-123"));
-    for (name, value) in headers {
-        request = request.header(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_bytes(value).unwrap(),
-        );
-    }
-    request.send().await.unwrap()
+    post_raw_headers(client, url, headers, "secret-123").await
 }
 
 fn code(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("x-ast-error")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    error_code(response)
 }
 
 /// The subject CNs and O values of the first certificate in a PKCS#12, via x509-parser.

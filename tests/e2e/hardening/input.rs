@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use ast_gateway::ca::pem_certificate;
 use der::{Decode, Encode};
-use reqwest::header::{HeaderName, HeaderValue};
 use sha2::Digest;
 
-use crate::kit::{Anchored, TestGateway};
+use crate::kit::{Anchored, TestGateway, error_code, post_raw_headers};
 use crate::trust::Env;
 
 /// POSTs the form (PIN `secret-123`) with identity headers given as raw bytes.
@@ -25,28 +24,11 @@ async fn post_pin(
     headers: &[(&str, &[u8])],
     pin: &str,
 ) -> reqwest::Response {
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("password", pin)
-        .finish();
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    for (name, value) in headers {
-        request = request.header(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_bytes(value).unwrap(),
-        );
-    }
-    request.send().await.unwrap()
+    post_raw_headers(client, url, headers, pin).await
 }
 
 fn code(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("x-ast-error")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    error_code(response)
 }
 
 /// The first certificate of a PKCS#12 (PIN `secret-123`), parsed by x509-parser.

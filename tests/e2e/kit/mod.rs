@@ -108,3 +108,36 @@ pub const ALICE: &[(&str, &str)] = &[
     ("country", "SE"),
     ("email", "alice@example.com"),
 ];
+
+/// POSTs the form with PIN `pin` and identity headers given as raw bytes (names and values
+/// exactly as a front or an attacker would send them).
+pub async fn post_raw_headers(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &[u8])],
+    pin: &str,
+) -> reqwest::Response {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("password", pin)
+        .finish();
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    request.send().await.unwrap()
+}
+
+/// The `X-Ast-Error` code of an answer (empty when there is none).
+pub fn error_code(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-ast-error")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
