@@ -60,19 +60,13 @@ async fn curl_and_openssl_do_every_est_operation() {
         &["-addext", "subjectAltName=DNS:dev-curl-1.devices.example"],
     );
     let answer = t
-        .post(
+        .post_ok(
             &api,
             "/.well-known/est/devices/simpleenroll",
             &csr,
             &["-u", &basic],
         )
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
     assert!(
         answer
             .header("content-type")
@@ -87,19 +81,13 @@ async fn curl_and_openssl_do_every_est_operation() {
     // serverkeygen: the key (PKCS#8) and its certificate in one multipart/mixed answer.
     let csr = t.csr("keygen", "/CN=dev-curl-2", &[]);
     let answer = t
-        .post(
+        .post_ok(
             &api,
             "/.well-known/est/devices/serverkeygen",
             &csr,
             &["-u", &basic],
         )
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
     assert_eq!(answer.header("cache-control"), "no-store");
     let parts = parts(&answer);
     assert_eq!(parts.len(), 2, "{parts:?}");
@@ -132,19 +120,13 @@ async fn curl_and_openssl_do_every_est_operation() {
     );
     let (cert, key) = (enrolled.to_str().unwrap(), t.path("enrol.key"));
     let answer = t
-        .post(
+        .post_ok(
             &api,
             "/.well-known/est/devices/simplereenroll",
             &csr,
             &["--cert", cert, "--key", key.to_str().unwrap()],
         )
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
     let (renewed, _) = t.certs_only("renewed", &answer.body);
     key_matches(&t.openssl, &renewed, &t.path("renew.key"));
     let (renewed_serial, subject) = serial_and_subject(&t.openssl, &renewed);
@@ -154,19 +136,13 @@ async fn curl_and_openssl_do_every_est_operation() {
     // The front's identity headers (no label: est.default), the subject from them.
     let csr = t.csr("front", "/CN=ignored", &[]);
     let answer = t
-        .post(
+        .post_ok(
             &api,
             "/.well-known/est/simpleenroll",
             &csr,
             &["-H", "commonname: Front Device", "-H", "country: SE"],
         )
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
     let (front, _) = t.certs_only("front-cert", &answer.body);
     let (front_serial, subject) = serial_and_subject(&t.openssl, &front);
     assert_eq!(subject, "CN=Front Device,C=SE");
@@ -176,19 +152,13 @@ async fn curl_and_openssl_do_every_est_operation() {
     let csr = t.csr("officer", "/CN=printer-7", &[]);
     let file = officer.file.to_str().unwrap();
     let answer = t
-        .post(
+        .post_ok(
             &api,
             "/.well-known/est/officers/simpleenroll",
             &csr,
             &["--cert", file],
         )
         .await;
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
     let (officer_cert, _) = t.certs_only("officer-cert", &answer.body);
     let (officer_serial, subject) = serial_and_subject(&t.openssl, &officer_cert);
     assert_eq!(subject, "CN=printer-7");

@@ -185,6 +185,24 @@ impl Tools {
         self.curl(api, path, &args).await
     }
 
+    /// `post`, asserting a 200 answer (the body shown otherwise).
+    pub(super) async fn post_ok(
+        &self,
+        api: &Api,
+        path: &str,
+        csr: &Path,
+        extra: &[&str],
+    ) -> Answer {
+        let answer = self.post(api, path, csr, extra).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer
+    }
+
     /// The certificates of a base64 certs-only body, as PEM (`<name>.pem`), via openssl pkcs7.
     pub(super) fn certs_only(&self, name: &str, base64_body: &[u8]) -> (PathBuf, String) {
         let der = decode(base64_body);
