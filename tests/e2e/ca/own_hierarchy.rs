@@ -70,6 +70,19 @@ fn serve_log(root: &Path, port: u16) -> String {
     serve.log_text()
 }
 
+/// `certs list --json` of a root (must succeed).
+fn certificates(root: &Path) -> Vec<serde_json::Value> {
+    let listed = Command::new(bin())
+        .arg("--root")
+        .arg(root)
+        .env("RUST_LOG", "warn")
+        .args(["certs", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    serde_json::from_slice(&listed.stdout).unwrap()
+}
+
 fn pem_files(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -158,15 +171,7 @@ fn following_the_own_hierarchy_section_leaves_no_demo_certificate_and_no_demo_wa
     assert!(said.contains("from CA `example-officers`"), "{said}");
     assert!(!said.to_lowercase().contains("demo"), "{said}");
     // Both TLS server certificates (init's `localhost`, then `tls issue`'s) are recorded.
-    let listed = Command::new(bin())
-        .arg("--root")
-        .arg(&root)
-        .env("RUST_LOG", "warn")
-        .args(["certs", "list", "--json"])
-        .output()
-        .unwrap();
-    assert!(listed.status.success());
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = certificates(&root);
     let tls: Vec<&serde_json::Value> = listed
         .iter()
         .filter(|c| c["purpose"] == "tls-server")
@@ -396,15 +401,7 @@ fn serve_init_takes_the_names_and_records_the_tls_server_certificate() {
         toml.contains("name = \"o1\"\ncertificate = \"data/ca/o1.pem\"\nkey = \"data/ca/o1.key\"\nparent = \"r1\"\nrole = \"officers\"\n"),
         "{toml}"
     );
-    let listed = Command::new(bin())
-        .arg("--root")
-        .arg(&root)
-        .env("RUST_LOG", "warn")
-        .args(["certs", "list", "--json"])
-        .output()
-        .unwrap();
-    assert!(listed.status.success());
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = certificates(&root);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["purpose"], "tls-server");
     assert_eq!(listed[0]["ca"], "r1");
