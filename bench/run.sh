@@ -1,5 +1,15 @@
 #!/usr/bin/env bash
-# bench/run.sh — ast-gateway benchmarks. Two modes:
+# bench/run.sh — ast-gateway benchmarks. Three modes:
+#
+# 0. The per-request overhead (the default: nothing set): `serve` on one core against the
+#    in-process floor on the same core, interleaved.
+#      cargo build --release && bench/run.sh          # ~3 minutes on 2 CPUs
+#    Mode 1 with CORES=1, REPEAT=3, DURATION=10s, WRK_THREADS=1, CONNS=64: each round runs the
+#    floor (`bench --threads 1 --no-pool`, pinned to CPU 0), then `serve` pinned to CPU 0 with
+#    wrk pinned to CPU 1; three rounds, and the table shows the medians, the ratio of each round
+#    and the CPU time a served token costs on each of the server's threads (issuance workers:
+#    keys, certificates, PKCS#12, and the key pool's threads; database: SQLite's threads; HTTP and runtime: the async
+#    workers) beside the floor's own stages. Needs at least 2 CPUs; keep the machine quiet.
 #
 # 1. Core scaling (CORES set): the in-process floor against `serve` over HTTP, per core count.
 #      CORES="2 4 12" DURATION=30s bench/run.sh
@@ -15,9 +25,9 @@
 #    RSS, the store stage and mean batch from /metrics) and writes it to OUT (default
 #    bench/cores-last-run.md), with one JSON object per run in ${OUT%.md}.json.
 #
-# 2. Peers (CORES unset): the issue-7 comparison against other issuers on this machine.
-#      cargo build --release && bench/run.sh            # full run, ~10 minutes on 2 cores
-#      QUICK=1 bench/run.sh                             # smoke run, ~2 minutes
+# 2. Peers (PEERS=1): the comparison against other issuers on this machine.
+#      cargo build --release && PEERS=1 bench/run.sh        # full run, ~10 minutes on 2 cores
+#      PEERS=1 QUICK=1 bench/run.sh                         # smoke run, ~2 minutes
 #
 # Environment: BIN (default target/release/ast-gateway), DURATION (wrk, default 30s),
 # CONC (wrk connections, default 4), TOKENS (in-process and pyca RSA tokens, default 200),
@@ -179,10 +189,28 @@ LUA
       done
       $ready || { echo "serve did not become ready:" >&2; cat "$work/serve.log" >&2; exit 1; }
       taskset -c "$wrk_cpus" wrk -t"$w" -c"$CONNS" -d"$WARMUP" --timeout 30s -s "$work/post.lua" "http://127.0.0.1:$port/pgwy/ast" >/dev/null
-      local before after out
+      local before after out task
+      # CPU time (clock ticks) of each server thread before and after the measured run.
+      declare -A ticks0=()
+      for task in /proc/"$server_pid"/task/*; do ticks0[$task]=$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo 0); done
       before=$(http_get "$aport" /metrics)
       out=$(taskset -c "$wrk_cpus" wrk -t"$w" -c"$CONNS" -d"$DURATION" --timeout 30s -s "$work/post.lua" "http://127.0.0.1:$port/pgwy/ast" | tail -1)
       after=$(http_get "$aport" /metrics)
+      # CPU ms per served token by thread role (the thread's name says its role).
+      local hz requests role_ticks
+      hz=$(getconf CLK_TCK)
+      requests=$(json_num "$out" requests)
+      role_ticks=$(for task in /proc/"$server_pid"/task/*; do
+          printf '%s %s\n' "$(cat "$task/comm" 2>/dev/null)" $(( $(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo 0) - ${ticks0[$task]:-0} ))
+        done | awk '{ r = "http"; if ($1 ~ /^ast-(issuance|key-pool)/) r = "recipe"; else if ($1 ~ /^sqlx-sqlite/) r = "database"; t[r] += $2; all += $2 }
+                    END { printf "%d %d %d %d", t["recipe"], t["database"], t["http"], all }')
+      read -r tr td th ta <<< "$role_ticks"
+      for field in tr td th ta; do
+        v[$job:$n:cpu_$field]=$(awk -v t="${!field}" -v r="${requests:-0}" -v hz="$hz" 'BEGIN { if (r > 0) printf "%.3f", 1000 * t / hz / r; else print "–" }')
+      done
+      v[$job:$n:ratio]=$(awk -v a="$(json_num "$out" tokens_per_s)" -v b="${v[$job:$n:floor]}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "–" }')
+      v[$job:$n:floor_cpu]=$(awk -v f="${v[$job:$n:floor]}" 'BEGIN { if (f > 0) printf "%.3f", 1000 / f; else print "–" }')
+      v[$job:$n:floor_stages]=$(printf '%s' "$floor" | grep -o '"stage_mean_ms": *{[^}]*}' | grep -o '[0-9.]\+' | awk '{ s = s (NR > 1 ? " / " : "") sprintf("%.3f", $1) } END { print s }')
       v[$job:$n:http]=$(json_num "$out" tokens_per_s)
       v[$job:$n:p50]=$(json_num "$out" p50_ms)
       v[$job:$n:p99]=$(json_num "$out" p99_ms)
@@ -212,12 +240,13 @@ LUA
         "${v[$job:$n:p99]:-0}" "${v[$job:$n:errors]:-0}" "${v[$job:$n:non2xx]:-0}" "${v[$job:$n:rss]:-0}" "${v[$job:$n:store]}" \
         "${v[$job:$n:batch]}" "${v[$job:$n:shed]:-0}" "$CONNS" "$DURATION" "${DATABASE_URL:+postgres}${DATABASE_URL:-sqlite}" "$fs" >> "$JSON"
       say "$job, $n cores, run $rep: floor ${v[$job:$n:floor]}/s, HTTP ${v[$job:$n:http]}/s, p50 ${v[$job:$n:p50]} ms, p99 ${v[$job:$n:p99]} ms"
-      for field in floor http p50 p99 errors non2xx rss store batch shed; do
+      for field in floor http p50 p99 errors non2xx rss store batch shed ratio cpu_tr cpu_td cpu_th cpu_ta floor_cpu; do
         acc[$job:$n:$field]+=" ${v[$job:$n:$field]:-}"
       done
+      v[$job:$n:ratios]+="${v[$job:$n:ratios]:+ }${v[$job:$n:ratio]}×"
       done
       # The table shows the median of the runs.
-      for field in floor http p50 p99 errors non2xx rss store batch shed; do
+      for field in floor http p50 p99 errors non2xx rss store batch shed ratio cpu_tr cpu_td cpu_th cpu_ta floor_cpu; do
         v[$job:$n:$field]=$(median ${acc[$job:$n:$field]})
       done
     done
@@ -253,7 +282,9 @@ LUA
       }
       f_floor() { fmt "${v[$job:$1:floor]:-}"; }
       f_http() { fmt "${v[$job:$1:http]:-}"; }
-      f_ratio() { ratio "${v[$job:$1:http]:-}" "${v[$job:$1:floor]:-}"; }
+      f_ratio() { echo "$(awk -v x="${v[$job:$1:ratio]:-}" 'BEGIN { if (x == "" || x == "–") print "–"; else printf "%.2f×", x }') (runs: ${v[$job:$1:ratios]:-–})"; }
+      f_cpu() { echo "${v[$job:$1:cpu_ta]:-–} = ${v[$job:$1:cpu_tr]:-–} + ${v[$job:$1:cpu_td]:-–} + ${v[$job:$1:cpu_th]:-–}"; }
+      f_floor_cpu() { echo "${v[$job:$1:floor_cpu]:-–} (keygen / sign / pkcs12: ${v[$job:$1:floor_stages]:-–})"; }
       f_lat() { echo "$(fmt "${v[$job:$1:p50]:-}") / $(fmt "${v[$job:$1:p99]:-}")"; }
       f_tail() { ratio "${v[$job:$1:p99]:-}" "${v[$job:$1:p50]:-}"; }
       f_err() { echo "${v[$job:$1:errors]:-–} / ${v[$job:$1:shed]:-–}"; }
@@ -264,7 +295,9 @@ LUA
       row '`ast-gateway bench` in-process floor (N threads, no pool), tokens/s' f_floor
       [ -n "${v[$job:${CORES%% *}:pyca]:-}" ] && row 'pyca/cryptography, same job (N processes), tokens/s' f_pyca
       row "\`ast-gateway serve\` over HTTP, $CONNS connections, tokens/s" f_http
-      row 'HTTP ÷ floor' f_ratio
+      row "HTTP ÷ floor (median of the rounds' ratios)" f_ratio
+      row 'CPU ms per served token = issuance workers + database threads + HTTP/runtime threads' f_cpu
+      row 'floor CPU ms per token (its stages, wall = CPU on one thread)' f_floor_cpu
       row 'HTTP p50 / p99 ms' f_lat
       row 'p99 ÷ p50' f_tail
       row 'errors (incl. non-2xx) / shed 503s' f_err
@@ -279,6 +312,12 @@ LUA
 
 if [ -n "${CORES:-}" ]; then
   scaling
+  exit 0
+fi
+if [ -z "${PEERS:-}" ]; then
+  # Mode 0: the per-request overhead on one core, interleaved with its floor.
+  CORES=1 REPEAT=${REPEAT:-3} DURATION=${DURATION:-10s} WRK_THREADS=1 CONNS=${CONNS:-64} \
+    OUT=${OUT:-$here/overhead-last-run.md} scaling
   exit 0
 fi
 DURATION=${DURATION:-30s}

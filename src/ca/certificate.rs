@@ -208,6 +208,14 @@ pub fn subject_preview(subject: &Subject, order: &[Attribute]) -> Result<String,
     Ok(name.to_string())
 }
 
+/// Fails exactly where [`subject_preview`] fails, without writing the text (issuance checks
+/// every subject before it makes a key; naming the attributes costs more than encoding them).
+pub fn check_subject(subject: &Subject, order: &[Attribute]) -> Result<(), CaError> {
+    encode_subject(subject, order)?;
+    subject_alt_names(subject)?;
+    Ok(())
+}
+
 fn is_printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }

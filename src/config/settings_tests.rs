@@ -173,6 +173,16 @@ fn limits_defaults_values_and_errors() {
     assert!(e.contains("limits.write_batch"), "{e}");
     let e = edited("write_queue = 0").unwrap_err().to_string();
     assert!(e.contains("limits.write_queue"), "{e}");
+    let e = edited("write_delay_ms = 101").unwrap_err().to_string();
+    assert!(e.contains("limits.write_delay_ms"), "{e}");
+    assert_eq!(
+        edited("write_delay_ms = 0")
+            .unwrap()
+            .settings
+            .limits
+            .write_delay,
+        Duration::ZERO
+    );
 }
 
 /// Out-of-range timeouts and pool sizes are reported with their line, never clamped silently.

@@ -218,6 +218,9 @@ pub struct LimitsFile {
     /// The most issuances the writer commits in one transaction.
     #[serde(default = "default_write_batch")]
     pub write_batch: Spanned<usize>,
+    /// How long (ms) the writer waits for tokens still being made before it commits.
+    #[serde(default = "default_write_delay")]
+    pub write_delay_ms: Spanned<u64>,
     /// The `Retry-After` (seconds) sent with an overload refusal.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: Spanned<u64>,
@@ -250,6 +253,7 @@ impl Default for LimitsFile {
             issuance_queue: default_issuance_queue(),
             write_queue: default_write_queue(),
             write_batch: default_write_batch(),
+            write_delay_ms: default_write_delay(),
             retry_after_secs: default_retry_after(),
             peer_per_minute: 0,
             identity_per_minute: default_identity_rate(),
@@ -268,6 +272,10 @@ fn default_write_queue() -> Spanned<usize> {
 
 fn default_write_batch() -> Spanned<usize> {
     Spanned::new(0..0, 64)
+}
+
+fn default_write_delay() -> Spanned<u64> {
+    Spanned::new(0..0, 5)
 }
 
 fn default_retry_after() -> Spanned<u64> {

@@ -1,10 +1,10 @@
 //! Admission to issuance: bounded CPU work and per-caller rate limits.
 //!
-//! * **CPU slots.** Key generation, signing and PKCS#12 run on blocking threads, at most one
-//!   per core. The slot (a semaphore permit) is moved into the blocking task, so a request that
-//!   is dropped (client gone, request timeout) cannot leave key generation running outside the
-//!   bound: the slot is freed only when the CPU work ends.
-//! * **A bounded queue.** Requests wait for a slot in a queue of `[limits] issuance_queue`; one
+//! * **CPU slots.** Key generation, signing and PKCS#12 run on the issuance workers, one thread
+//!   per core (`cpu`). Work that started finishes in its slot; a job whose request was dropped
+//!   (client gone, request timeout) before a worker reached it is not run, so abandoned requests
+//!   cannot leave key generation running outside the bound.
+//! * **A bounded queue.** Jobs wait for a worker in a queue of `[limits] issuance_queue`; one
 //!   more is refused at once with 503 `unavailable` and `Retry-After` instead of piling up.
 //! * **Rate limits** (`[limits] peer_per_minute`, `identity_per_minute`, `officer_per_minute`):
 //!   GCRA through `governor`, keyed per TCP peer (IPv6 per /64, so one host cannot mint fresh
@@ -16,17 +16,18 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{IssuanceError, Queue, RateScope, Unavailable};
+mod cpu;
+
+pub(crate) use cpu::CpuGate;
+
+use super::{IssuanceError, RateScope};
 use crate::config::{Limits, RateLimits};
 
 /// Counter: requests shed because a queue was full, by queue (`cpu`, `write`).
@@ -35,73 +36,8 @@ pub const SHED: &str = "ast_issuance_shed_total";
 pub const RATE_LIMITED: &str = "ast_rate_limited_total";
 /// Gauge: requests waiting for a CPU slot.
 pub const WAITING: &str = "ast_issuance_waiting";
-/// Gauge: CPU slots in use (blocking tasks making tokens).
+/// Gauge: CPU slots in use (issuance workers making tokens).
 pub const BUSY: &str = "ast_issuance_cpu_busy";
-
-/// CPU slots and the bounded queue in front of them.
-pub(crate) struct CpuGate {
-    slots: Arc<Semaphore>,
-    size: usize,
-    waiting: AtomicUsize,
-    max_waiting: usize,
-    retry_after: Duration,
-}
-
-/// Leaves the queue when dropped (also when the waiting request is dropped).
-struct InQueue<'a>(&'a AtomicUsize);
-
-impl Drop for InQueue<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl CpuGate {
-    /// `slots` concurrent CPU tasks, `max_waiting` requests queued behind them.
-    pub(crate) fn new(slots: usize, max_waiting: usize, retry_after: Duration) -> CpuGate {
-        let size = slots.max(1);
-        CpuGate {
-            slots: Arc::new(Semaphore::new(size)),
-            size,
-            waiting: AtomicUsize::new(0),
-            max_waiting,
-            retry_after,
-        }
-    }
-
-    /// A CPU slot: at once when one is free, else after waiting in the bounded queue; refused
-    /// at once when the queue is full. Move the permit into the blocking task.
-    pub(crate) async fn enter(&self) -> Result<OwnedSemaphorePermit, IssuanceError> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _queued = InQueue(&self.waiting);
-        if ahead >= self.max_waiting {
-            metrics::counter!(SHED, "queue" => Queue::Cpu.as_str()).increment(1);
-            return Err(Unavailable::Overloaded {
-                queue: Queue::Cpu,
-                retry_after: self.retry_after,
-            }
-            .into());
-        }
-        self.slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| IssuanceError::from(Unavailable::ShuttingDown))
-    }
-
-    /// Requests waiting for a slot now.
-    pub(crate) fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
-    }
-
-    /// Slots in use now (CPU work running, including work whose request is gone).
-    pub(crate) fn busy(&self) -> usize {
-        self.size.saturating_sub(self.slots.available_permits())
-    }
-}
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -215,36 +151,10 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::issuance::Code;
-
-    #[tokio::test]
-    async fn a_full_queue_is_refused_at_once_and_a_dropped_waiter_leaves_it() {
-        let gate = Arc::new(CpuGate::new(1, 1, Duration::from_secs(2)));
-        let held = gate.enter().await.unwrap();
-        // One waiter fits in the queue ...
-        let waiter = {
-            let gate = gate.clone();
-            tokio::spawn(async move { gate.enter().await.map(drop) })
-        };
-        while gate.waiting() < 1 {
-            tokio::task::yield_now().await;
-        }
-        // ... the next is refused at once, with the configured Retry-After.
-        let refused = gate.enter().await.unwrap_err();
-        assert_eq!(refused.code(), Code::Unavailable);
-        assert_eq!(refused.retry_after(), Some(Duration::from_secs(2)));
-        assert_eq!(gate.waiting(), 1);
-        // A waiter that goes away frees its place in the queue.
-        waiter.abort();
-        let _ = waiter.await;
-        assert_eq!(gate.waiting(), 0);
-        assert_eq!(gate.busy(), 1);
-        drop(held);
-        assert_eq!(gate.busy(), 0);
-        let again = gate.enter().await.unwrap();
-        drop(again);
-    }
 
     #[test]
     fn rate_limits_are_per_key_and_tell_when_to_retry() {

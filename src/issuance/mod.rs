@@ -221,6 +221,7 @@ impl Gateway {
             crate::store::WriterOptions {
                 queue: limits.write_queue,
                 batch: limits.write_batch,
+                delay: limits.write_delay,
                 retry_after: limits.retry_after,
             },
         )

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{IssuanceError, Unavailable};
 use crate::ca::{
-    Attribute, Ca, CertificateProfile, IssuedCertificate, PublishedUrls, Subject,
-    issue_certificate, subject_preview,
+    Attribute, Ca, CertificateProfile, IssuedCertificate, PublishedUrls, Subject, check_subject,
+    issue_certificate,
 };
 use crate::policy::{EvaluatedFields, PolicyError};
 use crate::rules::{CertificateTemplate, Layout, LeafNotAfter, TokenProcedure};
@@ -48,7 +48,7 @@ pub(crate) fn plan_subjects<'p>(
                 ),
             }));
         }
-        subject_preview(&subject, &template.subject_order)?;
+        check_subject(&subject, &template.subject_order)?;
         plan.push((template, subject));
     }
     Ok(plan)

@@ -122,26 +122,27 @@ impl Failover {
     /// each use, the staleness check and the writability check again.
     pub(super) fn hooks(self: &Arc<Self>, options: AnyPoolOptions) -> AnyPoolOptions {
         let on_acquire = self.clone();
-        let options =
-            options
-                .test_before_acquire(!self.postgres)
-                .before_acquire(move |connection, meta| {
-                    let failover = on_acquire.clone();
-                    Box::pin(async move {
-                        if failover.stale(meta.age) {
-                            metrics::counter!(CONNECTIONS_DROPPED, "reason" => "lost").increment(1);
-                            return Err(sqlx::Error::Protocol(
-                                "dropped a database connection opened before a connection to its \
+        let options = options
+            // PostgreSQL: `before_acquire` checks writability, which also proves the
+            // connection alive. SQLite: a local file, nothing to ping.
+            .test_before_acquire(false)
+            .before_acquire(move |connection, meta| {
+                let failover = on_acquire.clone();
+                Box::pin(async move {
+                    if failover.stale(meta.age) {
+                        metrics::counter!(CONNECTIONS_DROPPED, "reason" => "lost").increment(1);
+                        return Err(sqlx::Error::Protocol(
+                            "dropped a database connection opened before a connection to its \
                              server was lost"
-                                    .into(),
-                            ));
-                        }
-                        if failover.postgres {
-                            check_writable(connection).await?;
-                        }
-                        Ok(true)
-                    })
-                });
+                                .into(),
+                        ));
+                    }
+                    if failover.postgres {
+                        check_writable(connection).await?;
+                    }
+                    Ok(true)
+                })
+            });
         if !self.postgres {
             return options;
         }

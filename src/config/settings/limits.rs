@@ -36,6 +36,8 @@ pub struct Limits {
     pub write_queue: usize,
     /// The most issuances committed in one transaction.
     pub write_batch: usize,
+    /// How long the writer waits for tokens still being made before it commits.
+    pub write_delay: Duration,
     /// `Retry-After` of an overload refusal.
     pub retry_after: Duration,
     /// Per-caller rate limits.
@@ -56,6 +58,8 @@ pub struct RateLimits {
 
 /// Upper bound of `[limits] write_batch`.
 pub const MAX_WRITE_BATCH: usize = 1000;
+/// Upper bound of `[limits] write_delay_ms`.
+pub const MAX_WRITE_DELAY_MS: u64 = 100;
 
 /// `[limits]`, every value checked; a value out of range is reported (and clamped where the
 /// limit needs a usable value).
@@ -112,6 +116,9 @@ pub(super) fn limits(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagn
         issuance_queue: file.issuance_queue,
         write_queue: *file.write_queue.get_ref(),
         write_batch: *file.write_batch.get_ref(),
+        write_delay: Duration::from_millis(
+            (*file.write_delay_ms.get_ref()).min(MAX_WRITE_DELAY_MS),
+        ),
         retry_after: within(
             "limits.retry_after_secs",
             &file.retry_after_secs,
@@ -208,6 +215,13 @@ fn check_writer(file: &LimitsFile, toml: &TomlText, diagnostics: &mut Diagnostic
             file.write_batch.span(),
             "limits.write_batch",
             format!("use 1 to {MAX_WRITE_BATCH} issuances per transaction"),
+        ));
+    }
+    if *file.write_delay_ms.get_ref() > MAX_WRITE_DELAY_MS {
+        diagnostics.push(toml.error(
+            file.write_delay_ms.span(),
+            "limits.write_delay_ms",
+            format!("use 0 (commit at once) to {MAX_WRITE_DELAY_MS} ms"),
         ));
     }
     if *file.write_queue.get_ref() == 0 {

@@ -45,7 +45,7 @@ pub(super) async fn security_headers(request: Request, next: Next) -> Response {
 
 /// Refuses a header section above `[limits] max_header_bytes` with 431 `too-large` (hyper's
 /// own, larger ceiling answers a bare 431 before a request gets here). Audited on the issuance
-/// endpoint, like its other refusals.
+/// endpoints (the form and EST), like their other refusals.
 pub(super) async fn header_limit(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
@@ -72,6 +72,14 @@ pub(super) async fn header_limit(
                 .refuse_on(&connection, &rest, &request_id, error)
                 .await;
             respond(&error, &request_id, ErrorFormat::Html)
+        }
+        // EST enrolments are issuance requests too: their refusals are audited.
+        (None, Some(connection)) if path.starts_with("/.well-known/est/") => {
+            let path: String = path.chars().take(256).collect();
+            let error = gateway
+                .record_refusal(&connection, &path, "est", &request_id, error)
+                .await;
+            respond(&error, &request_id, ErrorFormat::Json)
         }
         _ => respond(&error, &request_id, ErrorFormat::Json),
     }

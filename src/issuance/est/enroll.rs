@@ -146,16 +146,17 @@ impl Gateway {
                     return Err(EstRefusal::PlainHttp.into());
                 }
                 let credentials = basic.ok_or(EstRefusal::NoCredentials)?;
-                let slot = self.admission.cpu.enter().await?;
                 let secret = secret.clone();
-                let matches = tokio::task::spawn_blocking(move || {
-                    // The hash is checked whatever the user name, so that a wrong name takes
-                    // as long as a wrong secret.
-                    let good = verify_secret(&secret, credentials.password.as_bytes());
-                    drop(slot);
-                    (good, credentials.user)
-                })
-                .await?;
+                let matches = self
+                    .admission
+                    .cpu
+                    .run(move || {
+                        // The hash is checked whatever the user name, so that a wrong name takes
+                        // as long as a wrong secret.
+                        let good = verify_secret(&secret, credentials.password.as_bytes());
+                        (good, credentials.user)
+                    })
+                    .await?;
                 match matches {
                     (true, sent) if sent == *user => Ok((
                         Caller::Device(format!("{user}@handler.{}", handler.number)),

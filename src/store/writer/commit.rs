@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use sqlx::Connection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Connection};
 
+use super::batch::{self, BatchError, Trips};
 use super::{BATCH_SIZE, COMMIT_SECONDS, Counters, IssuanceRecord, Pending};
 use crate::store::{AuditEvent, AuditSeal, Store, StoreError, audit, durability, records};
 
@@ -16,22 +18,29 @@ use crate::store::{AuditEvent, AuditSeal, Store, StoreError, audit, durability, 
 /// issuance.
 pub(super) async fn commit(
     store: &Store,
+    held: &mut Option<PoolConnection<Any>>,
     mut batch: Vec<Pending>,
     audits: Vec<AuditEvent>,
     counters: &Counters,
 ) {
+    // Row by row only after the batch's multi-row INSERT reported a duplicate serial without
+    // saying whose it is (see `batch`).
+    let mut row_by_row = false;
     loop {
         let started = Instant::now();
         let records: Vec<&IssuanceRecord> = batch.iter().map(|p| &p.record).collect();
         // Waiting for a connection is bounded by the acquire timeouts (short once the database
         // looks unreachable), the batch itself by the operation timeout: a stuck database fails
         // it, and its outcome is then unknown.
-        let mut connection = match store.connection().await {
-            Ok(connection) => connection,
-            Err(e) => {
-                fail(batch, &audits, e);
-                return;
-            }
+        let mut connection = match held.take() {
+            Some(connection) => connection,
+            None => match store.connection().await {
+                Ok(connection) => connection,
+                Err(e) => {
+                    fail(batch, &audits, e);
+                    return;
+                }
+            },
         };
         let synchronous = store.requires_synchronous();
         let written = write(
@@ -40,6 +49,12 @@ pub(super) async fn commit(
             &records,
             &audits,
             synchronous,
+            row_by_row,
+            if store.is_postgres() {
+                Trips::Separate
+            } else {
+                Trips::Joined
+            },
         );
         let outcome = match store.bounded(async { Ok(written.await) }).await {
             Ok(written) => written,
@@ -58,7 +73,14 @@ pub(super) async fn commit(
                 for pending in batch {
                     let _ = pending.reply.send(Ok(()));
                 }
+                if !store.is_postgres() {
+                    *held = Some(connection);
+                }
                 return;
+            }
+            Err(Failed::Unplaced) => {
+                // Astronomically rare: again, one issuance at a time, which names the issuance.
+                row_by_row = true;
             }
             Err(Failed::At(index, StoreError::DuplicateSerial(serial))) if index < batch.len() => {
                 let colliding = batch.remove(index);
@@ -100,6 +122,8 @@ fn fail(batch: Vec<Pending>, audits: &[AuditEvent], error: StoreError) {
 /// would commit without a synchronous standby.
 enum Failed {
     At(usize, StoreError),
+    /// A serial already stored, of an issuance the multi-row INSERT does not name.
+    Unplaced,
     Batch(StoreError),
     NotReplicated(StoreError),
 }
@@ -110,19 +134,39 @@ impl From<sqlx::Error> for Failed {
     }
 }
 
-/// One transaction: for each issuance in order, its audit row (chained), token and certificates.
+/// One transaction: the audit rows of every issuance in order (chained) and of the queued
+/// events after them, then the tokens and certificates — in a few multi-row statements, or
+/// `row_by_row` (each issuance's audit row, token and certificates, then the queued events).
 async fn write(
     connection: &mut sqlx::AnyConnection,
     seal: &AuditSeal,
     records: &[&IssuanceRecord],
     audits: &[AuditEvent],
     synchronous: bool,
+    row_by_row: bool,
+    trips: Trips,
 ) -> Result<(), Failed> {
     let mut tx = connection.begin().await?;
     if synchronous && !records.is_empty() {
         durability::require_synchronous(&mut tx)
             .await
             .map_err(Failed::NotReplicated)?;
+    }
+    if !row_by_row {
+        let events: Vec<&AuditEvent> = records
+            .iter()
+            .map(|record| &record.event)
+            .chain(audits)
+            .collect();
+        batch::write_rows(&mut tx, seal, &events, records, trips)
+            .await
+            .map_err(|e| match e {
+                BatchError::At(index, error) => Failed::At(index, error),
+                BatchError::DuplicateSerial => Failed::Unplaced,
+                BatchError::Batch(error) => Failed::Batch(error),
+            })?;
+        tx.commit().await?;
+        return Ok(());
     }
     for (index, record) in records.iter().enumerate() {
         let at = |e: StoreError| Failed::At(index, e);

@@ -171,6 +171,7 @@ async fn a_full_queue_is_refused_at_once_and_a_dropped_slot_frees_its_place() {
     let options = WriterOptions {
         queue: 2,
         batch: 8,
+        delay: Duration::ZERO,
         retry_after: Duration::from_secs(3),
     };
     let (store, _) = sqlite(&dir, options).await;
@@ -204,4 +205,57 @@ async fn sqlite_commits_with_synchronous_full() {
         .unwrap();
     // 2 = FULL: every commit (every batch) is fsynced before a waiter is answered.
     assert_eq!(sqlx::Row::try_get::<i64, _>(&row, 0).unwrap(), 2);
+}
+
+/// While tokens that hold a place in the queue are still being made, the writer waits for them
+/// (up to `delay`) so that one commit serves them all: three issuances whose places were taken
+/// together, recorded one after the other, are committed in one batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_waits_for_tokens_still_being_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WriterOptions {
+        delay: Duration::from_secs(30),
+        ..WriterOptions::default()
+    };
+    let (store, _) = sqlite(&dir, options).await;
+    let slots: Vec<WriteSlot> = (0..3).map(|_| store.reserve_write().unwrap()).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, slot) in slots.into_iter().enumerate() {
+        tasks.spawn(async move {
+            slot.record(record(&format!("t{i}"), &format!("{i:040x}")))
+                .await
+        });
+        // The next token is still "being made".
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let stats = store.writer_stats();
+    assert_eq!(
+        (stats.batches, stats.largest_batch, stats.written),
+        (1, 3, 3),
+        "{stats:?}"
+    );
+}
+
+/// A lone issuance (nothing else being made) is committed at once, not after the delay.
+#[tokio::test]
+async fn a_lone_issuance_does_not_wait_for_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WriterOptions {
+        delay: Duration::from_secs(3600),
+        ..WriterOptions::default()
+    };
+    let (store, _) = sqlite(&dir, options).await;
+    let slot = store.reserve_write().unwrap();
+    // An hour of delay would outlast this bound; a commit at once takes milliseconds.
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        slot.record(record("t0", &format!("{:040x}", 1))),
+    )
+    .await
+    .expect("the lone issuance waited for the delay")
+    .unwrap();
+    assert_eq!(store.writer_stats().written, 1);
 }

@@ -253,6 +253,22 @@ async fn oversized_header_sections_are_refused_with_431() {
     assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     assert!(refusal_codes(&audit_rows(&gw.root()).await).contains(&"too-large".to_string()));
     assert_eq!(gw.gateway.store().count_certificates().await.unwrap(), 0);
+    // The same on an EST path: an enrolment is an issuance request, its 431 is audited too.
+    let response = client()
+        .post(format!("{}/.well-known/est/simpleenroll", gw.base))
+        .header("x-padding", &big)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    assert_eq!(header(&response, "x-ast-error"), "too-large");
+    let codes = refusal_codes(&audit_rows(&gw.root()).await);
+    assert_eq!(
+        codes.iter().filter(|c| c.as_str() == "too-large").count(),
+        2,
+        "{codes:?}"
+    );
 
     // 100 KiB: beyond hyper's ceiling (64 KiB) — a bare 431 or a closed connection, never an
     // answer to the request.

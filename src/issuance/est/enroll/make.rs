@@ -96,18 +96,13 @@ impl Gateway {
             );
         }
         self.refuse_revoked_ca(order.recipe.planned.ca.name())?;
-        let cpu = self.admission.cpu.enter().await?;
         let slot = self.write_slot()?;
         let recipe = order.recipe.clone();
         let pool = self.key_pool.clone();
-        let (certificate, key, stages) = tokio::task::spawn_blocking(move || {
-            let made = recipe.make(&pool);
-            drop(cpu);
-            made
-        })
-        .await??;
+        let (certificate, key, stages) =
+            self.admission.cpu.run(move || recipe.make(&pool)).await??;
         let store_started = Instant::now();
-        let token_id = uuid::Uuid::new_v4().to_string();
+        let token_id = uuid::Uuid::now_v7().to_string();
         let created_at = crate::issuance::unix(std::time::SystemTime::now());
         let record = certificate_record(&order.recipe.planned, &certificate, &token_id);
         let token = TokenRecord {
