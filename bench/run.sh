@@ -188,7 +188,8 @@ LUA
         sleep 0.2
       done
       $ready || { echo "serve did not become ready:" >&2; cat "$work/serve.log" >&2; exit 1; }
-      taskset -c "$wrk_cpus" wrk -t"$w" -c"$CONNS" -d"$WARMUP" --timeout 30s -s "$work/post.lua" "http://127.0.0.1:$port/pgwy/ast" >/dev/null
+      local warm
+      warm=$(taskset -c "$wrk_cpus" wrk -t"$w" -c"$CONNS" -d"$WARMUP" --timeout 30s -s "$work/post.lua" "http://127.0.0.1:$port/pgwy/ast" | tail -1)
       local before after out task
       # CPU time (clock ticks) of each server thread before and after the measured run.
       declare -A ticks0=()
@@ -235,11 +236,24 @@ LUA
       v[$job:$n:shed]=$shed
       v[$job:$n:shared]=$shared
       kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+      # Every token answered 200 must be in the database (a few more may be: requests wrk cut
+      # off at the end of a run were committed but never read).
+      local answered recorded=""
+      answered=$(( $(json_num "$warm" requests) - $(json_num "$warm" errors) + $(json_num "$out" requests) - $(json_num "$out" errors) ))
+      if [ -z "${DATABASE_URL:-}" ] && command -v sqlite3 >/dev/null; then
+        recorded=$(sqlite3 "$R/data/ast-gateway.db" 'SELECT count(*) FROM tokens' 2>/dev/null || true)
+      fi
+      v[$job:$n:recorded]="$answered answered / ${recorded:-?} recorded"
+      if [ -n "$recorded" ] && [ "$recorded" -lt "$answered" ]; then
+        echo "LOST TOKENS: $answered answered 200 but only $recorded recorded" >&2
+        v[$job:$n:recorded]+=" LOST"
+      fi
       printf '{"job":"%s","cores":%s,"server_cpus":"%s","wrk_cpus":"%s","wrk_shares_cpus":%s,"floor_tokens_per_s":%s,"http_tokens_per_s":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"peak_rss_mb":%s,"store_ms":"%s","mean_batch":"%s","shed":%s,"connections":%s,"duration":"%s","database":"%s","filesystem":"%s"}\n' \
         "$job" "$n" "$cpus" "$wrk_cpus" "$shared" "${v[$job:$n:floor]:-0}" "${v[$job:$n:http]:-0}" "${v[$job:$n:p50]:-0}" \
         "${v[$job:$n:p99]:-0}" "${v[$job:$n:errors]:-0}" "${v[$job:$n:non2xx]:-0}" "${v[$job:$n:rss]:-0}" "${v[$job:$n:store]}" \
         "${v[$job:$n:batch]}" "${v[$job:$n:shed]:-0}" "$CONNS" "$DURATION" "${DATABASE_URL:+postgres}${DATABASE_URL:-sqlite}" "$fs" >> "$JSON"
-      say "$job, $n cores, run $rep: floor ${v[$job:$n:floor]}/s, HTTP ${v[$job:$n:http]}/s, p50 ${v[$job:$n:p50]} ms, p99 ${v[$job:$n:p99]} ms"
+      say "$job, $n cores, run $rep: floor ${v[$job:$n:floor]}/s, HTTP ${v[$job:$n:http]}/s, p50 ${v[$job:$n:p50]} ms, p99 ${v[$job:$n:p99]} ms, CPU ms/token ${v[$job:$n:cpu_ta]} (workers ${v[$job:$n:cpu_tr]}, database ${v[$job:$n:cpu_td]}, HTTP/runtime ${v[$job:$n:cpu_th]}), ${v[$job:$n:recorded]}"
+      v[$job:$n:records]+="${v[$job:$n:records]:+; }${v[$job:$n:recorded]}"
       for field in floor http p50 p99 errors non2xx rss store batch shed ratio cpu_tr cpu_td cpu_th cpu_ta floor_cpu; do
         acc[$job:$n:$field]+=" ${v[$job:$n:$field]:-}"
       done
@@ -284,6 +298,7 @@ LUA
       f_http() { fmt "${v[$job:$1:http]:-}"; }
       f_ratio() { echo "$(awk -v x="${v[$job:$1:ratio]:-}" 'BEGIN { if (x == "" || x == "–") print "–"; else printf "%.2f×", x }') (runs: ${v[$job:$1:ratios]:-–})"; }
       f_cpu() { echo "${v[$job:$1:cpu_ta]:-–} = ${v[$job:$1:cpu_tr]:-–} + ${v[$job:$1:cpu_td]:-–} + ${v[$job:$1:cpu_th]:-–}"; }
+      f_records() { echo "${v[$job:$1:records]:-–}"; }
       f_floor_cpu() { echo "${v[$job:$1:floor_cpu]:-–} (keygen / sign / pkcs12: ${v[$job:$1:floor_stages]:-–})"; }
       f_lat() { echo "$(fmt "${v[$job:$1:p50]:-}") / $(fmt "${v[$job:$1:p99]:-}")"; }
       f_tail() { ratio "${v[$job:$1:p99]:-}" "${v[$job:$1:p50]:-}"; }
@@ -301,6 +316,7 @@ LUA
       row 'HTTP p50 / p99 ms' f_lat
       row 'p99 ÷ p50' f_tail
       row 'errors (incl. non-2xx) / shed 503s' f_err
+      row 'tokens answered 200 / recorded in the database, per run' f_records
       row 'server peak RSS MB' f_rss
       row '`store` stage mean ms (/metrics)' f_store
       row 'issuances per commit (/metrics)' f_batch

@@ -23,9 +23,11 @@ use crate::issuance::{IssuanceError, Queue, Unavailable};
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The counts the gauges read.
+/// The counts the gauges read, and the admission bound.
 #[derive(Default)]
 struct Counts {
+    /// Jobs admitted and not yet finished (or skipped): at most `size + max_waiting`.
+    admitted: AtomicUsize,
     /// Jobs queued and not yet taken by a worker.
     waiting: AtomicUsize,
     /// Jobs running.
@@ -40,18 +42,24 @@ pub(crate) struct CpuGate {
     queue: Arc<Mutex<Receiver<Job>>>,
     counts: Arc<Counts>,
     size: usize,
+    max_waiting: usize,
     retry_after: Duration,
 }
 
 impl CpuGate {
     /// `slots` worker threads, `max_waiting` jobs queued behind them.
     pub(crate) fn new(slots: usize, max_waiting: usize, retry_after: Duration) -> CpuGate {
-        let (jobs, queue) = sync_channel(max_waiting);
+        let size = slots.max(1);
+        // Admission is counted (`Counts::admitted`), not left to the channel's capacity: a
+        // worker between two jobs is not yet waiting in `recv`, and a rendezvous channel would
+        // refuse a job that a free worker is about to take.
+        let (jobs, queue) = sync_channel(size + max_waiting);
         let gate = CpuGate {
             jobs,
             queue: Arc::new(Mutex::new(queue)),
             counts: Arc::new(Counts::default()),
-            size: slots.max(1),
+            size,
+            max_waiting,
             retry_after,
         };
         gate.start_workers();
@@ -96,19 +104,25 @@ impl CpuGate {
                 let _ = reply.send(work());
             }
         });
+        let overloaded = || {
+            metrics::counter!(SHED, "queue" => Queue::Cpu.as_str()).increment(1);
+            IssuanceError::from(Unavailable::Overloaded {
+                queue: Queue::Cpu,
+                retry_after: self.retry_after,
+            })
+        };
+        // `size` jobs may run and `max_waiting` wait; one more is refused at once.
+        if self.counts.admitted.fetch_add(1, Ordering::SeqCst) >= self.size + self.max_waiting {
+            self.counts.admitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(overloaded());
+        }
         // Counted before a worker can take it, so the count never goes below zero.
         self.counts.waiting.fetch_add(1, Ordering::SeqCst);
         if let Err(refused) = self.jobs.try_send(job) {
             self.counts.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.counts.admitted.fetch_sub(1, Ordering::SeqCst);
             return Err(match refused {
-                TrySendError::Full(_) => {
-                    metrics::counter!(SHED, "queue" => Queue::Cpu.as_str()).increment(1);
-                    Unavailable::Overloaded {
-                        queue: Queue::Cpu,
-                        retry_after: self.retry_after,
-                    }
-                    .into()
-                }
+                TrySendError::Full(_) => overloaded(),
                 TrySendError::Disconnected(_) => Unavailable::ShuttingDown.into(),
             });
         }
@@ -144,6 +158,7 @@ fn work(queue: &Mutex<Receiver<Job>>, counts: &Counts) {
             tracing::error!("an issuance job panicked; its request is answered with an error");
         }
         counts.busy.fetch_sub(1, Ordering::SeqCst);
+        counts.admitted.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
