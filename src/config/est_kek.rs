@@ -127,13 +127,19 @@ pub(crate) fn parse(text: &str) -> Result<Vec<KeyEncryptionKey>, (usize, String)
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((id, value)) = line.split_once('=') else {
-            return Err((
+        let form = || {
+            (
                 number,
                 "write `<identifier> = <base64 of the key>`".to_string(),
-            ));
+            )
         };
+        // An identifier has no `=` or blank, so the first `=` ends it (base64 padding is
+        // `=` too: a line without the separator must not split there).
+        let (id, value) = line.split_once('=').ok_or_else(form)?;
         let id = id.trim();
+        if id.contains(char::is_whitespace) {
+            return Err(form());
+        }
         if !is_kek_id(id) {
             return Err((
                 number,
@@ -198,6 +204,9 @@ mod tests {
         let twice = format!("a = {0}\na = {0}\n", b64.encode([1u8; 32]));
         assert_eq!(parse(&twice).unwrap_err().0, 2);
         assert!(parse("bad id = AAAA\n").is_err());
+        // No separator: the base64 padding is not taken for one.
+        let (_, message) = parse(&format!("kek-1 {}\n", b64.encode([1u8; 32]))).unwrap_err();
+        assert!(message.starts_with("write `<identifier> ="), "{message}");
         assert!(parse("# nothing\n").is_err());
     }
 }

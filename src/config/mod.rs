@@ -24,12 +24,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use api_file::{ApiFile, read_api};
-pub use est_kek::{KeyEncryptionKey, add_kek, is_kek_id, read_kek_file};
 pub use ast::{AstFile, HandlerScope, Params, Value, format_files, read_ast, read_format};
 pub use defaults::{
     DEFAULT_API_PROPERTIES, DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML,
     InitError, InitSettings, write_default_files,
 };
+pub use est_kek::{KeyEncryptionKey, add_kek, is_kek_id, read_kek_file};
 pub use page::{
     MAX_PAGE_TEMPLATE_BYTES, PAGE_PLACEHOLDERS, PAGE_SECTIONS, PagePiece, PageTemplate,
     PageTemplates, csp_hash, load_page_templates,

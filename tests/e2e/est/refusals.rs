@@ -185,7 +185,10 @@ async fn every_est_refusal_has_its_status_code_and_audit_row() {
         )
         .await;
     let message = api.refused(&answer, 400, "bad-request").await;
-    assert!(message.contains("encrypted under the key-encryption key `key-1`"), "{message}");
+    assert!(
+        message.contains("encrypted under the key-encryption key `key-1`"),
+        "{message}"
+    );
 
     // No refusal issued anything.
     assert_eq!(api.certificates().await, before);
