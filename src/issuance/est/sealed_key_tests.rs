@@ -190,3 +190,40 @@ fn the_x963_kdf_counts_from_one_and_cuts() {
     assert_eq!(&longer[..32], one.as_slice());
     assert_eq!(longer.len(), 40);
 }
+
+/// `openssl req -x509 -newkey ed25519`: a key that cannot receive an encrypted key.
+const ED25519_CERTIFICATE: &str = "MIIBLjCB4aADAgECAhQ5LefYWr26GgOO/I49/zqg5i/ZgDAFBgMrZXAwDTELMAkGA1UEAwwCZWQwHhcNMjYxMjA3MDY0NTE3WhcNMjYxMjA4MDY0NTE3WjANMQswCQYDVQQDDAJlZDAqMAUGAytlcAMhAB/S9AXzo0wFW7e3L2ttL/NFbLiCZQeabZ05yCH3psNRo1MwUTAdBgNVHQ4EFgQURidHwds5MhzM7J8EaGFK4q2RF88wHwYDVR0jBBgwFoAURidHwds5MhzM7J8EaGFK4q2RF88wDwYDVR0TAQH/BAUwAwEB/zAFBgMrZXADQQCSu03C9fgPC1rMlYmHVAHxyMTyocgBX6nkgXw3BxhVq0GsR+VFQ6Vvkc+/CS/3yQQcgDiVgRT7HeHMw7WF2JAM";
+/// `openssl x509 -req` (version 1, no extensions) for an EC P-256 key: its key identifier is
+/// the SHA-1 of the key (RFC 5280 method 1), as `sha1sum` of the point printed it.
+const EC_V1_CERTIFICATE: &str = "MIIBGTCBwQIUYZaHkHdsNOABo8IOgr3NLChPVXQwCgYIKoZIzj0EAwIwEDEOMAwGA1UEAwwFbm9za2kwHhcNMjYxMjA3MDY0NTE3WhcNMjYxMjA4MDY0NTE3WjAQMQ4wDAYDVQQDDAVub3NraTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABLz1spn/7cI5c/CfBltwvymnkQKGL0mOC+CcKVLdwTALGL/mPVzVJNMjeHc3LcxISEahJS/mA9W+z7tZgQ674fQwCgYIKoZIzj0EAwIDRwAwRAIgdfzk5zq2mGrHO3wdqgY5T4bMbHlitp36766WDS3+2ScCIBNEx9BPbf3f8NfInBMlgDHqm/VeEKaPbGooP7o8qGGq";
+
+#[test]
+fn client_certificates_name_their_key_and_type() {
+    use base64::Engine;
+    let der = |b64: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    match KeyRecipient::of_certificate(&der(ED25519_CERTIFICATE)) {
+        Err(Unusable::KeyType(what)) => assert!(what.contains("Ed25519"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    let recipient = KeyRecipient::of_certificate(&der(EC_V1_CERTIFICATE)).unwrap();
+    assert!(matches!(
+        recipient,
+        KeyRecipient::Ec {
+            curve: EcCurve::P256,
+            ..
+        }
+    ));
+    assert_eq!(
+        hex::encode(recipient.key_id()),
+        "2d465c8d1b78ab8f6487de7f54117a0284f19b15"
+    );
+    assert_eq!(recipient.form(), "asymmetric");
+    assert_eq!(
+        KeyRecipient::of_certificate(b"not a certificate").unwrap_err(),
+        Unusable::Malformed
+    );
+}
