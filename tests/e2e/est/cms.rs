@@ -16,7 +16,7 @@ use x509_cert::request::{CertReq, CertReqInfo, Version};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::tools::{Tools, decode, parts};
-use super::{key_matches, serial_and_subject};
+use super::{BC_JARS, key_matches, serial_and_subject};
 use crate::kit::{run_ok, tool};
 
 pub(super) const DECRYPT_KEY_ID: &str = "1.2.840.113549.1.9.16.2.37";
@@ -223,4 +223,50 @@ pub(super) fn open_answer(
     let (certificate, _) = t.certs_only(&format!("{name}.cert"), &parts[1].1);
     key_matches(&t.openssl, &certificate, &key);
     serial_and_subject(&t.openssl, &certificate).0
+}
+
+/// Whether java and the BouncyCastle jars are here for [`bouncycastle_opens`].
+pub(super) fn bouncycastle() -> bool {
+    tool("java").is_some() && BC_JARS.iter().all(|j| Path::new(j).is_file())
+}
+
+/// BouncyCastle's CMS (`EstDecrypt.java`) opens the answer `open_answer` saved as `name`:
+/// the signature against `cacerts`, decryption for `recipient` (`cert <pem> <key>` or
+/// `kek <hex key> <hex id>`), and the key inside is the certificate's.
+pub(super) fn bouncycastle_opens(t: &Tools, name: &str, recipient: &[&str]) {
+    let java = tool("java").unwrap();
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/est/EstDecrypt.java");
+    let (jars, signed, cacerts) = (
+        BC_JARS.join(":"),
+        t.path(&format!("{name}.signed.der")),
+        t.path("cacerts.pem"),
+    );
+    let out = t.path(&format!("{name}.bc.der"));
+    let mut args = vec![
+        "-cp",
+        &jars,
+        program.to_str().unwrap(),
+        signed.to_str().unwrap(),
+        cacerts.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(recipient);
+    let text = run_ok(&java, &args);
+    // Signed content id-envelopedData; the key is in the answer's certificate.
+    assert!(text.contains("verified 1.2.840.113549.1.7.3"), "{text}");
+    assert!(text.contains("content 2.16.840.1.101.3.4.1.42"), "{text}");
+    let key = t.path(&format!("{name}.bc.pem"));
+    run_ok(
+        &t.openssl,
+        &[
+            "pkey",
+            "-inform",
+            "DER",
+            "-in",
+            out.to_str().unwrap(),
+            "-out",
+            key.to_str().unwrap(),
+        ],
+    );
+    key_matches(&t.openssl, &t.path(&format!("{name}.cert.pem")), &key);
 }

@@ -3,14 +3,15 @@
 //! pre-shared key-encryption key (DecryptKeyIdentifier), each answer verifies with
 //! `openssl cms -verify` against the chain `cacerts` gives, decrypts with
 //! `openssl cms -decrypt`, and holds the key of the certificate beside it, which `certs list`
-//! lists; the refusals of an identifier we cannot honour are audited and issue nothing.
+//! lists; BouncyCastle's CMS (`EstDecrypt.java`) opens the same answers. The refusals of an
+//! identifier we cannot honour are audited and issue nothing.
 
 use ast_gateway::config::Root;
 use base64::Engine;
 
 use super::cms::{
-    ASYMMETRIC_DECRYPT_KEY_ID, DECRYPT_KEY_ID, csr_with_octets, csr_with_text, key_identifier,
-    open_answer,
+    ASYMMETRIC_DECRYPT_KEY_ID, DECRYPT_KEY_ID, bouncycastle, bouncycastle_opens, csr_with_octets,
+    csr_with_text, key_identifier, open_answer,
 };
 use super::tools::Tools;
 use super::{SECRET, canonical, configure, listed_serials};
@@ -162,6 +163,34 @@ async fn serverkeygen_encrypts_the_key_to_rsa_ec_and_kek_recipients() {
             &hex::encode("kek-1"),
         ],
     );
+
+    // BouncyCastle's CMS opens the same three answers, as a Java client would.
+    if bouncycastle() {
+        let ec_key = t.path("ec-client.key");
+        let (kek, kek_id) = (hex::encode(KEK), hex::encode("kek-1"));
+        for (name, recipient) in [
+            (
+                "to-ec",
+                ["cert", ec_cert.to_str().unwrap(), ec_key.to_str().unwrap()],
+            ),
+            (
+                "to-rsa",
+                [
+                    "cert",
+                    rsa_cert.to_str().unwrap(),
+                    rsa_key.to_str().unwrap(),
+                ],
+            ),
+            ("to-kek", ["kek", &kek, &kek_id]),
+        ] {
+            bouncycastle_opens(&t, name, &recipient);
+        }
+    } else {
+        skipped(
+            "serverkeygen_encrypts (BouncyCastle CMS)",
+            "java or the BouncyCastle jars missing",
+        );
+    }
 
     let listed = listed_serials(&api);
     for serial in [&ec_serial, &rsa_serial, &kek_serial] {
