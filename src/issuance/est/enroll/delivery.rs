@@ -3,6 +3,7 @@
 //! DecryptKeyIdentifier — encrypted to that key. Decided before anything is made, so that an
 //! identifier we cannot honour is refused (and audited) with nothing issued.
 
+use x509_cert::Certificate;
 use x509_cert::ext::pkix::KeyUsage;
 
 use super::super::EstRefusal;
@@ -56,22 +57,43 @@ pub(super) fn key_recipient(
             }
         }
     };
-    if !may_sign(ca) {
+    if !may_sign(ca.certificate()) {
         return Err(EstRefusal::SignerKeyUsage(ca.name().to_string()).into());
     }
     Ok(Some(recipient))
 }
 
-/// Whether the CA's certificate allows it to sign the answer: no key usage extension, or one
+/// Whether a CA certificate allows its key to sign the answer: no key usage extension, or one
 /// with digitalSignature.
-fn may_sign(ca: &Ca) -> bool {
-    match ca
-        .certificate()
-        .tbs_certificate()
-        .get_extension::<KeyUsage>()
-    {
+fn may_sign(certificate: &Certificate) -> bool {
+    match certificate.tbs_certificate().get_extension::<KeyUsage>() {
         Ok(Some((_, usage))) => usage.digital_signature(),
         Ok(None) => true,
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use base64::Engine;
+    use der::{Decode, DecodePem};
+
+    use super::*;
+
+    /// `openssl req -x509` with `keyUsage = critical,keyCertSign,cRLSign`.
+    const NO_DIGITAL_SIGNATURE: &str = "MIIBZTCCAQqgAwIBAgIUWr2/BB8F6bNUabtZ/EYpVt2AE2cwCgYIKoZIzj0EAwIwEDEOMAwGA1UEAwwFa3UtY2EwHhcNMjYxMjA3MDY1ODU1WhcNMjYxMjA4MDY1ODU1WjAQMQ4wDAYDVQQDDAVrdS1jYTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIEczN6CNZy+jdZJrGwIjh5xpGglkfCyOgYz/f1CjjJWIy5248c2njn1eS8HrxHiDrreMFUlI+8X/zOyo0H1iA6jQjBAMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBQu+CghP748/ruatFONvR6Kct7vRjAKBggqhkjOPQQDAgNJADBGAiEAtputEbNrVXPUlPnvm65S5tH+x6CDjgkvxF/6q2n+Go8CIQD3bvIHUp6BLyVuDH/alq/e5pgvI2NeYIfeNh7CdbHZmw==";
+
+    #[test]
+    fn a_ca_without_digital_signature_may_not_sign_the_answer() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(NO_DIGITAL_SIGNATURE)
+            .unwrap();
+        assert!(!may_sign(&Certificate::from_der(&der).unwrap()));
+        // The issuing CA this service makes has digitalSignature.
+        let dir = tempfile::tempdir().unwrap();
+        let demo = crate::ca::write_demo_hierarchy(&dir.path().join("ca")).unwrap();
+        let pem = std::fs::read(demo.issuing_cert).unwrap();
+        assert!(may_sign(&Certificate::from_pem(&pem).unwrap()));
     }
 }
