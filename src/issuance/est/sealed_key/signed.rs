@@ -1,7 +1,7 @@
 //! The SignedData around the EnvelopedData (RFC 7030 §4.4.2: the encrypted key is signed by
 //! whoever made it). The signer is the CA that issues the handler's certificates: this service
-//! made the key, the client already has that CA's certificate (it is the first one `cacerts`
-//! answers, and the issuer of the certificate in the same answer), and the CA certificates this
+//! made the key, the client already has that CA's certificate (`cacerts` answers it with its
+//! chain, and it issued the certificate in the same answer), and the CA certificates this
 //! service makes carry digitalSignature in their key usage. A client verifies the answer
 //! against the chain `cacerts` gave it; the SignedData carries that chain too.
 //!
