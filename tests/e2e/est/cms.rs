@@ -270,3 +270,38 @@ pub(super) fn bouncycastle_opens(t: &Tools, name: &str, recipient: &[&str]) {
     );
     key_matches(&t.openssl, &t.path(&format!("{name}.cert.pem")), &key);
 }
+
+/// Runs the curl + openssl walk of docs/est.md ("With curl and openssl") as written, with bash
+/// in a directory of its own: `$EST` the `devices` label, `ca.pem` the root, `dev-1.pem` /
+/// `dev-1.key` a client certificate and key, `device-secret.txt` the Basic secret. The key it
+/// ends with must be the certificate's it got.
+pub(super) fn docs_walk(t: &Tools, est: &str, root: &Path, secret: &str, cert: &Path, key: &Path) {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/est.md")).unwrap();
+    let section = docs.split("### With curl and openssl").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .unwrap();
+    let dir = t.path("docs-walk");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(root, dir.join("ca.pem")).unwrap();
+    std::fs::copy(cert, dir.join("dev-1.pem")).unwrap();
+    std::fs::copy(key, dir.join("dev-1.key")).unwrap();
+    std::fs::write(dir.join("device-secret.txt"), secret).unwrap();
+    let bash = tool("bash").unwrap();
+    let out = std::process::Command::new(bash)
+        .current_dir(&dir)
+        .env("EST", est)
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docs/est.md walk failed:\n{script}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    key_matches(&t.openssl, &dir.join("dev-3.pem"), &dir.join("dev-3.key"));
+}

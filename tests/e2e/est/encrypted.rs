@@ -3,18 +3,19 @@
 //! pre-shared key-encryption key (DecryptKeyIdentifier), each answer verifies with
 //! `openssl cms -verify` against the chain `cacerts` gives, decrypts with
 //! `openssl cms -decrypt`, and holds the key of the certificate beside it, which `certs list`
-//! lists; BouncyCastle's CMS (`EstDecrypt.java`) opens the same answers. The refusals of an
-//! identifier we cannot honour are audited and issue nothing.
+//! lists; BouncyCastle's CMS (`EstDecrypt.java`) opens the same answers, and the curl + openssl
+//! walk of docs/est.md runs as written. The refusals of an identifier we cannot honour are
+//! audited and issue nothing.
 
 use ast_gateway::config::Root;
 use base64::Engine;
 
 use super::cms::{
     ASYMMETRIC_DECRYPT_KEY_ID, DECRYPT_KEY_ID, bouncycastle, bouncycastle_opens, csr_with_octets,
-    csr_with_text, key_identifier, open_answer,
+    csr_with_text, docs_walk, key_identifier, open_answer,
 };
 use super::tools::Tools;
-use super::{SECRET, canonical, configure, listed_serials};
+use super::{SECRET, base, canonical, configure, listed_serials, root_pem};
 use crate::api::Api;
 use crate::kit::{run_ok, skipped, tool};
 
@@ -192,6 +193,11 @@ async fn serverkeygen_encrypts_the_key_to_rsa_ec_and_kek_recipients() {
         );
     }
 
+    // The walk of docs/est.md, as written, with the EC client certificate as dev-1.
+    let est = format!("{}/.well-known/est/devices", base(&api));
+    let ec_key = t.path("ec-client.key");
+    docs_walk(&t, &est, &root_pem(&api), SECRET, &ec_cert, &ec_key);
+
     let listed = listed_serials(&api);
     for serial in [&ec_serial, &rsa_serial, &kek_serial] {
         assert!(
@@ -206,15 +212,18 @@ async fn serverkeygen_encrypts_the_key_to_rsa_ec_and_kek_recipients() {
         .filter(|(event, ..)| event == "issued")
         .filter_map(|(_, _, _, d)| d.get("keyDelivery"))
         .collect();
-    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    // EC, RSA, KEK, then the docs walk's (to the EC certificate again).
+    assert_eq!(deliveries.len(), 4, "{deliveries:?}");
+    let ec = (
+        "asymmetric",
+        hex::encode(&ec_id),
+        "ECDH P-256, AES-256 key wrap",
+    );
     let expected = [
-        (
-            "asymmetric",
-            hex::encode(&ec_id),
-            "ECDH P-256, AES-256 key wrap",
-        ),
+        ec.clone(),
         ("asymmetric", hex::encode(&rsa_id), "RSAES-OAEP"),
         ("symmetric", hex::encode("kek-1"), "AES-256 key wrap"),
+        ec,
     ];
     for (delivery, (form, key_id, method)) in deliveries.iter().zip(expected) {
         assert_eq!(delivery["encrypted"], true, "{delivery}");
