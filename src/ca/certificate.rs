@@ -128,7 +128,7 @@ pub fn issue_certificate(
 
 /// The subject key identifier of a certificate: its SKI extension, else the RFC 5280
 /// §4.2.1.2 method (1) hash of its public key.
-pub(super) fn subject_key_identifier(certificate: &Certificate) -> Result<Vec<u8>, CaError> {
+pub fn subject_key_identifier(certificate: &Certificate) -> Result<Vec<u8>, CaError> {
     if let Some(extensions) = certificate.tbs_certificate().extensions() {
         for ext in extensions.iter() {
             if ext.extn_id == rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use certificate::{
     CertificatePolicy, CertificateProfile, IssuedCertificate, check_subject, issue_certificate,
     parse_cps_uri, parse_extended_key_usage, parse_key_usage, parse_oid, random_serial,
-    subject_preview,
+    subject_key_identifier, subject_preview,
 };
 pub use create::{issue_ca_certificate, issue_ca_certificate_for};
 pub use crl::{CrlEntry, CrlParameters, RevocationReason, issue_crl};

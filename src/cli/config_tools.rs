@@ -90,6 +90,16 @@ pub(super) fn config_hash_secret() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `config new-kek`: a new key-encryption key in an est.keks file, printed in base64.
+pub(super) fn config_new_kek(root: &Root, file: &str, id: &str) -> anyhow::Result<ExitCode> {
+    let key = config::add_kek(root, file, id).map_err(anyhow::Error::msg)?;
+    outln!("{}", key.as_str());
+    errln!(
+        "added `{id}` to {file}; give the EST client this key by a channel of its own, and name the file in ast.properties: handler.<n>.est.keks = {file}"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `config check`: every problem, or the effective handlers and the warnings.
 pub(super) async fn config_check(root: &Root) -> anyhow::Result<ExitCode> {
     let config = match crate::issuance::check_configuration(root) {

@@ -185,6 +185,15 @@ pub enum ConfigCommand {
     /// Hash a secret for est.secret of ast.properties (HTTP Basic of an EST handler), with
     /// PBKDF2-HMAC-SHA256. Reads the secret from standard input (one line).
     HashSecret,
+    /// Add a random AES-256 key-encryption key to an est.keks file of ast.properties (created
+    /// with mode 0600 when missing) and print it in base64, for the EST client that will name it
+    /// with DecryptKeyIdentifier.
+    NewKek {
+        /// The file, relative to the root (e.g. conf/est/devices.keks).
+        file: String,
+        /// The key's identifier (e.g. kek-1).
+        id: String,
+    },
 }
 
 /// `ca …`
@@ -288,6 +297,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::HashSecret,
         } => config_tools::config_hash_secret(),
+        Command::Config {
+            command: ConfigCommand::NewKek { file, id },
+        } => config_tools::config_new_kek(&root, &file, &id),
         Command::Config {
             command: ConfigCommand::FrontHeaders { front },
         } => front_headers::run(&root, front),

@@ -1,6 +1,7 @@
 //! Configuration files: `conf/gateway.toml` (TOML, with spans for line numbers),
 //! `conf/ast.properties` and `conf/formats/*.format` (Java properties with line numbers), the
-//! embedded default files, and the root's secret key for `<param>.encrypted` values.
+//! embedded default files, the root's secret key for `<param>.encrypted` values, and the EST
+//! key-encryption key files (`est_kek`).
 //!
 //! Owns: file syntax, and the service *settings* (listeners, TLS, trust, database, limits, CAs,
 //! CRL, OCSP). Must not: give meaning to handlers, formats or token procedures (that is the
@@ -11,6 +12,7 @@
 mod api_file;
 mod ast;
 mod defaults;
+mod est_kek;
 mod page;
 pub mod properties;
 mod public_url;
@@ -27,6 +29,7 @@ pub use defaults::{
     DEFAULT_API_PROPERTIES, DEFAULT_AST_PROPERTIES, DEFAULT_FORMAT, DEFAULT_GATEWAY_TOML,
     InitError, InitSettings, write_default_files,
 };
+pub use est_kek::{KeyEncryptionKey, add_kek, is_kek_id, read_kek_file};
 pub use page::{
     MAX_PAGE_TEMPLATE_BYTES, PAGE_PLACEHOLDERS, PAGE_SECTIONS, PagePiece, PageTemplate,
     PageTemplates, csp_hash, load_page_templates,

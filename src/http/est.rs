@@ -1,7 +1,8 @@
 //! EST (RFC 7030) under `/.well-known/est/` and `/.well-known/est/<label>/`: the third front
 //! door. Each handler extracts (the path's label and operation, HTTP Basic credentials, the
 //! base64 CSR), makes one call into `issuance` and converts the answer (`wire`: PKCS#7
-//! certs-only, `application/csrattrs`, `multipart/mixed` with the PKCS#8 key). Refusals are
+//! certs-only, `application/csrattrs`, `multipart/mixed` with the PKCS#8 key or the key
+//! encrypted to the client). Refusals are
 //! JSON like the API's, with `WWW-Authenticate: Basic` where credentials are wanted.
 
 mod wire;
@@ -20,7 +21,8 @@ use super::connection::is_body_timeout;
 use super::error::{ErrorFormat, respond};
 use super::routes::{Peer, RequestId, Transport};
 use crate::issuance::{
-    EstCall, EstOperation, EstRefusal, EstRequest, Gateway, IssuanceError, MAX_CSR_BYTES,
+    DeliveredKey, EstCall, EstOperation, EstRefusal, EstRequest, Gateway, IssuanceError,
+    MAX_CSR_BYTES,
 };
 use crate::policy::IdentityHeaders;
 
@@ -140,7 +142,12 @@ async fn enroll(
                 Err(e) => return respond(&e, &call.request_id, ErrorFormat::Json),
             };
             match issued.private_key {
-                Some(key) => wire::key_and_certificate(&key, &certificate),
+                Some(DeliveredKey::Pkcs8(key)) => {
+                    wire::key_and_certificate(wire::PKCS8, &key, &certificate)
+                }
+                Some(DeliveredKey::Encrypted(key)) => {
+                    wire::key_and_certificate(wire::SERVER_GENERATED_KEY, &key, &certificate)
+                }
                 None => wire::base64_body(wire::CERTS_ONLY, &certificate),
             }
         }

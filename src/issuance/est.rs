@@ -6,12 +6,14 @@
 //! make nothing (`cacerts`, `csrattrs`); `enroll` runs simpleenroll, simplereenroll and
 //! serverkeygen; `csr` reads and checks the certification request (proof of possession);
 //! `secret` checks HTTP Basic secrets; `attributes` says what a CSR should hold; `explain`
-//! serves `config explain` for EST paths.
+//! serves `config explain` for EST paths; `sealed_key` encrypts a server-generated key to the
+//! client and signs it (RFC 7030 §4.4.2).
 
 mod attributes;
 mod csr;
 mod enroll;
 mod explain;
+mod sealed_key;
 mod secret;
 
 use std::fmt;
@@ -103,8 +105,27 @@ pub struct EstRequest {
 pub struct EstIssued {
     /// The new certificate, DER.
     pub certificate: Vec<u8>,
-    /// For serverkeygen: the private key, PKCS#8 DER (zeroised on drop).
-    pub private_key: Option<Zeroizing<Vec<u8>>>,
+    /// For serverkeygen: the private key as delivered.
+    pub private_key: Option<DeliveredKey>,
+}
+
+/// A server-generated private key as serverkeygen delivers it.
+pub enum DeliveredKey {
+    /// PKCS#8 DER (zeroised on drop), protected by TLS only (`application/pkcs8`).
+    Pkcs8(Zeroizing<Vec<u8>>),
+    /// Encrypted to the client, DER CMS ContentInfo: SignedData (by the issuing CA) over
+    /// EnvelopedData over an AsymmetricKeyPackage
+    /// (`application/pkcs7-mime; smime-type=server-generated-key`).
+    Encrypted(Vec<u8>),
+}
+
+impl fmt::Debug for DeliveredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveredKey::Pkcs8(_) => f.write_str("Pkcs8([redacted])"),
+            DeliveredKey::Encrypted(der) => write!(f, "Encrypted({} bytes)", der.len()),
+        }
+    }
 }
 
 /// The largest certification request accepted, DER (an RSA-4096 CSR with a few SANs is
@@ -153,9 +174,25 @@ pub enum EstRefusal {
     #[error("the CSR's key is {found}; this EST service certifies {expected} keys")]
     KeyType { found: String, expected: String },
     #[error(
-        "the CSR asks for the server-generated key to be encrypted (DecryptKeyIdentifier or AsymmetricDecryptKeyIdentifier); this service returns it protected by TLS only, so leave the attribute out"
+        "the CSR asks for the server-generated key encrypted to the key with identifier {id} (AsymmetricDecryptKeyIdentifier), but no TLS client certificate was presented; present the certificate of that key (mTLS), or leave the attribute out"
     )]
-    EncryptedKey,
+    NoRecipientCertificate { id: String },
+    #[error(
+        "the CSR asks for the server-generated key encrypted to the key with identifier {id} (AsymmetricDecryptKeyIdentifier), but the TLS client certificate's key identifier is {presented}; present the certificate of that key"
+    )]
+    RecipientMismatch { id: String, presented: String },
+    #[error(
+        "the server-generated key cannot be encrypted to the TLS client certificate's key ({0}); use a certificate with an RSA or EC P-256/P-384 key"
+    )]
+    RecipientKeyType(String),
+    #[error(
+        "the CSR asks for the server-generated key encrypted under the key-encryption key `{0}` (DecryptKeyIdentifier), which this EST service does not have (est.keks)"
+    )]
+    UnknownKek(String),
+    #[error(
+        "the encrypted key would be signed by CA `{0}`, whose certificate's key usage lacks digitalSignature; ask for the key without encryption (protected by TLS)"
+    )]
+    SignerKeyUsage(String),
 }
 
 impl EstRefusal {
@@ -174,7 +211,11 @@ impl EstRefusal {
             EstRefusal::SubjectChanged
             | EstRefusal::Csr(_)
             | EstRefusal::KeyType { .. }
-            | EstRefusal::EncryptedKey => Code::BadRequest,
+            | EstRefusal::NoRecipientCertificate { .. }
+            | EstRefusal::RecipientMismatch { .. }
+            | EstRefusal::RecipientKeyType(_)
+            | EstRefusal::UnknownKek(_)
+            | EstRefusal::SignerKeyUsage(_) => Code::BadRequest,
         }
     }
 

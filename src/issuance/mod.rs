@@ -34,8 +34,8 @@ use arc_swap::ArcSwap;
 pub use api::{ApiCall, ApiTokenRequest, IdempotencyKey, SignedBody, decode_cursor, encode_cursor};
 pub use error::{Code, Internal, IssuanceError, Queue, RateScope, Unavailable};
 pub use est::{
-    BasicCredentials, EstCall, EstIssued, EstOperation, EstRefusal, EstRequest, MAX_CSR_BYTES,
-    est_remainder, hash_secret,
+    BasicCredentials, DeliveredKey, EstCall, EstIssued, EstOperation, EstRefusal, EstRequest,
+    MAX_CSR_BYTES, est_remainder, hash_secret,
 };
 pub use explain::{
     Explanation, HandlerTrial, MatchedHandler, PlannedCertificate, Refusal, explain, path_remainder,

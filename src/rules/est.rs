@@ -1,9 +1,10 @@
 //! EST (RFC 7030) on an AST handler: where the handler is served (`est.label`, `est.default`)
 //! and who may enrol through it — HTTP Basic against a hashed per-handler secret (`est.user`
 //! with `est.secret`), an officer over mTLS (`requiredRoRoles`), or the trusted front's
-//! identity headers (neither). Also the checks across handlers: labels are unique, one handler
-//! at most serves `/.well-known/est/` itself, and an EST handler's token procedure has exactly
-//! one certificate (an enrolment certifies one key).
+//! identity headers (neither) — and the key-encryption keys a serverkeygen may ask its key to
+//! be encrypted under (`est.keks`, a file read through `config`). Also the checks across
+//! handlers: labels are unique, one handler at most serves `/.well-known/est/` itself, and an
+//! EST handler's token procedure has exactly one certificate (an enrolment certifies one key).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +15,7 @@ use base64::Engine;
 
 use super::handler::{Handler, HandlerSource, RequiredRoles, boolean};
 use super::procedure::TokenProcedure;
-use crate::config::{ConfigError, Diagnostics};
+use crate::config::{ConfigError, Diagnostics, KeyEncryptionKey, read_kek_file};
 
 /// The EST operations; a label may not be one of them (the path would be ambiguous).
 pub const EST_OPERATIONS: [&str; 5] = [
@@ -33,6 +34,12 @@ pub struct EstService {
     /// Also (or only) served at `/.well-known/est/…` without a label.
     pub default: bool,
     pub auth: EstAuth,
+    /// `est.keks`: the pre-shared key-encryption keys a serverkeygen CSR may name with
+    /// DecryptKeyIdentifier (read from the file when the rules are built, so a reload re-reads
+    /// it); empty when not written.
+    pub keks: Vec<KeyEncryptionKey>,
+    /// `est.keks` as written.
+    pub keks_file: Option<String>,
     /// Where the service is written (line and key of `est.label` or `est.default`).
     pub line: usize,
     pub key: String,
@@ -75,8 +82,19 @@ impl EstService {
                     .into()
             }
         };
+        let keks = match &self.keks_file {
+            None => String::new(),
+            Some(file) => format!(
+                "; serverkeygen encrypts to the TLS client certificate's key or under the key-encryption keys {} (est.keks = {file})",
+                self.keks
+                    .iter()
+                    .map(|k| format!("`{}`", k.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         format!(
-            "EST at {}: enrol: {who}; re-enrol: the certificate being renewed (mTLS)",
+            "EST at {}: enrol: {who}; re-enrol: the certificate being renewed (mTLS){keks}",
             self.paths().join(" and ")
         )
     }
@@ -210,7 +228,7 @@ pub(super) fn est_service(
     };
     let written = scope.get("est.label").is_some() || default;
     if !written {
-        for name in ["est.user", "est.secret"] {
+        for name in ["est.user", "est.secret", "est.keks"] {
             if scope.get(name).is_some() {
                 diagnostics.push(source.error(
                     name,
@@ -222,6 +240,17 @@ pub(super) fn est_service(
         return None;
     }
     let auth = enrolment_auth(source, required_roles, diagnostics)?;
+    let keks_file = scope.get("est.keks").map(|v| v.text.trim().to_string());
+    let keks = match &keks_file {
+        None => Vec::new(),
+        Some(file) => match read_kek_file(source.root, file) {
+            Ok((_, keys)) => keys,
+            Err(m) => {
+                diagnostics.push(source.error("est.keks", m));
+                Vec::new()
+            }
+        },
+    };
     let (line, key) = scope.place(if scope.get("est.label").is_some() {
         "est.label"
     } else {
@@ -231,6 +260,8 @@ pub(super) fn est_service(
         label,
         default,
         auth,
+        keks,
+        keks_file,
         line,
         key,
     })

@@ -16,7 +16,7 @@ use params::{flag, password_policy, profiles, switch};
 use super::formats::Formats;
 use super::password::PasswordPolicy;
 use super::procedure::TokenProcedure;
-use crate::config::{ConfigError, ConfigErrors, Diagnostics, HandlerScope};
+use crate::config::{ConfigError, ConfigErrors, Diagnostics, HandlerScope, Root};
 use crate::policy::{FieldSpec, HeaderEncoding, Scope, regex_error};
 use crate::token::Pkcs12Profile;
 
@@ -41,6 +41,7 @@ pub const PARAMETERS: &[&str] = &[
     "est.default",
     "est.user",
     "est.secret",
+    "est.keks",
 ];
 
 /// Officer roles a handler requires.
@@ -186,6 +187,8 @@ impl Handler {
 /// One handler's parameters with what they are checked against.
 pub struct HandlerSource<'a> {
     pub scope: HandlerScope<'a>,
+    /// The root, against which files the handler names (`est.keks`) are read.
+    pub root: &'a Root,
     /// ast.properties.
     pub path: &'a Path,
     pub formats: &'a Formats,

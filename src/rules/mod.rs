@@ -239,6 +239,7 @@ fn build_rules(
     for scope in scopes {
         let source = HandlerSource {
             scope,
+            root,
             path: &ast.path,
             formats: &formats,
             default_fields: &default_fields,

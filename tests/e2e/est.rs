@@ -3,11 +3,14 @@
 //! server-generated key and certificate, and re-enrols over mTLS with the certificate it got;
 //! openssl checks that each key matches its certificate and that each certificate chains to our
 //! root, and `certs list` lists them. `est/curl.rs` does every operation with curl + openssl,
-//! `est/refusals.rs` every refusal (status, code, audit row); `est/config.rs` covers ast.properties.
+//! `est/refusals.rs` every refusal (status, code, audit row); `est/config.rs` covers ast.properties;
+//! `est/encrypted.rs` serverkeygen with the key encrypted to the client (RSA, EC, a KEK).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cms;
 mod config;
 mod curl;
+mod encrypted;
 mod refusals;
 mod tools;
 

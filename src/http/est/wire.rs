@@ -1,7 +1,7 @@
 //! EST's wire formats (RFC 7030 with the clarifications of RFC 8951): bodies are base64 of
 //! DER; certificates travel as a CMS SignedData with no signers (PKCS#7 "certs-only", built on
-//! the RustCrypto `cms` types); serverkeygen answers `multipart/mixed` with the PKCS#8 key and
-//! the certificate; HTTP Basic credentials are read here, bounded.
+//! the RustCrypto `cms` types); serverkeygen answers `multipart/mixed` with the key (PKCS#8, or
+//! encrypted to the client) and the certificate; HTTP Basic credentials are read here, bounded.
 
 #[cfg(test)]
 use axum::http::HeaderValue;
@@ -20,6 +20,13 @@ use crate::issuance::{BasicCredentials, EstRefusal, IssuanceError};
 
 /// The media type of a certs-only answer.
 pub(super) const CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
+
+/// The media type of a server-generated key protected by TLS only.
+pub(super) const PKCS8: &str = "application/pkcs8";
+
+/// The media type of a server-generated key encrypted to the client (RFC 7030 §4.4.2).
+pub(super) const SERVER_GENERATED_KEY: &str =
+    "application/pkcs7-mime; smime-type=server-generated-key";
 
 /// The largest `Authorization` header value read (a user name and a secret of a few hundred
 /// characters fit easily).
@@ -81,15 +88,16 @@ pub(super) fn base64_body(content_type: &'static str, der: &[u8]) -> Response {
         .into_response()
 }
 
-/// serverkeygen's answer (RFC 7030 §4.4.2): `multipart/mixed` with the private key
-/// (`application/pkcs8`) and the certificate (certs-only), both base64. The body holds the key:
-/// it is built in a zeroised buffer up to the copy the response takes.
-pub(super) fn key_and_certificate(pkcs8: &[u8], certs_only: &[u8]) -> Response {
+/// serverkeygen's answer (RFC 7030 §4.4.2): `multipart/mixed` with the private key (of type
+/// `key_type`: [`PKCS8`] or [`SERVER_GENERATED_KEY`]) and the certificate (certs-only), both
+/// base64. The body may hold the key: it is built in a zeroised buffer up to the copy the
+/// response takes.
+pub(super) fn key_and_certificate(key_type: &str, key: &[u8], certs_only: &[u8]) -> Response {
     let boundary = format!("est-{}", uuid::Uuid::new_v4().simple());
-    let key = Zeroizing::new(base64_lines(pkcs8));
+    let key = Zeroizing::new(base64_lines(key));
     let mut body = Zeroizing::new(String::new());
     body.push_str(&format!(
-        "--{boundary}\r\nContent-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "--{boundary}\r\nContent-Type: {key_type}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
     ));
     body.push_str(&key);
     body.push_str(&format!(

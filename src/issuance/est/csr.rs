@@ -6,7 +6,7 @@ use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5911, rfc5912, rfc8410};
 use der::asn1::{AnyRef, BitStringRef, UintRef};
-use der::{Decode, Encode, Sequence};
+use der::{Decode, Encode, Sequence, Tagged};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::request::CertReq;
 
@@ -17,6 +17,49 @@ use crate::token::KeyType;
 /// id-aa-asymmDecryptKeyID (RFC 7030 §4.4.1.2).
 const ASYMMETRIC_DECRYPT_KEY_ID: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.54");
+
+/// A key identifier a CSR names (the value of DecryptKeyIdentifier or
+/// AsymmetricDecryptKeyIdentifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KeyId {
+    /// The identifier: the OCTET STRING's bytes (RFC 7030), or a text value's UTF-8 bytes.
+    pub(super) bytes: Vec<u8>,
+    /// Whether the value was text (UTF8String, PrintableString or IA5String), as `openssl req`
+    /// writes attribute values.
+    pub(super) text: bool,
+}
+
+impl KeyId {
+    /// The identifier for messages and the audit: the text as sent, else lower-case hex.
+    pub(super) fn shown(&self) -> String {
+        match std::str::from_utf8(&self.bytes) {
+            Ok(text) if self.text => text.chars().take(128).collect(),
+            _ => hex::encode(&self.bytes),
+        }
+    }
+
+    /// Whether it names the key identifier `key_id`: the same bytes, or (text) its hex, in either
+    /// case, colons allowed (as `openssl x509 -ext subjectKeyIdentifier` prints it).
+    pub(super) fn names(&self, key_id: &[u8]) -> bool {
+        if self.bytes == key_id {
+            return true;
+        }
+        let Ok(text) = std::str::from_utf8(&self.bytes) else {
+            return false;
+        };
+        let compact: String = text.chars().filter(|c| *c != ':').collect();
+        self.text && hex::decode(compact).is_ok_and(|decoded| decoded == key_id)
+    }
+}
+
+/// How a serverkeygen CSR asks for its key to be encrypted (RFC 7030 §4.4.1.1, §4.4.1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DecryptKey {
+    /// DecryptKeyIdentifier: under a symmetric key the client shares with the server.
+    Symmetric(KeyId),
+    /// AsymmetricDecryptKeyIdentifier: to the key pair with this key identifier.
+    Asymmetric(KeyId),
+}
 
 /// A certification request, read.
 pub(super) struct Csr {
@@ -29,8 +72,9 @@ pub(super) struct Csr {
     pub(super) facts: CertificateFacts,
     /// The signature verifies under the request's own public key (else why not).
     pub(super) possession: Result<(), String>,
-    /// It asks for a server-generated key to be encrypted (RFC 7030 §4.4.1.1, §4.4.1.2).
-    pub(super) wants_encrypted_key: bool,
+    /// It asks for a server-generated key to be encrypted (RFC 7030 §4.4.1.1, §4.4.1.2), or
+    /// why its attribute cannot be read.
+    pub(super) decrypt_key: Result<Option<DecryptKey>, String>,
 }
 
 /// The request as it was signed: the info exactly as received.
@@ -69,19 +113,51 @@ pub(super) fn parse(der: &[u8]) -> Result<Csr, EstRefusal> {
         .ok_or_else(|| bad("the public key is not whole bytes"))?;
     let key_type = key_type(&spki.algorithm, key_bytes);
     let possession = verify(&signed, &spki.algorithm, key_bytes);
-    let wants_encrypted_key = request
-        .info
-        .attributes
-        .iter()
-        .any(|a| a.oid == rfc5911::ID_AA_DECRYPT_KEY_ID || a.oid == ASYMMETRIC_DECRYPT_KEY_ID);
+    let decrypt_key = decrypt_key(&request);
     Ok(Csr {
         facts: CertificateFacts::of_request(&request),
         request,
         spki_der,
         key_type,
         possession,
-        wants_encrypted_key,
+        decrypt_key,
     })
+}
+
+/// The DecryptKeyIdentifier or AsymmetricDecryptKeyIdentifier of a request, if it has one:
+/// one attribute with one value, an OCTET STRING (or text, as `openssl req` writes it).
+fn decrypt_key(request: &CertReq) -> Result<Option<DecryptKey>, String> {
+    let mut found = None;
+    for attribute in request.info.attributes.iter() {
+        let (name, form): (&str, fn(KeyId) -> DecryptKey) = match attribute.oid {
+            rfc5911::ID_AA_DECRYPT_KEY_ID => ("DecryptKeyIdentifier", DecryptKey::Symmetric),
+            ASYMMETRIC_DECRYPT_KEY_ID => ("AsymmetricDecryptKeyIdentifier", DecryptKey::Asymmetric),
+            _ => continue,
+        };
+        if found.is_some() {
+            return Err(
+                "it holds DecryptKeyIdentifier or AsymmetricDecryptKeyIdentifier more than once; name one key".into(),
+            );
+        }
+        let bad = || format!("its {name} must hold one OCTET STRING (the key identifier)");
+        let mut values = attribute.values.iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(bad());
+        };
+        let text = matches!(
+            value.tag(),
+            der::Tag::Utf8String | der::Tag::PrintableString | der::Tag::Ia5String
+        );
+        if value.tag() != der::Tag::OctetString && !text {
+            return Err(bad());
+        }
+        let bytes = value.value().to_vec();
+        if bytes.is_empty() || bytes.len() > 256 {
+            return Err(format!("its {name} must be 1 to 256 bytes"));
+        }
+        found = Some(form(KeyId { bytes, text }));
+    }
+    Ok(found)
 }
 
 /// The token procedure key type of a public key, if it is one.

@@ -1,6 +1,6 @@
 //! CSR reading: test vectors made once with `openssl req` (EC P-256 with a DNS SAN, RSA-2048,
 //! EC P-521).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use base64::Engine;
 
@@ -21,7 +21,7 @@ fn ec_request_with_san_verifies() {
     let csr = parse(&der(EC)).unwrap();
     assert!(csr.possession.is_ok());
     assert_eq!(csr.key_type, Some(KeyType::EcP256));
-    assert!(!csr.wants_encrypted_key);
+    assert_eq!(csr.decrypt_key, Ok(None));
     let cn = csr
         .facts
         .subject
@@ -65,4 +65,37 @@ fn a_changed_request_has_no_proof_of_possession() {
 fn junk_and_oversize_are_refused() {
     assert!(parse(b"junk").is_err());
     assert!(parse(&vec![0x30; MAX_CSR_BYTES + 1]).is_err());
+}
+
+/// `openssl req` with `1.2.840.113549.1.9.16.2.54 = 0A:1B:2C` in its attributes section (a
+/// UTF8String), and with that and `1.2.840.113549.1.9.16.2.37 = key-1` both.
+const ASYMMETRIC_TEXT: &str = "MIHoMIGPAgEAMBIxEDAOBgNVBAMMB2Rldi1lbmMwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAT1tTHIpv95/2x3PNEfT5PzervXtL54DOpvGYLhIu+jnEJt0hgPQir2v0gabc4z7o/yLVnH6LsXAWsrKBa2cSz4oBswGQYLKoZIhvcNAQkQAjYxCgwIMEE6MUI6MkMwCgYIKoZIzj0EAwIDSAAwRQIhAMZXPqSFlVdoLAfJdi2wY5nnCoYf0oH2xbuWdtID0ls4AiBDUHOcxd85khnhW8qmHNTgJ8yUcyZwy4QEDrlZ+nLw+g==";
+const BOTH: &str = "MIH/MIGnAgEAMBIxEDAOBgNVBAMMB2Rldi1lbmMwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAT1tTHIpv95/2x3PNEfT5PzervXtL54DOpvGYLhIu+jnEJt0hgPQir2v0gabc4z7o/yLVnH6LsXAWsrKBa2cSz4oDMwFgYLKoZIhvcNAQkQAiUxBwwFa2V5LTEwGQYLKoZIhvcNAQkQAjYxCgwIMEE6MUI6MkMwCgYIKoZIzj0EAwIDRwAwRAIgUTo85pyNqFkKCaCyUKm/pJvHUDaWdPJdBU5Y0GBpoksCID3QTCinYskfqWcgPNEby1YUKknKoTr+5uK/xuN9sHJR";
+
+#[test]
+fn decrypt_key_identifiers_are_read() {
+    let csr = parse(&der(ASYMMETRIC_TEXT)).unwrap();
+    let Ok(Some(DecryptKey::Asymmetric(id))) = &csr.decrypt_key else {
+        panic!("{:?}", csr.decrypt_key);
+    };
+    assert!(id.text);
+    assert_eq!(id.shown(), "0A:1B:2C");
+    // Text is matched as the hex of the key identifier (colons and case aside) …
+    assert!(id.names(&[0x0a, 0x1b, 0x2c]));
+    assert!(!id.names(&[0x0a, 0x1b]));
+    // … an OCTET STRING by its bytes.
+    let raw = KeyId {
+        bytes: vec![0x0a, 0x1b, 0x2c],
+        text: false,
+    };
+    assert!(raw.names(&[0x0a, 0x1b, 0x2c]));
+    assert_eq!(raw.shown(), "0a1b2c");
+    let hex_bytes = KeyId {
+        bytes: b"0a1b2c".to_vec(),
+        text: false,
+    };
+    assert!(!hex_bytes.names(&[0x0a, 0x1b, 0x2c]));
+    // Both forms at once: refused, naming the rule.
+    let csr = parse(&der(BOTH)).unwrap();
+    assert!(csr.decrypt_key.unwrap_err().contains("more than once"));
 }

@@ -3,6 +3,7 @@
 //! the subject of the certificate being renewed) → rate limits → make and record (`make`).
 //! Every refusal is audited by `est_enroll`; nothing is issued on refusal.
 
+mod delivery;
 mod make;
 
 use std::sync::Arc;
@@ -91,6 +92,16 @@ impl Gateway {
         };
         let csr = csr::parse(&csr?)?;
         let key = key_to_certify(operation, &csr, template)?;
+        let recipient = match operation {
+            EstOperation::ServerKeygen => {
+                let ca = self
+                    .cas
+                    .get(&template.ca)
+                    .ok_or_else(|| Unavailable::CaNotLoaded(template.ca.clone()))?;
+                delivery::key_recipient(&csr, handler, &call.connection, ca)?
+            }
+            _ => None,
+        };
         let (planned, identity) = match &renewed {
             Some(renewed) => self.plan_renewal(template, &csr, renewed)?,
             None => self.plan_enrolment(&rules, handler, &headers, &csr)?,
@@ -109,6 +120,7 @@ impl Gateway {
                 planned,
                 publication: Publication::of(&self.settings),
                 key,
+                recipient,
             }),
             renewed: renewed.as_ref().map(|r| r.serial.to_string()),
         };
@@ -293,10 +305,8 @@ fn key_to_certify(
     template: &CertificateTemplate,
 ) -> Result<EstKey, IssuanceError> {
     if operation == EstOperation::ServerKeygen {
-        // The CSR only carries the subject; the key it is signed with is not certified.
-        if csr.wants_encrypted_key {
-            return Err(EstRefusal::EncryptedKey.into());
-        }
+        // The CSR only carries the subject (and how to deliver the key: `delivery`); the key
+        // it is signed with is not certified.
         return Ok(EstKey::Server(template.key));
     }
     if let Err(why) = &csr.possession {

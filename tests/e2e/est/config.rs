@@ -207,3 +207,107 @@ fn config_hash_secret_writes_a_hash_est_secret_accepts() {
     let rules = ast_gateway::rules::load(&root).unwrap().rules;
     assert!(rules.est_handler(Some("spare")).is_some());
 }
+
+/// `est.keks`: a key file group or others may read, or with a key of the wrong size, is
+/// refused at the line of `est.keks` without repeating a key; a good one is shown by its
+/// identifiers only, in `config check` and `config explain`.
+#[test]
+fn config_check_reads_kek_files_and_never_shows_a_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, root) = est_root();
+    let b64 = |n: usize| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(vec![0x3cu8; n])
+    };
+    let file = root.conf().join("devices.keks");
+    let ast = std::fs::read_to_string(root.ast_properties()).unwrap()
+        + "handler.2.est.keks = conf/devices.keks\n";
+    std::fs::write(root.ast_properties(), &ast).unwrap();
+    let at = ast
+        .lines()
+        .position(|l| l.starts_with("handler.2.est.keks"))
+        .unwrap()
+        + 1;
+    let expected = format!("ast.properties:{at}: handler.2.est.keks: ");
+    for (text, mode, words) in [
+        (format!("kek-1 = {}\n", b64(32)), 0o644, "chmod 600"),
+        (
+            format!("kek-1 = {}\n", b64(24)),
+            0o600,
+            "line 1: the key of `kek-1` is 24 bytes",
+        ),
+        (
+            format!("kek-1 {}\n", b64(32)),
+            0o600,
+            "line 1: write `<identifier> = ",
+        ),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let errors = ast_gateway::rules::load(&root).unwrap_err().to_string();
+        assert!(
+            errors
+                .lines()
+                .any(|l| l.contains(&expected) && l.contains(words)),
+            "{words}:\n{errors}"
+        );
+        assert!(
+            !errors.contains(&b64(24)) && !errors.contains(&b64(32)),
+            "{errors}"
+        );
+    }
+    std::fs::write(&file, format!("kek-1 = {}\nkek-2 = {}\n", b64(32), b64(16))).unwrap();
+    let (ok, text) = cli(&root, &["config", "check"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(
+            "under the key-encryption keys `kek-1`, `kek-2` (est.keks = conf/devices.keks)"
+        ),
+        "{text}"
+    );
+    let (ok, text) = cli(
+        &root,
+        &["config", "explain", "/.well-known/est/devices/serverkeygen"],
+    );
+    assert!(text.contains("`kek-1`, `kek-2`"), "{ok} {text}");
+    assert!(
+        !text.contains(&b64(32)) && !text.contains(&b64(16)),
+        "{text}"
+    );
+}
+
+/// `config new-kek`: a random 32-byte key appended to a file created 0600, printed once in
+/// base64; an identifier already there is refused.
+#[test]
+fn config_new_kek_adds_keys_to_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, root) = est_root();
+    let (ok, first) = cli(&root, &["config", "new-kek", "conf/est/new.keks", "kek-1"]);
+    assert!(ok, "{first}");
+    let (ok, second) = cli(&root, &["config", "new-kek", "conf/est/new.keks", "kek-2"]);
+    assert!(ok, "{second}");
+    let file = root.conf().join("est/new.keks");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let key = |out: &str| out.lines().next().unwrap().trim().to_string();
+    assert!(
+        text.contains(&format!("kek-1 = {}\n", key(&first))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("kek-2 = {}\n", key(&second))),
+        "{text}"
+    );
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(key(&first))
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    assert_ne!(key(&first), key(&second));
+    let (ok, again) = cli(&root, &["config", "new-kek", "conf/est/new.keks", "kek-1"]);
+    assert!(
+        !ok && again.contains("already has a key `kek-1`"),
+        "{again}"
+    );
+}

@@ -177,6 +177,15 @@ async fn curl_and_openssl_do_every_est_operation() {
         );
     }
     let audit = api.audit().await;
+    // The serverkeygen key left protected by TLS only, and the audit says so.
+    let (.., keygen) = audit
+        .iter()
+        .find(|(event, .., d)| event == "issued" && d["operation"] == "serverkeygen")
+        .unwrap();
+    assert_eq!(
+        keygen["keyDelivery"],
+        serde_json::json!({ "encrypted": false })
+    );
     let actors: Vec<&str> = audit
         .iter()
         .filter(|(event, ..)| event == "issued")

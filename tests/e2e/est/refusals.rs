@@ -145,7 +145,8 @@ async fn every_est_refusal_has_its_status_code_and_audit_row() {
     api.refused(&answer, 405, "method-not-allowed").await;
     assert_eq!(answer.header("allow"), "POST");
 
-    // serverkeygen asked to encrypt the key it makes: refused, not answered unencrypted.
+    // serverkeygen asked to encrypt the key it makes under a key-encryption key this service
+    // does not have (`devices` has no est.keks here): refused, not answered unencrypted.
     let config = t.path("encrypted.cnf");
     std::fs::write(
         &config,
@@ -184,7 +185,10 @@ async fn every_est_refusal_has_its_status_code_and_audit_row() {
         )
         .await;
     let message = api.refused(&answer, 400, "bad-request").await;
-    assert!(message.contains("encrypted"), "{message}");
+    assert!(
+        message.contains("encrypted under the key-encryption key `key-1`"),
+        "{message}"
+    );
 
     // No refusal issued anything.
     assert_eq!(api.certificates().await, before);

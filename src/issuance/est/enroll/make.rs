@@ -1,7 +1,8 @@
 //! Making and recording one EST certificate: a CPU slot and a place in the database writer's
-//! queue, the key (serverkeygen: from the key pool, else made inline) and the signature on a
-//! blocking thread, then the token and certificate rows and the `issued` audit record
-//! committed before the certificate (and key) leave.
+//! queue, the key (serverkeygen: from the key pool, else made inline; encrypted to the client
+//! when it asked, `sealed_key`) and the signature on a blocking thread, then the token and
+//! certificate rows and the `issued` audit record committed before the certificate (and key)
+//! leave.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +10,8 @@ use std::time::Instant;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::super::{EstCall, EstIssued, EstOperation};
+use super::super::sealed_key::{self, KeyRecipient};
+use super::super::{DeliveredKey, EstCall, EstIssued, EstOperation};
 use crate::ca::IssuedCertificate;
 use crate::identity::Caller;
 use crate::issuance::recipe::{Attempt, Planned, Publication, sign_planned};
@@ -33,6 +35,8 @@ pub(super) struct EstRecipe {
     pub(super) planned: Planned,
     pub(super) publication: Publication,
     pub(super) key: EstKey,
+    /// serverkeygen: whom the key is encrypted to (`None`: PKCS#8, protected by TLS only).
+    pub(super) recipient: Option<KeyRecipient>,
 }
 
 /// Everything one attempt needs; the same for every attempt of a request.
@@ -47,11 +51,12 @@ pub(super) struct EstOrder<'a> {
 }
 
 impl EstRecipe {
-    /// The key (if made here) and the certificate. CPU-bound: call on a blocking thread.
+    /// The certificate and the key (if made here) as delivered. CPU-bound: call on a blocking
+    /// thread.
     fn make(
         &self,
         pool: &KeyPool,
-    ) -> Result<(IssuedCertificate, Option<GeneratedKey>, StageTimes), IssuanceError> {
+    ) -> Result<(IssuedCertificate, Option<DeliveredKey>, StageTimes), IssuanceError> {
         let mut stages = StageTimes::default();
         let started = Instant::now();
         let key = match &self.key {
@@ -75,8 +80,22 @@ impl EstRecipe {
         let signing = Instant::now();
         stages.keygen = signing - started;
         let certificate = sign_planned(&self.publication, &self.planned, spki)?;
+        let delivered = key.map(|key| self.deliver(&key)).transpose()?;
         stages.sign = signing.elapsed();
-        Ok((certificate, key, stages))
+        Ok((certificate, delivered, stages))
+    }
+
+    /// The key as the client asked for it: encrypted to its recipient and signed by the CA, or
+    /// PKCS#8.
+    fn deliver(&self, key: &GeneratedKey) -> Result<DeliveredKey, IssuanceError> {
+        Ok(match &self.recipient {
+            Some(recipient) => DeliveredKey::Encrypted(sealed_key::seal(
+                key.pkcs8_der(),
+                recipient,
+                &self.planned.ca,
+            )?),
+            None => DeliveredKey::Pkcs8(Zeroizing::new(key.pkcs8_der().to_vec())),
+        })
     }
 }
 
@@ -135,7 +154,7 @@ impl Gateway {
         );
         Ok(Attempt::Done(EstIssued {
             certificate: certificate.der,
-            private_key: key.map(|k| Zeroizing::new(k.pkcs8_der().to_vec())),
+            private_key: key,
         }))
     }
 }
@@ -186,6 +205,22 @@ fn issued_event(
     });
     if let Some(renewed) = &order.renewed {
         detail["renewed"] = renewed.clone().into();
+    }
+    if order.operation == EstOperation::ServerKeygen {
+        // How the key left: protected by TLS only, or encrypted to which key (never the key).
+        detail["keyDelivery"] = match &order.recipe.recipient {
+            None => json!({ "encrypted": false }),
+            Some(recipient) => json!({
+                "encrypted": true,
+                "form": recipient.form(),
+                "method": recipient.method(),
+                "keyId": hex::encode(recipient.key_id()),
+                "kek": match recipient {
+                    KeyRecipient::Kek { name, .. } => Some(name.as_str()),
+                    _ => None,
+                },
+            }),
+        };
     }
     AuditEvent::now(
         "issued",
