@@ -211,7 +211,9 @@ LUA
       done
       v[$job:$n:ratio]=$(awk -v a="$(json_num "$out" tokens_per_s)" -v b="${v[$job:$n:floor]}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "–" }')
       v[$job:$n:floor_cpu]=$(awk -v f="${v[$job:$n:floor]}" 'BEGIN { if (f > 0) printf "%.3f", 1000 / f; else print "–" }')
-      v[$job:$n:floor_stages]=$(printf '%s' "$floor" | grep -o '"stage_mean_ms": *{[^}]*}' | grep -o '[0-9.]\+' | awk '{ s = s (NR > 1 ? " / " : "") sprintf("%.3f", $1) } END { print s }')
+      local stages_json
+      stages_json=$(printf '%s' "$floor" | grep -o '"stage_mean_ms": *{[^}]*}' || true)
+      v[$job:$n:floor_stages]=$(for stage in keygen sign pkcs12; do json_num "$stages_json" "$stage"; done | awk '{ s = s (NR > 1 ? " / " : "") sprintf("%.3f", $1) } END { print s }')
       v[$job:$n:http]=$(json_num "$out" tokens_per_s)
       v[$job:$n:p50]=$(json_num "$out" p50_ms)
       v[$job:$n:p99]=$(json_num "$out" p99_ms)

@@ -1,6 +1,6 @@
 //! Making and recording one EST certificate: a CPU slot and a place in the database writer's
 //! queue, the key (serverkeygen: from the key pool, else made inline; encrypted to the client
-//! when it asked, `sealed_key`) and the signature on a blocking thread, then the token and
+//! when it asked, `sealed_key`) and the signature on an issuance worker, then the token and
 //! certificate rows and the `issued` audit record committed before the certificate (and key)
 //! leave.
 
