@@ -251,10 +251,24 @@ async fn ha_failover_with_a_multi_host_url_loses_nothing_delivered() {
     .fetch_all(&mut new_primary)
     .await
     .unwrap();
-    assert_eq!(
-        counts[0].get::<i64, _>(0),
-        delivered.len() as i64,
-        "nothing recorded but what was delivered (refusals issue nothing)"
+    // Nothing recorded but what was delivered (refusals issue nothing) — except the one token
+    // whose commit was in flight when the primary was killed: it can be durable on the standby
+    // while its acknowledgement died with the primary, so its request was refused (503, the
+    // outcome unknown to the gateway) and the token never left. At most one such token.
+    let recorded = counts[0].get::<i64, _>(0);
+    let extra = recorded - delivered.len() as i64;
+    let undelivered_tokens: i64 = sqlx::query(
+        "SELECT count(DISTINCT token_id) FROM certificates WHERE NOT (serial = ANY($1))",
+    )
+    .bind(&delivered)
+    .fetch_one(&mut new_primary)
+    .await
+    .unwrap()
+    .get(0);
+    assert!(
+        (0..=2).contains(&extra) && undelivered_tokens <= 1,
+        "recorded {recorded} certificates, delivered {}: {undelivered_tokens} undelivered tokens",
+        delivered.len()
     );
     assert!(
         counts[1].get::<i64, _>(0) >= 1,
