@@ -144,7 +144,17 @@ impl Failover {
                 })
             });
         if !self.postgres {
-            return options;
+            // SQLite: a multi-row INSERT keeps a statement journal, which spills to a temporary
+            // file past 64 KiB — created, written and deleted at nearly every batch commit.
+            // In memory it stays a buffer.
+            return options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA temp_store = MEMORY")
+                        .execute(connection)
+                        .await
+                        .map(|_| ())
+                })
+            });
         }
         options.after_connect(|connection, _| Box::pin(check_writable(connection)))
     }
