@@ -26,38 +26,17 @@ R=$work/root
 "$BIN" --root "$R" init >/dev/null
 sed -i -e 's/^request_timeout_secs = 60/request_timeout_secs = 60\nidentity_per_minute = 0\nofficer_per_minute = 0/' \
   -e 's/^iterations = 10000/iterations = 2048/' -e 's/^rsa-2048 = 32/rsa-2048 = 0/' "$R/conf/gateway.toml"
-cat >> "$R/conf/gateway.toml" <<'TOML'
-
-[[token_procedure]]
-name = "p256"
-
-[[token_procedure.certificate]]
-purpose = "authentication"
-ca = "issuing"
-key = "ec-p256"
-validity = "365d"
-key_usage = ["digitalSignature"]
-extended_key_usage = ["clientAuth", "emailProtection"]
-TOML
+cat "$here/p256-procedure.toml" >> "$R/conf/gateway.toml"
 sed -i 's/^handler.1.tokenprocedure = default/handler.1.tokenprocedure = p256/' "$R/conf/ast.properties"
-cat > "$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = "password=bench-pin-000000"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["commonname"] = "Bench User"
-wrk.headers["country"] = "SE"
-wrk.headers["organization"] = "Example AB"
-wrk.headers["email"] = "bench.user@example.com"
-LUA
 port=${PORT:-18480}
 RUST_LOG=warn taskset -c 0 "$BIN" --root "$R" serve --http "127.0.0.1:$port" --admin "127.0.0.1:$((port + 1))" 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 url="http://127.0.0.1:$port/pgwy/ast"
-taskset -c 1 wrk -t1 -c64 -d3s -s "$work/post.lua" "$url" >/dev/null
+taskset -c 1 wrk -t1 -c64 -d3s -s "$here/post.lua" "$url" >/dev/null
 declare -A before=()
 for task in /proc/"$pid"/task/*; do before[$task]=$(awk '{print $14 + $15}' "$task/stat"); done
-taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$work/post.lua" "$url" > "$work/wrk.txt" &
+taskset -c 1 wrk -t1 -c64 -d"$DURATION" -s "$here/post.lua" "$url" > "$work/wrk.txt" &
 load=$!
 seconds=${DURATION%s}
 perf record -F "${FREQ:-299}" --call-graph "${CALL_GRAPH:-dwarf}" -p "$pid" -o "$OUT.data" -- sleep "$((seconds - 1))" >/dev/null 2>&1

@@ -101,19 +101,7 @@ scaling() {
       default) ;;
       p256)
         sed -i -e 's/^iterations = 10000/iterations = 2048/' -e 's/^rsa-2048 = 32/rsa-2048 = 0/' "$R/conf/gateway.toml"
-        cat >> "$R/conf/gateway.toml" <<'EOF'
-
-[[token_procedure]]
-name = "p256"
-
-[[token_procedure.certificate]]
-purpose = "authentication"
-ca = "issuing"
-key = "ec-p256"
-validity = "365d"
-key_usage = ["digitalSignature"]
-extended_key_usage = ["clientAuth", "emailProtection"]
-EOF
+        cat "$here/p256-procedure.toml" >> "$R/conf/gateway.toml"
         sed -i 's/^handler.1.tokenprocedure = default/handler.1.tokenprocedure = p256/' "$R/conf/ast.properties"
         ;;
       *) echo "unknown job $job (use p256, default)" >&2; exit 2 ;;
@@ -372,19 +360,7 @@ R2=$work/root-p256
 "$BIN" --root "$R1" init >/dev/null
 "$BIN" --root "$R2" init >/dev/null
 sed -i -e 's/^iterations = 10000/iterations = 2048/' -e 's/^rsa-2048 = 32/rsa-2048 = 0/' "$R2/conf/gateway.toml"
-cat >> "$R2/conf/gateway.toml" <<'EOF'
-
-[[token_procedure]]
-name = "p256"
-
-[[token_procedure.certificate]]
-purpose = "authentication"
-ca = "issuing"
-key = "ec-p256"
-validity = "365d"
-key_usage = ["digitalSignature"]
-extended_key_usage = ["clientAuth", "emailProtection"]
-EOF
+cat "$here/p256-procedure.toml" >> "$R2/conf/gateway.toml"
 sed -i 's/^handler.1.tokenprocedure = default/handler.1.tokenprocedure = p256/' "$R2/conf/ast.properties"
 "$BIN" --root "$R2" config check >/dev/null
 

@@ -204,6 +204,49 @@ pub(super) struct Appended {
     pub mac: Option<String>,
 }
 
+/// One audit row as it is stored: the event's text bounded, chained after `prev` (the hash of
+/// the row before it) and sealed with the keyed MAC when the store has the key. Written by
+/// `append` one at a time and by the group-commit writer for a whole batch.
+pub(super) struct SealedRow<'e> {
+    pub seq: i64,
+    pub event: &'e AuditEvent,
+    pub actor: String,
+    pub request_id: String,
+    pub detail: String,
+    pub prev: String,
+    pub hash: String,
+    pub mac: Option<String>,
+}
+
+impl<'e> SealedRow<'e> {
+    pub(super) fn new(seal: &AuditSeal, event: &'e AuditEvent, seq: i64, prev: String) -> Self {
+        let detail = bound_detail(&event.detail).to_string();
+        let actor = bounded(&event.actor, TEXT_LIMIT);
+        let request_id = bounded(&event.request_id, TEXT_LIMIT);
+        tracing::info!(target: "audit", seq, event = %event.event, actor = %actor, request_id = %request_id, detail = %detail);
+        let hash = chain_hash(
+            &prev,
+            seq,
+            event.at,
+            &event.event,
+            &actor,
+            &request_id,
+            &detail,
+        );
+        let mac = seal.key.as_ref().map(|key| row_mac(key, &hash));
+        SealedRow {
+            seq,
+            event,
+            actor,
+            request_id,
+            detail,
+            prev,
+            hash,
+            mac,
+        }
+    }
+}
+
 /// Appends inside the caller's transaction. The first statement updates the head row, which
 /// takes its lock (PostgreSQL row lock, SQLite write lock) before anything is read.
 pub(super) async fn append(
@@ -216,20 +259,7 @@ pub(super) async fn append(
         .await?;
     let seq: i64 = row.try_get(0)?;
     let prev: String = row.try_get(1)?;
-    let detail = bound_detail(&event.detail).to_string();
-    let actor = bounded(&event.actor, TEXT_LIMIT);
-    let request_id = bounded(&event.request_id, TEXT_LIMIT);
-    tracing::info!(target: "audit", seq, event = %event.event, actor = %actor, request_id = %request_id, detail = %detail);
-    let hash = chain_hash(
-        &prev,
-        seq,
-        event.at,
-        &event.event,
-        &actor,
-        &request_id,
-        &detail,
-    );
-    let mac = seal.key.as_ref().map(|key| row_mac(key, &hash));
+    let sealed = SealedRow::new(seal, event, seq, prev);
     sqlx::query(
         "INSERT INTO audit (seq, at, event, actor, request_id, detail, prev_hash, hash, mac) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -237,18 +267,19 @@ pub(super) async fn append(
     .bind(seq)
     .bind(event.at)
     .bind(&event.event)
-    .bind(&actor)
-    .bind(&request_id)
-    .bind(&detail)
-    .bind(&prev)
-    .bind(&hash)
-    .bind(mac.clone())
+    .bind(&sealed.actor)
+    .bind(&sealed.request_id)
+    .bind(&sealed.detail)
+    .bind(&sealed.prev)
+    .bind(&sealed.hash)
+    .bind(sealed.mac.clone())
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
+        .bind(&sealed.hash)
         .execute(&mut **tx)
         .await?;
+    let SealedRow { hash, mac, .. } = sealed;
     Ok(Appended { seq, hash, mac })
 }
 

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::IssuanceRecord;
-use crate::store::audit::{TEXT_LIMIT, bound_detail, bounded, chain_hash, row_mac};
+use crate::store::audit::SealedRow;
 use crate::store::{AuditEvent, AuditSeal, CertificateRecord, StoreError};
 
 /// Rows per INSERT statement: far below PostgreSQL's 65 535 and SQLite's 32 766 bound
@@ -131,18 +131,6 @@ pub(super) enum Trips {
     Joined,
     /// One statement per round trip (and per chunk of rows).
     Separate,
-}
-
-/// One audit row as it is stored.
-struct AuditRow<'a> {
-    seq: i64,
-    event: &'a AuditEvent,
-    actor: String,
-    request_id: String,
-    detail: String,
-    prev: String,
-    hash: String,
-    mac: Option<String>,
 }
 
 /// The rows of a batch in the caller's transaction: the audit rows of `events` in order,
@@ -278,43 +266,20 @@ fn chain<'e>(
     events: &[&'e AuditEvent],
     last: i64,
     mut prev: String,
-) -> Vec<AuditRow<'e>> {
-    let count = events.len() as i64;
+) -> Vec<SealedRow<'e>> {
+    let first = last - events.len() as i64 + 1;
     let mut rows = Vec::with_capacity(events.len());
-    for (offset, event) in (0..count).zip(events) {
-        let seq = last - count + 1 + offset;
-        let detail = bound_detail(&event.detail).to_string();
-        let actor = bounded(&event.actor, TEXT_LIMIT);
-        let request_id = bounded(&event.request_id, TEXT_LIMIT);
-        tracing::info!(target: "audit", seq, event = %event.event, actor = %actor, request_id = %request_id, detail = %detail);
-        let hash = chain_hash(
-            &prev,
-            seq,
-            event.at,
-            &event.event,
-            &actor,
-            &request_id,
-            &detail,
-        );
-        let mac = seal.key.as_ref().map(|key| row_mac(key, &hash));
-        let row_prev = std::mem::replace(&mut prev, hash.clone());
-        rows.push(AuditRow {
-            seq,
-            event,
-            actor,
-            request_id,
-            detail,
-            prev: row_prev,
-            hash,
-            mac,
-        });
+    for (seq, event) in (first..).zip(events) {
+        let row = SealedRow::new(seal, event, seq, prev);
+        prev = row.hash.clone();
+        rows.push(row);
     }
     rows
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
-fn bind_audit<'q>(query: AnyQuery<'q>, row: &'q AuditRow<'_>) -> AnyQuery<'q> {
+fn bind_audit<'q>(query: AnyQuery<'q>, row: &'q SealedRow<'_>) -> AnyQuery<'q> {
     query
         .bind(row.seq)
         .bind(row.event.at)
@@ -370,7 +335,7 @@ fn certificate_error(e: sqlx::Error) -> BatchError {
 /// Every row in one query: the audit rows, the head's hash, the tokens, the certificates.
 async fn insert_joined(
     tx: &mut Transaction<'_, Any>,
-    rows: &[AuditRow<'_>],
+    rows: &[SealedRow<'_>],
     records: &[&IssuanceRecord],
     owner: &[(usize, &CertificateRecord)],
 ) -> Result<(), BatchError> {
@@ -428,7 +393,7 @@ async fn insert_joined(
 /// The rows in one statement per table (per chunk of rows).
 async fn insert_separate(
     tx: &mut Transaction<'_, Any>,
-    rows: &[AuditRow<'_>],
+    rows: &[SealedRow<'_>],
     records: &[&IssuanceRecord],
     owner: &[(usize, &CertificateRecord)],
 ) -> Result<(), BatchError> {
