@@ -207,22 +207,27 @@ pub(super) fn open_answer(
         ],
     );
     let key = t.path(&format!("{name}.key.pem"));
+    der_key_to_pem(&t.openssl, &pkcs8, &key);
+    assert!(parts[1].0.starts_with("application/pkcs7-mime"));
+    let (certificate, _) = t.certs_only(&format!("{name}.cert"), &parts[1].1);
+    key_matches(&t.openssl, &certificate, &key);
+    serial_and_subject(&t.openssl, &certificate).0
+}
+
+/// A DER private key (PKCS#8) written as PEM by openssl, which must be able to read it.
+fn der_key_to_pem(openssl: &Path, der: &Path, pem: &Path) {
     run_ok(
-        &t.openssl,
+        openssl,
         &[
             "pkey",
             "-inform",
             "DER",
             "-in",
-            pkcs8.to_str().unwrap(),
+            der.to_str().unwrap(),
             "-out",
-            key.to_str().unwrap(),
+            pem.to_str().unwrap(),
         ],
     );
-    assert!(parts[1].0.starts_with("application/pkcs7-mime"));
-    let (certificate, _) = t.certs_only(&format!("{name}.cert"), &parts[1].1);
-    key_matches(&t.openssl, &certificate, &key);
-    serial_and_subject(&t.openssl, &certificate).0
 }
 
 /// Whether java and the BouncyCastle jars are here for [`bouncycastle_opens`].
@@ -256,18 +261,7 @@ pub(super) fn bouncycastle_opens(t: &Tools, name: &str, recipient: &[&str]) {
     assert!(text.contains("verified 1.2.840.113549.1.7.3"), "{text}");
     assert!(text.contains("content 2.16.840.1.101.3.4.1.42"), "{text}");
     let key = t.path(&format!("{name}.bc.pem"));
-    run_ok(
-        &t.openssl,
-        &[
-            "pkey",
-            "-inform",
-            "DER",
-            "-in",
-            out.to_str().unwrap(),
-            "-out",
-            key.to_str().unwrap(),
-        ],
-    );
+    der_key_to_pem(&t.openssl, &out, &key);
     key_matches(&t.openssl, &t.path(&format!("{name}.cert.pem")), &key);
 }
 

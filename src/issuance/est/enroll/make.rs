@@ -30,7 +30,7 @@ pub(super) enum EstKey {
     Server(KeyType),
 }
 
-/// What the blocking thread needs.
+/// What the issuance worker needs.
 pub(super) struct EstRecipe {
     pub(super) planned: Planned,
     pub(super) publication: Publication,
@@ -51,8 +51,8 @@ pub(super) struct EstOrder<'a> {
 }
 
 impl EstRecipe {
-    /// The certificate and the key (if made here) as delivered. CPU-bound: call on a blocking
-    /// thread.
+    /// The certificate and the key (if made here) as delivered. CPU-bound: run it on an
+    /// issuance worker.
     fn make(
         &self,
         pool: &KeyPool,
