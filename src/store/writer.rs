@@ -14,8 +14,9 @@
 //! for them up to `write_delay` (`[limits] write_delay_ms`, 5 ms), so that one commit and one
 //! fsync serve several: on one core a commit costs about as much CPU as a P-256 token, and
 //! without the wait batches stayed at 1–2 issuances. A lone request (nothing else being made)
-//! never waits. A waiter waits at most for the commit in progress, the delay and its own commit. The queue is bounded (`write_queue`): a slot is reserved before the
-//! token is made, and a full queue is refused at once ([`StoreError::QueueFull`]).
+//! never waits. A waiter waits at most for the commit in progress, the delay and its own
+//! commit. The queue is bounded (`write_queue`): a slot is reserved before the token is made,
+//! and a full queue is refused at once ([`StoreError::QueueFull`]).
 //!
 //! Audit events of load refusals (503 overload, 429) are queued for the writer too, in a second
 //! bounded queue: they are committed with the next batch and their requests are answered at once,
@@ -51,7 +52,7 @@ pub const COMMIT_SECONDS: &str = "ast_store_commit_seconds";
 /// How long the writer keeps its SQLite connection without work.
 const KEEP_CONNECTION: Duration = Duration::from_millis(50);
 
-/// Settings of the writer (`[limits] write_queue`, `write_batch`).
+/// Settings of the writer (`[limits] write_queue`, `write_batch`, `write_delay_ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterOptions {
     /// Issuances that may wait (reserved or queued) for the writer.
